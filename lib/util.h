@@ -1,0 +1,47 @@
+/*
+ * util: small pure helpers shared by every module: request ids, SHA-256
+ * (the ledger stores a digest of the key used, never the key), constant-time
+ * comparison, UTC time formatting, UTF-8 validation.
+ */
+#ifndef TG_UTIL_H
+#define TG_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* A random RFC 4122 version 4 UUID, lowercase, into buf (37 bytes). */
+void tg_uuid_new(char buf[37]);
+
+/* SHA-256 of data as 64 lowercase hex digits and a NUL into hex (65 bytes). */
+void tg_sha256_hex(const void *data, size_t len, char hex[65]);
+/* Raw SHA-256 digest. */
+void tg_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* Compare a and b without leaking where they differ; lengths may differ. */
+bool tg_memeq_const_time(const void *a, size_t alen, const void *b, size_t blen);
+
+/* true if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+bool tg_utf8_valid(const char *s, size_t len);
+
+/* "2026-12-01T00:00:00Z" for t (UTC) into buf (21 bytes). */
+void tg_time_iso8601(time_t t, char buf[21]);
+/* "2026-12-01 00:00:00" (UTC), the form MySQL DATETIME literals take. */
+void tg_time_sql(time_t t, char buf[20]);
+/* Parse "YYYY-MM-DD HH:MM:SS[.ffffff]" (UTC) as MySQL returns it. */
+bool tg_time_parse_sql(const char *s, time_t *out);
+/* Parse ISO 8601 "YYYY-MM-DD[THH:MM:SS[.fff]][Z|+00:00]" as UTC. */
+bool tg_time_parse_iso8601(const char *s, time_t *out);
+
+/* Microseconds of a monotonic clock. */
+int64_t tg_now_us(void);
+
+/* Allocation that aborts on failure (DESIGN: the web server restarts us). */
+void *tg_xmalloc(size_t n);
+void *tg_xcalloc(size_t n, size_t size);
+void *tg_xrealloc(void *p, size_t n);
+char *tg_xstrdup(const char *s);
+char *tg_xstrndup(const char *s, size_t n);
+
+#endif
