@@ -1,0 +1,1047 @@
+/*
+ * config: reading LiteLLM's config.yaml (the subset of SPEC section 2) into
+ * a struct tg_config, with every deployment's price resolved.
+ *
+ * The file is read with libyaml's document API, which gives every node its
+ * line, so each error names "<file>:<line>: <reason>".  Each section of the
+ * file is described by a table of fields (key, kind, where it goes); a small
+ * set of kinds (string, URL, seconds, count, price...) does the parsing and
+ * validation, so adding a key is one table row.
+ *
+ * Nothing is handed out until the whole file has been read, checked and
+ * priced: on any error everything is freed and the caller gets TG_ERR_CONFIG,
+ * never a half-loaded config.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <yaml.h>
+
+#include "config.h"
+#include "log.h"
+#include "money.h"
+#include "pricing.h"
+#include "util.h"
+
+#define ENV_PREFIX "os.environ/"
+
+/* A price given in the config; set tells "given" from "0". */
+struct opt_price {
+	bool set;
+	tg_price value;
+};
+
+/* A deployment while it is read: the result plus what resolution needs. */
+struct dep_parse {
+	struct tg_deployment d;
+	struct opt_price info_input, info_output, info_cache_read;
+	struct opt_price params_input, params_output; /* litellm_params.* */
+	int64_t info_max_output_tokens;               /* 0: not given */
+	int base_model_line;
+};
+
+struct loader {
+	const char *path;
+	yaml_document_t doc;
+	struct tg_config *cfg;
+	struct tg_err *err;
+
+	struct dep_parse *deps;
+	size_t ndeps, capdeps;
+
+	int alerting_line;
+	int cost_map_line;
+
+	char **logged; /* unknown keys already logged */
+	size_t nlogged;
+};
+
+/* What a key's value is and how it is checked. */
+enum kind {
+	K_STRING,   /* char *: any string, NULL when empty or null */
+	K_URL,      /* char *: http:// or https:// */
+	K_SECONDS,  /* long: positive, fractions rounded up */
+	K_COUNT,    /* int: >= 0 */
+	K_TOKENS,   /* int64_t: > 0 */
+	K_BYTES,    /* size_t: > 0 */
+	K_PRICE,    /* struct opt_price: >= 0, exact */
+	K_ENFORCE,  /* enum tg_enforcement: "reserve" or "post" */
+	K_ALERTING, /* list of alerting targets */
+	K_PATH,     /* char *: a file path; its line is kept for messages */
+};
+
+struct field {
+	const char *key;
+	enum kind kind;
+	size_t offset; /* into the section's target struct */
+};
+
+/* litellm_params of a model_list entry (target: struct dep_parse). */
+static const struct field params_fields[] = {
+        {"model", K_STRING, offsetof(struct dep_parse, d.litellm_model)},
+        {"api_base", K_URL, offsetof(struct dep_parse, d.api_base)},
+        {"api_key", K_STRING, offsetof(struct dep_parse, d.api_key)},
+        {"api_version", K_STRING, offsetof(struct dep_parse, d.api_version)},
+        {"region_name", K_STRING, offsetof(struct dep_parse, d.region)},
+        {"timeout", K_SECONDS, offsetof(struct dep_parse, d.timeout_s)},
+        {"mock_response", K_STRING,
+         offsetof(struct dep_parse, d.mock_response)},
+        /* LiteLLM also takes custom prices here; model_info wins. */
+        {"input_cost_per_token", K_PRICE,
+         offsetof(struct dep_parse, params_input)},
+        {"output_cost_per_token", K_PRICE,
+         offsetof(struct dep_parse, params_output)},
+        {NULL, K_STRING, 0},
+};
+
+/* model_info of a model_list entry (target: struct dep_parse). */
+static const struct field info_fields[] = {
+        {"base_model", K_STRING, offsetof(struct dep_parse, d.base_model)},
+        {"input_cost_per_token", K_PRICE,
+         offsetof(struct dep_parse, info_input)},
+        {"output_cost_per_token", K_PRICE,
+         offsetof(struct dep_parse, info_output)},
+        {"cache_read_input_token_cost", K_PRICE,
+         offsetof(struct dep_parse, info_cache_read)},
+        {"max_output_tokens", K_TOKENS,
+         offsetof(struct dep_parse, info_max_output_tokens)},
+        {NULL, K_STRING, 0},
+};
+
+/* litellm_settings (target: struct tg_config). */
+static const struct field litellm_fields[] = {
+        {"max_end_user_budget_id", K_STRING,
+         offsetof(struct tg_config, max_end_user_budget_id)},
+        {"default_max_tokens", K_TOKENS,
+         offsetof(struct tg_config, default_max_tokens)},
+        {"request_timeout", K_SECONDS,
+         offsetof(struct tg_config, request_timeout)},
+        {"num_retries", K_COUNT, offsetof(struct tg_config, num_retries)},
+        {"budget_enforcement", K_ENFORCE,
+         offsetof(struct tg_config, budget_enforcement)},
+        {"model_cost_map_path", K_PATH,
+         offsetof(struct tg_config, model_cost_map_path)},
+        {NULL, K_STRING, 0},
+};
+
+/* general_settings (target: struct tg_config). */
+static const struct field general_fields[] = {
+        {"master_key", K_STRING, offsetof(struct tg_config, master_key)},
+        {"database_url", K_STRING, offsetof(struct tg_config, database_url)},
+        {"alerting", K_ALERTING, offsetof(struct tg_config, alerting_webhook)},
+        {"webhook_secret", K_STRING,
+         offsetof(struct tg_config, webhook_secret)},
+        {NULL, K_STRING, 0},
+};
+
+/* tollgate_settings (target: struct tg_config). */
+static const struct field tollgate_fields[] = {
+        {"max_management_body", K_BYTES,
+         offsetof(struct tg_config, max_management_body)},
+        {"max_llm_body", K_BYTES, offsetof(struct tg_config, max_llm_body)},
+        {NULL, K_STRING, 0},
+};
+
+static int
+node_line(const yaml_node_t *n)
+{
+	return n ? (int)n->start_mark.line + 1 : 0;
+}
+
+/* Fill the error as "<file>:<line>: <reason>" and return TG_ERR_CONFIG. */
+static enum tg_rc fail(struct loader *ld, int line, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static enum tg_rc
+fail(struct loader *ld, int line, const char *fmt, ...)
+{
+	char reason[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	return tg_err_set(ld->err, TG_ERR_CONFIG, NULL, "%s:%d: %s", ld->path,
+	                  line, reason);
+}
+
+static yaml_node_t *
+node_at(struct loader *ld, int index)
+{
+	return yaml_document_get_node(&ld->doc, index);
+}
+
+/* Log an ignored key, once per (section, key) and load. */
+static void
+log_unknown(struct loader *ld, const char *section, const char *key, int line)
+{
+	char name[256];
+
+	snprintf(name, sizeof(name), "%s%s%s", section ? section : "",
+	         section ? "." : "", key);
+	for (size_t i = 0; i < ld->nlogged; i++)
+		if (strcmp(ld->logged[i], name) == 0)
+			return;
+	ld->logged = tg_xrealloc(ld->logged,
+	                         (ld->nlogged + 1) * sizeof(*ld->logged));
+	ld->logged[ld->nlogged++] = tg_xstrdup(name);
+	tg_log_warn("%s:%d: ignoring unknown key '%s'", ld->path, line, name);
+}
+
+static bool
+is_null_scalar(const yaml_node_t *n)
+{
+	const char *v = (const char *)n->data.scalar.value;
+
+	if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+	       strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/*
+ * The text of a scalar value, after os.environ/NAME substitution.  *out is
+ * NULL for a YAML null.  The text belongs to the document or the
+ * environment: copy it to keep it.
+ */
+static enum tg_rc
+scalar_text(struct loader *ld, const yaml_node_t *n, const char *key,
+            const char **out)
+{
+	const char *v, *env;
+
+	if (n->type != YAML_SCALAR_NODE)
+		return fail(ld, node_line(n), "'%s' must be a single value",
+		            key);
+	if (is_null_scalar(n)) {
+		*out = NULL;
+		return TG_OK;
+	}
+	v = (const char *)n->data.scalar.value;
+	if (strncmp(v, ENV_PREFIX, strlen(ENV_PREFIX)) == 0) {
+		const char *name = v + strlen(ENV_PREFIX);
+
+		if (name[0] == '\0')
+			return fail(ld, node_line(n),
+			            "'%s': os.environ/ needs a variable name",
+			            key);
+		env = getenv(name);
+		if (env == NULL)
+			return fail(ld, node_line(n),
+			            "environment variable %s is not set "
+			            "(needed by '%s')",
+			            name, key);
+		v = env;
+	}
+	*out = v;
+	return TG_OK;
+}
+
+static bool
+is_http_url(const char *s)
+{
+	return (strncmp(s, "http://", 7) == 0 && s[7] != '\0') ||
+	       (strncmp(s, "https://", 8) == 0 && s[8] != '\0');
+}
+
+/*
+ * Whole seconds from a decimal ("600", "0.5"), rounded up so a timeout is
+ * never shorter than asked.  False unless positive and in range.
+ */
+static bool
+parse_seconds(const char *s, long *out)
+{
+	int64_t ms;
+
+	if (!tg_decimal_parse(s, 3, &ms) || ms <= 0 ||
+	    ms / 1000 >= (int64_t)LONG_MAX)
+		return false;
+	*out = (long)(ms / 1000 + (ms % 1000 != 0));
+	return true;
+}
+
+static bool
+parse_whole(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	int64_t v;
+
+	if (!tg_decimal_parse(s, 0, &v) || v < min || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static enum tg_rc
+parse_alerting(struct loader *ld, const yaml_node_t *n, bool *webhook)
+{
+	const char *text;
+	enum tg_rc rc;
+
+	ld->alerting_line = node_line(n);
+	if (n->type == YAML_SEQUENCE_NODE) {
+		for (yaml_node_item_t *it = n->data.sequence.items.start;
+		     it < n->data.sequence.items.top; it++) {
+			const yaml_node_t *item = node_at(ld, *it);
+
+			rc = scalar_text(ld, item, "alerting", &text);
+			if (rc != TG_OK)
+				return rc;
+			if (text != NULL && strcmp(text, "webhook") == 0)
+				*webhook = true;
+			else if (text != NULL)
+				tg_log_warn("%s:%d: ignoring unsupported "
+				            "alerting '%s'",
+				            ld->path, node_line(item), text);
+		}
+		return TG_OK;
+	}
+	/* A single value is taken as a list of one. */
+	rc = scalar_text(ld, n, "alerting", &text);
+	if (rc != TG_OK)
+		return rc;
+	if (text != NULL && strcmp(text, "webhook") == 0)
+		*webhook = true;
+	else if (text != NULL)
+		tg_log_warn("%s:%d: ignoring unsupported alerting '%s'",
+		            ld->path, node_line(n), text);
+	return TG_OK;
+}
+
+/* Parse value node v of key into base + f->offset as f->kind says. */
+static enum tg_rc
+parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
+            void *base)
+{
+	char *slot = (char *)base + f->offset;
+	const char *text;
+	enum tg_rc rc;
+	int line = node_line(v);
+	int64_t whole;
+
+	if (f->kind == K_ALERTING)
+		return parse_alerting(ld, v, (bool *)(void *)slot);
+	rc = scalar_text(ld, v, f->key, &text);
+	if (rc != TG_OK)
+		return rc;
+
+	switch (f->kind) {
+	case K_STRING:
+	case K_PATH: {
+		char **dst = (char **)(void *)slot;
+
+		if (f->kind == K_PATH)
+			ld->cost_map_line = line;
+		free(*dst);
+		*dst = (text && text[0]) ? tg_xstrdup(text) : NULL;
+		return TG_OK;
+	}
+	case K_URL: {
+		char **dst = (char **)(void *)slot;
+		size_t len;
+
+		free(*dst);
+		*dst = NULL;
+		if (text == NULL || text[0] == '\0')
+			return TG_OK;
+		/* The value is not echoed: a URL may carry credentials. */
+		if (!is_http_url(text))
+			return fail(ld, line,
+			            "'%s' must start with http:// or https://",
+			            f->key);
+		/* "https://host/v1/" would give "//chat/completions". */
+		len = strlen(text);
+		while (len > 0 && text[len - 1] == '/')
+			len--;
+		*dst = tg_xstrndup(text, len);
+		return TG_OK;
+	}
+	case K_SECONDS:
+		if (text == NULL)
+			return TG_OK;
+		if (!parse_seconds(text, (long *)(void *)slot))
+			return fail(ld, line,
+			            "'%s' must be a positive number of seconds",
+			            f->key);
+		return TG_OK;
+	case K_COUNT:
+		if (text == NULL)
+			return TG_OK;
+		if (!parse_whole(text, 0, INT_MAX, &whole))
+			return fail(ld, line,
+			            "'%s' must be a whole number >= 0", f->key);
+		*(int *)(void *)slot = (int)whole;
+		return TG_OK;
+	case K_TOKENS:
+		if (text == NULL)
+			return TG_OK;
+		if (!parse_whole(text, 1, INT64_MAX, &whole))
+			return fail(ld, line, "'%s' must be a whole number > 0",
+			            f->key);
+		*(int64_t *)(void *)slot = whole;
+		return TG_OK;
+	case K_BYTES:
+		if (text == NULL)
+			return TG_OK;
+		if (!parse_whole(text, 1,
+		                 SIZE_MAX < INT64_MAX ? (int64_t)SIZE_MAX
+		                                      : INT64_MAX,
+		                 &whole))
+			return fail(ld, line,
+			            "'%s' must be a whole number of bytes > 0",
+			            f->key);
+		*(size_t *)(void *)slot = (size_t)whole;
+		return TG_OK;
+	case K_PRICE: {
+		struct opt_price *dst = (struct opt_price *)(void *)slot;
+		tg_price price;
+
+		if (text == NULL) {
+			dst->set = false;
+			return TG_OK;
+		}
+		if (!tg_price_parse(text, &price) || price < 0)
+			return fail(ld, line,
+			            "'%s' must be a price in USD per token "
+			            "(a decimal >= 0 with at most 15 decimals)",
+			            f->key);
+		dst->set = true;
+		dst->value = price;
+		return TG_OK;
+	}
+	case K_ENFORCE: {
+		enum tg_enforcement *dst = (enum tg_enforcement *)(void *)slot;
+
+		if (text == NULL)
+			return TG_OK;
+		if (strcmp(text, "reserve") == 0)
+			*dst = TG_ENFORCE_RESERVE;
+		else if (strcmp(text, "post") == 0)
+			*dst = TG_ENFORCE_POST;
+		else
+			return fail(ld, line,
+			            "'%s' must be \"reserve\" or \"post\"",
+			            f->key);
+		return TG_OK;
+	}
+	case K_ALERTING: break; /* handled above */
+	}
+	return TG_OK;
+}
+
+/*
+ * Walk mapping n: each key of fields is parsed into base, other keys are
+ * logged and ignored.  A key given twice is an error (YAML forbids it and
+ * which one would win is a guess).  A null value stands for an empty map.
+ */
+static enum tg_rc
+parse_section(struct loader *ld, const yaml_node_t *n, const char *section,
+              const struct field *fields, void *base)
+{
+	enum tg_rc rc;
+
+	if (n->type == YAML_SCALAR_NODE && is_null_scalar(n))
+		return TG_OK;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(ld, node_line(n), "'%s' must be a mapping",
+		            section);
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = node_at(ld, p->key);
+		const yaml_node_t *v = node_at(ld, p->value);
+		const struct field *f;
+		const char *key;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(ld, node_line(k),
+			            "a key in '%s' is not a "
+			            "plain name",
+			            section);
+		key = (const char *)k->data.scalar.value;
+		for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p;
+		     q++) {
+			const yaml_node_t *prev = node_at(ld, q->key);
+
+			if (prev->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)prev->data.scalar.value,
+			           key) == 0)
+				return fail(ld, node_line(k),
+				            "duplicate key '%s' in '%s'", key,
+				            section);
+		}
+		for (f = fields; f->key != NULL; f++)
+			if (strcmp(f->key, key) == 0)
+				break;
+		if (f->key == NULL) {
+			log_unknown(ld, section, key, node_line(k));
+			continue;
+		}
+		rc = parse_field(ld, f, v, base);
+		if (rc != TG_OK)
+			return rc;
+	}
+	return TG_OK;
+}
+
+static void
+deployment_free_strings(struct tg_deployment *d)
+{
+	free(d->model_name);
+	free(d->litellm_model);
+	free(d->upstream_model);
+	free(d->api_base);
+	free(d->api_key);
+	free(d->api_version);
+	free(d->region);
+	free(d->mock_response);
+	free(d->base_model);
+	free(d->price_name);
+}
+
+/* Split litellm_params.model into provider and upstream name. */
+static enum tg_rc
+parse_provider(struct loader *ld, struct dep_parse *dp, int line)
+{
+	static const struct {
+		const char *prefix;
+		enum tg_provider provider;
+	} providers[] = {
+	        {"openai", TG_PROVIDER_OPENAI},
+	        {"azure", TG_PROVIDER_AZURE},
+	        {"mistral", TG_PROVIDER_MISTRAL},
+	        {"mock", TG_PROVIDER_MOCK},
+	};
+	const char *model = dp->d.litellm_model, *slash;
+	size_t plen;
+
+	slash = strchr(model, '/');
+	if (slash == NULL) {
+		dp->d.provider = TG_PROVIDER_OPENAI;
+		dp->d.upstream_model = tg_xstrdup(model);
+		return TG_OK;
+	}
+	plen = (size_t)(slash - model);
+	for (size_t i = 0; i < sizeof(providers) / sizeof(providers[0]); i++) {
+		if (strlen(providers[i].prefix) == plen &&
+		    strncmp(providers[i].prefix, model, plen) == 0) {
+			if (slash[1] == '\0')
+				return fail(ld, line,
+				            "model '%s' has no name after the "
+				            "provider",
+				            model);
+			dp->d.provider = providers[i].provider;
+			dp->d.upstream_model = tg_xstrdup(slash + 1);
+			return TG_OK;
+		}
+	}
+	return fail(ld, line,
+	            "unsupported provider '%.*s' in model '%s' (supported: "
+	            "openai, azure, mistral, mock)",
+	            (int)plen, model, model);
+}
+
+/* One model_list entry. */
+static enum tg_rc
+parse_deployment(struct loader *ld, const yaml_node_t *n)
+{
+	struct dep_parse dp;
+	enum tg_rc rc;
+	int line = node_line(n), model_line = line;
+
+	memset(&dp, 0, sizeof(dp));
+	dp.d.line = line;
+	if (n->type != YAML_MAPPING_NODE) {
+		rc = fail(ld, line, "a model_list entry must be a mapping");
+		goto out;
+	}
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = node_at(ld, p->key);
+		const yaml_node_t *v = node_at(ld, p->value);
+		const char *key, *text;
+
+		if (k->type != YAML_SCALAR_NODE) {
+			rc = fail(ld, node_line(k),
+			          "a key in a model_list entry is not a plain "
+			          "name");
+			goto out;
+		}
+		key = (const char *)k->data.scalar.value;
+		if (strcmp(key, "model_name") == 0) {
+			rc = scalar_text(ld, v, key, &text);
+			if (rc != TG_OK)
+				goto out;
+			free(dp.d.model_name);
+			dp.d.model_name =
+			        (text && text[0]) ? tg_xstrdup(text) : NULL;
+		} else if (strcmp(key, "litellm_params") == 0) {
+			rc = parse_section(ld, v, "litellm_params",
+			                   params_fields, &dp);
+			if (rc != TG_OK)
+				goto out;
+			model_line = node_line(v);
+		} else if (strcmp(key, "model_info") == 0) {
+			rc = parse_section(ld, v, "model_info", info_fields,
+			                   &dp);
+			if (rc != TG_OK)
+				goto out;
+			dp.base_model_line = node_line(v);
+		} else {
+			log_unknown(ld, "model_list[]", key, node_line(k));
+		}
+	}
+
+	if (dp.d.model_name == NULL) {
+		rc = fail(ld, line, "model_list entry without model_name");
+		goto out;
+	}
+	if (dp.d.litellm_model == NULL) {
+		rc = fail(ld, model_line,
+		          "model '%s' has no litellm_params.model",
+		          dp.d.model_name);
+		goto out;
+	}
+	rc = parse_provider(ld, &dp, model_line);
+	if (rc != TG_OK)
+		goto out;
+	if (dp.d.provider == TG_PROVIDER_AZURE &&
+	    (dp.d.api_base == NULL || dp.d.api_version == NULL)) {
+		rc = fail(ld, model_line,
+		          "model '%s': azure needs litellm_params.%s",
+		          dp.d.model_name,
+		          dp.d.api_base == NULL ? "api_base" : "api_version");
+		goto out;
+	}
+
+	if (ld->ndeps == ld->capdeps) {
+		ld->capdeps = ld->capdeps ? ld->capdeps * 2 : 8;
+		ld->deps =
+		        tg_xrealloc(ld->deps, ld->capdeps * sizeof(*ld->deps));
+	}
+	ld->deps[ld->ndeps++] = dp;
+	memset(&dp, 0, sizeof(dp));
+	rc = TG_OK;
+out:
+	deployment_free_strings(&dp.d);
+	return rc;
+}
+
+static enum tg_rc
+parse_model_list(struct loader *ld, const yaml_node_t *n)
+{
+	enum tg_rc rc;
+
+	if (n->type == YAML_SCALAR_NODE && is_null_scalar(n))
+		return TG_OK;
+	if (n->type != YAML_SEQUENCE_NODE)
+		return fail(ld, node_line(n), "'model_list' must be a list");
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		rc = parse_deployment(ld, node_at(ld, *it));
+		if (rc != TG_OK)
+			return rc;
+	}
+	return TG_OK;
+}
+
+static enum tg_rc
+parse_root(struct loader *ld, const yaml_node_t *root)
+{
+	static const struct {
+		const char *key;
+		const struct field *fields;
+	} sections[] = {
+	        {"litellm_settings", litellm_fields},
+	        {"general_settings", general_fields},
+	        {"tollgate_settings", tollgate_fields},
+	};
+	enum tg_rc rc;
+
+	if (root->type != YAML_MAPPING_NODE)
+		return fail(ld, node_line(root),
+		            "the config must be a mapping of sections");
+	for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+	     p < root->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = node_at(ld, p->key);
+		const yaml_node_t *v = node_at(ld, p->value);
+		const char *key;
+		size_t i;
+
+		if (k->type != YAML_SCALAR_NODE)
+			return fail(ld, node_line(k),
+			            "a top-level key is not a plain name");
+		key = (const char *)k->data.scalar.value;
+		for (yaml_node_pair_t *q = root->data.mapping.pairs.start;
+		     q < p; q++) {
+			const yaml_node_t *prev = node_at(ld, q->key);
+
+			if (prev->type == YAML_SCALAR_NODE &&
+			    strcmp((const char *)prev->data.scalar.value,
+			           key) == 0)
+				return fail(ld, node_line(k),
+				            "duplicate section '%s'", key);
+		}
+		if (strcmp(key, "model_list") == 0) {
+			rc = parse_model_list(ld, v);
+			if (rc != TG_OK)
+				return rc;
+			continue;
+		}
+		for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+			if (strcmp(sections[i].key, key) == 0)
+				break;
+		if (i == sizeof(sections) / sizeof(sections[0])) {
+			log_unknown(ld, NULL, key, node_line(k));
+			continue;
+		}
+		rc = parse_section(ld, v, key, sections[i].fields, ld->cfg);
+		if (rc != TG_OK)
+			return rc;
+	}
+	return TG_OK;
+}
+
+/* A copy of getenv(name), or NULL when unset or empty. */
+static char *
+env_dup(const char *name)
+{
+	const char *v = getenv(name);
+
+	return (v && v[0]) ? tg_xstrdup(v) : NULL;
+}
+
+/*
+ * The price file to use: model_cost_map_path (a relative path is taken
+ * from the config file's directory, since the web server's working
+ * directory is anyone's guess), else prices_default.  Returns malloc'd.
+ */
+static char *
+price_file_path(const struct loader *ld, const char *prices_default)
+{
+	const char *p = ld->cfg->model_cost_map_path, *slash;
+	char *path;
+	size_t dirlen;
+
+	if (p == NULL)
+		return prices_default ? tg_xstrdup(prices_default) : NULL;
+	slash = strrchr(ld->path, '/');
+	if (p[0] == '/' || slash == NULL)
+		return tg_xstrdup(p);
+	dirlen = (size_t)(slash - ld->path) + 1;
+	path = tg_xmalloc(dirlen + strlen(p) + 1);
+	memcpy(path, ld->path, dirlen);
+	strcpy(path + dirlen, p);
+	return path;
+}
+
+/* Try one price name; remember it in the "looked up" list. */
+static const struct tg_price_entry *
+try_name(const struct tg_pricing *table, const char *name, char *tried,
+         size_t triedlen)
+{
+	size_t used = strlen(tried);
+	int n;
+
+	/* A list too long for the message is cut; the lookup goes on. */
+	n = snprintf(tried + used, triedlen - used, "%s%s", used ? ", " : "",
+	             name);
+	(void)n;
+	return tg_pricing_find(table, name);
+}
+
+/*
+ * Resolve dp's price in SPEC 7.2 order: model_info (or litellm_params)
+ * overrides, model_info.base_model, "<provider>/<name>", "<name>".  The
+ * table is loaded on first need, so a config that prices everything itself
+ * never reads the file.
+ */
+static enum tg_rc
+resolve_price(struct loader *ld, struct dep_parse *dp,
+              const char *prices_default, struct tg_pricing **table)
+{
+	struct tg_deployment *d = &dp->d;
+	struct opt_price in =
+	        dp->info_input.set ? dp->info_input : dp->params_input;
+	struct opt_price outp =
+	        dp->info_output.set ? dp->info_output : dp->params_output;
+	const struct tg_price_entry *found = NULL;
+	char tried[512] = "", *name = NULL;
+	const char *found_name = NULL;
+	enum tg_rc rc;
+
+	if (in.set && outp.set) {
+		memset(&d->price, 0, sizeof(d->price));
+		d->price.input = in.value;
+		d->price.output = outp.value;
+		d->price_name =
+		        tg_xstrdup(dp->info_input.set && dp->info_output.set
+		                           ? "model_info"
+		                           : "litellm_params");
+		goto overrides;
+	}
+
+	if (*table == NULL) {
+		char *path = price_file_path(ld, prices_default);
+		struct tg_err perr;
+
+		if (path == NULL)
+			return fail(ld, d->line,
+			            "no price for model '%s': no price file "
+			            "configured",
+			            d->model_name);
+		tg_err_clear(&perr);
+		rc = tg_pricing_load(path, table, &perr);
+		free(path);
+		if (rc != TG_OK)
+			return fail(ld,
+			            ld->cost_map_line ? ld->cost_map_line
+			                              : d->line,
+			            "price file: %s", perr.message);
+	}
+
+	if (d->base_model != NULL) {
+		found = try_name(*table, d->base_model, tried, sizeof(tried));
+		if (found != NULL)
+			found_name = d->base_model;
+		else
+			tg_log_warn("%s:%d: base_model '%s' is not in the "
+			            "price file; trying the model's own name",
+			            ld->path, dp->base_model_line,
+			            d->base_model);
+	}
+	if (found == NULL) {
+		const char *prov = tg_provider_name(d->provider);
+		size_t plen = strlen(prov);
+
+		name = tg_xmalloc(plen + 1 + strlen(d->upstream_model) + 1);
+		memcpy(name, prov, plen);
+		name[plen] = '/';
+		strcpy(name + plen + 1, d->upstream_model);
+		found = try_name(*table, name, tried, sizeof(tried));
+		if (found != NULL)
+			found_name = name;
+	}
+	if (found == NULL) {
+		found = try_name(*table, d->upstream_model, tried,
+		                 sizeof(tried));
+		if (found != NULL)
+			found_name = d->upstream_model;
+	}
+	if (found == NULL) {
+		free(name);
+		return fail(ld, d->line,
+		            "no price for model '%s' (looked up: %s)",
+		            d->model_name, tried);
+	}
+	d->price = *found;
+	d->price_name = tg_xstrdup(found_name);
+	free(name);
+	/* A single given price replaces that half of the file's entry. */
+	if (in.set)
+		d->price.input = in.value;
+	if (outp.set)
+		d->price.output = outp.value;
+
+overrides:
+	if (dp->info_cache_read.set) {
+		d->price.cache_read = dp->info_cache_read.value;
+		d->price.has_cache_read = true;
+	}
+	if (dp->info_max_output_tokens > 0)
+		d->price.max_output_tokens = dp->info_max_output_tokens;
+	return TG_OK;
+}
+
+/* Checks and defaults that need the whole file. */
+static enum tg_rc
+finish(struct loader *ld, const char *prices_default)
+{
+	struct tg_config *cfg = ld->cfg;
+	struct tg_pricing *table = NULL;
+	enum tg_rc rc = TG_OK;
+
+	if (cfg->master_key == NULL)
+		cfg->master_key = env_dup("LITELLM_MASTER_KEY");
+	if (cfg->database_url == NULL)
+		cfg->database_url = env_dup("DATABASE_URL");
+	if (cfg->alerting_webhook) {
+		cfg->webhook_url = env_dup("WEBHOOK_URL");
+		if (cfg->webhook_url == NULL)
+			return fail(ld, ld->alerting_line,
+			            "alerting 'webhook' needs the environment "
+			            "variable WEBHOOK_URL");
+		if (!is_http_url(cfg->webhook_url))
+			return fail(ld, ld->alerting_line,
+			            "WEBHOOK_URL must start with http:// or "
+			            "https://");
+	}
+
+	for (size_t i = 0; i < ld->ndeps; i++) {
+		struct dep_parse *dp = &ld->deps[i];
+
+		if (dp->d.timeout_s == 0)
+			dp->d.timeout_s = cfg->request_timeout;
+		rc = resolve_price(ld, dp, prices_default, &table);
+		if (rc != TG_OK)
+			goto out;
+	}
+
+	/* Hand the deployments over. */
+	cfg->deployments = tg_xcalloc(ld->ndeps ? ld->ndeps : 1,
+	                              sizeof(*cfg->deployments));
+	for (size_t i = 0; i < ld->ndeps; i++) {
+		cfg->deployments[i] = ld->deps[i].d;
+		memset(&ld->deps[i].d, 0, sizeof(ld->deps[i].d));
+	}
+	cfg->ndeployments = ld->ndeps;
+out:
+	tg_pricing_free(table);
+	return rc;
+}
+
+/* Parse the YAML text of ld->path into ld->doc. */
+static enum tg_rc
+load_document(struct loader *ld, bool *have_doc)
+{
+	yaml_parser_t parser;
+	FILE *f;
+	enum tg_rc rc = TG_OK;
+
+	f = fopen(ld->path, "rb");
+	if (f == NULL)
+		return tg_err_set(ld->err, TG_ERR_CONFIG, NULL,
+		                  "%s: cannot read: %s", ld->path,
+		                  strerror(errno));
+	if (!yaml_parser_initialize(&parser)) {
+		fclose(f);
+		return tg_err_set(ld->err, TG_ERR_CONFIG, NULL,
+		                  "%s: cannot start the YAML parser", ld->path);
+	}
+	yaml_parser_set_input_file(&parser, f);
+	if (!yaml_parser_load(&parser, &ld->doc)) {
+		const yaml_mark_t *m = parser.error == YAML_READER_ERROR
+		                               ? &parser.mark
+		                               : &parser.problem_mark;
+
+		rc = fail(ld, (int)m->line + 1, "invalid YAML: %s%s%s",
+		          parser.context ? parser.context : "",
+		          parser.context ? ": " : "",
+		          parser.problem ? parser.problem : "parse error");
+	} else {
+		*have_doc = true;
+	}
+	yaml_parser_delete(&parser);
+	fclose(f);
+	return rc;
+}
+
+enum tg_rc
+tg_config_load(const char *path, const char *prices_default,
+               struct tg_config **out, struct tg_err *err)
+{
+	struct loader ld;
+	struct tg_config *cfg;
+	yaml_node_t *root;
+	bool have_doc = false;
+	enum tg_rc rc;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.path = path;
+	ld.err = err;
+	cfg = tg_xcalloc(1, sizeof(*cfg));
+	ld.cfg = cfg;
+	cfg->path = tg_xstrdup(path);
+	cfg->default_max_tokens = 4096;
+	cfg->request_timeout = 600;
+	cfg->num_retries = 0;
+	cfg->budget_enforcement = TG_ENFORCE_RESERVE;
+	cfg->max_management_body = 65536;
+	cfg->max_llm_body = 10485760;
+
+	rc = load_document(&ld, &have_doc);
+	if (rc != TG_OK)
+		goto out;
+	root = yaml_document_get_root_node(&ld.doc);
+	if (root == NULL) {
+		rc = fail(&ld, 1, "the config is empty");
+		goto out;
+	}
+	rc = parse_root(&ld, root);
+	if (rc != TG_OK)
+		goto out;
+	rc = finish(&ld, prices_default);
+	if (rc != TG_OK)
+		goto out;
+
+	*out = cfg;
+	cfg = NULL;
+out:
+	tg_config_free(cfg);
+	for (size_t i = 0; i < ld.ndeps; i++)
+		deployment_free_strings(&ld.deps[i].d);
+	free(ld.deps);
+	for (size_t i = 0; i < ld.nlogged; i++)
+		free(ld.logged[i]);
+	free(ld.logged);
+	if (have_doc)
+		yaml_document_delete(&ld.doc);
+	return rc;
+}
+
+void
+tg_config_free(struct tg_config *cfg)
+{
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->ndeployments; i++)
+		deployment_free_strings(&cfg->deployments[i]);
+	free(cfg->deployments);
+	free(cfg->path);
+	free(cfg->master_key);
+	free(cfg->database_url);
+	free(cfg->webhook_url);
+	free(cfg->webhook_secret);
+	free(cfg->max_end_user_budget_id);
+	free(cfg->model_cost_map_path);
+	free(cfg);
+}
+
+size_t
+tg_config_deployments(const struct tg_config *cfg, const char *model_name,
+                      size_t *idx, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->ndeployments && n < cap; i++)
+		if (strcmp(cfg->deployments[i].model_name, model_name) == 0)
+			idx[n++] = i;
+	return n;
+}
+
+bool
+tg_config_has_model(const struct tg_config *cfg, const char *model_name)
+{
+	for (size_t i = 0; i < cfg->ndeployments; i++)
+		if (strcmp(cfg->deployments[i].model_name, model_name) == 0)
+			return true;
+	return false;
+}
+
+const char *
+tg_provider_name(enum tg_provider p)
+{
+	switch (p) {
+	case TG_PROVIDER_OPENAI: return "openai";
+	case TG_PROVIDER_AZURE: return "azure";
+	case TG_PROVIDER_MISTRAL: return "mistral";
+	case TG_PROVIDER_MOCK: return "mock";
+	}
+	return "openai";
+}

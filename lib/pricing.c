@@ -1,0 +1,330 @@
+/*
+ * pricing: the price table (LiteLLM's model_prices_and_context_window.json
+ * format) and the cost of a request.
+ *
+ * Why parse the JSON text of each number: a price such as 1.5e-07 has no
+ * exact binary double, and money must be exact.  json-c keeps the original
+ * text of every number it parses (json_object_get_string() returns it), so
+ * each price goes from that text straight to integer units of 1e-15 USD with
+ * tg_price_parse(), never through a double.
+ *
+ * The table is a sorted array searched with bsearch(): it is built once per
+ * process (LiteLLM's full file has a few thousand entries) and only consulted
+ * while the config is resolved.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "money.h"
+#include "pricing.h"
+#include "util.h"
+
+struct price_row {
+	char *name;
+	struct tg_price_entry entry;
+};
+
+struct tg_pricing {
+	struct price_row *rows;
+	size_t nrows;
+};
+
+/*
+ * A price from a JSON value: the number's own text, parsed exactly.  Strings
+ * are accepted too (a hand-edited file may quote them).  Negative prices are
+ * refused.
+ */
+static bool
+price_from_json(struct json_object *v, tg_price *out)
+{
+	const char *text = NULL;
+	tg_price price;
+
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+	case json_type_int:
+	case json_type_string: text = json_object_get_string(v); break;
+	case json_type_null:
+	case json_type_boolean:
+	case json_type_object:
+	case json_type_array: return false;
+	}
+	if (text == NULL || !tg_price_parse(text, &price) || price < 0)
+		return false;
+	*out = price;
+	return true;
+}
+
+/* A positive token count, or 0 when absent or not a positive integer. */
+static int64_t
+tokens_from_json(struct json_object *entry, const char *key)
+{
+	struct json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(entry, key, &v) ||
+	    json_object_get_type(v) != json_type_int)
+		return 0;
+	n = json_object_get_int64(v);
+	return n > 0 ? n : 0;
+}
+
+/*
+ * Fill *out from one entry of the file.  False when the entry has no usable
+ * per-token input and output price (image, audio, per-second models, or a
+ * figure that is not an exact decimal): such entries are skipped.
+ */
+static bool
+entry_from_json(struct json_object *entry, struct tg_price_entry *out)
+{
+	struct tg_price_entry e;
+	struct json_object *v;
+
+	memset(&e, 0, sizeof(e));
+	if (!json_object_object_get_ex(entry, "input_cost_per_token", &v) ||
+	    !price_from_json(v, &e.input))
+		return false;
+	if (!json_object_object_get_ex(entry, "output_cost_per_token", &v) ||
+	    !price_from_json(v, &e.output))
+		return false;
+	if (json_object_object_get_ex(entry, "cache_read_input_token_cost",
+	                              &v) &&
+	    price_from_json(v, &e.cache_read))
+		e.has_cache_read = true;
+	e.max_output_tokens = tokens_from_json(entry, "max_output_tokens");
+	/* LiteLLM's legacy "max_tokens" means the output limit. */
+	if (e.max_output_tokens == 0)
+		e.max_output_tokens = tokens_from_json(entry, "max_tokens");
+	*out = e;
+	return true;
+}
+
+static int
+row_cmp(const void *a, const void *b)
+{
+	const struct price_row *ra = a, *rb = b;
+
+	return strcmp(ra->name, rb->name);
+}
+
+/*
+ * Read the whole file (capped: LiteLLM's full file is a few MB) into a
+ * NUL-terminated buffer.  Returns NULL with errno set on failure.
+ */
+#define PRICE_FILE_MAX (256u * 1024 * 1024)
+
+static char *
+read_file(const char *path, size_t *len)
+{
+	FILE *f;
+	char *buf = NULL;
+	size_t used = 0, cap = 0, n;
+	int saved;
+
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - used < 65536) {
+			if (cap >= PRICE_FILE_MAX) {
+				errno = EFBIG;
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 262144;
+			buf = tg_xrealloc(buf, cap + 1);
+		}
+		n = fread(buf + used, 1, cap - used, f);
+		used += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		errno = EIO;
+		goto fail;
+	}
+	fclose(f);
+	buf[used] = '\0';
+	*len = used;
+	return buf;
+fail:
+	saved = errno;
+	fclose(f);
+	free(buf);
+	errno = saved;
+	return NULL;
+}
+
+/* 1-based line of byte offset off in text. */
+static size_t
+line_of(const char *text, size_t off)
+{
+	size_t line = 1;
+
+	for (size_t i = 0; i < off; i++)
+		if (text[i] == '\n')
+			line++;
+	return line;
+}
+
+static bool
+only_space(const char *s)
+{
+	while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
+		s++;
+	return *s == '\0';
+}
+
+enum tg_rc
+tg_pricing_load(const char *path, struct tg_pricing **out, struct tg_err *err)
+{
+	struct json_object *root = NULL;
+	struct json_tokener *tok = NULL;
+	struct tg_pricing *p = NULL;
+	enum tg_rc rc = TG_ERR_CONFIG;
+	char *text = NULL;
+	size_t len = 0, cap;
+
+	text = read_file(path, &len);
+	if (text == NULL) {
+		tg_err_set(err, TG_ERR_CONFIG, NULL, "%s: cannot read: %s",
+		           path, strerror(errno));
+		goto out;
+	}
+	if (len > INT_MAX) {
+		tg_err_set(err, TG_ERR_CONFIG, NULL, "%s: file too large",
+		           path);
+		goto out;
+	}
+	tok = json_tokener_new();
+	root = json_tokener_parse_ex(tok, text, (int)len);
+	if (root == NULL ||
+	    !only_space(text + json_tokener_get_parse_end(tok))) {
+		enum json_tokener_error jerr = json_tokener_get_error(tok);
+		size_t at = json_tokener_get_parse_end(tok);
+
+		if (jerr == json_tokener_continue)
+			tg_err_set(err, TG_ERR_CONFIG, NULL,
+			           "%s: invalid JSON: unexpected end of file",
+			           path);
+		else if (jerr == json_tokener_success)
+			tg_err_set(err, TG_ERR_CONFIG, NULL,
+			           "%s:%zu: invalid JSON: text after the end",
+			           path, line_of(text, at));
+		else
+			tg_err_set(err, TG_ERR_CONFIG, NULL,
+			           "%s:%zu: invalid JSON: %s", path,
+			           line_of(text, at),
+			           json_tokener_error_desc(jerr));
+		goto out;
+	}
+	if (!json_object_is_type(root, json_type_object)) {
+		tg_err_set(err, TG_ERR_CONFIG, NULL,
+		           "%s: the price file is not a JSON object", path);
+		goto out;
+	}
+
+	p = tg_xcalloc(1, sizeof(*p));
+	cap = (size_t)json_object_object_length(root);
+	p->rows = tg_xcalloc(cap ? cap : 1, sizeof(*p->rows));
+	json_object_object_foreach(root, name, entry)
+	{
+		struct tg_price_entry e;
+
+		if (strcmp(name, "sample_spec") == 0 ||
+		    !json_object_is_type(entry, json_type_object) ||
+		    !entry_from_json(entry, &e))
+			continue;
+		p->rows[p->nrows].name = tg_xstrdup(name);
+		p->rows[p->nrows].entry = e;
+		p->nrows++;
+	}
+	/* json-c keeps one value per key, so names are unique. */
+	qsort(p->rows, p->nrows, sizeof(*p->rows), row_cmp);
+
+	*out = p;
+	p = NULL;
+	rc = TG_OK;
+out:
+	tg_pricing_free(p);
+	json_object_put(root);
+	if (tok != NULL)
+		json_tokener_free(tok);
+	free(text);
+	return rc;
+}
+
+void
+tg_pricing_free(struct tg_pricing *p)
+{
+	if (p == NULL)
+		return;
+	for (size_t i = 0; i < p->nrows; i++)
+		free(p->rows[i].name);
+	free(p->rows);
+	free(p);
+}
+
+const struct tg_price_entry *
+tg_pricing_find(const struct tg_pricing *p, const char *name)
+{
+	struct price_row key, *row;
+
+	if (p == NULL || name == NULL || p->nrows == 0)
+		return NULL;
+	key.name = (char *)(uintptr_t)name;
+	row = bsearch(&key, p->rows, p->nrows, sizeof(*p->rows), row_cmp);
+	return row ? &row->entry : NULL;
+}
+
+enum tg_rc
+tg_pricing_cost(const struct tg_price_entry *price, int64_t prompt_tokens,
+                int64_t completion_tokens, int64_t cached_tokens, tg_money *out,
+                struct tg_err *err)
+{
+	tg_money total = 0;
+	int64_t uncached = prompt_tokens, cached = 0;
+
+	if (prompt_tokens < 0 || completion_tokens < 0 || cached_tokens < 0)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, NULL,
+		                  "negative token count");
+	/*
+	 * Cached tokens are a part of the prompt.  A count larger than the
+	 * prompt is inconsistent: then the whole prompt is billed at the
+	 * input price, which never undercharges.
+	 */
+	if (price->has_cache_read && cached_tokens <= prompt_tokens) {
+		cached = cached_tokens;
+		uncached = prompt_tokens - cached_tokens;
+	}
+	if (!tg_money_add_cost(&total, uncached, price->input) ||
+	    !tg_money_add_cost(&total, cached, price->cache_read) ||
+	    !tg_money_add_cost(&total, completion_tokens, price->output))
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "cost of the request overflows");
+	*out = total;
+	return TG_OK;
+}
+
+enum tg_rc
+tg_pricing_estimate(const struct tg_price_entry *price, int64_t prompt_bound,
+                    int64_t output_bound, tg_money *out, struct tg_err *err)
+{
+	tg_money total = 0;
+
+	if (prompt_bound < 0 || output_bound < 0)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, NULL,
+		                  "negative token count");
+	if (!tg_money_add_cost(&total, prompt_bound, price->input) ||
+	    !tg_money_add_cost(&total, output_bound, price->output))
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "cost estimate of the request overflows");
+	*out = total;
+	return TG_OK;
+}

@@ -1,0 +1,463 @@
+/*
+ * test-pricing: the price table (LiteLLM's JSON format) and request costs.
+ *
+ * The shipped price file is found through TG_SRCDIR (set by `make check`),
+ * else ../etc relative to the working directory.  Other files are written
+ * to a mkdtemp() directory and removed.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "money.h"
+#include "pricing.h"
+
+static char tmpdir[] = "/tmp/tg-test-pricing-XXXXXX";
+
+static char *
+write_tmp(const char *name, const char *text)
+{
+	static char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static const char *
+money_str(tg_money m)
+{
+	static char buf[TG_MONEY_STRLEN];
+
+	tg_money_format(m, buf, sizeof(buf));
+	return buf;
+}
+
+static tg_price
+price_of(const char *text)
+{
+	tg_price p = -1;
+
+	if (!tg_price_parse(text, &p))
+		diag("cannot parse price %s", text);
+	return p;
+}
+
+/* json-c gives back the exact text of a parsed number: pricing relies on it. */
+static void
+test_jsonc_keeps_number_text(void)
+{
+	static const char *const numbers[] = {
+	        "5e-07", "1.5e-06", "1.5E-06", "0.00000015", "2.5e-06",
+	        "1e-05", "7.5e-08", "0.0",     "3",          "1.65e-07",
+	};
+
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		char doc[128];
+		struct json_object *o, *v;
+
+		snprintf(doc, sizeof(doc), "{\"p\": %s}", numbers[i]);
+		o = json_tokener_parse(doc);
+		ok(o && json_object_object_get_ex(o, "p", &v),
+		   "json-c parses %s", numbers[i]);
+		if (o && json_object_object_get_ex(o, "p", &v))
+			is_string(numbers[i], json_object_get_string(v),
+			          "json-c keeps the text of %s", numbers[i]);
+		json_object_put(o);
+	}
+}
+
+static const char *
+shipped_path(void)
+{
+	static char path[1024];
+	const char *src = getenv("TG_SRCDIR");
+
+	snprintf(path, sizeof(path), "%s/etc/model_prices.json",
+	         src && src[0] ? src : "..");
+	return path;
+}
+
+/* SPEC 7.2, exactly. */
+static const struct {
+	const char *name, *input, *output, *cache_read;
+} spec_prices[] = {
+        {"gpt-3.5-turbo", "5e-07", "1.5e-06", NULL},
+        {"gpt-4", "3e-05", "6e-05", NULL},
+        {"gpt-4-turbo", "1e-05", "3e-05", NULL},
+        {"gpt-4o", "2.5e-06", "1e-05", "1.25e-06"},
+        {"gpt-4o-mini", "1.5e-07", "6e-07", "7.5e-08"},
+        {"gpt-4.1", "2e-06", "8e-06", NULL},
+        {"gpt-4.1-mini", "4e-07", "1.6e-06", NULL},
+        {"gpt-4.1-nano", "1e-07", "4e-07", NULL},
+        {"o4-mini", "1.1e-06", "4.4e-06", NULL},
+        {"azure/gpt-35-turbo", "5e-07", "1.5e-06", NULL},
+        {"azure/gpt-4o", "2.5e-06", "1e-05", NULL},
+        {"azure/gpt-4o-mini", "1.65e-07", "6.6e-07", NULL},
+        {"mistral/mistral-small-latest", "6e-08", "1.8e-07", NULL},
+        {"mistral/mistral-medium-latest", "1.5e-06", "7.5e-06", NULL},
+        {"mistral/mistral-large-latest", "5e-07", "1.5e-06", NULL},
+        {"mistral/open-mistral-nemo", "3e-07", "3e-07", NULL},
+};
+
+static void
+test_shipped(struct tg_pricing **out)
+{
+	struct tg_pricing *p = NULL;
+	struct tg_err err;
+	enum tg_rc rc;
+
+	tg_err_clear(&err);
+	rc = tg_pricing_load(shipped_path(), &p, &err);
+	is_int(TG_OK, rc, "shipped price file %s loads", shipped_path());
+	if (rc != TG_OK) {
+		diag("%s", err.message);
+		*out = NULL;
+		return;
+	}
+	for (size_t i = 0; i < sizeof(spec_prices) / sizeof(spec_prices[0]);
+	     i++) {
+		const struct tg_price_entry *e =
+		        tg_pricing_find(p, spec_prices[i].name);
+
+		ok(e != NULL, "%s is in the shipped file", spec_prices[i].name);
+		if (e == NULL)
+			continue;
+		is_int(price_of(spec_prices[i].input), e->input, "%s input %s",
+		       spec_prices[i].name, spec_prices[i].input);
+		is_int(price_of(spec_prices[i].output), e->output,
+		       "%s output %s", spec_prices[i].name,
+		       spec_prices[i].output);
+		if (spec_prices[i].cache_read != NULL) {
+			ok(e->has_cache_read, "%s has a cache-read price",
+			   spec_prices[i].name);
+			is_int(price_of(spec_prices[i].cache_read),
+			       e->cache_read, "%s cache read %s",
+			       spec_prices[i].name, spec_prices[i].cache_read);
+		}
+		ok(e->max_output_tokens > 0, "%s has max_output_tokens",
+		   spec_prices[i].name);
+	}
+	ok(tg_pricing_find(p, "sample_spec") == NULL, "sample_spec skipped");
+	ok(tg_pricing_find(p, "no-such-model") == NULL, "unknown -> NULL");
+	ok(tg_pricing_find(p, "GPT-4O") == NULL, "lookup is case-sensitive");
+	is_int(16384, tg_pricing_find(p, "gpt-4o-mini")->max_output_tokens,
+	       "gpt-4o-mini max_output_tokens");
+	*out = p;
+}
+
+/* Costs (SPEC 7.2 worked example, cache reads, rounding up). */
+static void
+test_costs(const struct tg_pricing *p)
+{
+	static const struct {
+		int line;
+		const char *model;
+		int64_t prompt, completion, cached;
+		const char *want;
+	} rows[] = {
+	        /* The SPEC's worked example. */
+	        {__LINE__, "gpt-4o-mini", 1000, 500, 0, "0.00045"},
+	        {__LINE__, "gpt-4o-mini", 0, 0, 0, "0"},
+	        /* 600 x 2.5e-06 + 400 x 1.25e-06 + 100 x 1e-05 */
+	        {__LINE__, "gpt-4o", 1000, 100, 400, "0.003"},
+	        /* 1000 cached of 1000 at 7.5e-08 + 10 x 6e-07 */
+	        {__LINE__, "gpt-4o-mini", 1000, 10, 1000, "0.000081"},
+	        /* no cache-read price: cached tokens at the input price */
+	        {__LINE__, "gpt-4", 1000, 100, 400, "0.036"},
+	        /* more cached than prompt: all billed at input price */
+	        {__LINE__, "gpt-4o", 1000, 0, 2000, "0.0025"},
+	        {__LINE__, "azure/gpt-4o-mini", 1000, 1000, 0, "0.000825"},
+	        {__LINE__, "mistral/mistral-small-latest", 1, 1, 0,
+	         "0.00000024"},
+	        {__LINE__, "gpt-3.5-turbo", 1234, 567, 0, "0.0014675"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct tg_price_entry *e =
+		        tg_pricing_find(p, rows[i].model);
+		struct tg_err err;
+		tg_money m = -1;
+		enum tg_rc rc;
+
+		if (!ok(e != NULL, "line %d: %s found", rows[i].line,
+		        rows[i].model))
+			continue;
+		tg_err_clear(&err);
+		rc = tg_pricing_cost(e, rows[i].prompt, rows[i].completion,
+		                     rows[i].cached, &m, &err);
+		is_int(TG_OK, rc, "line %d: cost ok", rows[i].line);
+		is_string(rows[i].want, money_str(m),
+		          "line %d: %s %lld+%lld (cached %lld) = %s",
+		          rows[i].line, rows[i].model,
+		          (long long)rows[i].prompt,
+		          (long long)rows[i].completion,
+		          (long long)rows[i].cached, rows[i].want);
+	}
+}
+
+static void
+test_cost_edges(void)
+{
+	struct tg_price_entry tiny = {0}, big = {0};
+	struct tg_err err;
+	tg_money m = 42;
+
+	tiny.input = 1; /* 1e-15 USD per token */
+	tiny.output = 1;
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_pricing_cost(&tiny, 1, 0, 0, &m, &err),
+	       "tiny cost ok");
+	is_string("0.0000000001", money_str(m),
+	          "a fraction of 1e-10 USD rounds up");
+	is_int(TG_OK, tg_pricing_cost(&tiny, 100000, 0, 0, &m, &err),
+	       "1e5 tiny tokens ok");
+	is_string("0.0000000001", money_str(m), "1e-10 exactly");
+	is_int(TG_OK, tg_pricing_cost(&tiny, 100001, 0, 0, &m, &err),
+	       "1e5+1 tiny tokens ok");
+	is_string("0.0000000002", money_str(m), "just above rounds up");
+
+	m = 42;
+	is_int(TG_ERR_UNPROCESSABLE, tg_pricing_cost(&tiny, -1, 0, 0, &m, &err),
+	       "negative prompt refused");
+	is_int(TG_ERR_UNPROCESSABLE, tg_pricing_cost(&tiny, 0, -1, 0, &m, &err),
+	       "negative completion refused");
+	is_int(TG_ERR_UNPROCESSABLE, tg_pricing_cost(&tiny, 0, 0, -1, &m, &err),
+	       "negative cached refused");
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_pricing_estimate(&tiny, -1, 0, &m, &err),
+	       "negative estimate refused");
+	is_int(42, m, "out untouched on error");
+
+	big.input = 1000000000000000LL; /* 1 USD per token */
+	big.output = 1000000000000000LL;
+	is_int(TG_ERR_INTERNAL,
+	       tg_pricing_cost(&big, INT64_MAX, 0, 0, &m, &err),
+	       "overflow refused");
+	is_int(TG_ERR_INTERNAL,
+	       tg_pricing_estimate(&big, INT64_MAX / 2, INT64_MAX / 2, &m,
+	                           &err),
+	       "estimate overflow refused");
+	is_int(42, m, "out untouched on overflow");
+}
+
+static void
+test_estimate(const struct tg_pricing *p)
+{
+	const struct tg_price_entry *e = tg_pricing_find(p, "gpt-4o-mini");
+	struct tg_err err;
+	tg_money m = -1;
+
+	if (!ok(e != NULL, "gpt-4o-mini for estimate"))
+		return;
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_pricing_estimate(e, 1000, 4096, &m, &err),
+	       "estimate ok");
+	/* 1000 x 1.5e-07 + 4096 x 6e-07 */
+	is_string("0.0026076", money_str(m), "estimate 1000 + 4096");
+	is_int(TG_OK, tg_pricing_estimate(e, 1000, 500, &m, &err),
+	       "estimate ok");
+	is_string("0.00045", money_str(m), "estimate = cost when exact");
+}
+
+/* A generated file of 2,000 entries, in the forms LiteLLM's file has. */
+static void
+test_generated(void)
+{
+	size_t cap = 2000 * 256 + 1024, used = 0;
+	char *text = malloc(cap);
+	struct tg_pricing *p = NULL;
+	struct tg_err err;
+	const struct tg_price_entry *e;
+	enum tg_rc rc;
+	char *path;
+
+	used += (size_t)snprintf(
+	        text + used, cap - used,
+	        "{\n  \"sample_spec\": {\"input_cost_per_token\""
+	        ": \"cost\", \"output_cost_per_token\": 0},\n");
+	for (int i = 0; i < 2000; i++) {
+		switch (i % 5) {
+		case 0: /* exponent form */
+			used += (size_t)snprintf(
+			        text + used, cap - used,
+			        "  \"model-%d\": {\"input_cost_per_token\": "
+			        "%de-09,"
+			        " \"output_cost_per_token\": %de-08, "
+			        "\"max_output_tokens\": %d, \"mode\": "
+			        "\"chat\"},\n",
+			        i, i + 1, i + 1, i + 1);
+			break;
+		case 1: /* plain decimals, max_tokens only */
+			used += (size_t)snprintf(
+			        text + used, cap - used,
+			        "  \"prov/model-%d\": "
+			        "{\"input_cost_per_token\": "
+			        "0.000000%03d, \"output_cost_per_token\": "
+			        "0.0000%03d,"
+			        " \"max_tokens\": 8191, "
+			        "\"cache_read_input_token_"
+			        "cost\": 1e-09, \"litellm_provider\": "
+			        "\"prov\"},\n",
+			        i, i % 1000, i % 1000);
+			break;
+		case 2: /* image model: no per-token output price */
+			used += (size_t)snprintf(
+			        text + used, cap - used,
+			        "  \"image-%d\": {\"input_cost_per_pixel\": "
+			        "1e-08, "
+			        "\"output_cost_per_pixel\": 0.0, \"mode\": "
+			        "\"image_generation\"},\n",
+			        i);
+			break;
+		case 3: /* embedding: input only */
+			used += (size_t)snprintf(
+			        text + used, cap - used,
+			        "  \"embed-%d\": {\"input_cost_per_token\": "
+			        "1e-07, "
+			        "\"supports\": [1, 2, {\"x\": null}]},\n",
+			        i);
+			break;
+		default: /* integers and a quoted price */
+			used += (size_t)snprintf(
+			        text + used, cap - used,
+			        "  \"free-%d\": {\"input_cost_per_token\": 0, "
+			        "\"output_cost_per_token\": \"2E-6\"},\n",
+			        i);
+			break;
+		}
+	}
+	/* A figure finer than 1e-15 is not exact: that entry is skipped. */
+	used += (size_t)snprintf(
+	        text + used, cap - used,
+	        "  \"too-fine\": {\"input_cost_per_token\": "
+	        "1.23456789012345678e-07, "
+	        "\"output_cost_per_token\": 1e-06},\n"
+	        "  \"negative\": {\"input_cost_per_token\": "
+	        "-1e-06, \"output_cost_per_token\": 1e-06}\n}\n");
+	path = write_tmp("big.json", text);
+	free(text);
+
+	tg_err_clear(&err);
+	rc = tg_pricing_load(path, &p, &err);
+	is_int(TG_OK, rc, "2,000-entry file loads");
+	if (rc != TG_OK) {
+		diag("%s", err.message);
+		unlink(path);
+		return;
+	}
+	e = tg_pricing_find(p, "model-0");
+	ok(e && e->input == 1000000 && e->output == 10000000 &&
+	           e->max_output_tokens == 1 && !e->has_cache_read,
+	   "model-0 exponent-form prices");
+	e = tg_pricing_find(p, "model-1995");
+	ok(e && e->input == price_of("1996e-09") &&
+	           e->output == price_of("1996e-08"),
+	   "model-1995 prices");
+	e = tg_pricing_find(p, "prov/model-1996");
+	ok(e && e->input == price_of("0.000000996") &&
+	           e->output == price_of("0.0000996") &&
+	           e->max_output_tokens == 8191 && e->has_cache_read &&
+	           e->cache_read == price_of("1e-09"),
+	   "prov/model-1996: decimals, max_tokens, cache read");
+	ok(tg_pricing_find(p, "image-2") == NULL, "image entry skipped");
+	ok(tg_pricing_find(p, "embed-3") == NULL, "input-only entry skipped");
+	e = tg_pricing_find(p, "free-4");
+	ok(e && e->input == 0 && e->output == price_of("2e-06"),
+	   "integer and quoted prices");
+	ok(tg_pricing_find(p, "too-fine") == NULL, "inexact price skipped");
+	ok(tg_pricing_find(p, "negative") == NULL, "negative price skipped");
+	ok(tg_pricing_find(p, "sample_spec") == NULL, "sample_spec skipped");
+	tg_pricing_free(p);
+	unlink(path);
+}
+
+static void
+test_bad_files(void)
+{
+	static const struct {
+		int line;
+		const char *name, *text, *want;
+	} rows[] = {
+	        {__LINE__, "trunc.json", "{\"a\": {\"input_cost_per_token\": 1",
+	         ": invalid JSON"},
+	        {__LINE__, "syntax.json", "{\n\"a\": {\n\"b\": 1,,\n}}",
+	         ":3: invalid JSON"},
+	        {__LINE__, "array.json", "[1, 2]", ": the price file is not"},
+	        {__LINE__, "trailing.json", "{} x", ":1: invalid JSON"},
+	        {__LINE__, "empty.json", "", ": invalid JSON"},
+	};
+	struct tg_pricing *p;
+	struct tg_err err;
+	char *path, want[600];
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		p = (struct tg_pricing *)&err; /* must stay untouched */
+		path = write_tmp(rows[i].name, rows[i].text);
+		tg_err_clear(&err);
+		is_int(TG_ERR_CONFIG, tg_pricing_load(path, &p, &err),
+		       "line %d: %s refused", rows[i].line, rows[i].name);
+		snprintf(want, sizeof(want), "%s%s", path, rows[i].want);
+		ok(strncmp(err.message, want, strlen(want)) == 0,
+		   "line %d: message '%s' starts with '%s'", rows[i].line,
+		   err.message, want);
+		ok(p == (struct tg_pricing *)&err, "line %d: out untouched",
+		   rows[i].line);
+		unlink(path);
+	}
+
+	snprintf(want, sizeof(want), "%s/missing.json", tmpdir);
+	tg_err_clear(&err);
+	is_int(TG_ERR_CONFIG, tg_pricing_load(want, &p, &err),
+	       "missing file refused");
+	ok(strstr(err.message, "missing.json: cannot read") != NULL,
+	   "missing file message names the path: %s", err.message);
+
+	path = write_tmp("ws.json",
+	                 "  {\"m\": {\"input_cost_per_token\": 1e-06,"
+	                 " \"output_cost_per_token\": 2e-06}}\n\n");
+	tg_err_clear(&err);
+	p = NULL;
+	is_int(TG_OK, tg_pricing_load(path, &p, &err),
+	       "surrounding whitespace is fine");
+	ok(p && tg_pricing_find(p, "m") != NULL, "entry found");
+	tg_pricing_free(p);
+	unlink(path);
+	tg_pricing_free(NULL);
+	ok(tg_pricing_find(NULL, "m") == NULL, "find in NULL table");
+}
+
+int
+main(void)
+{
+	struct tg_pricing *shipped = NULL;
+
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_jsonc_keeps_number_text();
+	test_shipped(&shipped);
+	if (shipped != NULL) {
+		test_costs(shipped);
+		test_estimate(shipped);
+	}
+	test_cost_edges();
+	test_generated();
+	test_bad_files();
+	tg_pricing_free(shipped);
+	rmdir(tmpdir);
+	return done_testing();
+}
