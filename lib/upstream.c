@@ -1,0 +1,804 @@
+/*
+ * upstream: calling the LLM provider of a deployment (SPEC 7).
+ *
+ * What differs between providers (default base URL, URL shape, auth header,
+ * body mappings) is one row of the provider table below; the call itself is
+ * shared.  mock/ answers locally in the OpenAI shape, so demos and tests run
+ * without network and are priced like any other model.
+ *
+ * Connections: a FastCGI process serves many requests, so it keeps one curl
+ * easy handle per upstream scheme+host+port in a small cache; curl keeps the
+ * handle's connection (and TLS session) open between calls.  The cache is
+ * process-wide and not locked: the programs are single-threaded.
+ */
+#define _DEFAULT_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "upstream.h"
+#include "util.h"
+
+/* Hard cap on an upstream answer (STYLE: every network buffer has a cap). */
+#define BODY_CAP                  ((size_t)64 * 1024 * 1024)
+#define CONNECT_TIMEOUT_S         10L
+#define DEFAULT_TIMEOUT_S         600L
+#define AZURE_DEFAULT_API_VERSION "2024-10-21"
+/* Upstream hosts whose handles are kept; the least recently used goes. */
+#define CONN_SLOTS 8
+
+enum auth_style {
+	AUTH_NONE,
+	AUTH_BEARER,  /* Authorization: Bearer <key> */
+	AUTH_API_KEY, /* api-key: <key> (Azure) */
+};
+
+struct provider {
+	const char *default_base; /* NULL: api_base is required */
+	enum auth_style auth;
+	bool azure_path;      /* /openai/deployments/<m>/...?api-version= */
+	bool drop_user;       /* "user" is not forwarded */
+	bool max_tokens_only; /* max_completion_tokens -> max_tokens */
+	bool local;           /* no network: answered by mock_answer() */
+};
+
+static const struct provider provider_openai = {
+        "https://api.openai.com/v1", AUTH_BEARER, false, false, false, false};
+static const struct provider provider_azure = {NULL,  AUTH_API_KEY, true,
+                                               false, false,        false};
+static const struct provider provider_mistral = {
+        "https://api.mistral.ai/v1", AUTH_BEARER, false, true, true, false};
+static const struct provider provider_mock = {NULL,  AUTH_NONE, false,
+                                              false, false,     true};
+
+static const struct provider *
+provider_of(enum tg_provider p)
+{
+	switch (p) {
+	case TG_PROVIDER_OPENAI: return &provider_openai;
+	case TG_PROVIDER_AZURE: return &provider_azure;
+	case TG_PROVIDER_MISTRAL: return &provider_mistral;
+	case TG_PROVIDER_MOCK: return &provider_mock;
+	}
+	return &provider_openai;
+}
+
+/* ---- body mapping ------------------------------------------------------- */
+
+char *
+tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
+                 size_t *len)
+{
+	const struct provider *prov = provider_of(d->provider);
+	struct json_object *copy = NULL, *mct;
+	const char *text;
+	size_t n;
+	char *res;
+
+	/* A deep copy keeps the caller's body (logged, estimated) intact. */
+	if (body == NULL || !json_object_is_type(body, json_type_object) ||
+	    json_object_deep_copy(body, &copy, NULL) != 0)
+		copy = json_object_new_object();
+	if (copy == NULL)
+		abort();
+	json_object_object_add(
+	        copy, "model",
+	        json_object_new_string(d->upstream_model ? d->upstream_model
+	                                                 : ""));
+	if (prov->drop_user)
+		json_object_object_del(copy, "user");
+	if (prov->max_tokens_only &&
+	    json_object_object_get_ex(copy, "max_completion_tokens", &mct)) {
+		/* The newer field wins, as in the budget estimate. */
+		json_object_object_add(copy, "max_tokens",
+		                       json_object_get(mct));
+		json_object_object_del(copy, "max_completion_tokens");
+	}
+	text = json_object_to_json_string_length(
+	        copy, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	        &n);
+	if (text == NULL)
+		abort();
+	res = tg_xstrndup(text, n);
+	*len = n;
+	json_object_put(copy);
+	return res;
+}
+
+/* ---- mock provider ------------------------------------------------------ */
+
+static struct json_object *
+parse_json(const char *text, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+
+	if (len > INT_MAX)
+		return NULL;
+	tok = json_tokener_new();
+	if (tok == NULL)
+		abort();
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (obj != NULL &&
+	    (json_tokener_get_error(tok) != json_tokener_success ||
+	     json_tokener_get_parse_end(tok) < len)) {
+		/* Trailing garbage after a value is not an answer. */
+		size_t i;
+
+		for (i = json_tokener_get_parse_end(tok); i < len; i++)
+			if (text[i] != ' ' && text[i] != '\n' &&
+			    text[i] != '\r' && text[i] != '\t')
+				break;
+		if (i < len) {
+			json_object_put(obj);
+			obj = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+/* Tokens of a text as the mock counts them: ceil(bytes / 4), at least 1. */
+static int64_t
+mock_tokens(size_t bytes)
+{
+	int64_t t = (int64_t)((bytes + 3) / 4);
+
+	return t < 1 ? 1 : t;
+}
+
+/*
+ * Text of a message's content: a string, or the "text" of each part of an
+ * array of parts, appended to buf (NULL: only counted).  Returns the bytes.
+ */
+static size_t
+content_text(struct json_object *content, char **buf, size_t *blen)
+{
+	size_t total = 0, i, n;
+
+	if (json_object_is_type(content, json_type_string)) {
+		n = (size_t)json_object_get_string_len(content);
+		if (buf) {
+			*buf = tg_xrealloc(*buf, *blen + n + 1);
+			memcpy(*buf + *blen, json_object_get_string(content),
+			       n);
+			*blen += n;
+			(*buf)[*blen] = '\0';
+		}
+		return n;
+	}
+	if (!json_object_is_type(content, json_type_array))
+		return 0;
+	for (i = 0; i < json_object_array_length(content); i++) {
+		struct json_object *part, *text;
+
+		part = json_object_array_get_idx(content, i);
+		if (json_object_object_get_ex(part, "text", &text))
+			total += content_text(text, buf, blen);
+	}
+	return total;
+}
+
+static void
+add_str(struct json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, json_object_new_string(v));
+}
+
+static struct json_object *
+mock_usage(int64_t prompt, int64_t completion)
+{
+	struct json_object *u = json_object_new_object();
+
+	json_object_object_add(u, "prompt_tokens",
+	                       json_object_new_int64(prompt));
+	json_object_object_add(u, "completion_tokens",
+	                       json_object_new_int64(completion));
+	json_object_object_add(u, "total_tokens",
+	                       json_object_new_int64(prompt + completion));
+	return u;
+}
+
+/* One chat.completion.chunk of a mock stream, as "data: ...\n\n". */
+static void
+mock_chunk(char **out, size_t *olen, const char *id, int64_t created,
+           const char *model, struct json_object *delta,
+           const char *finish_reason, struct json_object *usage)
+{
+	struct json_object *c = json_object_new_object();
+	struct json_object *choices = json_object_new_array();
+	const char *text;
+	size_t n;
+
+	add_str(c, "id", id);
+	add_str(c, "object", "chat.completion.chunk");
+	json_object_object_add(c, "created", json_object_new_int64(created));
+	add_str(c, "model", model);
+	if (delta != NULL) {
+		struct json_object *ch = json_object_new_object();
+
+		json_object_object_add(ch, "index", json_object_new_int(0));
+		json_object_object_add(ch, "delta", delta);
+		json_object_object_add(
+		        ch, "finish_reason",
+		        finish_reason ? json_object_new_string(finish_reason)
+		                      : NULL);
+		json_object_array_add(choices, ch);
+	}
+	json_object_object_add(c, "choices", choices);
+	if (usage != NULL)
+		json_object_object_add(c, "usage", usage);
+	text = json_object_to_json_string_length(
+	        c, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	*out = tg_xrealloc(*out, *olen + n + 9);
+	memcpy(*out + *olen, "data: ", 6);
+	memcpy(*out + *olen + 6, text, n);
+	memcpy(*out + *olen + 6 + n, "\n\n", 3);
+	*olen += n + 8;
+	json_object_put(c);
+}
+
+/*
+ * The mock answer: mock_response, or an echo of the last user message, in
+ * the OpenAI chat.completion shape (or its SSE stream when "stream": true).
+ * Usage is counted from the text and the answer is cut so that
+ * completion_tokens never exceeds max_completion_tokens/max_tokens.
+ */
+static void
+mock_answer(const struct tg_deployment *d, const char *body, size_t body_len,
+            struct tg_upstream_response *r)
+{
+	struct json_object *req = parse_json(body, body_len);
+	struct json_object *messages, *v, *resp = NULL;
+	char *echo = NULL, *answer = NULL;
+	const char *model = d->upstream_model ? d->upstream_model : "mock";
+	size_t echo_len = 0, prompt_bytes = 0, alen, i;
+	int64_t limit = -1, completion;
+	bool stream = false, include_usage = false, cut = false;
+	char uuid[37], id[48];
+	int64_t created = (int64_t)time(NULL);
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->api_base, sizeof(r->api_base), "mock");
+	if (req == NULL || !json_object_is_type(req, json_type_object)) {
+		static const char bad[] =
+		        "{\"error\":{\"message\":\"mock: request body is not a "
+		        "JSON object\",\"type\":\"invalid_request_error\","
+		        "\"param\":null,\"code\":\"400\"}}";
+
+		r->status = 400;
+		r->body = tg_xstrdup(bad);
+		r->body_len = sizeof(bad) - 1;
+		r->content_type = tg_xstrdup("application/json");
+		goto out;
+	}
+	if (json_object_object_get_ex(req, "model", &v) &&
+	    json_object_is_type(v, json_type_string))
+		model = json_object_get_string(v);
+	if (json_object_object_get_ex(req, "messages", &messages) &&
+	    json_object_is_type(messages, json_type_array)) {
+		for (i = 0; i < json_object_array_length(messages); i++) {
+			struct json_object *m, *role, *content;
+
+			m = json_object_array_get_idx(messages, i);
+			if (!json_object_object_get_ex(m, "content", &content))
+				continue;
+			prompt_bytes += content_text(content, NULL, NULL);
+			if (json_object_object_get_ex(m, "role", &role) &&
+			    json_object_is_type(role, json_type_string) &&
+			    strcmp(json_object_get_string(role), "user") == 0) {
+				free(echo);
+				echo = NULL;
+				echo_len = 0;
+				content_text(content, &echo, &echo_len);
+			}
+		}
+	}
+	if ((json_object_object_get_ex(req, "max_completion_tokens", &v) ||
+	     json_object_object_get_ex(req, "max_tokens", &v)) &&
+	    json_object_is_type(v, json_type_int) &&
+	    json_object_get_int64(v) >= 0)
+		limit = json_object_get_int64(v);
+	if (json_object_object_get_ex(req, "stream", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		stream = json_object_get_boolean(v);
+	if (json_object_object_get_ex(req, "stream_options", &v) &&
+	    json_object_object_get_ex(v, "include_usage", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		include_usage = json_object_get_boolean(v);
+
+	answer = tg_xstrdup(d->mock_response ? d->mock_response
+	                    : echo           ? echo
+	                                     : "");
+	alen = strlen(answer);
+	completion = mock_tokens(alen);
+	if (limit >= 0 && completion > limit) {
+		/* Cut at limit*4 bytes, on a UTF-8 character boundary. */
+		size_t keep = (size_t)limit * 4;
+
+		while (keep > 0 && ((unsigned char)answer[keep] & 0xc0) == 0x80)
+			keep--;
+		answer[keep] = '\0';
+		alen = keep;
+		completion = alen == 0 ? 0 : mock_tokens(alen);
+		if (completion > limit)
+			completion = limit;
+		cut = true;
+	}
+
+	tg_uuid_new(uuid);
+	snprintf(id, sizeof(id), "chatcmpl-%s", uuid);
+	r->status = 200;
+	if (stream) {
+		struct json_object *delta;
+		char *out = NULL;
+		size_t olen = 0;
+
+		delta = json_object_new_object();
+		add_str(delta, "role", "assistant");
+		add_str(delta, "content", "");
+		mock_chunk(&out, &olen, id, created, model, delta, NULL, NULL);
+		if (alen > 0) {
+			delta = json_object_new_object();
+			add_str(delta, "content", answer);
+			mock_chunk(&out, &olen, id, created, model, delta, NULL,
+			           NULL);
+		}
+		mock_chunk(&out, &olen, id, created, model,
+		           json_object_new_object(), cut ? "length" : "stop",
+		           NULL);
+		if (include_usage)
+			mock_chunk(&out, &olen, id, created, model, NULL, NULL,
+			           mock_usage(mock_tokens(prompt_bytes),
+			                      completion));
+		out = tg_xrealloc(out, olen + 15);
+		memcpy(out + olen, "data: [DONE]\n\n", 15);
+		olen += 14;
+		r->body = out;
+		r->body_len = olen;
+		r->content_type = tg_xstrdup("text/event-stream");
+	} else {
+		struct json_object *choices, *choice, *msg;
+		const char *text;
+		size_t n;
+
+		resp = json_object_new_object();
+		add_str(resp, "id", id);
+		add_str(resp, "object", "chat.completion");
+		json_object_object_add(resp, "created",
+		                       json_object_new_int64(created));
+		add_str(resp, "model", model);
+		choices = json_object_new_array();
+		choice = json_object_new_object();
+		msg = json_object_new_object();
+		json_object_object_add(choice, "index", json_object_new_int(0));
+		add_str(msg, "role", "assistant");
+		add_str(msg, "content", answer);
+		json_object_object_add(choice, "message", msg);
+		add_str(choice, "finish_reason", cut ? "length" : "stop");
+		json_object_array_add(choices, choice);
+		json_object_object_add(resp, "choices", choices);
+		json_object_object_add(
+		        resp, "usage",
+		        mock_usage(mock_tokens(prompt_bytes), completion));
+		text = json_object_to_json_string_length(
+		        resp,
+		        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		        &n);
+		r->body = tg_xstrndup(text, n);
+		r->body_len = n;
+		r->content_type = tg_xstrdup("application/json");
+	}
+out:
+	json_object_put(resp);
+	json_object_put(req);
+	free(echo);
+	free(answer);
+}
+
+/* ---- connection cache --------------------------------------------------- */
+
+struct conn {
+	char key[300]; /* scheme://host:port */
+	CURL *easy;
+	unsigned long last_used;
+};
+
+static struct conn conns[CONN_SLOTS];
+static unsigned long use_clock;
+static bool curl_ready;
+
+enum tg_rc
+tg_upstream_init(struct tg_err *err)
+{
+	if (curl_ready)
+		return TG_OK;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "Could not initialise libcurl");
+	curl_ready = true;
+	return TG_OK;
+}
+
+void
+tg_upstream_cleanup(void)
+{
+	size_t i;
+
+	for (i = 0; i < CONN_SLOTS; i++) {
+		if (conns[i].easy != NULL)
+			curl_easy_cleanup(conns[i].easy);
+		memset(&conns[i], 0, sizeof(conns[i]));
+	}
+	if (curl_ready)
+		curl_global_cleanup();
+	curl_ready = false;
+}
+
+/* The cached handle for key, or a new one in the least recently used slot. */
+static CURL *
+conn_get(const char *key)
+{
+	struct conn *c = NULL;
+	size_t i;
+
+	for (i = 0; i < CONN_SLOTS; i++)
+		if (conns[i].easy != NULL && strcmp(conns[i].key, key) == 0) {
+			c = &conns[i];
+			break;
+		}
+	if (c == NULL) {
+		c = &conns[0];
+		for (i = 0; i < CONN_SLOTS; i++) {
+			if (conns[i].easy == NULL) {
+				c = &conns[i];
+				break;
+			}
+			if (conns[i].last_used < c->last_used)
+				c = &conns[i];
+		}
+		if (c->easy != NULL)
+			curl_easy_cleanup(c->easy);
+		c->easy = curl_easy_init();
+		if (c->easy == NULL)
+			abort();
+		snprintf(c->key, sizeof(c->key), "%s", key);
+	} else {
+		/* Options go, the live connection and TLS session stay. */
+		curl_easy_reset(c->easy);
+	}
+	c->last_used = ++use_clock;
+	return c->easy;
+}
+
+/* ---- the call ----------------------------------------------------------- */
+
+struct sink {
+	char *buf;
+	size_t len, cap;
+	bool over;
+};
+
+static size_t
+on_data(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct sink *s = ud;
+	size_t n = size * nmemb;
+
+	if (n > BODY_CAP - s->len) {
+		s->over = true;
+		return 0; /* curl stops with CURLE_WRITE_ERROR */
+	}
+	if (s->len + n + 1 > s->cap) {
+		size_t cap = s->cap ? s->cap : 16384;
+
+		while (cap < s->len + n + 1)
+			cap *= 2;
+		if (cap > BODY_CAP + 1)
+			cap = BODY_CAP + 1;
+		s->buf = tg_xrealloc(s->buf, cap);
+		s->cap = cap;
+	}
+	memcpy(s->buf + s->len, ptr, n);
+	s->len += n;
+	s->buf[s->len] = '\0';
+	return n;
+}
+
+/*
+ * Split url into the cache key (scheme://host:port) and a host:port for
+ * messages.  false if the URL cannot be parsed.
+ */
+static bool
+url_host(const char *url, char *key, size_t klen, char *host, size_t hlen)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *h = NULL, *port = NULL;
+	bool ok = false;
+
+	if (u == NULL)
+		abort();
+	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &h, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) !=
+	            CURLUE_OK)
+		goto out;
+	snprintf(key, klen, "%s://%s:%s", scheme, h, port);
+	snprintf(host, hlen, "%s:%s", h, port);
+	ok = true;
+out:
+	curl_free(scheme);
+	curl_free(h);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+/* base without trailing slashes, into a new string. */
+static char *
+trim_base(const char *base)
+{
+	size_t n = strlen(base);
+
+	while (n > 0 && base[n - 1] == '/')
+		n--;
+	return tg_xstrndup(base, n);
+}
+
+/* The endpoint URL of d; NULL (err set) if it has none. */
+static char *
+endpoint_url(const struct tg_deployment *d, const struct provider *prov,
+             const char *base, struct tg_err *err)
+{
+	char *url = NULL, *dep = NULL, *ver = NULL;
+	size_t n;
+
+	if (!prov->azure_path) {
+		n = strlen(base) + sizeof("/chat/completions");
+		url = tg_xmalloc(n);
+		snprintf(url, n, "%s/chat/completions", base);
+		goto out;
+	}
+	/* Escaped so that a deployment name cannot reshape the URL. */
+	dep = curl_easy_escape(NULL, d->upstream_model ? d->upstream_model : "",
+	                       0);
+	ver = curl_easy_escape(
+	        NULL,
+	        d->api_version ? d->api_version : AZURE_DEFAULT_API_VERSION, 0);
+	if (dep == NULL || ver == NULL) {
+		tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		           "Could not build the upstream URL");
+		goto out;
+	}
+	n = strlen(base) + strlen(dep) + strlen(ver) + 64;
+	url = tg_xmalloc(n);
+	snprintf(url, n,
+	         "%s/openai/deployments/%s/chat/completions?api-version=%s",
+	         base, dep, ver);
+out:
+	curl_free(dep);
+	curl_free(ver);
+	return url;
+}
+
+/* A header line "name: value" for curl, in a new string. */
+static char *
+header_line(const char *name, const char *prefix, const char *value)
+{
+	size_t n = strlen(name) + strlen(prefix) + strlen(value) + 3;
+	char *h = tg_xmalloc(n);
+
+	snprintf(h, n, "%s: %s%s", name, prefix, value);
+	return h;
+}
+
+enum tg_rc
+tg_upstream_call(const struct tg_deployment *d, const char *body,
+                 size_t body_len, long timeout_s,
+                 struct tg_upstream_response *out, struct tg_err *err)
+{
+	const struct provider *prov = provider_of(d->provider);
+	struct tg_upstream_response r;
+	struct curl_slist *headers = NULL;
+	struct sink sink = {NULL, 0, 0, false};
+	char *base = NULL, *url = NULL, *auth = NULL, *ct = NULL;
+	char key[300], host[280];
+	enum tg_rc rc = TG_OK;
+	CURLcode cc;
+	CURL *easy = NULL;
+
+	if (prov->local) {
+		mock_answer(d, body, body_len, out);
+		return TG_OK;
+	}
+	memset(&r, 0, sizeof(r));
+	if (timeout_s <= 0)
+		timeout_s = DEFAULT_TIMEOUT_S;
+	if (d->api_base == NULL && prov->default_base == NULL) {
+		rc = tg_err_set(err, TG_ERR_CONFIG, NULL,
+		                "Model %s (%s) has no api_base", d->model_name,
+		                d->litellm_model);
+		goto out;
+	}
+	base = trim_base(d->api_base ? d->api_base : prov->default_base);
+	url = endpoint_url(d, prov, base, err);
+	if (url == NULL) {
+		rc = TG_ERR_INTERNAL;
+		goto out;
+	}
+	if (!url_host(url, key, sizeof(key), host, sizeof(host))) {
+		rc = tg_err_set(err, TG_ERR_CONFIG, NULL,
+		                "Model %s has an invalid api_base",
+		                d->model_name);
+		goto out;
+	}
+	rc = tg_upstream_init(err);
+	if (rc != TG_OK)
+		goto out;
+	easy = conn_get(key);
+
+	headers = curl_slist_append(headers, "Content-Type: application/json");
+	/* No "Expect: 100-continue": it costs a round trip per request. */
+	headers = curl_slist_append(headers, "Expect:");
+	if (d->api_key != NULL && prov->auth != AUTH_NONE) {
+		auth = prov->auth == AUTH_BEARER
+		               ? header_line("Authorization", "Bearer ",
+		                             d->api_key)
+		               : header_line("api-key", "", d->api_key);
+		headers = curl_slist_append(headers, auth);
+	}
+	if (headers == NULL)
+		abort();
+
+	curl_easy_setopt(easy, CURLOPT_URL, url);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+	                 (curl_off_t)body_len);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
+	curl_easy_setopt(easy, CURLOPT_TIMEOUT, timeout_s);
+	curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(easy, CURLOPT_USERAGENT, "tollgate");
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &sink);
+
+	cc = curl_easy_perform(easy);
+	/* The error texts below name the host only: never the key or query. */
+	if (cc == CURLE_OPERATION_TIMEDOUT) {
+		rc = tg_err_set(err, TG_ERR_TIMEOUT, NULL,
+		                "Request timed out after %ld seconds",
+		                timeout_s);
+		goto out;
+	}
+	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+	    cc == CURLE_COULDNT_RESOLVE_PROXY) {
+		rc = tg_err_set(err, TG_ERR_UPSTREAM_CONNECT, NULL,
+		                "Connection error: could not connect to "
+		                "upstream %s",
+		                host);
+		goto out;
+	}
+	if (cc == CURLE_WRITE_ERROR && sink.over) {
+		rc = tg_err_set(err, TG_ERR_UPSTREAM_CONNECT, NULL,
+		                "Connection error: the answer of upstream %s "
+		                "exceeds %zu MiB",
+		                host, BODY_CAP / (1024 * 1024));
+		goto out;
+	}
+	if (cc != CURLE_OK) {
+		rc = tg_err_set(err, TG_ERR_UPSTREAM_CONNECT, NULL,
+		                "Connection error: %s (upstream %s)",
+		                curl_easy_strerror(cc), host);
+		goto out;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r.status);
+	if (curl_easy_getinfo(easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK &&
+	    ct != NULL)
+		r.content_type = tg_xstrdup(ct);
+	r.body = sink.buf ? sink.buf : tg_xstrdup("");
+	r.body_len = sink.len;
+	sink.buf = NULL;
+	snprintf(r.api_base, sizeof(r.api_base), "%s", base);
+	*out = r;
+out:
+	/* The easy handle keeps a pointer to these: detach before freeing. */
+	if (headers != NULL) {
+		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, NULL);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS, NULL);
+		curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+	}
+	curl_slist_free_all(headers);
+	if (auth != NULL) {
+		memset(auth, 0, strlen(auth));
+		free(auth);
+	}
+	free(sink.buf);
+	free(url);
+	free(base);
+	return rc;
+}
+
+void
+tg_upstream_response_free(struct tg_upstream_response *r)
+{
+	if (r == NULL)
+		return;
+	free(r->body);
+	free(r->content_type);
+	r->body = NULL;
+	r->content_type = NULL;
+	r->body_len = 0;
+}
+
+/* ---- usage -------------------------------------------------------------- */
+
+/* A non-negative integer member; absent is *v = 0 and *present = false. */
+static bool
+get_count(struct json_object *o, const char *k, int64_t *v, bool *present)
+{
+	struct json_object *x;
+
+	*present = false;
+	*v = 0;
+	if (!json_object_object_get_ex(o, k, &x) || x == NULL)
+		return true;
+	if (!json_object_is_type(x, json_type_int))
+		return false;
+	errno = 0;
+	*v = json_object_get_int64(x);
+	if (*v < 0 || (*v == INT64_MAX && errno != 0))
+		return false;
+	*present = true;
+	return true;
+}
+
+bool
+tg_usage_parse(const char *json_text, size_t len, struct tg_usage *out)
+{
+	struct json_object *root = parse_json(json_text, len);
+	struct json_object *usage, *details;
+	struct tg_usage u;
+	bool ok = false, has_prompt, has_completion, has_total, has_cached;
+
+	memset(&u, 0, sizeof(u));
+	if (root == NULL || !json_object_is_type(root, json_type_object) ||
+	    !json_object_object_get_ex(root, "usage", &usage) ||
+	    !json_object_is_type(usage, json_type_object))
+		goto out;
+	if (!get_count(usage, "prompt_tokens", &u.prompt_tokens, &has_prompt) ||
+	    !get_count(usage, "completion_tokens", &u.completion_tokens,
+	               &has_completion) ||
+	    !get_count(usage, "total_tokens", &u.total_tokens, &has_total))
+		goto out;
+	if (!has_prompt && !has_completion)
+		goto out;
+	if (!has_total &&
+	    __builtin_add_overflow(u.prompt_tokens, u.completion_tokens,
+	                           &u.total_tokens))
+		goto out;
+	if (json_object_object_get_ex(usage, "prompt_tokens_details",
+	                              &details) &&
+	    json_object_is_type(details, json_type_object) &&
+	    !get_count(details, "cached_tokens", &u.cached_tokens, &has_cached))
+		goto out;
+	if (u.cached_tokens > u.prompt_tokens)
+		goto out; /* cached tokens are a part of the prompt */
+	u.present = true;
+	*out = u;
+	ok = true;
+out:
+	json_object_put(root);
+	return ok;
+}

@@ -1,0 +1,68 @@
+/*
+ * upstream: calling the LLM provider of a deployment (SPEC 7).
+ *
+ * The process keeps one libcurl easy handle per upstream host, so the TCP
+ * connection (and TLS session) is reused across requests.  Provider
+ * specifics (URL, auth header, body mapping) live in a table in
+ * upstream.c; mock/ answers locally without network.
+ */
+#ifndef TG_UPSTREAM_H
+#define TG_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "err.h"
+
+/* Token counts from a response's "usage". */
+struct tg_usage {
+	bool present;
+	int64_t prompt_tokens;
+	int64_t completion_tokens;
+	int64_t total_tokens;
+	int64_t cached_tokens; /* usage.prompt_tokens_details.cached_tokens */
+};
+
+struct tg_upstream_response {
+	long status;       /* HTTP status from the upstream (mock: 200) */
+	char *body;        /* NUL-terminated, owned; NULL if none */
+	size_t body_len;
+	char *content_type; /* owned, may be NULL */
+	char api_base[512]; /* the base URL used, for the ledger ("mock" for mock/) */
+};
+
+/* Process-wide state: global curl init and the handle cache. */
+enum tg_rc tg_upstream_init(struct tg_err *err);
+void tg_upstream_cleanup(void);
+
+/*
+ * The upstream body for deployment d from the client's body: model set to
+ * d->upstream_model, and the provider's mappings (mistral: no "user",
+ * max_completion_tokens -> max_tokens).  Every other field passes through
+ * unchanged.  Returns a malloc'd NUL-terminated JSON text (*len set).
+ * body is not modified.
+ */
+char *tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
+                       size_t *len);
+
+/*
+ * POST body to d's chat-completions endpoint and collect the answer (capped
+ * at 64 MiB).  Any HTTP answer is TG_OK with out->status set, 2xx or not.
+ * TG_ERR_UPSTREAM_CONNECT when the connection fails (502),
+ * TG_ERR_TIMEOUT when timeout_s passes (408).  Free out with
+ * tg_upstream_response_free().  The api_key never appears in err.
+ */
+enum tg_rc tg_upstream_call(const struct tg_deployment *d, const char *body,
+                            size_t body_len, long timeout_s,
+                            struct tg_upstream_response *out,
+                            struct tg_err *err);
+void tg_upstream_response_free(struct tg_upstream_response *r);
+
+/* Read "usage" from a chat-completion JSON text.  false if absent/invalid. */
+bool tg_usage_parse(const char *json_text, size_t len, struct tg_usage *out);
+
+#endif
