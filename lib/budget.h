@@ -1,0 +1,107 @@
+/*
+ * budget: budget rows ("pricing tiers"), shared by customers (SPEC 3, 8).
+ */
+#ifndef TG_BUDGET_H
+#define TG_BUDGET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "db.h"
+#include "err.h"
+#include "money.h"
+
+struct tg_opt_money {
+	bool set;
+	tg_money v;
+};
+struct tg_opt_i64 {
+	bool set;
+	int64_t v;
+};
+struct tg_opt_time {
+	bool set;
+	time_t v;
+};
+
+/* A budget row.  Strings are owned (freed by tg_budget_free). */
+struct tg_budget {
+	char *budget_id;
+	struct tg_opt_money max_budget;
+	struct tg_opt_money soft_budget;
+	struct tg_opt_i64 max_parallel_requests;
+	struct tg_opt_i64 tpm_limit;
+	struct tg_opt_i64 rpm_limit;
+	char *model_max_budget; /* JSON object text, or NULL */
+	char *budget_duration;  /* "30d", or NULL */
+	struct tg_opt_time budget_reset_at;
+	time_t created_at, updated_at;
+	char *created_by, *updated_by;
+};
+
+/* Budget fields as given in a request; unset = not given.  Not owned. */
+struct tg_budget_input {
+	struct tg_opt_money max_budget;
+	struct tg_opt_money soft_budget;
+	struct tg_opt_i64 max_parallel_requests;
+	struct tg_opt_i64 tpm_limit;
+	struct tg_opt_i64 rpm_limit;
+	const char *model_max_budget; /* JSON object text or NULL */
+	const char *budget_duration;  /* already validated, or NULL */
+	struct tg_opt_time budget_reset_at;
+};
+
+/* Whether any budget field is set in in. */
+bool tg_budget_input_any(const struct tg_budget_input *in);
+
+/*
+ * Insert a budget.  budget_id NULL makes a UUID.  When budget_reset_at is
+ * not given and budget_duration is, it is the period's next reset from now.
+ * TG_ERR_CONFLICT "Budget with id '<id>' already exists." on a duplicate.
+ * On success *out holds the row as stored (free with tg_budget_free).
+ */
+enum tg_rc tg_budget_create(struct tg_db *db, const char *budget_id,
+                            const struct tg_budget_input *in,
+                            const char *created_by, struct tg_budget *out,
+                            struct tg_err *err);
+
+/* Load a budget; TG_ERR_NOT_FOUND when absent. */
+enum tg_rc tg_budget_get(struct tg_db *db, const char *budget_id,
+                         struct tg_budget *out, struct tg_err *err);
+
+/* The budget row in SPEC 8's shape (new reference for the caller). */
+struct json_object *tg_budget_to_json(const struct tg_budget *b);
+/* The subset shown as a customer's litellm_budget_table (SPEC 8.1). */
+struct json_object *tg_budget_table_json(const struct tg_budget *b);
+
+void tg_budget_free(struct tg_budget *b);
+
+/*
+ * For modules that join budgets (customer, ledger): the column list, with
+ * the alias b, that tg_budget_from_row() reads, and reading it from row of
+ * res starting at column col0.  False when the row is malformed or b's
+ * budget_id is NULL (no budget joined); *out is then untouched.
+ */
+#define TG_BUDGET_COLUMNS                                                      \
+	"b.budget_id, b.max_budget, b.soft_budget, b.max_parallel_requests, "  \
+	"b.tpm_limit, b.rpm_limit, b.model_max_budget, b.budget_duration, "    \
+	"b.budget_reset_at, b.created_at, b.created_by, b.updated_at, "        \
+	"b.updated_by"
+#define TG_BUDGET_NCOLUMNS 13
+bool tg_budget_from_row(const struct tg_db_result *res, size_t row, size_t col0,
+                        struct tg_budget *out);
+
+/*
+ * The INSERT of tg_budget_create() alone, for use inside a caller's
+ * transaction (a customer's private budget).  private_for (may be NULL)
+ * records the customer it was made for.  TG_ERR_CONFLICT on a duplicate id.
+ */
+enum tg_rc tg_budget_insert(struct tg_db *db, const char *budget_id,
+                            const struct tg_budget_input *in,
+                            const char *created_by, const char *private_for,
+                            struct tg_err *err);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * db: the one place that speaks to MySQL/MariaDB.
+ *
+ * A process keeps one connection and its prepared statements (cached by the
+ * SQL text's address, so callers pass string literals).  Every query is a
+ * prepared statement with bound parameters; results come back as strings
+ * (DECIMAL columns are parsed exactly by the caller).  A lost connection is
+ * re-established transparently before the next statement.
+ */
+#ifndef TG_DB_H
+#define TG_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "money.h"
+
+struct tg_db; /* opaque */
+
+enum tg_db_type { TG_DB_NULL, TG_DB_STR, TG_DB_INT, TG_DB_MONEY };
+
+/* A bound parameter.  Build with the helpers below. */
+struct tg_db_param {
+	enum tg_db_type type;
+	const char *str; /* TG_DB_STR: not NUL-terminated necessarily */
+	size_t len;
+	int64_t i; /* TG_DB_INT, TG_DB_MONEY (bound as an exact decimal string)
+	            */
+};
+
+static inline struct tg_db_param tg_db_str(const char *s);
+static inline struct tg_db_param tg_db_strn(const char *s, size_t n);
+static inline struct tg_db_param tg_db_int(int64_t v);
+static inline struct tg_db_param tg_db_money(tg_money v);
+static inline struct tg_db_param tg_db_null(void);
+
+/* A fetched result: rows x cols strings, NULL for SQL NULL. */
+struct tg_db_result {
+	size_t nrows, ncols;
+	char **cells;      /* nrows * ncols, row-major */
+	uint64_t affected; /* rows changed, for INSERT/UPDATE/DELETE */
+};
+
+static inline const char *
+tg_db_cell(const struct tg_db_result *r, size_t row, size_t col)
+{
+	return r->cells[row * r->ncols + col];
+}
+
+/*
+ * Connect to url: mysql://user:pass@host[:port]/db[?socket=/path].  Returns
+ * TG_ERR_CONFIG on a malformed url, TG_ERR_DB when the server cannot be
+ * reached (err says why, never the password).
+ */
+enum tg_rc tg_db_open(const char *url, struct tg_db **out, struct tg_err *err);
+void tg_db_close(struct tg_db *db);
+
+/*
+ * Run sql (a string literal: its address keys the statement cache) with
+ * params.  If res is not NULL the result set (if any) is fetched into it
+ * and must be released with tg_db_result_free().  TG_ERR_DB on failure, with
+ * tg_db_errno() telling the server's error number.  Reconnects once when
+ * the connection was lost outside a transaction.
+ */
+enum tg_rc tg_db_exec(struct tg_db *db, const char *sql,
+                      const struct tg_db_param *params, size_t nparams,
+                      struct tg_db_result *res, struct tg_err *err);
+void tg_db_result_free(struct tg_db_result *res);
+
+/* The server error number of the last failure (1062 duplicate key, ...). */
+unsigned tg_db_errno(const struct tg_db *db);
+
+/*
+ * Run fn(db, arg, err) inside a transaction: BEGIN, fn, COMMIT.  When fn or
+ * the commit fails with a deadlock (1213), a lock wait timeout (1205) or a
+ * lost connection, everything is rolled back and retried (up to 5 times,
+ * with a short backoff).  Any other failure is rolled back and returned.
+ */
+typedef enum tg_rc (*tg_db_txn_fn)(struct tg_db *db, void *arg,
+                                   struct tg_err *err);
+enum tg_rc tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg,
+                     struct tg_err *err);
+
+/* Cheap liveness check (SELECT 1), for /health/readiness. */
+enum tg_rc tg_db_ping(struct tg_db *db, struct tg_err *err);
+
+/*
+ * For tools/tollgate-migrate: like tg_db_open(), but first creates the url's
+ * database (utf8mb4) when it is missing; *created (may be NULL) says whether
+ * it did.  The name must be 1..64 of [A-Za-z0-9_$-] (TG_ERR_CONFIG).
+ */
+enum tg_rc tg_db_open_create(const char *url, bool *created, struct tg_db **out,
+                             struct tg_err *err);
+
+/*
+ * Run a trusted SQL script (a migration file): statements end with ";" at
+ * the end of a line, lines starting with "--" are comments.  No parameters:
+ * never for request data.  Stops at the first failure, err saying
+ * "line <n>: <server message>".
+ */
+enum tg_rc tg_db_exec_script(struct tg_db *db, const char *script,
+                             struct tg_err *err);
+
+static inline struct tg_db_param
+tg_db_strn(const char *s, size_t n)
+{
+	struct tg_db_param p = {TG_DB_STR, s, n, 0};
+	return p;
+}
+
+static inline struct tg_db_param
+tg_db_str(const char *s)
+{
+	size_t n = 0;
+	if (s == NULL) {
+		struct tg_db_param p = {TG_DB_NULL, NULL, 0, 0};
+		return p;
+	}
+	while (s[n] != '\0')
+		n++;
+	return tg_db_strn(s, n);
+}
+
+static inline struct tg_db_param
+tg_db_int(int64_t v)
+{
+	struct tg_db_param p = {TG_DB_INT, NULL, 0, v};
+	return p;
+}
+
+static inline struct tg_db_param
+tg_db_money(tg_money v)
+{
+	struct tg_db_param p = {TG_DB_MONEY, NULL, 0, v};
+	return p;
+}
+
+static inline struct tg_db_param
+tg_db_null(void)
+{
+	struct tg_db_param p = {TG_DB_NULL, NULL, 0, 0};
+	return p;
+}
+
+#endif
