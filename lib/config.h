@@ -17,16 +17,17 @@
 #include "pricing.h"
 
 enum tg_provider {
-	TG_PROVIDER_OPENAI = 0, /* openai/<m>, a bare name, any OpenAI-compatible api_base */
-	TG_PROVIDER_AZURE,      /* azure/<deployment> */
-	TG_PROVIDER_MISTRAL,    /* mistral/<m> */
-	TG_PROVIDER_MOCK,       /* mock/<m>: answers locally, priced like any other */
+	TG_PROVIDER_OPENAI =
+	        0, /* openai/<m>, a bare name, any OpenAI-compatible api_base */
+	TG_PROVIDER_AZURE,   /* azure/<deployment> */
+	TG_PROVIDER_MISTRAL, /* mistral/<m> */
+	TG_PROVIDER_MOCK, /* mock/<m>: answers locally, priced like any other */
 };
 
 /* One entry of model_list. All strings are owned by the config. */
 struct tg_deployment {
-	char *model_name;     /* what clients send */
-	char *litellm_model;  /* litellm_params.model as written */
+	char *model_name;    /* what clients send */
+	char *litellm_model; /* litellm_params.model as written */
 	enum tg_provider provider;
 	char *upstream_model; /* the part after "<provider>/" */
 	char *api_base;       /* NULL: provider default */
@@ -37,8 +38,9 @@ struct tg_deployment {
 	char *base_model;     /* model_info.base_model or NULL */
 	long timeout_s;       /* litellm_params.timeout, else request_timeout */
 	struct tg_price_entry price; /* resolved at load (SPEC 7.2 order) */
-	char *price_name;     /* the name the price was found under, or "model_info" */
-	int line;             /* line in the config, for messages */
+	char *price_name; /* the name the price was found under, or "model_info"
+	                   */
+	int line;         /* line in the config, for messages */
 };
 
 enum tg_enforcement {
@@ -51,21 +53,24 @@ struct tg_config {
 	struct tg_deployment *deployments;
 	size_t ndeployments;
 
-	char *master_key;       /* general_settings.master_key or LITELLM_MASTER_KEY; NULL = none */
-	char *database_url;     /* general_settings.database_url or DATABASE_URL; NULL = none */
-	bool alerting_webhook;  /* "webhook" in general_settings.alerting */
-	char *webhook_url;      /* WEBHOOK_URL when alerting_webhook */
-	char *webhook_secret;   /* general_settings.webhook_secret */
+	char *master_key; /* general_settings.master_key or LITELLM_MASTER_KEY;
+	                     NULL = none */
+	char *database_url;    /* general_settings.database_url or DATABASE_URL;
+	                          NULL = none */
+	bool alerting_webhook; /* "webhook" in general_settings.alerting */
+	char *webhook_url;     /* WEBHOOK_URL when alerting_webhook */
+	char *webhook_secret;  /* general_settings.webhook_secret */
 
 	char *max_end_user_budget_id; /* default tier, or NULL */
 	int64_t default_max_tokens;   /* 4096 unless set */
 	long request_timeout;         /* seconds, 600 unless set */
 	int num_retries;              /* 0 unless set */
 	enum tg_enforcement budget_enforcement;
-	char *model_cost_map_path;    /* NULL: the shipped price file */
+	char *model_cost_map_path; /* NULL: the shipped price file */
 
-	size_t max_management_body;   /* 64 KiB unless tollgate_settings.max_management_body */
-	size_t max_llm_body;          /* 10 MiB unless tollgate_settings.max_llm_body */
+	size_t max_management_body; /* 64 KiB unless
+	                               tollgate_settings.max_management_body */
+	size_t max_llm_body; /* 10 MiB unless tollgate_settings.max_llm_body */
 };
 
 /*
@@ -78,9 +83,10 @@ enum tg_rc tg_config_load(const char *path, const char *prices_default,
                           struct tg_config **out, struct tg_err *err);
 void tg_config_free(struct tg_config *cfg);
 
-/* Deployments named model_name: fills idx (capacity cap) and returns the count. */
-size_t tg_config_deployments(const struct tg_config *cfg, const char *model_name,
-                             size_t *idx, size_t cap);
+/* Deployments named model_name: fills idx (capacity cap) and returns the count.
+ */
+size_t tg_config_deployments(const struct tg_config *cfg,
+                             const char *model_name, size_t *idx, size_t cap);
 
 /* Whether any deployment is named model_name. */
 bool tg_config_has_model(const struct tg_config *cfg, const char *model_name);

@@ -15,22 +15,22 @@
 /* Stable values: they appear in logs.  Add at the end only. */
 enum tg_rc {
 	TG_OK = 0,
-	TG_ERR_BAD_REQUEST = 1,      /* 400 invalid_request_error */
-	TG_ERR_UNPROCESSABLE = 2,    /* 422 invalid_request_error */
-	TG_ERR_AUTH = 3,             /* 401 auth_error */
-	TG_ERR_FORBIDDEN = 4,        /* 403 permission_error */
-	TG_ERR_NOT_FOUND = 5,        /* 404 not_found */
-	TG_ERR_METHOD = 6,           /* 405 invalid_request_error */
-	TG_ERR_TIMEOUT = 7,          /* 408 timeout_error */
-	TG_ERR_TOO_LARGE = 8,        /* 413 invalid_request_error */
-	TG_ERR_BUDGET = 9,           /* 429 budget_exceeded */
-	TG_ERR_RATE_LIMIT = 10,      /* 429 rate_limit_error */
-	TG_ERR_INTERNAL = 11,        /* 500 internal_server_error */
-	TG_ERR_CONFIG = 12,          /* 500 internal_server_error */
+	TG_ERR_BAD_REQUEST = 1,       /* 400 invalid_request_error */
+	TG_ERR_UNPROCESSABLE = 2,     /* 422 invalid_request_error */
+	TG_ERR_AUTH = 3,              /* 401 auth_error */
+	TG_ERR_FORBIDDEN = 4,         /* 403 permission_error */
+	TG_ERR_NOT_FOUND = 5,         /* 404 not_found */
+	TG_ERR_METHOD = 6,            /* 405 invalid_request_error */
+	TG_ERR_TIMEOUT = 7,           /* 408 timeout_error */
+	TG_ERR_TOO_LARGE = 8,         /* 413 invalid_request_error */
+	TG_ERR_BUDGET = 9,            /* 429 budget_exceeded */
+	TG_ERR_RATE_LIMIT = 10,       /* 429 rate_limit_error */
+	TG_ERR_INTERNAL = 11,         /* 500 internal_server_error */
+	TG_ERR_CONFIG = 12,           /* 500 internal_server_error */
 	TG_ERR_UPSTREAM_CONNECT = 13, /* 502 api_connection_error */
-	TG_ERR_UPSTREAM = 14,        /* upstream's own status (err->status) */
-	TG_ERR_DB = 15,              /* 503 service_unavailable */
-	TG_ERR_CONFLICT = 16,        /* 400 invalid_request_error: already exists */
+	TG_ERR_UPSTREAM = 14,         /* upstream's own status (err->status) */
+	TG_ERR_DB = 15,               /* 503 service_unavailable */
+	TG_ERR_CONFLICT = 16, /* 400 invalid_request_error: already exists */
 };
 
 struct tg_err {
@@ -55,7 +55,7 @@ const char *tg_rc_type(enum tg_rc rc);
  */
 enum tg_rc tg_err_set(struct tg_err *err, enum tg_rc rc, const char *param,
                       const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Reset err to "no error". */
 void tg_err_clear(struct tg_err *err);

@@ -16,9 +16,9 @@
 #include "money.h"
 
 struct tg_price_entry {
-	tg_price input;        /* input_cost_per_token */
-	tg_price output;       /* output_cost_per_token */
-	tg_price cache_read;   /* cache_read_input_token_cost */
+	tg_price input;      /* input_cost_per_token */
+	tg_price output;     /* output_cost_per_token */
+	tg_price cache_read; /* cache_read_input_token_cost */
 	bool has_cache_read;
 	int64_t max_output_tokens; /* 0 when unknown */
 };

@@ -28,11 +28,12 @@ struct tg_usage {
 };
 
 struct tg_upstream_response {
-	long status;       /* HTTP status from the upstream (mock: 200) */
-	char *body;        /* NUL-terminated, owned; NULL if none */
+	long status; /* HTTP status from the upstream (mock: 200) */
+	char *body;  /* NUL-terminated, owned; NULL if none */
 	size_t body_len;
 	char *content_type; /* owned, may be NULL */
-	char api_base[512]; /* the base URL used, for the ledger ("mock" for mock/) */
+	char api_base[512]; /* the base URL used, for the ledger ("mock" for
+	                       mock/) */
 };
 
 /* Process-wide state: global curl init and the handle cache. */

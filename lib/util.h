@@ -20,7 +20,8 @@ void tg_sha256_hex(const void *data, size_t len, char hex[65]);
 void tg_sha256(const void *data, size_t len, unsigned char out[32]);
 
 /* Compare a and b without leaking where they differ; lengths may differ. */
-bool tg_memeq_const_time(const void *a, size_t alen, const void *b, size_t blen);
+bool tg_memeq_const_time(const void *a, size_t alen, const void *b,
+                         size_t blen);
 
 /* true if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool tg_utf8_valid(const char *s, size_t len);

@@ -32,9 +32,9 @@ done_testing(void)
 
 static inline bool tap_vok(bool cond, const char *file, int line,
                            const char *fmt, va_list ap)
-	__attribute__((format(printf, 4, 0)));
+        __attribute__((format(printf, 4, 0)));
 static inline void diag(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
+        __attribute__((format(printf, 1, 2)));
 
 static inline bool
 tap_vok(bool cond, const char *file, int line, const char *fmt, va_list ap)
@@ -80,21 +80,24 @@ diag(const char *fmt, ...)
 
 #define is_int(want, got, ...)                                                 \
 	do {                                                                   \
-		long long tap_w_ = (long long)(want), tap_g_ = (long long)(got); \
-		if (!tap_ok(tap_w_ == tap_g_, __FILE__, __LINE__, __VA_ARGS__)) \
-			diag("  wanted: %lld\n#      got: %lld", tap_w_,    \
+		long long tap_w_ = (long long)(want),                          \
+		          tap_g_ = (long long)(got);                           \
+		if (!tap_ok(tap_w_ == tap_g_, __FILE__, __LINE__,              \
+		            __VA_ARGS__))                                      \
+			diag("  wanted: %lld\n#      got: %lld", tap_w_,       \
 			     tap_g_);                                          \
 	} while (0)
 
 #define is_string(want, got, ...)                                              \
 	do {                                                                   \
 		const char *tap_w_ = (want), *tap_g_ = (got);                  \
-		bool tap_eq_ = (tap_w_ == NULL && tap_g_ == NULL) ||           \
-		               (tap_w_ && tap_g_ && strcmp(tap_w_, tap_g_) == 0); \
-		if (!tap_ok(tap_eq_, __FILE__, __LINE__, __VA_ARGS__))          \
+		bool tap_eq_ =                                                 \
+		        (tap_w_ == NULL && tap_g_ == NULL) ||                  \
+		        (tap_w_ && tap_g_ && strcmp(tap_w_, tap_g_) == 0);     \
+		if (!tap_ok(tap_eq_, __FILE__, __LINE__, __VA_ARGS__))         \
 			diag("  wanted: %s\n#      got: %s",                   \
-			     tap_w_ ? tap_w_ : "(null)",                        \
-			     tap_g_ ? tap_g_ : "(null)");                       \
+			     tap_w_ ? tap_w_ : "(null)",                       \
+			     tap_g_ ? tap_g_ : "(null)");                      \
 	} while (0)
 
 #endif

@@ -1,0 +1,54 @@
+/*
+ * health: liveness and readiness probes (no key needed), and the answer
+ * for any path no other program serves (the web server sends unknown
+ * paths here, and the front line answers 404 in the envelope).
+ */
+#include <stdio.h>
+
+#include "app.h"
+
+static enum tg_rc
+liveliness(struct tg_req *req, struct tg_err *err)
+{
+	(void)err;
+	tg_req_respond_json(req, 200, json_object_new_string("I'm alive!"));
+	return TG_OK;
+}
+
+static enum tg_rc
+readiness(struct tg_req *req, struct tg_err *err)
+{
+	struct json_object *o = json_object_new_object();
+	struct tg_db *db;
+	enum tg_rc rc = TG_ERR_CONFIG;
+
+	if (tg_req_config(req) == NULL)
+		tg_err_set(err, TG_ERR_CONFIG, NULL,
+		           "Configuration error: see the server's error log");
+	else if ((rc = tg_req_db(req, &db, err)) == TG_OK)
+		rc = tg_db_ping(db, err);
+	json_object_object_add(
+	        o, "status",
+	        json_object_new_string(rc == TG_OK ? "healthy" : "unhealthy"));
+	json_object_object_add(o, "db",
+	                       json_object_new_string(rc == TG_OK
+	                                                      ? "connected"
+	                                                      : err->message));
+	tg_req_respond_json(req, rc == TG_OK ? 200 : 503, o);
+	return TG_OK;
+}
+
+static const struct tg_route routes[] = {
+        {"/health/liveliness", "GET", false, TG_BODY_NONE, NULL, 0, liveliness},
+        {"/health/liveness", "GET", false, TG_BODY_NONE, NULL, 0, liveliness},
+        {"/health/readiness", "GET", false, TG_BODY_NONE, NULL, 0, readiness},
+};
+
+static const struct tg_program program = {"health", routes,
+                                          sizeof(routes) / sizeof(routes[0])};
+
+int
+main(void)
+{
+	return tg_app_main(&program);
+}

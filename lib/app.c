@@ -1,0 +1,615 @@
+/*
+ * app: the FastCGI/CGI loop and the front line of every request.
+ *
+ * One request at a time per process (the web server decides how many
+ * processes run).  What survives between requests: the config, the
+ * database connection, the upstream connections.  Everything about one
+ * request lives in struct tg_req and is freed when it is answered.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <fcgiapp.h>
+
+#include "app.h"
+#include "ledger.h"
+#include "log.h"
+#include "money.h"
+#include "upstream.h"
+#include "util.h"
+
+extern char **environ;
+
+#define MAX_HEADERS 16
+/* How often a process looks for holds left by crashed processes. */
+#define RECLAIM_INTERVAL_US (30 * 1000000LL)
+/* How long a failed config load is remembered before trying again. */
+#define CONFIG_RETRY_US (5 * 1000000LL)
+
+struct tg_hdr {
+	char *name;
+	char *value;
+};
+
+struct tg_req {
+	/* I/O: FastCGI streams, or stdin/stdout as plain CGI. */
+	FCGX_Request *fcgx;
+	char **envp;
+
+	const struct tg_route *route;
+	const char *method;
+	char *path;
+	const char *query;
+	char call_id[37];
+	int64_t start_us;
+	char key_hash[65];
+
+	char *body;
+	size_t body_len;
+	struct json_object *json;
+	struct tg_value *values;
+	char *query_storage;
+
+	struct tg_hdr headers[MAX_HEADERS];
+	size_t nheaders;
+	bool responded;
+};
+
+/* Process-wide state. */
+static struct tg_config *app_config;
+static struct tg_err app_config_err;
+static int64_t app_config_tried_us;
+static struct tg_db *app_db;
+static int64_t app_reclaim_us;
+static volatile sig_atomic_t app_stop;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	app_stop = 1;
+	FCGX_ShutdownPending();
+}
+
+const char *
+tg_req_id(const struct tg_req *req)
+{
+	return req->call_id;
+}
+
+static void app_load_config(void);
+
+const struct tg_config *
+tg_req_config(const struct tg_req *req)
+{
+	(void)req;
+	app_load_config();
+	return app_config;
+}
+
+const struct tg_value *
+tg_req_field(const struct tg_req *req, size_t i)
+{
+	return &req->values[i];
+}
+
+struct json_object *
+tg_req_json(const struct tg_req *req)
+{
+	return req->json;
+}
+
+const char *
+tg_req_body(const struct tg_req *req, size_t *len)
+{
+	*len = req->body_len;
+	return req->body;
+}
+
+const char *
+tg_req_key_hash(const struct tg_req *req)
+{
+	return req->key_hash;
+}
+
+int64_t
+tg_req_start_us(const struct tg_req *req)
+{
+	return req->start_us;
+}
+
+const char *
+tg_req_header(const struct tg_req *req, const char *name)
+{
+	char var[128] = "HTTP_";
+	size_t n = strlen(name);
+
+	if (n + 6 > sizeof(var))
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		var[5 + i] = name[i] == '-'
+		                     ? '_'
+		                     : (char)toupper((unsigned char)name[i]);
+	var[5 + n] = '\0';
+	return FCGX_GetParam(var, req->envp);
+}
+
+enum tg_rc
+tg_req_db(struct tg_req *req, struct tg_db **out, struct tg_err *err)
+{
+	enum tg_rc rc;
+
+	(void)req;
+	if (app_db == NULL) {
+		if (app_config->database_url == NULL)
+			return tg_err_set(err, TG_ERR_CONFIG, NULL,
+			                  "Configuration error: no database "
+			                  "configured (general_settings."
+			                  "database_url or DATABASE_URL)");
+		rc = tg_db_open(app_config->database_url, &app_db, err);
+		if (rc != TG_OK)
+			return rc;
+	}
+	*out = app_db;
+	return TG_OK;
+}
+
+void
+tg_req_add_header(struct tg_req *req, const char *name, const char *value)
+{
+	if (req->nheaders == MAX_HEADERS) {
+		tg_log_error("too many response headers; dropped %s", name);
+		return;
+	}
+	req->headers[req->nheaders].name = tg_xstrdup(name);
+	req->headers[req->nheaders].value = tg_xstrdup(value);
+	req->nheaders++;
+}
+
+static void
+req_write(struct tg_req *req, const char *buf, size_t len)
+{
+	if (req->fcgx != NULL)
+		FCGX_PutStr(buf, (int)len, req->fcgx->out);
+	else
+		fwrite(buf, 1, len, stdout);
+}
+
+static size_t
+req_read(struct tg_req *req, char *buf, size_t len)
+{
+	if (req->fcgx != NULL) {
+		int n = FCGX_GetStr(buf, (int)len, req->fcgx->in);
+		return n > 0 ? (size_t)n : 0;
+	}
+	return fread(buf, 1, len, stdin);
+}
+
+static const char *
+reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Status";
+	}
+}
+
+void
+tg_req_respond_raw(struct tg_req *req, int status, const char *body, size_t len)
+{
+	char line[512];
+	int n;
+
+	if (req->responded) {
+		tg_log_error("second response to one request dropped");
+		return;
+	}
+	req->responded = true;
+	n = snprintf(line, sizeof(line),
+	             "Status: %d %s\r\nContent-Type: application/json\r\n"
+	             "Content-Length: %zu\r\nx-litellm-call-id: %s\r\n",
+	             status, reason_phrase(status), len, req->call_id);
+	req_write(req, line, (size_t)n);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		req_write(req, req->headers[i].name,
+		          strlen(req->headers[i].name));
+		req_write(req, ": ", 2);
+		req_write(req, req->headers[i].value,
+		          strlen(req->headers[i].value));
+		req_write(req, "\r\n", 2);
+	}
+	req_write(req, "\r\n", 2);
+	req_write(req, body, len);
+}
+
+void
+tg_req_respond_json(struct tg_req *req, int status, struct json_object *obj)
+{
+	size_t len;
+	const char *text = json_object_to_json_string_length(
+	        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	        &len);
+
+	tg_req_respond_raw(req, status, text, len);
+	json_object_put(obj);
+}
+
+struct json_object *
+tg_error_envelope(const struct tg_err *err)
+{
+	struct json_object *inner = json_object_new_object();
+	struct json_object *outer = json_object_new_object();
+	char code[8];
+
+	snprintf(code, sizeof(code), "%d", tg_err_status(err));
+	json_object_object_add(inner, "message",
+	                       json_object_new_string(err->message));
+	json_object_object_add(inner, "type",
+	                       json_object_new_string(tg_err_type(err)));
+	json_object_object_add(
+	        inner, "param",
+	        err->param[0] ? json_object_new_string(err->param) : NULL);
+	json_object_object_add(inner, "code", json_object_new_string(code));
+	json_object_object_add(outer, "error", inner);
+	return outer;
+}
+
+void
+tg_req_respond_error(struct tg_req *req, const struct tg_err *err)
+{
+	int status = tg_err_status(err);
+
+	/* Server-side failures are logged once, here where they are handled;
+	 * client mistakes are not worth a log line each. */
+	if (status >= 500)
+		tg_log_error("%d %s: %s", status, tg_rc_str(err->rc),
+		             err->message);
+	tg_req_respond_json(req, status, tg_error_envelope(err));
+}
+
+struct json_object *
+tg_json_money(tg_money m)
+{
+	char text[TG_MONEY_STRLEN];
+
+	tg_money_format(m, text, sizeof(text));
+	/* The double is only json-c's idea of the value; the text printed is
+	 * the exact one. */
+	return json_object_new_double_s(strtod(text, NULL), text);
+}
+
+/* Load the config once; after a failure, try again only now and then so
+ * a broken file costs a stat, not a parse, per request. */
+static void
+app_load_config(void)
+{
+	const char *path = getenv("TOLLGATE_CONFIG");
+	const char *prices = getenv("TOLLGATE_PRICE_FILE");
+	char fallback[512];
+	int64_t now = tg_now_us();
+
+	if (app_config != NULL || (app_config_tried_us != 0 &&
+	                           now - app_config_tried_us < CONFIG_RETRY_US))
+		return;
+	app_config_tried_us = now;
+	if (path == NULL || path[0] == '\0') {
+		snprintf(fallback, sizeof(fallback), "%s/tollgate/config.yaml",
+		         TG_SYSCONFDIR);
+		path = fallback;
+	}
+	if (prices == NULL || prices[0] == '\0')
+		prices = TG_DATADIR "/model_prices.json";
+	tg_err_clear(&app_config_err);
+	if (tg_config_load(path, prices, &app_config, &app_config_err) !=
+	    TG_OK) {
+		app_config = NULL;
+		tg_log_error("config: %s", app_config_err.message);
+	}
+}
+
+/* Route, authenticate, read and validate; then run the handler. */
+static enum tg_rc
+front_line(const struct tg_program *prog, struct tg_req *req,
+           struct tg_err *err)
+{
+	const struct tg_route *route = NULL;
+	char allow[64] = "";
+	const char *key = NULL, *auth;
+	const char *clen;
+	size_t cap, want;
+	bool path_known = false;
+
+	for (size_t i = 0; i < prog->nroutes; i++) {
+		if (strcmp(prog->routes[i].path, req->path) != 0)
+			continue;
+		path_known = true;
+		if (strcmp(prog->routes[i].method, req->method) == 0) {
+			route = &prog->routes[i];
+			break;
+		}
+		if (strstr(allow, prog->routes[i].method) == NULL)
+			snprintf(allow + strlen(allow),
+			         sizeof(allow) - strlen(allow), "%s%s",
+			         allow[0] ? ", " : "", prog->routes[i].method);
+	}
+	if (!path_known)
+		return tg_err_set(err, TG_ERR_NOT_FOUND, NULL, "Not Found: %s",
+		                  req->path);
+	if (route == NULL) {
+		tg_req_add_header(req, "Allow", allow);
+		return tg_err_set(err, TG_ERR_METHOD, NULL,
+		                  "Method Not Allowed: %s %s (allowed: %s)",
+		                  req->method, req->path, allow);
+	}
+	req->route = route;
+
+	if (route->auth) {
+		app_load_config();
+		if (app_config == NULL)
+			return tg_err_set(err, TG_ERR_CONFIG, NULL,
+			                  "Configuration error: %s",
+			                  app_config_err.message);
+		if (app_config->master_key == NULL ||
+		    app_config->master_key[0] == '\0')
+			return tg_err_set(err, TG_ERR_CONFIG, NULL,
+			                  "No master key configured");
+		if ((auth = tg_req_header(req, "authorization")) != NULL) {
+			if (strncasecmp(auth, "Bearer ", 7) != 0)
+				return tg_err_set(
+				        err, TG_ERR_AUTH, NULL,
+				        "Malformed API Key passed in. "
+				        "Ensure Key has `Bearer ` "
+				        "prefix.");
+			key = auth + 7;
+		} else if ((key = tg_req_header(req, "x-litellm-api-key")) ||
+		           (key = tg_req_header(req, "api-key")) ||
+		           (key = tg_req_header(req, "x-api-key"))) {
+			if (strncasecmp(key, "Bearer ", 7) == 0)
+				key += 7;
+		}
+		if (key == NULL || key[0] == '\0')
+			return tg_err_set(err, TG_ERR_AUTH, NULL,
+			                  "Authentication Error, No api key "
+			                  "passed in.");
+		if (!tg_memeq_const_time(key, strlen(key),
+		                         app_config->master_key,
+		                         strlen(app_config->master_key)))
+			return tg_err_set(err, TG_ERR_AUTH, NULL,
+			                  "Authentication Error, Invalid proxy "
+			                  "server token passed.");
+		tg_sha256_hex(key, strlen(key), req->key_hash);
+	}
+
+	req->values = tg_xcalloc(route->nfields ? route->nfields : 1,
+	                         sizeof(*req->values));
+	if (route->body == TG_BODY_NONE)
+		return tg_fields_from_query(route->fields, route->nfields,
+		                            req->query, req->values,
+		                            &req->query_storage, err);
+
+	app_load_config();
+	if (app_config == NULL)
+		return tg_err_set(err, TG_ERR_CONFIG, NULL,
+		                  "Configuration error: %s",
+		                  app_config_err.message);
+	/* Size cap first, from Content-Length, then while reading: the
+	 * body is never held beyond the cap. */
+	cap = route->body == TG_BODY_LLM ? app_config->max_llm_body
+	                                 : app_config->max_management_body;
+	clen = FCGX_GetParam("CONTENT_LENGTH", req->envp);
+	want = clen ? strtoull(clen, NULL, 10) : 0;
+	if (want > cap)
+		return tg_err_set(err, TG_ERR_TOO_LARGE, NULL,
+		                  "Request body too large: %zu bytes (limit "
+		                  "%zu)",
+		                  want, cap);
+	req->body = tg_xmalloc(want + 1);
+	while (req->body_len < want) {
+		size_t n = req_read(req, req->body + req->body_len,
+		                    want - req->body_len);
+		if (n == 0)
+			break;
+		req->body_len += n;
+	}
+	req->body[req->body_len] = '\0';
+	if (req->body_len < want)
+		return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,
+		                  "Request body ended after %zu of %zu bytes",
+		                  req->body_len, want);
+
+	{
+		struct json_tokener *tok = json_tokener_new();
+		enum json_tokener_error jerr;
+
+		req->json = json_tokener_parse_ex(tok, req->body,
+		                                  (int)req->body_len);
+		jerr = json_tokener_get_error(tok);
+		if (req->json != NULL && jerr == json_tokener_success &&
+		    (size_t)json_tokener_get_parse_end(tok) < req->body_len) {
+			/* Trailing bytes: only white space may follow. */
+			for (size_t i = json_tokener_get_parse_end(tok);
+			     i < req->body_len; i++)
+				if (!isspace((unsigned char)req->body[i])) {
+					jerr = json_tokener_error_parse_unexpected;
+					break;
+				}
+		}
+		if (req->json == NULL || jerr != json_tokener_success) {
+			size_t at = json_tokener_get_parse_end(tok);
+			json_tokener_free(tok);
+			if (req->body_len == 0)
+				return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,
+				                  "Invalid JSON body: the body "
+				                  "is empty");
+			return tg_err_set(
+			        err, TG_ERR_BAD_REQUEST, NULL,
+			        "Invalid JSON body: %s at byte %zu",
+			        jerr == json_tokener_success
+			                ? "incomplete JSON"
+			                : json_tokener_error_desc(jerr),
+			        at);
+		}
+		json_tokener_free(tok);
+	}
+	if (!json_object_is_type(req->json, json_type_object))
+		return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,
+		                  "Invalid JSON body: expected a JSON object");
+	return tg_fields_from_json(route->fields, route->nfields, req->json,
+	                           req->values, err);
+}
+
+static void
+serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
+{
+	struct tg_req req;
+	struct tg_err err;
+	const char *uri;
+	const char *q;
+	enum tg_rc rc;
+
+	memset(&req, 0, sizeof(req));
+	tg_err_clear(&err);
+	req.fcgx = fcgx;
+	req.envp = envp;
+	req.start_us = 0;
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		req.start_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	}
+	tg_uuid_new(req.call_id);
+	tg_log_set_request(req.call_id);
+
+	req.method = FCGX_GetParam("REQUEST_METHOD", envp);
+	if (req.method == NULL)
+		req.method = "GET";
+	uri = FCGX_GetParam("REQUEST_URI", envp);
+	if (uri == NULL || uri[0] == '\0')
+		uri = FCGX_GetParam("SCRIPT_NAME", envp);
+	if (uri == NULL)
+		uri = "/";
+	q = strchr(uri, '?');
+	req.path = q ? tg_xstrndup(uri, (size_t)(q - uri)) : tg_xstrdup(uri);
+	req.query = q ? q + 1 : FCGX_GetParam("QUERY_STRING", envp);
+
+	rc = front_line(prog, &req, &err);
+	if (rc == TG_OK) {
+		rc = req.route->handler(&req, &err);
+		if (rc == TG_OK && !req.responded) {
+			tg_err_set(&err, TG_ERR_INTERNAL, NULL,
+			           "handler gave no answer");
+			rc = TG_ERR_INTERNAL;
+		}
+	}
+	if (rc != TG_OK && !req.responded)
+		tg_req_respond_error(&req, &err);
+
+	if (req.json != NULL)
+		json_object_put(req.json);
+	for (size_t i = 0; i < req.nheaders; i++) {
+		free(req.headers[i].name);
+		free(req.headers[i].value);
+	}
+	free(req.values);
+	free(req.query_storage);
+	free(req.body);
+	free(req.path);
+	tg_log_set_request("");
+}
+
+/* Work the client need not wait for: after the answer is sent. */
+static void
+after_response(void)
+{
+	struct tg_err err;
+	int n = 0;
+	int64_t now = tg_now_us();
+
+	if (app_db == NULL || now - app_reclaim_us < RECLAIM_INTERVAL_US)
+		return;
+	app_reclaim_us = now;
+	tg_err_clear(&err);
+	if (tg_ledger_reclaim(app_db, NULL, 100, &n, &err) != TG_OK)
+		tg_log_warn("reclaiming stale holds failed: %s", err.message);
+	else if (n > 0)
+		tg_log_warn("reclaimed %d holds of requests that never "
+		            "finished",
+		            n);
+}
+
+static void
+app_cleanup(void)
+{
+	if (app_db != NULL)
+		tg_db_close(app_db);
+	app_db = NULL;
+	if (app_config != NULL)
+		tg_config_free(app_config);
+	app_config = NULL;
+	tg_upstream_cleanup();
+}
+
+int
+tg_app_main(const struct tg_program *prog)
+{
+	struct sigaction sa;
+	struct tg_err err;
+	FCGX_Request fcgx;
+
+	tg_log_init(prog->name);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	/* No SA_RESTART: a SIGTERM must interrupt accept(). */
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	tg_err_clear(&err);
+	if (tg_upstream_init(&err) != TG_OK) {
+		tg_log_error("%s", err.message);
+		return 1;
+	}
+	if (FCGX_Init() != 0) {
+		tg_log_error("FCGX_Init failed");
+		return 1;
+	}
+
+	if (FCGX_IsCGI()) {
+		serve(prog, NULL, environ);
+		fflush(stdout);
+		app_cleanup();
+		return 0;
+	}
+
+	FCGX_InitRequest(&fcgx, 0, 0);
+	while (!app_stop && FCGX_Accept_r(&fcgx) >= 0) {
+		serve(prog, &fcgx, fcgx.envp);
+		FCGX_Finish_r(&fcgx);
+		after_response();
+	}
+	FCGX_Free(&fcgx, 1);
+	app_cleanup();
+	return 0;
+}

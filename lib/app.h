@@ -1,0 +1,94 @@
+/*
+ * app: the front line every program shares (cgit's command table, kcgi's
+ * validated input).
+ *
+ * A program is a table of routes.  tg_app_main() runs the FastCGI accept
+ * loop (or serves exactly one request as plain CGI), and for each request:
+ * routes on REQUEST_URI (query stripped; 404 unknown path, 405 + Allow for
+ * a wrong method), checks the key (SPEC 1), reads the body under its size
+ * cap, parses it, validates the route's fields, and only then calls the
+ * handler.  Errors from any step are answered in the OpenAI envelope.
+ */
+#ifndef TG_APP_H
+#define TG_APP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "fields.h"
+
+enum tg_body {
+	TG_BODY_NONE, /* GET: fields come from the query string */
+	TG_BODY_MGMT, /* a JSON object, management size cap */
+	TG_BODY_LLM,  /* a JSON object, LLM size cap */
+};
+
+struct tg_req;
+
+struct tg_route {
+	const char *path;   /* exact, e.g. "/customer/new" */
+	const char *method; /* "GET" or "POST" */
+	bool auth;          /* master key required */
+	enum tg_body body;
+	const struct tg_field *fields;
+	size_t nfields;
+	/* Answer the request (tg_req_respond_*) and return TG_OK, or return
+	 * an error for the front line to answer. */
+	enum tg_rc (*handler)(struct tg_req *req, struct tg_err *err);
+};
+
+struct tg_program {
+	const char *name;
+	const struct tg_route *routes;
+	size_t nroutes;
+};
+
+/* Run prog until SIGTERM (FastCGI) or for one request (CGI).  Exit code. */
+int tg_app_main(const struct tg_program *prog);
+
+/* ---- what a handler may use ---- */
+
+/* The request's id; also the x-litellm-call-id header and ledger key. */
+const char *tg_req_id(const struct tg_req *req);
+/* The loaded config (handlers only run when it loaded). */
+const struct tg_config *tg_req_config(const struct tg_req *req);
+/* The process's database connection, opened on first use. TG_ERR_DB. */
+enum tg_rc tg_req_db(struct tg_req *req, struct tg_db **out,
+                     struct tg_err *err);
+/* Validated field i of the route's table. */
+const struct tg_value *tg_req_field(const struct tg_req *req, size_t i);
+/* The parsed JSON body (TG_BODY_MGMT/LLM), borrowed. */
+struct json_object *tg_req_json(const struct tg_req *req);
+/* The raw body and its length. */
+const char *tg_req_body(const struct tg_req *req, size_t *len);
+/* A request header by its HTTP name ("x-litellm-customer-id"), or NULL. */
+const char *tg_req_header(const struct tg_req *req, const char *name);
+/* sha256 hex of the key that authenticated the request ("" if none). */
+const char *tg_req_key_hash(const struct tg_req *req);
+/* When the request started (Unix epoch microseconds). */
+int64_t tg_req_start_us(const struct tg_req *req);
+
+/* Add a response header (before responding).  Copied. */
+void tg_req_add_header(struct tg_req *req, const char *name, const char *value);
+/* Answer with status and obj (ownership taken). */
+void tg_req_respond_json(struct tg_req *req, int status,
+                         struct json_object *obj);
+/* Answer with status and a JSON text as is (e.g. the upstream's body). */
+void tg_req_respond_raw(struct tg_req *req, int status, const char *body,
+                        size_t len);
+/* Answer with err in the OpenAI envelope. */
+void tg_req_respond_error(struct tg_req *req, const struct tg_err *err);
+
+/* The envelope {"error":{message,type,param,code}} for err (new ref). */
+struct json_object *tg_error_envelope(const struct tg_err *err);
+
+/* A JSON number whose text is the exact shortest decimal of m (new ref). */
+struct json_object *tg_json_money(tg_money m);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * fields: the validators behind every endpoint's field table.
+ *
+ * Numbers are taken from their JSON text, never through a double, so
+ * "max_budget": 0.1 is exactly 0.1 USD and "max_budget": "0" (the seed's
+ * form) is accepted like 0.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fields.h"
+#include "money.h"
+#include "period.h"
+#include "util.h"
+
+#define ID_MAX 255
+
+bool
+tg_id_valid(const char *s, size_t len)
+{
+	return s != NULL && len >= 1 && len <= ID_MAX && tg_utf8_valid(s, len);
+}
+
+/* The text of a number or numeric string value, or NULL. */
+static const char *
+number_text(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_int:
+	case json_type_double:
+	case json_type_string: return json_object_get_string(v);
+	case json_type_null:
+	case json_type_boolean:
+	case json_type_object:
+	case json_type_array: return NULL;
+	}
+	return NULL;
+}
+
+/* A short printable rendering of a bad value for messages. */
+static void
+received(struct json_object *v, char *buf, size_t len)
+{
+	const char *s = json_object_get_type(v) == json_type_string
+	                        ? json_object_get_string(v)
+	                        : json_object_to_json_string_ext(
+	                                  v, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(s);
+
+	if (n > 64)
+		snprintf(buf, len, "%.64s...", s);
+	else
+		snprintf(buf, len, "%s", s);
+}
+
+static enum tg_rc
+check_string(const struct tg_field *f, struct json_object *v,
+             struct tg_value *out, struct tg_err *err)
+{
+	if (!json_object_is_type(v, json_type_string))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+		                  "%s must be a string", f->name);
+	out->str = json_object_get_string(v);
+	out->len = (size_t)json_object_get_string_len(v);
+	if (!tg_utf8_valid(out->str, out->len) ||
+	    memchr(out->str, '\0', out->len) != NULL)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+		                  "%s must be valid UTF-8 text", f->name);
+	return TG_OK;
+}
+
+static enum tg_rc
+check_value(const struct tg_field *f, struct json_object *v,
+            struct tg_value *out, struct tg_err *err)
+{
+	char shown[80];
+	const char *text;
+	enum tg_rc rc;
+	struct tg_period period;
+	time_t t;
+
+	switch (f->kind) {
+	case TG_FIELD_ID:
+		/* A number is an id too: it becomes its decimal string. */
+		if (json_object_is_type(v, json_type_int)) {
+			out->str = json_object_get_string(v);
+			out->len = strlen(out->str);
+			return TG_OK;
+		}
+		if ((rc = check_string(f, v, out, err)) != TG_OK)
+			return rc;
+		if (!tg_id_valid(out->str, out->len))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be 1 to 255 bytes of valid "
+			                  "UTF-8",
+			                  f->name);
+		return TG_OK;
+	case TG_FIELD_STRING: return check_string(f, v, out, err);
+	case TG_FIELD_MONEY:
+		text = number_text(v);
+		if (text == NULL || !tg_money_parse(text, &out->num) ||
+		    out->num < 0) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be a non-negative finite "
+			                  "number. Received: %s",
+			                  f->name, shown);
+		}
+		return TG_OK;
+	case TG_FIELD_COUNT:
+		text = number_text(v);
+		if (text == NULL || !tg_decimal_parse(text, 0, &out->num) ||
+		    out->num < 0) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be a non-negative integer. "
+			                  "Received: %s",
+			                  f->name, shown);
+		}
+		return TG_OK;
+	case TG_FIELD_BOOL:
+		if (!json_object_is_type(v, json_type_boolean))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be true or false", f->name);
+		out->num = json_object_get_boolean(v) ? 1 : 0;
+		return TG_OK;
+	case TG_FIELD_DURATION:
+		if (!json_object_is_type(v, json_type_string) ||
+		    !tg_period_parse(json_object_get_string(v), &period)) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must look like 30s, 30m, 30h, "
+			                  "30d, 1w or 1mo. Received: %s",
+			                  f->name, shown);
+		}
+		out->str = json_object_get_string(v);
+		out->len = strlen(out->str);
+		return TG_OK;
+	case TG_FIELD_REGION:
+		if (!json_object_is_type(v, json_type_string) ||
+		    (strcmp(json_object_get_string(v), "eu") != 0 &&
+		     strcmp(json_object_get_string(v), "us") != 0)) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be \"eu\" or \"us\". "
+			                  "Received: %s",
+			                  f->name, shown);
+		}
+		out->str = json_object_get_string(v);
+		out->len = 2;
+		return TG_OK;
+	case TG_FIELD_OBJECT:
+		if (!json_object_is_type(v, json_type_object))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be a JSON object", f->name);
+		out->json = v;
+		return TG_OK;
+	case TG_FIELD_ID_LIST:
+		if (!json_object_is_type(v, json_type_array) ||
+		    json_object_array_length(v) == 0)
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be a non-empty list of ids",
+			                  f->name);
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			struct json_object *e = json_object_array_get_idx(v, i);
+			if (!json_object_is_type(e, json_type_string) ||
+			    !tg_id_valid(json_object_get_string(e),
+			                 (size_t)json_object_get_string_len(e)))
+				return tg_err_set(
+				        err, TG_ERR_UNPROCESSABLE, f->name,
+				        "%s must be a non-empty list of "
+				        "ids",
+				        f->name);
+		}
+		out->json = v;
+		return TG_OK;
+	case TG_FIELD_TIME:
+		if (!json_object_is_type(v, json_type_string) ||
+		    !tg_time_parse_iso8601(json_object_get_string(v), &t)) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be an ISO 8601 time. "
+			                  "Received: %s",
+			                  f->name, shown);
+		}
+		out->num = (int64_t)t;
+		return TG_OK;
+	}
+	return tg_err_set(err, TG_ERR_INTERNAL, f->name, "unknown field kind");
+}
+
+enum tg_rc
+tg_fields_from_json(const struct tg_field *fields, size_t n,
+                    struct json_object *obj, struct tg_value *out,
+                    struct tg_err *err)
+{
+	enum tg_rc rc = TG_OK;
+	struct tg_value *vals = tg_xcalloc(n ? n : 1, sizeof(*vals));
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *v = NULL;
+		bool present =
+		        json_object_object_get_ex(obj, fields[i].name, &v);
+
+		if (present && v == NULL) {
+			vals[i].null = true;
+		} else if (present) {
+			rc = check_value(&fields[i], v, &vals[i], err);
+			if (rc != TG_OK)
+				goto out;
+			vals[i].given = true;
+		}
+		if ((fields[i].flags & TG_FIELD_REQUIRED) && !vals[i].given) {
+			rc = tg_err_set(
+			        err, TG_ERR_UNPROCESSABLE, fields[i].name,
+			        "Missing required field: %s", fields[i].name);
+			goto out;
+		}
+	}
+	memcpy(out, vals, n * sizeof(*vals));
+out:
+	free(vals);
+	return rc;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decode s[0..len) into dst (NUL-terminated); '+' is a space. */
+static size_t
+url_decode(const char *s, size_t len, char *dst)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '+') {
+			dst[o++] = ' ';
+		} else if (s[i] == '%' && i + 2 < len &&
+		           hexval((unsigned char)s[i + 1]) >= 0 &&
+		           hexval((unsigned char)s[i + 2]) >= 0) {
+			dst[o++] = (char)(hexval((unsigned char)s[i + 1]) * 16 +
+			                  hexval((unsigned char)s[i + 2]));
+			i += 2;
+		} else {
+			dst[o++] = s[i];
+		}
+	}
+	dst[o] = '\0';
+	return o;
+}
+
+enum tg_rc
+tg_fields_from_query(const struct tg_field *fields, size_t n, const char *query,
+                     struct tg_value *out, char **storage, struct tg_err *err)
+{
+	struct json_object *obj = json_object_new_object();
+	enum tg_rc rc;
+	const char *p = query ? query : "";
+	size_t qlen = strlen(p);
+	char *buf = tg_xmalloc(qlen + 1);
+	char *copy = tg_xmalloc(qlen * 2 + 2);
+	size_t used = 0;
+
+	/* Decode each pair; values become JSON strings so one validator
+	 * table serves bodies and queries alike. */
+	while (*p != '\0') {
+		const char *amp = strchr(p, '&');
+		size_t plen = amp ? (size_t)(amp - p) : strlen(p);
+		const char *eq = memchr(p, '=', plen);
+		size_t klen = eq ? (size_t)(eq - p) : plen;
+		char *key = copy + used;
+		size_t kdec = url_decode(p, klen, key);
+		size_t vdec;
+
+		used += kdec + 1;
+		vdec = eq ? url_decode(eq + 1, plen - klen - 1, buf) : 0;
+		if (!eq)
+			buf[0] = '\0';
+		if (!json_object_object_get_ex(obj, key, NULL))
+			json_object_object_add(
+			        obj, key,
+			        json_object_new_string_len(buf, (int)vdec));
+		p += plen;
+		if (*p == '&')
+			p++;
+	}
+	free(buf);
+	free(copy);
+
+	rc = tg_fields_from_json(fields, n, obj, out, err);
+	if (rc == TG_OK) {
+		/* The values borrow from obj: keep it alive through *storage
+		 * by copying the strings into one block the caller frees. */
+		size_t total = 0;
+		char *block, *q;
+
+		for (size_t i = 0; i < n; i++)
+			if (out[i].str)
+				total += out[i].len + 1;
+		block = q = tg_xmalloc(total ? total : 1);
+		for (size_t i = 0; i < n; i++) {
+			if (!out[i].str)
+				continue;
+			memcpy(q, out[i].str, out[i].len);
+			q[out[i].len] = '\0';
+			out[i].str = q;
+			q += out[i].len + 1;
+			out[i].json = NULL;
+		}
+		*storage = block;
+	}
+	json_object_put(obj);
+	return rc;
+}

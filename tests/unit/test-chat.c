@@ -1,0 +1,143 @@
+/*
+ * test-chat: customer id resolution (SPEC 4.1) and the admission estimate
+ * bounds (SPEC 4.3).
+ */
+#include <string.h>
+
+#include "chat.h"
+#include "../tap.h"
+
+struct id_row {
+	int line;
+	const char *hdr_customer, *hdr_end_user, *body;
+	enum tg_rc rc;
+	bool found;
+	const char *id;
+};
+
+#define R(...)                                                                 \
+	{                                                                      \
+		__LINE__, __VA_ARGS__                                          \
+	}
+
+static const struct id_row id_rows[] = {
+        R("c", "e", "{\"user\":\"u\",\"metadata\":{\"user_id\":\"m\"}}", TG_OK,
+          true, "c"),
+        R(NULL, "e", "{\"user\":\"u\",\"metadata\":{\"user_id\":\"m\"}}", TG_OK,
+          true, "e"),
+        R(NULL, NULL, "{\"user\":\"u\",\"metadata\":{\"user_id\":\"m\"}}",
+          TG_OK, true, "u"),
+        R(NULL, NULL, "{\"metadata\":{\"user_id\":\"m\"}}", TG_OK, true, "m"),
+        R("", "  ", "{\"user\":\" \",\"metadata\":{\"user_id\":\"m\"}}", TG_OK,
+          true, "m"),
+        R(NULL, NULL, "{\"user\":12345}", TG_OK, true, "12345"),
+        R(NULL, NULL, "{\"user\":null,\"metadata\":{\"user_id\":7}}", TG_OK,
+          true, "7"),
+        R(NULL, NULL, "{}", TG_OK, false, NULL),
+        R(NULL, NULL, "{\"user\":\"\"}", TG_OK, false, NULL),
+        R(NULL, NULL, "{\"metadata\":\"x\"}", TG_OK, false, NULL),
+        R(NULL, NULL, "{\"user\":true}", TG_ERR_UNPROCESSABLE, false, NULL),
+        R(NULL, NULL, "{\"user\":[\"a\"]}", TG_ERR_UNPROCESSABLE, false, NULL),
+        R("\xff", NULL, "{}", TG_ERR_UNPROCESSABLE, false, NULL),
+        R(NULL, NULL, "{\"user\":\"Ishaan3\"}", TG_OK, true, "Ishaan3"),
+};
+
+static void
+test_ids(void)
+{
+	char longid[400];
+	char buf[256];
+	bool found;
+	struct tg_err err;
+	struct json_object *body = json_tokener_parse("{}");
+
+	for (size_t i = 0; i < sizeof(id_rows) / sizeof(id_rows[0]); i++) {
+		const struct id_row *r = &id_rows[i];
+		struct json_object *b = json_tokener_parse(r->body);
+		enum tg_rc rc;
+
+		found = false;
+		tg_err_clear(&err);
+		rc = tg_chat_customer_id(r->hdr_customer, r->hdr_end_user, b,
+		                         buf, sizeof(buf), &found, &err);
+		tap_ok(rc == r->rc, __FILE__, r->line, "id rc %s (got %s: %s)",
+		       tg_rc_str(r->rc), tg_rc_str(rc), err.message);
+		if (rc == TG_OK) {
+			tap_ok(found == r->found, __FILE__, r->line,
+			       "found = %d", r->found);
+			if (r->found)
+				tap_ok(strcmp(buf, r->id) == 0, __FILE__,
+				       r->line, "id = %s (got %s)", r->id, buf);
+		}
+		json_object_put(b);
+	}
+	memset(longid, 'x', sizeof(longid));
+	longid[255] = '\0';
+	is_int(TG_OK,
+	       tg_chat_customer_id(longid, NULL, body, buf, sizeof(buf), &found,
+	                           &err),
+	       "255-byte header id is taken");
+	longid[255] = 'x';
+	longid[256] = '\0';
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_chat_customer_id(longid, NULL, body, buf, sizeof(buf), &found,
+	                           &err),
+	       "256-byte header id is refused");
+	json_object_put(body);
+}
+
+static void
+test_bounds(void)
+{
+	struct tg_config cfg;
+	struct tg_deployment d;
+	struct json_object *b;
+	int64_t prompt, output;
+	const char *text;
+
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&d, 0, sizeof(d));
+	cfg.default_max_tokens = 4096;
+
+	text = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+	       "\"hi\"}]}";
+	b = json_tokener_parse(text);
+	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
+	is_int((long long)strlen(text), prompt, "prompt bound = body bytes");
+	is_int(4096, output, "output bound = default_max_tokens");
+	d.price.max_output_tokens = 16384;
+	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
+	is_int(16384, output, "output bound = model's max_output_tokens");
+	json_object_put(b);
+
+	text = "{\"messages\":[],\"max_tokens\":50}";
+	b = json_tokener_parse(text);
+	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
+	is_int(50, output, "output bound = max_tokens");
+	json_object_put(b);
+
+	text = "{\"messages\":[],\"max_tokens\":50,\"max_completion_tokens\":"
+	       "70}";
+	b = json_tokener_parse(text);
+	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
+	is_int(70, output, "max_completion_tokens wins over max_tokens");
+	json_object_put(b);
+
+	text = "{\"messages\":[{\"role\":\"user\",\"content\":["
+	       "{\"type\":\"text\",\"text\":\"what is this\"},"
+	       "{\"type\":\"image_url\",\"image_url\":{\"url\":\"u\"}},"
+	       "{\"type\":\"image_url\",\"image_url\":{\"url\":\"v\"}}]}]}";
+	b = json_tokener_parse(text);
+	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
+	is_int((long long)strlen(text) + 2 * TG_IMAGE_TOKENS_MAX, prompt,
+	       "each image part adds the worst case");
+	json_object_put(b);
+}
+
+int
+main(void)
+{
+	test_ids();
+	test_bounds();
+	return done_testing();
+}

@@ -1,0 +1,199 @@
+/*
+ * test-fields: the validators behind every endpoint's field table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fields.h"
+#include "money.h"
+#include "../tap.h"
+
+static const struct tg_field table[] = {
+        {"user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+        {"max_budget", TG_FIELD_MONEY, 0},
+        {"tpm_limit", TG_FIELD_COUNT, 0},
+        {"blocked", TG_FIELD_BOOL, 0},
+        {"budget_duration", TG_FIELD_DURATION, 0},
+        {"allowed_model_region", TG_FIELD_REGION, 0},
+        {"model_max_budget", TG_FIELD_OBJECT, 0},
+        {"user_ids", TG_FIELD_ID_LIST, 0},
+        {"budget_reset_at", TG_FIELD_TIME, 0},
+};
+#define NF (sizeof(table) / sizeof(table[0]))
+
+struct row {
+	int line;
+	const char *json;
+	enum tg_rc rc;
+	const char *param; /* on failure */
+	int field;         /* on success: which field to check, -1 none */
+	long long num;
+	const char *str;
+};
+
+#define R(...)                                                                 \
+	{                                                                      \
+		__LINE__, __VA_ARGS__                                          \
+	}
+
+static const struct row rows[] = {
+        R("{\"user_id\":\"a\"}", TG_OK, NULL, 0, 0, "a"),
+        R("{\"user_id\":42}", TG_OK, NULL, 0, 0, "42"),
+        R("{}", TG_ERR_UNPROCESSABLE, "user_id", -1, 0, NULL),
+        R("{\"user_id\":null}", TG_ERR_UNPROCESSABLE, "user_id", -1, 0, NULL),
+        R("{\"user_id\":\"\"}", TG_ERR_UNPROCESSABLE, "user_id", -1, 0, NULL),
+        R("{\"user_id\":true}", TG_ERR_UNPROCESSABLE, "user_id", -1, 0, NULL),
+        R("{\"user_id\":\"x'; DROP TABLE customers;--\"}", TG_OK, NULL, 0, 0,
+          "x'; DROP TABLE customers;--"),
+        R("{\"user_id\":\"a\",\"max_budget\":\"0\"}", TG_OK, NULL, 1, 0, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":4}", TG_OK, NULL, 1, 40000000000LL,
+          NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":0.1}", TG_OK, NULL, 1,
+          1000000000LL, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":\"0.001413\"}", TG_OK, NULL, 1,
+          14130000LL, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":1e-3}", TG_OK, NULL, 1, 10000000LL,
+          NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":-1}", TG_ERR_UNPROCESSABLE,
+          "max_budget", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":\"abc\"}", TG_ERR_UNPROCESSABLE,
+          "max_budget", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":true}", TG_ERR_UNPROCESSABLE,
+          "max_budget", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":[1]}", TG_ERR_UNPROCESSABLE,
+          "max_budget", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"max_budget\":null}", TG_OK, NULL, -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"tpm_limit\":\"100\"}", TG_OK, NULL, 2, 100,
+          NULL),
+        R("{\"user_id\":\"a\",\"tpm_limit\":1.5}", TG_ERR_UNPROCESSABLE,
+          "tpm_limit", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"tpm_limit\":-3}", TG_ERR_UNPROCESSABLE,
+          "tpm_limit", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"blocked\":false}", TG_OK, NULL, 3, 0, NULL),
+        R("{\"user_id\":\"a\",\"blocked\":true}", TG_OK, NULL, 3, 1, NULL),
+        R("{\"user_id\":\"a\",\"blocked\":\"true\"}", TG_ERR_UNPROCESSABLE,
+          "blocked", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"budget_duration\":\"30d\"}", TG_OK, NULL, 4, 0,
+          "30d"),
+        R("{\"user_id\":\"a\",\"budget_duration\":\"1mo\"}", TG_OK, NULL, 4, 0,
+          "1mo"),
+        R("{\"user_id\":\"a\",\"budget_duration\":\"30 days\"}",
+          TG_ERR_UNPROCESSABLE, "budget_duration", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"budget_duration\":\"0d\"}",
+          TG_ERR_UNPROCESSABLE, "budget_duration", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"allowed_model_region\":\"eu\"}", TG_OK, NULL, 5,
+          0, "eu"),
+        R("{\"user_id\":\"a\",\"allowed_model_region\":\"asia\"}",
+          TG_ERR_UNPROCESSABLE, "allowed_model_region", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"model_max_budget\":{\"gpt-4\":1}}", TG_OK, NULL,
+          -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"model_max_budget\":\"x\"}",
+          TG_ERR_UNPROCESSABLE, "model_max_budget", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"user_ids\":[\"a\",\"b\"]}", TG_OK, NULL, -1, 0,
+          NULL),
+        R("{\"user_id\":\"a\",\"user_ids\":[]}", TG_ERR_UNPROCESSABLE,
+          "user_ids", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"user_ids\":[\"a\",3]}", TG_ERR_UNPROCESSABLE,
+          "user_ids", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"budget_reset_at\":\"2026-12-01T00:00:00Z\"}",
+          TG_OK, NULL, 8, 1796083200LL, NULL),
+        R("{\"user_id\":\"a\",\"budget_reset_at\":\"tomorrow\"}",
+          TG_ERR_UNPROCESSABLE, "budget_reset_at", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"unknown\":[1,2,3]}", TG_OK, NULL, -1, 0, NULL),
+};
+
+static void
+test_ids(void)
+{
+	char longid[300];
+
+	memset(longid, 'x', sizeof(longid));
+	ok(tg_id_valid(longid, 255), "255-byte id is valid");
+	ok(!tg_id_valid(longid, 256), "256-byte id is refused");
+	ok(!tg_id_valid("", 0), "empty id is refused");
+	ok(!tg_id_valid("\xff\xfe", 2), "invalid UTF-8 id is refused");
+	ok(tg_id_valid("caf\xc3\xa9", 5), "UTF-8 id is valid");
+	ok(tg_id_valid("ABC", 3) && tg_id_valid("abc", 3),
+	   "ids are byte strings (case is kept)");
+}
+
+static void
+test_query(void)
+{
+	static const struct tg_field q[] = {
+	        {"end_user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+	};
+	struct tg_value v[1];
+	struct tg_err err;
+	char *storage = NULL;
+
+	tg_err_clear(&err);
+	is_int(TG_OK,
+	       tg_fields_from_query(q, 1, "end_user_id=ishaan%203&x=1", v,
+	                            &storage, &err),
+	       "query parsed");
+	is_string("ishaan 3", v[0].str, "query value percent-decoded");
+	free(storage);
+	storage = NULL;
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_fields_from_query(q, 1, "other=1", v, &storage, &err),
+	       "missing query parameter is 422");
+	is_string("end_user_id", err.param, "param names the parameter");
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_fields_from_query(q, 1, "end_user_id=", v, &storage, &err),
+	       "empty query parameter is 422");
+	is_int(TG_OK,
+	       tg_fields_from_query(q, 1, "end_user_id=a+b", v, &storage, &err),
+	       "plus decodes");
+	is_string("a b", v[0].str, "plus is a space");
+	free(storage);
+}
+
+int
+main(void)
+{
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		const struct row *r = &rows[i];
+		struct json_object *obj = json_tokener_parse(r->json);
+		struct tg_value vals[NF];
+		struct tg_err err;
+		enum tg_rc rc;
+
+		tg_err_clear(&err);
+		rc = tg_fields_from_json(table, NF, obj, vals, &err);
+		if (!tap_ok(rc == r->rc, __FILE__, r->line, "%s -> %s", r->json,
+		            tg_rc_str(r->rc)))
+			diag("got %s: %s", tg_rc_str(rc), err.message);
+		if (rc != TG_OK && r->param != NULL)
+			tap_ok(strcmp(err.param, r->param) == 0, __FILE__,
+			       r->line, "param is %s (got %s)", r->param,
+			       err.param);
+		if (rc == TG_OK && r->field >= 0) {
+			if (r->str != NULL)
+				tap_ok(vals[r->field].str != NULL &&
+				               strcmp(vals[r->field].str,
+				                      r->str) == 0,
+				       __FILE__, r->line, "value is %s",
+				       r->str);
+			else
+				tap_ok(vals[r->field].num == r->num, __FILE__,
+				       r->line, "value is %lld (got %lld)",
+				       r->num, (long long)vals[r->field].num);
+		}
+		json_object_put(obj);
+	}
+	{
+		struct json_object *obj = json_tokener_parse(
+		        "{\"user_id\":\"a\",\"max_budget\":\"-1\"}");
+		struct tg_value vals[NF];
+		struct tg_err err;
+		tg_fields_from_json(table, NF, obj, vals, &err);
+		is_string("max_budget must be a non-negative finite number. "
+		          "Received: -1",
+		          err.message, "max_budget message as SPEC 8 says");
+		json_object_put(obj);
+	}
+	test_ids();
+	test_query();
+	return done_testing();
+}
