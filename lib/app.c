@@ -61,6 +61,7 @@ struct tg_req {
 	struct tg_hdr headers[MAX_HEADERS];
 	size_t nheaders;
 	bool responded;
+	bool client_gone; /* a streamed write failed: the client left */
 };
 
 /* Process-wide state. */
@@ -155,6 +156,13 @@ tg_req_db(struct tg_req *req, struct tg_db **out, struct tg_err *err)
 			                  "configured (general_settings."
 			                  "database_url or DATABASE_URL)");
 		rc = tg_db_open(app_config->database_url, &app_db, err);
+		if (rc == TG_ERR_CONFIG) {
+			char reason[sizeof(err->message)];
+
+			snprintf(reason, sizeof(reason), "%s", err->message);
+			return tg_err_set(err, TG_ERR_CONFIG, NULL,
+			                  "Configuration error: %.900s", reason);
+		}
 		if (rc != TG_OK)
 			return rc;
 	}
@@ -215,22 +223,29 @@ reason_phrase(int status)
 	}
 }
 
-void
-tg_req_respond_raw(struct tg_req *req, int status, const char *body, size_t len)
+/* The status line and headers; content_length < 0 for none (streams). */
+static bool
+write_head(struct tg_req *req, int status, const char *content_type,
+           long long content_length)
 {
 	char line[512];
 	int n;
 
 	if (req->responded) {
 		tg_log_error("second response to one request dropped");
-		return;
+		return false;
 	}
 	req->responded = true;
 	n = snprintf(line, sizeof(line),
-	             "Status: %d %s\r\nContent-Type: application/json\r\n"
-	             "Content-Length: %zu\r\nx-litellm-call-id: %s\r\n",
-	             status, reason_phrase(status), len, req->call_id);
+	             "Status: %d %s\r\nContent-Type: %s\r\n"
+	             "x-litellm-call-id: %s\r\n",
+	             status, reason_phrase(status), content_type, req->call_id);
 	req_write(req, line, (size_t)n);
+	if (content_length >= 0) {
+		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
+		             content_length);
+		req_write(req, line, (size_t)n);
+	}
 	for (size_t i = 0; i < req->nheaders; i++) {
 		req_write(req, req->headers[i].name,
 		          strlen(req->headers[i].name));
@@ -240,7 +255,49 @@ tg_req_respond_raw(struct tg_req *req, int status, const char *body, size_t len)
 		req_write(req, "\r\n", 2);
 	}
 	req_write(req, "\r\n", 2);
-	req_write(req, body, len);
+	return true;
+}
+
+void
+tg_req_respond_raw(struct tg_req *req, int status, const char *body, size_t len)
+{
+	if (write_head(req, status, "application/json", (long long)len))
+		req_write(req, body, len);
+}
+
+bool
+tg_req_responded(const struct tg_req *req)
+{
+	return req->responded;
+}
+
+void
+tg_req_stream_begin(struct tg_req *req, int status, const char *content_type)
+{
+	/* Proxies in front must not buffer an event stream. */
+	tg_req_add_header(req, "Cache-Control", "no-cache");
+	tg_req_add_header(req, "X-Accel-Buffering", "no");
+	write_head(req, status, content_type, -1);
+	tg_req_stream_write(req, NULL, 0);
+}
+
+bool
+tg_req_stream_write(struct tg_req *req, const char *buf, size_t len)
+{
+	if (req->client_gone)
+		return false;
+	if (req->fcgx != NULL) {
+		if ((len > 0 &&
+		     FCGX_PutStr(buf, (int)len, req->fcgx->out) < 0) ||
+		    FCGX_FFlush(req->fcgx->out) < 0 ||
+		    FCGX_GetError(req->fcgx->out) != 0)
+			req->client_gone = true;
+	} else {
+		if ((len > 0 && fwrite(buf, 1, len, stdout) != len) ||
+		    fflush(stdout) != 0)
+			req->client_gone = true;
+	}
+	return !req->client_gone;
 }
 
 void

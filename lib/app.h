@@ -82,6 +82,19 @@ void tg_req_respond_json(struct tg_req *req, int status,
 /* Answer with status and a JSON text as is (e.g. the upstream's body). */
 void tg_req_respond_raw(struct tg_req *req, int status, const char *body,
                         size_t len);
+/*
+ * Begin a streamed answer: the status line, content_type and the headers
+ * added so far, with no Content-Length.  Then tg_req_stream_write() sends
+ * and flushes each piece; it returns false once the client has gone (and
+ * drops every later write), so the caller can stop relaying but finish its
+ * own work.
+ */
+void tg_req_stream_begin(struct tg_req *req, int status,
+                         const char *content_type);
+bool tg_req_stream_write(struct tg_req *req, const char *buf, size_t len);
+/* Whether an answer (whole or streamed) has been started. */
+bool tg_req_responded(const struct tg_req *req);
+
 /* Answer with err in the OpenAI envelope. */
 void tg_req_respond_error(struct tg_req *req, const struct tg_err *err);
 

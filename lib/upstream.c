@@ -482,6 +482,12 @@ struct sink {
 	char *buf;
 	size_t len, cap;
 	bool over;
+	/* Streaming: a 2xx answer goes to fn as it arrives; any other
+	 * answer is collected, so its error can be relayed whole. */
+	CURL *easy;
+	tg_upstream_data_fn fn;
+	void *arg;
+	enum tg_rc fn_rc;
 };
 
 static size_t
@@ -489,6 +495,16 @@ on_data(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct sink *s = ud;
 	size_t n = size * nmemb;
+
+	if (s->fn != NULL) {
+		long status = 0;
+
+		curl_easy_getinfo(s->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status >= 200 && status < 300) {
+			s->fn_rc = s->fn(s->arg, ptr, n);
+			return s->fn_rc == TG_OK ? n : 0;
+		}
+	}
 
 	if (n > BODY_CAP - s->len) {
 		s->over = true;
@@ -598,15 +614,16 @@ header_line(const char *name, const char *prefix, const char *value)
 	return h;
 }
 
-enum tg_rc
-tg_upstream_call(const struct tg_deployment *d, const char *body,
-                 size_t body_len, long timeout_s,
-                 struct tg_upstream_response *out, struct tg_err *err)
+/* The call behind tg_upstream_call (fn NULL) and tg_upstream_stream. */
+static enum tg_rc
+perform(const struct tg_deployment *d, const char *body, size_t body_len,
+        long timeout_s, tg_upstream_data_fn fn, void *arg,
+        struct tg_upstream_response *out, struct tg_err *err)
 {
 	const struct provider *prov = provider_of(d->provider);
 	struct tg_upstream_response r;
 	struct curl_slist *headers = NULL;
-	struct sink sink = {NULL, 0, 0, false};
+	struct sink sink = {NULL, 0, 0, false, NULL, fn, arg, TG_OK};
 	char *base = NULL, *url = NULL, *auth = NULL, *ct = NULL;
 	char key[300], host[280];
 	enum tg_rc rc = TG_OK;
@@ -615,7 +632,18 @@ tg_upstream_call(const struct tg_deployment *d, const char *body,
 
 	if (prov->local) {
 		mock_answer(d, body, body_len, out);
-		return TG_OK;
+		if (fn != NULL && out->status == 200) {
+			/* The mock's stream arrives in one piece; the relay
+			 * still flushes it event by event. */
+			rc = fn(arg, out->body, out->body_len);
+			free(out->body);
+			out->body = NULL;
+			out->body_len = 0;
+			if (rc != TG_OK)
+				tg_err_set(err, rc, NULL,
+				           "the stream could not be relayed");
+		}
+		return rc;
 	}
 	memset(&r, 0, sizeof(r));
 	if (timeout_s <= 0)
@@ -642,6 +670,7 @@ tg_upstream_call(const struct tg_deployment *d, const char *body,
 	if (rc != TG_OK)
 		goto out;
 	easy = conn_get(key);
+	sink.easy = easy;
 
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	/* No "Expect: 100-continue": it costs a round trip per request. */
@@ -690,6 +719,13 @@ tg_upstream_call(const struct tg_deployment *d, const char *body,
 		                host);
 		goto out;
 	}
+	if (cc == CURLE_WRITE_ERROR && sink.fn_rc != TG_OK) {
+		rc = tg_err_set(err, sink.fn_rc, NULL,
+		                "the stream of upstream %s could not be "
+		                "relayed",
+		                host);
+		goto out;
+	}
 	if (cc == CURLE_WRITE_ERROR && sink.over) {
 		rc = tg_err_set(err, TG_ERR_UPSTREAM_CONNECT, NULL,
 		                "Connection error: the answer of upstream %s "
@@ -728,6 +764,23 @@ out:
 	free(url);
 	free(base);
 	return rc;
+}
+
+enum tg_rc
+tg_upstream_call(const struct tg_deployment *d, const char *body,
+                 size_t body_len, long timeout_s,
+                 struct tg_upstream_response *out, struct tg_err *err)
+{
+	return perform(d, body, body_len, timeout_s, NULL, NULL, out, err);
+}
+
+enum tg_rc
+tg_upstream_stream(const struct tg_deployment *d, const char *body,
+                   size_t body_len, long timeout_s, tg_upstream_data_fn fn,
+                   void *arg, struct tg_upstream_response *out,
+                   struct tg_err *err)
+{
+	return perform(d, body, body_len, timeout_s, fn, arg, out, err);
 }
 
 void

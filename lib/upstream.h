@@ -63,6 +63,25 @@ enum tg_rc tg_upstream_call(const struct tg_deployment *d, const char *body,
                             struct tg_err *err);
 void tg_upstream_response_free(struct tg_upstream_response *r);
 
+/*
+ * Receives the bytes of a streamed (2xx) answer as they arrive.  Anything
+ * but TG_OK aborts the transfer.
+ */
+typedef enum tg_rc (*tg_upstream_data_fn)(void *arg, const char *buf,
+                                          size_t len);
+
+/*
+ * tg_upstream_call for "stream": true: a 2xx answer is passed to fn as it
+ * arrives (out->body stays NULL); any other status is collected into out
+ * as by tg_upstream_call, so its error can be relayed.  A timeout or a
+ * broken connection after the stream began is reported like before it.
+ */
+enum tg_rc tg_upstream_stream(const struct tg_deployment *d, const char *body,
+                              size_t body_len, long timeout_s,
+                              tg_upstream_data_fn fn, void *arg,
+                              struct tg_upstream_response *out,
+                              struct tg_err *err);
+
 /* Read "usage" from a chat-completion JSON text.  false if absent/invalid. */
 bool tg_usage_parse(const char *json_text, size_t len, struct tg_usage *out);
 

@@ -1,7 +1,9 @@
 -- tollgate schema, version 1 (SPEC 3).
 --
--- MySQL 8 / MariaDB 10.6+, InnoDB, utf8mb4.  Ids use the binary collation
--- utf8mb4_bin so they are stored and compared byte-exactly (case-sensitive).
+-- MySQL 8 / MariaDB 10.6+, InnoDB, utf8mb4.  Ids are VARBINARY(255): stored
+-- and compared byte-exactly (case-sensitive, trailing spaces significant,
+-- which utf8mb4_bin's PAD SPACE comparison is not); tollgate admits only
+-- valid UTF-8 of 1..255 bytes into them.
 -- Money is DECIMAL(20,10): exact, in units of 1e-10 USD like lib/money.h.
 -- Times are DATETIME(6) in UTC (every connection sets time_zone '+00:00').
 -- Statements end with ";" at the end of a line (tools/tollgate-migrate
@@ -10,7 +12,7 @@
 -- Budgets ("pricing tiers"), shared by customers.  private_for names the
 -- customer a budget was made for by /customer/new with budget fields.
 CREATE TABLE IF NOT EXISTS budgets (
-	budget_id VARCHAR(255) NOT NULL,
+	budget_id VARBINARY(255) NOT NULL,
 	max_budget DECIMAL(20,10) NULL,
 	soft_budget DECIMAL(20,10) NULL,
 	max_parallel_requests BIGINT NULL,
@@ -19,7 +21,7 @@ CREATE TABLE IF NOT EXISTS budgets (
 	model_max_budget TEXT NULL,
 	budget_duration VARCHAR(32) NULL,
 	budget_reset_at DATETIME(6) NULL,
-	private_for VARCHAR(255) NULL,
+	private_for VARBINARY(255) NULL,
 	created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
 	created_by VARCHAR(255) NULL,
 	updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
@@ -30,12 +32,12 @@ CREATE TABLE IF NOT EXISTS budgets (
 -- Customers (end users).  spend is the current period's; reserved is the
 -- sum of the holds of requests in flight (rows of reservations).
 CREATE TABLE IF NOT EXISTS customers (
-	user_id VARCHAR(255) NOT NULL,
+	user_id VARBINARY(255) NOT NULL,
 	alias VARCHAR(255) NULL,
 	blocked TINYINT(1) NOT NULL DEFAULT 0,
 	spend DECIMAL(20,10) NOT NULL DEFAULT 0,
 	reserved DECIMAL(20,10) NOT NULL DEFAULT 0,
-	budget_id VARCHAR(255) NULL,
+	budget_id VARBINARY(255) NULL,
 	allowed_model_region VARCHAR(16) NULL,
 	default_model VARCHAR(255) NULL,
 	spend_reset_at DATETIME(6) NULL,
@@ -51,7 +53,7 @@ CREATE TABLE IF NOT EXISTS customers (
 -- customers: deleting a customer keeps its rows.
 CREATE TABLE IF NOT EXISTS spend_logs (
 	request_id VARCHAR(255) NOT NULL,
-	end_user VARCHAR(255) NOT NULL DEFAULT '',
+	end_user VARBINARY(255) NOT NULL DEFAULT '',
 	model VARCHAR(255) NULL,
 	model_id VARCHAR(255) NULL,
 	api_key VARCHAR(64) NULL,
@@ -75,7 +77,7 @@ CREATE TABLE IF NOT EXISTS spend_logs (
 -- passed belongs to a process that died; it is reclaimed.
 CREATE TABLE IF NOT EXISTS reservations (
 	request_id VARCHAR(255) NOT NULL,
-	user_id VARCHAR(255) NOT NULL,
+	user_id VARBINARY(255) NOT NULL,
 	amount DECIMAL(20,10) NOT NULL DEFAULT 0,
 	expires_at DATETIME(6) NOT NULL,
 	created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),

@@ -1,0 +1,88 @@
+# shellcheck shell=bash
+# script/lib.sh: helpers shared by script/server and script/test (sourced).
+
+# The Debian packages tollgate needs to build, run and test.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+TG_PACKAGES=(build-essential autoconf automake libtool pkg-config libfcgi-dev
+	libcurl4-openssl-dev libjson-c-dev libmariadb-dev libyaml-dev
+	mariadb-server mariadb-client lighttpd curl python3)
+
+tg_say() { printf '==> %s\n' "$*" >&2; }
+tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# tg_install_missing PKG...: apt-get install the packages dpkg does not list
+# as installed; apt-get update runs once, and only when something is missing.
+tg_install_missing() {
+	local p missing=()
+	for p in "$@"; do
+		if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed'; then
+			missing+=("$p")
+		fi
+	done
+	((${#missing[@]})) || return 0
+	tg_say "installing: ${missing[*]}"
+	local sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || tg_die "missing packages (${missing[*]}) and not root"
+		sudo=(sudo)
+	fi
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+		tg_die "apt-get update failed"
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends "${missing[@]}" || tg_die "apt-get install failed"
+}
+
+# tg_autoreconf SRCDIR: generate configure when missing or stale.
+tg_autoreconf() {
+	local src=$1
+	if [ ! -x "$src/configure" ] || [ "$src/configure.ac" -nt "$src/configure" ] ||
+		[ "$src/Makefile.am" -nt "$src/Makefile.in" ]; then
+		tg_say "autoreconf -fi"
+		(cd "$src" && autoreconf -fi) || tg_die "autoreconf failed"
+	fi
+}
+
+# tg_configure SRCDIR BUILDDIR ARGS...: configure a VPATH build in BUILDDIR
+# unless it is already configured with exactly these arguments.
+tg_configure() {
+	local src=$1 build=$2 stamp
+	shift 2
+	if [ -f "$src/config.status" ]; then
+		# automake refuses VPATH builds of a tree configured in place.
+		tg_say "the source tree is configured in place; make distclean there first"
+		(cd "$src" && make distclean >/dev/null) || rm -f "$src/config.status"
+	fi
+	mkdir -p "$build"
+	stamp="$*"
+	if [ -f "$build/config.status" ] && [ -f "$build/.tg-configure-args" ] &&
+		[ "$(cat "$build/.tg-configure-args")" = "$stamp" ] &&
+		[ "$build/config.status" -nt "$src/configure" ]; then
+		return 0
+	fi
+	tg_say "configure $* (in $build)"
+	(cd "$build" && "$src/configure" "$@") || return 1
+	printf '%s' "$stamp" >"$build/.tg-configure-args"
+}
+
+# tg_fill_template IN OUT NAME=VALUE...: replace each @NAME@ by VALUE.
+tg_fill_template() {
+	local in=$1 out=$2 text kv name value
+	shift 2
+	shopt -u patsub_replacement 2>/dev/null || true
+	text=$(<"$in")
+	for kv in "$@"; do
+		name=${kv%%=*}
+		value=${kv#*=}
+		text=${text//@"$name"@/$value}
+	done
+	if [[ $text =~ @[A-Z_]+@ ]]; then
+		tg_die "unfilled placeholder ${BASH_REMATCH[0]} in $in"
+	fi
+	printf '%s\n' "$text" >"$out"
+}
+
+# tg_sbin NAME: path of a server binary (often in /usr/sbin, not in PATH).
+tg_sbin() {
+	PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin" command -v "$1" ||
+		tg_die "$1 not found"
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""concurrency: hard budgets and exact spend under parallel load (SPEC 4.3, 3).
+
+1. 50 parallel chats for one customer whose budget admits 20 of them (each
+   request's admission estimate, body bytes x input price + max_tokens x
+   output price, equals its actual cost): spend never exceeds max_budget,
+   the others get 429 budget_exceeded, spend == SUM(spend_logs.spend),
+   nothing stays reserved.
+2. 200 parallel chats over 20 new customers (created by their first
+   requests, concurrently): no lost update, each customer's spend equals
+   its ledger sum and the expected total, no 5xx.
+"""
+
+import collections
+import os
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import Decimal, cost, dec  # noqa: E402
+
+
+def parallel(n_workers, jobs):
+    """Run the callables in jobs on n_workers threads, released together."""
+    go = threading.Event()
+
+    def wrap(job):
+        go.wait()
+        try:
+            return job()
+        except Exception as e:  # a transport error is a result too
+            return e
+
+    with ThreadPoolExecutor(max_workers=n_workers) as ex:
+        futs = [ex.submit(wrap, j) for j in jobs]
+        go.set()
+        return [f.result() for f in futs]
+
+
+def budget_race(t, env, srv):
+    user = "race-customer"
+    max_tokens = 100
+    allowed = 20
+    body, n = H.exact_chat_body("fake-gpt", user, max_tokens, fake={"delay": 0.15})
+    est = cost(n, max_tokens)
+    max_budget = est * allowed + est / 2
+    r = env.customer_new(user_id=user, max_budget=str(max_budget), server=srv)
+    if not t.is_eq(r.status, 200, "customer/new %s with max_budget %s" % (user, max_budget)):
+        return
+    env.upstream.reset()
+
+    results = parallel(50, [lambda: env.request("POST", "/chat/completions", body=body,
+                                                server=srv, timeout=120)] * 50)
+    transport = [r for r in results if isinstance(r, Exception)]
+    resps = [r for r in results if not isinstance(r, Exception)]
+    statuses = collections.Counter(r.status for r in resps)
+    admitted = statuses.get(200, 0)
+    refused = statuses.get(429, 0)
+    row = env.customer_row(user) or {}
+    spend = row.get("spend")
+    ledger = env.ledger_sum(user)
+    ok_rows = int(env.sql("SELECT COUNT(*) FROM spend_logs WHERE end_user = %s AND status = "
+                          "'success'" % H.sql_quote(user))[0][0])
+    to_upstream = sum(1 for q in env.upstream.requests()
+                      if (q.get("json") or {}).get("user") == user)
+
+    t.diag("budget race: estimate per call %s (body %d bytes, max_tokens %d)" % (est, n, max_tokens))
+    t.diag("budget race: admitted %d, refused %d, other %s" % (
+        admitted, refused, dict((k, v) for k, v in statuses.items() if k not in (200, 429))))
+    t.diag("budget race: spend %s, max_budget %s, ledger sum %s, reserved %s" % (
+        spend, max_budget, ledger, row.get("reserved")))
+
+    t.is_eq(transport, [], "budget race: no transport errors")
+    t.is_eq(admitted + refused, 50, "budget race: every answer is 200 or 429", "statuses %s" % statuses)
+    t.cmp_ok(spend, "<=", max_budget, "budget race: spend never exceeds max_budget")
+    t.is_eq(spend, ledger, "budget race: spend == SUM(spend_logs.spend)")
+    t.is_eq(row.get("reserved"), Decimal(0), "budget race: reserved back to 0")
+    t.is_eq(admitted, allowed, "budget race: exactly floor(max_budget / estimate) admitted")
+    t.is_eq(spend, est * admitted, "budget race: spend = admitted x cost")
+    t.is_eq(ok_rows, admitted, "budget race: one success ledger row per admitted call")
+    t.is_eq(to_upstream, admitted, "budget race: refused calls never reached the upstream")
+    bad = [r for r in resps if r.status == 429 and not (
+        r.error.get("type") == "budget_exceeded" and r.header("x-should-retry") == "false")]
+    t.is_eq(len(bad), 0, "budget race: every 429 is budget_exceeded with x-should-retry: false",
+            *[repr(r) for r in bad[:3]])
+    costs = set(dec(r.header("x-litellm-response-cost")) for r in resps if r.status == 200)
+    t.is_eq(costs, {est} if admitted else set(), "budget race: each admitted call cost the estimate")
+
+
+def many_customers(t, env, srv):
+    n_customers, n_calls = 20, 200
+    expected = collections.defaultdict(Decimal)
+    jobs = []
+    for i in range(n_calls):
+        user = "crowd-%02d" % (i % n_customers)
+        pt, ct = i + 1, (i * 7) % 50 + 1
+        expected[user] += cost(pt, ct)
+        body = {"model": "fake-gpt" if i % 2 else "fake-gpt-2", "user": user,
+                "messages": [{"role": "user", "content": "call %d" % i}],
+                "fake": {"usage": {"prompt_tokens": pt, "completion_tokens": ct}}}
+        jobs.append(lambda body=body: env.request("POST", "/chat/completions", body=body,
+                                                  server=srv, timeout=120))
+    results = parallel(40, jobs)
+    transport = [r for r in results if isinstance(r, Exception)]
+    resps = [r for r in results if not isinstance(r, Exception)]
+    statuses = collections.Counter(r.status for r in resps)
+    t.diag("crowd: statuses %s" % dict(statuses))
+    t.is_eq(transport, [], "crowd: no transport errors")
+    t.is_eq(statuses.get(200, 0), n_calls, "crowd: all %d calls answered 200" % n_calls,
+            *[repr(r) for r in resps if r.status != 200][:5])
+    t.is_eq(sum(v for k, v in statuses.items() if k >= 500), 0, "crowd: no 5xx")
+    ids = [r.header("x-litellm-call-id") for r in resps]
+    t.is_eq(len(set(ids)), len(ids), "crowd: call ids are unique")
+
+    rows = env.sql("SELECT c.user_id, c.spend, c.reserved, "
+                   "(SELECT COALESCE(SUM(l.spend), 0) FROM spend_logs l WHERE l.end_user = c.user_id), "
+                   "(SELECT COUNT(*) FROM spend_logs l WHERE l.end_user = c.user_id) "
+                   "FROM customers c WHERE c.user_id LIKE 'crowd-%'")
+    got = {r[0]: (dec(r[1]), dec(r[2]), dec(r[3]), int(r[4])) for r in rows}
+    t.is_eq(sorted(got), sorted(expected), "crowd: all %d customers created once" % n_customers)
+    lost = [u for u in expected if u not in got or got[u][0] != expected[u]]
+    t.is_eq(lost, [], "crowd: no lost update (each spend == expected sum)",
+            *["%s: spend %s, expected %s" % (u, got.get(u, (None,))[0], expected[u]) for u in lost[:5]])
+    drift = [u for u in got if got[u][0] != got[u][2]]
+    t.is_eq(drift, [], "crowd: each customer's spend == its ledger sum")
+    held = [u for u in got if got[u][1] != 0]
+    t.is_eq(held, [], "crowd: nothing left reserved")
+    t.is_eq(sum(v[3] for v in got.values()), n_calls, "crowd: one ledger row per call")
+    total = sum((v[0] for v in got.values()), Decimal(0))
+    t.diag("crowd: total spend %s, ledger sum %s, expected %s" % (
+        total, sum((v[2] for v in got.values()), Decimal(0)), sum(expected.values(), Decimal(0))))
+
+
+def main(t, env):
+    cfg = env.write_config("main", env.config())
+    srv = env.start_lighttpd(cfg, max_procs=8)
+    budget_race(t, env, srv)
+    many_customers(t, env, srv)
+
+
+if __name__ == "__main__":
+    H.run(main)

@@ -1,0 +1,1093 @@
+"""harness: the end-to-end test rig of tollgate (Python 3 standard library only).
+
+Each e2e test is a Python program that imports this module and speaks TAP.
+The harness starts real servers on loopback, in a temporary directory:
+
+  * a private MariaDB (mariadbd --no-defaults, unix socket only), its
+    datadir copied from a pristine one cached under the build directory
+    (mariadb-install-db runs once per build tree);
+  * the fake OpenAI upstream (fake_upstream.py);
+  * lighttpd with the project's own etc/lighttpd.conf.in, spawning the
+    built programs as FastCGI;
+
+and runs tools/tollgate-migrate.  Everything it starts is stopped again,
+by pid, whatever happens (try/finally, atexit, SIGTERM/SIGINT/SIGHUP), and
+at the end the web server's logs are scanned for sanitizer reports and
+crashed programs (a failing TAP test if any).
+
+Paths: TG_BUILDDIR (built programs) and TG_SRCDIR (templates, sql/, price
+file), both set by `make check`, falling back to the repository root.
+TG_KEEP_TMP=1 keeps the temporary directory for inspection.
+
+A test looks like:
+
+    import harness as H
+    def main(t, env):
+        env.start_lighttpd(env.write_config("main", env.config()))
+        r = env.chat(user="alice")
+        t.is_eq(r.status, 200, "chat works")
+    H.run(main)
+
+Setup failures are never skips: they are failing tests with the reason.
+"""
+
+import atexit
+import ctypes
+import decimal
+import fcntl
+import http.client
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import urllib.parse
+from decimal import Decimal
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_REPO = os.path.dirname(os.path.dirname(HERE))
+SRCDIR = os.path.abspath(os.environ.get("TG_SRCDIR") or _REPO)
+BUILDDIR = os.path.abspath(os.environ.get("TG_BUILDDIR") or SRCDIR)
+
+BINDIR = os.path.join(BUILDDIR, "cgi-bin")
+MIGRATE = os.path.join(BUILDDIR, "tools", "tollgate-migrate")
+PRICE_FILE = os.path.join(SRCDIR, "etc", "model_prices.json")
+SQL_DIR = os.path.join(SRCDIR, "sql")
+LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
+DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
+FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
+
+PROGRAMS = ("chat_completions", "customer_new", "customer_info", "budget_new", "health")
+MASTER_KEY = "sk-1234"
+UPSTREAM_KEY = "sk-fake-upstream"
+
+# Prices of the test models (USD per token): exact decimals, so expected
+# costs are exact too.
+IN_PRICE = Decimal("0.000001")
+OUT_PRICE = Decimal("0.000002")
+
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+}
+# Lines in a server log that mean a program misbehaved.  lighttpd logs
+# "child signalled: N" / "child exited: N" when a FastCGI program dies;
+# tollgate's programs only end on SIGTERM at shutdown (not logged).
+BAD_LOG_PATTERNS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
+                    "child signalled", "child exited")
+
+decimal.getcontext().prec = 60
+
+
+class SetupError(Exception):
+    """A server or tool could not be started: the test fails with this reason."""
+
+
+def _which(name):
+    extra = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
+    path = os.environ.get("PATH", "/usr/bin:/bin") + os.pathsep + extra
+    found = shutil.which(name, path=path)
+    if not found:
+        raise SetupError("%s not found in PATH or /usr/sbin" % name)
+    return found
+
+
+def _pdeathsig():
+    """Child side of Popen: die with the harness (SIGTERM) even if it is
+    killed hard, so no server outlives a test run."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _tail(path, n=40):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+        return "\n".join(lines[-n:])
+    except OSError as e:
+        return "(cannot read %s: %s)" % (path, e)
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+_HELD = []
+
+
+def refused_port():
+    """A loopback port where connections are refused, for as long as the
+    test runs: bound (so no other server can take it) but not listening."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    _HELD.append(s)
+    return s.getsockname()[1]
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _children_of(ppid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == ppid:
+                kids.append(int(d))
+        except (OSError, ValueError):
+            continue
+    return kids
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _stop_process(proc, name, timeout=20):
+    """SIGTERM proc (a Popen), wait, then SIGKILL.  Only our own pid."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        proc.terminate()
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        sys.stdout.write("# %s (pid %d) ignored SIGTERM, killing\n" % (name, proc.pid))
+        proc.kill()
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# TAP
+
+class Tap:
+    """TAP producer.  Every failure names the test file and line."""
+
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+        self.planned = None
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _where():
+        """file:line of the nearest caller outside this module."""
+        me = os.path.abspath(__file__)
+        fr = sys._getframe(1)
+        while fr is not None:
+            if os.path.abspath(fr.f_code.co_filename) != me:
+                return "%s:%d" % (os.path.basename(fr.f_code.co_filename), fr.f_lineno)
+            fr = fr.f_back
+        return "?"
+
+    def _out(self, line):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    def plan(self, n):
+        self.planned = n
+        self._out("1..%d" % n)
+
+    def diag(self, msg):
+        for line in str(msg).splitlines() or [""]:
+            self._out("# " + line)
+
+    def ok(self, cond, name, *diags, where=None):
+        with self.lock:
+            self.n += 1
+            name = str(name).replace("#", "\\#").replace("\n", " ")
+            self._out("%s %d - %s" % ("ok" if cond else "not ok", self.n, name))
+            if not cond:
+                self.failed += 1
+                self.diag("  Failed test '%s'" % name)
+                self.diag("  at %s" % (where or self._where()))
+                for d in diags:
+                    self.diag("  " + str(d).replace("\n", "\n    "))
+        return bool(cond)
+
+    def is_eq(self, got, expected, name, *diags):
+        return self.ok(got == expected, name, "     got: %r" % (got,),
+                       "expected: %r" % (expected,), *diags, where=self._where())
+
+    def like(self, got, pattern, name):
+        cond = isinstance(got, str) and re.search(pattern, got) is not None
+        return self.ok(cond, name, "     got: %r" % (got,),
+                       "expected to match: %r" % (pattern,), where=self._where())
+
+    def cmp_ok(self, got, op, expected, name):
+        ops = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+               ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+               "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
+        try:
+            cond = ops[op](got, expected)
+        except TypeError:
+            cond = False
+        return self.ok(cond, name, "%r %s %r is false" % (got, op, expected),
+                       where=self._where())
+
+    def fail(self, name, *diags):
+        return self.ok(False, name, *diags, where=self._where())
+
+    def done(self):
+        """Print the plan if none was given; return the exit status."""
+        if self.planned is None:
+            self._out("1..%d" % self.n)
+        elif self.planned != self.n:
+            self.diag("planned %d tests but ran %d" % (self.planned, self.n))
+            return 1
+        return 1 if self.failed else 0
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+
+class Resp:
+    """An HTTP (or CGI) answer: status, headers (lower-case names), body,
+    json (parsed with exact Decimals, None if not JSON)."""
+
+    def __init__(self, status, headers, body, elapsed=0.0):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed
+        self.text = body.decode("utf-8", "replace")
+        try:
+            self.json = json.loads(self.text, parse_float=Decimal) if self.text else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def error(self):
+        """The envelope's inner object, or {}."""
+        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
+            return self.json["error"]
+        return {}
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def __repr__(self):
+        return "<Resp %s %s>" % (self.status, self.text[:300])
+
+
+_DEFAULT_KEY = object()
+
+
+def http_request(port, method, path, body=None, headers=None, key=_DEFAULT_KEY,
+                 timeout=60, host="127.0.0.1"):
+    """One request on a fresh connection.  body: dict/list (sent as JSON),
+    str or bytes (sent as is) or None.  key: the master key by default, sent
+    as "Authorization: Bearer <key>"; None sends no key."""
+    hdrs = {}
+    if body is not None and not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    if body is not None:
+        hdrs["Content-Type"] = "application/json"
+    if key is _DEFAULT_KEY:
+        key = MASTER_KEY
+    if key is not None:
+        hdrs["Authorization"] = "Bearer " + key
+    for k, v in (headers or {}).items():
+        # an explicit header replaces a default one (case-insensitively)
+        for dk in list(hdrs):
+            if dk.lower() == k.lower():
+                del hdrs[dk]
+        if v is not None:
+            hdrs[k] = v
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        data = r.read()
+        out = {}
+        for k, v in r.getheaders():
+            k = k.lower()
+            out[k] = out[k] + ", " + v if k in out else v
+        return Resp(r.status, out, data, time.monotonic() - t0)
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------
+# YAML (block style, enough for tollgate's config)
+
+def _yaml_scalar(v):
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return format(Decimal(repr(v)), "f")
+    return json.dumps(str(v))  # a double-quoted YAML string
+
+
+def yaml_dump(obj, indent=0):
+    pad = "  " * indent
+    lines = []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if isinstance(v, (dict, list)) and v:
+                lines.append("%s%s:" % (pad, k))
+                lines.append(yaml_dump(v, indent + 1))
+            elif isinstance(v, (dict, list)):
+                lines.append("%s%s: %s" % (pad, k, "{}" if isinstance(v, dict) else "[]"))
+            else:
+                lines.append("%s%s: %s" % (pad, k, _yaml_scalar(v)))
+    elif isinstance(obj, list):
+        for v in obj:
+            if isinstance(v, dict) and v:
+                sub = yaml_dump(v, indent + 1).splitlines()
+                lines.append("%s- %s" % (pad, sub[0].lstrip()))
+                lines.extend(sub[1:])
+            elif isinstance(v, list) and v:
+                lines.append("%s-" % pad)
+                lines.append(yaml_dump(v, indent + 1))
+            else:
+                lines.append("%s- %s" % (pad, _yaml_scalar(v)))
+    else:
+        lines.append(pad + _yaml_scalar(obj))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# money helpers
+
+def cost(prompt_tokens, completion_tokens, in_price=IN_PRICE, out_price=OUT_PRICE):
+    return Decimal(prompt_tokens) * in_price + Decimal(completion_tokens) * out_price
+
+
+def dec(v):
+    """A JSON number / header / SQL cell as an exact Decimal (None stays None)."""
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        raise TypeError("bool is not money")
+    return Decimal(str(v))
+
+
+def exact_chat_body(model, user, max_tokens, content="hi", extra=None, fake=None):
+    """A chat body whose admission estimate (SPEC 4.3: body bytes x input
+    price + max_tokens x output price) equals its actual cost: the fake is
+    told to report prompt_tokens = the body's byte length and
+    completion_tokens = max_tokens.  Returns (bytes, prompt_tokens)."""
+    n = 0
+    for _ in range(20):
+        obj = {"model": model, "messages": [{"role": "user", "content": content}],
+               "max_tokens": max_tokens}
+        if user is not None:
+            obj["user"] = user
+        obj.update(extra or {})
+        obj["fake"] = dict(fake or {})
+        obj["fake"]["usage"] = {"prompt_tokens": n, "completion_tokens": max_tokens}
+        body = json.dumps(obj).encode("utf-8")
+        if len(body) == n:
+            return body, n
+        n = len(body)
+    raise RuntimeError("exact_chat_body did not converge")
+
+
+def sql_quote(s):
+    return "'" + str(s).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------
+# MariaDB
+
+class MariaDB:
+    """A private mariadbd on a unix socket in dir (no TCP)."""
+
+    SERVER_OPTS = ["--skip-networking", "--innodb-log-file-size=8M",
+                   "--innodb-buffer-pool-size=64M",
+                   "--innodb-flush-log-at-trx-commit=2",
+                   "--max-connections=500", "--skip-name-resolve",
+                   "--character-set-server=utf8mb4"]
+
+    def __init__(self, base):
+        self.dir = os.path.join(base, "db")
+        self.datadir = os.path.join(self.dir, "data")
+        self.socket = os.path.join(self.dir, "mysql.sock")
+        self.pidfile = os.path.join(self.dir, "mysqld.pid")
+        self.errlog = os.path.join(self.dir, "mysqld.err")
+        self.proc = None
+        self.mariadbd = _which("mariadbd")
+        self.client = _which("mariadb")
+        self.url = "mysql://root@localhost/tollgate?socket=" + self.socket
+
+    def _user_opts(self):
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def _install(self, datadir):
+        install = _which("mariadb-install-db")
+        cmd = [install, "--no-defaults", "--datadir=" + datadir,
+               "--auth-root-authentication-method=normal", "--skip-test-db",
+               "--innodb-log-file-size=8M", "--innodb-buffer-pool-size=64M"]
+        cmd += self._user_opts()
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=180)
+        if r.returncode != 0:
+            raise SetupError("mariadb-install-db failed (%d):\n%s" % (
+                r.returncode, r.stdout.decode("utf-8", "replace")[-3000:]))
+
+    def init(self):
+        """The datadir: a copy of the pristine one cached in the build tree
+        (made once, under a lock, as parallel tests may race for it)."""
+        os.makedirs(self.dir, exist_ok=True)
+        ver = subprocess.run([self.mariadbd, "--version"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL).stdout.decode()
+        tag = re.sub(r"[^0-9A-Za-z.]+", "-", (ver.split("Ver ")[-1].split(" ")[0]
+                                              if "Ver " in ver else "x"))
+        cache_root = os.path.join(BUILDDIR, "tests", "e2e", ".cache")
+        cache = os.path.join(cache_root, "mariadb-pristine-" + tag)
+        try:
+            os.makedirs(cache_root, exist_ok=True)
+            with open(os.path.join(cache_root, "lock"), "w") as lk:
+                fcntl.flock(lk, fcntl.LOCK_EX)
+                if not os.path.isdir(cache):
+                    tmp = cache + ".tmp.%d" % os.getpid()
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    self._install(tmp)
+                    os.rename(tmp, cache)
+            shutil.copytree(cache, self.datadir, symlinks=True)
+        except OSError as e:  # read-only build tree: install in place
+            sys.stdout.write("# no datadir cache (%s); installing\n" % e)
+            shutil.rmtree(self.datadir, ignore_errors=True)
+            self._install(self.datadir)
+
+    def start(self, timeout=60):
+        if self.proc is not None and self.proc.poll() is None:
+            raise SetupError("mariadbd already running")
+        cmd = [self.mariadbd, "--no-defaults", "--datadir=" + self.datadir,
+               "--socket=" + self.socket, "--pid-file=" + self.pidfile,
+               "--log-error=" + self.errlog] + self.SERVER_OPTS + self._user_opts()
+        out = open(os.path.join(self.dir, "mysqld.out"), "ab")
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                     stderr=subprocess.STDOUT, preexec_fn=_pdeathsig)
+        out.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SetupError("mariadbd exited with %s:\n%s" % (
+                    self.proc.returncode, _tail(self.errlog)))
+            if self.ping():
+                return
+            time.sleep(0.1)
+        raise SetupError("mariadbd not ready after %ds:\n%s" % (timeout, _tail(self.errlog)))
+
+    def ping(self):
+        r = subprocess.run([self.client, "--no-defaults", "-S", self.socket, "-uroot",
+                            "-e", "select 1"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        return r.returncode == 0
+
+    def stop(self):
+        """Clean shutdown (SIGTERM to our own mariadbd), waiting for it."""
+        _stop_process(self.proc, "mariadbd", timeout=60)
+        self.proc = None
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def sql(self, query, db="tollgate"):
+        """Run query; rows as lists of str (None for NULL)."""
+        cmd = [self.client, "--no-defaults", "-S", self.socket, "-uroot",
+               "--default-character-set=utf8mb4", "-N", "-B"]
+        if db:
+            cmd.append(db)
+        cmd += ["-e", query]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError("SQL failed: %s\n%s" % (query, r.stderr.decode("utf-8", "replace")))
+        rows = []
+        for line in r.stdout.decode("utf-8", "replace").split("\n"):
+            if line == "":
+                continue
+            rows.append([_unescape_cell(c) for c in line.split("\t")])
+        return rows
+
+
+def _unescape_cell(c):
+    if c == "NULL":
+        return None
+    if "\\" not in c:
+        return c
+    out, i = [], 0
+    m = {"t": "\t", "n": "\n", "\\": "\\", "0": "\0"}
+    while i < len(c):
+        if c[i] == "\\" and i + 1 < len(c) and c[i + 1] in m:
+            out.append(m[c[i + 1]])
+            i += 2
+        else:
+            out.append(c[i])
+            i += 1
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# fake upstream
+
+class FakeUpstream:
+    def __init__(self, base):
+        self.log = os.path.join(base, "fake_upstream.log")
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=15):
+        err = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, FAKE_UPSTREAM], stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=err,
+                                     preexec_fn=_pdeathsig)
+        err.close()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        m = re.match(r"PORT (\d+)", line)
+        if not m:
+            raise SetupError("fake upstream did not start: %r\n%s" % (line, _tail(self.log)))
+        self.port = int(m.group(1))
+
+    @property
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def requests(self):
+        r = http_request(self.port, "GET", "/_requests", key=None)
+        return json.loads(r.text)
+
+    def reset(self):
+        http_request(self.port, "POST", "/_reset", body=b"", key=None)
+
+    def stop(self):
+        _stop_process(self.proc, "fake upstream")
+        if self.proc is not None and self.proc.stdout:
+            self.proc.stdout.close()
+
+
+# ---------------------------------------------------------------------------
+# lighttpd
+
+class Lighttpd:
+    def __init__(self, env, name, config, max_procs=4, database_url=None, extra_env=None):
+        self.env = env
+        self.name = name
+        self.config = config
+        self.max_procs = max_procs
+        self.database_url = database_url
+        self.extra_env = dict(SANITIZER_ENV)
+        self.extra_env.update(extra_env or {})
+        self.vardir = os.path.join(env.tmp, "lighttpd-" + name)
+        self.errorlog = os.path.join(self.vardir, "error.log")
+        self.stderr_log = os.path.join(self.vardir, "stderr.log")
+        self.conf = os.path.join(self.vardir, "lighttpd.conf")
+        self.proc = None
+        self.port = None
+        self.known_children = set()
+
+    @staticmethod
+    def _q(v):
+        v = str(v)
+        if '"' in v or "\\" in v or "\n" in v:
+            raise SetupError("value not allowed in lighttpd.conf: %r" % v)
+        return v
+
+    def _render(self, port):
+        with open(LIGHTTPD_TEMPLATE) as f:
+            text = f.read()
+        extra = "".join('"%s" => "%s",\n\t' % (self._q(k), self._q(v))
+                        for k, v in sorted(self.extra_env.items()))
+        subst = {
+            "PORT": str(port),
+            "BINDIR": self._q(BINDIR),
+            "VARDIR": self._q(self.vardir),
+            "ERRORLOG": self._q(self.errorlog),
+            "CONFIG": self._q(self.config),
+            "PRICE_FILE": self._q(PRICE_FILE),
+            "DATABASE_URL": self._q(self.database_url or ""),
+            "MAX_PROCS": str(int(self.max_procs)),
+            "EXTRA_ENV": extra,
+        }
+        for k, v in subst.items():
+            text = text.replace("@%s@" % k, v)
+        left = re.findall(r"@[A-Z_]+@", text)
+        if left:
+            raise SetupError("unfilled placeholders in lighttpd.conf.in: %s" % left)
+        return text
+
+    def start(self, timeout=30):
+        os.makedirs(self.vardir, exist_ok=True)
+        lighttpd = _which("lighttpd")
+        for prog in PROGRAMS:
+            p = os.path.join(BINDIR, prog)
+            if not os.access(p, os.X_OK):
+                raise SetupError("program not built: %s" % p)
+        last = ""
+        for attempt in range(5):
+            port = free_port()
+            with open(self.conf, "w") as f:
+                f.write(self._render(port))
+            chk = subprocess.run([lighttpd, "-tt", "-f", self.conf], stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            if chk.returncode != 0:
+                raise SetupError("lighttpd -tt rejects the config:\n%s" % chk.stdout.decode())
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": "UTC"}
+            out = open(self.stderr_log, "ab")
+            self.proc = subprocess.Popen([lighttpd, "-D", "-f", self.conf], stdin=subprocess.DEVNULL,
+                                         stdout=out, stderr=subprocess.STDOUT, env=env,
+                                         cwd=self.vardir, preexec_fn=_pdeathsig)
+            out.close()
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    self.port = port
+                    time.sleep(0.1)
+                    self.known_children = set(self.children())
+                    return self
+                except OSError:
+                    time.sleep(0.05)
+            last = "%s\n%s" % (_tail(self.errorlog), _tail(self.stderr_log))
+            if self.proc.poll() is None:
+                _stop_process(self.proc, "lighttpd")
+                raise SetupError("lighttpd did not listen within %ds:\n%s" % (timeout, last))
+            if "already in use" not in last:
+                break
+        raise SetupError("lighttpd exited with %s:\n%s" % (self.proc.returncode, last))
+
+    def children(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        return _children_of(self.proc.pid)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        kids = set(self.children()) | self.known_children
+        _stop_process(self.proc, "lighttpd")
+        # lighttpd terminates its FastCGI programs; make sure of it, by pid,
+        # and only for processes that are still our programs.
+        deadline = time.monotonic() + 5
+        for pid in kids:
+            while _pid_alive(pid) and BINDIR in _cmdline(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _pid_alive(pid) and BINDIR in _cmdline(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def logs(self):
+        return _read(self.errorlog) + _read(self.stderr_log)
+
+    def request(self, method, path, **kw):
+        return http_request(self.port, method, path, **kw)
+
+
+# ---------------------------------------------------------------------------
+# the environment of one test program
+
+class Env:
+    def __init__(self, tap, name):
+        self.t = tap
+        self.name = name
+        base = os.environ.get("TMPDIR") or "/tmp"
+        if len(base) > 40:  # unix socket paths are limited to ~107 bytes
+            base = "/tmp"
+        self.tmp = tempfile.mkdtemp(prefix="tg-e2e-%s-" % name, dir=base)
+        self.db = None
+        self.upstream = None
+        self.servers = []
+        self.server = None  # the first lighttpd started: default for requests
+        self.cgi_stderr = []  # (what, stderr text) of plain CGI runs
+        self.closed = False
+
+    # -- life cycle --
+    def start(self, db=True, upstream=True):
+        for p in [MIGRATE] + [os.path.join(BINDIR, x) for x in PROGRAMS]:
+            if not os.access(p, os.X_OK):
+                raise SetupError("not built: %s (TG_BUILDDIR=%s)" % (p, BUILDDIR))
+        if upstream:
+            self.upstream = FakeUpstream(self.tmp)
+            self.upstream.start()
+        if db:
+            self.db = MariaDB(self.tmp)
+            self.db.init()
+            self.db.start()
+            self.migrate()
+
+    def migrate(self):
+        r = subprocess.run([MIGRATE, "--database-url", self.db.url, "--sql-dir", SQL_DIR],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        if r.returncode != 0:
+            raise SetupError("tollgate-migrate failed (%d):\n%s" % (
+                r.returncode, r.stdout.decode("utf-8", "replace")))
+        return r.stdout.decode("utf-8", "replace")
+
+    def start_lighttpd(self, config, name=None, max_procs=4, database_url=_DEFAULT_KEY,
+                       extra_env=None):
+        """Start a lighttpd serving the programs with config (a path)."""
+        if database_url is _DEFAULT_KEY:
+            database_url = self.db.url if self.db else ""
+        name = name or "s%d" % (len(self.servers) + 1)
+        srv = Lighttpd(self, name, config, max_procs=max_procs, database_url=database_url,
+                       extra_env=extra_env)
+        self.servers.append(srv)
+        srv.start()
+        if self.server is None:
+            self.server = srv
+        return srv
+
+    def close(self):
+        """Stop everything (idempotent) and scan the logs."""
+        if self.closed:
+            return
+        self.closed = True
+        for srv in self.servers:
+            try:
+                srv.stop()
+            except Exception as e:  # keep cleaning up
+                sys.stdout.write("# stopping lighttpd: %r\n" % e)
+        if self.upstream:
+            try:
+                self.upstream.stop()
+            except Exception as e:
+                sys.stdout.write("# stopping fake upstream: %r\n" % e)
+        if self.db:
+            try:
+                self.db.stop()
+            except Exception as e:
+                sys.stdout.write("# stopping mariadbd: %r\n" % e)
+        self._scan_logs()
+        if self.t.failed:
+            for srv in self.servers:
+                self.t.diag("---- tail of %s (%s) ----" % (srv.name, srv.errorlog))
+                self.t.diag(_tail(srv.errorlog, 30))
+                self.t.diag("---- tail of %s ----" % srv.stderr_log)
+                self.t.diag(_tail(srv.stderr_log, 30))
+        if os.environ.get("TG_KEEP_TMP"):
+            self.t.diag("kept %s" % self.tmp)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _scan_logs(self):
+        found = []
+        for srv in self.servers:
+            for line in srv.logs().splitlines():
+                if any(p in line for p in BAD_LOG_PATTERNS):
+                    found.append("%s: %s" % (srv.name, line))
+        for what, text in self.cgi_stderr:
+            for line in text.splitlines():
+                if any(p in line for p in BAD_LOG_PATTERNS[:3]):
+                    found.append("cgi %s: %s" % (what, line))
+        if self.servers or self.cgi_stderr:
+            self.t.ok(not found, "no sanitizer reports or crashed programs in the logs",
+                      *found[:40])
+
+    # -- configs --
+    def model(self, name, upstream_model=None, api_base=None, timeout=None,
+              in_price=IN_PRICE, out_price=OUT_PRICE, **params):
+        """A model_list entry pointing at the fake upstream, with explicit
+        prices so that the expected cost is computable."""
+        lp = {"model": "openai/" + (upstream_model or name),
+              "api_base": api_base or (self.upstream.base + "/v1"),
+              "api_key": UPSTREAM_KEY}
+        if timeout is not None:
+            lp["timeout"] = timeout
+        lp.update(params)
+        return {"model_name": name, "litellm_params": lp,
+                "model_info": {"input_cost_per_token": in_price,
+                               "output_cost_per_token": out_price}}
+
+    def config(self, models=None, master_key=MASTER_KEY, litellm_settings=None,
+               general_settings=None, extra=None):
+        """The standard test config as a dict: model "fake-gpt" (and
+        "fake-gpt-2", same upstream) priced IN_PRICE / OUT_PRICE."""
+        if models is None:
+            models = [self.model("fake-gpt"), self.model("fake-gpt-2")]
+        cfg = {"model_list": models}
+        ls = {"num_retries": 0, "request_timeout": 30}
+        ls.update(litellm_settings or {})
+        cfg["litellm_settings"] = ls
+        gs = {}
+        if master_key is not None:
+            gs["master_key"] = master_key
+        gs.update(general_settings or {})
+        if gs:
+            cfg["general_settings"] = gs
+        cfg.update(extra or {})
+        return cfg
+
+    def write_config(self, name, cfg):
+        """Write cfg (a dict, dumped as block YAML, or raw text) to a file."""
+        path = os.path.join(self.tmp, "config-%s.yaml" % name)
+        text = cfg if isinstance(cfg, str) else yaml_dump(cfg) + "\n"
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    # -- requests --
+    def request(self, method, path, server=None, **kw):
+        srv = server or self.server
+        if srv is None:
+            raise SetupError("no lighttpd started")
+        return http_request(srv.port, method, path, **kw)
+
+    def chat(self, user=None, model="fake-gpt", fake=None, content="hello", extra=None,
+             headers=None, server=None, key=_DEFAULT_KEY, body=None, path="/chat/completions"):
+        if body is None:
+            body = {"model": model, "messages": [{"role": "user", "content": content}]}
+            if model is None:
+                del body["model"]
+            if user is not None:
+                body["user"] = user
+            if fake is not None:
+                body["fake"] = fake
+            body.update(extra or {})
+        return self.request("POST", path, body=body, headers=headers, server=server, key=key)
+
+    def customer_new(self, server=None, key=_DEFAULT_KEY, **fields):
+        return self.request("POST", "/customer/new", body=fields, server=server, key=key)
+
+    def customer_info(self, user_id, server=None, key=_DEFAULT_KEY, path="/customer/info"):
+        q = urllib.parse.urlencode({"end_user_id": user_id})
+        return self.request("GET", path + "?" + q, server=server, key=key)
+
+    def budget_new(self, server=None, key=_DEFAULT_KEY, **fields):
+        return self.request("POST", "/budget/new", body=fields, server=server, key=key)
+
+    # -- database views --
+    def sql(self, query):
+        return self.db.sql(query)
+
+    def customer_row(self, user_id):
+        rows = self.sql("SELECT user_id, spend, reserved, budget_id, blocked FROM customers "
+                        "WHERE user_id = %s" % sql_quote(user_id))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"user_id": r[0], "spend": dec(r[1]), "reserved": dec(r[2]),
+                "budget_id": r[3], "blocked": r[4]}
+
+    def ledger_sum(self, user_id):
+        rows = self.sql("SELECT COALESCE(SUM(spend), 0) FROM spend_logs WHERE end_user = %s"
+                        % sql_quote(user_id))
+        return dec(rows[0][0])
+
+    def ledger_row(self, request_id):
+        rows = self.sql("SELECT request_id, end_user, model, status, spend, prompt_tokens, "
+                        "completion_tokens, total_tokens, api_key FROM spend_logs "
+                        "WHERE request_id = %s" % sql_quote(request_id))
+        if not rows:
+            return None
+        r = rows[0]
+        return {"request_id": r[0], "end_user": r[1], "model": r[2], "status": r[3],
+                "spend": dec(r[4]), "prompt_tokens": r[5], "completion_tokens": r[6],
+                "total_tokens": r[7], "api_key": r[8]}
+
+    # -- plain CGI --
+    def cgi(self, program, method, uri, body=None, headers=None, key=_DEFAULT_KEY,
+            config=None, database_url=_DEFAULT_KEY, extra_env=None, timeout=60):
+        """Run a program once as plain CGI; the answer as a Resp."""
+        path, _, query = uri.partition("?")
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": "UTC",
+               "GATEWAY_INTERFACE": "CGI/1.1", "SERVER_PROTOCOL": "HTTP/1.1",
+               "SERVER_SOFTWARE": "tollgate-e2e", "SERVER_NAME": "127.0.0.1",
+               "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
+               "REQUEST_METHOD": method, "REQUEST_URI": uri, "QUERY_STRING": query,
+               "SCRIPT_NAME": "/cgi-bin/" + program, "SCRIPT_FILENAME": os.path.join(BINDIR, program),
+               "TOLLGATE_PRICE_FILE": PRICE_FILE}
+        env.update(SANITIZER_ENV)
+        if config is not None:
+            env["TOLLGATE_CONFIG"] = config
+        if database_url is _DEFAULT_KEY:
+            database_url = self.db.url if self.db else None
+        if database_url:
+            env["DATABASE_URL"] = database_url
+        if body is not None:
+            env["CONTENT_LENGTH"] = str(len(body))
+            env["CONTENT_TYPE"] = "application/json"
+        if key is _DEFAULT_KEY:
+            key = MASTER_KEY
+        if key is not None:
+            env["HTTP_AUTHORIZATION"] = "Bearer " + key
+        for k, v in (headers or {}).items():
+            name = k.upper().replace("-", "_")
+            if name in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                env[name] = v
+            else:
+                env["HTTP_" + name] = v
+        env.update(extra_env or {})
+        t0 = time.monotonic()
+        r = subprocess.run([os.path.join(BINDIR, program)], input=body or b"",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                           cwd=self.tmp, timeout=timeout)
+        err = r.stderr.decode("utf-8", "replace")
+        self.cgi_stderr.append(("%s %s %s" % (program, method, uri), err))
+        resp = parse_cgi_output(r.stdout, time.monotonic() - t0)
+        resp.exit_code = r.returncode
+        resp.stderr = err
+        return resp
+
+    # -- checks shared by the tests --
+    def check_error(self, r, status, etype, message=None, param=_DEFAULT_KEY, what=""):
+        """The OpenAI envelope with status/type (and message: exact string,
+        or a compiled regex; param when given; None = JSON null)."""
+        t = self.t
+        where = Tap._where()
+        label = what or "error"
+        ok = t.ok(r.status == status, "%s: status %d" % (label, status),
+                  "got %s: %s" % (r.status, r.text[:500]), where=where)
+        e = r.error
+        shape = (isinstance(r.json, dict) and set(r.json) == {"error"}
+                 and set(e) >= {"message", "type", "param", "code"})
+        ok &= t.ok(shape, "%s: envelope {error: {message, type, param, code}}" % label,
+                   "got: %s" % r.text[:500], where=where)
+        ok &= t.ok(e.get("type") == etype and e.get("code") == str(status),
+                   "%s: type %s, code \"%d\"" % (label, etype, status),
+                   "got type %r code %r" % (e.get("type"), e.get("code")), where=where)
+        ok &= t.ok(bool(r.header("x-litellm-call-id")), "%s: x-litellm-call-id header" % label,
+                   "headers: %r" % (r.headers,), where=where)
+        if message is not None:
+            if isinstance(message, re.Pattern):
+                ok &= t.ok(isinstance(e.get("message"), str) and message.search(e["message"]),
+                           "%s: message matches" % label,
+                           "got %r, want /%s/" % (e.get("message"), message.pattern), where=where)
+            else:
+                ok &= t.ok(e.get("message") == message, "%s: message" % label,
+                           "got %r" % (e.get("message"),), "want %r" % (message,), where=where)
+        if param is not _DEFAULT_KEY:
+            ok &= t.ok(e.get("param") == param, "%s: param %r" % (label, param),
+                       "got %r" % (e.get("param"),), where=where)
+        return ok
+
+
+def parse_cgi_output(out, elapsed=0.0):
+    """Split a CGI answer: headers (Status: gives the status, 200 if none)
+    and body."""
+    sep = out.find(b"\r\n\r\n")
+    seplen = 4
+    nl = out.find(b"\n\n")
+    if sep < 0 or (0 <= nl < sep):
+        sep, seplen = nl, 2
+    if sep < 0:
+        return Resp(0, {}, out, elapsed)
+    head, body = out[:sep].decode("latin-1"), out[sep + seplen:]
+    headers, status = {}, 200
+    for line in head.replace("\r\n", "\n").split("\n"):
+        if ":" not in line:
+            continue
+        k, v = line.split(":", 1)
+        k, v = k.strip().lower(), v.strip()
+        if k == "status":
+            try:
+                status = int(v.split()[0])
+            except (ValueError, IndexError):
+                status = 0
+        headers[k] = headers[k] + ", " + v if k in headers else v
+    return Resp(status, headers, body, elapsed)
+
+
+# ---------------------------------------------------------------------------
+# running a test program
+
+_ACTIVE = []
+
+
+def _cleanup_all():
+    while _ACTIVE:
+        env = _ACTIVE.pop()
+        try:
+            env.close()
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+
+
+def _on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def run(main, name=None, db=True, upstream=True):
+    """Run main(t, env) with servers started; exit with the TAP status."""
+    name = name or os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    t = Tap()
+    t.diag("tollgate e2e %s: srcdir %s builddir %s" % (name, SRCDIR, BUILDDIR))
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    atexit.register(_cleanup_all)
+    env = None
+    try:
+        env = Env(t, name)
+        _ACTIVE.append(env)
+        env.start(db=db, upstream=upstream)
+        main(t, env)
+    except SetupError as e:
+        t.fail("setup: a server could not be started", str(e))
+    except SystemExit as e:
+        t.fail("interrupted (%s)" % e.code)
+    except BaseException as e:  # noqa: B902 - report, then clean up
+        t.fail("unexpected exception: %r" % (e,), traceback.format_exc())
+    finally:
+        if env is not None:
+            try:
+                env.close()
+            except BaseException as e:
+                t.fail("cleanup failed: %r" % (e,), traceback.format_exc())
+            if env in _ACTIVE:
+                _ACTIVE.remove(env)
+    sys.stdout.flush()
+    sys.exit(t.done())

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""plain_cgi: every program also works started once per request (SPEC 10).
+
+Each program is run as plain CGI (the CGI/1.1 environment, the body on
+stdin, the answer on stdout with a Status: header) against the private
+MariaDB and the fake upstream, no web server involved.
+"""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import Decimal, cost, dec  # noqa: E402
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def main(t, env):
+    cfg = env.write_config("main", env.config())
+
+    # health
+    r = env.cgi("health", "GET", "/health/liveliness", config=cfg, key=None)
+    t.is_eq((r.status, r.json), (200, "I'm alive!"), "cgi health: liveliness")
+    t.is_eq(r.exit_code, 0, "cgi health: exit status 0")
+    t.like(r.header("content-type", ""), r"^application/json", "cgi health: Content-Type")
+    r = env.cgi("health", "GET", "/health/readiness", config=cfg, key=None)
+    t.is_eq((r.status, (r.json or {}).get("status"), (r.json or {}).get("db")),
+            (200, "healthy", "connected"), "cgi health: readiness")
+    r = env.cgi("health", "GET", "/no/such/path?x=1", config=cfg)
+    env.check_error(r, 404, "not_found", what="cgi health: unknown path")
+
+    # customer_new
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-1", "max_budget": "1"},
+                config=cfg)
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, "cgi-1"), "cgi customer_new: creates")
+    t.ok(bool(r.header("x-litellm-call-id")), "cgi customer_new: x-litellm-call-id")
+    r = env.cgi("customer_new", "POST", "/end_user/new", body={"user_id": "cgi-1"}, config=cfg)
+    env.check_error(r, 400, "invalid_request_error",
+                    message="Customer already exists, passed user_id=cgi-1. Please pass a new user_id.",
+                    what="cgi customer_new: duplicate")
+    r = env.cgi("customer_new", "GET", "/customer/new", config=cfg)
+    env.check_error(r, 405, "invalid_request_error", what="cgi customer_new: GET")
+    t.like(r.header("allow", ""), r"POST", "cgi customer_new: Allow: POST")
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-x"}, config=cfg,
+                key="sk-wrong")
+    env.check_error(r, 401, "auth_error",
+                    message="Authentication Error, Invalid proxy server token passed.",
+                    what="cgi customer_new: wrong key")
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-alt"}, config=cfg,
+                key=None, headers={"x-litellm-api-key": H.MASTER_KEY})
+    t.is_eq(r.status, 200, "cgi customer_new: key in x-litellm-api-key (HTTP_X_LITELLM_API_KEY)")
+
+    # budget_new
+    r = env.cgi("budget_new", "POST", "/budget/new", body={"budget_id": "cgi-tier", "max_budget": 2},
+                config=cfg)
+    t.is_eq((r.status, (r.json or {}).get("budget_id"), dec((r.json or {}).get("max_budget"))),
+            (200, "cgi-tier", Decimal(2)), "cgi budget_new: creates")
+    r = env.cgi("budget_new", "POST", "/budget/new", body={"budget_id": "cgi-tier2", "max_budget": -1},
+                config=cfg)
+    env.check_error(r, 422, "invalid_request_error", param="max_budget",
+                    message="max_budget must be a non-negative finite number. Received: -1",
+                    what="cgi budget_new: negative")
+
+    # chat_completions
+    env.upstream.reset()
+    r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg,
+                body={"model": "fake-gpt", "user": "cgi-1", "messages": MSGS,
+                      "fake": {"usage": {"prompt_tokens": 21, "completion_tokens": 8}}})
+    t.is_eq(r.status, 200, "cgi chat_completions: 200", r.text[:300], r.stderr[-500:])
+    t.is_eq(dec(r.header("x-litellm-response-cost")), cost(21, 8), "cgi chat_completions: cost header")
+    t.is_eq(len(env.upstream.requests()), 1, "cgi chat_completions: one upstream request")
+    lr = env.ledger_row(r.header("x-litellm-call-id") or "")
+    t.is_eq(lr and (lr["end_user"], lr["spend"], lr["status"]), ("cgi-1", cost(21, 8), "success"),
+            "cgi chat_completions: ledger row")
+    r = env.cgi("chat_completions", "POST", "/v1/chat/completions", config=cfg,
+                body={"model": "fake-gpt", "messages": MSGS},
+                headers={"x-litellm-customer-id": "cgi-2"})
+    t.is_eq(r.status, 200, "cgi chat_completions: /v1 path, id from a header")
+    t.ok(env.customer_row("cgi-2") is not None, "cgi chat_completions: HTTP_X_LITELLM_CUSTOMER_ID used")
+    r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg,
+                body={"model": "nope", "messages": MSGS})
+    env.check_error(r, 400, "invalid_request_error", param="model", what="cgi chat: unknown model")
+
+    # customer_info
+    r = env.cgi("customer_info", "GET", "/customer/info?end_user_id=cgi-1", config=cfg)
+    t.is_eq((r.status, (r.json or {}).get("user_id"), dec((r.json or {}).get("spend"))),
+            (200, "cgi-1", cost(21, 8)), "cgi customer_info: spend after the chat")
+    r = env.cgi("customer_info", "GET", "/end_user/info?end_user_id=cgi%2Dnone", config=cfg)
+    env.check_error(r, 404, "not_found", param="end_user_id",
+                    message="End User Id=cgi-none does not exist in db", what="cgi customer_info: unknown")
+    row = env.customer_row("cgi-1") or {}
+    t.is_eq((row.get("spend"), row.get("reserved")), (env.ledger_sum("cgi-1"), Decimal(0)),
+            "cgi: spend == ledger sum, nothing reserved")
+
+
+if __name__ == "__main__":
+    H.run(main)
