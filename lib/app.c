@@ -71,6 +71,7 @@ static int64_t app_config_tried_us;
 static struct tg_db *app_db;
 static int64_t app_reclaim_us;
 static volatile sig_atomic_t app_stop;
+static bool app_cgi; /* one request per process: keep the log quiet */
 
 static void
 on_term(int sig)
@@ -161,7 +162,8 @@ tg_req_db(struct tg_req *req, struct tg_db **out, struct tg_err *err)
 
 			snprintf(reason, sizeof(reason), "%s", err->message);
 			return tg_err_set(err, TG_ERR_CONFIG, NULL,
-			                  "Configuration error: %.900s", reason);
+			                  "Configuration error: %.900s",
+			                  reason);
 		}
 		if (rc != TG_OK)
 			return rc;
@@ -382,6 +384,9 @@ app_load_config(void)
 	    TG_OK) {
 		app_config = NULL;
 		tg_log_error("config: %s", app_config_err.message);
+	} else if (!app_cgi) {
+		tg_log_info("config loaded: %zu models from %s",
+		            app_config->ndeployments, path);
 	}
 }
 
@@ -654,6 +659,7 @@ tg_app_main(const struct tg_program *prog)
 	}
 
 	if (FCGX_IsCGI()) {
+		app_cgi = true;
 		serve(prog, NULL, environ);
 		fflush(stdout);
 		app_cleanup();

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "money.h"
 #include "pricing.h"
+#include "sse.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -408,57 +409,471 @@ metadata_json(const struct tg_deployment *d, int attempts, bool estimated)
 	return text;
 }
 
-/* Release the hold of a request that never reached settlement. */
+/* The ledger row of a request; strings borrowed from c and resp. */
 static void
-release(struct chat *c, const struct tg_deployment *d, int attempts)
+entry_init(struct chat *c, const struct tg_deployment *d, const char *api_base,
+           const char *meta, struct tg_ledger_entry *e)
 {
-	struct tg_ledger_entry e;
-	struct tg_err err;
-	char *meta = metadata_json(d, attempts, false);
+	struct timespec ts;
 
-	memset(&e, 0, sizeof(e));
-	tg_err_clear(&err);
-	e.request_id = tg_req_id(c->req);
-	e.end_user = c->has_customer ? c->user_id : "";
-	e.model = c->model;
-	e.model_id = d->litellm_model;
-	e.api_key_hash = tg_req_key_hash(c->req);
-	e.call_type = "acompletion";
-	e.success = false;
-	e.start_us = e.end_us = tg_req_start_us(c->req);
-	e.metadata = meta;
-	if (tg_ledger_settle(c->db, c->has_customer ? &c->cust : NULL, &e,
-	                     &c->resv, &err) != TG_OK)
-		tg_log_error("could not release a hold: %s", err.message);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memset(e, 0, sizeof(*e));
+	e->request_id = tg_req_id(c->req);
+	e->end_user = c->has_customer ? c->user_id : "";
+	e->model = c->model;
+	e->model_id = d->litellm_model;
+	e->api_key_hash = tg_req_key_hash(c->req);
+	e->call_type = "acompletion";
+	e->api_base = api_base;
+	e->start_us = tg_req_start_us(c->req);
+	e->end_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	e->metadata = meta;
+}
+
+/* Settle e; on failure err says so in the SPEC's 503 terms. */
+static enum tg_rc
+settle(struct chat *c, const struct tg_ledger_entry *e, struct tg_err *err)
+{
+	struct tg_err serr;
+
+	tg_err_clear(&serr);
+	if (tg_ledger_settle(c->db, c->has_customer ? &c->cust : NULL, e,
+	                     &c->resv, &serr) == TG_OK)
+		return TG_OK;
+	/* The upstream answered but the ledger cannot say so: the client
+	 * must not get tokens we did not record. */
+	tg_log_error("settlement failed after retries; %s of usage "
+	             "unrecorded: %s",
+	             e->spend > 0 ? "the upstream's" : "none", serr.message);
+	return tg_err_set(err, TG_ERR_DB, NULL,
+	                  "Could not record the request in the ledger: %s",
+	                  serr.message);
+}
+
+/* The answer for a non-2xx upstream status (no charge). */
+static enum tg_rc
+upstream_error(struct tg_req *req, const struct tg_upstream_response *resp,
+               struct tg_err *err)
+{
+	if (resp->body != NULL && is_envelope(resp->body, resp->body_len)) {
+		tg_req_respond_raw(req, (int)resp->status, resp->body,
+		                   resp->body_len);
+		return TG_OK;
+	}
+	tg_err_set(err, TG_ERR_UPSTREAM, NULL, "Upstream error %ld: %.300s",
+	           resp->status, resp->body ? resp->body : "");
+	err->status = (int)resp->status;
+	snprintf(err->type, sizeof(err->type), "%s",
+	         upstream_type(resp->status));
+	return TG_ERR_UPSTREAM;
+}
+
+/* Non-streamed: call, settle, answer (SPEC 4.2 steps 9 to 11). */
+static enum tg_rc
+complete(struct chat *c, struct tg_err *err)
+{
+	struct tg_upstream_response resp;
+	struct tg_ledger_entry e;
+	struct tg_usage usage;
+	const struct tg_deployment *d;
+	char *up_body, *meta = NULL;
+	char cost_text[TG_MONEY_STRLEN];
+	size_t up_len;
+	tg_money cost = 0;
+	enum tg_rc rc, up_rc;
+	int attempts = 0;
+	bool success, estimated = false;
+
+	memset(&resp, 0, sizeof(resp));
+	/* The deployments in shuffled order, retrying on failures that
+	 * another deployment (or a second try) may not have. */
+	for (;;) {
+		d = &c->cfg->deployments[c->cand[(size_t)attempts % c->ncand]];
+		attempts++;
+		up_body = tg_upstream_body(d, c->body, &up_len);
+		up_rc = tg_upstream_call(d, up_body, up_len, d->timeout_s,
+		                         &resp, err);
+		free(up_body);
+		if (!retryable(up_rc, &resp) || attempts > c->cfg->num_retries)
+			break;
+		tg_log_warn("deployment %s failed (%s, status %ld); retrying",
+		            d->litellm_model, tg_rc_str(up_rc), resp.status);
+		tg_upstream_response_free(&resp);
+		memset(&resp, 0, sizeof(resp));
+	}
+
+	success = up_rc == TG_OK && resp.status >= 200 && resp.status < 300;
+	memset(&usage, 0, sizeof(usage));
+	if (success && !tg_usage_parse(resp.body, resp.body_len, &usage)) {
+		/* No usage: charge the upper bound rather than nothing. */
+		int64_t prompt, output;
+
+		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
+		               &output);
+		usage.prompt_tokens = prompt;
+		usage.completion_tokens =
+		        completion_bytes(resp.body, resp.body_len);
+		usage.total_tokens =
+		        usage.prompt_tokens + usage.completion_tokens;
+		estimated = true;
+	}
+	if (success &&
+	    (rc = tg_pricing_cost(&d->price, usage.prompt_tokens,
+	                          usage.completion_tokens, usage.cached_tokens,
+	                          &cost, err)) != TG_OK) {
+		success = false;
+		cost = 0;
+		up_rc = rc;
+	}
+	meta = metadata_json(d, attempts, estimated);
+	entry_init(c, d, resp.api_base, meta, &e);
+	e.success = success;
+	e.spend = cost;
+	e.prompt_tokens = usage.prompt_tokens;
+	e.completion_tokens = usage.completion_tokens;
+	e.total_tokens = usage.total_tokens;
+	if ((rc = settle(c, &e, err)) != TG_OK)
+		goto out;
+
+	if (success) {
+		tg_money_format(cost, cost_text, sizeof(cost_text));
+		tg_req_add_header(c->req, "x-litellm-response-cost", cost_text);
+		tg_req_respond_raw(c->req, 200, resp.body, resp.body_len);
+		rc = TG_OK;
+	} else if (up_rc != TG_OK) {
+		rc = up_rc; /* err was filled by the upstream call */
+	} else {
+		rc = upstream_error(c->req, &resp, err);
+	}
+out:
 	free(meta);
+	tg_upstream_response_free(&resp);
+	return rc;
+}
+
+/* ---- streaming (SPEC 4.5) ------------------------------------------------ */
+
+struct relay {
+	struct chat *c;
+	const struct tg_deployment *d;
+	struct tg_sse sse;
+	bool client_usage; /* the client asked for the usage chunk */
+	bool started;      /* the event stream to the client has begun */
+	bool saw_done;
+	bool error_event; /* the upstream sent an error event */
+	bool have_usage;
+	struct tg_usage usage;
+	int64_t text_bytes; /* generated text seen: bounds the tokens */
+	tg_money cost;
+	enum tg_rc cost_rc;
+	struct tg_err cost_err;
+};
+
+static void
+relay_write(struct relay *r, const char *buf, size_t len)
+{
+	if (!r->started) {
+		tg_req_stream_begin(r->c->req, 200, "text/event-stream");
+		r->started = true;
+	}
+	/* A client that left gets nothing more; the upstream is still read
+	 * to its end so that its real usage is charged. */
+	tg_req_stream_write(r->c->req, buf, len);
+}
+
+/* Forward an event unchanged; an event cut off by the end of the stream
+ * gets the blank line that ends it. */
+static void
+relay_event(struct relay *r, const struct tg_sse_event *ev)
+{
+	relay_write(r, ev->raw, ev->raw_len);
+	if (!ev->terminated)
+		relay_write(r, "\n\n", 2);
+}
+
+static int64_t
+string_len(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return 0;
+	return json_object_get_string_len(v);
+}
+
+/* Bytes of text a chunk's deltas carry (content, refusal, reasoning,
+ * tool-call arguments): each token produced is at least one of them. */
+static int64_t
+delta_bytes(struct json_object *chunk)
+{
+	struct json_object *choices, *delta, *calls, *fn;
+	int64_t n = 0;
+
+	if (!json_object_object_get_ex(chunk, "choices", &choices) ||
+	    !json_object_is_type(choices, json_type_array))
+		return 0;
+	for (size_t i = 0; i < json_object_array_length(choices); i++) {
+		struct json_object *ch = json_object_array_get_idx(choices, i);
+
+		if (!json_object_object_get_ex(ch, "delta", &delta))
+			continue;
+		n += string_len(delta, "content") +
+		     string_len(delta, "refusal") +
+		     string_len(delta, "reasoning_content");
+		if (!json_object_object_get_ex(delta, "tool_calls", &calls) ||
+		    !json_object_is_type(calls, json_type_array))
+			continue;
+		for (size_t j = 0; j < json_object_array_length(calls); j++)
+			if (json_object_object_get_ex(
+			            json_object_array_get_idx(calls, j),
+			            "function", &fn))
+				n += string_len(fn, "arguments") +
+				     string_len(fn, "name");
+	}
+	return n;
+}
+
+static enum tg_rc
+on_event(void *arg, const struct tg_sse_event *ev, struct tg_err *err)
+{
+	struct relay *r = arg;
+	struct json_tokener *tok;
+	struct json_object *chunk, *usage, *choices, *v;
+	bool usage_only;
+
+	(void)err;
+	if (ev->done) {
+		/* Held back: settlement comes first (SPEC 4.5). */
+		r->saw_done = true;
+		return TG_OK;
+	}
+	tok = json_tokener_new();
+	chunk = json_tokener_parse_ex(tok, ev->data, (int)ev->data_len);
+	json_tokener_free(tok);
+	if (chunk == NULL || !json_object_is_type(chunk, json_type_object)) {
+		json_object_put(chunk);
+		relay_event(r, ev);
+		return TG_OK;
+	}
+	if (json_object_object_get_ex(chunk, "error", &v) && v != NULL)
+		r->error_event = true;
+	r->text_bytes += delta_bytes(chunk);
+
+	if (!json_object_object_get_ex(chunk, "usage", &usage) ||
+	    !json_object_is_type(usage, json_type_object)) {
+		relay_event(r, ev);
+		json_object_put(chunk);
+		return TG_OK;
+	}
+	r->have_usage = tg_usage_parse(ev->data, ev->data_len, &r->usage);
+	if (r->have_usage) {
+		tg_err_clear(&r->cost_err);
+		r->cost_rc = tg_pricing_cost(
+		        &r->d->price, r->usage.prompt_tokens,
+		        r->usage.completion_tokens, r->usage.cached_tokens,
+		        &r->cost, &r->cost_err);
+	}
+	usage_only = !json_object_object_get_ex(chunk, "choices", &choices) ||
+	             !json_object_is_type(choices, json_type_array) ||
+	             json_object_array_length(choices) == 0;
+	if (!r->client_usage) {
+		/* Asked for by us, not by the client: not the client's. */
+		if (!usage_only)
+			relay_event(r, ev);
+	} else {
+		size_t n;
+		const char *text;
+		char *line;
+
+		if (r->have_usage && r->cost_rc == TG_OK)
+			json_object_object_add(usage, "cost",
+			                       tg_json_money(r->cost));
+		text = json_object_to_json_string_length(
+		        chunk,
+		        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+		        &n);
+		line = tg_xmalloc(n + 9);
+		memcpy(line, "data: ", 6);
+		memcpy(line + 6, text, n);
+		memcpy(line + 6 + n, "\n\n", 3);
+		relay_write(r, line, n + 8);
+		free(line);
+	}
+	json_object_put(chunk);
+	return TG_OK;
+}
+
+static enum tg_rc
+on_stream_data(void *arg, const char *buf, size_t len)
+{
+	struct relay *r = arg;
+
+	return tg_sse_feed(&r->sse, buf, len, on_event, r, &r->cost_err);
+}
+
+/* An SSE error event in OpenAI's shape, for failures after the stream
+ * began (the status line is long gone). */
+static void
+stream_error_event(struct relay *r, const struct tg_err *err)
+{
+	struct json_object *env = tg_error_envelope(err);
+	size_t n;
+	const char *text = json_object_to_json_string_length(
+	        env, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	        &n);
+	char *line = tg_xmalloc(n + 9);
+
+	memcpy(line, "data: ", 6);
+	memcpy(line + 6, text, n);
+	memcpy(line + 6 + n, "\n\n", 3);
+	relay_write(r, line, n + 8);
+	free(line);
+	json_object_put(env);
+}
+
+/* Whether the client asked for stream_options.include_usage; either way
+ * it is asked of the upstream, which is how the charge is known. */
+static bool
+force_include_usage(struct json_object *body)
+{
+	struct json_object *opts, *v;
+	bool asked = false;
+
+	if (!json_object_object_get_ex(body, "stream_options", &opts) ||
+	    !json_object_is_type(opts, json_type_object)) {
+		opts = json_object_new_object();
+		json_object_object_add(body, "stream_options", opts);
+	}
+	if (json_object_object_get_ex(opts, "include_usage", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		asked = json_object_get_boolean(v);
+	json_object_object_add(opts, "include_usage",
+	                       json_object_new_boolean(1));
+	return asked;
+}
+
+/* Streamed: relay events as they come, settle before [DONE]. */
+static enum tg_rc
+stream(struct chat *c, struct tg_err *err)
+{
+	struct relay r;
+	struct tg_upstream_response resp;
+	struct tg_ledger_entry e;
+	struct tg_err up_err;
+	const struct tg_deployment *d;
+	char *up_body, *meta = NULL;
+	size_t up_len;
+	enum tg_rc rc, up_rc;
+	int attempts = 0;
+	bool estimated = false, broken;
+
+	memset(&r, 0, sizeof(r));
+	memset(&resp, 0, sizeof(resp));
+	r.c = c;
+	r.client_usage = force_include_usage(c->body);
+	for (;;) {
+		d = &c->cfg->deployments[c->cand[(size_t)attempts % c->ncand]];
+		attempts++;
+		r.d = d;
+		tg_sse_init(&r.sse, 0);
+		tg_err_clear(&up_err);
+		up_body = tg_upstream_body(d, c->body, &up_len);
+		up_rc = tg_upstream_stream(d, up_body, up_len, d->timeout_s,
+		                           on_stream_data, &r, &resp, &up_err);
+		free(up_body);
+		if (up_rc == TG_OK)
+			up_rc = tg_sse_finish(&r.sse, on_event, &r, &up_err);
+		tg_sse_free(&r.sse);
+		/* Once bytes reached the client, another try cannot undo them.
+		 */
+		if (r.started || !retryable(up_rc, &resp) ||
+		    attempts > c->cfg->num_retries)
+			break;
+		tg_log_warn("deployment %s failed (%s, status %ld); retrying",
+		            d->litellm_model, tg_rc_str(up_rc), resp.status);
+		tg_upstream_response_free(&resp);
+		memset(&resp, 0, sizeof(resp));
+	}
+
+	if (!r.started) {
+		/* Nothing was relayed: answer like a non-streamed call. */
+		meta = metadata_json(d, attempts, false);
+		entry_init(c, d, resp.api_base, meta, &e);
+		if (up_rc == TG_OK && resp.status >= 200 && resp.status < 300)
+			tg_err_set(
+			        &up_err, TG_ERR_UPSTREAM_CONNECT, NULL,
+			        "Connection error: upstream ended the stream "
+			        "without an event");
+		if ((rc = settle(c, &e, err)) != TG_OK)
+			goto out;
+		if (up_rc != TG_OK ||
+		    (resp.status >= 200 && resp.status < 300)) {
+			*err = up_err;
+			rc = err->rc != TG_OK ? err->rc
+			                      : TG_ERR_UPSTREAM_CONNECT;
+		} else {
+			rc = upstream_error(c->req, &resp, err);
+		}
+		goto out;
+	}
+
+	/* The stream ran: charge what was produced, measured or bounded. */
+	broken = up_rc != TG_OK || r.error_event;
+	if (!r.have_usage || r.cost_rc != TG_OK) {
+		int64_t prompt, output;
+
+		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
+		               &output);
+		memset(&r.usage, 0, sizeof(r.usage));
+		r.usage.prompt_tokens = prompt;
+		r.usage.completion_tokens = r.text_bytes;
+		r.usage.total_tokens = prompt + r.text_bytes;
+		tg_err_clear(&r.cost_err);
+		if (tg_pricing_cost(&d->price, prompt, r.text_bytes, 0, &r.cost,
+		                    &r.cost_err) != TG_OK)
+			r.cost = c->estimate;
+		estimated = true;
+	}
+	meta = metadata_json(d, attempts, estimated);
+	entry_init(c, d, resp.api_base, meta, &e);
+	e.success = !broken;
+	e.spend = r.cost;
+	e.prompt_tokens = r.usage.prompt_tokens;
+	e.completion_tokens = r.usage.completion_tokens;
+	e.total_tokens = r.usage.total_tokens;
+	rc = settle(c, &e, err);
+	if (rc != TG_OK) {
+		stream_error_event(&r, err);
+	} else if (up_rc != TG_OK) {
+		tg_log_warn("stream broke after it began: %s", up_err.message);
+		stream_error_event(&r, &up_err);
+	} else if (!r.error_event) {
+		relay_write(&r, "data: [DONE]\n\n", 14);
+	}
+	/* The answer went out as a stream: nothing is left to respond. */
+	rc = TG_OK;
+out:
+	free(meta);
+	tg_upstream_response_free(&resp);
+	return rc;
 }
 
 enum tg_rc
 tg_chat_handle(struct tg_req *req, struct tg_err *err)
 {
 	struct chat c;
-	struct tg_upstream_response resp;
-	struct tg_ledger_entry e;
-	struct tg_usage usage;
 	struct json_object *messages;
-	const struct tg_deployment *d = NULL;
-	const char *raw;
-	char *up_body = NULL, *meta = NULL;
-	char cost_text[TG_MONEY_STRLEN];
-	size_t up_len;
-	tg_money cost = 0;
-	enum tg_rc rc, up_rc = TG_OK;
-	int attempts = 0;
-	bool success, estimated = false;
-	struct timespec ts;
+	enum tg_rc rc;
+	bool streamed;
 
 	memset(&c, 0, sizeof(c));
-	memset(&resp, 0, sizeof(resp));
 	c.req = req;
 	c.cfg = tg_req_config(req);
 	c.body = tg_req_json(req);
-	raw = tg_req_body(req, &c.body_len);
-	(void)raw;
+	tg_req_body(req, &c.body_len);
+	streamed = tg_req_field(req, F_STREAM)->given &&
+	           tg_req_field(req, F_STREAM)->num;
 
 	if (!json_object_object_get_ex(c.body, "messages", &messages) ||
 	    messages == NULL) {
@@ -472,12 +887,6 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 		                "messages must be a non-empty array");
 		goto out;
 	}
-	if (tg_req_field(req, F_STREAM)->given &&
-	    tg_req_field(req, F_STREAM)->num) {
-		rc = tg_err_set(err, TG_ERR_BAD_REQUEST, "stream",
-		                "streaming is not supported yet");
-		goto out;
-	}
 	/* The ledger is not optional: without the database nothing is sent
 	 * upstream, so no tokens go unaccounted. */
 	if ((rc = tg_req_db(req, &c.db, err)) != TG_OK)
@@ -486,112 +895,8 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 		goto out;
 	if ((rc = admit(&c, err)) != TG_OK)
 		goto out;
-
-	/* Step 9: the deployments in shuffled order, retrying on failures
-	 * that another deployment (or a second try) may not have. */
-	for (;;) {
-		d = &c.cfg->deployments[c.cand[(size_t)attempts % c.ncand]];
-		attempts++;
-		up_body = tg_upstream_body(d, c.body, &up_len);
-		up_rc = tg_upstream_call(d, up_body, up_len, d->timeout_s,
-		                         &resp, err);
-		free(up_body);
-		up_body = NULL;
-		if (!retryable(up_rc, &resp) || attempts > c.cfg->num_retries)
-			break;
-		tg_log_warn("deployment %s failed (%s, status %ld); retrying",
-		            d->litellm_model, tg_rc_str(up_rc), resp.status);
-		tg_upstream_response_free(&resp);
-		memset(&resp, 0, sizeof(resp));
-	}
-
-	/* Step 10: settle. */
-	success = up_rc == TG_OK && resp.status >= 200 && resp.status < 300;
-	memset(&usage, 0, sizeof(usage));
-	if (success) {
-		if (!tg_usage_parse(resp.body, resp.body_len, &usage)) {
-			/* No usage: charge the upper bound rather than nothing.
-			 */
-			int64_t prompt, output;
-			tg_chat_bounds(c.cfg, d, c.body, c.body_len, &prompt,
-			               &output);
-			usage.prompt_tokens = prompt;
-			usage.completion_tokens =
-			        completion_bytes(resp.body, resp.body_len);
-			usage.total_tokens =
-			        usage.prompt_tokens + usage.completion_tokens;
-			estimated = true;
-		}
-		rc = tg_pricing_cost(&d->price, usage.prompt_tokens,
-		                     usage.completion_tokens,
-		                     usage.cached_tokens, &cost, err);
-		if (rc != TG_OK) {
-			release(&c, d, attempts);
-			goto out;
-		}
-	}
-	meta = metadata_json(d, attempts, estimated);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	memset(&e, 0, sizeof(e));
-	e.request_id = tg_req_id(req);
-	e.end_user = c.has_customer ? c.user_id : "";
-	e.model = c.model;
-	e.model_id = d->litellm_model;
-	e.api_key_hash = tg_req_key_hash(req);
-	e.call_type = "acompletion";
-	e.api_base = resp.api_base;
-	e.success = success;
-	e.spend = success ? cost : 0;
-	e.prompt_tokens = usage.prompt_tokens;
-	e.completion_tokens = usage.completion_tokens;
-	e.total_tokens = usage.total_tokens;
-	e.start_us = tg_req_start_us(req);
-	e.end_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-	e.metadata = meta;
-	{
-		struct tg_err serr;
-		tg_err_clear(&serr);
-		rc = tg_ledger_settle(c.db, c.has_customer ? &c.cust : NULL, &e,
-		                      &c.resv, &serr);
-		if (rc != TG_OK) {
-			/* The upstream answered but the ledger cannot say so:
-			 * the client must not get tokens we did not record. */
-			tg_log_error("settlement failed after retries; %s of "
-			             "usage unrecorded: %s",
-			             success ? "the upstream's" : "no",
-			             serr.message);
-			rc = tg_err_set(err, TG_ERR_DB, NULL,
-			                "Could not record the request in the "
-			                "ledger: %s",
-			                serr.message);
-			goto out;
-		}
-	}
-
-	/* Step 11: answer. */
-	if (success) {
-		tg_money_format(cost, cost_text, sizeof(cost_text));
-		tg_req_add_header(req, "x-litellm-response-cost", cost_text);
-		tg_req_respond_raw(req, 200, resp.body, resp.body_len);
-		rc = TG_OK;
-	} else if (up_rc != TG_OK) {
-		rc = up_rc; /* err was filled by the upstream call */
-	} else if (resp.body != NULL && is_envelope(resp.body, resp.body_len)) {
-		tg_req_respond_raw(req, (int)resp.status, resp.body,
-		                   resp.body_len);
-		rc = TG_OK;
-	} else {
-		rc = tg_err_set(err, TG_ERR_UPSTREAM, NULL,
-		                "Upstream error %ld: %.300s", resp.status,
-		                resp.body ? resp.body : "");
-		err->status = (int)resp.status;
-		snprintf(err->type, sizeof(err->type), "%s",
-		         upstream_type(resp.status));
-	}
-
+	rc = streamed ? stream(&c, err) : complete(&c, err);
 out:
-	free(meta);
-	tg_upstream_response_free(&resp);
 	if (c.has_customer)
 		tg_customer_free(&c.cust);
 	return rc;

@@ -57,10 +57,10 @@ struct tg_sse {
 	struct tg_sse_buf data;
 	struct tg_sse_buf event;
 	struct tg_sse_buf id;
-	unsigned bom_matched; /* bytes of a leading BOM seen; 3: decided */
-	bool after_cr;        /* last line ended in CR: an LF may follow */
-	bool dispatch_pending; /* blank line ended in CR: waiting for that LF */
-	bool closed;           /* finished or failed: only free is valid */
+	unsigned bom_matched;   /* bytes of a leading BOM seen; 3: decided */
+	bool after_cr;          /* last line ended in CR: an LF may follow */
+	bool block_end_pending; /* blank line ended in CR: waiting for an LF */
+	bool closed;            /* finished or failed: only free is valid */
 };
 
 /*

@@ -15,12 +15,36 @@ chat.completion (or a server-sent-events stream when the body says
         "error_body": {...} | "raw text",  # body sent with a non-2xx status
         "delay": 2.5,               # seconds to wait before answering
         "close": true,              # drop the connection without answering
-        "headers": {"name": "value"}  # extra response headers
+        "headers": {"name": "value"},  # extra response headers
+        # streaming ("stream": true) only:
+        "chunks": 5,                # content events (content = "tok1 tok2 ..."
+                                    # unless "content" is given: one per word)
+        "stream_interval": 0.2,     # seconds between two events
+        "no_usage": true,           # never send the usage chunk
+        "error_after": 2,           # after this many events, drop the
+                                    # connection abruptly (no [DONE], no
+                                    # last chunk of the chunked encoding)
+        "error_event_after": 2      # after this many events, send an SSE
+                                    # error event data: {"error": {...}}
+                                    # and end the stream (no [DONE])
     }
+
+The usage-only chunk ({"choices": [], "usage": {...}}) is sent only when the
+request has stream_options.include_usage true, as OpenAI does.
+
+The path may start with directives, so that deployments in a config can
+behave differently (each applies before the normal handling):
+    /_status/<code>/...   answer <code> with an error body
+    /_delay/<seconds>/... wait before answering
+    /_close/...           drop the connection without answering
 
 Every request is recorded (method, path, query, headers, body, json) and
 can be inspected with GET /_requests (a JSON array, oldest first) and
-cleared with POST /_reset.  GET /_health answers {"ok": true}.
+cleared with POST /_reset.  A streamed answer also records "usage_sent"
+(the usage the stream reported or would have reported), "events_sent"
+(data events written, [DONE] excluded), "stream_end" (time the stream
+ended) and "stream_outcome" ("complete", "client_gone", "error_after",
+"error_event").  GET /_health answers {"ok": true}.
 
 Usage: fake_upstream.py [--port N] [--port-file FILE]
 The chosen port is printed on stdout as the first line ("PORT <n>") and,
@@ -31,6 +55,7 @@ Python 3 standard library only.
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -55,9 +80,13 @@ class State:
             self.requests.append(entry)
             return self.counter
 
+    def update(self, entry, **fields):
+        with self.lock:
+            entry.update(fields)
+
     def snapshot(self):
         with self.lock:
-            return list(self.requests)
+            return json.loads(json.dumps(self.requests))
 
     def reset(self):
         with self.lock:
@@ -134,17 +163,28 @@ class Handler(BaseHTTPRequestHandler):
             js = json.loads(body) if body else None
         except ValueError:
             js = None
-        return STATE.record(
-            {
-                "method": self.command,
-                "path": parsed.path,
-                "query": parsed.query,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "body": body.decode("utf-8", "replace"),
-                "json": js,
-                "time": time.time(),
-            }
-        )
+        self.entry = {
+            "method": self.command,
+            "path": parsed.path,
+            "query": parsed.query,
+            "headers": {k.lower(): v for k, v in self.headers.items()},
+            "body": body.decode("utf-8", "replace"),
+            "json": js,
+            "time": time.time(),
+        }
+        return STATE.record(self.entry)
+
+    def _drop(self):
+        """Drop the connection at once (no answer, or a cut stream)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except OSError:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def do_GET(self):
         path = urllib.parse.urlsplit(self.path).path
@@ -167,6 +207,25 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, {"ok": True})
             return
         seq = self._record(body)
+        directive = {}
+        while True:
+            m = re.match(r"^/_(status|delay)/([0-9.]+)(/.*)$", path) or \
+                re.match(r"^/_(close)()(/.*)$", path)
+            if not m:
+                break
+            directive[m.group(1)] = m.group(2)
+            path = m.group(3)
+        if "delay" in directive:
+            time.sleep(float(directive["delay"]))
+        if "close" in directive:
+            self._drop()
+            return
+        if "status" in directive:
+            st = int(directive["status"])
+            self._send(st, {"error": {"message": "fake upstream error %d" % st,
+                                      "type": "server_error", "param": None,
+                                      "code": str(st)}})
+            return
         if not path.endswith("/chat/completions"):
             self._send(404, {"error": {"message": "fake: no such path",
                                        "type": "invalid_request_error",
@@ -185,11 +244,7 @@ class Handler(BaseHTTPRequestHandler):
         if spec.get("delay"):
             time.sleep(float(spec["delay"]))
         if spec.get("close"):
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._drop()
             return
         status = int(spec.get("status", 200))
         extra = spec.get("headers") or {}
@@ -204,13 +259,18 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 self._send(status, eb, extra=extra)
             return
-        content = spec.get("content", "Hello from the fake upstream.")
+        if "content" in spec:
+            content = spec["content"]
+        elif spec.get("chunks"):
+            content = " ".join("tok%d" % (i + 1) for i in range(int(spec["chunks"])))
+        else:
+            content = "Hello from the fake upstream."
         usage = _usage(spec)
         model = req.get("model", "fake")
         cid = "chatcmpl-fake-%d" % seq
         created = int(time.time())
         if req.get("stream"):
-            self._stream(cid, created, model, content, usage, req, extra)
+            self._stream(cid, created, model, content, usage, req, extra, spec)
             return
         resp = {
             "id": cid,
@@ -231,23 +291,38 @@ class Handler(BaseHTTPRequestHandler):
             resp["usage"] = usage
         self._send(status, resp, extra=extra)
 
-    def _stream(self, cid, created, model, content, usage, req, extra):
-        """Server-sent events, chunked, one event per word."""
+    def _stream(self, cid, created, model, content, usage, req, extra, spec):
+        """Server-sent events, chunked, one event per word (see the module
+        docstring for the options)."""
         so = req.get("stream_options") or {}
-        include_usage = isinstance(so, dict) and so.get("include_usage")
+        include_usage = isinstance(so, dict) and so.get("include_usage") is True
+        interval = float(spec.get("stream_interval") or 0)
+        error_after = spec.get("error_after")
+        error_event_after = spec.get("error_event_after")
         events = []
         base = {"id": cid, "object": "chat.completion.chunk",
-                "created": created, "model": model}
+                "created": created, "model": model, "system_fingerprint": "fp_fake"}
         events.append(dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                           "finish_reason": None}]))
-        words = content.split(" ")
+                                           "logprobs": None, "finish_reason": None}]))
+        words = content.split(" ") if content else []
         for i, w in enumerate(words):
             piece = w if i == 0 else " " + w
             events.append(dict(base, choices=[{"index": 0, "delta": {"content": piece},
-                                               "finish_reason": None}]))
-        events.append(dict(base, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]))
-        if include_usage and usage is not None:
+                                               "logprobs": None, "finish_reason": None}]))
+        events.append(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
+                                           "finish_reason": "stop"}]))
+        if include_usage and usage is not None and not spec.get("no_usage"):
             events.append(dict(base, choices=[], usage=usage))
+        STATE.update(self.entry, usage_sent=usage, events_sent=0, stream_outcome="started",
+                     include_usage_seen=bool(include_usage))
+        sent = 0
+        outcome = "complete"
+
+        def write(data):
+            chunk = ("data: %s\n\n" % data).encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+
         try:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
@@ -256,15 +331,34 @@ class Handler(BaseHTTPRequestHandler):
             for k, v in extra.items():
                 self.send_header(k, str(v))
             self.end_headers()
-            for ev in events + ["[DONE]"]:
-                data = ev if isinstance(ev, str) else json.dumps(ev)
-                chunk = ("data: %s\n\n" % data).encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
+            for ev in events + ["[DONE]"]:
+                if error_after is not None and sent >= int(error_after):
+                    outcome = "error_after"
+                    self._drop()
+                    break
+                if error_event_after is not None and sent >= int(error_event_after):
+                    outcome = "error_event"
+                    write(json.dumps({"error": {"message": "fake upstream failed mid-stream",
+                                                "type": "server_error", "param": None,
+                                                "code": "500"}}))
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
+                    break
+                if interval and (sent > 0 or ev == "[DONE]"):
+                    time.sleep(interval)
+                write(ev if isinstance(ev, str) else json.dumps(ev))
+                if ev != "[DONE]":
+                    sent += 1
+                    STATE.update(self.entry, events_sent=sent)
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
+            outcome = "client_gone"
             self.close_connection = True
+        STATE.update(self.entry, events_sent=sent, stream_outcome=outcome,
+                     stream_end=time.time())
 
 
 class Server(ThreadingHTTPServer):

@@ -65,7 +65,8 @@ LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
 DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
-PROGRAMS = ("chat_completions", "customer_new", "customer_info", "budget_new", "health")
+PROGRAMS = ("chat_completions", "customer_new", "customer_info", "budget_new", "health",
+            "models")
 MASTER_KEY = "sk-1234"
 UPSTREAM_KEY = "sk-fake-upstream"
 
@@ -347,6 +348,142 @@ def http_request(port, method, path, body=None, headers=None, key=_DEFAULT_KEY,
             out[k] = out[k] + ", " + v if k in out else v
         return Resp(r.status, out, data, time.monotonic() - t0)
     finally:
+        conn.close()
+
+
+class StreamResp:
+    """A streamed answer read event by event.
+
+    status, headers (lower-case names), elapsed (seconds until the last byte
+    or the close), t_headers (seconds until the headers), raw (the body bytes
+    as received), events: a list of SSE events in order, each a dict
+    {"t": seconds since the request was sent, "data": the data text,
+    "json": data parsed (Decimals) or None, "done": data == "[DONE]"}.
+    When the answer is not a stream (an error), json/error/text hold the
+    body as in Resp.  closed_early: the reader closed the connection itself.
+    """
+
+    def __init__(self):
+        self.status = 0
+        self.headers = {}
+        self.events = []
+        self.raw = b""
+        self.elapsed = 0.0
+        self.t_headers = 0.0
+        self.closed_early = False
+        self.read_error = None
+        self.json = None
+
+    @property
+    def text(self):
+        return self.raw.decode("utf-8", "replace")
+
+    @property
+    def error(self):
+        if isinstance(self.json, dict) and isinstance(self.json.get("error"), dict):
+            return self.json["error"]
+        return {}
+
+    def header(self, name, default=None):
+        return self.headers.get(name.lower(), default)
+
+    def data_events(self):
+        """Events other than [DONE], parsed."""
+        return [e for e in self.events if not e["done"]]
+
+    def __repr__(self):
+        return "<StreamResp %s %d events %r>" % (self.status, len(self.events), self.raw[:300])
+
+
+def parse_sse_block(block):
+    """The data of one SSE block (lines joined by LF), or None if it has no
+    data line."""
+    data = []
+    for line in block.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if line.startswith("data:"):
+            v = line[5:]
+            data.append(v[1:] if v.startswith(" ") else v)
+    return "\n".join(data) if data else None
+
+
+def http_stream(port, path, body, headers=None, key=_DEFAULT_KEY, timeout=60,
+                close_after=None, host="127.0.0.1"):
+    """POST body and read the answer incrementally, timing each SSE event.
+    close_after=N: shut the connection down once N events have arrived (a
+    client that goes away mid-stream)."""
+    hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+    if key is _DEFAULT_KEY:
+        key = MASTER_KEY
+    if key is not None:
+        hdrs["Authorization"] = "Bearer " + key
+    hdrs.update(headers or {})
+    if not isinstance(body, (bytes, str)):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    out = StreamResp()
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body, headers=hdrs)
+        r = conn.getresponse()
+        out.t_headers = time.monotonic() - t0
+        out.status = r.status
+        for k, v in r.getheaders():
+            k = k.lower()
+            out.headers[k] = out.headers[k] + ", " + v if k in out.headers else v
+        ctype = out.headers.get("content-type", "")
+        if not ctype.startswith("text/event-stream"):
+            out.raw = r.read()
+            try:
+                out.json = json.loads(out.text, parse_float=Decimal) if out.raw else None
+            except ValueError:
+                out.json = None
+            return out
+        buf = b""
+        raw = []
+        while True:
+            try:
+                line = r.readline()
+            except (http.client.IncompleteRead, OSError, ValueError) as e:
+                out.read_error = repr(e)
+                break
+            if not line:
+                break
+            raw.append(line)
+            if line in (b"\n", b"\r\n"):
+                data = parse_sse_block(buf.decode("utf-8", "replace"))
+                buf = b""
+                if data is None:
+                    continue
+                try:
+                    js = json.loads(data, parse_float=Decimal)
+                except ValueError:
+                    js = None
+                out.events.append({"t": time.monotonic() - t0, "data": data, "json": js,
+                                   "done": data == "[DONE]"})
+                if close_after is not None and len(out.events) >= close_after:
+                    out.closed_early = True
+                    try:
+                        conn.sock.shutdown(socket.SHUT_RDWR)
+                    except (OSError, AttributeError):
+                        pass
+                    break
+            else:
+                buf += line
+        if buf.strip():  # an unterminated last block
+            data = parse_sse_block(buf.decode("utf-8", "replace"))
+            if data is not None:
+                try:
+                    js = json.loads(data, parse_float=Decimal)
+                except ValueError:
+                    js = None
+                out.events.append({"t": time.monotonic() - t0, "data": data, "json": js,
+                                   "done": data == "[DONE]", "unterminated": True})
+        out.raw = b"".join(raw)
+        return out
+    finally:
+        out.elapsed = time.monotonic() - t0
         conn.close()
 
 
@@ -730,6 +867,17 @@ class Lighttpd:
     def logs(self):
         return _read(self.errorlog) + _read(self.stderr_log)
 
+    def config_loads(self, program=None):
+        """The "config loaded" lines the programs logged, as a dict
+        {(program, pid): count}; only program's with program given."""
+        found = {}
+        for line in self.logs().splitlines():
+            m = re.search(r"tollgate\[(\S+) (\d+)\] \S+ (?:\[[^\]]*\] )?config loaded", line)
+            if m and (program is None or m.group(1) == program):
+                k = (m.group(1), int(m.group(2)))
+                found[k] = found.get(k, 0) + 1
+        return found
+
     def request(self, method, path, **kw):
         return http_request(self.port, method, path, **kw)
 
@@ -883,18 +1031,36 @@ class Env:
             raise SetupError("no lighttpd started")
         return http_request(srv.port, method, path, **kw)
 
+    @staticmethod
+    def chat_body(user=None, model="fake-gpt", fake=None, content="hello", extra=None):
+        body = {"model": model, "messages": [{"role": "user", "content": content}]}
+        if model is None:
+            del body["model"]
+        if user is not None:
+            body["user"] = user
+        if fake is not None:
+            body["fake"] = fake
+        body.update(extra or {})
+        return body
+
     def chat(self, user=None, model="fake-gpt", fake=None, content="hello", extra=None,
              headers=None, server=None, key=_DEFAULT_KEY, body=None, path="/chat/completions"):
         if body is None:
-            body = {"model": model, "messages": [{"role": "user", "content": content}]}
-            if model is None:
-                del body["model"]
-            if user is not None:
-                body["user"] = user
-            if fake is not None:
-                body["fake"] = fake
-            body.update(extra or {})
+            body = self.chat_body(user, model, fake, content, extra)
         return self.request("POST", path, body=body, headers=headers, server=server, key=key)
+
+    def stream_chat(self, user=None, model="fake-gpt", fake=None, content="hello", extra=None,
+                    headers=None, server=None, key=_DEFAULT_KEY, body=None,
+                    path="/chat/completions", close_after=None, timeout=60):
+        """A "stream": true chat read event by event (a StreamResp)."""
+        if body is None:
+            body = self.chat_body(user, model, fake, content, extra)
+            body["stream"] = True
+        srv = server or self.server
+        if srv is None:
+            raise SetupError("no lighttpd started")
+        return http_stream(srv.port, path, body, headers=headers, key=key,
+                           close_after=close_after, timeout=timeout)
 
     def customer_new(self, server=None, key=_DEFAULT_KEY, **fields):
         return self.request("POST", "/customer/new", body=fields, server=server, key=key)
@@ -926,14 +1092,33 @@ class Env:
 
     def ledger_row(self, request_id):
         rows = self.sql("SELECT request_id, end_user, model, status, spend, prompt_tokens, "
-                        "completion_tokens, total_tokens, api_key FROM spend_logs "
+                        "completion_tokens, total_tokens, api_key, model_id, api_base, "
+                        "metadata FROM spend_logs "
                         "WHERE request_id = %s" % sql_quote(request_id))
         if not rows:
             return None
-        r = rows[0]
+        return self._ledger_dict(rows[0])
+
+    @staticmethod
+    def _ledger_dict(r):
+        meta = None
+        if r[11]:
+            try:
+                meta = json.loads(r[11])
+            except ValueError:
+                meta = r[11]
         return {"request_id": r[0], "end_user": r[1], "model": r[2], "status": r[3],
                 "spend": dec(r[4]), "prompt_tokens": r[5], "completion_tokens": r[6],
-                "total_tokens": r[7], "api_key": r[8]}
+                "total_tokens": r[7], "api_key": r[8], "model_id": r[9], "api_base": r[10],
+                "metadata": meta}
+
+    def ledger_rows(self, user_id):
+        """Every spend_logs row of a customer, oldest first (as ledger_row)."""
+        rows = self.sql("SELECT request_id, end_user, model, status, spend, prompt_tokens, "
+                        "completion_tokens, total_tokens, api_key, model_id, api_base, "
+                        "metadata FROM spend_logs WHERE end_user = %s "
+                        "ORDER BY start_time, request_id" % sql_quote(user_id))
+        return [self._ledger_dict(r) for r in rows]
 
     # -- plain CGI --
     def cgi(self, program, method, uri, body=None, headers=None, key=_DEFAULT_KEY,
