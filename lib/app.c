@@ -390,6 +390,65 @@ app_load_config(void)
 	}
 }
 
+/*
+ * Parse text as one JSON value with nothing but white space after it.
+ * NULL on failure, with the reason and the byte where parsing stopped.
+ */
+static struct json_object *
+parse_json(const char *text, size_t len, enum json_tokener_error *jerr,
+           size_t *at)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj;
+
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	*jerr = json_tokener_get_error(tok);
+	*at = json_tokener_get_parse_end(tok);
+	if (obj != NULL && *jerr == json_tokener_success) {
+		for (size_t i = *at; i < len; i++)
+			if (!isspace((unsigned char)text[i])) {
+				*jerr = json_tokener_error_parse_unexpected;
+				*at = i;
+				json_object_put(obj);
+				obj = NULL;
+				break;
+			}
+	} else if (obj != NULL) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+/* Blank out "#" to the end of the line wherever it is outside a string. */
+static void
+blank_hash_comments(char *s, size_t len)
+{
+	bool in_string = false, escaped = false, comment = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (comment) {
+			if (s[i] == '\n')
+				comment = false;
+			else
+				s[i] = ' ';
+		} else if (in_string) {
+			if (escaped)
+				escaped = false;
+			else if (s[i] == '\\')
+				escaped = true;
+			else if (s[i] == '"')
+				in_string = false;
+		} else if (s[i] == '"') {
+			in_string = true;
+		} else if (s[i] == '#') {
+			s[i] = ' ';
+			comment = true;
+		}
+	}
+}
+
 /* Route, authenticate, read and validate; then run the handler. */
 static enum tg_rc
 front_line(const struct tg_program *prog, struct tg_req *req,
@@ -500,30 +559,31 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 		                  "Request body ended after %zu of %zu bytes",
 		                  req->body_len, want);
 
+	if (req->body_len == 0)
+		return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,
+		                  "Invalid JSON body: the body is empty");
 	{
-		struct json_tokener *tok = json_tokener_new();
 		enum json_tokener_error jerr;
+		size_t at;
 
-		req->json = json_tokener_parse_ex(tok, req->body,
-		                                  (int)req->body_len);
-		jerr = json_tokener_get_error(tok);
-		if (req->json != NULL && jerr == json_tokener_success &&
-		    (size_t)json_tokener_get_parse_end(tok) < req->body_len) {
-			/* Trailing bytes: only white space may follow. */
-			for (size_t i = json_tokener_get_parse_end(tok);
-			     i < req->body_len; i++)
-				if (!isspace((unsigned char)req->body[i])) {
-					jerr = json_tokener_error_parse_unexpected;
-					break;
-				}
+		req->json = parse_json(req->body, req->body_len, &jerr, &at);
+		if (req->json == NULL &&
+		    memchr(req->body, '#', req->body_len)) {
+			/* Documentation (the LiteLLM pages among them) marks up
+			 * its curl examples with "# <- note" inside the JSON;
+			 * people paste them as they are.  A '#' outside a
+			 * string is never valid JSON, so reading it as a
+			 * comment changes the meaning of no valid body. */
+			char *copy = tg_xstrndup(req->body, req->body_len);
+			enum json_tokener_error ignored;
+			size_t ignored_at;
+
+			blank_hash_comments(copy, req->body_len);
+			req->json = parse_json(copy, req->body_len, &ignored,
+			                       &ignored_at);
+			free(copy);
 		}
-		if (req->json == NULL || jerr != json_tokener_success) {
-			size_t at = json_tokener_get_parse_end(tok);
-			json_tokener_free(tok);
-			if (req->body_len == 0)
-				return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,
-				                  "Invalid JSON body: the body "
-				                  "is empty");
+		if (req->json == NULL)
 			return tg_err_set(
 			        err, TG_ERR_BAD_REQUEST, NULL,
 			        "Invalid JSON body: %s at byte %zu",
@@ -531,8 +591,6 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			                ? "incomplete JSON"
 			                : json_tokener_error_desc(jerr),
 			        at);
-		}
-		json_tokener_free(tok);
 	}
 	if (!json_object_is_type(req->json, json_type_object))
 		return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,

@@ -301,6 +301,35 @@ def demo_config(t, env):
     r = env.customer_info("demo-user", server=srv)
     t.is_eq(dec((r.json or {}).get("spend")), total, "demo: customer spend = sum of the calls")
 
+    # The seed's bodies exactly as its page writes them, "# 👈" notes and
+    # trailing comma included: pasted as they are, they must work.
+    r = env.request("POST", "/budget/new", server=srv,
+                    body='{\n"budget_id": "seed-free-tier",\n"max_budget": 4\n}\n')
+    t.is_eq(r.status, 200, "seed: /budget/new body as written")
+    r = env.request("POST", "/customer/new", server=srv,
+                    body='{\n"user_id" : "seed-zero",\n'
+                         '"max_budget": "0", # \U0001f448 CAN BE FLOAT\n}')
+    t.is_eq(r.status, 200, "seed: /customer/new body with its '# 👈' note")
+    r = env.request("POST", "/chat/completions", server=srv,
+                    body='{\n"model": "mistral",\n"messages": [\n{\n"role": "user",\n'
+                         '"content": "What\'s the weather like in Boston today?"\n}\n],\n'
+                         '"user": "seed-zero"\n}\n')
+    t.is_eq(r.status, 429, "seed: max_budget \"0\" refuses the next chat")
+    r = env.request("POST", "/customer/new", server=srv,
+                    body='{\n"user_id": "seed-tier",\n'
+                         '"budget_id": "seed-free-tier" # \U0001f448 KEY CHANGE\n}\n')
+    t.is_eq(r.status, 200, "seed: /customer/new with budget_id and its note")
+    t.is_eq(((r.json or {}).get("litellm_budget_table") or {}).get("budget_id"),
+            "seed-free-tier", "seed: the customer is on the tier")
+    r = env.request("POST", "/chat/completions", server=srv,
+                    body='{\n"model": "azure-gpt-3.5",\n"user": "seed-hash", '
+                         '# \U0001f448 CUSTOMER ID\n"messages": [\n{\n"role": "user",\n'
+                         '"content": "what time is it"\n}\n]\n}')
+    t.is_eq(r.status, 200, "seed: chat body with its '# 👈 CUSTOMER ID' note")
+    r = env.request("POST", "/customer/new", server=srv,
+                    body='{"user_id": "seed-bad" # note "alias": "x"}')
+    t.is_eq(r.status, 400, "a '#' note never hides a broken body")
+
 
 def main(t, env):
     cfg = env.write_config("main", env.config())
