@@ -176,25 +176,19 @@ tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	*output_bound = out;
 }
 
-/* Fisher-Yates over the candidates, so load spreads over deployments. */
-static void
-shuffle(size_t *idx, size_t n)
+void
+tg_chat_shuffle(size_t *idx, size_t n)
 {
-	unsigned char r[MAX_CANDIDATES * 2];
-	char uuid[37];
+	uint32_t r[MAX_CANDIDATES];
 
 	if (n < 2)
 		return;
-	/* tg_uuid_new is our one source of randomness; 122 bits per call. */
-	for (size_t i = 0; i < sizeof(r); i += 16) {
-		tg_uuid_new(uuid);
-		for (size_t j = 0; j < 16 && i + j < sizeof(r); j++)
-			r[i + j] = (unsigned char)uuid[j * 2] ^
-			           (unsigned char)(uuid[j * 2 + 1] << 4);
-	}
+	tg_random_bytes(r, (n - 1) * sizeof(r[0]));
 	for (size_t i = n - 1; i > 0; i--) {
-		size_t j = ((size_t)r[i * 2] << 8 | r[i * 2 + 1]) % (i + 1);
+		/* 32 random bits mod at most 64: the bias is below 1e-8. */
+		size_t j = r[i - 1] % (i + 1);
 		size_t t = idx[i];
+
 		idx[i] = idx[j];
 		idx[j] = t;
 	}
@@ -343,7 +337,7 @@ resolve(struct chat *c, struct tg_err *err)
 		                  "No deployment of model=%s is in the "
 		                  "customer's allowed region '%s'",
 		                  c->model, c->cust.allowed_model_region);
-	shuffle(c->cand, c->ncand);
+	tg_chat_shuffle(c->cand, c->ncand);
 	return TG_OK;
 
 unknown_model:

@@ -41,6 +41,12 @@ void tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
                     struct json_object *body, size_t body_len,
                     int64_t *prompt_bound, int64_t *output_bound);
 
+/*
+ * Shuffle idx[0..n) uniformly (Fisher-Yates), so requests spread over the
+ * deployments of a model name (SPEC 7.3); n <= 64.
+ */
+void tg_chat_shuffle(size_t *idx, size_t n);
+
 /* The handler of /chat/completions and /v1/chat/completions.  Its field
  * table is tg_chat_fields. */
 enum tg_rc tg_chat_handle(struct tg_req *req, struct tg_err *err);

@@ -82,9 +82,10 @@ tg_xstrndup(const char *s, size_t n)
  * kernels without it.  No source at all is fatal: a predictable request id
  * would be worse than a restart.
  */
-static void
-random_bytes(unsigned char *buf, size_t len)
+void
+tg_random_bytes(void *out, size_t len)
 {
+	unsigned char *buf = out;
 	size_t got = 0;
 	int fd;
 
@@ -122,7 +123,7 @@ tg_uuid_new(char buf[37])
 	unsigned char b[16];
 	size_t i, o = 0;
 
-	random_bytes(b, sizeof(b));
+	tg_random_bytes(b, sizeof(b));
 	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
 	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	for (i = 0; i < 16; i++) {

@@ -11,6 +11,9 @@
 #include <stdint.h>
 #include <time.h>
 
+/* len bytes from the kernel's CSPRNG (aborts if there is none). */
+void tg_random_bytes(void *buf, size_t len);
+
 /* A random RFC 4122 version 4 UUID, lowercase, into buf (37 bytes). */
 void tg_uuid_new(char buf[37]);
 

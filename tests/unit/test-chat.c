@@ -134,10 +134,48 @@ test_bounds(void)
 	json_object_put(b);
 }
 
+/* The deployment picker: a permutation every time, every order seen,
+ * and each deployment first about equally often. */
+static void
+test_shuffle(void)
+{
+	enum { RUNS = 6000 };
+	int first[3] = {0, 0, 0}, orders[6] = {0};
+	bool perm = true;
+	size_t one[1] = {7};
+
+	for (int run = 0; run < RUNS; run++) {
+		size_t idx[3] = {0, 1, 2};
+		int seen = 0;
+
+		tg_chat_shuffle(idx, 3);
+		for (int i = 0; i < 3; i++)
+			seen |= 1 << idx[i];
+		perm = perm && seen == 7;
+		first[idx[0]]++;
+		/* Number the 6 orders by their first two elements. */
+		orders[idx[0] * 2 + (idx[1] > idx[2] ? 1 : 0)]++;
+	}
+	ok(perm, "shuffle always yields a permutation");
+	for (int i = 0; i < 3; i++)
+		ok(first[i] > RUNS / 3 - RUNS / 10 &&
+		           first[i] < RUNS / 3 + RUNS / 10,
+		   "deployment %d first in %d of %d runs (about a third)", i,
+		   first[i], RUNS);
+	for (int i = 0; i < 6; i++)
+		ok(orders[i] > 0, "order %d of 6 occurs (%d times)", i,
+		   orders[i]);
+	tg_chat_shuffle(one, 1);
+	is_int(7, one[0], "a single deployment stays");
+	tg_chat_shuffle(one, 0);
+	ok(true, "an empty list is accepted");
+}
+
 int
 main(void)
 {
 	test_ids();
 	test_bounds();
+	test_shuffle();
 	return done_testing();
 }
