@@ -769,7 +769,10 @@ stream(struct chat *c, struct tg_err *err)
 	for (;;) {
 		d = &c->cfg->deployments[c->cand[(size_t)attempts % c->ncand]];
 		attempts++;
+		/* What a failed attempt saw is not this one's. */
 		r.d = d;
+		r.saw_done = r.error_event = r.have_usage = false;
+		r.text_bytes = 0;
 		tg_sse_init(&r.sse, 0);
 		tg_err_clear(&up_err);
 		up_body = tg_upstream_body(d, c->body, &up_len);

@@ -407,10 +407,11 @@ def parse_sse_block(block):
 
 
 def http_stream(port, path, body, headers=None, key=_DEFAULT_KEY, timeout=60,
-                close_after=None, host="127.0.0.1"):
+                close_after=None, on_event=None, host="127.0.0.1"):
     """POST body and read the answer incrementally, timing each SSE event.
     close_after=N: shut the connection down once N events have arrived (a
-    client that goes away mid-stream)."""
+    client that goes away mid-stream).  on_event(resp, event) is called as
+    each event arrives, before the next byte is read (resp.headers is set)."""
     hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if key is _DEFAULT_KEY:
         key = MASTER_KEY
@@ -462,6 +463,8 @@ def http_stream(port, path, body, headers=None, key=_DEFAULT_KEY, timeout=60,
                     js = None
                 out.events.append({"t": time.monotonic() - t0, "data": data, "json": js,
                                    "done": data == "[DONE]"})
+                if on_event is not None:
+                    on_event(out, out.events[-1])
                 if close_after is not None and len(out.events) >= close_after:
                     out.closed_early = True
                     try:
@@ -569,6 +572,17 @@ def exact_chat_body(model, user, max_tokens, content="hi", extra=None, fake=None
             return body, n
         n = len(body)
     raise RuntimeError("exact_chat_body did not converge")
+
+
+def wait_for(fn, timeout=10.0, interval=0.1):
+    """Call fn until it returns something true (returned) or timeout
+    seconds pass (the last value is returned)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= deadline:
+            return v
+        time.sleep(interval)
 
 
 def sql_quote(s):
@@ -1051,7 +1065,7 @@ class Env:
 
     def stream_chat(self, user=None, model="fake-gpt", fake=None, content="hello", extra=None,
                     headers=None, server=None, key=_DEFAULT_KEY, body=None,
-                    path="/chat/completions", close_after=None, timeout=60):
+                    path="/chat/completions", close_after=None, on_event=None, timeout=60):
         """A "stream": true chat read event by event (a StreamResp)."""
         if body is None:
             body = self.chat_body(user, model, fake, content, extra)
@@ -1060,7 +1074,7 @@ class Env:
         if srv is None:
             raise SetupError("no lighttpd started")
         return http_stream(srv.port, path, body, headers=headers, key=key,
-                           close_after=close_after, timeout=timeout)
+                           close_after=close_after, on_event=on_event, timeout=timeout)
 
     def customer_new(self, server=None, key=_DEFAULT_KEY, **fields):
         return self.request("POST", "/customer/new", body=fields, server=server, key=key)
