@@ -112,6 +112,67 @@ static const struct {
         {"mistral/open-mistral-nemo", "3e-07", "3e-07", NULL},
 };
 
+/*
+ * Dated variants, as LiteLLM's model_prices_and_context_window.json lists
+ * them (BerriAI/litellm commit 00035b69f416be24e2e323c13198d9b7d2d1bdf9).
+ * Some snapshots cost more or less than their undated alias.
+ */
+static const struct {
+	const char *name, *input, *output, *cache_read;
+	int64_t max_output_tokens;
+} dated_prices[] = {
+        {"gpt-3.5-turbo-0125", "5e-07", "1.5e-06", NULL, 4096},
+        {"gpt-3.5-turbo-1106", "1e-06", "2e-06", NULL, 4096},
+        {"gpt-4-0613", "3e-05", "6e-05", NULL, 4096},
+        {"gpt-4-turbo-2024-04-09", "1e-05", "3e-05", NULL, 4096},
+        {"gpt-4o-2024-05-13", "5e-06", "1.5e-05", NULL, 4096},
+        {"gpt-4o-2024-08-06", "2.5e-06", "1e-05", "1.25e-06", 16384},
+        {"gpt-4o-mini-2024-07-18", "1.5e-07", "6e-07", "7.5e-08", 16384},
+        {"gpt-4.1-nano-2025-04-14", "1e-07", "4e-07", "2.5e-08", 32768},
+        {"o4-mini-2025-04-16", "1.1e-06", "4.4e-06", "2.75e-07", 100000},
+        {"azure/gpt-4o-2024-11-20", "2.75e-06", "1.1e-05", "1.25e-06",
+         16384},
+        {"azure/gpt-4o-mini-2024-07-18", "1.65e-07", "6.6e-07", "7.5e-08",
+         16384},
+        {"mistral/mistral-large-2411", "2e-06", "6e-06", NULL, 128000},
+        {"mistral/open-mistral-nemo-2407", "3e-07", "3e-07", NULL, 128000},
+};
+
+static void
+test_shipped_dated(const struct tg_pricing *p)
+{
+	for (size_t i = 0; i < sizeof(dated_prices) / sizeof(dated_prices[0]);
+	     i++) {
+		const struct tg_price_entry *e =
+		        tg_pricing_find(p, dated_prices[i].name);
+
+		if (!ok(e != NULL, "dated %s is in the shipped file",
+		        dated_prices[i].name))
+			continue;
+		is_int(price_of(dated_prices[i].input), e->input,
+		       "%s input %s", dated_prices[i].name,
+		       dated_prices[i].input);
+		is_int(price_of(dated_prices[i].output), e->output,
+		       "%s output %s", dated_prices[i].name,
+		       dated_prices[i].output);
+		if (dated_prices[i].cache_read != NULL)
+			ok(e->has_cache_read &&
+			           e->cache_read ==
+			                   price_of(dated_prices[i].cache_read),
+			   "%s cache read %s", dated_prices[i].name,
+			   dated_prices[i].cache_read);
+		else
+			ok(!e->has_cache_read, "%s has no cache-read price",
+			   dated_prices[i].name);
+		is_int(dated_prices[i].max_output_tokens, e->max_output_tokens,
+		       "%s max_output_tokens", dated_prices[i].name);
+	}
+	/* A prefix or an unlisted date does not match. */
+	ok(tg_pricing_find(p, "gpt-4o-2024") == NULL, "no prefix match");
+	ok(tg_pricing_find(p, "gpt-4o-2099-01-01") == NULL,
+	   "unlisted date not found");
+}
+
 static void
 test_shipped(struct tg_pricing **out)
 {
@@ -183,6 +244,15 @@ test_costs(const struct tg_pricing *p)
 	        {__LINE__, "mistral/mistral-small-latest", 1, 1, 0,
 	         "0.00000024"},
 	        {__LINE__, "gpt-3.5-turbo", 1234, 567, 0, "0.0014675"},
+	        /* Dated snapshots priced apart from their alias. */
+	        /* 1000 x 5e-06 + 500 x 1.5e-05 */
+	        {__LINE__, "gpt-4o-2024-05-13", 1000, 500, 0, "0.0125"},
+	        /* 1000 x 1e-06 + 1000 x 2e-06 */
+	        {__LINE__, "gpt-3.5-turbo-1106", 1000, 1000, 0, "0.003"},
+	        /* 600 x 2.75e-06 + 400 x 1.25e-06 + 100 x 1.1e-05 */
+	        {__LINE__, "azure/gpt-4o-2024-11-20", 1000, 100, 400, "0.00325"},
+	        /* 1000 cached of 1000 at 7.5e-08 + 10 x 6e-07 */
+	        {__LINE__, "gpt-4o-mini-2024-07-18", 1000, 10, 1000, "0.000081"},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -451,6 +521,7 @@ main(void)
 	test_jsonc_keeps_number_text();
 	test_shipped(&shipped);
 	if (shipped != NULL) {
+		test_shipped_dated(shipped);
 		test_costs(shipped);
 		test_estimate(shipped);
 	}
