@@ -418,7 +418,11 @@ entry_init(struct chat *c, const struct tg_deployment *d, const char *api_base,
 	e->model_id = d->litellm_model;
 	e->api_key_hash = tg_req_key_hash(c->req);
 	e->call_type = "acompletion";
-	e->api_base = api_base;
+	/* The upstream's answer names the base it used; a call that got no
+	 * answer was still aimed at the deployment's. */
+	e->api_base = api_base != NULL && api_base[0] != '\0'
+	                      ? api_base
+	                      : tg_upstream_base(d);
 	e->start_us = tg_req_start_us(c->req);
 	e->end_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	e->metadata = meta;

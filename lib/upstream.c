@@ -45,16 +45,22 @@ struct provider {
 	bool drop_user;       /* "user" is not forwarded */
 	bool max_tokens_only; /* max_completion_tokens -> max_tokens */
 	bool local;           /* no network: answered by mock_answer() */
+	/* stream_options is refused (422): usage always comes in the last
+	 * chunk instead. */
+	bool no_stream_options;
 };
 
 static const struct provider provider_openai = {
-        "https://api.openai.com/v1", AUTH_BEARER, false, false, false, false};
-static const struct provider provider_azure = {NULL,  AUTH_API_KEY, true,
-                                               false, false,        false};
+        .default_base = "https://api.openai.com/v1", .auth = AUTH_BEARER};
+static const struct provider provider_azure = {.auth = AUTH_API_KEY,
+                                               .azure_path = true};
 static const struct provider provider_mistral = {
-        "https://api.mistral.ai/v1", AUTH_BEARER, false, true, true, false};
-static const struct provider provider_mock = {NULL,  AUTH_NONE, false,
-                                              false, false,     true};
+        .default_base = "https://api.mistral.ai/v1",
+        .auth = AUTH_BEARER,
+        .drop_user = true,
+        .max_tokens_only = true,
+        .no_stream_options = true};
+static const struct provider provider_mock = {.auth = AUTH_NONE, .local = true};
 
 static const struct provider *
 provider_of(enum tg_provider p)
@@ -66,6 +72,18 @@ provider_of(enum tg_provider p)
 	case TG_PROVIDER_MOCK: return &provider_mock;
 	}
 	return &provider_openai;
+}
+
+const char *
+tg_upstream_base(const struct tg_deployment *d)
+{
+	const struct provider *prov = provider_of(d->provider);
+
+	if (prov->local)
+		return "mock";
+	return d->api_base          ? d->api_base
+	       : prov->default_base ? prov->default_base
+	                            : "";
 }
 
 /* ---- body mapping ------------------------------------------------------- */
@@ -92,6 +110,8 @@ tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
 	                                                 : ""));
 	if (prov->drop_user)
 		json_object_object_del(copy, "user");
+	if (prov->no_stream_options)
+		json_object_object_del(copy, "stream_options");
 	if (prov->max_tokens_only &&
 	    json_object_object_get_ex(copy, "max_completion_tokens", &mct)) {
 		/* The newer field wins, as in the budget estimate. */

@@ -36,6 +36,10 @@ struct tg_upstream_response {
 	                       mock/) */
 };
 
+/* The base URL d is called at (api_base or the provider's), "mock" for
+ * mock/: what the ledger records, never a key. */
+const char *tg_upstream_base(const struct tg_deployment *d);
+
 /* Process-wide state: global curl init and the handle cache. */
 enum tg_rc tg_upstream_init(struct tg_err *err);
 void tg_upstream_cleanup(void);
@@ -43,9 +47,9 @@ void tg_upstream_cleanup(void);
 /*
  * The upstream body for deployment d from the client's body: model set to
  * d->upstream_model, and the provider's mappings (mistral: no "user",
- * max_completion_tokens -> max_tokens).  Every other field passes through
- * unchanged.  Returns a malloc'd NUL-terminated JSON text (*len set).
- * body is not modified.
+ * max_completion_tokens -> max_tokens, no stream_options).  Every other
+ * field passes through unchanged.  Returns a malloc'd NUL-terminated JSON text
+ * (*len set). body is not modified.
  */
 char *tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
                        size_t *len);

@@ -32,6 +32,32 @@ tg_install_missing() {
 		--no-install-recommends "${missing[@]}" || tg_die "apt-get install failed"
 }
 
+# tg_install_node: node and npm for the SDK tests (tests/sdk); on Debian 12
+# the nodejs package is Node 18, enough for the pinned openai package.
+tg_install_node() {
+	if ! command -v node >/dev/null && ! command -v nodejs >/dev/null; then
+		tg_install_missing nodejs npm
+	elif ! command -v npm >/dev/null; then
+		tg_install_missing npm
+	fi
+}
+
+# tg_npm_ci DIR: `npm ci` in DIR (from its package-lock.json) unless its
+# node_modules already matches the lock file.  A failure is reported, not
+# fatal: the test that needs the packages then fails with the reason.
+tg_npm_ci() {
+	local dir=$1
+	if [ -f "$dir/node_modules/.package-lock.json" ] &&
+		[ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+		return 0
+	fi
+	tg_say "npm ci (in $dir)"
+	(cd "$dir" && npm ci --no-audit --no-fund) || {
+		tg_say "warning: npm ci failed in $dir"
+		return 1
+	}
+}
+
 # tg_autoreconf SRCDIR: generate configure when missing or stale.
 tg_autoreconf() {
 	local src=$1

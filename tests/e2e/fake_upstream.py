@@ -21,6 +21,8 @@ chat.completion (or a server-sent-events stream when the body says
                                     # unless "content" is given: one per word)
         "stream_interval": 0.2,     # seconds between two events
         "no_usage": true,           # never send the usage chunk
+        "usage_in_last_chunk": true,  # usage in the finish_reason chunk,
+                                    # always (as Mistral does)
         "error_after": 2,           # after this many events, drop the
                                     # connection abruptly (no [DONE], no
                                     # last chunk of the chunked encoding)
@@ -37,6 +39,12 @@ behave differently (each applies before the normal handling):
     /_status/<code>/...   answer <code> with an error body
     /_delay/<seconds>/... wait before answering
     /_close/...           drop the connection without answering
+    /_mistral/...         behave like api.mistral.ai: 422 extra_forbidden
+                          (its pydantic shape) for the fields Mistral
+                          rejects (user, stream_options,
+                          max_completion_tokens); streams always end with
+                          usage in the last choice chunk (no usage-only
+                          chunk, no stream_options needed)
 
 Every request is recorded (method, path, query, headers, body, json) and
 can be inspected with GET /_requests (a JSON array, oldest first) and
@@ -210,7 +218,7 @@ class Handler(BaseHTTPRequestHandler):
         directive = {}
         while True:
             m = re.match(r"^/_(status|delay)/([0-9.]+)(/.*)$", path) or \
-                re.match(r"^/_(close)()(/.*)$", path)
+                re.match(r"^/_(close|mistral)()(/.*)$", path)
             if not m:
                 break
             directive[m.group(1)] = m.group(2)
@@ -241,6 +249,15 @@ class Handler(BaseHTTPRequestHandler):
                                        "param": None, "code": "400"}})
             return
         spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        if "mistral" in directive:
+            bad = [k for k in ("user", "stream_options", "max_completion_tokens") if k in req]
+            if bad:
+                self._send(422, {"object": "error", "message": {"detail": [
+                    {"type": "extra_forbidden", "loc": ["body", k],
+                     "msg": "Extra inputs are not permitted", "input": req[k]} for k in bad]},
+                    "type": "invalid_request_error", "param": None, "code": None})
+                return
+            spec = dict(spec, mistral=True)
         if spec.get("delay"):
             time.sleep(float(spec["delay"]))
         if spec.get("close"):
@@ -309,10 +326,17 @@ class Handler(BaseHTTPRequestHandler):
             piece = w if i == 0 else " " + w
             events.append(dict(base, choices=[{"index": 0, "delta": {"content": piece},
                                                "logprobs": None, "finish_reason": None}]))
-        events.append(dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
-                                           "finish_reason": "stop"}]))
-        if include_usage and usage is not None and not spec.get("no_usage"):
-            events.append(dict(base, choices=[], usage=usage))
+        last = dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
+                                    "finish_reason": "stop"}])
+        if spec.get("mistral") or spec.get("usage_in_last_chunk"):
+            # usage always, in the last choice chunk (Mistral's way)
+            if usage is not None and not spec.get("no_usage"):
+                last["usage"] = usage
+            events.append(last)
+        else:
+            events.append(last)
+            if include_usage and usage is not None and not spec.get("no_usage"):
+                events.append(dict(base, choices=[], usage=usage))
         STATE.update(self.entry, usage_sent=usage, events_sent=0, stream_outcome="started",
                      include_usage_seen=bool(include_usage))
         sent = 0
