@@ -403,6 +403,24 @@ metadata_json(const struct tg_deployment *d, int attempts, bool estimated)
 	return text;
 }
 
+/*
+ * Usage when the upstream did not report it: the prompt bound of SPEC 4.3
+ * and one token per byte of generated text, an upper bound of both, so a
+ * call is never charged less than it cost.
+ */
+static void
+bounded_usage(struct chat *c, const struct tg_deployment *d, int64_t text_bytes,
+              struct tg_usage *u)
+{
+	int64_t prompt, output;
+
+	tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt, &output);
+	memset(u, 0, sizeof(*u));
+	u->prompt_tokens = prompt;
+	u->completion_tokens = text_bytes;
+	u->total_tokens = prompt + text_bytes;
+}
+
 /* The ledger row of a request; strings borrowed from c and resp. */
 static void
 entry_init(struct chat *c, const struct tg_deployment *d, const char *api_base,
@@ -504,15 +522,8 @@ complete(struct chat *c, struct tg_err *err)
 	memset(&usage, 0, sizeof(usage));
 	if (success && !tg_usage_parse(resp.body, resp.body_len, &usage)) {
 		/* No usage: charge the upper bound rather than nothing. */
-		int64_t prompt, output;
-
-		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
-		               &output);
-		usage.prompt_tokens = prompt;
-		usage.completion_tokens =
-		        completion_bytes(resp.body, resp.body_len);
-		usage.total_tokens =
-		        usage.prompt_tokens + usage.completion_tokens;
+		bounded_usage(c, d, completion_bytes(resp.body, resp.body_len),
+		              &usage);
 		estimated = true;
 	}
 	if (success &&
@@ -587,6 +598,23 @@ relay_event(struct relay *r, const struct tg_sse_event *ev)
 	relay_write(r, ev->raw, ev->raw_len);
 	if (!ev->terminated)
 		relay_write(r, "\n\n", 2);
+}
+
+/* Send obj as one "data:" event. */
+static void
+relay_json(struct relay *r, struct json_object *obj)
+{
+	size_t n;
+	const char *text = json_object_to_json_string_length(
+	        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	        &n);
+	char *line = tg_xmalloc(n + 9);
+
+	memcpy(line, "data: ", 6);
+	memcpy(line + 6, text, n);
+	memcpy(line + 6 + n, "\n\n", 3);
+	relay_write(r, line, n + 8);
+	free(line);
 }
 
 static int64_t
@@ -680,23 +708,10 @@ on_event(void *arg, const struct tg_sse_event *ev, struct tg_err *err)
 		if (!usage_only)
 			relay_event(r, ev);
 	} else {
-		size_t n;
-		const char *text;
-		char *line;
-
 		if (r->have_usage && r->cost_rc == TG_OK)
 			json_object_object_add(usage, "cost",
 			                       tg_json_money(r->cost));
-		text = json_object_to_json_string_length(
-		        chunk,
-		        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-		        &n);
-		line = tg_xmalloc(n + 9);
-		memcpy(line, "data: ", 6);
-		memcpy(line + 6, text, n);
-		memcpy(line + 6 + n, "\n\n", 3);
-		relay_write(r, line, n + 8);
-		free(line);
+		relay_json(r, chunk);
 	}
 	json_object_put(chunk);
 	return TG_OK;
@@ -716,17 +731,8 @@ static void
 stream_error_event(struct relay *r, const struct tg_err *err)
 {
 	struct json_object *env = tg_error_envelope(err);
-	size_t n;
-	const char *text = json_object_to_json_string_length(
-	        env, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-	        &n);
-	char *line = tg_xmalloc(n + 9);
 
-	memcpy(line, "data: ", 6);
-	memcpy(line + 6, text, n);
-	memcpy(line + 6 + n, "\n\n", 3);
-	relay_write(r, line, n + 8);
-	free(line);
+	relay_json(r, env);
 	json_object_put(env);
 }
 
@@ -822,16 +828,10 @@ stream(struct chat *c, struct tg_err *err)
 	/* The stream ran: charge what was produced, measured or bounded. */
 	broken = up_rc != TG_OK || r.error_event;
 	if (!r.have_usage || r.cost_rc != TG_OK) {
-		int64_t prompt, output;
-
-		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
-		               &output);
-		memset(&r.usage, 0, sizeof(r.usage));
-		r.usage.prompt_tokens = prompt;
-		r.usage.completion_tokens = r.text_bytes;
-		r.usage.total_tokens = prompt + r.text_bytes;
+		bounded_usage(c, d, r.text_bytes, &r.usage);
 		tg_err_clear(&r.cost_err);
-		if (tg_pricing_cost(&d->price, prompt, r.text_bytes, 0, &r.cost,
+		if (tg_pricing_cost(&d->price, r.usage.prompt_tokens,
+		                    r.usage.completion_tokens, 0, &r.cost,
 		                    &r.cost_err) != TG_OK)
 			r.cost = c->estimate;
 		estimated = true;

@@ -63,18 +63,6 @@ struct tg_db {
 
 /* ---- URL parsing ---- */
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..n) into a new string; NULL on a bad escape or NUL. */
 static char *
 pct_decode(const char *s, size_t n)
@@ -87,8 +75,8 @@ pct_decode(const char *s, size_t n)
 			int hi, lo;
 			if (i + 2 >= n)
 				goto bad;
-			hi = hexval((unsigned char)s[i + 1]);
-			lo = hexval((unsigned char)s[i + 2]);
+			hi = tg_hexval((unsigned char)s[i + 1]);
+			lo = tg_hexval((unsigned char)s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 				goto bad;
 			out[o++] = (char)(hi * 16 + lo);

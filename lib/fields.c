@@ -228,18 +228,6 @@ out:
 	return rc;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..len) into dst (NUL-terminated); '+' is a space. */
 static size_t
 url_decode(const char *s, size_t len, char *dst)
@@ -250,10 +238,11 @@ url_decode(const char *s, size_t len, char *dst)
 		if (s[i] == '+') {
 			dst[o++] = ' ';
 		} else if (s[i] == '%' && i + 2 < len &&
-		           hexval((unsigned char)s[i + 1]) >= 0 &&
-		           hexval((unsigned char)s[i + 2]) >= 0) {
-			dst[o++] = (char)(hexval((unsigned char)s[i + 1]) * 16 +
-			                  hexval((unsigned char)s[i + 2]));
+		           tg_hexval((unsigned char)s[i + 1]) >= 0 &&
+		           tg_hexval((unsigned char)s[i + 2]) >= 0) {
+			dst[o++] =
+			        (char)(tg_hexval((unsigned char)s[i + 1]) * 16 +
+			               tg_hexval((unsigned char)s[i + 2]));
 			i += 2;
 		} else {
 			dst[o++] = s[i];

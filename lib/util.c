@@ -116,6 +116,18 @@ tg_random_bytes(void *out, size_t len)
 	close(fd);
 }
 
+int
+tg_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 void
 tg_uuid_new(char buf[37])
 {

@@ -26,6 +26,9 @@ void tg_sha256(const void *data, size_t len, unsigned char out[32]);
 bool tg_memeq_const_time(const void *a, size_t alen, const void *b,
                          size_t blen);
 
+/* The value of hex digit c, or -1. */
+int tg_hexval(int c);
+
 /* true if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool tg_utf8_valid(const char *s, size_t len);
 

@@ -365,7 +365,15 @@ def no_master_key(t, env):
 def broken_config(t, env):
     cfg = env.write_config("broken", "model_list:\n  - model_name: [unclosed\n    litellm_params: {\n")
     srv = env.start_lighttpd(cfg, name="broken", max_procs=1)
-    before = sorted(srv.children())
+    # lighttpd spawns its programs one after another: take the list once
+    # it has stopped growing, or a late spawn looks like a restart.
+    before, deadline = None, time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = sorted(srv.children())
+        if now == before:
+            break
+        before = now
+        time.sleep(0.5)
     for i in range(6):
         r = env.chat(user="bc", server=srv)
         env.check_error(r, 500, "internal_server_error", message=re.compile(r"^Configuration error: \S"),

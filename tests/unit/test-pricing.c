@@ -130,8 +130,7 @@ static const struct {
         {"gpt-4o-mini-2024-07-18", "1.5e-07", "6e-07", "7.5e-08", 16384},
         {"gpt-4.1-nano-2025-04-14", "1e-07", "4e-07", "2.5e-08", 32768},
         {"o4-mini-2025-04-16", "1.1e-06", "4.4e-06", "2.75e-07", 100000},
-        {"azure/gpt-4o-2024-11-20", "2.75e-06", "1.1e-05", "1.25e-06",
-         16384},
+        {"azure/gpt-4o-2024-11-20", "2.75e-06", "1.1e-05", "1.25e-06", 16384},
         {"azure/gpt-4o-mini-2024-07-18", "1.65e-07", "6.6e-07", "7.5e-08",
          16384},
         {"mistral/mistral-large-2411", "2e-06", "6e-06", NULL, 128000},
@@ -149,9 +148,8 @@ test_shipped_dated(const struct tg_pricing *p)
 		if (!ok(e != NULL, "dated %s is in the shipped file",
 		        dated_prices[i].name))
 			continue;
-		is_int(price_of(dated_prices[i].input), e->input,
-		       "%s input %s", dated_prices[i].name,
-		       dated_prices[i].input);
+		is_int(price_of(dated_prices[i].input), e->input, "%s input %s",
+		       dated_prices[i].name, dated_prices[i].input);
 		is_int(price_of(dated_prices[i].output), e->output,
 		       "%s output %s", dated_prices[i].name,
 		       dated_prices[i].output);
@@ -250,9 +248,11 @@ test_costs(const struct tg_pricing *p)
 	        /* 1000 x 1e-06 + 1000 x 2e-06 */
 	        {__LINE__, "gpt-3.5-turbo-1106", 1000, 1000, 0, "0.003"},
 	        /* 600 x 2.75e-06 + 400 x 1.25e-06 + 100 x 1.1e-05 */
-	        {__LINE__, "azure/gpt-4o-2024-11-20", 1000, 100, 400, "0.00325"},
+	        {__LINE__, "azure/gpt-4o-2024-11-20", 1000, 100, 400,
+	         "0.00325"},
 	        /* 1000 cached of 1000 at 7.5e-08 + 10 x 6e-07 */
-	        {__LINE__, "gpt-4o-mini-2024-07-18", 1000, 10, 1000, "0.000081"},
+	        {__LINE__, "gpt-4o-mini-2024-07-18", 1000, 10, 1000,
+	         "0.000081"},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
