@@ -1,8 +1,8 @@
 /*
  * chat: the life of one chat completion (SPEC 4.2), in order: validate,
  * resolve the model, load or create the customer, refuse the blocked,
- * admit against the budget (reserving the worst case), call the upstream,
- * settle in one transaction, answer.
+ * admit against the rate limits, then against the budget (reserving the
+ * worst case), call the upstream, settle in one transaction, answer.
  *
  * The ledger row is written for every request that reached the upstream,
  * charged or not, so the ledger tells what happened to each call.
@@ -22,6 +22,7 @@
 #include "log.h"
 #include "money.h"
 #include "pricing.h"
+#include "ratelimit.h"
 #include "sse.h"
 #include "upstream.h"
 #include "util.h"
@@ -281,6 +282,7 @@ struct chat {
 	size_t ncand;
 	tg_money estimate;
 	struct tg_reservation resv;
+	struct tg_ratelimit_hold limits; /* active until released */
 };
 
 /* Steps 3 to 6 of SPEC 4.2: model, customer, blocked, region. */
@@ -348,11 +350,63 @@ unknown_model:
 	                  c->model);
 }
 
+/*
+ * How long a request's holds (budget reservation, in-flight slot) last: they
+ * outlive every attempt the request may make; after that its process is
+ * presumed dead and they are reclaimed.
+ */
+static long
+hold_seconds(const struct chat *c)
+{
+	long hold = 0;
+
+	for (size_t i = 0; i < c->ncand; i++)
+		if (c->cfg->deployments[c->cand[i]].timeout_s > hold)
+			hold = c->cfg->deployments[c->cand[i]].timeout_s;
+	return hold * (c->cfg->num_retries + 1) + 60;
+}
+
+/* Step 7: rpm, tpm and parallel requests (SPEC 5). */
+static enum tg_rc
+limit(struct chat *c, struct tg_err *err)
+{
+	char retry_after[24];
+	enum tg_rc rc;
+
+	if (!c->has_customer)
+		return TG_OK;
+	rc = tg_ratelimit_admit(c->db, &c->cust, tg_req_id(c->req),
+	                        hold_seconds(c), &c->limits, err);
+	if (rc == TG_ERR_RATE_LIMIT) {
+		snprintf(retry_after, sizeof(retry_after), "%ld",
+		         c->limits.retry_after);
+		tg_req_add_header(c->req, "retry-after", retry_after);
+		memset(&c->limits, 0, sizeof(c->limits));
+	}
+	return rc;
+}
+
+/* End the request for the rate limits (once): tokens are those settled. */
+static void
+unlimit(struct chat *c, int64_t total_tokens)
+{
+	struct tg_err lerr;
+
+	if (!c->limits.active)
+		return;
+	tg_err_clear(&lerr);
+	if (tg_ratelimit_release(c->db, &c->cust, &c->limits, total_tokens,
+	                         &lerr) != TG_OK)
+		tg_log_warn("rate-limit release failed (the slot expires "
+		            "by itself): %s",
+		            lerr.message);
+	memset(&c->limits, 0, sizeof(c->limits));
+}
+
 /* Step 8: the worst case over every deployment that may serve it. */
 static enum tg_rc
 admit(struct chat *c, struct tg_err *err)
 {
-	long hold = 0;
 	enum tg_rc rc;
 
 	c->estimate = 0;
@@ -369,16 +423,11 @@ admit(struct chat *c, struct tg_err *err)
 			return rc;
 		if (est > c->estimate)
 			c->estimate = est;
-		if (d->timeout_s > hold)
-			hold = d->timeout_s;
 	}
 	if (!c->has_customer)
 		return TG_OK;
-	/* A hold outlives every attempt the request may make; after that its
-	 * process is presumed dead and the hold is reclaimed. */
-	hold = hold * (c->cfg->num_retries + 1) + 60;
 	rc = tg_ledger_admit(c->db, &c->cust, c->estimate,
-	                     c->cfg->budget_enforcement, hold,
+	                     c->cfg->budget_enforcement, hold_seconds(c),
 	                     tg_req_id(c->req), &c->resv, err);
 	if (rc == TG_ERR_BUDGET)
 		tg_req_add_header(c->req, "x-should-retry", "false");
@@ -446,7 +495,11 @@ entry_init(struct chat *c, const struct tg_deployment *d, const char *api_base,
 	e->metadata = meta;
 }
 
-/* Settle e; on failure err says so in the SPEC's 503 terms. */
+/*
+ * Settle e; on failure err says so in the SPEC's 503 terms.  The rate
+ * limits are released here, before the answer ends (a stream's [DONE]
+ * follows), so a client's next request finds its slot free.
+ */
 static enum tg_rc
 settle(struct chat *c, const struct tg_ledger_entry *e, struct tg_err *err)
 {
@@ -454,8 +507,10 @@ settle(struct chat *c, const struct tg_ledger_entry *e, struct tg_err *err)
 
 	tg_err_clear(&serr);
 	if (tg_ledger_settle(c->db, c->has_customer ? &c->cust : NULL, e,
-	                     &c->resv, &serr) == TG_OK)
+	                     &c->resv, &serr) == TG_OK) {
+		unlimit(c, e->total_tokens);
 		return TG_OK;
+	}
 	/* The upstream answered but the ledger cannot say so: the client
 	 * must not get tokens we did not record. */
 	tg_log_error("settlement failed after retries; %s of usage "
@@ -894,10 +949,15 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 		goto out;
 	if ((rc = resolve(&c, err)) != TG_OK)
 		goto out;
+	if ((rc = limit(&c, err)) != TG_OK)
+		goto out;
 	if ((rc = admit(&c, err)) != TG_OK)
 		goto out;
 	rc = streamed ? stream(&c, err) : complete(&c, err);
 out:
+	/* Whatever ended the request before settlement (budget refusal,
+	 * a failed settlement): its slot is freed, no tokens counted. */
+	unlimit(&c, 0);
 	if (c.has_customer)
 		tg_customer_free(&c.cust);
 	return rc;

@@ -110,6 +110,8 @@ def spread(t, env):
     t.is_eq(text_of(data), "tok1 tok2 tok3 tok4 tok5", "stream: the content arrives unchanged")
     t.is_eq(any_usage(ev), [], "stream: the client did not ask, so no usage chunk reaches it")
     if len(data) >= 7:
+        t.diag("stream arrival through lighttpd, seconds after the request: %s"
+               % ", ".join("%.3f" % e["t"] for e in ev))
         gap = data[-1]["t"] - data[0]["t"]
         t.cmp_ok(gap, ">=", 0.8, "stream: events spread over time (first to last %.2f s)" % gap)
         t.cmp_ok(data[1]["t"], "<", data[-1]["t"] - 0.6,
