@@ -368,7 +368,7 @@ hold_seconds(const struct chat *c)
 
 /* Step 7: rpm, tpm and parallel requests (SPEC 5). */
 static enum tg_rc
-limit(struct chat *c, struct tg_err *err)
+rate_limit(struct chat *c, struct tg_err *err)
 {
 	char retry_after[24];
 	enum tg_rc rc;
@@ -388,7 +388,7 @@ limit(struct chat *c, struct tg_err *err)
 
 /* End the request for the rate limits (once): tokens are those settled. */
 static void
-unlimit(struct chat *c, int64_t total_tokens)
+release_limits(struct chat *c, int64_t total_tokens)
 {
 	struct tg_err lerr;
 
@@ -508,7 +508,7 @@ settle(struct chat *c, const struct tg_ledger_entry *e, struct tg_err *err)
 	tg_err_clear(&serr);
 	if (tg_ledger_settle(c->db, c->has_customer ? &c->cust : NULL, e,
 	                     &c->resv, &serr) == TG_OK) {
-		unlimit(c, e->total_tokens);
+		release_limits(c, e->total_tokens);
 		return TG_OK;
 	}
 	/* The upstream answered but the ledger cannot say so: the client
@@ -949,7 +949,7 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 		goto out;
 	if ((rc = resolve(&c, err)) != TG_OK)
 		goto out;
-	if ((rc = limit(&c, err)) != TG_OK)
+	if ((rc = rate_limit(&c, err)) != TG_OK)
 		goto out;
 	if ((rc = admit(&c, err)) != TG_OK)
 		goto out;
@@ -957,7 +957,7 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 out:
 	/* Whatever ended the request before settlement (budget refusal,
 	 * a failed settlement): its slot is freed, no tokens counted. */
-	unlimit(&c, 0);
+	release_limits(&c, 0);
 	if (c.has_customer)
 		tg_customer_free(&c.cust);
 	return rc;

@@ -309,7 +309,12 @@ tg_ratelimit_admit(struct tg_db *db, const struct tg_customer *c,
 		           "resets at: %s UTC",
 		           c->user_id, arg.limit_type, (long long)arg.limit,
 		           resets);
-		h.retry_after = arg.resets_at > arg.now
+		/* A parallel slot frees when any call in flight ends, usually
+		 * long before the worst case the message names; SDKs ignore
+		 * retry-after beyond a minute anyway. */
+		h.retry_after = strcmp(arg.limit_type, "parallel_requests") == 0
+		                        ? 1
+		                : arg.resets_at > arg.now
 		                        ? (long)(arg.resets_at - arg.now)
 		                        : 1;
 		*out = h; /* only retry_after: the caller's header */
