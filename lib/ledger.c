@@ -29,18 +29,6 @@
 
 #define ER_DUP_ENTRY 1062
 
-static void
-copy_str(char *dst, size_t cap, const char *src)
-{
-	size_t n = src != NULL ? strlen(src) : 0;
-
-	if (n >= cap)
-		n = cap - 1;
-	if (n > 0)
-		memcpy(dst, src, n);
-	dst[n] = '\0';
-}
-
 /* "YYYY-MM-DD HH:MM:SS.ffffff" (UTC) for Unix microseconds us. */
 static void
 time_us_sql(int64_t us, char buf[32])
@@ -224,8 +212,8 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 	if (rc != TG_OK)
 		goto out;
 	r.held = true;
-	copy_str(r.request_id, sizeof(r.request_id), request_id);
-	copy_str(r.user_id, sizeof(r.user_id), c->user_id);
+	tg_strlcpy(r.request_id, sizeof(r.request_id), request_id);
+	tg_strlcpy(r.user_id, sizeof(r.user_id), c->user_id);
 	r.amount = estimate;
 out:
 	if (rc == TG_OK)

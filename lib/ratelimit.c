@@ -22,12 +22,12 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "money.h"
 #include "ratelimit.h"
 #include "util.h"
 
@@ -45,29 +45,7 @@ has_limits(const struct tg_customer *c)
 static bool
 cell_i64(const char *s, int64_t *out)
 {
-	char *end;
-	long long v;
-
-	if (s == NULL || *s == '\0')
-		return false;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return false;
-	*out = (int64_t)v;
-	return true;
-}
-
-static void
-copy_str(char *dst, size_t cap, const char *src)
-{
-	size_t n = src != NULL ? strlen(src) : 0;
-
-	if (n >= cap)
-		n = cap - 1;
-	if (n > 0)
-		memcpy(dst, src, n);
-	dst[n] = '\0';
+	return s != NULL && tg_decimal_parse(s, 0, out);
 }
 
 struct admit_arg {
@@ -324,7 +302,7 @@ tg_ratelimit_admit(struct tg_db *db, const struct tg_customer *c,
 		goto out;
 	h.active = true;
 	h.in_flight = arg.in_flight;
-	copy_str(h.request_id, sizeof(h.request_id), request_id);
+	tg_strlcpy(h.request_id, sizeof(h.request_id), request_id);
 out:
 	if (rc == TG_OK)
 		*out = h;

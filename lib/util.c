@@ -116,6 +116,18 @@ tg_random_bytes(void *out, size_t len)
 	close(fd);
 }
 
+void
+tg_strlcpy(char *dst, size_t cap, const char *src)
+{
+	size_t n = src != NULL ? strlen(src) : 0;
+
+	if (n >= cap)
+		n = cap - 1;
+	if (n > 0)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 int
 tg_hexval(int c)
 {

@@ -26,6 +26,10 @@ void tg_sha256(const void *data, size_t len, unsigned char out[32]);
 bool tg_memeq_const_time(const void *a, size_t alen, const void *b,
                          size_t blen);
 
+/* Copy src (NULL: "") into dst of cap >= 1 bytes, truncating; always
+ * NUL-terminated. */
+void tg_strlcpy(char *dst, size_t cap, const char *src);
+
 /* The value of hex digit c, or -1. */
 int tg_hexval(int c);
 

@@ -331,9 +331,27 @@ test_clock_alloc(void)
 	free(p);
 }
 
+static void
+test_strlcpy_hexval(void)
+{
+	char buf[4];
+
+	tg_strlcpy(buf, sizeof(buf), "ab");
+	is_string("ab", buf, "strlcpy: short string copied");
+	tg_strlcpy(buf, sizeof(buf), "abcdef");
+	is_string("abc", buf, "strlcpy: long string truncated, terminated");
+	tg_strlcpy(buf, sizeof(buf), NULL);
+	is_string("", buf, "strlcpy: NULL is the empty string");
+	is_int(10, tg_hexval('a'), "hexval a");
+	is_int(15, tg_hexval('F'), "hexval F");
+	is_int(9, tg_hexval('9'), "hexval 9");
+	is_int(-1, tg_hexval('g'), "hexval g is not a digit");
+}
+
 int
 main(void)
 {
+	test_strlcpy_hexval();
 	test_sha256();
 	test_uuid();
 	test_memeq();
