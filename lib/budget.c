@@ -87,7 +87,7 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	        " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?,"
 	        " UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6), ?)",
 	        params, 12, &res, err);
-	if (rc == TG_ERR_DB && tg_db_errno(db) == 1062)
+	if (rc == TG_ERR_DB && tg_db_duplicate(db))
 		rc = tg_err_set(err, TG_ERR_CONFLICT, "budget_id",
 		                "Budget with id '%s' already exists.",
 		                budget_id);

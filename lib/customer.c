@@ -239,13 +239,13 @@ create_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?,"
 	                " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
 	                params, 6, &res, err);
-	if (rc == TG_ERR_DB && tg_db_errno(db) == 1062)
+	if (rc == TG_ERR_DB && tg_db_duplicate(db))
 		return tg_err_set(err, TG_ERR_CONFLICT, "user_id",
 		                  "Customer already exists, passed user_id=%s. "
 		                  "Please pass a new user_id.",
 		                  in->user_id);
-	/* 1452: the foreign key found no such budget (no racy pre-check). */
-	if (rc == TG_ERR_DB && tg_db_errno(db) == 1452)
+	/* The foreign key found no such budget (no racy pre-check). */
+	if (rc == TG_ERR_DB && tg_db_missing_parent(db))
 		return tg_err_set(err, TG_ERR_BAD_REQUEST, "budget_id",
 		                  "Budget id=%s does not exist in db",
 		                  in->budget_id != NULL ? in->budget_id : "");

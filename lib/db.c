@@ -422,6 +422,18 @@ tg_db_errno(const struct tg_db *db)
 	return db->last_errno;
 }
 
+bool
+tg_db_duplicate(const struct tg_db *db)
+{
+	return tg_db_errno(db) == ER_DUP_ENTRY;
+}
+
+bool
+tg_db_missing_parent(const struct tg_db *db)
+{
+	return tg_db_errno(db) == ER_NO_REFERENCED_ROW_2;
+}
+
 /* ---- statements ---- */
 
 static size_t

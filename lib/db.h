@@ -73,6 +73,14 @@ void tg_db_result_free(struct tg_db_result *res);
 unsigned tg_db_errno(const struct tg_db *db);
 
 /*
+ * Whether the last failure was a duplicate key: for an INSERT keyed by a
+ * request id, the retry of a transaction whose first commit went through.
+ */
+bool tg_db_duplicate(const struct tg_db *db);
+/* Whether the last failure was a foreign key naming a missing row. */
+bool tg_db_missing_parent(const struct tg_db *db);
+
+/*
  * Run fn(db, arg, err) inside a transaction: BEGIN, fn, COMMIT.  When fn or
  * the commit fails with a deadlock (1213), a lock wait timeout (1205) or a
  * lost connection, everything is rolled back and retried (up to 5 times,

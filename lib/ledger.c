@@ -27,8 +27,6 @@
 #include "period.h"
 #include "util.h"
 
-#define ER_DUP_ENTRY 1062
-
 /* "YYYY-MM-DD HH:MM:SS.ffffff" (UTC) for Unix microseconds us. */
 static void
 time_us_sql(int64_t us, char buf[32])
@@ -99,7 +97,7 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	                " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
 	                " UTC_TIMESTAMP(6))",
 	                params, 4, &res, err);
-	if (rc == TG_ERR_DB && tg_db_errno(db) == ER_DUP_ENTRY) {
+	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
 		a->already = true;
 		return TG_ERR_CONFLICT; /* roll back nothing; caller: held */
 	}
@@ -271,7 +269,7 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	                " metadata) VALUES (?, ?, ?, ?, ?, ?, ?,"
 	                " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?, ?)",
 	                params, 16, &res, err);
-	if (rc == TG_ERR_DB && tg_db_errno(db) == ER_DUP_ENTRY) {
+	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
 		a->already = true;
 		return TG_ERR_CONFLICT;
 	}

@@ -31,8 +31,6 @@
 #include "ratelimit.h"
 #include "util.h"
 
-#define ER_DUP_ENTRY 1062
-
 static bool
 has_limits(const struct tg_customer *c)
 {
@@ -228,7 +226,7 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		                " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
 		                " UTC_TIMESTAMP(6))",
 		                params, 3, &res, err);
-		if (rc == TG_ERR_DB && tg_db_errno(db) == ER_DUP_ENTRY) {
+		if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
 			/* A retry whose first commit went through. */
 			a->already = true;
 			return TG_ERR_CONFLICT;
