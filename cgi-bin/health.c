@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "spool.h"
 
 static enum tg_rc
 liveliness(struct tg_req *req, struct tg_err *err)
@@ -34,6 +35,23 @@ readiness(struct tg_req *req, struct tg_err *err)
 	                       json_object_new_string(rc == TG_OK
 	                                                      ? "connected"
 	                                                      : err->message));
+	/* Settlements waiting on this machine for the database (SPEC 4.4),
+	 * and those it refused, for the operator. */
+	if (tg_req_config(req) != NULL) {
+		long pending, failed;
+
+		if (tg_spool_count(tg_spool_dir(tg_req_config(req)), &pending,
+		                   &failed)) {
+			json_object_object_add(o, "spool",
+			                       json_object_new_int64(pending));
+			json_object_object_add(o, "spool_failed",
+			                       json_object_new_int64(failed));
+		} else {
+			json_object_object_add(
+			        o, "spool",
+			        json_object_new_string("unreadable"));
+		}
+	}
 	tg_req_respond_json(req, rc == TG_OK ? 200 : 503, o);
 	return TG_OK;
 }

@@ -23,14 +23,15 @@
 #include "ledger.h"
 #include "log.h"
 #include "money.h"
+#include "spool.h"
 #include "upstream.h"
 #include "util.h"
 
 extern char **environ;
 
 #define MAX_HEADERS 16
-/* How often a process looks for holds left by crashed processes. */
-#define RECLAIM_INTERVAL_US (30 * 1000000LL)
+/* How long one replay of the spool may take, after a response. */
+#define SPOOL_REPLAY_US (200 * 1000LL)
 /* How long a failed config load is remembered before trying again. */
 #define CONFIG_RETRY_US (5 * 1000000LL)
 
@@ -663,18 +664,38 @@ static void
 after_response(void)
 {
 	struct tg_err err;
+	const char *spool;
 	int n = 0;
 	int64_t now = tg_now_us();
+	bool due;
 
-	if (app_db == NULL || now - app_reclaim_us < RECLAIM_INTERVAL_US)
+	if (app_db == NULL || app_config == NULL)
+		return;
+	due = now - app_reclaim_us >=
+	      (int64_t)app_config->reclaim_interval_s * 1000000;
+	spool = tg_spool_dir(app_config);
+	/* Settlements that waited for the database go first: a hold whose
+	 * settlement is spooled here should not be charged as unsettled.
+	 * Now and then the spool is read even when it looks unchanged. */
+	if (due || tg_spool_maybe_pending(spool)) {
+		tg_err_clear(&err);
+		if (tg_spool_replay(app_db, spool, SPOOL_REPLAY_US, &n, &err) !=
+		    TG_OK)
+			tg_log_warn("spool replay stopped, the database is "
+			            "out of reach: %s",
+			            err.message);
+		if (n > 0)
+			tg_log_info("replayed %d spooled settlements", n);
+	}
+	if (!due)
 		return;
 	app_reclaim_us = now;
 	tg_err_clear(&err);
 	if (tg_ledger_reclaim(app_db, NULL, 100, &n, &err) != TG_OK)
 		tg_log_warn("reclaiming stale holds failed: %s", err.message);
 	else if (n > 0)
-		tg_log_warn("reclaimed %d holds of requests that never "
-		            "finished",
+		tg_log_warn("charged %d holds of requests that never "
+		            "settled (status unsettled)",
 		            n);
 }
 

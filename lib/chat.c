@@ -24,6 +24,7 @@
 #include "money.h"
 #include "pricing.h"
 #include "ratelimit.h"
+#include "spool.h"
 #include "sse.h"
 #include "upstream.h"
 #include "util.h"
@@ -345,7 +346,7 @@ hold_seconds(const struct chat *c)
 	for (size_t i = 0; i < c->ncand; i++)
 		if (c->cfg->deployments[c->cand[i]].timeout_s > hold)
 			hold = c->cfg->deployments[c->cand[i]].timeout_s;
-	return hold * (c->cfg->num_retries + 1) + 60;
+	return hold * (c->cfg->num_retries + 1) + c->cfg->hold_grace_s;
 }
 
 /* Step 7: rpm, tpm and parallel requests (SPEC 5). */
@@ -389,6 +390,7 @@ release_limits(struct chat *c, int64_t total_tokens)
 static enum tg_rc
 admit(struct chat *c, struct tg_err *err)
 {
+	struct tg_hold_request hr;
 	enum tg_rc rc;
 
 	c->estimate = 0;
@@ -406,11 +408,17 @@ admit(struct chat *c, struct tg_err *err)
 		if (est > c->estimate)
 			c->estimate = est;
 	}
-	if (!c->has_customer)
-		return TG_OK;
-	rc = tg_ledger_admit(c->db, &c->cust, c->estimate,
-	                     c->cfg->budget_enforcement, hold_seconds(c),
-	                     tg_req_id(c->req), &c->resv, err);
+	/* Every request holds its estimate, with a customer or not: a hold
+	 * is how a call whose process dies is still charged (ledger.h). */
+	memset(&hr, 0, sizeof(hr));
+	hr.request_id = tg_req_id(c->req);
+	hr.model = c->model;
+	hr.api_key_hash = tg_req_key_hash(c->req);
+	hr.start_us = tg_req_start_us(c->req);
+	hr.hold_seconds = hold_seconds(c);
+	rc = tg_ledger_admit(c->db, c->has_customer ? &c->cust : NULL,
+	                     c->estimate, c->cfg->budget_enforcement, &hr,
+	                     &c->resv, err);
 	if (rc == TG_ERR_BUDGET)
 		tg_req_add_header(c->req, "x-should-retry", "false");
 	return rc;
@@ -446,6 +454,10 @@ tg_chat_bounded_usage(struct chat *c, const struct tg_deployment *d,
 	int64_t prompt, output;
 
 	tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt, &output);
+	/* Never above the output bound the hold was computed with: the
+	 * upstream was asked for no more (SPEC 4.5). */
+	if (text_bytes > output)
+		text_bytes = output;
 	memset(u, 0, sizeof(*u));
 	u->prompt_tokens = prompt;
 	u->completion_tokens = text_bytes;
@@ -479,24 +491,49 @@ tg_chat_entry_init(struct chat *c, const struct tg_deployment *d,
 }
 
 /*
- * Settle e; on failure err says so in the SPEC's 503 terms.  The rate
+ * Settle e; *charged (may be NULL) gets what was charged.  When the
+ * database is out of reach the settlement goes to the spool and this still
+ * succeeds: the upstream's tokens were spent, the client gets them, and the
+ * hold keeps the budget safe until the spool is replayed (SPEC 4.4).  Only
+ * when that fails too is it an error, in the SPEC's 503 terms.  The rate
  * limits are released here, before the answer ends (a stream's [DONE]
  * follows), so a client's next request finds its slot free.
  */
 enum tg_rc
 tg_chat_settle(struct chat *c, const struct tg_ledger_entry *e,
-               struct tg_err *err)
+               tg_money *charged, struct tg_err *err)
 {
-	struct tg_err serr;
+	struct tg_ledger_account acct =
+	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL);
+	struct tg_err serr, sperr;
+	tg_money got = e->spend;
 
 	tg_err_clear(&serr);
-	if (tg_ledger_settle(c->db, c->has_customer ? &c->cust : NULL, e,
-	                     &c->resv, &serr) == TG_OK) {
+	if (tg_ledger_settle(c->db, &acct, e, &c->resv, &got, &serr) == TG_OK) {
 		release_limits(c, e->total_tokens);
+		if (charged != NULL)
+			*charged = got;
 		return TG_OK;
 	}
-	/* The upstream answered but the ledger cannot say so: the client
-	 * must not get tokens we did not record. */
+	tg_err_clear(&sperr);
+	if (serr.rc == TG_ERR_DB && tg_db_unavailable(c->db)) {
+		if (tg_spool_write(tg_spool_dir(c->cfg), &acct, e, &c->resv,
+		                   &sperr) == TG_OK) {
+			tg_log_warn("database unreachable (%s); settlement "
+			            "spooled",
+			            serr.message);
+			/* The slot expires by itself: the database is
+			 * not there to free it. */
+			memset(&c->limits, 0, sizeof(c->limits));
+			if (charged != NULL)
+				*charged = e->spend;
+			return TG_OK;
+		}
+		tg_log_error("settlement could not be spooled either: %s",
+		             sperr.message);
+	}
+	/* The upstream answered but neither the ledger nor the spool can
+	 * say so: the client must not get tokens we did not record. */
 	tg_log_error("settlement failed after retries; %s of usage "
 	             "unrecorded: %s",
 	             e->spend > 0 ? "the upstream's" : "none", serr.message);
@@ -583,7 +620,7 @@ complete(struct chat *c, struct tg_err *err)
 	e.prompt_tokens = usage.prompt_tokens;
 	e.completion_tokens = usage.completion_tokens;
 	e.total_tokens = usage.total_tokens;
-	if ((rc = tg_chat_settle(c, &e, err)) != TG_OK)
+	if ((rc = tg_chat_settle(c, &e, &cost, err)) != TG_OK)
 		goto out;
 
 	if (success) {

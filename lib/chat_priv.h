@@ -60,9 +60,13 @@ void tg_chat_entry_init(struct chat *c, const struct tg_deployment *d,
                         const char *api_base, const char *meta,
                         struct tg_ledger_entry *e);
 
-/* Settle e (and release the rate limits); TG_ERR_DB in the SPEC's terms. */
+/*
+ * Settle e (spooled when the database is out of reach) and release the
+ * rate limits; *charged (may be NULL) gets the charge.  TG_ERR_DB in the
+ * SPEC's terms when it can be neither settled nor spooled.
+ */
 enum tg_rc tg_chat_settle(struct chat *c, const struct tg_ledger_entry *e,
-                          struct tg_err *err);
+                          tg_money *charged, struct tg_err *err);
 
 /* The answer for a non-2xx upstream status (no charge). */
 enum tg_rc tg_chat_upstream_error(struct tg_req *req,

@@ -24,6 +24,7 @@ struct relay {
 	bool client_usage; /* the client asked for the usage chunk */
 	bool started;      /* the event stream to the client has begun */
 	bool saw_done;
+	bool saw_finish;  /* a choice ended with a finish_reason */
 	bool error_event; /* the upstream sent an error event */
 	bool have_usage;
 	struct tg_usage usage;
@@ -115,6 +116,24 @@ delta_bytes(struct json_object *chunk)
 	return n;
 }
 
+/* Whether a chunk ends a choice (a non-null finish_reason). */
+static bool
+finishes(struct json_object *chunk)
+{
+	struct json_object *choices, *v;
+
+	if (!json_object_object_get_ex(chunk, "choices", &choices) ||
+	    !json_object_is_type(choices, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(choices); i++)
+		if (json_object_object_get_ex(
+		            json_object_array_get_idx(choices, i),
+		            "finish_reason", &v) &&
+		    json_object_is_type(v, json_type_string))
+			return true;
+	return false;
+}
+
 static enum tg_rc
 on_event(void *arg, const struct tg_sse_event *ev, struct tg_err *err)
 {
@@ -140,6 +159,8 @@ on_event(void *arg, const struct tg_sse_event *ev, struct tg_err *err)
 	if (json_object_object_get_ex(chunk, "error", &v) && v != NULL)
 		r->error_event = true;
 	r->text_bytes += delta_bytes(chunk);
+	if (finishes(chunk))
+		r->saw_finish = true;
 
 	if (!json_object_object_get_ex(chunk, "usage", &usage) ||
 	    !json_object_is_type(usage, json_type_object)) {
@@ -236,7 +257,8 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 		attempts++;
 		/* What a failed attempt saw is not this one's. */
 		r.d = d;
-		r.saw_done = r.error_event = r.have_usage = false;
+		r.saw_done = r.saw_finish = r.error_event = false;
+		r.have_usage = false;
 		r.text_bytes = 0;
 		tg_sse_init(&r.sse, 0);
 		tg_err_clear(&up_err);
@@ -267,7 +289,7 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 			        &up_err, TG_ERR_UPSTREAM_CONNECT, NULL,
 			        "Connection error: upstream ended the stream "
 			        "without an event");
-		if ((rc = tg_chat_settle(c, &e, err)) != TG_OK)
+		if ((rc = tg_chat_settle(c, &e, NULL, err)) != TG_OK)
 			goto out;
 		if (up_rc != TG_OK ||
 		    (resp.status >= 200 && resp.status < 300)) {
@@ -280,7 +302,17 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 		goto out;
 	}
 
-	/* The stream ran: charge what was produced, measured or bounded. */
+	/*
+	 * The stream ran: charge what was produced, measured or bounded.  A
+	 * stream that ended without [DONE] and without a finish_reason was
+	 * cut off (the upstream died, or a proxy in between), however cleanly
+	 * the connection closed: the client must not take it for complete.
+	 */
+	if (up_rc == TG_OK && !r.error_event && !r.saw_done && !r.saw_finish) {
+		up_rc = tg_err_set(&up_err, TG_ERR_UPSTREAM_CONNECT, NULL,
+		                   "Connection error: the upstream's stream "
+		                   "ended before the completion did");
+	}
 	broken = up_rc != TG_OK || r.error_event;
 	if (!r.have_usage || r.cost_rc != TG_OK) {
 		tg_chat_bounded_usage(c, d, r.text_bytes, &r.usage);
@@ -298,7 +330,7 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 	e.prompt_tokens = r.usage.prompt_tokens;
 	e.completion_tokens = r.usage.completion_tokens;
 	e.total_tokens = r.usage.total_tokens;
-	rc = tg_chat_settle(c, &e, err);
+	rc = tg_chat_settle(c, &e, NULL, err);
 	if (rc != TG_OK) {
 		stream_error_event(&r, err);
 	} else if (up_rc != TG_OK) {

@@ -147,6 +147,10 @@ static const struct field tollgate_fields[] = {
         {"max_management_body", K_BYTES,
          offsetof(struct tg_config, max_management_body)},
         {"max_llm_body", K_BYTES, offsetof(struct tg_config, max_llm_body)},
+        {"spool_dir", K_STRING, offsetof(struct tg_config, spool_dir)},
+        {"hold_grace", K_SECONDS, offsetof(struct tg_config, hold_grace_s)},
+        {"reclaim_interval", K_SECONDS,
+         offsetof(struct tg_config, reclaim_interval_s)},
         {NULL, K_STRING, 0},
 };
 
@@ -964,6 +968,8 @@ tg_config_load(const char *path, const char *prices_default,
 	cfg->budget_enforcement = TG_ENFORCE_RESERVE;
 	cfg->max_management_body = 65536;
 	cfg->max_llm_body = 10485760;
+	cfg->hold_grace_s = 60;
+	cfg->reclaim_interval_s = 30;
 
 	rc = load_document(&ld, &have_doc);
 	if (rc != TG_OK)
@@ -1008,6 +1014,7 @@ tg_config_free(struct tg_config *cfg)
 	free(cfg->database_url);
 	free(cfg->webhook_url);
 	free(cfg->webhook_secret);
+	free(cfg->spool_dir);
 	free(cfg->max_end_user_budget_id);
 	free(cfg->model_cost_map_path);
 	free(cfg);

@@ -71,6 +71,15 @@ struct tg_config {
 	size_t max_management_body; /* 64 KiB unless
 	                               tollgate_settings.max_management_body */
 	size_t max_llm_body; /* 10 MiB unless tollgate_settings.max_llm_body */
+	/* tollgate_settings.spool_dir: where settlements wait for the
+	 * database (SPEC 4.4); NULL: TOLLGATE_SPOOL_DIR from the environment,
+	 * else $localstatedir/spool/tollgate. */
+	char *spool_dir;
+	/* A hold lasts every attempt's timeout plus hold_grace (60 s unless
+	 * tollgate_settings.hold_grace); a process looks for expired holds
+	 * every reclaim_interval (30 s). */
+	long hold_grace_s;
+	long reclaim_interval_s;
 };
 
 /*

@@ -905,3 +905,16 @@ out:
 	free(stmt);
 	return rc;
 }
+
+bool
+tg_db_unavailable(const struct tg_db *db)
+{
+	unsigned e = db->last_errno;
+
+	/* The client library's own errors (2000..2999: cannot connect, server
+	 * gone, read timeout) and the server going away (1053 shutdown in
+	 * progress) say nothing about the statement: the server is not there
+	 * to take it. */
+	return db->conn == NULL || (e >= 2000 && e < 3000) || e == 1053 ||
+	       is_conn_lost(e);
+}

@@ -79,6 +79,12 @@ unsigned tg_db_errno(const struct tg_db *db);
 bool tg_db_duplicate(const struct tg_db *db);
 /* Whether the last failure was a foreign key naming a missing row. */
 bool tg_db_missing_parent(const struct tg_db *db);
+/*
+ * Whether the last failure was the server being out of reach (down, gone,
+ * not answering in time) rather than a statement it refused: what a
+ * settlement is spooled for (SPEC 4.4).
+ */
+bool tg_db_unavailable(const struct tg_db *db);
 
 /*
  * Run fn(db, arg, err) inside a transaction: BEGIN, fn, COMMIT.  When fn or

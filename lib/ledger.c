@@ -1,6 +1,7 @@
 /*
- * ledger: admission against a hard budget, settlement, and reclaiming the
- * holds of crashed processes (SPEC 4.3, 4.4; DESIGN "The ledger").
+ * ledger: holds, admission against a hard budget, settlement, and charging
+ * the holds of crashed processes (SPEC 4.3, 4.4; DESIGN "The ledger").
+ * The rule for holds whose process died is in ledger.h.
  *
  * Why it is safe under concurrency: admission is one conditional UPDATE of
  * the customer row (spend + reserved + estimate <= max_budget, reserved +=
@@ -8,7 +9,7 @@
  * processes or machines can together admit more than the budget allows.
  * Each hold is also a reservations row, so that settlement and the reclaim
  * of expired holds release it exactly once: whoever DELETEs the row
- * subtracts its amount, and nobody else does.
+ * subtracts its amount (and the reclaim charges it), and nobody else does.
  *
  * Why it survives faults: every write is one transaction retried by
  * tg_db_txn() on deadlock and lost connection.  A retry after a COMMIT
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <json-c/json.h>
 
 #include "ledger.h"
 #include "period.h"
@@ -67,36 +70,43 @@ refuse(const char *user_id, tg_money spend, tg_money max_budget,
 }
 
 struct admit_arg {
-	const struct tg_customer *c;
+	const struct tg_customer *c; /* NULL: no customer */
 	tg_money estimate;
-	long hold_seconds;
-	const char *request_id;
+	const struct tg_hold_request *hr;
+	bool conditional; /* reserve mode with a max_budget */
 	bool already; /* the hold exists: a retried commit had gone through */
 };
 
 /*
- * INSERT the hold first, then the conditional UPDATE: a refusal rolls the
- * INSERT back (TG_ERR_BUDGET from here means "refused", no message yet).
+ * INSERT the hold first, then add it to the customer's reserved (only if
+ * the budget allows it, when conditional): a refusal rolls the INSERT back
+ * (TG_ERR_BUDGET from here means "refused", no message yet).
  */
 static enum tg_rc
 admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct admit_arg *a = varg;
-	struct tg_db_param params[4];
+	struct tg_db_param params[7];
 	struct tg_db_result res;
+	char start_s[32];
 	enum tg_rc rc;
 
-	params[0] = tg_db_str(a->request_id);
-	params[1] = tg_db_str(a->c->user_id);
+	time_us_sql(a->hr->start_us != 0 ? a->hr->start_us : wall_us(),
+	            start_s);
+	params[0] = tg_db_str(a->hr->request_id);
+	params[1] = tg_db_str(a->c != NULL ? a->c->user_id : "");
 	params[2] = tg_db_money(a->estimate);
-	params[3] = tg_db_int(a->hold_seconds);
+	params[3] = tg_db_int(a->hr->hold_seconds);
+	params[4] = tg_db_str(a->hr->model);
+	params[5] = tg_db_str(a->hr->api_key_hash);
+	params[6] = tg_db_str(start_s);
 	rc = tg_db_exec(db,
 	                "INSERT INTO reservations (request_id, user_id, amount,"
-	                " expires_at, created_at) VALUES (?, ?,"
-	                " CAST(? AS DECIMAL(20,10)),"
+	                " expires_at, created_at, model, api_key, start_time)"
+	                " VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
 	                " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
-	                " UTC_TIMESTAMP(6))",
-	                params, 4, &res, err);
+	                " UTC_TIMESTAMP(6), ?, ?, ?)",
+	                params, 7, &res, err);
 	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
 		a->already = true;
 		return TG_ERR_CONFLICT; /* roll back nothing; caller: held */
@@ -104,7 +114,20 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	if (rc != TG_OK)
 		return rc;
 	tg_db_result_free(&res);
+	if (a->c == NULL)
+		return TG_OK;
 
+	if (!a->conditional) {
+		params[0] = tg_db_money(a->estimate);
+		params[1] = tg_db_str(a->c->user_id);
+		rc = tg_db_exec(db,
+		                "UPDATE customers SET reserved = reserved +"
+		                " CAST(? AS DECIMAL(20,10)) WHERE user_id = ?",
+		                params, 2, &res, err);
+		if (rc == TG_OK)
+			tg_db_result_free(&res);
+		return rc;
+	}
 	params[0] = tg_db_str(a->c->budget.budget_id);
 	params[1] = tg_db_money(a->estimate);
 	params[2] = tg_db_str(a->c->user_id);
@@ -157,34 +180,33 @@ current_spend(struct tg_db *db, const struct tg_customer *c, tg_money *spend,
 
 enum tg_rc
 tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
-                tg_money estimate, enum tg_enforcement mode, long hold_seconds,
-                const char *request_id, struct tg_reservation *out,
+                tg_money estimate, enum tg_enforcement mode,
+                const struct tg_hold_request *hr, struct tg_reservation *out,
                 struct tg_err *err)
 {
 	struct tg_reservation r;
 	struct admit_arg arg;
+	bool has_max = c != NULL && c->has_budget && c->budget.max_budget.set;
 	enum tg_rc rc = TG_OK;
 
 	memset(&r, 0, sizeof(r));
-	if (c == NULL || !c->has_budget || !c->budget.max_budget.set)
-		goto out; /* nothing to enforce, nothing held */
-	switch (mode) {
-	case TG_ENFORCE_POST:
-		/* LiteLLM's rule: admit while spend < max_budget. */
-		if (c->spend >= c->budget.max_budget.v)
-			rc = refuse(c->user_id, c->spend,
-			            c->budget.max_budget.v, err);
-		goto out;
-	case TG_ENFORCE_RESERVE: break;
-	}
+	memset(&arg, 0, sizeof(arg));
 	if (estimate < 0)
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "negative cost estimate");
-	memset(&arg, 0, sizeof(arg));
+	switch (mode) {
+	case TG_ENFORCE_POST:
+		/* LiteLLM's rule: admit while spend < max_budget.  The hold
+		 * is still taken: it is how a crash is charged. */
+		if (has_max && c->spend >= c->budget.max_budget.v)
+			return refuse(c->user_id, c->spend,
+			              c->budget.max_budget.v, err);
+		break;
+	case TG_ENFORCE_RESERVE: arg.conditional = has_max; break;
+	}
 	arg.c = c;
 	arg.estimate = estimate;
-	arg.hold_seconds = hold_seconds > 0 ? hold_seconds : 1;
-	arg.request_id = request_id;
+	arg.hr = hr;
 	for (int attempt = 0; attempt < 2; attempt++) {
 		rc = tg_db_txn(db, admit_txn, &arg, err);
 		if (rc == TG_ERR_CONFLICT && arg.already)
@@ -208,23 +230,138 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 		rc = refuse(c->user_id, spend, max_budget, err);
 	}
 	if (rc != TG_OK)
-		goto out;
+		return rc;
 	r.held = true;
-	tg_strlcpy(r.request_id, sizeof(r.request_id), request_id);
-	tg_strlcpy(r.user_id, sizeof(r.user_id), c->user_id);
+	r.budgeted = arg.conditional;
+	tg_strlcpy(r.request_id, sizeof(r.request_id), hr->request_id);
+	tg_strlcpy(r.user_id, sizeof(r.user_id), c != NULL ? c->user_id : "");
 	r.amount = estimate;
-out:
-	if (rc == TG_OK)
-		*out = r;
-	return rc;
+	*out = r;
+	return TG_OK;
+}
+
+struct tg_ledger_account
+tg_ledger_account_of(const struct tg_customer *c)
+{
+	struct tg_ledger_account a;
+
+	memset(&a, 0, sizeof(a));
+	if (c == NULL)
+		return a;
+	a.user_id = c->user_id;
+	if (c->has_budget) {
+		a.budget_id = c->budget.budget_id;
+		a.budget_duration = c->budget.budget_duration;
+	}
+	return a;
 }
 
 struct settle_arg {
-	const struct tg_customer *c;
+	const struct tg_ledger_account *acct;
 	const struct tg_ledger_entry *e;
 	const struct tg_reservation *r;
+	tg_money charged;
 	bool already; /* the ledger row exists: settled by a lost commit */
 };
+
+/*
+ * What a budgeted hold may be charged when its cost exceeds it (an upstream
+ * that ignored the output bound): as much as keeps spend + reserved <=
+ * max_budget once the hold is gone, so that neither this charge nor the
+ * other holds' settlements take spend past max_budget.  *room gets it;
+ * false when the customer has no max_budget (nothing to cap).  The row is
+ * locked until the transaction ends.
+ */
+static enum tg_rc
+over_hold_room(struct tg_db *db, const struct settle_arg *a, const char *now_s,
+               bool *capped, tg_money *room, struct tg_err *err)
+{
+	struct tg_db_param params[3];
+	struct tg_db_result res;
+	tg_money spend, reserved, max_budget;
+	enum tg_rc rc;
+
+	*capped = false;
+	params[0] = tg_db_str(now_s);
+	params[1] = tg_db_str(a->acct->budget_id);
+	params[2] = tg_db_str(a->acct->user_id);
+	rc = tg_db_exec(db,
+	                "SELECT IF(c.spend_reset_at IS NOT NULL AND"
+	                " c.spend_reset_at <= ?, 0, c.spend), c.reserved,"
+	                " b.max_budget FROM customers c LEFT JOIN budgets b"
+	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
+	                " WHERE c.user_id = ? FOR UPDATE",
+	                params, 3, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 && tg_db_cell(&res, 0, 2) != NULL &&
+	    tg_money_parse(tg_db_cell(&res, 0, 0), &spend) &&
+	    tg_money_parse(tg_db_cell(&res, 0, 1), &reserved) &&
+	    tg_money_parse(tg_db_cell(&res, 0, 2), &max_budget)) {
+		/* The hold is in reserved, or (reclaimed) already in spend:
+		 * either way it is given back before the room is measured. */
+		*room = max_budget - spend - reserved + a->r->amount;
+		if (*room < 0)
+			*room = 0;
+		*capped = true;
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
+/* metadata with "over_hold": true and "uncapped_cost" (caller frees). */
+static char *
+over_hold_metadata(const char *metadata, tg_money uncapped)
+{
+	struct json_object *m = NULL, *cost;
+	char text[TG_MONEY_STRLEN];
+	char *out;
+
+	if (metadata != NULL)
+		m = json_tokener_parse(metadata);
+	if (m == NULL || !json_object_is_type(m, json_type_object)) {
+		json_object_put(m);
+		m = json_object_new_object();
+	}
+	tg_money_format(uncapped, text, sizeof(text));
+	cost = json_object_new_double_s(strtod(text, NULL), text);
+	json_object_object_add(m, "over_hold", json_object_new_boolean(1));
+	json_object_object_add(m, "uncapped_cost", cost);
+	out = tg_xstrdup(
+	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+	json_object_put(m);
+	return out;
+}
+
+/*
+ * The row of the request is there already.  A settled one means this is
+ * the retry of a commit that went through; an unsettled one (its hold
+ * expired while this settlement waited in a spool) is replaced, and
+ * *previous gets the amount it had charged.
+ */
+static enum tg_rc
+existing_row(struct tg_db *db, struct settle_arg *a, bool *replace,
+             tg_money *previous, struct tg_err *err)
+{
+	struct tg_db_param params[1];
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	*replace = false;
+	params[0] = tg_db_str(a->e->request_id);
+	rc = tg_db_exec(db,
+	                "SELECT status, spend FROM spend_logs WHERE"
+	                " request_id = ? FOR UPDATE",
+	                params, 1, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
+	    strcmp(tg_db_cell(&res, 0, 0), "unsettled") == 0 &&
+	    tg_money_parse(tg_db_cell(&res, 0, 1), previous))
+		*replace = true;
+	tg_db_result_free(&res);
+	return TG_OK;
+}
 
 static enum tg_rc
 settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
@@ -234,17 +371,33 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	struct tg_db_param params[16];
 	struct tg_db_result res;
 	char start_s[32], end_s[32], now_s[20], next_s[20];
+	char *meta = NULL;
 	int64_t start_us, end_us;
-	tg_money released = 0;
-	bool has_next = false;
+	tg_money released = 0, previous = 0, room = 0;
+	bool has_next = false, capped = false, replace = false;
 	struct tg_period period;
 	time_t now;
 	enum tg_rc rc;
 
 	end_us = e->end_us != 0 ? e->end_us : wall_us();
 	start_us = e->start_us != 0 ? e->start_us : end_us;
+	now = (time_t)(end_us / 1000000);
+	tg_time_sql(now, now_s);
 	time_us_sql(start_us, start_s);
 	time_us_sql(end_us, end_s);
+
+	a->charged = e->spend;
+	if (a->acct->user_id != NULL && a->r != NULL && a->r->held &&
+	    a->r->budgeted && e->spend > a->r->amount) {
+		rc = over_hold_room(db, a, now_s, &capped, &room, err);
+		if (rc != TG_OK)
+			return rc;
+		if (capped && room < a->charged)
+			a->charged = room;
+		if (capped)
+			meta = over_hold_metadata(e->metadata, e->spend);
+	}
+
 	params[0] = tg_db_str(e->request_id);
 	params[1] = tg_db_str(e->end_user != NULL ? e->end_user : "");
 	params[2] = tg_db_str(e->model);
@@ -252,7 +405,7 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	params[4] = tg_db_str(e->api_key_hash);
 	params[5] = tg_db_str(e->call_type);
 	params[6] = tg_db_str(e->success ? "success" : "failure");
-	params[7] = tg_db_money(e->spend);
+	params[7] = tg_db_money(a->charged);
 	params[8] = tg_db_int(e->prompt_tokens);
 	params[9] = tg_db_int(e->completion_tokens);
 	params[10] = tg_db_int(e->total_tokens);
@@ -260,7 +413,7 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	params[12] = tg_db_str(end_s);
 	params[13] = tg_db_int((end_us - start_us) / 1000);
 	params[14] = tg_db_str(e->api_base);
-	params[15] = tg_db_str(e->metadata);
+	params[15] = tg_db_str(meta != NULL ? meta : e->metadata);
 	rc = tg_db_exec(db,
 	                "INSERT INTO spend_logs (request_id, end_user, model,"
 	                " model_id, api_key, call_type, status, spend,"
@@ -270,11 +423,35 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	                " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?, ?)",
 	                params, 16, &res, err);
 	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
-		a->already = true;
-		return TG_ERR_CONFLICT;
+		rc = existing_row(db, a, &replace, &previous, err);
+		if (rc != TG_OK)
+			goto out;
+		if (!replace) {
+			a->already = true;
+			rc = TG_ERR_CONFLICT;
+			goto out;
+		}
+		/* The same values, in an UPDATE of the unsettled row. */
+		params[0] = params[6];
+		params[1] = params[7];
+		for (int i = 2; i < 8; i++)
+			params[i] = params[i + 6];
+		params[8] = params[15];
+		params[9] = tg_db_str(e->model_id);
+		params[10] = tg_db_str(e->request_id);
+		rc = tg_db_exec(
+		        db,
+		        "UPDATE spend_logs SET status = ?,"
+		        " spend = CAST(? AS DECIMAL(20,10)),"
+		        " prompt_tokens = ?, completion_tokens = ?,"
+		        " total_tokens = ?, start_time = ?, end_time = ?,"
+		        " request_duration_ms = ?, metadata = ?,"
+		        " model_id = ? WHERE request_id = ? AND"
+		        " status = 'unsettled'",
+		        params, 11, &res, err);
 	}
 	if (rc != TG_OK)
-		return rc;
+		goto out;
 	tg_db_result_free(&res);
 
 	if (a->r != NULL && a->r->held) {
@@ -283,68 +460,77 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		                "DELETE FROM reservations WHERE request_id = ?",
 		                params, 1, &res, err);
 		if (rc != TG_OK)
-			return rc;
+			goto out;
 		/* Only the one who deletes the hold gives its amount back. */
 		if (res.affected > 0)
 			released = a->r->amount;
 		tg_db_result_free(&res);
 	}
-	if (a->c == NULL)
-		return TG_OK;
+	if (a->acct->user_id == NULL)
+		goto out;
 
-	now = (time_t)(end_us / 1000000);
-	if (a->c->has_budget && a->c->budget.budget_duration != NULL &&
-	    tg_period_parse(a->c->budget.budget_duration, &period)) {
+	if (a->acct->budget_duration != NULL &&
+	    tg_period_parse(a->acct->budget_duration, &period)) {
 		tg_time_sql(tg_period_next(&period, now), next_s);
 		has_next = true;
 	}
-	tg_time_sql(now, now_s);
 	/*
 	 * A due reset first (spend is assigned before spend_reset_at, so it
-	 * tests the old value), then the charge and the release.
+	 * tests the old value), then the charge (less what an unsettled row
+	 * of the request had charged) and the release.
 	 */
 	params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
 	params[1] = tg_db_str(now_s);
-	params[2] = tg_db_money(e->spend);
-	params[3] = params[0];
-	params[4] = params[1];
-	params[5] = params[0];
-	params[6] = tg_db_money(released);
-	params[7] = tg_db_str(a->c->user_id);
+	params[2] = tg_db_money(a->charged);
+	params[3] = tg_db_money(previous);
+	params[4] = params[0];
+	params[5] = params[1];
+	params[6] = params[0];
+	params[7] = tg_db_money(released);
+	params[8] = tg_db_str(a->acct->user_id);
 	rc = tg_db_exec(db,
 	                "UPDATE customers SET"
-	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
-	                " spend) + CAST(? AS DECIMAL(20,10)),"
+	                " spend = GREATEST(IF(? IS NOT NULL AND"
+	                " spend_reset_at <= ?, 0, spend)"
+	                " + CAST(? AS DECIMAL(20,10))"
+	                " - CAST(? AS DECIMAL(20,10)), 0),"
 	                " spend_reset_at = IF(? IS NOT NULL AND"
 	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
 	                " spend_reset_at),"
 	                " reserved = GREATEST(reserved -"
 	                " CAST(? AS DECIMAL(20,10)), 0)"
 	                " WHERE user_id = ?",
-	                params, 8, &res, err);
+	                params, 9, &res, err);
 	if (rc != TG_OK)
-		return rc;
+		goto out;
 	tg_db_result_free(&res);
-	return TG_OK;
+out:
+	free(meta);
+	return rc;
 }
 
 enum tg_rc
-tg_ledger_settle(struct tg_db *db, const struct tg_customer *c,
+tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
                  const struct tg_ledger_entry *e,
-                 const struct tg_reservation *r, struct tg_err *err)
+                 const struct tg_reservation *r, tg_money *charged,
+                 struct tg_err *err)
 {
+	struct tg_ledger_account none;
 	struct settle_arg arg;
 	enum tg_rc rc;
 
 	if (e->spend < 0)
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL, "negative spend");
+	memset(&none, 0, sizeof(none));
 	memset(&arg, 0, sizeof(arg));
-	arg.c = c;
+	arg.acct = acct != NULL ? acct : &none;
 	arg.e = e;
 	arg.r = r;
 	rc = tg_db_txn(db, settle_txn, &arg, err);
 	if (rc == TG_ERR_CONFLICT && arg.already)
-		rc = TG_OK;
+		rc = TG_OK; /* charged by the first commit, as computed here */
+	if (rc == TG_OK && charged != NULL)
+		*charged = arg.charged;
 	return rc;
 }
 
@@ -354,12 +540,91 @@ struct reclaim_arg {
 	int reclaimed;
 };
 
+/* Charge one expired hold (its reservations row is locked by us). */
+static enum tg_rc
+charge_hold(struct tg_db *db, const struct tg_db_result *holds, size_t i,
+            bool *done, struct tg_err *err)
+{
+	const char *rid = tg_db_cell(holds, i, 0);
+	const char *uid = tg_db_cell(holds, i, 1);
+	const char *amount_s = tg_db_cell(holds, i, 2);
+	const char *start_s = tg_db_cell(holds, i, 5);
+	const char *expired_s = tg_db_cell(holds, i, 6);
+	struct tg_db_param params[8];
+	struct tg_db_result res;
+	char meta[256];
+	tg_money amount;
+	bool charged = true;
+	enum tg_rc rc;
+
+	*done = false;
+	if (rid == NULL || uid == NULL || amount_s == NULL ||
+	    !tg_money_parse(amount_s, &amount))
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "malformed reservation row");
+	params[0] = tg_db_str(rid);
+	rc = tg_db_exec(db, "DELETE FROM reservations WHERE request_id = ?",
+	                params, 1, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.affected == 0) {
+		tg_db_result_free(&res);
+		return TG_OK;
+	}
+	tg_db_result_free(&res);
+
+	snprintf(meta, sizeof(meta),
+	         "{\"reason\":\"the request's process ended before it was "
+	         "settled (hold expired %s UTC); charged the hold, an upper "
+	         "bound of its cost\"}",
+	         expired_s != NULL ? expired_s : "");
+	params[0] = tg_db_str(rid);
+	params[1] = tg_db_str(uid);
+	params[2] = tg_db_str(tg_db_cell(holds, i, 3));
+	params[3] = tg_db_str(tg_db_cell(holds, i, 4));
+	params[4] = tg_db_money(amount);
+	params[5] = tg_db_str(start_s);
+	params[6] = tg_db_str(meta);
+	rc = tg_db_exec(db,
+	                "INSERT INTO spend_logs (request_id, end_user, model,"
+	                " api_key, call_type, status, spend, start_time,"
+	                " end_time, request_duration_ms, metadata) VALUES"
+	                " (?, ?, ?, ?, 'acompletion', 'unsettled',"
+	                " CAST(? AS DECIMAL(20,10)),"
+	                " COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6), 0,"
+	                " ?)",
+	                params, 7, &res, err);
+	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
+		/* Settled after all (the hold outlived its row): release. */
+		charged = false;
+		rc = TG_OK;
+	} else if (rc == TG_OK) {
+		tg_db_result_free(&res);
+	}
+	if (rc != TG_OK)
+		return rc;
+	params[0] = tg_db_money(amount);
+	params[1] = tg_db_money(charged ? amount : 0);
+	params[2] = tg_db_str(uid);
+	rc = tg_db_exec(db,
+	                "UPDATE customers SET reserved = GREATEST(reserved"
+	                " - CAST(? AS DECIMAL(20,10)), 0),"
+	                " spend = spend + CAST(? AS DECIMAL(20,10))"
+	                " WHERE user_id = ?",
+	                params, 3, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	tg_db_result_free(&res);
+	*done = true;
+	return TG_OK;
+}
+
 static enum tg_rc
 reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct reclaim_arg *a = varg;
 	struct tg_db_param params[2];
-	struct tg_db_result holds, res;
+	struct tg_db_result holds;
 	enum tg_rc rc;
 
 	a->reclaimed = 0;
@@ -368,7 +633,8 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		params[0] = tg_db_str(a->user_id);
 		params[1] = tg_db_int(a->limit);
 		rc = tg_db_exec(db,
-		                "SELECT request_id, user_id, amount FROM"
+		                "SELECT request_id, user_id, amount, model,"
+		                " api_key, start_time, expires_at FROM"
 		                " reservations WHERE user_id = ? AND expires_at"
 		                " <= UTC_TIMESTAMP(6) ORDER BY expires_at"
 		                " LIMIT ? FOR UPDATE SKIP LOCKED",
@@ -376,7 +642,8 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	} else {
 		params[0] = tg_db_int(a->limit);
 		rc = tg_db_exec(db,
-		                "SELECT request_id, user_id, amount FROM"
+		                "SELECT request_id, user_id, amount, model,"
+		                " api_key, start_time, expires_at FROM"
 		                " reservations WHERE expires_at <="
 		                " UTC_TIMESTAMP(6) ORDER BY expires_at"
 		                " LIMIT ? FOR UPDATE SKIP LOCKED",
@@ -385,41 +652,14 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	if (rc != TG_OK)
 		return rc;
 	for (size_t i = 0; i < holds.nrows; i++) {
-		const char *rid = tg_db_cell(&holds, i, 0);
-		const char *uid = tg_db_cell(&holds, i, 1);
-		const char *amount_s = tg_db_cell(&holds, i, 2);
-		tg_money amount;
+		bool done;
 
-		if (rid == NULL || uid == NULL || amount_s == NULL ||
-		    !tg_money_parse(amount_s, &amount)) {
-			rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-			                "malformed reservation row");
-			goto out;
-		}
-		params[0] = tg_db_str(rid);
-		rc = tg_db_exec(db,
-		                "DELETE FROM reservations WHERE request_id = ?",
-		                params, 1, &res, err);
+		rc = charge_hold(db, &holds, i, &done, err);
 		if (rc != TG_OK)
-			goto out;
-		if (res.affected == 0) {
-			tg_db_result_free(&res);
-			continue;
-		}
-		tg_db_result_free(&res);
-		params[0] = tg_db_money(amount);
-		params[1] = tg_db_str(uid);
-		rc = tg_db_exec(
-		        db,
-		        "UPDATE customers SET reserved = GREATEST(reserved"
-		        " - CAST(? AS DECIMAL(20,10)), 0) WHERE user_id = ?",
-		        params, 2, &res, err);
-		if (rc != TG_OK)
-			goto out;
-		tg_db_result_free(&res);
-		a->reclaimed++;
+			break;
+		if (done)
+			a->reclaimed++;
 	}
-out:
 	tg_db_result_free(&holds);
 	return rc;
 }

@@ -1,10 +1,24 @@
 /*
- * ledger: admission against a hard budget, settlement, and reclaiming the
- * holds of crashed processes (SPEC 4.3, 4.4; DESIGN "The ledger").
+ * ledger: holds, admission against a hard budget, settlement, and the
+ * reclaim of holds whose process died (SPEC 4.3, 4.4; DESIGN "The ledger").
  *
- * Admission is one conditional UPDATE, so any number of processes on any
- * number of machines cannot together admit more than the budget allows.
- * Settlement is one transaction: ledger row, spend, reservation release.
+ * Every request that may reach an upstream first takes a hold: a
+ * reservations row with its worst-case cost and a deadline, added to the
+ * customer's reserved.  With a max_budget (reserve mode) the hold is only
+ * granted if spend + reserved + estimate <= max_budget, in one conditional
+ * UPDATE, so any number of processes on any number of machines cannot
+ * together admit more than the budget allows.  Settlement writes the
+ * ledger row, adds the charge and releases the hold in one transaction.
+ *
+ * The rule for a hold whose process died (its deadline passed with no
+ * settlement): it is charged at its amount, an upper bound of the call's
+ * cost, in a spend_logs row with status "unsettled", never silently
+ * refunded.  tollgate does not record whether the upstream was contacted
+ * (that would cost a database round trip per request, and the window
+ * between the admission commit and the upstream send is a few microseconds
+ * of local work), so every expired hold is presumed to have reached it.
+ * A settlement of the same request that arrives later (from the spool,
+ * SPEC 4.4) replaces the unsettled charge with the real one.
  */
 #ifndef TG_LEDGER_H
 #define TG_LEDGER_H
@@ -19,27 +33,47 @@
 #include "money.h"
 
 struct tg_reservation {
-	bool held; /* false: nothing was reserved (no customer, or no
-	              max_budget) */
+	bool held;     /* false: nothing was reserved (admission failed) */
+	bool budgeted; /* admitted against max_budget (reserve mode): the
+	                  settlement's charge is capped at it */
 	char request_id[37];
-	char user_id[256];
+	char user_id[256]; /* "" for a request without a customer */
 	tg_money amount;
 };
 
+/* What a hold records of its request, for an unsettled row. */
+struct tg_hold_request {
+	const char *request_id;
+	const char *model;        /* the client's model name */
+	const char *api_key_hash; /* sha256 hex of the key used, or NULL */
+	int64_t start_us;         /* Unix epoch microseconds */
+	long hold_seconds;        /* the deadline, from now */
+};
+
 /*
- * Admit a request of worst-case cost estimate for customer c.  With a
- * max_budget: reserve mode admits only if spend + reserved + estimate <=
- * max_budget, atomically recording reserved += estimate and a reservation
- * row that expires after hold_seconds; post mode admits while spend <
- * max_budget and reserves nothing.  Without a max_budget nothing is
- * reserved.  Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over
- * budget. Spend=<spend>, Budget=<max_budget>".  Before refusing, expired
- * reservations of this customer are reclaimed and the check is retried.
+ * Take the hold of a request of worst-case cost estimate, for customer c
+ * (NULL: a request without a customer, held under user_id "").  With a
+ * max_budget, reserve mode grants it only if spend + reserved + estimate <=
+ * max_budget, atomically; post mode admits while spend < max_budget.
+ * Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over budget.
+ * Spend=<spend>, Budget=<max_budget>"; before refusing, expired holds of
+ * this customer are reclaimed and the check is retried.  On TG_OK *out is
+ * the hold, to be given to tg_ledger_settle().
  */
 enum tg_rc tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
                            tg_money estimate, enum tg_enforcement mode,
-                           long hold_seconds, const char *request_id,
+                           const struct tg_hold_request *hr,
                            struct tg_reservation *out, struct tg_err *err);
+
+/* Whose spend a settlement changes.  Strings not owned; all may be NULL. */
+struct tg_ledger_account {
+	const char *user_id;         /* NULL: no customer */
+	const char *budget_id;       /* the effective budget (own or tier) */
+	const char *budget_duration; /* its period, for a due reset */
+};
+
+/* The account of customer c (NULL: none). */
+struct tg_ledger_account tg_ledger_account_of(const struct tg_customer *c);
 
 /* One spend_logs row.  Strings may be NULL (stored as NULL or ""). */
 struct tg_ledger_entry {
@@ -51,7 +85,7 @@ struct tg_ledger_entry {
 	const char *call_type;    /* "acompletion" */
 	const char *api_base;
 	bool success;
-	tg_money spend;
+	tg_money spend; /* the cost of the usage reported (or bounded) */
 	int64_t prompt_tokens, completion_tokens, total_tokens;
 	int64_t start_us, end_us; /* Unix epoch microseconds */
 	const char *metadata;     /* JSON object text or NULL */
@@ -59,18 +93,28 @@ struct tg_ledger_entry {
 
 /*
  * In one transaction (retried on deadlock / lost connection): insert the
- * ledger row, add its spend to the customer (applying a due reset first),
+ * ledger row, add its charge to the account (applying a due reset first)
  * and release r's hold if it is still held (a reclaimed hold is not
- * released twice).  r may be NULL or not held.  TG_ERR_DB when it cannot be
- * written; then nothing of it remains.
+ * released twice).  The charge is e->spend, except that a budgeted hold
+ * whose cost exceeds it is capped so that spend does not pass max_budget;
+ * the row's metadata then has "over_hold": true and "uncapped_cost".  A row
+ * already written for the request (a commit whose answer was lost) makes
+ * this a no-op; an "unsettled" one is replaced by this settlement and the
+ * account corrected by the difference.  *charged (may be NULL) gets what
+ * was charged.  TG_ERR_DB when it cannot be written; then nothing of it
+ * remains, and tg_db_unavailable() tells whether the database was out of
+ * reach (the caller spools it).
  */
-enum tg_rc tg_ledger_settle(struct tg_db *db, const struct tg_customer *c,
+enum tg_rc tg_ledger_settle(struct tg_db *db,
+                            const struct tg_ledger_account *acct,
                             const struct tg_ledger_entry *e,
-                            const struct tg_reservation *r, struct tg_err *err);
+                            const struct tg_reservation *r, tg_money *charged,
+                            struct tg_err *err);
 
 /*
- * Release holds whose deadline passed (their process died), at most limit
- * of them; *reclaimed (may be NULL) gets the count.
+ * Charge the holds whose deadline passed (their process died) as
+ * "unsettled" rows, at most limit of them (of user_id's only, unless it is
+ * NULL); *reclaimed (may be NULL) gets the count.
  */
 enum tg_rc tg_ledger_reclaim(struct tg_db *db, const char *user_id, int limit,
                              int *reclaimed, struct tg_err *err);
