@@ -26,9 +26,14 @@ chat.completion (or a server-sent-events stream when the body says
         "error_after": 2,           # after this many events, drop the
                                     # connection abruptly (no [DONE], no
                                     # last chunk of the chunked encoding)
-        "error_event_after": 2      # after this many events, send an SSE
+        "error_event_after": 2,     # after this many events, send an SSE
                                     # error event data: {"error": {...}}
                                     # and end the stream (no [DONE])
+        "end_after": 2              # after this many events, end the
+                                    # response cleanly (last chunk of the
+                                    # chunked encoding) with no finish
+                                    # chunk and no [DONE]: a stream cut
+                                    # off by something in between
     }
 
 The usage-only chunk ({"choices": [], "usage": {...}}) is sent only when the
@@ -316,6 +321,7 @@ class Handler(BaseHTTPRequestHandler):
         interval = float(spec.get("stream_interval") or 0)
         error_after = spec.get("error_after")
         error_event_after = spec.get("error_event_after")
+        end_after = spec.get("end_after")
         events = []
         base = {"id": cid, "object": "chat.completion.chunk",
                 "created": created, "model": model, "system_fingerprint": "fp_fake"}
@@ -360,6 +366,11 @@ class Handler(BaseHTTPRequestHandler):
                 if error_after is not None and sent >= int(error_after):
                     outcome = "error_after"
                     self._drop()
+                    break
+                if end_after is not None and sent >= int(end_after):
+                    outcome = "end_after"
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
                     break
                 if error_event_after is not None and sent >= int(error_event_after):
                     outcome = "error_event"
