@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""faults: the ledger's promise under faults (SPEC 4.3, 4.4, 4.5).
+
+Each case runs mixed streamed and non-streamed load, one call per fresh
+customer (so a customer's rows are its call's), all customers on a tier
+with a max_budget, injects a fault, lets the spool replay and the reclaim
+run, and then checks:
+- every call the fake upstream answered has exactly one ledger row
+  (success, failure or unsettled): nothing lost, no request id twice;
+- every answer a client received whole (a 200 body, or a stream that ended
+  with [DONE]) is charged in a success row;
+- for every customer spend <= max_budget, spend == the sum of its rows and
+  reserved == 0; no hold rows are left and the spool is empty.
+It prints calls, rows, lost, doubled, spooled, unsettled for each case.
+
+Faults: SIGKILL of chat workers (at least 5); MariaDB stopped for seconds
+while streams run and started again on the same datadir; MariaDB stopped
+with SIGSTOP and resumed; the upstream killed mid-stream.  (SIGTERM of
+every chat worker during slow requests is tests/e2e/graceful.py.)
+"""
+
+import collections
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import Decimal, dec  # noqa: E402
+
+TIMEOUT = 6  # the deployments' timeout: a hold lasts 6 + 1 s
+TIER = "fault-tier"
+TIER_MAX = Decimal("0.05")
+
+
+class Load:
+    """Threads making calls, each for a new customer "<case>-<n>", until
+    stopped.  Records what each client got."""
+
+    def __init__(self, env, srv, case, threads=6, model="fake-gpt", stream_share=0.5,
+                 stream_fake=None, plain_fake=None):
+        self.env, self.srv, self.case = env, srv, case
+        self.model = model
+        self.stream_share = stream_share
+        self.stream_fake = stream_fake or {"chunks": 5, "stream_interval": 0.08}
+        self.plain_fake = plain_fake or {"delay": 0.2}
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.n = 0
+        self.results = {}  # user -> (kind, outcome)
+        self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def _next(self):
+        with self.lock:
+            self.n += 1
+            return "%s-%d" % (self.case, self.n)
+
+    def one(self, user, stream):
+        try:
+            if stream:
+                s = self.env.stream_chat(user=user, model=self.model, fake=self.stream_fake,
+                                         server=self.srv, timeout=60)
+                complete = s.status == 200 and bool(s.events) and s.events[-1]["done"]
+                return ("stream", "complete" if complete else "status %s" % s.status)
+            r = self.env.chat(user=user, model=self.model, fake=self.plain_fake,
+                              server=self.srv)
+            return ("plain", "complete" if r.status == 200 else "status %s" % r.status)
+        except Exception as e:  # a dropped connection is an outcome too
+            return ("stream" if stream else "plain", "transport %s" % type(e).__name__)
+
+    def _run(self, i):
+        rnd = random.Random(i)
+        while not self.stop_ev.is_set():
+            user = self._next()
+            res = self.one(user, rnd.random() < self.stream_share)
+            with self.lock:
+                self.results[user] = res
+            if res[1] != "complete":
+                time.sleep(0.05)  # refused (database down): not a busy loop
+
+    def start(self):
+        for th in self.threads:
+            th.start()
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        for th in self.threads:
+            th.join(120)
+
+
+def like(case):
+    return H.sql_quote(case + "-%")
+
+
+def spool_files(spool):
+    try:
+        return [f for f in os.listdir(spool) if f.endswith(".json")]
+    except FileNotFoundError:
+        return []
+
+
+def settle_down(t, env, srv, case, spool):
+    """Let replay and reclaim run (they run after responses: keep asking)
+    until no hold of the case is left and the spool is empty."""
+    def quiet():
+        try:
+            env.request("GET", "/health/readiness", server=srv, key=None, timeout=10)
+        except OSError:
+            pass
+        holds = env.sql("SELECT COUNT(*) FROM reservations WHERE user_id LIKE %s" % like(case))
+        return holds[0][0] == "0" and not spool_files(spool)
+    done = H.wait_for(quiet, timeout=TIMEOUT + 30, interval=0.5)
+    r = env.request("GET", "/health/readiness", server=srv, key=None)
+    t.ok(isinstance(r.json, dict) and r.json.get("spool") == 0
+         and r.json.get("spool_failed") == 0,
+         "%s: readiness reports an empty spool" % case, r.text)
+    t.ok(done, "%s: holds reclaimed and spool replayed in time" % case,
+         "holds: %s, spool: %s" % (
+             env.sql("SELECT request_id, expires_at FROM reservations WHERE user_id LIKE %s"
+                     % like(case)), spool_files(spool)))
+
+
+def check(t, env, srv, case, results, upstream_users, spool, spooled_before):
+    settle_down(t, env, srv, case, spool)
+    rows = env.sql("SELECT request_id, end_user, status, spend FROM spend_logs "
+                   "WHERE end_user LIKE %s" % like(case))
+    by_user = collections.defaultdict(list)
+    for rid, user, status, spend in rows:
+        by_user[user].append((rid, status, dec(spend)))
+    ids = collections.Counter(r[0] for r in rows)
+    lost = sorted(u for u in upstream_users if not by_user.get(u))
+    doubled = sorted(u for u, rs in by_user.items() if len(rs) > 1)
+    twice_ids = [i for i, n in ids.items() if n > 1]
+    statuses = collections.Counter(r[2] for r in rows)
+    unpaid = sorted(u for u, (kind, outcome) in results.items()
+                    if outcome == "complete" and [r[1] for r in by_user.get(u, [])] != ["success"])
+    spooled = spooled_lines(srv) - spooled_before
+    outcomes = collections.Counter(o.split(" ")[0] for _, o in results.values())
+    t.diag("%s: calls %d (client outcomes %s), upstream answered %d, rows %d %s, lost %d, "
+           "doubled %d, spooled %d, unsettled %d"
+           % (case, len(results), dict(outcomes), len(upstream_users), len(rows),
+              dict(statuses), len(lost), len(doubled), spooled, statuses.get("unsettled", 0)))
+    t.ok(not lost, "%s: every call the upstream answered has a ledger row" % case,
+         "lost: %r" % lost[:20])
+    t.ok(not doubled and not twice_ids, "%s: no call charged twice" % case,
+         "doubled: %r" % doubled[:20])
+    t.ok(not unpaid, "%s: every answer delivered whole is charged as success" % case,
+         "unpaid: %r" % [(u, results[u], by_user.get(u)) for u in unpaid[:10]])
+    t.ok(set(statuses) <= {"success", "failure", "unsettled"},
+         "%s: rows are success, failure or unsettled" % case, repr(dict(statuses)))
+    books = env.sql(
+        "SELECT c.user_id, c.spend, c.reserved, b.max_budget,"
+        " (SELECT COALESCE(SUM(s.spend), 0) FROM spend_logs s WHERE s.end_user = c.user_id)"
+        " FROM customers c LEFT JOIN budgets b ON b.budget_id = COALESCE(c.budget_id, %s)"
+        " WHERE c.user_id LIKE %s" % (H.sql_quote(TIER), like(case)))
+    bad_sum = [b for b in books if dec(b[1]) != dec(b[4])]
+    bad_max = [b for b in books if b[3] is None or dec(b[1]) > dec(b[3])]
+    bad_res = [b for b in books if dec(b[2]) != 0]
+    t.ok(books and not bad_sum, "%s: spend == sum of the rows, for all %d customers"
+         % (case, len(books)), repr(bad_sum[:10]))
+    t.ok(books and not bad_max, "%s: spend <= max_budget for every customer" % case,
+         repr(bad_max[:10]))
+    t.ok(not bad_res, "%s: nothing reserved" % case, repr(bad_res[:10]))
+    return {"calls": len(results), "rows": len(rows), "lost": len(lost),
+            "doubled": len(doubled), "spooled": spooled,
+            "unsettled": statuses.get("unsettled", 0)}
+
+
+def spooled_lines(srv):
+    return srv.logs().count("settlement spooled")
+
+
+def upstream_users(env, case):
+    return {q["json"]["user"] for q in env.upstream.requests()
+            if isinstance(q.get("json"), dict)
+            and str(q["json"].get("user", "")).startswith(case + "-")}
+
+
+def kill_workers(t, env, srv, spool):
+    case = "kill9"
+    srv.expect_child_deaths = True
+    base = spooled_lines(srv)
+    load = Load(env, srv, case, threads=6).start()
+    kills = 0
+    deadline = time.monotonic() + 12
+    time.sleep(0.8)
+    while kills < 6 and time.monotonic() < deadline:
+        pids = srv.program_pids("chat_completions")
+        if pids:
+            os.kill(random.choice(pids), signal.SIGKILL)
+            kills += 1
+        time.sleep(0.9)
+    time.sleep(1.0)
+    load.stop()
+    t.cmp_ok(kills, ">=", 5, "%s: chat workers killed" % case)
+    t.ok(H.wait_for(lambda: len(srv.program_pids("chat_completions")) > 0, timeout=10),
+         "%s: lighttpd runs chat workers again" % case)
+    r = env.chat(user="%s-after" % case, server=srv)
+    t.is_eq(r.status, 200, "%s: a call after the kills is served" % case)
+    load.results["%s-after" % case] = ("plain", "complete" if r.status == 200 else "x")
+    return check(t, env, srv, case, load.results, upstream_users(env, case), spool, base)
+
+
+def db_stopped(t, env, srv, spool):
+    case = "dbstop"
+    base = spooled_lines(srv)
+    slow = {"chunks": 12, "stream_interval": 0.25}
+    load = Load(env, srv, case, threads=6, stream_share=0.8, stream_fake=slow,
+                plain_fake={"delay": 1.5}).start()
+    time.sleep(1.2)
+    env.db.stop()
+    t0 = time.monotonic()
+    time.sleep(4)
+    env.db.start()
+    t.diag("%s: MariaDB was down %.1f s" % (case, time.monotonic() - t0))
+    time.sleep(1.5)
+    load.stop()
+    figures = check(t, env, srv, case, load.results, upstream_users(env, case), spool, base)
+    t.cmp_ok(figures["spooled"], ">", 0, "%s: settlements were spooled while it was down" % case)
+    return figures
+
+
+def db_sigstop(t, env, srv, spool):
+    case = "dbsigstop"
+    base = spooled_lines(srv)
+    load = Load(env, srv, case, threads=6).start()
+    time.sleep(1.0)
+    os.kill(env.db.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(3)
+    finally:
+        os.kill(env.db.proc.pid, signal.SIGCONT)
+    time.sleep(1.5)
+    load.stop()
+    return check(t, env, srv, case, load.results, upstream_users(env, case), spool, base)
+
+
+def upstream_killed(t, env, srv, second, spool):
+    case = "upkill"
+    base = spooled_lines(srv)
+    # As many streams as lighttpd runs chat workers (4): all at the
+    # upstream at once when it dies.
+    load = Load(env, srv, case, threads=4, model="fake-gpt-b", stream_share=1.0,
+                stream_fake={"chunks": 20, "stream_interval": 0.2}).start()
+    seen = H.wait_for(lambda: len(second.requests()) >= 4, timeout=10)
+    t.ok(seen, "%s: streams running at the second upstream" % case)
+    time.sleep(0.6)
+    users = {q["json"]["user"] for q in second.requests() if isinstance(q.get("json"), dict)}
+    os.kill(second.proc.pid, signal.SIGKILL)
+    second.proc.wait()
+    time.sleep(1.0)
+    load.stop()
+    figures = check(t, env, srv, case, load.results, users, spool, base)
+    rows = env.sql("SELECT status, spend FROM spend_logs WHERE end_user IN (%s)"
+                   % ",".join(H.sql_quote(u) for u in sorted(users)))
+    t.ok(rows and all(s == "failure" and dec(v) > 0 for s, v in rows),
+         "%s: the cut streams are failure rows with a charge" % case, repr(rows))
+    cut = [u for u in users if load.results.get(u, ("", ""))[1] == "complete"]
+    t.ok(not cut, "%s: no cut stream ended with [DONE]" % case, repr(cut))
+    return figures
+
+
+def main(t, env):
+    spool = os.path.join(env.tmp, "spool")
+    second = H.FakeUpstream(os.path.join(env.tmp))
+    second.log = os.path.join(env.tmp, "fake_upstream_b.log")
+    second.start()
+    cfg = env.config(
+        models=[env.model("fake-gpt", timeout=TIMEOUT),
+                env.model("fake-gpt-b", timeout=TIMEOUT, api_base=second.base + "/v1")],
+        litellm_settings={"max_end_user_budget_id": TIER},
+        extra={"tollgate_settings": {"hold_grace": 1, "reclaim_interval": 1,
+                                     "spool_dir": spool}})
+    srv = env.start_lighttpd(env.write_config("faults", cfg), name="faults", max_procs=4)
+    r = env.budget_new(budget_id=TIER, max_budget=str(TIER_MAX), server=srv)
+    t.is_eq(r.status, 200, "the tier every customer gets")
+    figures = {}
+    figures["kill9"] = kill_workers(t, env, srv, spool)
+    figures["dbstop"] = db_stopped(t, env, srv, spool)
+    figures["dbsigstop"] = db_sigstop(t, env, srv, spool)
+    figures["upkill"] = upstream_killed(t, env, srv, second, spool)
+    for case, f in figures.items():
+        t.diag("figures %-10s calls %4d rows %4d lost %d doubled %d spooled %3d unsettled %3d"
+               % (case, f["calls"], f["rows"], f["lost"], f["doubled"], f["spooled"],
+                  f["unsettled"]))
+    second.stop()
+
+
+if __name__ == "__main__":
+    H.run(main)
