@@ -16,13 +16,18 @@ holds whose process died (SPEC 4.3, 4.4, 4.5).
 4. A chat worker killed (SIGKILL) while its call is at the upstream: once
    the hold's deadline passes it is charged at its amount in an
    "unsettled" row with the reason; nothing stays reserved.
+5. A settlement spooled while MariaDB was down, whose hold expired (and
+   was charged as unsettled) before the spool was replayed: the replay
+   replaces the unsettled charge with the real one, once.
 """
 
 import collections
 import json
 import os
+import shutil
 import signal
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
@@ -158,7 +163,6 @@ def killed_worker(t, env):
     est = cost(n, 50)
     env.customer_new(user_id=user, max_budget="1", server=srv)
     env.upstream.reset()
-    import threading
     out = {}
     th = threading.Thread(target=lambda: out.setdefault(
         "r", env.request("POST", "/chat/completions", body=body, server=srv, timeout=30)))
@@ -192,6 +196,57 @@ def killed_worker(t, env):
     check_books(t, env, user, Decimal(1), "killed")
 
 
+def spool_after_reclaim(t, env, srv):
+    user = "holds-spooled-late"
+    spool = settings(env)["spool_dir"]
+    aside = os.path.join(env.tmp, "spool-aside")
+    os.makedirs(aside, exist_ok=True)
+    body, n = H.exact_chat_body("fake-gpt", user, 40, fake={"delay": 1.5})
+    est = cost(n, 40)
+    obj = json.loads(body)
+    obj["fake"]["usage"]["completion_tokens"] = 7
+    body = json.dumps(obj).encode()
+    real = cost(n, 7)
+    est = cost(len(body), 40)
+    env.customer_new(user_id=user, max_budget="1", server=srv)
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", env.request("POST", "/chat/completions", body=body, server=srv, timeout=30)))
+    th.start()
+    H.wait_for(lambda: any(q.get("json", {}).get("user") == user
+                           for q in env.upstream.requests()), timeout=10)
+    env.db.stop()  # the answer arrives while the database is down
+    th.join(30)
+    r = out.get("r")
+    t.is_eq(r and r.status, 200, "spooled: the client got its answer with the database down")
+    t.is_eq(dec(r and r.header("x-litellm-response-cost")), real,
+            "spooled: and its real cost")
+    files = [f for f in os.listdir(spool) if f.endswith(".json")] if os.path.isdir(spool) else []
+    t.is_eq(len(files), 1, "spooled: one settlement in the spool")
+    for f in files:  # this machine's spool is out of reach for a while
+        shutil.move(os.path.join(spool, f), os.path.join(aside, f))
+    env.db.start()
+
+    def charged():
+        env.request("GET", "/health/readiness", server=srv, key=None)
+        return env.ledger_rows(user)
+    rows = H.wait_for(charged, timeout=HOLD_TIMEOUT + 15, interval=0.5)
+    t.is_eq([(x["status"], x["spend"]) for x in rows], [("unsettled", est)],
+            "spooled: meanwhile the expired hold is charged as unsettled")
+    for f in files:
+        shutil.move(os.path.join(aside, f), os.path.join(spool, f))
+
+    def replayed():
+        env.request("GET", "/health/readiness", server=srv, key=None)
+        rows = env.ledger_rows(user)
+        return rows if rows and rows[0]["status"] != "unsettled" else None
+    rows = H.wait_for(replayed, timeout=15, interval=0.5) or env.ledger_rows(user)
+    t.is_eq([(x["status"], x["spend"], int(x["completion_tokens"])) for x in rows],
+            [("success", real, 7)], "spooled: the replay replaced it with the real charge")
+    check_books(t, env, user, Decimal(1), "spooled")
+    t.ok(not [f for f in os.listdir(spool) if f.endswith(".json")], "spooled: spool empty")
+
+
 def main(t, env):
     cfg = env.config(models=[env.model("fake-gpt", timeout=HOLD_TIMEOUT)],
                      extra={"tollgate_settings": settings(env)})
@@ -199,6 +254,7 @@ def main(t, env):
     stream_no_usage(t, env, srv)
     over_hold(t, env, srv)
     truncated_stream(t, env, srv)
+    spool_after_reclaim(t, env, srv)
     killed_worker(t, env)
 
 
