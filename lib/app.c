@@ -740,7 +740,12 @@ tg_app_main(const struct tg_program *prog)
 	if (FCGX_IsCGI()) {
 		app_cgi = true;
 		serve(prog, NULL, environ);
+		/* The end of stdout ends the answer for the web server; the
+		 * spool and the holds of dead processes are then looked at
+		 * as after any FastCGI answer. */
 		fflush(stdout);
+		fclose(stdout);
+		after_response();
 		app_cleanup();
 		return 0;
 	}

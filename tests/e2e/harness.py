@@ -774,6 +774,9 @@ class Lighttpd:
         self.extra_env = dict(SANITIZER_ENV)
         self.extra_env.update(extra_env or {})
         self.vardir = os.path.join(env.tmp, "lighttpd-" + name)
+        # Each server its own spool, as each machine has (a config's
+        # tollgate_settings.spool_dir still wins).
+        self.extra_env.setdefault("TOLLGATE_SPOOL_DIR", os.path.join(self.vardir, "spool"))
         self.errorlog = os.path.join(self.vardir, "error.log")
         self.stderr_log = os.path.join(self.vardir, "stderr.log")
         self.conf = os.path.join(self.vardir, "lighttpd.conf")
@@ -1159,7 +1162,8 @@ class Env:
                "SERVER_PORT": "80", "REMOTE_ADDR": "127.0.0.1",
                "REQUEST_METHOD": method, "REQUEST_URI": uri, "QUERY_STRING": query,
                "SCRIPT_NAME": "/cgi-bin/" + program, "SCRIPT_FILENAME": os.path.join(BINDIR, program),
-               "TOLLGATE_PRICE_FILE": PRICE_FILE}
+               "TOLLGATE_PRICE_FILE": PRICE_FILE,
+               "TOLLGATE_SPOOL_DIR": os.path.join(self.tmp, "cgi-spool")}
         env.update(SANITIZER_ENV)
         if config is not None:
             env["TOLLGATE_CONFIG"] = config
