@@ -31,8 +31,8 @@
 const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS] = {
         {"model", TG_FIELD_STRING, 0},
         {"stream", TG_FIELD_BOOL, 0},
-        {"max_tokens", TG_FIELD_COUNT, 0},
-        {"max_completion_tokens", TG_FIELD_COUNT, 0},
+        {"max_tokens", TG_FIELD_TOKENS, 0},
+        {"max_completion_tokens", TG_FIELD_TOKENS, 0},
 };
 enum { F_MODEL, F_STREAM, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS };
 
@@ -163,12 +163,21 @@ tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 		*prompt_bound +=
 		        count_image_parts(messages) * TG_IMAGE_TOKENS_MAX;
 
-	if (json_object_object_get_ex(body, "max_completion_tokens", &v) &&
-	    v != NULL)
-		tg_decimal_parse(json_object_get_string(v), 0, &out);
-	if (out <= 0 && json_object_object_get_ex(body, "max_tokens", &v) &&
-	    v != NULL)
-		tg_decimal_parse(json_object_get_string(v), 0, &out);
+	/* Both given: the larger, as upstreams differ in which they honour
+	 * (OpenAI refuses the pair, older servers know only max_tokens).
+	 * The front line made each an integer in the body (TG_FIELD_TOKENS),
+	 * so the upstream sees the bound used here. */
+	for (size_t i = 0; i < 2; i++) {
+		static const char *const names[] = {"max_completion_tokens",
+		                                    "max_tokens"};
+		int64_t bound = 0;
+
+		if (json_object_object_get_ex(body, names[i], &v) &&
+		    v != NULL &&
+		    tg_decimal_parse(json_object_get_string(v), 0, &bound) &&
+		    bound > out)
+			out = bound;
+	}
 	if (out <= 0)
 		out = d->price.max_output_tokens;
 	if (out <= 0)

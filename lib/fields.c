@@ -123,6 +123,19 @@ check_value(const struct tg_field *f, struct json_object *v,
 			                  f->name, shown);
 		}
 		return TG_OK;
+	case TG_FIELD_TOKENS:
+		/* Any exact spelling of an integer, as for COUNT ("5", 5.0,
+		 * 5e0); " 5", 5.5 and 0 are refused. */
+		text = number_text(v);
+		if (text == NULL || !tg_decimal_parse(text, 0, &out->num) ||
+		    out->num < 1 || out->num > TG_FIELD_TOKENS_MAX) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be an integer from 1 to %d. "
+			                  "Received: %s",
+			                  f->name, TG_FIELD_TOKENS_MAX, shown);
+		}
+		return TG_OK;
 	case TG_FIELD_BOOL:
 		if (!json_object_is_type(v, json_type_boolean))
 			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
@@ -214,6 +227,13 @@ tg_fields_from_json(const struct tg_field *fields, size_t n,
 			if (rc != TG_OK)
 				goto out;
 			vals[i].given = true;
+			/* The upstream gets the bound the estimate used: an
+			 * upstream may ignore "5" where it honours 5. */
+			if (fields[i].kind == TG_FIELD_TOKENS &&
+			    !json_object_is_type(v, json_type_int))
+				json_object_object_add(
+				        obj, fields[i].name,
+				        json_object_new_int64(vals[i].num));
 		}
 		if ((fields[i].flags & TG_FIELD_REQUIRED) && !vals[i].given) {
 			rc = tg_err_set(
