@@ -33,8 +33,9 @@ const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS] = {
         {"stream", TG_FIELD_BOOL, 0},
         {"max_tokens", TG_FIELD_TOKENS, 0},
         {"max_completion_tokens", TG_FIELD_TOKENS, 0},
+        {"messages", TG_FIELD_MESSAGES, 0},
 };
-enum { F_MODEL, F_STREAM, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS };
+enum { F_MODEL, F_STREAM, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS, F_MESSAGES };
 
 static bool
 blank(const char *s)
@@ -615,7 +616,6 @@ enum tg_rc
 tg_chat_handle(struct tg_req *req, struct tg_err *err)
 {
 	struct chat c;
-	struct json_object *messages;
 	enum tg_rc rc;
 	bool streamed;
 
@@ -627,16 +627,10 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 	streamed = tg_req_field(req, F_STREAM)->given &&
 	           tg_req_field(req, F_STREAM)->num;
 
-	if (!json_object_object_get_ex(c.body, "messages", &messages) ||
-	    messages == NULL) {
+	/* The shape of messages was checked at the front line. */
+	if (!tg_req_field(req, F_MESSAGES)->given) {
 		rc = tg_err_set(err, TG_ERR_BAD_REQUEST, "messages",
 		                "Missing required field: messages");
-		goto out;
-	}
-	if (!json_object_is_type(messages, json_type_array) ||
-	    json_object_array_length(messages) == 0) {
-		rc = tg_err_set(err, TG_ERR_UNPROCESSABLE, "messages",
-		                "messages must be a non-empty array");
 		goto out;
 	}
 	/* The ledger is not optional: without the database nothing is sent

@@ -51,7 +51,7 @@ void tg_chat_shuffle(size_t *idx, size_t n);
 /* The handler of /chat/completions and /v1/chat/completions.  Its field
  * table is tg_chat_fields. */
 enum tg_rc tg_chat_handle(struct tg_req *req, struct tg_err *err);
-#define TG_CHAT_NFIELDS 4
+#define TG_CHAT_NFIELDS 5
 extern const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS];
 
 #endif

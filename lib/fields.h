@@ -31,6 +31,8 @@ enum tg_field_kind {
 	TG_FIELD_TIME,     /* ISO 8601 UTC -> num (Unix seconds) */
 	TG_FIELD_TOKENS,   /* a token bound: integer 1..TG_FIELD_TOKENS_MAX
 	                      -> num; the body's value becomes that integer */
+	TG_FIELD_MESSAGES, /* chat messages: a non-empty array of objects
+	                      with a string role -> json */
 };
 
 /*

@@ -149,10 +149,11 @@ test_query(void)
 	free(storage);
 }
 
-/* ---- token bounds (SPEC 4.3, issue 6) ---------------------------------- */
+/* ---- token bounds and chat messages (SPEC 4.3, issue 6) ----------------- */
 
 static const struct tg_field chat_table[] = {
         {"max_tokens", TG_FIELD_TOKENS, 0},
+        {"messages", TG_FIELD_MESSAGES, 0},
 };
 
 struct chat_row {
@@ -164,6 +165,7 @@ struct chat_row {
 	const char *after;   /* on success: obj as JSON text afterwards */
 };
 
+#define M "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
 #define BAD_TOKENS(v)                                                          \
 	"max_tokens must be an integer from 1 to 2147483647. Received: " v
 
@@ -216,6 +218,73 @@ static const struct chat_row chat_rows[] = {
         R("{\"max_tokens\":[5]}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
           NULL),
 
+        /* Messages: the shapes OpenAI accepts pass unchanged. */
+        R("{" M "}", TG_OK, NULL, NULL, "{" M "}"),
+        R("{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+          "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\"}]},"
+          "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"4\"}]}",
+          TG_OK, NULL, NULL, NULL),
+        R("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[]}]}", TG_OK,
+          NULL, NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+          "\"text\",\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":"
+          "{\"url\":\"u\"}}]}]}",
+          TG_OK, NULL, NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[]}]}", TG_OK, NULL,
+          NULL, NULL),
+        R("{\"messages\":null}", TG_OK, NULL, NULL, NULL),
+        /* Refused, with OpenAI's words and the element as param. */
+        R("{\"messages\":[]}", TG_ERR_UNPROCESSABLE, "messages",
+          "messages must be a non-empty array", NULL),
+        R("{\"messages\":\"hi\"}", TG_ERR_UNPROCESSABLE, "messages", NULL,
+          NULL),
+        R("{\"messages\":[1]}", TG_ERR_UNPROCESSABLE, "messages[0]",
+          "Invalid type for 'messages[0]': expected an object, but got an "
+          "integer instead.",
+          NULL),
+        R("{\"messages\":[null]}", TG_ERR_UNPROCESSABLE, "messages[0]",
+          "Invalid type for 'messages[0]': expected an object, but got null "
+          "instead.",
+          NULL),
+        R("{\"messages\":[[]]}", TG_ERR_UNPROCESSABLE, "messages[0]",
+          "Invalid type for 'messages[0]': expected an object, but got an "
+          "array instead.",
+          NULL),
+        R("{\"messages\":[{}]}", TG_ERR_UNPROCESSABLE, "messages[0].role",
+          "Missing required parameter: 'messages[0].role'.", NULL),
+        R("{\"messages\":[{\"role\":null,\"content\":\"x\"}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].role", NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":1}]}",
+          TG_ERR_UNPROCESSABLE, "messages[1].role",
+          "Invalid type for 'messages[1].role': expected a string, but got "
+          "an integer instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content",
+          "Invalid type for 'messages[0].content': expected one of a string "
+          "or array of objects, but got an integer instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":{\"x\":1}}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content",
+          "Invalid type for 'messages[0].content': expected one of a string "
+          "or array of objects, but got an object instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":true}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content", NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[1]}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content[0]",
+          "Invalid type for 'messages[0].content[0]': expected an object, "
+          "but got an integer instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+          "\"text\",\"text\":\"a\"},{\"text\":\"b\"}]}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content[1].type",
+          "Missing required parameter: 'messages[0].content[1].type'.", NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":2}]}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content[0].type",
+          "Invalid type for 'messages[0].content[0].type': expected a "
+          "string, but got an integer instead.",
+          NULL),
 };
 
 static void
