@@ -26,9 +26,14 @@ chat.completion (or a server-sent-events stream when the body says
         "error_after": 2,           # after this many events, drop the
                                     # connection abruptly (no [DONE], no
                                     # last chunk of the chunked encoding)
-        "error_event_after": 2      # after this many events, send an SSE
+        "error_event_after": 2,     # after this many events, send an SSE
                                     # error event data: {"error": {...}}
                                     # and end the stream (no [DONE])
+        "ignore_string_bound": true  # like an upstream that reads only
+                                    # integer bounds: max_completion_tokens
+                                    # (else max_tokens) as a JSON integer
+                                    # caps completion_tokens; any other
+                                    # value is ignored (usage as given)
     }
 
 The usage-only chunk ({"choices": [], "usage": {...}}) is sent only when the
@@ -283,6 +288,12 @@ class Handler(BaseHTTPRequestHandler):
         else:
             content = "Hello from the fake upstream."
         usage = _usage(spec)
+        if spec.get("ignore_string_bound") and usage is not None:
+            bound = req.get("max_completion_tokens", req.get("max_tokens"))
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                usage["completion_tokens"] = min(bound, int(usage["completion_tokens"]))
+                usage["total_tokens"] = (int(usage.get("prompt_tokens") or 0)
+                                         + usage["completion_tokens"])
         model = req.get("model", "fake")
         cid = "chatcmpl-fake-%d" % seq
         created = int(time.time())
