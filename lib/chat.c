@@ -395,6 +395,40 @@ release_limits(struct chat *c, int64_t total_tokens)
 	memset(&c->limits, 0, sizeof(c->limits));
 }
 
+/*
+ * The answer when d's estimate does not fit a tg_money (9.2e8 USD): the
+ * client's request is too large for the price, whoever set it.  The
+ * prompt (the body) is to blame if it overflows alone (413); otherwise the
+ * output bound, named by the field that set it, else by max_tokens, the
+ * field that would lower it (422).
+ */
+static enum tg_rc
+too_costly(const struct chat *c, const struct tg_deployment *d, int64_t prompt,
+           int64_t output, struct tg_err *err)
+{
+	const struct tg_value *mct =
+	        tg_req_field(c->req, F_MAX_COMPLETION_TOKENS);
+	const struct tg_value *mt = tg_req_field(c->req, F_MAX_TOKENS);
+	const char *field = "max_tokens";
+	struct tg_err ignored;
+	tg_money alone;
+
+	if (tg_pricing_estimate(&d->price, prompt, 0, &alone, &ignored) !=
+	    TG_OK)
+		return tg_err_set(err, TG_ERR_TOO_LARGE, "messages",
+		                  "Request too large for model=%s: the "
+		                  "worst-case cost of its %lld prompt tokens "
+		                  "is beyond what the ledger can hold",
+		                  d->model_name, (long long)prompt);
+	if (mct->given && (!mt->given || mct->num >= mt->num))
+		field = "max_completion_tokens";
+	return tg_err_set(err, TG_ERR_UNPROCESSABLE, field,
+	                  "%s=%lld is too large for model=%s: the "
+	                  "worst-case cost of the request is beyond what "
+	                  "the ledger can hold",
+	                  field, (long long)output, d->model_name);
+}
+
 /* Step 8: the worst case over every deployment that may serve it. */
 static enum tg_rc
 admit(struct chat *c, struct tg_err *err)
@@ -410,9 +444,9 @@ admit(struct chat *c, struct tg_err *err)
 
 		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
 		               &output);
-		rc = tg_pricing_estimate(&d->price, prompt, output, &est, err);
-		if (rc != TG_OK)
-			return rc;
+		if (tg_pricing_estimate(&d->price, prompt, output, &est, err) !=
+		    TG_OK)
+			return too_costly(c, d, prompt, output, err);
 		if (est > c->estimate)
 			c->estimate = est;
 	}
