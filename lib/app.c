@@ -567,6 +567,17 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 		enum json_tokener_error jerr;
 		size_t at;
 
+		/* json-c passes invalid UTF-8 through into strings, which
+		 * would then be forwarded and stored: refuse it here, once,
+		 * for every body. */
+		at = tg_utf8_valid_prefix(req->body, req->body_len);
+		if (at < req->body_len)
+			return tg_err_set(
+			        err, TG_ERR_BAD_REQUEST, NULL,
+			        "Invalid UTF-8 in the request body at "
+			        "byte %zu",
+			        at);
+
 		req->json = parse_json(req->body, req->body_len, &jerr, &at);
 		if (req->json == NULL &&
 		    memchr(req->body, '#', req->body_len)) {
@@ -592,6 +603,15 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			                ? "incomplete JSON"
 			                : json_tokener_error_desc(jerr),
 			        at);
+		/* A lone surrogate escape is valid JSON text but no
+		 * character: json-c would make it U+FFFD, changing the
+		 * prompt (or merging two ids) without a word. */
+		at = tg_json_lone_surrogate(req->body, req->body_len);
+		if (at < req->body_len)
+			return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,
+			                  "Invalid JSON body: \\u escape of a "
+			                  "lone UTF-16 surrogate at byte %zu",
+			                  at);
 	}
 	if (!json_object_is_type(req->json, json_type_object))
 		return tg_err_set(err, TG_ERR_BAD_REQUEST, NULL,

@@ -32,10 +32,11 @@
 const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS] = {
         {"model", TG_FIELD_STRING, 0},
         {"stream", TG_FIELD_BOOL, 0},
-        {"max_tokens", TG_FIELD_COUNT, 0},
-        {"max_completion_tokens", TG_FIELD_COUNT, 0},
+        {"max_tokens", TG_FIELD_TOKENS, 0},
+        {"max_completion_tokens", TG_FIELD_TOKENS, 0},
+        {"messages", TG_FIELD_MESSAGES, 0},
 };
-enum { F_MODEL, F_STREAM, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS };
+enum { F_MODEL, F_STREAM, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS, F_MESSAGES };
 
 static bool
 blank(const char *s)
@@ -164,12 +165,21 @@ tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 		*prompt_bound +=
 		        count_image_parts(messages) * TG_IMAGE_TOKENS_MAX;
 
-	if (json_object_object_get_ex(body, "max_completion_tokens", &v) &&
-	    v != NULL)
-		tg_decimal_parse(json_object_get_string(v), 0, &out);
-	if (out <= 0 && json_object_object_get_ex(body, "max_tokens", &v) &&
-	    v != NULL)
-		tg_decimal_parse(json_object_get_string(v), 0, &out);
+	/* Both given: the larger, as upstreams differ in which they honour
+	 * (OpenAI refuses the pair, older servers know only max_tokens).
+	 * The front line made each an integer in the body (TG_FIELD_TOKENS),
+	 * so the upstream sees the bound used here. */
+	for (size_t i = 0; i < 2; i++) {
+		static const char *const names[] = {"max_completion_tokens",
+		                                    "max_tokens"};
+		int64_t bound = 0;
+
+		if (json_object_object_get_ex(body, names[i], &v) &&
+		    v != NULL &&
+		    tg_decimal_parse(json_object_get_string(v), 0, &bound) &&
+		    bound > out)
+			out = bound;
+	}
 	if (out <= 0)
 		out = d->price.max_output_tokens;
 	if (out <= 0)
@@ -386,6 +396,40 @@ release_limits(struct chat *c, int64_t total_tokens)
 	memset(&c->limits, 0, sizeof(c->limits));
 }
 
+/*
+ * The answer when d's estimate does not fit a tg_money (9.2e8 USD): the
+ * client's request is too large for the price, whoever set it.  The
+ * prompt (the body) is to blame if it overflows alone (413); otherwise the
+ * output bound, named by the field that set it, else by max_tokens, the
+ * field that would lower it (422).
+ */
+static enum tg_rc
+too_costly(const struct chat *c, const struct tg_deployment *d, int64_t prompt,
+           int64_t output, struct tg_err *err)
+{
+	const struct tg_value *mct =
+	        tg_req_field(c->req, F_MAX_COMPLETION_TOKENS);
+	const struct tg_value *mt = tg_req_field(c->req, F_MAX_TOKENS);
+	const char *field = "max_tokens";
+	struct tg_err ignored;
+	tg_money alone;
+
+	if (tg_pricing_estimate(&d->price, prompt, 0, &alone, &ignored) !=
+	    TG_OK)
+		return tg_err_set(err, TG_ERR_TOO_LARGE, "messages",
+		                  "Request too large for model=%s: the "
+		                  "worst-case cost of its %lld prompt tokens "
+		                  "is beyond what the ledger can hold",
+		                  d->model_name, (long long)prompt);
+	if (mct->given && (!mt->given || mct->num >= mt->num))
+		field = "max_completion_tokens";
+	return tg_err_set(err, TG_ERR_UNPROCESSABLE, field,
+	                  "%s=%lld is too large for model=%s: the "
+	                  "worst-case cost of the request is beyond what "
+	                  "the ledger can hold",
+	                  field, (long long)output, d->model_name);
+}
+
 /* Step 8: the worst case over every deployment that may serve it. */
 static enum tg_rc
 admit(struct chat *c, struct tg_err *err)
@@ -402,9 +446,9 @@ admit(struct chat *c, struct tg_err *err)
 
 		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
 		               &output);
-		rc = tg_pricing_estimate(&d->price, prompt, output, &est, err);
-		if (rc != TG_OK)
-			return rc;
+		if (tg_pricing_estimate(&d->price, prompt, output, &est, err) !=
+		    TG_OK)
+			return too_costly(c, d, prompt, output, err);
 		if (est > c->estimate)
 			c->estimate = est;
 	}
@@ -643,7 +687,6 @@ enum tg_rc
 tg_chat_handle(struct tg_req *req, struct tg_err *err)
 {
 	struct chat c;
-	struct json_object *messages;
 	enum tg_rc rc;
 	bool streamed;
 
@@ -655,16 +698,10 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 	streamed = tg_req_field(req, F_STREAM)->given &&
 	           tg_req_field(req, F_STREAM)->num;
 
-	if (!json_object_object_get_ex(c.body, "messages", &messages) ||
-	    messages == NULL) {
+	/* The shape of messages was checked at the front line. */
+	if (!tg_req_field(req, F_MESSAGES)->given) {
 		rc = tg_err_set(err, TG_ERR_BAD_REQUEST, "messages",
 		                "Missing required field: messages");
-		goto out;
-	}
-	if (!json_object_is_type(messages, json_type_array) ||
-	    json_object_array_length(messages) == 0) {
-		rc = tg_err_set(err, TG_ERR_UNPROCESSABLE, "messages",
-		                "messages must be a non-empty array");
 		goto out;
 	}
 	/* The ledger is not optional: without the database nothing is sent

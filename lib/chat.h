@@ -34,8 +34,9 @@ enum tg_rc tg_chat_customer_id(const char *hdr_customer,
 
 /*
  * Upper bounds of a request's tokens (SPEC 4.3): prompt = body bytes +
- * TG_IMAGE_TOKENS_MAX per image part; output = max_completion_tokens, else
- * max_tokens, else the model's max_output_tokens, else default_max_tokens.
+ * TG_IMAGE_TOKENS_MAX per image part; output = max_completion_tokens or
+ * max_tokens (the larger when both are given), else the model's
+ * max_output_tokens, else default_max_tokens.
  */
 void tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
                     struct json_object *body, size_t body_len,
@@ -50,7 +51,7 @@ void tg_chat_shuffle(size_t *idx, size_t n);
 /* The handler of /chat/completions and /v1/chat/completions.  Its field
  * table is tg_chat_fields. */
 enum tg_rc tg_chat_handle(struct tg_req *req, struct tg_err *err);
-#define TG_CHAT_NFIELDS 4
+#define TG_CHAT_NFIELDS 5
 extern const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS];
 
 #endif

@@ -74,6 +74,110 @@ check_string(const struct tg_field *f, struct json_object *v,
 	return TG_OK;
 }
 
+/* OpenAI's words for the type of a value in its "Invalid type" errors. */
+static const char *
+type_phrase(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_null: return "null";
+	case json_type_boolean: return "a boolean";
+	case json_type_int: return "an integer";
+	case json_type_double: return "a decimal";
+	case json_type_string: return "a string";
+	case json_type_object: return "an object";
+	case json_type_array: return "an array";
+	}
+	return "a value";
+}
+
+/* Whether v is present and not JSON null. */
+static bool
+member(struct json_object *obj, const char *key, struct json_object **v)
+{
+	return json_object_object_get_ex(obj, key, v) && *v != NULL;
+}
+
+/*
+ * The shape of chat messages (OpenAI's): each an object with a string
+ * "role"; "content" absent, null (an assistant message with tool_calls), a
+ * string, or an array of parts, each an object with a string "type".  What
+ * a role or part type means is the upstream's to judge; this only keeps
+ * values that no upstream takes from being forwarded (or counted).
+ */
+static enum tg_rc
+check_messages(const struct tg_field *f, struct json_object *v,
+               struct tg_err *err)
+{
+	struct json_object *bad;
+	char where[64];
+	size_t n;
+
+	if (!json_object_is_type(v, json_type_array) ||
+	    json_object_array_length(v) == 0)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+		                  "%s must be a non-empty array", f->name);
+	n = json_object_array_length(v);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *m = json_object_array_get_idx(v, i);
+		struct json_object *role, *content;
+
+		snprintf(where, sizeof(where), "%s[%zu]", f->name, i);
+		bad = m;
+		if (!json_object_is_type(m, json_type_object))
+			goto not_object;
+		snprintf(where, sizeof(where), "%s[%zu].role", f->name, i);
+		if (!member(m, "role", &role))
+			goto missing;
+		if (!json_object_is_type(role, json_type_string))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, where,
+			                  "Invalid type for '%s': expected a "
+			                  "string, but got %s instead.",
+			                  where, type_phrase(role));
+		if (!member(m, "content", &content) ||
+		    json_object_is_type(content, json_type_string))
+			continue;
+		snprintf(where, sizeof(where), "%s[%zu].content", f->name, i);
+		if (!json_object_is_type(content, json_type_array))
+			return tg_err_set(
+			        err, TG_ERR_UNPROCESSABLE, where,
+			        "Invalid type for '%s': expected one "
+			        "of a string or array of objects, but "
+			        "got %s instead.",
+			        where, type_phrase(content));
+		for (size_t j = 0; j < json_object_array_length(content); j++) {
+			struct json_object *part =
+			        json_object_array_get_idx(content, j);
+			struct json_object *type;
+
+			snprintf(where, sizeof(where), "%s[%zu].content[%zu]",
+			         f->name, i, j);
+			bad = part;
+			if (!json_object_is_type(part, json_type_object))
+				goto not_object;
+			snprintf(where, sizeof(where),
+			         "%s[%zu].content[%zu].type", f->name, i, j);
+			if (!member(part, "type", &type))
+				goto missing;
+			if (!json_object_is_type(type, json_type_string))
+				return tg_err_set(
+				        err, TG_ERR_UNPROCESSABLE, where,
+				        "Invalid type for '%s': expected a "
+				        "string, but got %s instead.",
+				        where, type_phrase(type));
+		}
+	}
+	return TG_OK;
+
+not_object:
+	return tg_err_set(err, TG_ERR_UNPROCESSABLE, where,
+	                  "Invalid type for '%s': expected an object, but got "
+	                  "%s instead.",
+	                  where, type_phrase(bad));
+missing:
+	return tg_err_set(err, TG_ERR_UNPROCESSABLE, where,
+	                  "Missing required parameter: '%s'.", where);
+}
+
 static enum tg_rc
 check_value(const struct tg_field *f, struct json_object *v,
             struct tg_value *out, struct tg_err *err)
@@ -122,6 +226,24 @@ check_value(const struct tg_field *f, struct json_object *v,
 			                  "Received: %s",
 			                  f->name, shown);
 		}
+		return TG_OK;
+	case TG_FIELD_TOKENS:
+		/* Any exact spelling of an integer, as for COUNT ("5", 5.0,
+		 * 5e0); " 5", 5.5 and 0 are refused. */
+		text = number_text(v);
+		if (text == NULL || !tg_decimal_parse(text, 0, &out->num) ||
+		    out->num < 1 || out->num > TG_FIELD_TOKENS_MAX) {
+			received(v, shown, sizeof(shown));
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be an integer from 1 to %d. "
+			                  "Received: %s",
+			                  f->name, TG_FIELD_TOKENS_MAX, shown);
+		}
+		return TG_OK;
+	case TG_FIELD_MESSAGES:
+		if ((rc = check_messages(f, v, err)) != TG_OK)
+			return rc;
+		out->json = v;
 		return TG_OK;
 	case TG_FIELD_BOOL:
 		if (!json_object_is_type(v, json_type_boolean))
@@ -214,6 +336,13 @@ tg_fields_from_json(const struct tg_field *fields, size_t n,
 			if (rc != TG_OK)
 				goto out;
 			vals[i].given = true;
+			/* The upstream gets the bound the estimate used: an
+			 * upstream may ignore "5" where it honours 5. */
+			if (fields[i].kind == TG_FIELD_TOKENS &&
+			    !json_object_is_type(v, json_type_int))
+				json_object_object_add(
+				        obj, fields[i].name,
+				        json_object_new_int64(vals[i].num));
 		}
 		if ((fields[i].flags & TG_FIELD_REQUIRED) && !vals[i].given) {
 			rc = tg_err_set(

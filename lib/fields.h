@@ -29,7 +29,19 @@ enum tg_field_kind {
 	TG_FIELD_OBJECT,   /* a JSON object -> json */
 	TG_FIELD_ID_LIST,  /* a non-empty array of ids -> json */
 	TG_FIELD_TIME,     /* ISO 8601 UTC -> num (Unix seconds) */
+	TG_FIELD_TOKENS,   /* a token bound: integer 1..TG_FIELD_TOKENS_MAX
+	                      -> num; the body's value becomes that integer */
+	TG_FIELD_MESSAGES, /* chat messages: a non-empty array of objects
+	                      with a string role -> json */
 };
+
+/*
+ * The largest token bound accepted.  Some upstream servers (llama.cpp) read
+ * the bound into a 32-bit int (a larger one could wrap), no model writes
+ * 2^31 tokens, and with it the budget estimate (SPEC 4.3) of any price up to
+ * 0.42 USD per token fits the ledger's int64 amounts.
+ */
+#define TG_FIELD_TOKENS_MAX INT32_MAX
 
 #define TG_FIELD_REQUIRED 0x1u
 
@@ -51,9 +63,12 @@ struct tg_value {
 
 /*
  * Validate obj (a JSON object) against fields[0..n) into out[0..n).
- * A wrong type or range: TG_ERR_UNPROCESSABLE with param = the field; a
- * missing required field: TG_ERR_UNPROCESSABLE "Missing required field:
- * <name>".  out is fully written only on success.
+ * A wrong type or range: TG_ERR_UNPROCESSABLE with param = the field (for
+ * MESSAGES the element: "messages[2].content"); a missing required field:
+ * TG_ERR_UNPROCESSABLE "Missing required field: <name>".  out is fully
+ * written only on success.  A TOKENS value given in another spelling ("5",
+ * 5.0, "5e0") is replaced in obj by the JSON integer, so that what is
+ * forwarded is the number that was validated.
  */
 enum tg_rc tg_fields_from_json(const struct tg_field *fields, size_t n,
                                struct json_object *obj, struct tg_value *out,

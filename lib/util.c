@@ -301,8 +301,8 @@ tg_memeq_const_time(const void *a, size_t alen, const void *b, size_t blen)
 
 /* ---- UTF-8 -------------------------------------------------------------- */
 
-bool
-tg_utf8_valid(const char *s, size_t len)
+size_t
+tg_utf8_valid_prefix(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
@@ -314,7 +314,19 @@ tg_utf8_valid(const char *s, size_t len)
 		size_t n, k;
 
 		if (c < 0x80) {
-			i++;
+			/* Bodies are mostly ASCII: skip it 16 bytes at a
+			 * time (memcpy is one unaligned load). */
+			uint64_t w[2];
+
+			while (len - i >= sizeof(w)) {
+				memcpy(w, p + i, sizeof(w));
+				if (((w[0] | w[1]) & 0x8080808080808080ULL) !=
+				    0)
+					break;
+				i += sizeof(w);
+			}
+			while (i < len && p[i] < 0x80)
+				i++;
 			continue;
 		}
 		if (c >= 0xc2 && c <= 0xdf) {
@@ -332,18 +344,68 @@ tg_utf8_valid(const char *s, size_t len)
 			else if (c == 0xf4)
 				hi = 0x8f; /* above U+10FFFF */
 		} else {
-			return false; /* 0x80..0xc1, 0xf5..0xff */
+			return i; /* 0x80..0xc1, 0xf5..0xff */
 		}
 		if (len - i - 1 < n)
-			return false; /* truncated */
+			return i; /* truncated */
 		if (p[i + 1] < lo || p[i + 1] > hi)
-			return false;
+			return i;
 		for (k = 2; k <= n; k++)
 			if (p[i + k] < 0x80 || p[i + k] > 0xbf)
-				return false;
+				return i;
 		i += n + 1;
 	}
-	return true;
+	return len;
+}
+
+bool
+tg_utf8_valid(const char *s, size_t len)
+{
+	return tg_utf8_valid_prefix(s, len) == len;
+}
+
+/* The value of the 4 hex digits at s, or -1. */
+static long
+hex4(const char *s)
+{
+	long v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int h = tg_hexval((unsigned char)s[i]);
+
+		if (h < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+size_t
+tg_json_lone_surrogate(const char *s, size_t len)
+{
+	const char *p = s, *end = s + len;
+
+	/* Every backslash of a JSON text starts an escape of two bytes, or
+	 * of six for \uXXXX; a pair is \uD8xx-\uDBxx then \uDCxx-\uDFxx. */
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+		long u, low;
+
+		if (end - p < 6 || p[1] != 'u' || (u = hex4(p + 2)) < 0) {
+			p += end - p < 2 ? 1 : 2;
+			continue;
+		}
+		if (u >= 0xdc00 && u <= 0xdfff)
+			return (size_t)(p - s);
+		if (u >= 0xd800 && u <= 0xdbff) {
+			if (end - p < 12 || p[6] != '\\' || p[7] != 'u' ||
+			    (low = hex4(p + 8)) < 0xdc00 || low > 0xdfff)
+				return (size_t)(p - s);
+			p += 12;
+			continue;
+		}
+		p += 6;
+	}
+	return len;
 }
 
 /* ---- time --------------------------------------------------------------- */

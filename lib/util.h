@@ -35,6 +35,18 @@ int tg_hexval(int c);
 
 /* true if s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 bool tg_utf8_valid(const char *s, size_t len);
+/* The length of the longest valid UTF-8 prefix of s[0..len): len when all
+ * of it is valid, else the offset of the first bad sequence.  Linear, with
+ * a fast path for ASCII (the front line runs it on 10 MiB bodies). */
+size_t tg_utf8_valid_prefix(const char *s, size_t len);
+/*
+ * The offset in the JSON text s[0..len) of the first \u escape of a lone
+ * surrogate (\uD800-\uDFFF not forming a high-low pair), or len if none.
+ * Such an escape names no Unicode character (json-c would silently make it
+ * U+FFFD).  Escapes are followed from backslash to backslash, so "\\uD800"
+ * (an escaped backslash, then text) is not one.
+ */
+size_t tg_json_lone_surrogate(const char *s, size_t len);
 
 /* "2026-12-01T00:00:00Z" for t (UTC) into buf (21 bytes). */
 void tg_time_iso8601(time_t t, char buf[21]);

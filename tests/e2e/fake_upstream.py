@@ -29,11 +29,16 @@ chat.completion (or a server-sent-events stream when the body says
         "error_event_after": 2,     # after this many events, send an SSE
                                     # error event data: {"error": {...}}
                                     # and end the stream (no [DONE])
-        "end_after": 2              # after this many events, end the
+        "end_after": 2,             # after this many events, end the
                                     # response cleanly (last chunk of the
                                     # chunked encoding) with no finish
                                     # chunk and no [DONE]: a stream cut
                                     # off by something in between
+        "ignore_string_bound": true  # like an upstream that reads only
+                                    # integer bounds: max_completion_tokens
+                                    # (else max_tokens) as a JSON integer
+                                    # caps completion_tokens; any other
+                                    # value is ignored (usage as given)
     }
 
 The usage-only chunk ({"choices": [], "usage": {...}}) is sent only when the
@@ -288,6 +293,12 @@ class Handler(BaseHTTPRequestHandler):
         else:
             content = "Hello from the fake upstream."
         usage = _usage(spec)
+        if spec.get("ignore_string_bound") and usage is not None:
+            bound = req.get("max_completion_tokens", req.get("max_tokens"))
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                usage["completion_tokens"] = min(bound, int(usage["completion_tokens"]))
+                usage["total_tokens"] = (int(usage.get("prompt_tokens") or 0)
+                                         + usage["completion_tokens"])
         model = req.get("model", "fake")
         cid = "chatcmpl-fake-%d" % seq
         created = int(time.time())

@@ -1228,6 +1228,14 @@ class Env:
                        "got %r" % (e.get("param"),), where=where)
         return ok
 
+    STORED_TABLES = ("customers", "spend_logs", "reservations", "rate_windows", "in_flight")
+
+    def stored_counts(self):
+        """The row count of every table a request can write to (a dict),
+        to show that a refused request stored nothing."""
+        return {tb: int(self.sql("SELECT COUNT(*) FROM %s" % tb)[0][0])
+                for tb in self.STORED_TABLES}
+
 
 def parse_cgi_output(out, elapsed=0.0):
     """Split a CGI answer: headers (Status: gives the status, 200 if none)

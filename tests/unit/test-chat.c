@@ -2,9 +2,13 @@
  * test-chat: customer id resolution (SPEC 4.1) and the admission estimate
  * bounds (SPEC 4.3).
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chat.h"
+#include "fields.h"
+#include "upstream.h"
 #include "../tap.h"
 
 struct id_row {
@@ -120,7 +124,15 @@ test_bounds(void)
 	       "70}";
 	b = json_tokener_parse(text);
 	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
-	is_int(70, output, "max_completion_tokens wins over max_tokens");
+	is_int(70, output, "both bounds: the larger (max_completion_tokens)");
+	json_object_put(b);
+
+	/* An upstream may honour either: the estimate covers both. */
+	text = "{\"messages\":[],\"max_tokens\":90,\"max_completion_tokens\":"
+	       "70}";
+	b = json_tokener_parse(text);
+	tg_chat_bounds(&cfg, &d, b, strlen(text), &prompt, &output);
+	is_int(90, output, "both bounds: the larger (max_tokens)");
 	json_object_put(b);
 
 	text = "{\"messages\":[{\"role\":\"user\",\"content\":["
@@ -132,6 +144,90 @@ test_bounds(void)
 	is_int((long long)strlen(text) + 2 * TG_IMAGE_TOKENS_MAX, prompt,
 	       "each image part adds the worst case");
 	json_object_put(b);
+}
+
+/*
+ * Issue 6: "max_tokens": "1" was reserved as 1 token but forwarded as the
+ * string "1", which an upstream may ignore.  Through the chat field table
+ * (the front line) every accepted spelling reaches every provider's body
+ * as the JSON integer the estimate used.
+ */
+static void
+test_forwarded_bounds(void)
+{
+	static const struct {
+		int line;
+		const char *field, *value; /* the client's spelling */
+		long long bound;
+	} rows[] = {
+	        R("max_tokens", "\"1\"", 1),
+	        R("max_tokens", "1.0", 1),
+	        R("max_tokens", "\"1e3\"", 1000),
+	        R("max_tokens", "7", 7),
+	        R("max_completion_tokens", "\"1\"", 1),
+	        R("max_completion_tokens", "\"2.5e1\"", 25),
+	        R("max_completion_tokens", "2147483647", 2147483647LL),
+	};
+	static const enum tg_provider providers[] = {
+	        TG_PROVIDER_OPENAI, TG_PROVIDER_AZURE, TG_PROVIDER_MISTRAL,
+	        TG_PROVIDER_MOCK};
+	struct tg_config cfg;
+	struct tg_deployment d;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.default_max_tokens = 4096;
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char text[256];
+		struct json_object *body;
+		struct tg_value vals[TG_CHAT_NFIELDS];
+		struct tg_err err;
+		int64_t prompt, output;
+		enum tg_rc rc;
+
+		snprintf(text, sizeof(text),
+		         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+		         "\"content\":\"hi\"}],\"%s\":%s}",
+		         rows[i].field, rows[i].value);
+		body = json_tokener_parse(text);
+		tg_err_clear(&err);
+		rc = tg_fields_from_json(tg_chat_fields, TG_CHAT_NFIELDS, body,
+		                         vals, &err);
+		tap_ok(rc == TG_OK, __FILE__, rows[i].line,
+		       "%s: %s is accepted (%s)", rows[i].field, rows[i].value,
+		       err.message);
+		memset(&d, 0, sizeof(d));
+		tg_chat_bounds(&cfg, &d, body, strlen(text), &prompt, &output);
+		tap_ok(output == rows[i].bound, __FILE__, rows[i].line,
+		       "%s: %s is an output bound of %lld (got %lld)",
+		       rows[i].field, rows[i].value, rows[i].bound,
+		       (long long)output);
+		for (size_t p = 0; p < sizeof(providers) / sizeof(providers[0]);
+		     p++) {
+			/* Mistral knows only max_tokens (SPEC 7). */
+			const char *sent = providers[p] == TG_PROVIDER_MISTRAL
+			                           ? "max_tokens"
+			                           : rows[i].field;
+			struct json_object *up, *v = NULL;
+			size_t len;
+			char *up_text;
+
+			d.provider = providers[p];
+			d.upstream_model = (char *)"up";
+			up_text = tg_upstream_body(&d, body, &len);
+			up = json_tokener_parse(up_text);
+			json_object_object_get_ex(up, sent, &v);
+			tap_ok(json_object_is_type(v, json_type_int) &&
+			               json_object_get_int64(v) == output,
+			       __FILE__, rows[i].line,
+			       "provider %d gets %s: %lld as a JSON integer "
+			       "(got %s)",
+			       (int)providers[p], sent, (long long)output,
+			       up_text);
+			json_object_put(up);
+			free(up_text);
+		}
+		json_object_put(body);
+	}
 }
 
 /* The deployment picker: a permutation every time, every order seen,
@@ -176,6 +272,7 @@ main(void)
 {
 	test_ids();
 	test_bounds();
+	test_forwarded_bounds();
 	test_shuffle();
 	return done_testing();
 }

@@ -149,6 +149,179 @@ test_query(void)
 	free(storage);
 }
 
+/* ---- token bounds and chat messages (SPEC 4.3, issue 6) ----------------- */
+
+static const struct tg_field chat_table[] = {
+        {"max_tokens", TG_FIELD_TOKENS, 0},
+        {"messages", TG_FIELD_MESSAGES, 0},
+};
+
+struct chat_row {
+	int line;
+	const char *json;
+	enum tg_rc rc;
+	const char *param;   /* on failure */
+	const char *message; /* on failure: the exact message, or NULL */
+	const char *after;   /* on success: obj as JSON text afterwards */
+};
+
+#define M "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]"
+#define BAD_TOKENS(v)                                                          \
+	"max_tokens must be an integer from 1 to 2147483647. Received: " v
+
+static const struct chat_row chat_rows[] = {
+        /* Every exact spelling of an integer becomes the JSON integer. */
+        R("{\"max_tokens\":1}", TG_OK, NULL, NULL, "{\"max_tokens\":1}"),
+        R("{\"max_tokens\":\"1\"}", TG_OK, NULL, NULL, "{\"max_tokens\":1}"),
+        R("{\"max_tokens\":1.0}", TG_OK, NULL, NULL, "{\"max_tokens\":1}"),
+        R("{\"max_tokens\":\"1e3\"}", TG_OK, NULL, NULL,
+          "{\"max_tokens\":1000}"),
+        R("{\"max_tokens\":1.5e1}", TG_OK, NULL, NULL, "{\"max_tokens\":15}"),
+        R("{\"max_tokens\":\"+7\",\"x\":1}", TG_OK, NULL, NULL,
+          "{\"max_tokens\":7,\"x\":1}"),
+        R("{\"max_tokens\":2147483647}", TG_OK, NULL, NULL,
+          "{\"max_tokens\":2147483647}"),
+        R("{\"max_tokens\":\"2147483647\"}", TG_OK, NULL, NULL,
+          "{\"max_tokens\":2147483647}"),
+        R("{\"max_tokens\":null}", TG_OK, NULL, NULL, "{\"max_tokens\":null}"),
+        /* Refused: not an integer, below 1, above the ceiling. */
+        R("{\"max_tokens\":\" 1\"}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS(" 1"), NULL),
+        R("{\"max_tokens\":\"1 \"}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+        R("{\"max_tokens\":1.5}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS("1.5"), NULL),
+        R("{\"max_tokens\":0}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS("0"), NULL),
+        R("{\"max_tokens\":\"0\"}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+        R("{\"max_tokens\":\"-0\"}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+        R("{\"max_tokens\":-1}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS("-1"), NULL),
+        R("{\"max_tokens\":2147483648}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS("2147483648"), NULL),
+        R("{\"max_tokens\":1.6e15}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS("1.6e15"), NULL),
+        R("{\"max_tokens\":\"1600000000000000\"}", TG_ERR_UNPROCESSABLE,
+          "max_tokens", BAD_TOKENS("1600000000000000"), NULL),
+        R("{\"max_tokens\":1e300}", TG_ERR_UNPROCESSABLE, "max_tokens",
+          BAD_TOKENS("1e300"), NULL),
+        R("{\"max_tokens\":99999999999999999999999}", TG_ERR_UNPROCESSABLE,
+          "max_tokens", NULL, NULL),
+        R("{\"max_tokens\":\"\"}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+        R("{\"max_tokens\":\"0x10\"}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+        R("{\"max_tokens\":true}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+        R("{\"max_tokens\":[5]}", TG_ERR_UNPROCESSABLE, "max_tokens", NULL,
+          NULL),
+
+        /* Messages: the shapes OpenAI accepts pass unchanged. */
+        R("{" M "}", TG_OK, NULL, NULL, "{" M "}"),
+        R("{\"messages\":[{\"role\":\"assistant\",\"content\":null,"
+          "\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\"}]},"
+          "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"4\"}]}",
+          TG_OK, NULL, NULL, NULL),
+        R("{\"messages\":[{\"role\":\"assistant\",\"tool_calls\":[]}]}", TG_OK,
+          NULL, NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+          "\"text\",\"text\":\"a\"},{\"type\":\"image_url\",\"image_url\":"
+          "{\"url\":\"u\"}}]}]}",
+          TG_OK, NULL, NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[]}]}", TG_OK, NULL,
+          NULL, NULL),
+        R("{\"messages\":null}", TG_OK, NULL, NULL, NULL),
+        /* Refused, with OpenAI's words and the element as param. */
+        R("{\"messages\":[]}", TG_ERR_UNPROCESSABLE, "messages",
+          "messages must be a non-empty array", NULL),
+        R("{\"messages\":\"hi\"}", TG_ERR_UNPROCESSABLE, "messages", NULL,
+          NULL),
+        R("{\"messages\":[1]}", TG_ERR_UNPROCESSABLE, "messages[0]",
+          "Invalid type for 'messages[0]': expected an object, but got an "
+          "integer instead.",
+          NULL),
+        R("{\"messages\":[null]}", TG_ERR_UNPROCESSABLE, "messages[0]",
+          "Invalid type for 'messages[0]': expected an object, but got null "
+          "instead.",
+          NULL),
+        R("{\"messages\":[[]]}", TG_ERR_UNPROCESSABLE, "messages[0]",
+          "Invalid type for 'messages[0]': expected an object, but got an "
+          "array instead.",
+          NULL),
+        R("{\"messages\":[{}]}", TG_ERR_UNPROCESSABLE, "messages[0].role",
+          "Missing required parameter: 'messages[0].role'.", NULL),
+        R("{\"messages\":[{\"role\":null,\"content\":\"x\"}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].role", NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":1}]}",
+          TG_ERR_UNPROCESSABLE, "messages[1].role",
+          "Invalid type for 'messages[1].role': expected a string, but got "
+          "an integer instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":5}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content",
+          "Invalid type for 'messages[0].content': expected one of a string "
+          "or array of objects, but got an integer instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":{\"x\":1}}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content",
+          "Invalid type for 'messages[0].content': expected one of a string "
+          "or array of objects, but got an object instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":true}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content", NULL, NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[1]}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content[0]",
+          "Invalid type for 'messages[0].content[0]': expected an object, "
+          "but got an integer instead.",
+          NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+          "\"text\",\"text\":\"a\"},{\"text\":\"b\"}]}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content[1].type",
+          "Missing required parameter: 'messages[0].content[1].type'.", NULL),
+        R("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":2}]}]}",
+          TG_ERR_UNPROCESSABLE, "messages[0].content[0].type",
+          "Invalid type for 'messages[0].content[0].type': expected a "
+          "string, but got an integer instead.",
+          NULL),
+};
+
+static void
+test_chat_fields(void)
+{
+	enum { N = sizeof(chat_table) / sizeof(chat_table[0]) };
+
+	for (size_t i = 0; i < sizeof(chat_rows) / sizeof(chat_rows[0]); i++) {
+		const struct chat_row *r = &chat_rows[i];
+		struct json_object *obj = json_tokener_parse(r->json);
+		struct tg_value vals[N];
+		struct tg_err err;
+		enum tg_rc rc;
+
+		tg_err_clear(&err);
+		rc = tg_fields_from_json(chat_table, N, obj, vals, &err);
+		if (!tap_ok(rc == r->rc, __FILE__, r->line, "%s -> %s", r->json,
+		            tg_rc_str(r->rc)))
+			diag("got %s: %s", tg_rc_str(rc), err.message);
+		if (rc != TG_OK && r->param != NULL)
+			tap_ok(strcmp(err.param, r->param) == 0, __FILE__,
+			       r->line, "param is %s (got %s)", r->param,
+			       err.param);
+		if (rc != TG_OK && r->message != NULL)
+			tap_ok(strcmp(err.message, r->message) == 0, __FILE__,
+			       r->line, "message is \"%s\" (got \"%s\")",
+			       r->message, err.message);
+		if (rc == TG_OK && r->after != NULL) {
+			const char *got = json_object_to_json_string_ext(
+			        obj, JSON_C_TO_STRING_PLAIN);
+			tap_ok(strcmp(got, r->after) == 0, __FILE__, r->line,
+			       "body afterwards %s (got %s)", r->after, got);
+		}
+		json_object_put(obj);
+	}
+}
+
 int
 main(void)
 {
@@ -195,5 +368,6 @@ main(void)
 	}
 	test_ids();
 	test_query();
+	test_chat_fields();
 	return done_testing();
 }

@@ -200,6 +200,86 @@ test_utf8(void)
 	}
 }
 
+/* The offset of the first bad sequence, wherever it falls against the
+ * 16-byte steps of the ASCII fast path. */
+static void
+test_utf8_prefix(void)
+{
+	static const struct {
+		const char *bad;
+		size_t len;
+	} bads[] = {{"\xff", 1},     {"\x80", 1},         {"\xc3", 1},
+	            {"\xe2\x82", 2}, {"\xed\xa0\x80", 3}, {"\xf0\x9f\x98", 3}};
+	char buf[80];
+	bool all = true;
+
+	for (size_t b = 0; b < sizeof(bads) / sizeof(bads[0]); b++)
+		for (size_t at = 0; at + bads[b].len + 8 <= sizeof(buf); at++) {
+			size_t len = at + bads[b].len + 8, got;
+
+			memset(buf, 'a', sizeof(buf));
+			if (at >= 2) /* a valid character just before */
+				memcpy(buf + at - 2, "\xc3\xa9", 2);
+			memcpy(buf + at, bads[b].bad, bads[b].len);
+			got = tg_utf8_valid_prefix(buf, len);
+			if (got != at) {
+				all = false;
+				diag("bad sequence %zu at %zu: got %zu", b, at,
+				     got);
+			}
+		}
+	ok(all, "tg_utf8_valid_prefix gives the offset of the first bad "
+	        "sequence at every position");
+	memset(buf, 'a', sizeof(buf));
+	is_int(sizeof(buf), tg_utf8_valid_prefix(buf, sizeof(buf)),
+	       "all ASCII: the whole length");
+	is_int(0, tg_utf8_valid_prefix(buf, 0), "empty: 0");
+	is_int(9, tg_utf8_valid_prefix("caf\xc3\xa9\xf0\x9f\x98\x80", 9),
+	       "multi-byte characters: the whole length");
+	is_int(3, tg_utf8_valid_prefix("caf\xc3\xa9", 4),
+	       "a character cut by len: its offset");
+}
+
+struct surrogate_row {
+	int line;
+	const char *json;
+	long want; /* offset, -1: none */
+};
+
+static const struct surrogate_row surrogate_rows[] = {
+        {ROW, "{\"s\":\"plain\"}", -1},
+        {ROW, "{\"s\":\"\\uD83D\\uDE00\"}", -1},        /* a pair: U+1F600 */
+        {ROW, "{\"s\":\"\\ud83d\\ude00\"}", -1},        /* lowercase */
+        {ROW, "{\"s\":\"\\u00e9\\uFFFD\\u0000\"}", -1}, /* not surrogates */
+        {ROW, "{\"s\":\"\\uD800\"}", 6},
+        {ROW, "{\"s\":\"a\\uDC00\"}", 7},              /* low alone */
+        {ROW, "{\"s\":\"\\uDBFF\\u0041\"}", 6},        /* high, then no low */
+        {ROW, "{\"s\":\"\\uD800\\uD800\\uDC00\"}", 6}, /* high, high-low */
+        {ROW, "{\"s\":\"\\uDE00\\uD83D\"}", 6},        /* reversed pair */
+        {ROW, "{\"s\":\"x\\uD800", 7},                 /* at the end */
+        {ROW, "{\"s\":\"\\\\uD800\"}", -1},            /* escaped backslash */
+        {ROW, "{\"s\":\"\\\\\\uD800\"}", 8},           /* then a real one */
+        {ROW, "{\"s\":\"\\n\\\"\\/\\uD7FF\\uE000\"}", -1},
+        {ROW, "{\"s\":\"\\u12\"}", -1}, /* not an escape json-c takes */
+        {ROW, "\\", -1},
+};
+
+static void
+test_lone_surrogate(void)
+{
+	for (size_t i = 0;
+	     i < sizeof(surrogate_rows) / sizeof(surrogate_rows[0]); i++) {
+		const struct surrogate_row *r = &surrogate_rows[i];
+		size_t len = strlen(r->json);
+		size_t want = r->want < 0 ? len : (size_t)r->want;
+		size_t got = tg_json_lone_surrogate(r->json, len);
+
+		tap_ok(got == want, __FILE__, r->line,
+		       "lone surrogate in %s at %ld (got %zu)", r->json,
+		       r->want, got);
+	}
+}
+
 struct time_row {
 	int line;
 	const char *iso; /* input to parse_iso8601 */
@@ -356,6 +436,8 @@ main(void)
 	test_uuid();
 	test_memeq();
 	test_utf8();
+	test_utf8_prefix();
+	test_lone_surrogate();
 	test_time();
 	test_clock_alloc();
 	return done_testing();
