@@ -50,6 +50,7 @@ import threading
 import time
 import traceback
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -572,6 +573,23 @@ def exact_chat_body(model, user, max_tokens, content="hi", extra=None, fake=None
             return body, n
         n = len(body)
     raise RuntimeError("exact_chat_body did not converge")
+
+
+def parallel(n_workers, jobs):
+    """Run the callables in jobs on n_workers threads, released together."""
+    go = threading.Event()
+
+    def wrap(job):
+        go.wait()
+        try:
+            return job()
+        except Exception as e:  # a transport error is a result too
+            return e
+
+    with ThreadPoolExecutor(max_workers=n_workers) as ex:
+        futs = [ex.submit(wrap, j) for j in jobs]
+        go.set()
+        return [f.result() for f in futs]
 
 
 def wait_for(fn, timeout=10.0, interval=0.1):

@@ -33,7 +33,7 @@ import time
 sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
-from concurrency import parallel  # noqa: E402
+from harness import parallel  # noqa: E402
 from harness import Decimal, cost, dec  # noqa: E402
 
 HOLD_TIMEOUT = 3  # the deployment's timeout: a hold lasts 3 + 1 s

@@ -18,32 +18,14 @@ import collections
 import json
 import os
 import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+from harness import parallel  # noqa: E402
 from harness import Decimal, cost  # noqa: E402
 
 CALLS = 50
-
-
-def parallel(n_workers, jobs):
-    """Run the callables in jobs on n_workers threads, released together."""
-    go = threading.Event()
-
-    def wrap(job):
-        go.wait()
-        try:
-            return job()
-        except Exception as e:  # a transport error is a result too
-            return e
-
-    with ThreadPoolExecutor(max_workers=n_workers) as ex:
-        futs = [ex.submit(wrap, j) for j in jobs]
-        go.set()
-        return [f.result() for f in futs]
 
 
 def exact_body(user, bound_field, bound, fake, extra=None):
