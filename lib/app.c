@@ -10,12 +10,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <fcgiapp.h>
 
@@ -30,8 +32,12 @@
 extern char **environ;
 
 #define MAX_HEADERS 16
-/* How long one replay of the spool may take, after a response. */
-#define SPOOL_REPLAY_US (200 * 1000LL)
+/* How long one replay of the spool may take, after a response, and how
+ * long a process waits before trying again when the database was out of
+ * reach (a replay's first settlement can take as long as the database's
+ * timeouts: not after every response of an outage). */
+#define SPOOL_REPLAY_US  (200 * 1000LL)
+#define SPOOL_BACKOFF_US (5 * 1000000LL)
 /* How long a failed config load is remembered before trying again. */
 #define CONFIG_RETRY_US (5 * 1000000LL)
 
@@ -71,6 +77,7 @@ static struct tg_err app_config_err;
 static int64_t app_config_tried_us;
 static struct tg_db *app_db;
 static int64_t app_reclaim_us;
+static int64_t app_spool_retry_us; /* no replay before this */
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
 
@@ -697,13 +704,16 @@ after_response(void)
 	/* Settlements that waited for the database go first: a hold whose
 	 * settlement is spooled here should not be charged as unsettled.
 	 * Now and then the spool is read even when it looks unchanged. */
-	if (due || tg_spool_maybe_pending(spool)) {
+	if (now >= app_spool_retry_us &&
+	    (due || tg_spool_maybe_pending(spool))) {
 		tg_err_clear(&err);
 		if (tg_spool_replay(app_db, spool, SPOOL_REPLAY_US, &n, &err) !=
-		    TG_OK)
+		    TG_OK) {
 			tg_log_warn("spool replay stopped, the database is "
 			            "out of reach: %s",
 			            err.message);
+			app_spool_retry_us = tg_now_us() + SPOOL_BACKOFF_US;
+		}
 		if (n > 0)
 			tg_log_info("replayed %d spooled settlements", n);
 	}
@@ -711,7 +721,8 @@ after_response(void)
 		return;
 	app_reclaim_us = now;
 	tg_err_clear(&err);
-	if (tg_ledger_reclaim(app_db, NULL, 100, &n, &err) != TG_OK)
+	if (tg_ledger_reclaim(app_db, NULL, app_config->max_end_user_budget_id,
+	                      100, &n, &err) != TG_OK)
 		tg_log_warn("reclaiming stale holds failed: %s", err.message);
 	else if (n > 0)
 		tg_log_warn("charged %d holds of requests that never "
@@ -765,6 +776,15 @@ tg_app_main(const struct tg_program *prog)
 		 * as after any FastCGI answer. */
 		fflush(stdout);
 		fclose(stdout);
+		/* fd 1 stays taken, so that nothing opened later (a socket, a
+		 * lock file) becomes "stdout" for a stray write. */
+		{
+			int null_fd = open("/dev/null", O_WRONLY);
+			if (null_fd >= 0 && null_fd != STDOUT_FILENO) {
+				dup2(null_fd, STDOUT_FILENO);
+				close(null_fd);
+			}
+		}
 		after_response();
 		app_cleanup();
 		return 0;

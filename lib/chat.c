@@ -35,8 +35,16 @@ const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS] = {
         {"max_tokens", TG_FIELD_TOKENS, 0},
         {"max_completion_tokens", TG_FIELD_TOKENS, 0},
         {"messages", TG_FIELD_MESSAGES, 0},
+        {"n", TG_FIELD_TOKENS, 0},
 };
-enum { F_MODEL, F_STREAM, F_MAX_TOKENS, F_MAX_COMPLETION_TOKENS, F_MESSAGES };
+enum {
+	F_MODEL,
+	F_STREAM,
+	F_MAX_TOKENS,
+	F_MAX_COMPLETION_TOKENS,
+	F_MESSAGES,
+	F_N
+};
 
 static bool
 blank(const char *s)
@@ -184,6 +192,13 @@ tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 		out = d->price.max_output_tokens;
 	if (out <= 0)
 		out = cfg->default_max_tokens;
+	/* "n" choices: each may use the whole bound (TG_CHAT_N_MAX at most,
+	 * checked before this is called, so the product fits). */
+	if (json_object_object_get_ex(body, "n", &v) &&
+	    json_object_is_type(v, json_type_int) &&
+	    json_object_get_int64(v) > 1 &&
+	    json_object_get_int64(v) <= TG_CHAT_N_MAX)
+		out *= json_object_get_int64(v);
 	*output_bound = out;
 }
 
@@ -430,6 +445,44 @@ too_costly(const struct chat *c, const struct tg_deployment *d, int64_t prompt,
 	                  field, (long long)output, d->model_name);
 }
 
+/*
+ * The admission's COMMIT was sent and its answer lost, and the database is
+ * gone: the hold may exist, and this request will not reach the upstream.
+ * A failure settlement (nothing charged) goes to the spool, so that when
+ * it is replayed the hold is released rather than charged as unsettled
+ * (SPEC 4.3: the hold of a call known not to have reached the upstream is
+ * released).  If the hold never committed, the replay writes a failure
+ * row of 0, which is true too.
+ */
+static void
+release_unknown_hold(struct chat *c)
+{
+	const struct tg_deployment *d = &c->cfg->deployments[c->cand[0]];
+	struct tg_ledger_account acct =
+	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL);
+	struct tg_reservation r;
+	struct tg_ledger_entry e;
+	struct tg_err serr;
+
+	memset(&r, 0, sizeof(r));
+	r.held = true;
+	tg_strlcpy(r.request_id, sizeof(r.request_id), tg_req_id(c->req));
+	tg_strlcpy(r.user_id, sizeof(r.user_id),
+	           c->has_customer ? c->user_id : "");
+	r.amount = c->estimate;
+	tg_chat_entry_init(c, d, NULL,
+	                   "{\"reason\":\"the database was lost while "
+	                   "admitting the request; it was not sent "
+	                   "upstream\"}",
+	                   &e);
+	e.success = false;
+	tg_err_clear(&serr);
+	if (tg_spool_write(tg_spool_dir(c->cfg), &acct, &e, &r, &serr) != TG_OK)
+		tg_log_error("a hold of unknown state could not be spooled for "
+		             "release (it will be charged as unsettled): %s",
+		             serr.message);
+}
+
 /* Step 8: the worst case over every deployment that may serve it. */
 static enum tg_rc
 admit(struct chat *c, struct tg_err *err)
@@ -465,6 +518,8 @@ admit(struct chat *c, struct tg_err *err)
 	                     &c->resv, err);
 	if (rc == TG_ERR_BUDGET)
 		tg_req_add_header(c->req, "x-should-retry", "false");
+	if (rc == TG_ERR_DB && tg_db_txn_uncertain(c->db))
+		release_unknown_hold(c);
 	return rc;
 }
 
@@ -560,7 +615,10 @@ tg_chat_settle(struct chat *c, const struct tg_ledger_entry *e,
 		return TG_OK;
 	}
 	tg_err_clear(&sperr);
-	if (serr.rc == TG_ERR_DB && tg_db_unavailable(c->db)) {
+	/* Any database failure: out of reach now, or a statement it refuses
+	 * (kept by the replay as .failed for the operator); either way the
+	 * tokens were spent and the client gets them. */
+	if (serr.rc == TG_ERR_DB) {
 		if (tg_spool_write(tg_spool_dir(c->cfg), &acct, e, &c->resv,
 		                   &sperr) == TG_OK) {
 			tg_log_warn("database unreachable (%s); settlement "
@@ -702,6 +760,14 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 	if (!tg_req_field(req, F_MESSAGES)->given) {
 		rc = tg_err_set(err, TG_ERR_BAD_REQUEST, "messages",
 		                "Missing required field: messages");
+		goto out;
+	}
+	if (tg_req_field(req, F_N)->given &&
+	    tg_req_field(req, F_N)->num > TG_CHAT_N_MAX) {
+		rc = tg_err_set(err, TG_ERR_UNPROCESSABLE, "n",
+		                "Invalid 'n': integer above the maximum value, "
+		                "expected a value <= %d",
+		                TG_CHAT_N_MAX);
 		goto out;
 	}
 	/* The ledger is not optional: without the database nothing is sent

@@ -15,6 +15,9 @@
 #include "config.h"
 #include "err.h"
 
+/* The most choices ("n") a request may ask for: OpenAI's limit. */
+#define TG_CHAT_N_MAX 128
+
 /* Worst-case tokens of one image part (SPEC 4.3): the largest image bill
  * of the priced models (gpt-4o-mini's 8-tile high-detail image, 48,169). */
 #define TG_IMAGE_TOKENS_MAX 48169
@@ -36,7 +39,8 @@ enum tg_rc tg_chat_customer_id(const char *hdr_customer,
  * Upper bounds of a request's tokens (SPEC 4.3): prompt = body bytes +
  * TG_IMAGE_TOKENS_MAX per image part; output = max_completion_tokens or
  * max_tokens (the larger when both are given), else the model's
- * max_output_tokens, else default_max_tokens.
+ * max_output_tokens, else default_max_tokens; times "n" (1..TG_CHAT_N_MAX)
+ * when more than one choice is asked for.
  */
 void tg_chat_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
                     struct json_object *body, size_t body_len,
@@ -51,7 +55,7 @@ void tg_chat_shuffle(size_t *idx, size_t n);
 /* The handler of /chat/completions and /v1/chat/completions.  Its field
  * table is tg_chat_fields. */
 enum tg_rc tg_chat_handle(struct tg_req *req, struct tg_err *err);
-#define TG_CHAT_NFIELDS 5
+#define TG_CHAT_NFIELDS 6
 extern const struct tg_field tg_chat_fields[TG_CHAT_NFIELDS];
 
 #endif

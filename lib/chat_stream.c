@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat.h"
 #include "chat_priv.h"
 #include "log.h"
 #include "pricing.h"
@@ -24,7 +25,9 @@ struct relay {
 	bool client_usage; /* the client asked for the usage chunk */
 	bool started;      /* the event stream to the client has begun */
 	bool saw_done;
-	bool saw_finish;  /* a choice ended with a finish_reason */
+	/* Choices (by index, < TG_CHAT_N_MAX) seen, and ended with a
+	 * finish_reason: a stream is whole when every one it began ended. */
+	uint64_t seen[2], finished[2];
 	bool error_event; /* the upstream sent an error event */
 	bool have_usage;
 	struct tg_usage usage;
@@ -116,22 +119,38 @@ delta_bytes(struct json_object *chunk)
 	return n;
 }
 
-/* Whether a chunk ends a choice (a non-null finish_reason). */
-static bool
-finishes(struct json_object *chunk)
+/* Note the choices a chunk carries, and those it ends. */
+static void
+note_choices(struct relay *r, struct json_object *chunk)
 {
-	struct json_object *choices, *v;
+	struct json_object *choices, *ch, *v;
 
 	if (!json_object_object_get_ex(chunk, "choices", &choices) ||
 	    !json_object_is_type(choices, json_type_array))
-		return false;
-	for (size_t i = 0; i < json_object_array_length(choices); i++)
-		if (json_object_object_get_ex(
-		            json_object_array_get_idx(choices, i),
-		            "finish_reason", &v) &&
+		return;
+	for (size_t i = 0; i < json_object_array_length(choices); i++) {
+		int64_t idx = 0;
+
+		ch = json_object_array_get_idx(choices, i);
+		if (json_object_object_get_ex(ch, "index", &v) &&
+		    json_object_is_type(v, json_type_int))
+			idx = json_object_get_int64(v);
+		if (idx < 0 || idx >= TG_CHAT_N_MAX)
+			continue;
+		r->seen[idx / 64] |= 1ull << (idx % 64);
+		if (json_object_object_get_ex(ch, "finish_reason", &v) &&
 		    json_object_is_type(v, json_type_string))
-			return true;
-	return false;
+			r->finished[idx / 64] |= 1ull << (idx % 64);
+	}
+}
+
+/* Whether every choice that began also ended. */
+static bool
+all_finished(const struct relay *r)
+{
+	return (r->seen[0] | r->seen[1]) != 0 &&
+	       (r->seen[0] & ~r->finished[0]) == 0 &&
+	       (r->seen[1] & ~r->finished[1]) == 0;
 }
 
 static enum tg_rc
@@ -159,8 +178,7 @@ on_event(void *arg, const struct tg_sse_event *ev, struct tg_err *err)
 	if (json_object_object_get_ex(chunk, "error", &v) && v != NULL)
 		r->error_event = true;
 	r->text_bytes += delta_bytes(chunk);
-	if (finishes(chunk))
-		r->saw_finish = true;
+	note_choices(r, chunk);
 
 	if (!json_object_object_get_ex(chunk, "usage", &usage) ||
 	    !json_object_is_type(usage, json_type_object)) {
@@ -257,7 +275,9 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 		attempts++;
 		/* What a failed attempt saw is not this one's. */
 		r.d = d;
-		r.saw_done = r.saw_finish = r.error_event = false;
+		r.saw_done = r.error_event = false;
+		memset(r.seen, 0, sizeof(r.seen));
+		memset(r.finished, 0, sizeof(r.finished));
 		r.have_usage = false;
 		r.text_bytes = 0;
 		tg_sse_init(&r.sse, 0);
@@ -304,11 +324,13 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 
 	/*
 	 * The stream ran: charge what was produced, measured or bounded.  A
-	 * stream that ended without [DONE] and without a finish_reason was
-	 * cut off (the upstream died, or a proxy in between), however cleanly
-	 * the connection closed: the client must not take it for complete.
+	 * stream that ended without [DONE] and without a finish_reason for
+	 * every choice it began was cut off (the upstream died, or a proxy in
+	 * between), however cleanly the connection closed: the client must
+	 * not take it for complete.
 	 */
-	if (up_rc == TG_OK && !r.error_event && !r.saw_done && !r.saw_finish) {
+	if (up_rc == TG_OK && !r.error_event && !r.saw_done &&
+	    !all_finished(&r)) {
 		up_rc = tg_err_set(&up_err, TG_ERR_UPSTREAM_CONNECT, NULL,
 		                   "Connection error: the upstream's stream "
 		                   "ended before the completion did");

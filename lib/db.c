@@ -56,6 +56,7 @@ struct tg_db {
 	char *host, *user, *pass, *name, *socket;
 	unsigned port;
 	bool in_txn;
+	bool txn_uncertain; /* tg_db_txn(): a COMMIT's answer was lost */
 	unsigned last_errno;
 	size_t nslots_used;
 	struct stmt_slot slots[STMT_SLOTS];
@@ -770,6 +771,7 @@ tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg, struct tg_err *err)
 {
 	enum tg_rc rc = TG_ERR_DB;
 
+	db->txn_uncertain = false;
 	for (int attempt = 0; attempt < TXN_ATTEMPTS; attempt++) {
 		if (attempt > 0) {
 			/* 10, 20, 40, 80 ms plus jitter: let the other side
@@ -799,6 +801,10 @@ tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg, struct tg_err *err)
 		if (rc == TG_OK && db->conn != NULL) {
 			if (mysql_commit(db->conn) != 0) {
 				db->last_errno = mysql_errno(db->conn);
+				/* Sent, but did it commit?  A later attempt
+				 * finds out (fn sees its own row) or not. */
+				if (is_conn_lost(db->last_errno))
+					db->txn_uncertain = true;
 				rc = tg_err_set(err, TG_ERR_DB, NULL, "%s: %s",
 				                is_conn_lost(db->last_errno)
 				                        ? "Database unavailable"
@@ -821,8 +827,10 @@ tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg, struct tg_err *err)
 			db->last_errno = keep;
 		}
 		db->in_txn = false;
-		if (rc == TG_OK)
+		if (rc == TG_OK) {
+			db->txn_uncertain = false;
 			break;
+		}
 		if (rc != TG_ERR_DB || !txn_retryable(db->last_errno))
 			break;
 	}
@@ -909,12 +917,38 @@ out:
 bool
 tg_db_unavailable(const struct tg_db *db)
 {
-	unsigned e = db->last_errno;
+	switch (db->last_errno) {
+	/* The client library's: cannot connect, server gone or not
+	 * answering in time, lost at reading. */
+	case 2001:
+	case 2002:
+	case 2003:
+	case 2004:
+	case 2005:
+	case 2006:
+	case 2012:
+	case 2013:
+	case 2026:
+	case 2055:
+	/* The server's: shutting down, too many connections, a Galera node
+	 * out of the primary component, read-only during a failover, still
+	 * locked or deadlocked after every retry. */
+	case 1040:
+	case 1053:
+	case 1203:
+	case 1205:
+	case 1213:
+	case 1047:
+	case 1290:
+	case 1836:
+	case 1927:
+	case 4031: return true;
+	default: return db->conn == NULL;
+	}
+}
 
-	/* The client library's own errors (2000..2999: cannot connect, server
-	 * gone, read timeout) and the server going away (1053 shutdown in
-	 * progress) say nothing about the statement: the server is not there
-	 * to take it. */
-	return db->conn == NULL || (e >= 2000 && e < 3000) || e == 1053 ||
-	       is_conn_lost(e);
+bool
+tg_db_txn_uncertain(const struct tg_db *db)
+{
+	return db->txn_uncertain;
 }

@@ -80,11 +80,17 @@ bool tg_db_duplicate(const struct tg_db *db);
 /* Whether the last failure was a foreign key naming a missing row. */
 bool tg_db_missing_parent(const struct tg_db *db);
 /*
- * Whether the last failure was the server being out of reach (down, gone,
- * not answering in time) rather than a statement it refused: what a
- * settlement is spooled for (SPEC 4.4).
+ * Whether the last failure was the server being out of reach or unable to
+ * take writes for now (down, gone, not answering in time, read-only, not
+ * in a Galera primary component, locked after every retry) rather than a
+ * statement it refused: what is worth trying again later.
  */
 bool tg_db_unavailable(const struct tg_db *db);
+/*
+ * After a tg_db_txn() that failed: whether one of its COMMITs was sent and
+ * its answer lost, so that the transaction may have gone through.
+ */
+bool tg_db_txn_uncertain(const struct tg_db *db);
 
 /*
  * Run fn(db, arg, err) inside a transaction: BEGIN, fn, COMMIT.  When fn or

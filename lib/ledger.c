@@ -207,23 +207,13 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 	arg.c = c;
 	arg.estimate = estimate;
 	arg.hr = hr;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		rc = tg_db_txn(db, admit_txn, &arg, err);
-		if (rc == TG_ERR_CONFLICT && arg.already)
-			rc = TG_OK;
-		if (rc != TG_ERR_BUDGET)
-			break;
-		if (attempt == 0) {
-			/* Holds of dead processes may be in the way. */
-			int n = 0;
-			rc = tg_ledger_reclaim(db, c->user_id, 100, &n, err);
-			if (rc != TG_OK)
-				break;
-			rc = TG_ERR_BUDGET;
-			if (n == 0)
-				break;
-		}
-	}
+	/*
+	 * No reclaim of expired holds before refusing: a reclaimed hold is
+	 * charged, not refunded, so it would not make room.
+	 */
+	rc = tg_db_txn(db, admit_txn, &arg, err);
+	if (rc == TG_ERR_CONFLICT && arg.already)
+		rc = TG_OK;
 	if (rc == TG_ERR_BUDGET) {
 		tg_money spend, max_budget;
 		current_spend(db, c, &spend, &max_budget);
@@ -273,25 +263,29 @@ struct settle_arg {
  * locked until the transaction ends.
  */
 static enum tg_rc
-over_hold_room(struct tg_db *db, const struct settle_arg *a, const char *now_s,
-               bool *capped, tg_money *room, struct tg_err *err)
+over_hold_room(struct tg_db *db, const struct settle_arg *a, const char *next_s,
+               const char *now_s, bool *capped, tg_money *room,
+               struct tg_err *err)
 {
-	struct tg_db_param params[3];
+	struct tg_db_param params[4];
 	struct tg_db_result res;
 	tg_money spend, reserved, max_budget;
 	enum tg_rc rc;
 
 	*capped = false;
-	params[0] = tg_db_str(now_s);
-	params[1] = tg_db_str(a->acct->budget_id);
-	params[2] = tg_db_str(a->acct->user_id);
+	/* spend as the settlement's UPDATE will see it: reset only when the
+	 * budget has a period (next_s), as there. */
+	params[0] = tg_db_str(next_s);
+	params[1] = tg_db_str(now_s);
+	params[2] = tg_db_str(a->acct->budget_id);
+	params[3] = tg_db_str(a->acct->user_id);
 	rc = tg_db_exec(db,
-	                "SELECT IF(c.spend_reset_at IS NOT NULL AND"
+	                "SELECT IF(? IS NOT NULL AND"
 	                " c.spend_reset_at <= ?, 0, c.spend), c.reserved,"
 	                " b.max_budget FROM customers c LEFT JOIN budgets b"
 	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
 	                " WHERE c.user_id = ? FOR UPDATE",
-	                params, 3, &res, err);
+	                params, 4, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 2) != NULL &&
@@ -333,32 +327,53 @@ over_hold_metadata(const char *metadata, tg_money uncapped)
 	return out;
 }
 
+/* What a row already written for the request says. */
+struct existing {
+	bool replace;        /* "unsettled": this settlement replaces it */
+	tg_money spend;      /* what it charged */
+	bool period_known;   /* an unsettled row's metadata.period_end */
+	char period_end[20]; /* "" for a customer without periods */
+};
+
 /*
  * The row of the request is there already.  A settled one means this is
  * the retry of a commit that went through; an unsettled one (its hold
- * expired while this settlement waited in a spool) is replaced, and
- * *previous gets the amount it had charged.
+ * expired while this settlement waited in a spool) is replaced.
  */
 static enum tg_rc
-existing_row(struct tg_db *db, struct settle_arg *a, bool *replace,
-             tg_money *previous, struct tg_err *err)
+existing_row(struct tg_db *db, const struct settle_arg *a, struct existing *x,
+             struct tg_err *err)
 {
 	struct tg_db_param params[1];
 	struct tg_db_result res;
+	struct json_object *meta, *v;
 	enum tg_rc rc;
 
-	*replace = false;
+	memset(x, 0, sizeof(*x));
 	params[0] = tg_db_str(a->e->request_id);
 	rc = tg_db_exec(db,
-	                "SELECT status, spend FROM spend_logs WHERE"
+	                "SELECT status, spend, metadata FROM spend_logs WHERE"
 	                " request_id = ? FOR UPDATE",
 	                params, 1, &res, err);
 	if (rc != TG_OK)
 		return rc;
-	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
-	    strcmp(tg_db_cell(&res, 0, 0), "unsettled") == 0 &&
-	    tg_money_parse(tg_db_cell(&res, 0, 1), previous))
-		*replace = true;
+	if (res.nrows == 1 && tg_db_cell(&res, 0, 1) != NULL &&
+	    tg_money_parse(tg_db_cell(&res, 0, 1), &x->spend) &&
+	    tg_db_cell(&res, 0, 0) != NULL &&
+	    strcmp(tg_db_cell(&res, 0, 0), "unsettled") == 0) {
+		x->replace = true;
+		meta = tg_db_cell(&res, 0, 2) != NULL
+		               ? json_tokener_parse(tg_db_cell(&res, 0, 2))
+		               : NULL;
+		if (meta != NULL &&
+		    json_object_object_get_ex(meta, "period_end", &v)) {
+			x->period_known = true;
+			if (json_object_is_type(v, json_type_string))
+				tg_strlcpy(x->period_end, sizeof(x->period_end),
+				           json_object_get_string(v));
+		}
+		json_object_put(meta);
+	}
 	tg_db_result_free(&res);
 	return TG_OK;
 }
@@ -373,23 +388,31 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	char start_s[32], end_s[32], now_s[20], next_s[20];
 	char *meta = NULL;
 	int64_t start_us, end_us;
-	tg_money released = 0, previous = 0, room = 0;
-	bool has_next = false, capped = false, replace = false;
+	tg_money released = 0, room = 0;
+	bool has_next = false, capped = false;
+	struct existing x;
 	struct tg_period period;
 	time_t now;
 	enum tg_rc rc;
 
+	memset(&x, 0, sizeof(x));
 	end_us = e->end_us != 0 ? e->end_us : wall_us();
 	start_us = e->start_us != 0 ? e->start_us : end_us;
 	now = (time_t)(end_us / 1000000);
 	tg_time_sql(now, now_s);
 	time_us_sql(start_us, start_s);
 	time_us_sql(end_us, end_s);
+	if (a->acct->budget_duration != NULL &&
+	    tg_period_parse(a->acct->budget_duration, &period)) {
+		tg_time_sql(tg_period_next(&period, now), next_s);
+		has_next = true;
+	}
 
 	a->charged = e->spend;
 	if (a->acct->user_id != NULL && a->r != NULL && a->r->held &&
 	    a->r->budgeted && e->spend > a->r->amount) {
-		rc = over_hold_room(db, a, now_s, &capped, &room, err);
+		rc = over_hold_room(db, a, has_next ? next_s : NULL, now_s,
+		                    &capped, &room, err);
 		if (rc != TG_OK)
 			return rc;
 		if (capped && room < a->charged)
@@ -423,10 +446,12 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	                " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?, ?)",
 	                params, 16, &res, err);
 	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
-		rc = existing_row(db, a, &replace, &previous, err);
+		rc = existing_row(db, a, &x, err);
 		if (rc != TG_OK)
 			goto out;
-		if (!replace) {
+		if (!x.replace) {
+			/* Settled by the first commit: what it charged. */
+			a->charged = x.spend;
 			a->already = true;
 			rc = TG_ERR_CONFLICT;
 			goto out;
@@ -434,21 +459,21 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		/* The same values, in an UPDATE of the unsettled row. */
 		params[0] = params[6];
 		params[1] = params[7];
-		for (int i = 2; i < 8; i++)
+		for (int i = 2; i < 9; i++)
 			params[i] = params[i + 6];
-		params[8] = params[15];
-		params[9] = tg_db_str(e->model_id);
-		params[10] = tg_db_str(e->request_id);
+		params[9] = params[15];
+		params[10] = tg_db_str(e->model_id);
+		params[11] = tg_db_str(e->request_id);
 		rc = tg_db_exec(
 		        db,
 		        "UPDATE spend_logs SET status = ?,"
 		        " spend = CAST(? AS DECIMAL(20,10)),"
 		        " prompt_tokens = ?, completion_tokens = ?,"
 		        " total_tokens = ?, start_time = ?, end_time = ?,"
-		        " request_duration_ms = ?, metadata = ?,"
-		        " model_id = ? WHERE request_id = ? AND"
-		        " status = 'unsettled'",
-		        params, 11, &res, err);
+		        " request_duration_ms = ?, api_base = ?,"
+		        " metadata = ?, model_id = ? WHERE request_id = ?"
+		        " AND status = 'unsettled'",
+		        params, 12, &res, err);
 	}
 	if (rc != TG_OK)
 		goto out;
@@ -469,38 +494,59 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	if (a->acct->user_id == NULL)
 		goto out;
 
-	if (a->acct->budget_duration != NULL &&
-	    tg_period_parse(a->acct->budget_duration, &period)) {
-		tg_time_sql(tg_period_next(&period, now), next_s);
-		has_next = true;
+	if (x.replace) {
+		/*
+		 * The unsettled charge went into the period that was current
+		 * when the hold was reclaimed (its period_end).  Only while
+		 * that period is still the customer's, and no reset is due, is
+		 * it corrected to the real charge; a closed period's counter is
+		 * gone, and the row alone tells the truth about it.
+		 */
+		params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
+		params[1] = tg_db_str(now_s);
+		params[2] = x.period_known && x.period_end[0] != '\0'
+		                    ? tg_db_str(x.period_end)
+		                    : tg_db_null();
+		params[3] = tg_db_money(a->charged);
+		params[4] = tg_db_money(x.spend);
+		params[5] = tg_db_str(a->acct->user_id);
+		rc = tg_db_exec(db,
+		                "UPDATE customers SET"
+		                " spend = IF(? IS NOT NULL AND"
+		                " spend_reset_at <= ?, spend,"
+		                " spend + IF(spend_reset_at <=>"
+		                " CAST(? AS DATETIME(6)),"
+		                " CAST(? AS DECIMAL(20,10))"
+		                " - CAST(? AS DECIMAL(20,10)), 0))"
+		                " WHERE user_id = ?",
+		                params, 6, &res, err);
+		if (rc == TG_OK)
+			tg_db_result_free(&res);
+		goto out;
 	}
 	/*
 	 * A due reset first (spend is assigned before spend_reset_at, so it
-	 * tests the old value), then the charge (less what an unsettled row
-	 * of the request had charged) and the release.
+	 * tests the old value), then the charge and the release.
 	 */
 	params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
 	params[1] = tg_db_str(now_s);
 	params[2] = tg_db_money(a->charged);
-	params[3] = tg_db_money(previous);
-	params[4] = params[0];
-	params[5] = params[1];
-	params[6] = params[0];
-	params[7] = tg_db_money(released);
-	params[8] = tg_db_str(a->acct->user_id);
+	params[3] = params[0];
+	params[4] = params[1];
+	params[5] = params[0];
+	params[6] = tg_db_money(released);
+	params[7] = tg_db_str(a->acct->user_id);
 	rc = tg_db_exec(db,
 	                "UPDATE customers SET"
-	                " spend = GREATEST(IF(? IS NOT NULL AND"
-	                " spend_reset_at <= ?, 0, spend)"
-	                " + CAST(? AS DECIMAL(20,10))"
-	                " - CAST(? AS DECIMAL(20,10)), 0),"
+	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
+	                " spend) + CAST(? AS DECIMAL(20,10)),"
 	                " spend_reset_at = IF(? IS NOT NULL AND"
 	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
 	                " spend_reset_at),"
 	                " reserved = GREATEST(reserved -"
 	                " CAST(? AS DECIMAL(20,10)), 0)"
 	                " WHERE user_id = ?",
-	                params, 9, &res, err);
+	                params, 8, &res, err);
 	if (rc != TG_OK)
 		goto out;
 	tg_db_result_free(&res);
@@ -536,14 +582,66 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 
 struct reclaim_arg {
 	const char *user_id;
+	const char *default_budget_id;
 	int limit;
 	int reclaimed;
 };
 
+/*
+ * The customer's period as the reclaim's charge finds it: *has_next and
+ * next_s when its budget has one, now_s (the server's clock), and
+ * period_end, the end of the period the charge lands in ("" for none).
+ * The row is locked until the transaction ends.
+ */
+static enum tg_rc
+reclaim_period(struct tg_db *db, const struct reclaim_arg *a, const char *uid,
+               bool *has_next, char next_s[20], char now_s[20],
+               char period_end[32], struct tg_err *err)
+{
+	struct tg_db_param params[2];
+	struct tg_db_result res;
+	struct tg_period period;
+	time_t now;
+	enum tg_rc rc;
+
+	*has_next = false;
+	period_end[0] = '\0';
+	params[0] = tg_db_str(a->default_budget_id);
+	params[1] = tg_db_str(uid);
+	rc = tg_db_exec(db,
+	                "SELECT DATE_FORMAT(c.spend_reset_at, '%Y-%m-%d %T'),"
+	                " b.budget_duration, (c.spend_reset_at IS NULL OR"
+	                " c.spend_reset_at <= UTC_TIMESTAMP()),"
+	                " DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T')"
+	                " FROM customers c LEFT JOIN budgets b"
+	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
+	                " WHERE c.user_id = ? FOR UPDATE",
+	                params, 2, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 && tg_db_cell(&res, 0, 3) != NULL &&
+	    tg_time_parse_sql(tg_db_cell(&res, 0, 3), &now)) {
+		tg_strlcpy(now_s, 20, tg_db_cell(&res, 0, 3));
+		if (tg_db_cell(&res, 0, 1) != NULL &&
+		    tg_period_parse(tg_db_cell(&res, 0, 1), &period)) {
+			tg_time_sql(tg_period_next(&period, now), next_s);
+			*has_next = true;
+		}
+		if (*has_next && tg_db_cell(&res, 0, 2) != NULL &&
+		    strcmp(tg_db_cell(&res, 0, 2), "1") == 0)
+			tg_strlcpy(period_end, 32, next_s); /* a new period */
+		else if (tg_db_cell(&res, 0, 0) != NULL)
+			tg_strlcpy(period_end, 32, tg_db_cell(&res, 0, 0));
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
 /* Charge one expired hold (its reservations row is locked by us). */
 static enum tg_rc
-charge_hold(struct tg_db *db, const struct tg_db_result *holds, size_t i,
-            bool *done, struct tg_err *err)
+charge_hold(struct tg_db *db, const struct reclaim_arg *a,
+            const struct tg_db_result *holds, size_t i, bool *done,
+            struct tg_err *err)
 {
 	const char *rid = tg_db_cell(holds, i, 0);
 	const char *uid = tg_db_cell(holds, i, 1);
@@ -552,9 +650,12 @@ charge_hold(struct tg_db *db, const struct tg_db_result *holds, size_t i,
 	const char *expired_s = tg_db_cell(holds, i, 6);
 	struct tg_db_param params[8];
 	struct tg_db_result res;
-	char meta[256];
+	struct json_object *m;
+	char next_s[20] = "", now_s[20] = "", period_end[32];
+	char reason[160];
+	char *meta;
 	tg_money amount;
-	bool charged = true;
+	bool charged = true, has_next;
 	enum tg_rc rc;
 
 	*done = false;
@@ -572,12 +673,26 @@ charge_hold(struct tg_db *db, const struct tg_db_result *holds, size_t i,
 		return TG_OK;
 	}
 	tg_db_result_free(&res);
+	rc = reclaim_period(db, a, uid, &has_next, next_s, now_s, period_end,
+	                    err);
+	if (rc != TG_OK)
+		return rc;
 
-	snprintf(meta, sizeof(meta),
-	         "{\"reason\":\"the request's process ended before it was "
-	         "settled (hold expired %s UTC); charged the hold, an upper "
-	         "bound of its cost\"}",
+	/* period_end: which period's spend the charge went into, so that a
+	 * settlement replacing this row later corrects only that one. */
+	snprintf(reason, sizeof(reason),
+	         "the request's process ended before it was settled (hold "
+	         "expired %.40s UTC); charged the hold, an upper bound of its "
+	         "cost",
 	         expired_s != NULL ? expired_s : "");
+	m = json_object_new_object();
+	json_object_object_add(m, "reason", json_object_new_string(reason));
+	json_object_object_add(
+	        m, "period_end",
+	        period_end[0] ? json_object_new_string(period_end) : NULL);
+	meta = tg_xstrdup(
+	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+	json_object_put(m);
 	params[0] = tg_db_str(rid);
 	params[1] = tg_db_str(uid);
 	params[2] = tg_db_str(tg_db_cell(holds, i, 3));
@@ -594,6 +709,7 @@ charge_hold(struct tg_db *db, const struct tg_db_result *holds, size_t i,
 	                " COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6), 0,"
 	                " ?)",
 	                params, 7, &res, err);
+	free(meta);
 	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
 		/* Settled after all (the hold outlived its row): release. */
 		charged = false;
@@ -603,15 +719,26 @@ charge_hold(struct tg_db *db, const struct tg_db_result *holds, size_t i,
 	}
 	if (rc != TG_OK)
 		return rc;
-	params[0] = tg_db_money(amount);
-	params[1] = tg_db_money(charged ? amount : 0);
-	params[2] = tg_db_str(uid);
+	/* As a settlement would: a due reset first, then the charge. */
+	params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
+	params[1] = tg_db_str(now_s);
+	params[2] = tg_db_money(charged ? amount : 0);
+	params[3] = params[0];
+	params[4] = params[1];
+	params[5] = params[0];
+	params[6] = tg_db_money(amount);
+	params[7] = tg_db_str(uid);
 	rc = tg_db_exec(db,
-	                "UPDATE customers SET reserved = GREATEST(reserved"
-	                " - CAST(? AS DECIMAL(20,10)), 0),"
-	                " spend = spend + CAST(? AS DECIMAL(20,10))"
+	                "UPDATE customers SET"
+	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
+	                " spend) + CAST(? AS DECIMAL(20,10)),"
+	                " spend_reset_at = IF(? IS NOT NULL AND"
+	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
+	                " spend_reset_at),"
+	                " reserved = GREATEST(reserved -"
+	                " CAST(? AS DECIMAL(20,10)), 0)"
 	                " WHERE user_id = ?",
-	                params, 3, &res, err);
+	                params, 8, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	tg_db_result_free(&res);
@@ -654,7 +781,7 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	for (size_t i = 0; i < holds.nrows; i++) {
 		bool done;
 
-		rc = charge_hold(db, &holds, i, &done, err);
+		rc = charge_hold(db, a, &holds, i, &done, err);
 		if (rc != TG_OK)
 			break;
 		if (done)
@@ -665,14 +792,16 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 }
 
 enum tg_rc
-tg_ledger_reclaim(struct tg_db *db, const char *user_id, int limit,
-                  int *reclaimed, struct tg_err *err)
+tg_ledger_reclaim(struct tg_db *db, const char *user_id,
+                  const char *default_budget_id, int limit, int *reclaimed,
+                  struct tg_err *err)
 {
 	struct reclaim_arg arg;
 	enum tg_rc rc;
 
 	memset(&arg, 0, sizeof(arg));
 	arg.user_id = user_id;
+	arg.default_budget_id = default_budget_id;
 	arg.limit = limit > 0 ? limit : 100;
 	rc = tg_db_txn(db, reclaim_txn, &arg, err);
 	if (rc == TG_OK && reclaimed != NULL)

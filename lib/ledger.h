@@ -56,8 +56,7 @@ struct tg_hold_request {
  * max_budget, reserve mode grants it only if spend + reserved + estimate <=
  * max_budget, atomically; post mode admits while spend < max_budget.
  * Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over budget.
- * Spend=<spend>, Budget=<max_budget>"; before refusing, expired holds of
- * this customer are reclaimed and the check is retried.  On TG_OK *out is
+ * Spend=<spend>, Budget=<max_budget>".  On TG_OK *out is
  * the hold, to be given to tg_ledger_settle().
  */
 enum tg_rc tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
@@ -114,9 +113,13 @@ enum tg_rc tg_ledger_settle(struct tg_db *db,
 /*
  * Charge the holds whose deadline passed (their process died) as
  * "unsettled" rows, at most limit of them (of user_id's only, unless it is
- * NULL); *reclaimed (may be NULL) gets the count.
+ * NULL), applying a due period reset as a settlement would
+ * (default_budget_id, may be NULL: the tier of customers without one).
+ * The row's metadata has "reason" and "period_end" (the end of the period
+ * the charge went into).  *reclaimed (may be NULL) gets the count.
  */
-enum tg_rc tg_ledger_reclaim(struct tg_db *db, const char *user_id, int limit,
+enum tg_rc tg_ledger_reclaim(struct tg_db *db, const char *user_id,
+                             const char *default_budget_id, int limit,
                              int *reclaimed, struct tg_err *err);
 
 #endif

@@ -43,13 +43,30 @@ static bool spool_empty_known;
 const char *
 tg_spool_dir(const struct tg_config *cfg)
 {
+	static const struct tg_config *cached_for;
+	static char path[4096];
 	const char *env = getenv("TOLLGATE_SPOOL_DIR");
+	const char *base = TG_LOCALSTATEDIR "/spool/tollgate";
+	char hash[65];
 
+	if (cfg != NULL && cfg == cached_for)
+		return path;
 	if (cfg != NULL && cfg->spool_dir != NULL)
-		return cfg->spool_dir;
-	if (env != NULL && env[0] != '\0')
-		return env;
-	return TG_LOCALSTATEDIR "/spool/tollgate";
+		base = cfg->spool_dir;
+	else if (env != NULL && env[0] != '\0')
+		base = env;
+	/* One subdirectory per database: two deployments sharing a spool
+	 * directory (staging and production) never replay into each
+	 * other's ledger. */
+	if (cfg == NULL || cfg->database_url == NULL) {
+		snprintf(path, sizeof(path), "%s", base);
+	} else {
+		tg_sha256_hex(cfg->database_url, strlen(cfg->database_url),
+		              hash);
+		snprintf(path, sizeof(path), "%s/db-%.16s", base, hash);
+	}
+	cached_for = cfg;
+	return path;
 }
 
 static bool
@@ -60,7 +77,10 @@ ends_with(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* mkdir -p dir, mode 0700. */
+static int fsync_dir(const char *dir);
+
+/* mkdir -p dir, mode 0700; a directory made is made durable in its
+ * parent, or a crash could lose it with the files in it. */
 static int
 make_dirs(const char *dir)
 {
@@ -73,11 +93,22 @@ make_dirs(const char *dir)
 	}
 	memcpy(path, dir, n + 1);
 	for (size_t i = 1; i <= n; i++) {
+		char *slash;
+
 		if (path[i] != '/' && path[i] != '\0')
 			continue;
 		path[i] = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+		if (mkdir(path, 0700) == 0) {
+			slash = strrchr(path, '/');
+			if (slash != NULL && slash != path) {
+				*slash = '\0';
+				if (fsync_dir(path) != 0)
+					return -1;
+				*slash = '/';
+			}
+		} else if (errno != EEXIST) {
 			return -1;
+		}
 		path[i] = i < n ? '/' : '\0';
 	}
 	return 0;
@@ -240,10 +271,19 @@ tg_spool_write(const char *dir, const struct tg_ledger_account *acct,
 		goto out;
 	}
 	fd = -1;
-	if (rename(tmp, final) != 0 || fsync_dir(dir) != 0) {
+	if (rename(tmp, final) != 0) {
 		saved = errno;
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                "spool rename %s: %s", final, strerror(saved));
+		goto out;
+	}
+	if (fsync_dir(dir) != 0) {
+		/* Not durable: take it back, so that a failure reported to the
+		 * client is not a charge replayed later. */
+		saved = errno;
+		unlink(final);
+		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                "spool fsync %s: %s", dir, strerror(saved));
 		goto out;
 	}
 out:
@@ -318,6 +358,11 @@ note_empty(const char *dir)
 	spool_empty_known = false;
 	if (stat(dir, &st1) != 0 || !tg_spool_count(dir, &pending, &failed) ||
 	    pending != 0 || stat(dir, &st2) != 0)
+		return;
+	/* Directory times come from a coarse clock: a file renamed in within
+	 * the same tick would leave the mtime as it is.  Only a directory
+	 * quiet for a while is remembered as empty. */
+	if (st2.st_mtim.tv_sec + 2 > time(NULL))
 		return;
 	if (st1.st_mtim.tv_sec == st2.st_mtim.tv_sec &&
 	    st1.st_mtim.tv_nsec == st2.st_mtim.tv_nsec) {

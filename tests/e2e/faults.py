@@ -97,13 +97,6 @@ def like(case):
     return H.sql_quote(case + "-%")
 
 
-def spool_files(spool):
-    try:
-        return [f for f in os.listdir(spool) if f.endswith(".json")]
-    except FileNotFoundError:
-        return []
-
-
 def settle_down(t, env, srv, case, spool):
     """Let replay and reclaim run (they run after responses: keep asking)
     until no hold of the case is left and the spool is empty."""
@@ -113,7 +106,7 @@ def settle_down(t, env, srv, case, spool):
         except OSError:
             pass
         holds = env.sql("SELECT COUNT(*) FROM reservations WHERE user_id LIKE %s" % like(case))
-        return holds[0][0] == "0" and not spool_files(spool)
+        return holds[0][0] == "0" and not H.spool_files(spool)
     done = H.wait_for(quiet, timeout=TIMEOUT + 30, interval=0.5)
     r = env.request("GET", "/health/readiness", server=srv, key=None)
     t.ok(isinstance(r.json, dict) and r.json.get("spool") == 0
@@ -122,7 +115,7 @@ def settle_down(t, env, srv, case, spool):
     t.ok(done, "%s: holds reclaimed and spool replayed in time" % case,
          "holds: %s, spool: %s" % (
              env.sql("SELECT request_id, expires_at FROM reservations WHERE user_id LIKE %s"
-                     % like(case)), spool_files(spool)))
+                     % like(case)), H.spool_files(spool)))
 
 
 def check(t, env, srv, case, results, upstream_users, spool, spooled_before):

@@ -592,6 +592,15 @@ def parallel(n_workers, jobs):
         return [f.result() for f in futs]
 
 
+def spool_files(base):
+    """The settlements waiting under a spool directory (tollgate keeps
+    one subdirectory per database), as paths."""
+    found = []
+    for root, _dirs, files in os.walk(base):
+        found += [os.path.join(root, f) for f in files if f.endswith(".json")]
+    return sorted(found)
+
+
 def wait_for(fn, timeout=10.0, interval=0.1):
     """Call fn until it returns something true (returned) or timeout
     seconds pass (the last value is returned)."""

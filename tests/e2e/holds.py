@@ -19,6 +19,12 @@ holds whose process died (SPEC 4.3, 4.4, 4.5).
 5. A settlement spooled while MariaDB was down, whose hold expired (and
    was charged as unsettled) before the spool was replayed: the replay
    replaces the unsettled charge with the real one, once.
+6. "n": 2 doubles the output bound of the estimate: a budget between the
+   one-choice and the two-choice estimate refuses the call; more than 128
+   choices is a 422.
+7. A customer whose budget has no period but whose spend_reset_at lies in
+   the past (left from an earlier budget): a charge above the hold is still
+   capped at max_budget (the cap must not take spend for reset).
 """
 
 import collections
@@ -221,10 +227,10 @@ def spool_after_reclaim(t, env, srv):
     t.is_eq(r and r.status, 200, "spooled: the client got its answer with the database down")
     t.is_eq(dec(r and r.header("x-litellm-response-cost")), real,
             "spooled: and its real cost")
-    files = [f for f in os.listdir(spool) if f.endswith(".json")] if os.path.isdir(spool) else []
+    files = H.spool_files(spool)
     t.is_eq(len(files), 1, "spooled: one settlement in the spool")
     for f in files:  # this machine's spool is out of reach for a while
-        shutil.move(os.path.join(spool, f), os.path.join(aside, f))
+        shutil.move(f, os.path.join(aside, os.path.basename(f)))
     env.db.start()
 
     def charged():
@@ -234,7 +240,7 @@ def spool_after_reclaim(t, env, srv):
     t.is_eq([(x["status"], x["spend"]) for x in rows], [("unsettled", est)],
             "spooled: meanwhile the expired hold is charged as unsettled")
     for f in files:
-        shutil.move(os.path.join(aside, f), os.path.join(spool, f))
+        shutil.move(os.path.join(aside, os.path.basename(f)), f)
 
     def replayed():
         env.request("GET", "/health/readiness", server=srv, key=None)
@@ -243,8 +249,51 @@ def spool_after_reclaim(t, env, srv):
     rows = H.wait_for(replayed, timeout=15, interval=0.5) or env.ledger_rows(user)
     t.is_eq([(x["status"], x["spend"], int(x["completion_tokens"])) for x in rows],
             [("success", real, 7)], "spooled: the replay replaced it with the real charge")
+    t.ok(rows and rows[0]["api_base"], "spooled: the replaced row names the api_base",
+         repr(rows))
     check_books(t, env, user, Decimal(1), "spooled")
-    t.ok(not [f for f in os.listdir(spool) if f.endswith(".json")], "spooled: spool empty")
+    t.ok(not H.spool_files(spool), "spooled: spool empty")
+
+
+def n_choices(t, env, srv):
+    user = "holds-n-choices"
+    body = {"model": "fake-gpt", "user": user, "max_tokens": 100, "n": 2,
+            "messages": [{"role": "user", "content": "hi"}]}
+    raw = json.dumps(body).encode()
+    one, two = cost(len(raw), 100), cost(len(raw), 200)
+    env.customer_new(user_id=user, max_budget=str((one + two) / 2), server=srv)
+    r = env.request("POST", "/chat/completions", body=raw, server=srv)
+    t.is_eq(r.status, 429, "n=2: refused by a budget that one choice would fit (%s < %s)"
+            % ((one + two) / 2, two))
+    t.is_eq(env.ledger_rows(user), [], "n=2: nothing charged")
+    body["n"] = "1"
+    r = env.request("POST", "/chat/completions", body=body, server=srv)
+    t.is_eq(r.status, 200, "n=\"1\": admitted by the same budget")
+    r = env.request("POST", "/chat/completions", server=srv,
+                    body=dict(body, n=129, user=user + "-x"))
+    env.check_error(r, 422, "invalid_request_error", param="n", what="n=129")
+    t.is_eq(env.customer_row(user + "-x"), None, "n=129: no customer stored")
+
+
+def over_hold_stale_reset(t, env, srv):
+    user = "holds-stale-reset"
+    body, n = H.exact_chat_body("fake-gpt", user, 10)
+    obj = json.loads(body)
+    obj["fake"]["usage"]["completion_tokens"] = 1000
+    body = json.dumps(obj).encode()
+    est = cost(len(body), 10)
+    max_budget = est * 3
+    env.customer_new(user_id=user, max_budget=str(max_budget), server=srv)
+    # Spend already at two estimates; a reset time left in the past by an
+    # earlier budget with a period.
+    env.sql("UPDATE customers SET spend = %s, spend_reset_at = '2020-01-01 00:00:00'"
+            " WHERE user_id = %s" % (est * 2, H.sql_quote(user)))
+    r = env.request("POST", "/chat/completions", body=body, server=srv)
+    t.is_eq(r.status, 200, "stale reset: the call is answered")
+    t.is_eq(dec(r.header("x-litellm-response-cost")), est,
+            "stale reset: charged only the room left (one estimate)")
+    row = env.customer_row(user)
+    t.is_eq(row and row["spend"], max_budget, "stale reset: spend == max_budget, not past it")
 
 
 def main(t, env):
@@ -255,6 +304,8 @@ def main(t, env):
     over_hold(t, env, srv)
     truncated_stream(t, env, srv)
     spool_after_reclaim(t, env, srv)
+    n_choices(t, env, srv)
+    over_hold_stale_reset(t, env, srv)
     killed_worker(t, env)
 
 

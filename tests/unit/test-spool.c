@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -144,7 +146,7 @@ main(void)
 	unlink(path); /* only the bad ones are left */
 	tg_err_clear(&err);
 	is_int(TG_OK, tg_spool_replay(NULL, dir, 1000000, &replayed, &err),
-	       "replay with only a bad file: %s", err.message);
+	       "replay with only bad files: %s", err.message);
 	is_int(0, replayed, "nothing replayed");
 	ok(exists("11111111-2222-3333-4444-555555555555.json.failed") &&
 	           exists("66666666-2222-3333-4444-555555555555.json.failed"),
@@ -152,14 +154,43 @@ main(void)
 	ok(tg_spool_count(dir, &pending, &failed) && pending == 0 &&
 	           failed == 2,
 	   "readiness counts: 0 pending, 2 failed");
-	ok(!tg_spool_maybe_pending(dir), "an empty spool is remembered");
-	/* Directory times are coarse (a few ms): a file spooled within the
-	 * same tick is found by the periodic replay instead. */
-	usleep(50000);
+	ok(tg_spool_maybe_pending(dir),
+	   "a spool changed just now is not taken for empty yet");
+	{
+		/* As if the directory had been quiet for a minute. */
+		struct timespec past[2];
+
+		clock_gettime(CLOCK_REALTIME, &past[0]);
+		past[0].tv_sec -= 60;
+		past[1] = past[0];
+		utimensat(AT_FDCWD, dir, past, 0);
+	}
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_spool_replay(NULL, dir, 1000000, &replayed, &err),
+	       "replay again: %s", err.message);
+	ok(!tg_spool_maybe_pending(dir), "a quiet empty spool is remembered");
 	tg_err_clear(&err);
 	is_int(TG_OK, tg_spool_write(dir, &acct, &e, &r, &err), "write again");
 	ok(tg_spool_maybe_pending(dir), "a new file is noticed");
 
+	{
+		/* One subdirectory per database under the configured one. */
+		struct tg_config a, b;
+		char first[512];
+
+		memset(&a, 0, sizeof(a));
+		memset(&b, 0, sizeof(b));
+		a.spool_dir = b.spool_dir = (char *)"/var/spool/tg";
+		a.database_url = (char *)"mysql://u:p@db1/tollgate";
+		b.database_url = (char *)"mysql://u:p@db2/tollgate";
+		tg_strlcpy(first, sizeof(first), tg_spool_dir(&a));
+		ok(strncmp(first, "/var/spool/tg/db-", 17) == 0 &&
+		           strlen(first) == 17 + 16,
+		   "spool dir is <spool_dir>/db-<16 hex>: %s", first);
+		ok(strcmp(first, tg_spool_dir(&b)) != 0,
+		   "another database, another directory");
+		ok(strstr(first, "u:p") == NULL, "no credentials in the path");
+	}
 	snprintf(path, sizeof(path), "rm -rf /tmp/tg-test-spool-%ld",
 	         (long)getpid());
 	if (system(path) != 0)
