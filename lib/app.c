@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/select.h>
 #include <time.h>
 
 #include <fcgiapp.h>
@@ -74,6 +75,13 @@ static int64_t app_reclaim_us;
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
 
+/*
+ * SIGTERM (and SIGINT): finish the request in flight, then exit.  The
+ * handler is installed with SA_RESTART, so a read of the body, a write of a
+ * stream, libcurl and the database client go on as if nothing happened;
+ * the loop in tg_app_main() sees the flag before it waits for the next
+ * request.  FCGX_ShutdownPending() makes libfcgi's accept give up too.
+ */
 static void
 on_term(int sig)
 {
@@ -731,6 +739,44 @@ app_cleanup(void)
 	tg_upstream_cleanup();
 }
 
+/*
+ * Wait until a connection is pending on the listening socket; false when
+ * SIGTERM came (before or during the wait).  SIGTERM is blocked from the
+ * look at app_stop until pselect() unblocks it atomically, so a signal that
+ * arrives while the last request was served, or just before the wait, ends
+ * the wait at once: none is lost in between, and with SA_RESTART the
+ * signal interrupts nothing else.  Left open: when several processes share
+ * one listening socket (spawn-fcgi -F; lighttpd and mod_fcgid give each
+ * process its own), another may take the connection first, and a SIGTERM
+ * while FCGX_Accept_r() then blocks in accept() takes effect after the
+ * next request.
+ */
+static bool
+wait_for_request(int listen_sock)
+{
+	sigset_t term, orig, unblocked;
+	fd_set readable;
+	int n = 0;
+
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigprocmask(SIG_BLOCK, &term, &orig);
+	unblocked = orig;
+	sigdelset(&unblocked, SIGTERM);
+	sigdelset(&unblocked, SIGINT);
+	while (!app_stop) {
+		FD_ZERO(&readable);
+		FD_SET(listen_sock, &readable);
+		n = pselect(listen_sock + 1, &readable, NULL, NULL, NULL,
+		            &unblocked);
+		if (n >= 0 || errno != EINTR)
+			break;
+	}
+	sigprocmask(SIG_SETMASK, &orig, NULL);
+	return !app_stop;
+}
+
 int
 tg_app_main(const struct tg_program *prog)
 {
@@ -742,8 +788,10 @@ tg_app_main(const struct tg_program *prog)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	/* No SA_RESTART: a SIGTERM must interrupt accept(). */
+	/* SA_RESTART: the signal must not interrupt the request in flight;
+	 * wait_for_request() is where it ends the process. */
 	sa.sa_handler = on_term;
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
@@ -771,7 +819,8 @@ tg_app_main(const struct tg_program *prog)
 	}
 
 	FCGX_InitRequest(&fcgx, 0, 0);
-	while (!app_stop && FCGX_Accept_r(&fcgx) >= 0) {
+	while (wait_for_request(fcgx.listen_sock) &&
+	       FCGX_Accept_r(&fcgx) >= 0) {
 		serve(prog, &fcgx, fcgx.envp);
 		FCGX_Finish_r(&fcgx);
 		after_response();
