@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,9 +182,41 @@ tg_req_db(struct tg_req *req, struct tg_db **out, struct tg_err *err)
 	return TG_OK;
 }
 
+/* An HTTP token (RFC 9110 5.6.2): what a header name may be. */
+static bool
+is_header_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) &&
+		    !strchr("!#$%&'*+-.^_`|~", *s))
+			return false;
+	return true;
+}
+
+/* Visible characters, spaces and tabs: never CR or LF, which would end
+ * the header and let the rest of the value pass for more headers. */
+static bool
+is_header_value(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return false;
+	return true;
+}
+
 void
 tg_req_add_header(struct tg_req *req, const char *name, const char *value)
 {
+	/* Refused, not repaired: a header that would need repair is a bug
+	 * or a hostile value, and neither should reach the client. */
+	if (!is_header_name(name) || !is_header_value(value)) {
+		tg_log_error("response header dropped: control character or "
+		             "separator in its %s",
+		             is_header_name(name) ? "value" : "name");
+		return;
+	}
 	if (req->nheaders == MAX_HEADERS) {
 		tg_log_error("too many response headers; dropped %s", name);
 		return;
@@ -193,20 +226,46 @@ tg_req_add_header(struct tg_req *req, const char *name, const char *value)
 	req->nheaders++;
 }
 
+/* libfcgi counts in int: larger buffers go in pieces of this size. */
+#define FCGX_PIECE ((size_t)1 << 30)
+
+/* Write all of buf; false when the FastCGI stream failed. */
+static bool
+fcgx_put(FCGX_Stream *out, const char *buf, size_t len)
+{
+	while (len > 0) {
+		size_t n = len < FCGX_PIECE ? len : FCGX_PIECE;
+
+		if (FCGX_PutStr(buf, (int)n, out) < 0)
+			return false;
+		buf += n;
+		len -= n;
+	}
+	return true;
+}
+
 static void
 req_write(struct tg_req *req, const char *buf, size_t len)
 {
 	if (req->fcgx != NULL)
-		FCGX_PutStr(buf, (int)len, req->fcgx->out);
+		fcgx_put(req->fcgx->out, buf, len);
 	else
 		fwrite(buf, 1, len, stdout);
+}
+
+static void
+req_puts(struct tg_req *req, const char *s)
+{
+	req_write(req, s, strlen(s));
 }
 
 static size_t
 req_read(struct tg_req *req, char *buf, size_t len)
 {
 	if (req->fcgx != NULL) {
-		int n = FCGX_GetStr(buf, (int)len, req->fcgx->in);
+		int n = FCGX_GetStr(buf,
+		                    (int)(len < FCGX_PIECE ? len : FCGX_PIECE),
+		                    req->fcgx->in);
 		return n > 0 ? (size_t)n : 0;
 	}
 	return fread(buf, 1, len, stdin);
@@ -239,23 +298,29 @@ static bool
 write_head(struct tg_req *req, int status, const char *content_type,
            long long content_length)
 {
-	char line[512];
-	int n;
+	char num[24];
 
 	if (req->responded) {
 		tg_log_error("second response to one request dropped");
 		return false;
 	}
 	req->responded = true;
-	n = snprintf(line, sizeof(line),
-	             "Status: %d %s\r\nContent-Type: %s\r\n"
-	             "x-litellm-call-id: %s\r\n",
-	             status, reason_phrase(status), content_type, req->call_id);
-	req_write(req, line, (size_t)n);
+	/* Piece by piece: no value's length is bounded by a buffer here. */
+	snprintf(num, sizeof(num), "%d", status);
+	req_puts(req, "Status: ");
+	req_puts(req, num);
+	req_puts(req, " ");
+	req_puts(req, reason_phrase(status));
+	req_puts(req, "\r\nContent-Type: ");
+	req_puts(req, content_type);
+	req_puts(req, "\r\nx-litellm-call-id: ");
+	req_puts(req, req->call_id);
+	req_puts(req, "\r\n");
 	if (content_length >= 0) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
-		             content_length);
-		req_write(req, line, (size_t)n);
+		snprintf(num, sizeof(num), "%lld", content_length);
+		req_puts(req, "Content-Length: ");
+		req_puts(req, num);
+		req_puts(req, "\r\n");
 	}
 	for (size_t i = 0; i < req->nheaders; i++) {
 		req_write(req, req->headers[i].name,
@@ -298,8 +363,7 @@ tg_req_stream_write(struct tg_req *req, const char *buf, size_t len)
 	if (req->client_gone)
 		return false;
 	if (req->fcgx != NULL) {
-		if ((len > 0 &&
-		     FCGX_PutStr(buf, (int)len, req->fcgx->out) < 0) ||
+		if (!fcgx_put(req->fcgx->out, buf, len) ||
 		    FCGX_FFlush(req->fcgx->out) < 0 ||
 		    FCGX_GetError(req->fcgx->out) != 0)
 			req->client_gone = true;
@@ -407,9 +471,16 @@ static struct json_object *
 parse_json(const char *text, size_t len, enum json_tokener_error *jerr,
            size_t *at)
 {
-	struct json_tokener *tok = json_tokener_new();
+	struct json_tokener *tok;
 	struct json_object *obj;
 
+	/* json-c counts in int; the body caps (lib/config.c) stay below. */
+	if (len > INT_MAX) {
+		*jerr = json_tokener_error_size;
+		*at = 0;
+		return NULL;
+	}
+	tok = json_tokener_new();
 	obj = json_tokener_parse_ex(tok, text, (int)len);
 	*jerr = json_tokener_get_error(tok);
 	*at = json_tokener_get_parse_end(tok);
