@@ -77,11 +77,12 @@ static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
 
 /*
- * SIGTERM (and SIGINT): finish the request in flight, then exit.  The
- * handler is installed with SA_RESTART, so a read of the body, a write of a
- * stream, libcurl and the database client go on as if nothing happened;
- * the loop in tg_app_main() sees the flag before it waits for the next
- * request.  FCGX_ShutdownPending() makes libfcgi's accept give up too.
+ * SIGTERM (and SIGINT): finish the request in flight, then exit.  Both are
+ * blocked for the life of the process except inside the wait for the next
+ * connection (wait_for_request()), so a read of the body, a write of a
+ * stream, libcurl and the database client are never interrupted, and the
+ * threads libcurl may start inherit the mask: the signal always reaches
+ * that wait.  FCGX_ShutdownPending() makes libfcgi's accept give up too.
  */
 static void
 on_term(int sig)
@@ -812,39 +813,28 @@ app_cleanup(void)
 
 /*
  * Wait until a connection is pending on the listening socket; false when
- * SIGTERM came (before or during the wait).  SIGTERM is blocked from the
- * look at app_stop until pselect() unblocks it atomically, so a signal that
- * arrives while the last request was served, or just before the wait, ends
- * the wait at once: none is lost in between, and with SA_RESTART the
- * signal interrupts nothing else.  Left open: when several processes share
- * one listening socket (spawn-fcgi -F; lighttpd and mod_fcgid give each
- * process its own), another may take the connection first, and a SIGTERM
- * while FCGX_Accept_r() then blocks in accept() takes effect after the
- * next request.
+ * SIGTERM came.  The signal is blocked everywhere else, and pselect()
+ * unblocks it atomically: one that arrived while the last request was
+ * served is pending and ends the wait at once, and none can slip in
+ * between the look at app_stop and the wait.  Left open: when several
+ * processes share one listening socket (spawn-fcgi -F; lighttpd and
+ * mod_fcgid give each process its own), another may take the connection
+ * first, and FCGX_Accept_r() then blocks in accept() until the next one,
+ * so a SIGTERM then takes effect after one more request.
  */
 static bool
-wait_for_request(int listen_sock)
+wait_for_request(int listen_sock, const sigset_t *unblocked)
 {
-	sigset_t term, orig, unblocked;
 	fd_set readable;
-	int n = 0;
 
-	sigemptyset(&term);
-	sigaddset(&term, SIGTERM);
-	sigaddset(&term, SIGINT);
-	sigprocmask(SIG_BLOCK, &term, &orig);
-	unblocked = orig;
-	sigdelset(&unblocked, SIGTERM);
-	sigdelset(&unblocked, SIGINT);
 	while (!app_stop) {
 		FD_ZERO(&readable);
 		FD_SET(listen_sock, &readable);
-		n = pselect(listen_sock + 1, &readable, NULL, NULL, NULL,
-		            &unblocked);
-		if (n >= 0 || errno != EINTR)
+		if (pselect(listen_sock + 1, &readable, NULL, NULL, NULL,
+		            unblocked) >= 0 ||
+		    errno != EINTR)
 			break;
 	}
-	sigprocmask(SIG_SETMASK, &orig, NULL);
 	return !app_stop;
 }
 
@@ -852,6 +842,7 @@ int
 tg_app_main(const struct tg_program *prog)
 {
 	struct sigaction sa;
+	sigset_t term, unblocked;
 	struct tg_err err;
 	FCGX_Request fcgx;
 
@@ -859,8 +850,14 @@ tg_app_main(const struct tg_program *prog)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	/* SA_RESTART: the signal must not interrupt the request in flight;
-	 * wait_for_request() is where it ends the process. */
+	/* Blocked before any thread exists; delivered only in
+	 * wait_for_request() (SA_RESTART should one slip through). */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigprocmask(SIG_BLOCK, &term, &unblocked);
+	sigdelset(&unblocked, SIGTERM);
+	sigdelset(&unblocked, SIGINT);
 	sa.sa_handler = on_term;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
@@ -890,7 +887,7 @@ tg_app_main(const struct tg_program *prog)
 	}
 
 	FCGX_InitRequest(&fcgx, 0, 0);
-	while (wait_for_request(fcgx.listen_sock) &&
+	while (wait_for_request(fcgx.listen_sock, &unblocked) &&
 	       FCGX_Accept_r(&fcgx) >= 0) {
 		serve(prog, &fcgx, fcgx.envp);
 		FCGX_Finish_r(&fcgx);
