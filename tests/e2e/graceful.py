@@ -12,6 +12,9 @@ not wait for one more request before exiting.
    (streams with all their content and [DONE]), each is charged exactly
    once, and the signalled workers exit (lighttpd starts new ones: a later
    chat works).
+   And lighttpd's own graceful restart (SIGUSR1) with a stream and a slow
+   answer in flight: both complete, the old workers are gone, new ones
+   serve.
 2. Directly over FastCGI (no web server buffering the body): a chat
    program started on its own listening socket gets the headers and half
    of a body, then SIGTERM, then the rest: the body is read whole, the
@@ -235,6 +238,53 @@ def through_lighttpd(t, env):
     t.ok(r is not None and r.status == 200, "lighttpd's new workers serve chats", repr(r))
 
 
+def lighttpd_restart(t, env):
+    cfg = env.write_config("restart", env.config())
+    srv = env.start_lighttpd(cfg, name="restart", max_procs=2)
+    user = "gr-restart"
+    t.is_eq(env.customer_new(user_id=user, max_budget=10, server=srv).status, 200,
+            "customer/new (restart)")
+    env.upstream.reset()
+    results = {}
+
+    def stream():
+        results["stream"] = env.stream_chat(user=user, server=srv,
+                                            fake={"chunks": CHUNKS, "stream_interval": 0.3})
+
+    def plain():
+        results["plain"] = env.chat(user=user, server=srv, fake={"delay": 2})
+
+    threads = [threading.Thread(target=stream), threading.Thread(target=plain)]
+    for th in threads:
+        th.start()
+        time.sleep(0.1)
+    t.ok(wait_for(lambda: len(env.upstream.requests()) >= 2, timeout=10),
+         "restart: both requests reached the upstream")
+    time.sleep(0.3)
+    pids = chat_pids(srv)
+    os.kill(srv.proc.pid, signal.SIGUSR1)  # lighttpd: graceful restart
+    for th in threads:
+        th.join(60)
+    r = results.get("stream")
+    t.ok(r is not None and r.status == 200 and bool(r.events) and r.events[-1]["done"] and
+         stream_text([e.get("json") for e in r.data_events()]).split() ==
+         ["tok%d" % (k + 1) for k in range(CHUNKS)],
+         "restart: the stream completed, all its content and [DONE]", repr(r))
+    if r is not None:
+        charged_once(t, env, r.header("x-litellm-call-id"), "restart: stream")
+    r = results.get("plain")
+    t.ok(r is not None and r.status == 200 and bool((r.json or {}).get("choices")),
+         "restart: the slow answer completed with 200", repr(r))
+    if r is not None:
+        charged_once(t, env, r.header("x-litellm-call-id"), "restart: plain")
+    t.ok(wait_for(lambda: not any(H._pid_alive(p) and "chat_completions" in H._cmdline(p)
+                                  for p in pids), timeout=10),
+         "restart: the old workers exited")
+    r = wait_for(lambda: (lambda x: x if x.status == 200 else None)(
+        env.chat(user=user, server=srv)), timeout=10, interval=0.5)
+    t.ok(r is not None, "restart: the restarted lighttpd serves chats", repr(r))
+
+
 def slow_upload(t, env):
     cfg = env.write_config("fcgi", env.config())
     user = "gr-upload"
@@ -314,6 +364,7 @@ def slow_upload(t, env):
 
 def main(t, env):
     through_lighttpd(t, env)
+    lighttpd_restart(t, env)
     slow_upload(t, env)
 
 
