@@ -1,6 +1,6 @@
 /*
- * test-app: what lib/app.c writes as a response head, run the way a web
- * server runs a program (plain CGI: the environment, stdin, stdout).
+ * test-app-response: what lib/app.c writes as a response head, run the way a
+ * web server runs a program (plain CGI: the environment, stdin, stdout).
  *
  * Each case forks, and the child serves one request with a small program
  * whose handlers use the public response API (tg_req_add_header,
@@ -58,7 +58,7 @@ static const struct tg_route routes[] = {
         {"/long", "GET", false, TG_BODY_NONE, NULL, 0, long_stream},
 };
 
-static const struct tg_program program = {"test-app", routes,
+static const struct tg_program program = {"test-app-response", routes,
                                           sizeof(routes) / sizeof(routes[0])};
 
 struct answer {
