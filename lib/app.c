@@ -585,10 +585,12 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			 * people paste them as they are.  A '#' outside a
 			 * string is never valid JSON, so reading it as a
 			 * comment changes the meaning of no valid body. */
-			char *copy = tg_xstrndup(req->body, req->body_len);
+			/* Not strndup(): the body may hold NULs. */
+			char *copy = tg_xmalloc(req->body_len + 1);
 			enum json_tokener_error ignored;
 			size_t ignored_at;
 
+			memcpy(copy, req->body, req->body_len + 1);
 			blank_hash_comments(copy, req->body_len);
 			req->json = parse_json(copy, req->body_len, &ignored,
 			                       &ignored_at);
