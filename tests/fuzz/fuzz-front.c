@@ -337,10 +337,11 @@ header_entry(const char *name, size_t nlen, const char *value, size_t vlen,
 	for (size_t i = 0; i < nlen; i++) {
 		unsigned char c = (unsigned char)name[i];
 
-		var[n++] = c >= 'a' && c <= 'z' ? c - 32
-		           : (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-		                   ? (char)c
-		                   : '_';
+		if (c >= 'a' && c <= 'z')
+			c = (unsigned char)(c - 'a' + 'A');
+		else if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+			c = '_';
+		var[n++] = (char)c;
 	}
 	return env_entry(var, n, value, vlen);
 }
