@@ -52,6 +52,9 @@ struct tg_req {
 	/* I/O: FastCGI streams, or stdin/stdout as plain CGI. */
 	FCGX_Request *fcgx;
 	char **envp;
+	/* The body from memory instead (tg_app_front_line()). */
+	const char *mem_body;
+	size_t mem_body_left;
 
 	const struct tg_route *route;
 	const char *method;
@@ -270,6 +273,14 @@ req_puts(struct tg_req *req, const char *s)
 static size_t
 req_read(struct tg_req *req, char *buf, size_t len)
 {
+	if (req->mem_body != NULL) {
+		size_t n = len < req->mem_body_left ? len : req->mem_body_left;
+
+		memcpy(buf, req->mem_body, n);
+		req->mem_body += n;
+		req->mem_body_left -= n;
+		return n;
+	}
 	if (req->fcgx != NULL) {
 		int n = FCGX_GetStr(buf,
 		                    (int)(len < FCGX_PIECE ? len : FCGX_PIECE),
@@ -673,10 +684,12 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			 * people paste them as they are.  A '#' outside a
 			 * string is never valid JSON, so reading it as a
 			 * comment changes the meaning of no valid body. */
-			char *copy = tg_xstrndup(req->body, req->body_len);
+			/* Not strndup(): the body may hold NULs. */
+			char *copy = tg_xmalloc(req->body_len + 1);
 			enum json_tokener_error ignored;
 			size_t ignored_at;
 
+			memcpy(copy, req->body, req->body_len + 1);
 			blank_hash_comments(copy, req->body_len);
 			req->json = parse_json(copy, req->body_len, &ignored,
 			                       &ignored_at);
@@ -707,40 +720,65 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	                           req->values, err);
 }
 
+/* Start req from the request's environment: id, method, path, query. */
 static void
-serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
+req_begin(struct tg_req *req, FCGX_Request *fcgx, char **envp)
 {
-	struct tg_req req;
-	struct tg_err err;
 	const char *uri;
 	const char *q;
-	enum tg_rc rc;
 
-	memset(&req, 0, sizeof(req));
-	tg_err_clear(&err);
-	req.fcgx = fcgx;
-	req.envp = envp;
-	req.start_us = 0;
+	memset(req, 0, sizeof(*req));
+	req->fcgx = fcgx;
+	req->envp = envp;
+	req->start_us = 0;
 	{
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		req.start_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+		req->start_us =
+		        (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	}
-	tg_uuid_new(req.call_id);
-	tg_log_set_request(req.call_id);
+	tg_uuid_new(req->call_id);
+	tg_log_set_request(req->call_id);
 
-	req.method = FCGX_GetParam("REQUEST_METHOD", envp);
-	if (req.method == NULL)
-		req.method = "GET";
+	req->method = FCGX_GetParam("REQUEST_METHOD", envp);
+	if (req->method == NULL)
+		req->method = "GET";
 	uri = FCGX_GetParam("REQUEST_URI", envp);
 	if (uri == NULL || uri[0] == '\0')
 		uri = FCGX_GetParam("SCRIPT_NAME", envp);
 	if (uri == NULL)
 		uri = "/";
 	q = strchr(uri, '?');
-	req.path = q ? tg_xstrndup(uri, (size_t)(q - uri)) : tg_xstrdup(uri);
-	req.query = q ? q + 1 : FCGX_GetParam("QUERY_STRING", envp);
+	req->path = q ? tg_xstrndup(uri, (size_t)(q - uri)) : tg_xstrdup(uri);
+	req->query = q ? q + 1 : FCGX_GetParam("QUERY_STRING", envp);
+}
 
+/* Free what req holds. */
+static void
+req_end(struct tg_req *req)
+{
+	if (req->json != NULL)
+		json_object_put(req->json);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		free(req->headers[i].name);
+		free(req->headers[i].value);
+	}
+	free(req->values);
+	free(req->query_storage);
+	free(req->body);
+	free(req->path);
+	tg_log_set_request("");
+}
+
+static void
+serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
+{
+	struct tg_req req;
+	struct tg_err err;
+	enum tg_rc rc;
+
+	tg_err_clear(&err);
+	req_begin(&req, fcgx, envp);
 	rc = front_line(prog, &req, &err);
 	if (rc == TG_OK) {
 		rc = req.route->handler(&req, &err);
@@ -752,18 +790,26 @@ serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 	}
 	if (rc != TG_OK && !req.responded)
 		tg_req_respond_error(&req, &err);
+	req_end(&req);
+}
 
-	if (req.json != NULL)
-		json_object_put(req.json);
-	for (size_t i = 0; i < req.nheaders; i++) {
-		free(req.headers[i].name);
-		free(req.headers[i].value);
-	}
-	free(req.values);
-	free(req.query_storage);
-	free(req.body);
-	free(req.path);
-	tg_log_set_request("");
+enum tg_rc
+tg_app_front_line(const struct tg_program *prog, char **envp, const char *body,
+                  size_t len,
+                  void (*inspect)(const struct tg_req *req, void *arg),
+                  void *arg, struct tg_err *err)
+{
+	struct tg_req req;
+	enum tg_rc rc;
+
+	req_begin(&req, NULL, envp);
+	req.mem_body = body != NULL ? body : "";
+	req.mem_body_left = body != NULL ? len : 0;
+	rc = front_line(prog, &req, err);
+	if (rc == TG_OK && inspect != NULL)
+		inspect(&req, arg);
+	req_end(&req);
+	return rc;
 }
 
 /* Work the client need not wait for: after the answer is sent. */
