@@ -192,6 +192,23 @@ check_value(const struct tg_field *f, const struct tg_value *v)
 			fail("%s: not a list of ids", f->name);
 		break;
 	case TG_FIELD_TIME: break;
+	case TG_FIELD_TOKENS:
+		if (v->num < 1 || v->num > TG_FIELD_TOKENS_MAX)
+			fail("%s: a bound of %lld", f->name, (long long)v->num);
+		break;
+	case TG_FIELD_MESSAGES:
+		if (!json_object_is_type(v->json, json_type_array) ||
+		    json_object_array_length(v->json) == 0)
+			fail("%s: not a non-empty array", f->name);
+		for (size_t i = 0; i < json_object_array_length(v->json); i++) {
+			struct json_object *m, *role;
+
+			m = json_object_array_get_idx(v->json, i);
+			if (!json_object_object_get_ex(m, "role", &role) ||
+			    !json_object_is_type(role, json_type_string))
+				fail("%s[%zu]: no string role", f->name, i);
+		}
+		break;
 	}
 }
 
@@ -202,16 +219,31 @@ inspect(const struct tg_req *req, void *arg)
 	struct request *rq = arg;
 	const struct tg_route *route = rq->route;
 	struct json_object *json = tg_req_json(req);
+	const char *body;
 	size_t len;
 
 	rq->inspected = true;
 	if (route == NULL)
 		fail("passed without a route");
-	for (size_t i = 0; i < route->nfields; i++)
-		check_value(&route->fields[i], tg_req_field(req, i));
+	for (size_t i = 0; i < route->nfields; i++) {
+		const struct tg_field *f = &route->fields[i];
+		const struct tg_value *v = tg_req_field(req, i);
+		struct json_object *in_body;
+
+		check_value(f, v);
+		/* A bound goes upstream as the integer the estimate used. */
+		if (f->kind == TG_FIELD_TOKENS && v->given &&
+		    (!json_object_object_get_ex(json, f->name, &in_body) ||
+		     !json_object_is_type(in_body, json_type_int) ||
+		     json_object_get_int64(in_body) != v->num))
+			fail("%s: the body does not carry the integer %lld",
+			     f->name, (long long)v->num);
+	}
 	if (route->auth && strcmp(tg_req_key_hash(req), master_hash) != 0)
 		fail("passed auth without the master key");
-	tg_req_body(req, &len);
+	body = tg_req_body(req, &len);
+	if (route->body != TG_BODY_NONE && !tg_utf8_valid(body, len))
+		fail("a body that is not UTF-8 passed");
 	if (route->body == TG_BODY_NONE) {
 		if (json != NULL)
 			fail("a JSON body on a route without one");
@@ -257,9 +289,15 @@ check_error(const struct request *rq, const struct tg_err *err)
 		     err->message);
 	}
 	if (status == 422) {
-		for (size_t i = 0; rq->route && i < rq->route->nfields; i++)
-			named |= strcmp(rq->route->fields[i].name,
-			                err->param) == 0;
+		/* The field itself, or a part of it ("messages[0].role"). */
+		for (size_t i = 0; rq->route && i < rq->route->nfields; i++) {
+			const char *name = rq->route->fields[i].name;
+			size_t n = strlen(name);
+
+			named |= strncmp(name, err->param, n) == 0 &&
+			         (err->param[n] == '\0' ||
+			          err->param[n] == '[' || err->param[n] == '.');
+		}
 		if (!named)
 			fail("422 with param '%s', not a field of the route",
 			     err->param);
