@@ -336,14 +336,22 @@ class Handler(BaseHTTPRequestHandler):
         events = []
         base = {"id": cid, "object": "chat.completion.chunk",
                 "created": created, "model": model, "system_fingerprint": "fp_fake"}
-        events.append(dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                           "logprobs": None, "finish_reason": None}]))
+        # "n" choices, one after the other (index 0 first, as a stream
+        # may send them): each its role, words and finish chunk.
+        n = req.get("n") if isinstance(req.get("n"), int) and req.get("n") > 1 else 1
         words = content.split(" ") if content else []
-        for i, w in enumerate(words):
-            piece = w if i == 0 else " " + w
-            events.append(dict(base, choices=[{"index": 0, "delta": {"content": piece},
+        for idx in range(n):
+            events.append(dict(base, choices=[{"index": idx,
+                                               "delta": {"role": "assistant", "content": ""},
                                                "logprobs": None, "finish_reason": None}]))
-        last = dict(base, choices=[{"index": 0, "delta": {}, "logprobs": None,
+            for i, w in enumerate(words):
+                piece = w if i == 0 else " " + w
+                events.append(dict(base, choices=[{"index": idx, "delta": {"content": piece},
+                                                   "logprobs": None, "finish_reason": None}]))
+            if idx < n - 1:
+                events.append(dict(base, choices=[{"index": idx, "delta": {}, "logprobs": None,
+                                                   "finish_reason": "stop"}]))
+        last = dict(base, choices=[{"index": n - 1, "delta": {}, "logprobs": None,
                                     "finish_reason": "stop"}])
         if spec.get("mistral") or spec.get("usage_in_last_chunk"):
             # usage always, in the last choice chunk (Mistral's way)

@@ -12,7 +12,8 @@ holds whose process died (SPEC 4.3, 4.4, 4.5).
    over_hold with the uncapped cost; 20 at once keep spend <= max_budget.
 3. A stream the upstream ends cleanly but early (no finish_reason, no
    [DONE]): the client gets an SSE error event and no [DONE]; the row is a
-   failure with the estimated charge.
+   failure with the estimated charge.  With "n": 2, one ended choice is not
+   a whole stream.
 4. A chat worker killed (SIGKILL) while its call is at the upstream: once
    the hold's deadline passes it is charged at its amount in an
    "unsettled" row with the reason; nothing stays reserved.
@@ -157,6 +158,26 @@ def truncated_stream(t, env, srv):
     row = env.customer_row(user)
     t.is_eq(row and row["spend"], rows[0]["spend"] if rows else None,
             "truncated: customer spend == the row")
+
+    # Two choices: the first ends (finish_reason), the second is cut off
+    # after its role chunk.  One finished choice is not a whole stream.
+    user = "holds-truncated-n2"
+    s = env.stream_chat(user=user, server=srv, extra={"n": 2},
+                        fake={"chunks": 3, "end_after": 6, "no_usage": True})
+    t.ok(s.status == 200 and not any(e["done"] for e in s.events),
+         "truncated, n=2: no [DONE] after only the first choice ended",
+         repr([e["data"] for e in s.events]))
+    last = s.events[-1]["json"] if s.events else None
+    t.ok(isinstance(last, dict) and isinstance(last.get("error"), dict),
+         "truncated, n=2: the last event is an error envelope", repr(last))
+    t.is_eq([x["status"] for x in env.ledger_rows(user)], ["failure"],
+            "truncated, n=2: one failure row")
+    user = "holds-whole-n2"
+    s = env.stream_chat(user=user, server=srv, extra={"n": 2}, fake={"chunks": 3})
+    t.ok(s.status == 200 and s.events and s.events[-1]["done"],
+         "whole, n=2: both choices ended: [DONE]", repr([e["data"] for e in s.events]))
+    t.is_eq([x["status"] for x in env.ledger_rows(user)], ["success"],
+            "whole, n=2: one success row")
 
 
 def killed_worker(t, env):
