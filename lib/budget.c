@@ -44,7 +44,6 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 {
 	char reset_at[20];
 	struct tg_db_param params[12];
-	struct tg_db_result res;
 	bool have_reset = false;
 	time_t reset = 0;
 	enum tg_rc rc;
@@ -77,7 +76,7 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	params[9] = tg_db_str(private_for);
 	params[10] = tg_db_str(created_by);
 	params[11] = tg_db_str(created_by);
-	rc = tg_db_exec(
+	rc = tg_db_run(
 	        db,
 	        "INSERT INTO budgets (budget_id, max_budget, soft_budget,"
 	        " max_parallel_requests, tpm_limit, rpm_limit,"
@@ -86,13 +85,11 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	        " updated_by) VALUES (?, CAST(? AS DECIMAL(20,10)),"
 	        " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?,"
 	        " UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6), ?)",
-	        params, 12, &res, err);
-	if (rc == TG_ERR_DB && tg_db_duplicate(db))
+	        params, 12, NULL, err);
+	if (rc == TG_ERR_CONFLICT)
 		rc = tg_err_set(err, TG_ERR_CONFLICT, "budget_id",
 		                "Budget with id '%s' already exists.",
 		                budget_id);
-	if (rc == TG_OK)
-		tg_db_result_free(&res);
 	return rc;
 }
 

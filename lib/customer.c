@@ -93,7 +93,6 @@ apply_reset(struct tg_db *db, const struct tg_customer *c, bool *changed,
 {
 	struct tg_period period;
 	struct tg_db_param params[3];
-	struct tg_db_result res;
 	char next_s[20], now_s[20];
 	time_t now = time(NULL);
 	enum tg_rc rc;
@@ -120,10 +119,9 @@ apply_reset(struct tg_db *db, const struct tg_customer *c, bool *changed,
 	                " spend_reset_at = ?, updated_at = UTC_TIMESTAMP(6)"
 	                " WHERE user_id = ? AND (spend_reset_at IS NULL"
 	                " OR spend_reset_at <= ?)",
-	                params, 3, &res, err);
+	                params, 3, NULL, err);
 	if (rc != TG_OK)
 		return rc;
-	tg_db_result_free(&res);
 	/* Reload even when another process won the race: its values count. */
 	*changed = true;
 	return TG_OK;
@@ -179,7 +177,6 @@ tg_customer_upsert(struct tg_db *db, const char *user_id,
                    struct tg_err *err)
 {
 	struct tg_db_param params[2];
-	struct tg_db_result res;
 	enum tg_rc rc;
 
 	rc = load_current(db, user_id, default_budget_id, out, err);
@@ -192,15 +189,14 @@ tg_customer_upsert(struct tg_db *db, const char *user_id,
 	 */
 	params[0] = tg_db_str(user_id);
 	params[1] = tg_db_str(default_budget_id);
-	rc = tg_db_exec(db,
-	                "INSERT IGNORE INTO customers (user_id, budget_id,"
-	                " created_at, updated_at) VALUES (?, (SELECT"
-	                " budget_id FROM budgets WHERE budget_id = ?),"
-	                " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-	                params, 2, &res, err);
+	rc = tg_db_run(db,
+	               "INSERT IGNORE INTO customers (user_id, budget_id,"
+	               " created_at, updated_at) VALUES (?, (SELECT"
+	               " budget_id FROM budgets WHERE budget_id = ?),"
+	               " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+	               params, 2, NULL, err);
 	if (rc != TG_OK)
 		return rc;
-	tg_db_result_free(&res);
 	return load_current(db, user_id, default_budget_id, out, err);
 }
 
@@ -217,7 +213,6 @@ create_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	const struct tg_customer_input *in = a->in;
 	const char *budget_id = in->budget_id;
 	struct tg_db_param params[6];
-	struct tg_db_result res;
 	enum tg_rc rc;
 
 	if (a->private_budget[0] != '\0') {
@@ -233,13 +228,13 @@ create_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	params[3] = tg_db_str(budget_id);
 	params[4] = tg_db_str(in->allowed_model_region);
 	params[5] = tg_db_str(in->default_model);
-	rc = tg_db_exec(db,
-	                "INSERT INTO customers (user_id, alias, blocked,"
-	                " budget_id, allowed_model_region, default_model,"
-	                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?,"
-	                " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
-	                params, 6, &res, err);
-	if (rc == TG_ERR_DB && tg_db_duplicate(db))
+	rc = tg_db_run(db,
+	               "INSERT INTO customers (user_id, alias, blocked,"
+	               " budget_id, allowed_model_region, default_model,"
+	               " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?,"
+	               " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))",
+	               params, 6, NULL, err);
+	if (rc == TG_ERR_CONFLICT)
 		return tg_err_set(err, TG_ERR_CONFLICT, "user_id",
 		                  "Customer already exists, passed user_id=%s. "
 		                  "Please pass a new user_id.",
@@ -249,10 +244,7 @@ create_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		return tg_err_set(err, TG_ERR_BAD_REQUEST, "budget_id",
 		                  "Budget id=%s does not exist in db",
 		                  in->budget_id != NULL ? in->budget_id : "");
-	if (rc != TG_OK)
-		return rc;
-	tg_db_result_free(&res);
-	return TG_OK;
+	return rc;
 }
 
 enum tg_rc
