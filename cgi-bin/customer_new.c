@@ -12,30 +12,18 @@ static const struct tg_field fields[] = {
         {"alias", TG_FIELD_ID, 0},
         {"blocked", TG_FIELD_BOOL, 0},
         {"budget_id", TG_FIELD_ID, 0},
-        {"max_budget", TG_FIELD_MONEY, 0},
-        {"soft_budget", TG_FIELD_MONEY, 0},
-        {"tpm_limit", TG_FIELD_COUNT, 0},
-        {"rpm_limit", TG_FIELD_COUNT, 0},
-        {"max_parallel_requests", TG_FIELD_COUNT, 0},
-        {"budget_duration", TG_FIELD_DURATION, 0},
         {"allowed_model_region", TG_FIELD_REGION, 0},
         {"default_model", TG_FIELD_STRING, 0},
-        {"model_max_budget", TG_FIELD_OBJECT, 0},
+        TG_BUDGET_FIELDS,
 };
 enum {
 	F_USER_ID,
 	F_ALIAS,
 	F_BLOCKED,
 	F_BUDGET_ID,
-	F_MAX_BUDGET,
-	F_SOFT_BUDGET,
-	F_TPM,
-	F_RPM,
-	F_PARALLEL,
-	F_DURATION,
 	F_REGION,
 	F_DEFAULT_MODEL,
-	F_MODEL_MAX_BUDGET
+	F_BUDGET /* the TG_BUDGET_FIELDS run */
 };
 
 static const char *
@@ -45,29 +33,12 @@ str(struct tg_req *req, size_t i)
 	return v->given ? v->str : NULL;
 }
 
-static void
-opt_money(struct tg_req *req, size_t i, struct tg_opt_money *out)
-{
-	const struct tg_value *v = tg_req_field(req, i);
-	out->set = v->given;
-	out->v = v->num;
-}
-
-static void
-opt_count(struct tg_req *req, size_t i, struct tg_opt_i64 *out)
-{
-	const struct tg_value *v = tg_req_field(req, i);
-	out->set = v->given;
-	out->v = v->num;
-}
-
 static enum tg_rc
 handle(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_customer_input in = {0};
 	struct tg_customer c;
 	struct tg_db *db;
-	const struct tg_value *mmb = tg_req_field(req, F_MODEL_MAX_BUDGET);
 	enum tg_rc rc;
 
 	in.user_id = str(req, F_USER_ID);
@@ -75,23 +46,10 @@ handle(struct tg_req *req, struct tg_err *err)
 	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
 	in.blocked = tg_req_field(req, F_BLOCKED)->num != 0;
 	in.budget_id = str(req, F_BUDGET_ID);
-	opt_money(req, F_MAX_BUDGET, &in.budget.max_budget);
-	opt_money(req, F_SOFT_BUDGET, &in.budget.soft_budget);
-	opt_count(req, F_TPM, &in.budget.tpm_limit);
-	opt_count(req, F_RPM, &in.budget.rpm_limit);
-	opt_count(req, F_PARALLEL, &in.budget.max_parallel_requests);
-	in.budget.budget_duration = str(req, F_DURATION);
-	in.budget.model_max_budget =
-	        mmb->given ? json_object_to_json_string_ext(
-	                             mmb->json, JSON_C_TO_STRING_PLAIN)
-	                   : NULL;
+	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in.budget);
 	in.allowed_model_region = str(req, F_REGION);
 	in.default_model = str(req, F_DEFAULT_MODEL);
 
-	if (in.budget_id != NULL && tg_budget_input_any(&in.budget))
-		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "max_budget",
-		                  "Set either 'max_budget' or 'budget_id', not "
-		                  "both.");
 	if (in.default_model != NULL &&
 	    !tg_config_has_model(tg_req_config(req), in.default_model))
 		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "default_model",

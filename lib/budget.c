@@ -16,6 +16,86 @@
 #include "period.h"
 #include "util.h"
 
+const char *
+tg_budget_field_name(enum tg_budget_field f)
+{
+	switch (f) {
+	case TG_BUDGET_F_MAX_BUDGET: return "max_budget";
+	case TG_BUDGET_F_SOFT_BUDGET: return "soft_budget";
+	case TG_BUDGET_F_TPM_LIMIT: return "tpm_limit";
+	case TG_BUDGET_F_RPM_LIMIT: return "rpm_limit";
+	case TG_BUDGET_F_MAX_PARALLEL_REQUESTS: return "max_parallel_requests";
+	case TG_BUDGET_F_BUDGET_DURATION: return "budget_duration";
+	case TG_BUDGET_F_MODEL_MAX_BUDGET: return "model_max_budget";
+	case TG_BUDGET_F_BUDGET_RESET_AT: return "budget_reset_at";
+	case TG_BUDGET_NFIELDS: break;
+	}
+	return "";
+}
+
+static void
+opt_money_from(const struct tg_value *v, struct tg_opt_money *out)
+{
+	out->set = v->given;
+	out->v = v->given ? v->num : 0;
+}
+
+static void
+opt_i64_from(const struct tg_value *v, struct tg_opt_i64 *out)
+{
+	out->set = v->given;
+	out->v = v->given ? v->num : 0;
+}
+
+void
+tg_budget_input_from_values(const struct tg_value *v,
+                            struct tg_budget_input *out)
+{
+	const struct tg_value *mmb = &v[TG_BUDGET_F_MODEL_MAX_BUDGET];
+	const struct tg_value *reset = &v[TG_BUDGET_F_BUDGET_RESET_AT];
+	const struct tg_value *dur = &v[TG_BUDGET_F_BUDGET_DURATION];
+	struct tg_budget_input in;
+
+	memset(&in, 0, sizeof(in));
+	opt_money_from(&v[TG_BUDGET_F_MAX_BUDGET], &in.max_budget);
+	opt_money_from(&v[TG_BUDGET_F_SOFT_BUDGET], &in.soft_budget);
+	opt_i64_from(&v[TG_BUDGET_F_TPM_LIMIT], &in.tpm_limit);
+	opt_i64_from(&v[TG_BUDGET_F_RPM_LIMIT], &in.rpm_limit);
+	opt_i64_from(&v[TG_BUDGET_F_MAX_PARALLEL_REQUESTS],
+	             &in.max_parallel_requests);
+	in.budget_duration = dur->given ? dur->str : NULL;
+	in.model_max_budget =
+	        mmb->given ? json_object_to_json_string_ext(
+	                             mmb->json, JSON_C_TO_STRING_PLAIN)
+	                   : NULL;
+	in.budget_reset_at.set = reset->given;
+	in.budget_reset_at.v = reset->given ? (time_t)reset->num : 0;
+	for (unsigned f = 0; f < TG_BUDGET_NFIELDS; f++)
+		if (v[f].null)
+			in.cleared |= 1u << f;
+	*out = in;
+}
+
+enum tg_budget_field
+tg_budget_input_first(const struct tg_budget_input *in)
+{
+	bool set[TG_BUDGET_NFIELDS] = {
+	        in->max_budget.set,
+	        in->soft_budget.set,
+	        in->tpm_limit.set,
+	        in->rpm_limit.set,
+	        in->max_parallel_requests.set,
+	        in->budget_duration != NULL,
+	        in->model_max_budget != NULL,
+	        in->budget_reset_at.set,
+	};
+
+	for (unsigned f = 0; f < TG_BUDGET_NFIELDS; f++)
+		if (set[f] || (in->cleared & (1u << f)))
+			return (enum tg_budget_field)f;
+	return TG_BUDGET_NFIELDS;
+}
+
 bool
 tg_budget_input_any(const struct tg_budget_input *in)
 {

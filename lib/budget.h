@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "fields.h"
 #include "money.h"
 
 struct tg_opt_money {
@@ -42,6 +43,37 @@ struct tg_budget {
 	char *created_by, *updated_by;
 };
 
+/*
+ * The budget fields every endpoint that takes them declares (/customer/new,
+ * /customer/update, /budget/new, /budget/update), in this order: a
+ * program's field table holds TG_BUDGET_FIELDS as a run of rows, and
+ * tg_budget_input_from_values() reads them back from the first one's value.
+ */
+enum tg_budget_field {
+	TG_BUDGET_F_MAX_BUDGET,
+	TG_BUDGET_F_SOFT_BUDGET,
+	TG_BUDGET_F_TPM_LIMIT,
+	TG_BUDGET_F_RPM_LIMIT,
+	TG_BUDGET_F_MAX_PARALLEL_REQUESTS,
+	TG_BUDGET_F_BUDGET_DURATION,
+	TG_BUDGET_F_MODEL_MAX_BUDGET,
+	TG_BUDGET_F_BUDGET_RESET_AT,
+	TG_BUDGET_NFIELDS
+};
+#define TG_BUDGET_FIELDS                                                       \
+	{"max_budget", TG_FIELD_MONEY, 0}, {"soft_budget", TG_FIELD_MONEY, 0}, \
+	        {"tpm_limit", TG_FIELD_COUNT, 0},                              \
+	        {"rpm_limit", TG_FIELD_COUNT, 0},                              \
+	        {"max_parallel_requests", TG_FIELD_COUNT, 0},                  \
+	        {"budget_duration", TG_FIELD_DURATION, 0},                     \
+	        {"model_max_budget", TG_FIELD_OBJECT, 0},                      \
+	{                                                                      \
+		"budget_reset_at", TG_FIELD_TIME, 0                            \
+	}
+
+/* The name of budget field f ("max_budget"). */
+const char *tg_budget_field_name(enum tg_budget_field f);
+
 /* Budget fields as given in a request; unset = not given.  Not owned. */
 struct tg_budget_input {
 	struct tg_opt_money max_budget;
@@ -52,10 +84,24 @@ struct tg_budget_input {
 	const char *model_max_budget; /* JSON object text or NULL */
 	const char *budget_duration;  /* already validated, or NULL */
 	struct tg_opt_time budget_reset_at;
+	/* Fields given as JSON null, bit (1u << enum tg_budget_field): on an
+	 * update they clear the column; on create null is "not given". */
+	unsigned cleared;
 };
 
-/* Whether any budget field is set in in. */
+/*
+ * Fill *out from the TG_BUDGET_NFIELDS validated values starting at v (a
+ * route's values, from its TG_BUDGET_FIELDS run).  Strings borrow from v;
+ * model_max_budget borrows json-c's text of the object, valid while the
+ * request's body lives.
+ */
+void tg_budget_input_from_values(const struct tg_value *v,
+                                 struct tg_budget_input *out);
+
+/* Whether any budget field is set in in (given, not null). */
 bool tg_budget_input_any(const struct tg_budget_input *in);
+/* The first budget field set or cleared in in, or TG_BUDGET_NFIELDS. */
+enum tg_budget_field tg_budget_input_first(const struct tg_budget_input *in);
 
 /*
  * Insert a budget.  budget_id NULL makes a UUID.  When budget_reset_at is

@@ -200,6 +200,19 @@ tg_customer_upsert(struct tg_db *db, const char *user_id,
 	return load_current(db, user_id, default_budget_id, out, err);
 }
 
+/*
+ * The one place of the rule that a customer is either on a tier
+ * (budget_id) or has budget fields of its own, not both: LiteLLM's message,
+ * whichever budget field was given (param says which).
+ */
+static enum tg_rc
+both_error(const struct tg_budget_input *b, struct tg_err *err)
+{
+	return tg_err_set(err, TG_ERR_UNPROCESSABLE,
+	                  tg_budget_field_name(tg_budget_input_first(b)),
+	                  "Set either 'max_budget' or 'budget_id', not both.");
+}
+
 struct create_arg {
 	const struct tg_customer_input *in;
 	const char *created_by;
@@ -255,15 +268,12 @@ tg_customer_create(struct tg_db *db, const struct tg_customer_input *in,
 	struct create_arg arg;
 	enum tg_rc rc;
 
-	if (in->budget_id != NULL && in->budget.max_budget.set)
-		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "max_budget",
-		                  "Set either 'max_budget' or 'budget_id', not "
-		                  "both.");
+	if (in->budget_id != NULL && tg_budget_input_any(&in->budget))
+		return both_error(&in->budget, err);
 	memset(&arg, 0, sizeof(arg));
 	arg.in = in;
 	arg.created_by = created_by;
-	/* As LiteLLM: with a budget_id, the other budget fields are ignored. */
-	if (in->budget_id == NULL && tg_budget_input_any(&in->budget))
+	if (tg_budget_input_any(&in->budget))
 		tg_uuid_new(arg.private_budget);
 	rc = tg_db_txn(db, create_txn, &arg, err);
 	if (rc != TG_OK)
