@@ -1,13 +1,19 @@
 /*
- * customer_new: POST /customer/new (and /end_user/new): create a customer,
- * optionally with its own budget or on a shared tier (SPEC 8).
+ * customer: the customer routes (SPEC 8, 8.1), each also under /end_user/:
+ * /customer/new, /customer/info.
+ *
+ * One program per resource rather than per URL: each FastCGI program holds
+ * its own database connection and statements, so one pool serves every
+ * customer route.
  */
 #include <stddef.h>
 
 #include "app.h"
 #include "customer.h"
 
-static const struct tg_field fields[] = {
+#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static const struct tg_field new_fields[] = {
         {"user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
         {"alias", TG_FIELD_ID, 0},
         {"blocked", TG_FIELD_BOOL, 0},
@@ -34,7 +40,7 @@ str(struct tg_req *req, size_t i)
 }
 
 static enum tg_rc
-handle(struct tg_req *req, struct tg_err *err)
+handle_new(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_customer_input in = {0};
 	struct tg_customer c;
@@ -66,19 +72,43 @@ handle(struct tg_req *req, struct tg_err *err)
 	return TG_OK;
 }
 
-#define ROUTE(path)                                                            \
+static const struct tg_field info_fields[] = {
+        {"end_user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+};
+
+static enum tg_rc
+handle_info(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_customer c;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_customer_get(db, tg_req_field(req, 0)->str,
+	                     tg_req_config(req)->max_end_user_budget_id, &c,
+	                     err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
+	tg_customer_free(&c);
+	return TG_OK;
+}
+
+#define ROUTES(path, method, body, fields, handler)                            \
+	{"/customer/" path, method, true, body, fields,                        \
+	 NFIELDS(fields),   handler},                                          \
 	{                                                                      \
-		path, "POST", true, TG_BODY_MGMT, fields,                      \
-		        sizeof(fields) / sizeof(fields[0]), handle             \
+		"/end_user/" path, method, true, body, fields,                 \
+		        NFIELDS(fields), handler                               \
 	}
 
 static const struct tg_route routes[] = {
-        ROUTE("/customer/new"),
-        ROUTE("/end_user/new"),
+        ROUTES("new", "POST", TG_BODY_MGMT, new_fields, handle_new),
+        ROUTES("info", "GET", TG_BODY_NONE, info_fields, handle_info),
 };
 
-static const struct tg_program program = {"customer_new", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {"customer", routes, NFIELDS(routes)};
 
 int
 main(void)

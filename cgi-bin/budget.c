@@ -1,20 +1,24 @@
 /*
- * budget_new: POST /budget/new: a reusable budget ("pricing tier") that
- * customers point at (SPEC 8).
+ * budget: the budget routes (SPEC 8): budgets are reusable limits rows
+ * ("pricing tiers") that customers point at.  /budget/new.
+ *
+ * One program for the resource (see cgi-bin/customer.c).
  */
 #include <stddef.h>
 
 #include "app.h"
 #include "budget.h"
 
-static const struct tg_field fields[] = {
+#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static const struct tg_field new_fields[] = {
         {"budget_id", TG_FIELD_ID, 0},
         TG_BUDGET_FIELDS,
 };
 enum { F_BUDGET_ID, F_BUDGET /* the TG_BUDGET_FIELDS run */ };
 
 static enum tg_rc
-handle(struct tg_req *req, struct tg_err *err)
+handle_new(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_budget_input in;
 	struct tg_budget b;
@@ -36,11 +40,11 @@ handle(struct tg_req *req, struct tg_err *err)
 }
 
 static const struct tg_route routes[] = {
-        {"/budget/new", "POST", true, TG_BODY_MGMT, fields,
-         sizeof(fields) / sizeof(fields[0]), handle},
+        {"/budget/new", "POST", true, TG_BODY_MGMT, new_fields,
+         NFIELDS(new_fields), handle_new},
 };
 
-static const struct tg_program program = {"budget_new", routes, 1};
+static const struct tg_program program = {"budget", routes, NFIELDS(routes)};
 
 int
 main(void)
