@@ -126,6 +126,52 @@ struct json_object *tg_budget_table_json(const struct tg_budget *b);
 void tg_budget_free(struct tg_budget *b);
 
 /*
+ * Change budget_id's fields inside the caller's transaction: only the
+ * fields set or cleared in in change (SPEC 8 /budget/update).  A change of
+ * budget_duration recomputes budget_reset_at (unless in gives it) and the
+ * next reset (spend_reset_at) of every customer on the budget, also those
+ * on it as the default tier when budget_id equals default_budget_id (may be
+ * NULL); their spend stays.  TG_ERR_NOT_FOUND "Budget id=<id> does not
+ * exist in db" (param budget_id).
+ */
+enum tg_rc tg_budget_apply(struct tg_db *db, const char *budget_id,
+                           const struct tg_budget_input *in,
+                           const char *updated_by,
+                           const char *default_budget_id, struct tg_err *err);
+
+/* tg_budget_apply() in its own transaction, then the row as stored. */
+enum tg_rc tg_budget_update(struct tg_db *db, const char *budget_id,
+                            const struct tg_budget_input *in,
+                            const char *updated_by,
+                            const char *default_budget_id,
+                            struct tg_budget *out, struct tg_err *err);
+
+/*
+ * Budget periods pass lazily (SPEC 6): when b has a budget_duration and its
+ * budget_reset_at is due (or unset), move it to the end of the period that
+ * contains now, in b and in the database (guarded by the old value, so
+ * racing processes apply it once).  No query when nothing is due.
+ */
+enum tg_rc tg_budget_advance(struct tg_db *db, struct tg_budget *b,
+                             struct tg_err *err);
+
+/*
+ * Budget rows as a JSON array (new reference in *out): every budget
+ * (ids NULL) ordered by budget_id, or those of the JSON array of ids in
+ * its order, the unknown ones left out (as LiteLLM's /budget/info).
+ */
+enum tg_rc tg_budget_list(struct tg_db *db, struct json_object *ids,
+                          struct json_object **out, struct tg_err *err);
+
+/*
+ * Delete budget_id; *out holds the row as it was.  Customers on it fall
+ * back to no budget (the foreign key's ON DELETE SET NULL); their spend
+ * stays.  TG_ERR_NOT_FOUND when absent.
+ */
+enum tg_rc tg_budget_delete(struct tg_db *db, const char *budget_id,
+                            struct tg_budget *out, struct tg_err *err);
+
+/*
  * For modules that join budgets (customer, ledger): the column list, with
  * the alias b, that tg_budget_from_row() reads, and reading it from row of
  * res starting at column col0.  False when the row is malformed or b's
