@@ -1,6 +1,10 @@
 /*
  * customer: the customer routes (SPEC 8, 8.1), each also under /end_user/:
- * /customer/new, info, update, delete, list, block, unblock.
+ * /customer/new, info, update, delete, list, block, unblock, and
+ * daily/activity; and /spend/logs.  /spend/logs is the customers' ledger
+ * and shares its reading code with daily/activity: a program of its own
+ * would hold a third pool of processes and connections for two report
+ * routes.
  *
  * One program per resource rather than per URL: each FastCGI program holds
  * its own database connection and statements, so one pool serves every
@@ -13,6 +17,7 @@
 
 #include "app.h"
 #include "customer.h"
+#include "spendlog.h"
 #include "util.h"
 
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
@@ -282,6 +287,126 @@ handle_list(struct tg_req *req, struct tg_err *err)
 	return TG_OK;
 }
 
+/* ---- reports: /spend/logs, /customer/daily/activity ---- */
+
+static enum tg_rc
+bound(struct tg_req *req, size_t i, const char *name, bool end, bool *has,
+      time_t *out, struct tg_err *err)
+{
+	const struct tg_value *v = tg_req_field(req, i);
+
+	*has = v->given;
+	if (v->given && !tg_spendlog_parse_bound(v->str, end, out))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, name,
+		                  "%s must be a date YYYY-MM-DD or an ISO 8601 "
+		                  "time. Received: %s",
+		                  name, v->str);
+	return TG_OK;
+}
+
+static enum tg_rc
+paging(struct tg_req *req, size_t i_page, size_t i_size, int64_t dflt,
+       int64_t *page, int64_t *size, struct tg_err *err)
+{
+	const struct tg_value *p = tg_req_field(req, i_page);
+	const struct tg_value *s = tg_req_field(req, i_size);
+
+	if (p->given && p->num < 1)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page",
+		                  "page must be an integer >= 1");
+	if (s->given && (s->num < 1 || s->num > TG_SPENDLOG_PAGE_SIZE_MAX))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page_size",
+		                  "page_size must be an integer from 1 to %d",
+		                  TG_SPENDLOG_PAGE_SIZE_MAX);
+	*page = p->given ? p->num : 1;
+	*size = s->given ? s->num : dflt;
+	return TG_OK;
+}
+
+static const struct tg_field logs_fields[] = {
+        {"end_user", TG_FIELD_ID, 0},     {"start_date", TG_FIELD_STRING, 0},
+        {"end_date", TG_FIELD_STRING, 0}, {"request_id", TG_FIELD_ID, 0},
+        {"page", TG_FIELD_COUNT, 0},      {"page_size", TG_FIELD_COUNT, 0},
+};
+
+static enum tg_rc
+handle_logs(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_spendlog_query q;
+	struct json_object *arr;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	memset(&q, 0, sizeof(q));
+	q.end_user = str(req, 0);
+	q.request_id = str(req, 3);
+	if ((rc = bound(req, 1, "start_date", false, &q.has_start, &q.start,
+	                err)) != TG_OK ||
+	    (rc = bound(req, 2, "end_date", true, &q.has_end, &q.end, err)) !=
+	            TG_OK ||
+	    (rc = paging(req, 4, 5, TG_SPENDLOG_PAGE_SIZE, &q.page,
+	                 &q.page_size, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_spendlog_list(db, &q, &arr, err)) != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, arr);
+	return TG_OK;
+}
+
+static const struct tg_field activity_fields[] = {
+        {"end_user_ids", TG_FIELD_STRING, 0},
+        {"start_date", TG_FIELD_STRING, 0},
+        {"end_date", TG_FIELD_STRING, 0},
+        {"model", TG_FIELD_STRING, 0},
+        {"page", TG_FIELD_COUNT, 0},
+        {"page_size", TG_FIELD_COUNT, 0},
+};
+
+/* The ids one daily-activity query may name (each is one indexed read). */
+#define ACTIVITY_MAX_IDS 1000
+
+static enum tg_rc
+handle_activity(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_activity_query q;
+	struct json_object *o;
+	struct tg_db *db;
+	const char *ids = str(req, 0);
+	enum tg_rc rc;
+
+	memset(&q, 0, sizeof(q));
+	q.model = str(req, 3);
+	if ((rc = bound(req, 1, "start_date", false, &q.has_start, &q.start,
+	                err)) != TG_OK ||
+	    (rc = bound(req, 2, "end_date", true, &q.has_end, &q.end, err)) !=
+	            TG_OK ||
+	    (rc = paging(req, 4, 5, TG_ACTIVITY_PAGE_SIZE, &q.page,
+	                 &q.page_size, err)) != TG_OK)
+		return rc;
+	if (ids != NULL && !tg_spendlog_split_ids(ids, ACTIVITY_MAX_IDS,
+	                                          &q.end_users, &q.n_end_users))
+		return tg_err_set(
+		        err, TG_ERR_UNPROCESSABLE, "end_user_ids",
+		        "end_user_ids must be a comma list of at most "
+		        "%d ids",
+		        ACTIVITY_MAX_IDS);
+	/* "end_user_ids=" names nobody: every end user, as when absent. */
+	if (q.n_end_users == 0) {
+		tg_spendlog_ids_free(q.end_users, 0);
+		q.end_users = NULL;
+	}
+	rc = tg_req_db(req, &db, err);
+	if (rc == TG_OK)
+		rc = tg_spendlog_daily_activity(db, &q, &o, err);
+	tg_spendlog_ids_free(q.end_users, q.n_end_users);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, o);
+	return TG_OK;
+}
+
 #define ROUTES(path, method, body, fields, handler)                            \
 	{"/customer/" path, method, true, body, fields,                        \
 	 NFIELDS(fields),   handler},                                          \
@@ -298,6 +423,10 @@ static const struct tg_route routes[] = {
         ROUTES("block", "POST", TG_BODY_MGMT, ids_fields, handle_block),
         ROUTES("unblock", "POST", TG_BODY_MGMT, ids_fields, handle_unblock),
         ROUTES("list", "GET", TG_BODY_NONE, list_fields, handle_list),
+        ROUTES("daily/activity", "GET", TG_BODY_NONE, activity_fields,
+               handle_activity),
+        {"/spend/logs", "GET", true, TG_BODY_NONE, logs_fields,
+         NFIELDS(logs_fields), handle_logs},
 };
 
 static const struct tg_program program = {"customer", routes, NFIELDS(routes)};
