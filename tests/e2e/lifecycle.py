@@ -374,6 +374,26 @@ def default_tier_shown(t, env):
     t.is_eq(r.json, created, "customer/info shows the default tier identically to customer/new")
 
 
+def region_header(t, env):
+    models = [env.model("fake-gpt", region_name="eu"), env.model("fake-gpt-2")]
+    cfg = env.write_config("region", env.config(models=models))
+    srv = env.start_lighttpd(cfg, name="region", max_procs=1)
+    r = env.chat(user="rg-1", model="fake-gpt", server=srv)
+    t.is_eq((r.status, r.header("x-litellm-model-region")), (200, "eu"),
+            "x-litellm-model-region names the deployment's region_name")
+    r = env.chat(user="rg-1", model="fake-gpt-2", server=srv)
+    t.is_eq((r.status, r.header("x-litellm-model-region")), (200, None),
+            "no x-litellm-model-region for a deployment without region_name")
+    s = env.stream_chat(user="rg-1", model="fake-gpt", server=srv)
+    t.is_eq((s.status, s.header("x-litellm-model-region")), (200, "eu"),
+            "a streamed answer carries x-litellm-model-region too")
+    r = post(env, "/customer/new", {"user_id": "rg-us", "allowed_model_region": "us"},
+             server=srv)
+    r = env.chat(user="rg-us", model="fake-gpt", server=srv)
+    t.ok(r.status >= 400 and r.header("x-litellm-model-region") is None,
+         "a refused call (region not allowed) has no region header", "status %d" % r.status)
+
+
 def main(t, env):
     cfg = env.write_config("main", env.config())
     env.start_lighttpd(cfg, max_procs=2)
@@ -383,6 +403,7 @@ def main(t, env):
     budgets(t, env)
     block_unblock(t, env)
     default_tier_shown(t, env)
+    region_header(t, env)
 
 
 if __name__ == "__main__":
