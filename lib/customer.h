@@ -105,7 +105,8 @@ struct tg_customer_update {
  * the customer's private budget; a customer on a shared tier (its own or
  * the default, default_budget_id) gets a private copy of it first, so the
  * tier itself never changes here.  budget_id moves it to another tier (its
- * period restarts there) and drops its private budget; budget_id null
+ * spend stays; its next reset becomes that tier's, computed on its next
+ * load) and drops its private budget; budget_id null
  * takes it off its tier.  Errors: TG_ERR_NOT_FOUND "End User Id=<id> does
  * not exist in db" (param user_id); TG_ERR_UNPROCESSABLE for budget_id and
  * budget fields together; TG_ERR_BAD_REQUEST for an unknown budget_id.
