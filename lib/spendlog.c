@@ -522,7 +522,9 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 	if (rc != TG_OK)
 		goto out;
 
-	qsort(g.v, g.n, sizeof(*g.v), by_day_model);
+	/* qsort's base may not be NULL, even for no element. */
+	if (g.n > 0)
+		qsort(g.v, g.n, sizeof(*g.v), by_day_model);
 	for (size_t i = 0; i < g.n; i++)
 		if (i == 0 || strcmp(g.v[i].day, g.v[i - 1].day) != 0)
 			ndays++;
@@ -543,7 +545,8 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 		goto out;
 	}
 	/* Day k is the same in both orders: the day is the first key. */
-	qsort(g.v, g.n, sizeof(*g.v), by_day_user);
+	if (g.n > 0)
+		qsort(g.v, g.n, sizeof(*g.v), by_day_user);
 	if (!breakdown(&g, false, entities, NULL)) {
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                "activity totals overflow");
