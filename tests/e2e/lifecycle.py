@@ -394,6 +394,21 @@ def region_header(t, env):
          "a refused call (region not allowed) has no region header", "status %d" % r.status)
 
 
+def plain_cgi(t, env, cfg):
+    """The grouped programs serve every route of theirs as plain CGI too."""
+    r = env.cgi("customer", "POST", "/customer/block", body={"user_ids": ["cgi-blk"]}, config=cfg)
+    t.is_eq((r.status, r.json), (200, {"blocked_users": ["cgi-blk"]}), "cgi customer: block")
+    r = env.cgi("customer", "GET", "/end_user/list?blocked=true&page_size=1000", config=cfg)
+    t.ok(r.status == 200 and "cgi-blk" in [c.get("user_id") for c in r.json or []],
+         "cgi customer: /end_user/list")
+    r = env.cgi("customer", "GET", "/spend/logs?page_size=1", config=cfg)
+    t.is_eq((r.status, isinstance(r.json, list)), (200, True), "cgi customer: /spend/logs")
+    r = env.cgi("budget", "GET", "/budget/list", config=cfg)
+    t.is_eq((r.status, isinstance(r.json, list)), (200, True), "cgi budget: /budget/list")
+    r = env.cgi("budget", "POST", "/budget/delete", body={"id": "cgi-none"}, config=cfg)
+    env.check_error(r, 404, "not_found", param="id", what="cgi budget: delete unknown")
+
+
 def main(t, env):
     cfg = env.write_config("main", env.config())
     env.start_lighttpd(cfg, max_procs=2)
@@ -404,6 +419,7 @@ def main(t, env):
     block_unblock(t, env)
     default_tier_shown(t, env)
     region_header(t, env)
+    plain_cgi(t, env, cfg)
 
 
 if __name__ == "__main__":
