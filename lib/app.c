@@ -11,11 +11,13 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +52,9 @@ struct tg_req {
 	/* I/O: FastCGI streams, or stdin/stdout as plain CGI. */
 	FCGX_Request *fcgx;
 	char **envp;
+	/* The body from memory instead (tg_app_front_line()). */
+	const char *mem_body;
+	size_t mem_body_left;
 
 	const struct tg_route *route;
 	const char *method;
@@ -81,6 +86,14 @@ static int64_t app_spool_retry_us; /* no replay before this */
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
 
+/*
+ * SIGTERM (and SIGINT): finish the request in flight, then exit.  Both are
+ * blocked for the life of the process except inside the wait for the next
+ * connection (wait_for_request()), so a read of the body, a write of a
+ * stream, libcurl and the database client are never interrupted, and the
+ * threads libcurl may start inherit the mask: the signal always reaches
+ * that wait.  FCGX_ShutdownPending() makes libfcgi's accept give up too.
+ */
 static void
 on_term(int sig)
 {
@@ -180,9 +193,41 @@ tg_req_db(struct tg_req *req, struct tg_db **out, struct tg_err *err)
 	return TG_OK;
 }
 
+/* An HTTP token (RFC 9110 5.6.2): what a header name may be. */
+static bool
+is_header_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if (!isalnum((unsigned char)*s) &&
+		    !strchr("!#$%&'*+-.^_`|~", *s))
+			return false;
+	return true;
+}
+
+/* Visible characters, spaces and tabs: never CR or LF, which would end
+ * the header and let the rest of the value pass for more headers. */
+static bool
+is_header_value(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
+			return false;
+	return true;
+}
+
 void
 tg_req_add_header(struct tg_req *req, const char *name, const char *value)
 {
+	/* Refused, not repaired: a header that would need repair is a bug
+	 * or a hostile value, and neither should reach the client. */
+	if (!is_header_name(name) || !is_header_value(value)) {
+		tg_log_error("response header dropped: control character or "
+		             "separator in its %s",
+		             is_header_name(name) ? "value" : "name");
+		return;
+	}
 	if (req->nheaders == MAX_HEADERS) {
 		tg_log_error("too many response headers; dropped %s", name);
 		return;
@@ -192,20 +237,54 @@ tg_req_add_header(struct tg_req *req, const char *name, const char *value)
 	req->nheaders++;
 }
 
+/* libfcgi counts in int: larger buffers go in pieces of this size. */
+#define FCGX_PIECE ((size_t)1 << 30)
+
+/* Write all of buf; false when the FastCGI stream failed. */
+static bool
+fcgx_put(FCGX_Stream *out, const char *buf, size_t len)
+{
+	while (len > 0) {
+		size_t n = len < FCGX_PIECE ? len : FCGX_PIECE;
+
+		if (FCGX_PutStr(buf, (int)n, out) < 0)
+			return false;
+		buf += n;
+		len -= n;
+	}
+	return true;
+}
+
 static void
 req_write(struct tg_req *req, const char *buf, size_t len)
 {
 	if (req->fcgx != NULL)
-		FCGX_PutStr(buf, (int)len, req->fcgx->out);
+		fcgx_put(req->fcgx->out, buf, len);
 	else
 		fwrite(buf, 1, len, stdout);
+}
+
+static void
+req_puts(struct tg_req *req, const char *s)
+{
+	req_write(req, s, strlen(s));
 }
 
 static size_t
 req_read(struct tg_req *req, char *buf, size_t len)
 {
+	if (req->mem_body != NULL) {
+		size_t n = len < req->mem_body_left ? len : req->mem_body_left;
+
+		memcpy(buf, req->mem_body, n);
+		req->mem_body += n;
+		req->mem_body_left -= n;
+		return n;
+	}
 	if (req->fcgx != NULL) {
-		int n = FCGX_GetStr(buf, (int)len, req->fcgx->in);
+		int n = FCGX_GetStr(buf,
+		                    (int)(len < FCGX_PIECE ? len : FCGX_PIECE),
+		                    req->fcgx->in);
 		return n > 0 ? (size_t)n : 0;
 	}
 	return fread(buf, 1, len, stdin);
@@ -238,23 +317,29 @@ static bool
 write_head(struct tg_req *req, int status, const char *content_type,
            long long content_length)
 {
-	char line[512];
-	int n;
+	char num[24];
 
 	if (req->responded) {
 		tg_log_error("second response to one request dropped");
 		return false;
 	}
 	req->responded = true;
-	n = snprintf(line, sizeof(line),
-	             "Status: %d %s\r\nContent-Type: %s\r\n"
-	             "x-litellm-call-id: %s\r\n",
-	             status, reason_phrase(status), content_type, req->call_id);
-	req_write(req, line, (size_t)n);
+	/* Piece by piece: no value's length is bounded by a buffer here. */
+	snprintf(num, sizeof(num), "%d", status);
+	req_puts(req, "Status: ");
+	req_puts(req, num);
+	req_puts(req, " ");
+	req_puts(req, reason_phrase(status));
+	req_puts(req, "\r\nContent-Type: ");
+	req_puts(req, content_type);
+	req_puts(req, "\r\nx-litellm-call-id: ");
+	req_puts(req, req->call_id);
+	req_puts(req, "\r\n");
 	if (content_length >= 0) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n",
-		             content_length);
-		req_write(req, line, (size_t)n);
+		snprintf(num, sizeof(num), "%lld", content_length);
+		req_puts(req, "Content-Length: ");
+		req_puts(req, num);
+		req_puts(req, "\r\n");
 	}
 	for (size_t i = 0; i < req->nheaders; i++) {
 		req_write(req, req->headers[i].name,
@@ -297,8 +382,7 @@ tg_req_stream_write(struct tg_req *req, const char *buf, size_t len)
 	if (req->client_gone)
 		return false;
 	if (req->fcgx != NULL) {
-		if ((len > 0 &&
-		     FCGX_PutStr(buf, (int)len, req->fcgx->out) < 0) ||
+		if (!fcgx_put(req->fcgx->out, buf, len) ||
 		    FCGX_FFlush(req->fcgx->out) < 0 ||
 		    FCGX_GetError(req->fcgx->out) != 0)
 			req->client_gone = true;
@@ -406,9 +490,16 @@ static struct json_object *
 parse_json(const char *text, size_t len, enum json_tokener_error *jerr,
            size_t *at)
 {
-	struct json_tokener *tok = json_tokener_new();
+	struct json_tokener *tok;
 	struct json_object *obj;
 
+	/* json-c counts in int; the body caps (lib/config.c) stay below. */
+	if (len > INT_MAX) {
+		*jerr = json_tokener_error_size;
+		*at = 0;
+		return NULL;
+	}
+	tok = json_tokener_new();
 	obj = json_tokener_parse_ex(tok, text, (int)len);
 	*jerr = json_tokener_get_error(tok);
 	*at = json_tokener_get_parse_end(tok);
@@ -593,10 +684,12 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			 * people paste them as they are.  A '#' outside a
 			 * string is never valid JSON, so reading it as a
 			 * comment changes the meaning of no valid body. */
-			char *copy = tg_xstrndup(req->body, req->body_len);
+			/* Not strndup(): the body may hold NULs. */
+			char *copy = tg_xmalloc(req->body_len + 1);
 			enum json_tokener_error ignored;
 			size_t ignored_at;
 
+			memcpy(copy, req->body, req->body_len + 1);
 			blank_hash_comments(copy, req->body_len);
 			req->json = parse_json(copy, req->body_len, &ignored,
 			                       &ignored_at);
@@ -627,40 +720,65 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	                           req->values, err);
 }
 
+/* Start req from the request's environment: id, method, path, query. */
 static void
-serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
+req_begin(struct tg_req *req, FCGX_Request *fcgx, char **envp)
 {
-	struct tg_req req;
-	struct tg_err err;
 	const char *uri;
 	const char *q;
-	enum tg_rc rc;
 
-	memset(&req, 0, sizeof(req));
-	tg_err_clear(&err);
-	req.fcgx = fcgx;
-	req.envp = envp;
-	req.start_us = 0;
+	memset(req, 0, sizeof(*req));
+	req->fcgx = fcgx;
+	req->envp = envp;
+	req->start_us = 0;
 	{
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		req.start_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+		req->start_us =
+		        (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	}
-	tg_uuid_new(req.call_id);
-	tg_log_set_request(req.call_id);
+	tg_uuid_new(req->call_id);
+	tg_log_set_request(req->call_id);
 
-	req.method = FCGX_GetParam("REQUEST_METHOD", envp);
-	if (req.method == NULL)
-		req.method = "GET";
+	req->method = FCGX_GetParam("REQUEST_METHOD", envp);
+	if (req->method == NULL)
+		req->method = "GET";
 	uri = FCGX_GetParam("REQUEST_URI", envp);
 	if (uri == NULL || uri[0] == '\0')
 		uri = FCGX_GetParam("SCRIPT_NAME", envp);
 	if (uri == NULL)
 		uri = "/";
 	q = strchr(uri, '?');
-	req.path = q ? tg_xstrndup(uri, (size_t)(q - uri)) : tg_xstrdup(uri);
-	req.query = q ? q + 1 : FCGX_GetParam("QUERY_STRING", envp);
+	req->path = q ? tg_xstrndup(uri, (size_t)(q - uri)) : tg_xstrdup(uri);
+	req->query = q ? q + 1 : FCGX_GetParam("QUERY_STRING", envp);
+}
 
+/* Free what req holds. */
+static void
+req_end(struct tg_req *req)
+{
+	if (req->json != NULL)
+		json_object_put(req->json);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		free(req->headers[i].name);
+		free(req->headers[i].value);
+	}
+	free(req->values);
+	free(req->query_storage);
+	free(req->body);
+	free(req->path);
+	tg_log_set_request("");
+}
+
+static void
+serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
+{
+	struct tg_req req;
+	struct tg_err err;
+	enum tg_rc rc;
+
+	tg_err_clear(&err);
+	req_begin(&req, fcgx, envp);
 	rc = front_line(prog, &req, &err);
 	if (rc == TG_OK) {
 		rc = req.route->handler(&req, &err);
@@ -672,18 +790,26 @@ serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 	}
 	if (rc != TG_OK && !req.responded)
 		tg_req_respond_error(&req, &err);
+	req_end(&req);
+}
 
-	if (req.json != NULL)
-		json_object_put(req.json);
-	for (size_t i = 0; i < req.nheaders; i++) {
-		free(req.headers[i].name);
-		free(req.headers[i].value);
-	}
-	free(req.values);
-	free(req.query_storage);
-	free(req.body);
-	free(req.path);
-	tg_log_set_request("");
+enum tg_rc
+tg_app_front_line(const struct tg_program *prog, char **envp, const char *body,
+                  size_t len,
+                  void (*inspect)(const struct tg_req *req, void *arg),
+                  void *arg, struct tg_err *err)
+{
+	struct tg_req req;
+	enum tg_rc rc;
+
+	req_begin(&req, NULL, envp);
+	req.mem_body = body != NULL ? body : "";
+	req.mem_body_left = body != NULL ? len : 0;
+	rc = front_line(prog, &req, err);
+	if (rc == TG_OK && inspect != NULL)
+		inspect(&req, arg);
+	req_end(&req);
+	return rc;
 }
 
 /* Work the client need not wait for: after the answer is sent. */
@@ -742,10 +868,38 @@ app_cleanup(void)
 	tg_upstream_cleanup();
 }
 
+/*
+ * Wait until a connection is pending on the listening socket; false when
+ * SIGTERM came.  The signal is blocked everywhere else, and pselect()
+ * unblocks it atomically: one that arrived while the last request was
+ * served is pending and ends the wait at once, and none can slip in
+ * between the look at app_stop and the wait.  Left open: when several
+ * processes share one listening socket (spawn-fcgi -F; lighttpd and
+ * mod_fcgid give each process its own), another may take the connection
+ * first, and FCGX_Accept_r() then blocks in accept() until the next one,
+ * so a SIGTERM then takes effect after one more request.
+ */
+static bool
+wait_for_request(int listen_sock, const sigset_t *unblocked)
+{
+	fd_set readable;
+
+	while (!app_stop) {
+		FD_ZERO(&readable);
+		FD_SET(listen_sock, &readable);
+		if (pselect(listen_sock + 1, &readable, NULL, NULL, NULL,
+		            unblocked) >= 0 ||
+		    errno != EINTR)
+			break;
+	}
+	return !app_stop;
+}
+
 int
 tg_app_main(const struct tg_program *prog)
 {
 	struct sigaction sa;
+	sigset_t term, unblocked;
 	struct tg_err err;
 	FCGX_Request fcgx;
 
@@ -753,8 +907,16 @@ tg_app_main(const struct tg_program *prog)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	/* No SA_RESTART: a SIGTERM must interrupt accept(). */
+	/* Blocked before any thread exists; delivered only in
+	 * wait_for_request() (SA_RESTART should one slip through). */
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigaddset(&term, SIGINT);
+	sigprocmask(SIG_BLOCK, &term, &unblocked);
+	sigdelset(&unblocked, SIGTERM);
+	sigdelset(&unblocked, SIGINT);
 	sa.sa_handler = on_term;
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
@@ -791,7 +953,8 @@ tg_app_main(const struct tg_program *prog)
 	}
 
 	FCGX_InitRequest(&fcgx, 0, 0);
-	while (!app_stop && FCGX_Accept_r(&fcgx) >= 0) {
+	while (wait_for_request(fcgx.listen_sock, &unblocked) &&
+	       FCGX_Accept_r(&fcgx) >= 0) {
 		serve(prog, &fcgx, fcgx.envp);
 		FCGX_Finish_r(&fcgx);
 		after_response();

@@ -52,6 +52,25 @@ struct tg_program {
 /* Run prog until SIGTERM (FastCGI) or for one request (CGI).  Exit code. */
 int tg_app_main(const struct tg_program *prog);
 
+/*
+ * The front line alone, on a request held in memory, for the fuzzer
+ * (tests/fuzz/fuzz-front.c) and tests: exactly what a request goes through
+ * before prog's handler runs (routing, key, size cap, JSON parse, fields).
+ * envp is the request's environment as the web server passes it ("NAME=
+ * value" strings, NULL-terminated: REQUEST_METHOD, REQUEST_URI,
+ * CONTENT_LENGTH, HTTP_*...), body[0..len) the bytes after the headers.  The
+ * config is loaded as for a real request (TOLLGATE_CONFIG).  When the front
+ * line passes and inspect is not NULL, inspect(req, arg) sees the request as
+ * the handler would (it must not answer).  No handler runs, nothing is
+ * written, everything is freed.  Returns TG_OK, or the rc the request would
+ * be answered with, err filled.
+ */
+enum tg_rc tg_app_front_line(const struct tg_program *prog, char **envp,
+                             const char *body, size_t len,
+                             void (*inspect)(const struct tg_req *req,
+                                             void *arg),
+                             void *arg, struct tg_err *err);
+
 /* ---- what a handler may use ---- */
 
 /* The request's id; also the x-litellm-call-id header and ledger key. */

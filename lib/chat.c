@@ -366,12 +366,27 @@ unknown_model:
 static long
 hold_seconds(const struct chat *c)
 {
-	long hold = 0;
+	long hold = 0, attempts = (long)c->cfg->num_retries + 1;
+	long grace = c->cfg->hold_grace_s;
 
+	/* The config caps every term (lib/config.h), so the longest hold fits
+	 * even a 32-bit long; the clamps keep it so for a config that was not
+	 * made by the loader. */
+	_Static_assert(TG_CONFIG_MAX_SECONDS * (TG_CONFIG_MAX_COUNT + 2L) <
+	                       INT32_MAX,
+	               "the longest hold fits a long");
 	for (size_t i = 0; i < c->ncand; i++)
 		if (c->cfg->deployments[c->cand[i]].timeout_s > hold)
 			hold = c->cfg->deployments[c->cand[i]].timeout_s;
-	return hold * (c->cfg->num_retries + 1) + c->cfg->hold_grace_s;
+	if (hold > TG_CONFIG_MAX_SECONDS)
+		hold = TG_CONFIG_MAX_SECONDS;
+	if (attempts < 1)
+		attempts = 1;
+	if (attempts > TG_CONFIG_MAX_COUNT + 1L)
+		attempts = TG_CONFIG_MAX_COUNT + 1L;
+	if (grace < 0 || grace > TG_CONFIG_MAX_SECONDS)
+		grace = TG_CONFIG_MAX_SECONDS;
+	return hold * attempts + grace;
 }
 
 /* Step 7: rpm, tpm and parallel requests (SPEC 5). */

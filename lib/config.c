@@ -68,10 +68,10 @@ struct loader {
 enum kind {
 	K_STRING,   /* char *: any string, NULL when empty or null */
 	K_URL,      /* char *: http:// or https:// */
-	K_SECONDS,  /* long: positive, fractions rounded up */
-	K_COUNT,    /* int: >= 0 */
-	K_TOKENS,   /* int64_t: > 0 */
-	K_BYTES,    /* size_t: > 0 */
+	K_SECONDS,  /* long: positive, fractions rounded up, <= one day */
+	K_COUNT,    /* int: 0..TG_CONFIG_MAX_COUNT */
+	K_TOKENS,   /* int64_t: 1..TG_CONFIG_MAX_TOKENS */
+	K_BYTES,    /* size_t: 1..TG_CONFIG_MAX_BYTES */
 	K_PRICE,    /* struct opt_price: >= 0, exact */
 	K_ENFORCE,  /* enum tg_enforcement: "reserve" or "post" */
 	K_ALERTING, /* list of alerting targets */
@@ -370,37 +370,43 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 	case K_SECONDS:
 		if (text == NULL)
 			return TG_OK;
-		if (!parse_seconds(text, (long *)(void *)slot))
-			return fail(ld, line,
-			            "'%s' must be a positive number of seconds",
-			            f->key);
+		if (!parse_seconds(text, (long *)(void *)slot) ||
+		    *(long *)(void *)slot > TG_CONFIG_MAX_SECONDS)
+			return fail(
+			        ld, line,
+			        "'%s' must be a positive number of seconds, "
+			        "at most %ld",
+			        f->key, TG_CONFIG_MAX_SECONDS);
 		return TG_OK;
 	case K_COUNT:
 		if (text == NULL)
 			return TG_OK;
-		if (!parse_whole(text, 0, INT_MAX, &whole))
+		if (!parse_whole(text, 0, TG_CONFIG_MAX_COUNT, &whole))
 			return fail(ld, line,
-			            "'%s' must be a whole number >= 0", f->key);
+			            "'%s' must be a whole number >= 0 and at "
+			            "most %d",
+			            f->key, TG_CONFIG_MAX_COUNT);
 		*(int *)(void *)slot = (int)whole;
 		return TG_OK;
 	case K_TOKENS:
 		if (text == NULL)
 			return TG_OK;
-		if (!parse_whole(text, 1, INT64_MAX, &whole))
-			return fail(ld, line, "'%s' must be a whole number > 0",
-			            f->key);
+		if (!parse_whole(text, 1, TG_CONFIG_MAX_TOKENS, &whole))
+			return fail(
+			        ld, line,
+			        "'%s' must be a whole number > 0 and at most "
+			        "%" PRId64,
+			        f->key, TG_CONFIG_MAX_TOKENS);
 		*(int64_t *)(void *)slot = whole;
 		return TG_OK;
 	case K_BYTES:
 		if (text == NULL)
 			return TG_OK;
-		if (!parse_whole(text, 1,
-		                 SIZE_MAX < INT64_MAX ? (int64_t)SIZE_MAX
-		                                      : INT64_MAX,
-		                 &whole))
+		if (!parse_whole(text, 1, TG_CONFIG_MAX_BYTES, &whole))
 			return fail(ld, line,
-			            "'%s' must be a whole number of bytes > 0",
-			            f->key);
+			            "'%s' must be a whole number of bytes > 0 "
+			            "and at most %" PRId64,
+			            f->key, TG_CONFIG_MAX_BYTES);
 		*(size_t *)(void *)slot = (size_t)whole;
 		return TG_OK;
 	case K_PRICE: {

@@ -83,6 +83,18 @@ struct tg_config {
 };
 
 /*
+ * Ceilings of the config's limits: a value above one is a config error
+ * naming the key and the limit.  Far above any real setting, and low enough
+ * that nothing computed from them overflows: a body of TG_CONFIG_MAX_BYTES
+ * plus its NUL fits the int lengths of json-c and libfcgi, and a hold of
+ * timeout x (num_retries + 1) + hold_grace seconds fits a long (lib/chat.c).
+ */
+#define TG_CONFIG_MAX_BYTES   ((int64_t)1 << 30)    /* max_*_body: 1 GiB */
+#define TG_CONFIG_MAX_SECONDS 86400L                /* timeouts: one day */
+#define TG_CONFIG_MAX_COUNT   100                   /* num_retries */
+#define TG_CONFIG_MAX_TOKENS  ((int64_t)1000000000) /* token counts */
+
+/*
  * Load path.  prices_default is the shipped price file, used unless
  * litellm_settings.model_cost_map_path is set.  Environment lookups use
  * getenv().  Returns TG_OK and a config to free with tg_config_free(), or

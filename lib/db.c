@@ -5,8 +5,9 @@
  * keeps one connection and its prepared statements, and must survive the
  * server going away and coming back (restart, failover, wait_timeout) without
  * the callers noticing.  Statements are cached in a small open-addressing
- * table keyed by the address of the SQL text (callers pass literals), so the
- * hot path is execute-only.  When the connection is lost outside a
+ * table keyed by the SQL text (its hash, then the text compared), so the hot
+ * path is a hash and execute-only, and SQL built in a reused buffer never
+ * runs another text's statement.  When the connection is lost outside a
  * transaction the cache is dropped, the connection is re-made and the
  * statement is tried once more; inside a transaction the loss is reported
  * and tg_db_txn() retries the whole transaction.
@@ -47,7 +48,9 @@ typedef bool db_bool;
 #define RW_TIMEOUT_S      30
 
 struct stmt_slot {
-	const char *sql; /* NULL: empty */
+	char *sql; /* a copy of the text; NULL: empty */
+	size_t len;
+	uint64_t hash;
 	MYSQL_STMT *stmt;
 };
 
@@ -255,6 +258,7 @@ cache_clear(struct tg_db *db)
 		if (db->slots[i].stmt != NULL)
 			mysql_stmt_close(db->slots[i].stmt);
 		db->slots[i].stmt = NULL;
+		free(db->slots[i].sql);
 		db->slots[i].sql = NULL;
 	}
 	db->nslots_used = 0;
@@ -437,13 +441,19 @@ tg_db_missing_parent(const struct tg_db *db)
 
 /* ---- statements ---- */
 
-static size_t
-slot_hash(const char *sql)
+/* FNV-1a of the text, and its length, in one pass. */
+static uint64_t
+text_hash(const char *sql, size_t *len)
 {
-	uintptr_t p = (uintptr_t)sql;
-	p ^= p >> 17;
-	p *= (uintptr_t)0x9E3779B97F4A7C15ull;
-	return (size_t)(p >> 7) & (STMT_SLOTS - 1);
+	uint64_t h = 0xcbf29ce484222325ull;
+	const char *p;
+
+	for (p = sql; *p != '\0'; p++) {
+		h ^= (unsigned char)*p;
+		h *= 0x100000001b3ull;
+	}
+	*len = (size_t)(p - sql);
+	return h;
 }
 
 /*
@@ -454,14 +464,17 @@ static enum tg_rc
 get_stmt(struct tg_db *db, const char *sql, MYSQL_STMT **out, bool *cached,
          struct tg_err *err)
 {
-	size_t h = slot_hash(sql);
+	size_t len;
+	uint64_t hash = text_hash(sql, &len);
+	size_t h = (size_t)(hash >> 32) & (STMT_SLOTS - 1);
 	MYSQL_STMT *st;
 
 	for (size_t i = 0; i < STMT_SLOTS; i++) {
 		struct stmt_slot *s = &db->slots[(h + i) & (STMT_SLOTS - 1)];
 		if (s->sql == NULL)
 			break;
-		if (s->sql == sql) {
+		if (s->hash == hash && s->len == len &&
+		    memcmp(s->sql, sql, len) == 0) {
 			*out = s->stmt;
 			*cached = true;
 			return TG_OK;
@@ -470,7 +483,7 @@ get_stmt(struct tg_db *db, const char *sql, MYSQL_STMT **out, bool *cached,
 	st = mysql_stmt_init(db->conn);
 	if (st == NULL)
 		abort(); /* out of memory */
-	if (mysql_stmt_prepare(st, sql, strlen(sql)) != 0) {
+	if (mysql_stmt_prepare(st, sql, len) != 0) {
 		db->last_errno = mysql_stmt_errno(st);
 		tg_err_set(err, TG_ERR_DB, NULL, "%s: %s",
 		           is_conn_lost(db->last_errno) ? "Database unavailable"
@@ -486,7 +499,9 @@ get_stmt(struct tg_db *db, const char *sql, MYSQL_STMT **out, bool *cached,
 			struct stmt_slot *s =
 			        &db->slots[(h + i) & (STMT_SLOTS - 1)];
 			if (s->sql == NULL) {
-				s->sql = sql;
+				s->sql = tg_xstrndup(sql, len);
+				s->len = len;
+				s->hash = hash;
 				s->stmt = st;
 				db->nslots_used++;
 				*cached = true;

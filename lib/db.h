@@ -2,10 +2,10 @@
  * db: the one place that speaks to MySQL/MariaDB.
  *
  * A process keeps one connection and its prepared statements (cached by the
- * SQL text's address, so callers pass string literals).  Every query is a
- * prepared statement with bound parameters; results come back as strings
- * (DECIMAL columns are parsed exactly by the caller).  A lost connection is
- * re-established transparently before the next statement.
+ * SQL text).  Every query is a prepared statement with bound parameters;
+ * results come back as strings (DECIMAL columns are parsed exactly by the
+ * caller).  A lost connection is re-established transparently before the
+ * next statement.
  */
 #ifndef TG_DB_H
 #define TG_DB_H
@@ -58,9 +58,10 @@ enum tg_rc tg_db_open(const char *url, struct tg_db **out, struct tg_err *err);
 void tg_db_close(struct tg_db *db);
 
 /*
- * Run sql (a string literal: its address keys the statement cache) with
- * params.  If res is not NULL the result set (if any) is fetched into it
- * and must be released with tg_db_result_free().  TG_ERR_DB on failure, with
+ * Run sql with params; its text keys the statement cache (SQL built at run
+ * time works, but each distinct text takes a slot while there is one).  If
+ * res is not NULL the result set (if any) is fetched into it and must be
+ * released with tg_db_result_free().  TG_ERR_DB on failure, with
  * tg_db_errno() telling the server's error number.  Reconnects once when
  * the connection was lost outside a transaction.
  */

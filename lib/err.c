@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "util.h"
 
 const char *
 tg_rc_str(enum tg_rc rc)
@@ -85,6 +86,34 @@ tg_rc_type(enum tg_rc rc)
 	return "internal_server_error";
 }
 
+/*
+ * Make s valid UTF-8 in place: each byte that does not start a well-formed
+ * sequence becomes '?'.  The message goes into the JSON envelope, which must
+ * be UTF-8 (RFC 8259), yet it quotes what the client sent (a path, a value)
+ * and may be cut anywhere by a "%.64s" or by the end of the buffer.
+ */
+static void
+utf8_repair(char *s)
+{
+	size_t len = strlen(s), i = 0, n;
+
+	while (i < len) {
+		if ((unsigned char)s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		for (n = 2; n <= 4; n++)
+			if (i + n <= len && tg_utf8_valid(s + i, n))
+				break;
+		if (n <= 4) {
+			i += n;
+		} else {
+			s[i] = '?';
+			i++;
+		}
+	}
+}
+
 enum tg_rc
 tg_err_set(struct tg_err *err, enum tg_rc rc, const char *param,
            const char *fmt, ...)
@@ -100,6 +129,7 @@ tg_err_set(struct tg_err *err, enum tg_rc rc, const char *param,
 	va_start(ap, fmt);
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
+	utf8_repair(err->message);
 	return rc;
 }
 

@@ -51,7 +51,8 @@ const char *tg_rc_type(enum tg_rc rc);
 /*
  * Fill err (which may be NULL) and return rc, so callers can write
  * `return tg_err_set(err, TG_ERR_NOT_FOUND, "end_user_id", "...", ...)`.
- * param may be NULL.  The message is truncated to fit.
+ * param may be NULL.  The message is truncated to fit, and made valid UTF-8
+ * (a byte that is not part of a well-formed sequence becomes '?').
  */
 enum tg_rc tg_err_set(struct tg_err *err, enum tg_rc rc, const char *param,
                       const char *fmt, ...)

@@ -84,7 +84,13 @@ enum tg_rc tg_fields_from_query(const struct tg_field *fields, size_t n,
                                 const char *query, struct tg_value *out,
                                 char **storage, struct tg_err *err);
 
-/* Whether s (len bytes) is an acceptable id (SPEC 1). */
+/*
+ * Whether s (len bytes) is an acceptable id (SPEC 1): 1..255 bytes of valid
+ * UTF-8.  Control characters are ordinary characters of an id, served end
+ * to end (README "Customer ids": the lighttpd template lets them through
+ * percent-encoded); NUL is refused by every caller (a string field, chat's
+ * customer id), so no id holds one.
+ */
 bool tg_id_valid(const char *s, size_t len);
 
 #endif

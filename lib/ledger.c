@@ -246,6 +246,45 @@ tg_ledger_account_of(const struct tg_customer *c)
 	return a;
 }
 
+/*
+ * Add charge to user_id's spend and take release off its reserved, in the
+ * period current at now_s: with a period (next_s, the end of the one that
+ * would begin now; NULL for none), a due reset comes first.  spend is
+ * assigned before spend_reset_at, so the reset test sees the old value.
+ */
+static enum tg_rc
+charge_account(struct tg_db *db, const char *user_id, const char *next_s,
+               const char *now_s, tg_money charge, tg_money release,
+               struct tg_err *err)
+{
+	struct tg_db_param params[8];
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	params[0] = tg_db_str(next_s);
+	params[1] = tg_db_str(now_s);
+	params[2] = tg_db_money(charge);
+	params[3] = params[0];
+	params[4] = params[1];
+	params[5] = params[0];
+	params[6] = tg_db_money(release);
+	params[7] = tg_db_str(user_id);
+	rc = tg_db_exec(db,
+	                "UPDATE customers SET"
+	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
+	                " spend) + CAST(? AS DECIMAL(20,10)),"
+	                " spend_reset_at = IF(? IS NOT NULL AND"
+	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
+	                " spend_reset_at),"
+	                " reserved = GREATEST(reserved -"
+	                " CAST(? AS DECIMAL(20,10)), 0)"
+	                " WHERE user_id = ?",
+	                params, 8, &res, err);
+	if (rc == TG_OK)
+		tg_db_result_free(&res);
+	return rc;
+}
+
 struct settle_arg {
 	const struct tg_ledger_account *acct;
 	const struct tg_ledger_entry *e;
@@ -524,32 +563,8 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			tg_db_result_free(&res);
 		goto out;
 	}
-	/*
-	 * A due reset first (spend is assigned before spend_reset_at, so it
-	 * tests the old value), then the charge and the release.
-	 */
-	params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
-	params[1] = tg_db_str(now_s);
-	params[2] = tg_db_money(a->charged);
-	params[3] = params[0];
-	params[4] = params[1];
-	params[5] = params[0];
-	params[6] = tg_db_money(released);
-	params[7] = tg_db_str(a->acct->user_id);
-	rc = tg_db_exec(db,
-	                "UPDATE customers SET"
-	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
-	                " spend) + CAST(? AS DECIMAL(20,10)),"
-	                " spend_reset_at = IF(? IS NOT NULL AND"
-	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
-	                " spend_reset_at),"
-	                " reserved = GREATEST(reserved -"
-	                " CAST(? AS DECIMAL(20,10)), 0)"
-	                " WHERE user_id = ?",
-	                params, 8, &res, err);
-	if (rc != TG_OK)
-		goto out;
-	tg_db_result_free(&res);
+	rc = charge_account(db, a->acct->user_id, has_next ? next_s : NULL,
+	                    now_s, a->charged, released, err);
 out:
 	free(meta);
 	return rc;
@@ -720,28 +735,10 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	if (rc != TG_OK)
 		return rc;
 	/* As a settlement would: a due reset first, then the charge. */
-	params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
-	params[1] = tg_db_str(now_s);
-	params[2] = tg_db_money(charged ? amount : 0);
-	params[3] = params[0];
-	params[4] = params[1];
-	params[5] = params[0];
-	params[6] = tg_db_money(amount);
-	params[7] = tg_db_str(uid);
-	rc = tg_db_exec(db,
-	                "UPDATE customers SET"
-	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
-	                " spend) + CAST(? AS DECIMAL(20,10)),"
-	                " spend_reset_at = IF(? IS NOT NULL AND"
-	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
-	                " spend_reset_at),"
-	                " reserved = GREATEST(reserved -"
-	                " CAST(? AS DECIMAL(20,10)), 0)"
-	                " WHERE user_id = ?",
-	                params, 8, &res, err);
+	rc = charge_account(db, uid, has_next ? next_s : NULL, now_s,
+	                    charged ? amount : 0, amount, err);
 	if (rc != TG_OK)
 		return rc;
-	tg_db_result_free(&res);
 	*done = true;
 	return TG_OK;
 }

@@ -29,6 +29,9 @@ tg_log_set_request(const char *request_id)
 	         request_id ? request_id : "");
 }
 
+static void log_line(const char *level, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+
 static void
 log_line(const char *level, const char *fmt, va_list ap)
 {

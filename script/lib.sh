@@ -5,7 +5,7 @@
 # shellcheck disable=SC2034 # used by the scripts that source this file
 TG_PACKAGES=(build-essential autoconf automake libtool pkg-config libfcgi-dev
 	libcurl4-openssl-dev libjson-c-dev libmariadb-dev libyaml-dev
-	mariadb-server mariadb-client lighttpd curl python3)
+	mariadb-server mariadb-client lighttpd curl python3 valgrind)
 
 tg_say() { printf '==> %s\n' "$*" >&2; }
 tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -18,6 +18,9 @@ crashed programs (a failing TAP test if any).
 Paths: TG_BUILDDIR (built programs) and TG_SRCDIR (templates, sql/, price
 file), both set by `make check`, falling back to the repository root.
 TG_KEEP_TMP=1 keeps the temporary directory for inspection.
+TG_VALGRIND=1 runs every plain CGI program and tollgate-migrate under
+valgrind (memcheck; every leak kind is an error, tests/valgrind.supp): each
+run is a test point that fails on any valgrind error (make check-valgrind).
 
 A test looks like:
 
@@ -86,6 +89,9 @@ BAD_LOG_PATTERNS = ("AddressSanitizer", "runtime error:", "LeakSanitizer",
                     "child signalled", "child exited")
 
 decimal.getcontext().prec = 60
+
+VALGRIND = os.environ.get("TG_VALGRIND") == "1"
+VALGRIND_SUPP = os.path.join(SRCDIR, "tests", "valgrind.supp")
 
 
 class SetupError(Exception):
@@ -966,8 +972,10 @@ class Env:
             self.migrate()
 
     def migrate(self):
-        r = subprocess.run([MIGRATE, "--database-url", self.db.url, "--sql-dir", SQL_DIR],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        cmd = self.valgrind_wrap([MIGRATE, "--database-url", self.db.url, "--sql-dir", SQL_DIR])
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=120 * (10 if VALGRIND else 1))
+        self.valgrind_check("tollgate-migrate")
         if r.returncode != 0:
             raise SetupError("tollgate-migrate failed (%d):\n%s" % (
                 r.returncode, r.stdout.decode("utf-8", "replace")))
@@ -1212,9 +1220,10 @@ class Env:
                 env["HTTP_" + name] = v
         env.update(extra_env or {})
         t0 = time.monotonic()
-        r = subprocess.run([os.path.join(BINDIR, program)], input=body or b"",
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                           cwd=self.tmp, timeout=timeout)
+        r = subprocess.run(self.valgrind_wrap([os.path.join(BINDIR, program)]),
+                           input=body or b"", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, cwd=self.tmp, timeout=timeout * (10 if VALGRIND else 1))
+        self.valgrind_check("%s %s %s" % (program, method, uri))
         err = r.stderr.decode("utf-8", "replace")
         self.cgi_stderr.append(("%s %s %s" % (program, method, uri), err))
         resp = parse_cgi_output(r.stdout, time.monotonic() - t0)
@@ -1261,6 +1270,28 @@ class Env:
         to show that a refused request stored nothing."""
         return {tb: int(self.sql("SELECT COUNT(*) FROM %s" % tb)[0][0])
                 for tb in self.STORED_TABLES}
+
+    # -- valgrind (TG_VALGRIND=1) --
+    def valgrind_wrap(self, cmd):
+        """cmd, prefixed with valgrind when TG_VALGRIND=1 (its report goes to
+        a file in the temporary directory, read by valgrind_check)."""
+        if not VALGRIND:
+            return cmd
+        self.__dict__["_vg_runs"] = self.__dict__.get("_vg_runs", 0) + 1
+        self._vg_log = os.path.join(self.tmp, "valgrind-%d.log" % self._vg_runs)
+        return [_which("valgrind"), "--error-exitcode=1", "--leak-check=full",
+                "--errors-for-leak-kinds=all", "--show-leak-kinds=all",
+                "--track-origins=yes", "--num-callers=30",
+                "--suppressions=" + VALGRIND_SUPP, "--log-file=" + self._vg_log] + cmd
+
+    def valgrind_check(self, what):
+        """A test point: the last valgrind run reported no error."""
+        if not VALGRIND:
+            return True
+        report = _read(self._vg_log)
+        m = re.findall(r"ERROR SUMMARY: (\d+) errors", report)
+        return self.t.ok(bool(m) and m[-1] == "0", "valgrind: no errors in %s" % what,
+                         "report %s:" % self._vg_log, report[-6000:] if report else "(none)")
 
 
 def parse_cgi_output(out, elapsed=0.0):

@@ -94,6 +94,19 @@ def main(t, env):
     t.is_eq((row.get("spend"), row.get("reserved")), (env.ledger_sum("cgi-1"), Decimal(0)),
             "cgi: spend == ledger sum, nothing reserved")
 
+    # a streamed chat, and a body that is not JSON
+    r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg,
+                body={"model": "fake-gpt", "user": "cgi-3", "messages": MSGS, "stream": True,
+                      "fake": {"chunks": 3, "usage": {"prompt_tokens": 5, "completion_tokens": 3}}})
+    t.is_eq((r.status, r.header("content-type", "")[:17]), (200, "text/event-stream"),
+            "cgi chat_completions stream: 200, an event stream", r.text[:300])
+    events = [H.parse_sse_block(b) for b in r.text.replace("\r\n", "\n").split("\n\n")]
+    events = [e for e in events if e is not None]
+    t.is_eq(events[-1:], ["[DONE]"], "cgi chat_completions stream: ends with [DONE]", r.text[-300:])
+    t.is_eq(env.ledger_sum("cgi-3"), cost(5, 3), "cgi chat_completions stream: charged the usage")
+    r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg, body="{\"model\": ")
+    env.check_error(r, 400, "invalid_request_error", what="cgi chat: body not JSON")
+
 
 if __name__ == "__main__":
     H.run(main)

@@ -211,6 +211,51 @@ static const struct {
          "'max_llm_body' must be a whole number of bytes > 0"},
         {__LINE__, "tollgate_settings:\n  max_management_body: lots\n", NULL, 2,
          "'max_management_body' must be a whole number of bytes > 0"},
+        /* Ceilings: nothing computed from a limit may overflow. */
+        {__LINE__, "tollgate_settings:\n  max_llm_body: 1073741825\n", NULL, 2,
+         "'max_llm_body' must be a whole number of bytes > 0 and at most "
+         "1073741824"},
+        {__LINE__, "tollgate_settings:\n  max_llm_body: 18446744073709551615\n",
+         NULL, 2,
+         "'max_llm_body' must be a whole number of bytes > 0 and at most "
+         "1073741824"},
+        {__LINE__, "tollgate_settings:\n  max_llm_body: 9223372036854775807\n",
+         NULL, 2,
+         "'max_llm_body' must be a whole number of bytes > 0 and at most "
+         "1073741824"},
+        {__LINE__, "tollgate_settings:\n  max_management_body: 4294967296\n",
+         NULL, 2,
+         "'max_management_body' must be a whole number of bytes > 0 and at "
+         "most 1073741824"},
+        {__LINE__, "litellm_settings:\n  request_timeout: 86401\n", NULL, 2,
+         "'request_timeout' must be a positive number of seconds, at most "
+         "86400"},
+        {__LINE__,
+         "litellm_settings:\n  request_timeout: 9223372036854775807\n", NULL, 2,
+         "'request_timeout' must be a positive number of seconds, at most "
+         "86400"},
+        {__LINE__,
+         "model_list:\n  - model_name: a\n    litellm_params:\n"
+         "      model: gpt-4o\n      timeout: 86400.001\n",
+         NULL, 5,
+         "'timeout' must be a positive number of seconds, at most 86400"},
+        {__LINE__, "tollgate_settings:\n  hold_grace: 86401\n", NULL, 2,
+         "'hold_grace' must be a positive number of seconds, at most 86400"},
+        {__LINE__, "litellm_settings:\n  num_retries: 101\n", NULL, 2,
+         "'num_retries' must be a whole number >= 0 and at most 100"},
+        {__LINE__, "litellm_settings:\n  num_retries: 2147483647\n", NULL, 2,
+         "'num_retries' must be a whole number >= 0 and at most 100"},
+        {__LINE__, "litellm_settings:\n  default_max_tokens: 1000000001\n",
+         NULL, 2,
+         "'default_max_tokens' must be a whole number > 0 and at most "
+         "1000000000"},
+        {__LINE__,
+         "model_list:\n  - model_name: a\n    litellm_params:\n"
+         "      model: gpt-4o\n    model_info:\n"
+         "      max_output_tokens: 9223372036854775807\n",
+         NULL, 6,
+         "'max_output_tokens' must be a whole number > 0 and at most "
+         "1000000000"},
         {__LINE__, "litellm_settings: [1, 2]\n", NULL, 1,
          "'litellm_settings' must be a mapping"},
         {__LINE__,
@@ -484,6 +529,40 @@ test_defaults(void)
 	cfg = load("general_settings:\n  master_key: sk-1\n", NULL, prices,
 	           &err);
 	ok(cfg != NULL && cfg->ndeployments == 0, "config without models");
+	tg_config_free(cfg);
+}
+
+/* Every limit at its ceiling loads, and a hold computed from them fits. */
+static void
+test_ceilings(void)
+{
+	struct tg_config *cfg;
+	struct tg_err err;
+
+	cfg = load("litellm_settings:\n  request_timeout: 86400\n"
+	           "  num_retries: 100\n  default_max_tokens: 1000000000\n"
+	           "tollgate_settings:\n  max_llm_body: 1073741824\n"
+	           "  max_management_body: 1073741824\n  hold_grace: 86400\n"
+	           "model_list:\n  - model_name: a\n    litellm_params:\n"
+	           "      model: gpt-4o\n      timeout: 86400\n",
+	           NULL, prices, &err);
+	if (!ok(cfg != NULL, "limits at their ceilings load")) {
+		diag("%s", err.message);
+		return;
+	}
+	is_int(86400, cfg->request_timeout, "request_timeout 86400");
+	is_int(100, cfg->num_retries, "num_retries 100");
+	is_int(1000000000, cfg->default_max_tokens, "default_max_tokens 1e9");
+	is_int(1073741824, cfg->max_llm_body, "max_llm_body 1 GiB");
+	is_int(86400, cfg->deployments[0].timeout_s, "timeout 86400");
+	/* What lib/app.c and lib/chat.c compute from them. */
+	ok(cfg->max_llm_body + 1 <= (size_t)INT32_MAX,
+	   "a body at the cap and its NUL fit json-c's int length");
+	is_int(86400, cfg->hold_grace_s, "hold_grace 86400");
+	ok((int64_t)cfg->deployments[0].timeout_s * (cfg->num_retries + 1) +
+	                   cfg->hold_grace_s <=
+	           INT32_MAX,
+	   "timeout x (num_retries + 1) + hold_grace fits a long");
 	tg_config_free(cfg);
 }
 
@@ -771,6 +850,7 @@ main(void)
 	test_no_secret_in_errors();
 	test_full();
 	test_defaults();
+	test_ceilings();
 	test_env_fallbacks();
 	test_lookups();
 	test_price_file_use();
