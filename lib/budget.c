@@ -16,6 +16,86 @@
 #include "period.h"
 #include "util.h"
 
+const char *
+tg_budget_field_name(enum tg_budget_field f)
+{
+	switch (f) {
+	case TG_BUDGET_F_MAX_BUDGET: return "max_budget";
+	case TG_BUDGET_F_SOFT_BUDGET: return "soft_budget";
+	case TG_BUDGET_F_TPM_LIMIT: return "tpm_limit";
+	case TG_BUDGET_F_RPM_LIMIT: return "rpm_limit";
+	case TG_BUDGET_F_MAX_PARALLEL_REQUESTS: return "max_parallel_requests";
+	case TG_BUDGET_F_BUDGET_DURATION: return "budget_duration";
+	case TG_BUDGET_F_MODEL_MAX_BUDGET: return "model_max_budget";
+	case TG_BUDGET_F_BUDGET_RESET_AT: return "budget_reset_at";
+	case TG_BUDGET_NFIELDS: break;
+	}
+	return "";
+}
+
+static void
+opt_money_from(const struct tg_value *v, struct tg_opt_money *out)
+{
+	out->set = v->given;
+	out->v = v->given ? v->num : 0;
+}
+
+static void
+opt_i64_from(const struct tg_value *v, struct tg_opt_i64 *out)
+{
+	out->set = v->given;
+	out->v = v->given ? v->num : 0;
+}
+
+void
+tg_budget_input_from_values(const struct tg_value *v,
+                            struct tg_budget_input *out)
+{
+	const struct tg_value *mmb = &v[TG_BUDGET_F_MODEL_MAX_BUDGET];
+	const struct tg_value *reset = &v[TG_BUDGET_F_BUDGET_RESET_AT];
+	const struct tg_value *dur = &v[TG_BUDGET_F_BUDGET_DURATION];
+	struct tg_budget_input in;
+
+	memset(&in, 0, sizeof(in));
+	opt_money_from(&v[TG_BUDGET_F_MAX_BUDGET], &in.max_budget);
+	opt_money_from(&v[TG_BUDGET_F_SOFT_BUDGET], &in.soft_budget);
+	opt_i64_from(&v[TG_BUDGET_F_TPM_LIMIT], &in.tpm_limit);
+	opt_i64_from(&v[TG_BUDGET_F_RPM_LIMIT], &in.rpm_limit);
+	opt_i64_from(&v[TG_BUDGET_F_MAX_PARALLEL_REQUESTS],
+	             &in.max_parallel_requests);
+	in.budget_duration = dur->given ? dur->str : NULL;
+	in.model_max_budget =
+	        mmb->given ? json_object_to_json_string_ext(
+	                             mmb->json, JSON_C_TO_STRING_PLAIN)
+	                   : NULL;
+	in.budget_reset_at.set = reset->given;
+	in.budget_reset_at.v = reset->given ? (time_t)reset->num : 0;
+	for (unsigned f = 0; f < TG_BUDGET_NFIELDS; f++)
+		if (v[f].null)
+			in.cleared |= 1u << f;
+	*out = in;
+}
+
+enum tg_budget_field
+tg_budget_input_first(const struct tg_budget_input *in)
+{
+	bool set[TG_BUDGET_NFIELDS] = {
+	        in->max_budget.set,
+	        in->soft_budget.set,
+	        in->tpm_limit.set,
+	        in->rpm_limit.set,
+	        in->max_parallel_requests.set,
+	        in->budget_duration != NULL,
+	        in->model_max_budget != NULL,
+	        in->budget_reset_at.set,
+	};
+
+	for (unsigned f = 0; f < TG_BUDGET_NFIELDS; f++)
+		if (set[f] || (in->cleared & (1u << f)))
+			return (enum tg_budget_field)f;
+	return TG_BUDGET_NFIELDS;
+}
+
 bool
 tg_budget_input_any(const struct tg_budget_input *in)
 {
@@ -44,7 +124,6 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 {
 	char reset_at[20];
 	struct tg_db_param params[12];
-	struct tg_db_result res;
 	bool have_reset = false;
 	time_t reset = 0;
 	enum tg_rc rc;
@@ -77,7 +156,7 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	params[9] = tg_db_str(private_for);
 	params[10] = tg_db_str(created_by);
 	params[11] = tg_db_str(created_by);
-	rc = tg_db_exec(
+	rc = tg_db_run(
 	        db,
 	        "INSERT INTO budgets (budget_id, max_budget, soft_budget,"
 	        " max_parallel_requests, tpm_limit, rpm_limit,"
@@ -86,13 +165,11 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	        " updated_by) VALUES (?, CAST(? AS DECIMAL(20,10)),"
 	        " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?,"
 	        " UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6), ?)",
-	        params, 12, &res, err);
-	if (rc == TG_ERR_DB && tg_db_duplicate(db))
+	        params, 12, NULL, err);
+	if (rc == TG_ERR_CONFLICT)
 		rc = tg_err_set(err, TG_ERR_CONFLICT, "budget_id",
 		                "Budget with id '%s' already exists.",
 		                budget_id);
-	if (rc == TG_OK)
-		tg_db_result_free(&res);
 	return rc;
 }
 
@@ -222,6 +299,8 @@ tg_budget_get(struct tg_db *db, const char *budget_id, struct tg_budget *out,
 	else if (!tg_budget_from_row(&res, 0, 0, out))
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                "malformed budget row in the database");
+	else if ((rc = tg_budget_advance(db, out, err)) != TG_OK)
+		tg_budget_free(out);
 	tg_db_result_free(&res);
 	return rc;
 }
@@ -331,4 +410,328 @@ tg_budget_free(struct tg_budget *b)
 	free(b->created_by);
 	free(b->updated_by);
 	memset(b, 0, sizeof(*b));
+}
+
+/* ---- updates ---- */
+
+/* A flag and a value for "col = IF(flag, value, col)". */
+static void
+set_param(bool change, struct tg_db_param value, struct tg_db_param *flag,
+          struct tg_db_param *val)
+{
+	*flag = tg_db_int(change ? 1 : 0);
+	*val = change ? value : tg_db_null();
+}
+
+static bool
+changes(const struct tg_budget_input *in, enum tg_budget_field f, bool set)
+{
+	return set || (in->cleared & (1u << f)) != 0;
+}
+
+struct apply_arg {
+	const char *budget_id;
+	const struct tg_budget_input *in;
+	const char *updated_by;
+	const char *default_budget_id;
+};
+
+enum tg_rc
+tg_budget_apply(struct tg_db *db, const char *budget_id,
+                const struct tg_budget_input *in, const char *updated_by,
+                const char *default_budget_id, struct tg_err *err)
+{
+	struct tg_db_param params[18];
+	struct tg_db_result res;
+	const char *old_duration;
+	char reset_s[20];
+	bool duration_changed, reset_change, have_reset = false;
+	time_t reset = 0;
+	enum tg_rc rc;
+
+	params[0] = tg_db_str(budget_id);
+	rc = tg_db_exec(db,
+	                "SELECT budget_duration FROM budgets"
+	                " WHERE budget_id = ? FOR UPDATE",
+	                params, 1, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 0) {
+		tg_db_result_free(&res);
+		return tg_err_set(err, TG_ERR_NOT_FOUND, "budget_id",
+		                  "Budget id=%s does not exist in db",
+		                  budget_id);
+	}
+	old_duration = tg_db_cell(&res, 0, 0);
+	if (in->budget_duration != NULL)
+		duration_changed =
+		        old_duration == NULL ||
+		        strcmp(old_duration, in->budget_duration) != 0;
+	else
+		duration_changed =
+		        old_duration != NULL &&
+		        (in->cleared & (1u << TG_BUDGET_F_BUDGET_DURATION));
+	tg_db_result_free(&res);
+
+	/* The new budget_reset_at: given, cleared, or the new period's. */
+	reset_change = changes(in, TG_BUDGET_F_BUDGET_RESET_AT,
+	                       in->budget_reset_at.set);
+	if (in->budget_reset_at.set) {
+		reset = in->budget_reset_at.v;
+		have_reset = true;
+	} else if (!reset_change && duration_changed) {
+		struct tg_period p;
+		reset_change = true;
+		if (in->budget_duration != NULL &&
+		    tg_period_parse(in->budget_duration, &p)) {
+			reset = tg_period_next(&p, time(NULL));
+			have_reset = true;
+		}
+	}
+	if (have_reset)
+		tg_time_sql(reset, reset_s);
+
+	set_param(changes(in, TG_BUDGET_F_MAX_BUDGET, in->max_budget.set),
+	          opt_money_param(in->max_budget), &params[0], &params[1]);
+	set_param(changes(in, TG_BUDGET_F_SOFT_BUDGET, in->soft_budget.set),
+	          opt_money_param(in->soft_budget), &params[2], &params[3]);
+	set_param(changes(in, TG_BUDGET_F_MAX_PARALLEL_REQUESTS,
+	                  in->max_parallel_requests.set),
+	          opt_i64_param(in->max_parallel_requests), &params[4],
+	          &params[5]);
+	set_param(changes(in, TG_BUDGET_F_TPM_LIMIT, in->tpm_limit.set),
+	          opt_i64_param(in->tpm_limit), &params[6], &params[7]);
+	set_param(changes(in, TG_BUDGET_F_RPM_LIMIT, in->rpm_limit.set),
+	          opt_i64_param(in->rpm_limit), &params[8], &params[9]);
+	set_param(changes(in, TG_BUDGET_F_MODEL_MAX_BUDGET,
+	                  in->model_max_budget != NULL),
+	          tg_db_str(in->model_max_budget), &params[10], &params[11]);
+	set_param(changes(in, TG_BUDGET_F_BUDGET_DURATION,
+	                  in->budget_duration != NULL),
+	          tg_db_str(in->budget_duration), &params[12], &params[13]);
+	set_param(reset_change, have_reset ? tg_db_str(reset_s) : tg_db_null(),
+	          &params[14], &params[15]);
+	params[16] = tg_db_str(updated_by);
+	params[17] = tg_db_str(budget_id);
+	rc = tg_db_run(
+	        db,
+	        "UPDATE budgets SET"
+	        " max_budget = IF(?, CAST(? AS DECIMAL(20,10)), max_budget),"
+	        " soft_budget = IF(?, CAST(? AS DECIMAL(20,10)), soft_budget),"
+	        " max_parallel_requests = IF(?, ?, max_parallel_requests),"
+	        " tpm_limit = IF(?, ?, tpm_limit),"
+	        " rpm_limit = IF(?, ?, rpm_limit),"
+	        " model_max_budget = IF(?, ?, model_max_budget),"
+	        " budget_duration = IF(?, ?, budget_duration),"
+	        " budget_reset_at = IF(?, ?, budget_reset_at),"
+	        " updated_at = UTC_TIMESTAMP(6), updated_by = ?"
+	        " WHERE budget_id = ?",
+	        params, 18, NULL, err);
+	if (rc != TG_OK || !duration_changed)
+		return rc;
+	/*
+	 * A new period length: the customers' current periods end where the
+	 * budget's new one does (never when the duration was cleared).
+	 */
+	params[0] = have_reset ? tg_db_str(reset_s) : tg_db_null();
+	params[1] = tg_db_str(budget_id);
+	rc = tg_db_run(db,
+	               "UPDATE customers SET spend_reset_at = ?,"
+	               " updated_at = UTC_TIMESTAMP(6) WHERE budget_id = ?",
+	               params, 2, NULL, err);
+	if (rc != TG_OK || default_budget_id == NULL ||
+	    strcmp(default_budget_id, budget_id) != 0)
+		return rc;
+	return tg_db_run(db,
+	                 "UPDATE customers SET spend_reset_at = ?,"
+	                 " updated_at = UTC_TIMESTAMP(6)"
+	                 " WHERE budget_id IS NULL",
+	                 params, 1, NULL, err);
+}
+
+static enum tg_rc
+apply_txn(struct tg_db *db, void *varg, struct tg_err *err)
+{
+	struct apply_arg *a = varg;
+
+	return tg_budget_apply(db, a->budget_id, a->in, a->updated_by,
+	                       a->default_budget_id, err);
+}
+
+enum tg_rc
+tg_budget_update(struct tg_db *db, const char *budget_id,
+                 const struct tg_budget_input *in, const char *updated_by,
+                 const char *default_budget_id, struct tg_budget *out,
+                 struct tg_err *err)
+{
+	struct apply_arg arg = {budget_id, in, updated_by, default_budget_id};
+	enum tg_rc rc;
+
+	rc = tg_db_txn(db, apply_txn, &arg, err);
+	if (rc != TG_OK)
+		return rc;
+	return tg_budget_get(db, budget_id, out, err);
+}
+
+enum tg_rc
+tg_budget_advance(struct tg_db *db, struct tg_budget *b, struct tg_err *err)
+{
+	struct tg_period p;
+	struct tg_db_param params[3];
+	char next_s[20], old_s[20];
+	time_t now = time(NULL), next;
+	enum tg_rc rc;
+
+	if (b->budget_duration == NULL ||
+	    !tg_period_parse(b->budget_duration, &p))
+		return TG_OK;
+	if (b->budget_reset_at.set && b->budget_reset_at.v > now)
+		return TG_OK;
+	next = tg_period_next(&p, now);
+	tg_time_sql(next, next_s);
+	params[0] = tg_db_str(next_s);
+	params[1] = tg_db_str(b->budget_id);
+	if (b->budget_reset_at.set) {
+		tg_time_sql(b->budget_reset_at.v, old_s);
+		params[2] = tg_db_str(old_s);
+		rc = tg_db_run(db,
+		               "UPDATE budgets SET budget_reset_at = ?"
+		               " WHERE budget_id = ? AND budget_reset_at = ?",
+		               params, 3, NULL, err);
+	} else {
+		rc = tg_db_run(
+		        db,
+		        "UPDATE budgets SET budget_reset_at = ?"
+		        " WHERE budget_id = ? AND budget_reset_at IS NULL",
+		        params, 2, NULL, err);
+	}
+	if (rc != TG_OK)
+		return rc;
+	b->budget_reset_at.set = true;
+	b->budget_reset_at.v = next;
+	return TG_OK;
+}
+
+/* Append the rows of res (budget columns from 0) to arr, advanced. */
+static enum tg_rc
+append_rows(struct tg_db *db, const struct tg_db_result *res,
+            struct json_object *arr, struct tg_err *err)
+{
+	enum tg_rc rc = TG_OK;
+
+	for (size_t i = 0; i < res->nrows && rc == TG_OK; i++) {
+		struct tg_budget b;
+		if (!tg_budget_from_row(res, i, 0, &b))
+			return tg_err_set(
+			        err, TG_ERR_INTERNAL, NULL,
+			        "malformed budget row in the database");
+		rc = tg_budget_advance(db, &b, err);
+		if (rc == TG_OK)
+			json_object_array_add(arr, tg_budget_to_json(&b));
+		tg_budget_free(&b);
+	}
+	return rc;
+}
+
+enum tg_rc
+tg_budget_list(struct tg_db *db, struct json_object *ids,
+               struct json_object **out, struct tg_err *err)
+{
+	struct json_object *arr = json_object_new_array();
+	struct tg_db_result res;
+	struct tg_db_param param;
+	enum tg_rc rc = TG_OK;
+
+	if (ids == NULL) {
+		rc = tg_db_exec(db,
+		                "SELECT " TG_BUDGET_COLUMNS
+		                " FROM budgets b ORDER BY b.budget_id",
+		                NULL, 0, &res, err);
+		if (rc == TG_OK) {
+			rc = append_rows(db, &res, arr, err);
+			tg_db_result_free(&res);
+		}
+	}
+	/* One keyed read per id: the statement stays one cached text. */
+	for (size_t i = 0;
+	     ids != NULL && rc == TG_OK && i < json_object_array_length(ids);
+	     i++) {
+		struct json_object *e = json_object_array_get_idx(ids, i);
+		param = tg_db_strn(json_object_get_string(e),
+		                   (size_t)json_object_get_string_len(e));
+		rc = tg_db_exec(db,
+		                "SELECT " TG_BUDGET_COLUMNS
+		                " FROM budgets b WHERE b.budget_id = ?",
+		                &param, 1, &res, err);
+		if (rc == TG_OK) {
+			rc = append_rows(db, &res, arr, err);
+			tg_db_result_free(&res);
+		}
+	}
+	if (rc != TG_OK) {
+		json_object_put(arr);
+		return rc;
+	}
+	*out = arr;
+	return TG_OK;
+}
+
+struct delete_arg {
+	const char *budget_id;
+	struct tg_budget row;
+	bool loaded;
+};
+
+static enum tg_rc
+delete_txn(struct tg_db *db, void *varg, struct tg_err *err)
+{
+	struct delete_arg *a = varg;
+	struct tg_db_param param = tg_db_str(a->budget_id);
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	if (a->loaded) { /* a retried transaction */
+		tg_budget_free(&a->row);
+		a->loaded = false;
+	}
+	rc = tg_db_exec(db,
+	                "SELECT " TG_BUDGET_COLUMNS
+	                " FROM budgets b WHERE b.budget_id = ? FOR UPDATE",
+	                &param, 1, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 0)
+		rc = tg_err_set(err, TG_ERR_NOT_FOUND, "id",
+		                "Budget id=%s does not exist in db",
+		                a->budget_id);
+	else if (!tg_budget_from_row(&res, 0, 0, &a->row))
+		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                "malformed budget row in the database");
+	else
+		a->loaded = true;
+	tg_db_result_free(&res);
+	if (rc != TG_OK)
+		return rc;
+	/* The customers' budget_id becomes NULL by the foreign key. */
+	return tg_db_run(db, "DELETE FROM budgets WHERE budget_id = ?", &param,
+	                 1, NULL, err);
+}
+
+enum tg_rc
+tg_budget_delete(struct tg_db *db, const char *budget_id, struct tg_budget *out,
+                 struct tg_err *err)
+{
+	struct delete_arg arg;
+	enum tg_rc rc;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.budget_id = budget_id;
+	rc = tg_db_txn(db, delete_txn, &arg, err);
+	if (rc != TG_OK) {
+		if (arg.loaded)
+			tg_budget_free(&arg.row);
+		return rc;
+	}
+	*out = arg.row;
+	return TG_OK;
 }

@@ -12,6 +12,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "fields.h"
 #include "money.h"
 
 struct tg_opt_money {
@@ -42,6 +43,37 @@ struct tg_budget {
 	char *created_by, *updated_by;
 };
 
+/*
+ * The budget fields every endpoint that takes them declares (/customer/new,
+ * /customer/update, /budget/new, /budget/update), in this order: a
+ * program's field table holds TG_BUDGET_FIELDS as a run of rows, and
+ * tg_budget_input_from_values() reads them back from the first one's value.
+ */
+enum tg_budget_field {
+	TG_BUDGET_F_MAX_BUDGET,
+	TG_BUDGET_F_SOFT_BUDGET,
+	TG_BUDGET_F_TPM_LIMIT,
+	TG_BUDGET_F_RPM_LIMIT,
+	TG_BUDGET_F_MAX_PARALLEL_REQUESTS,
+	TG_BUDGET_F_BUDGET_DURATION,
+	TG_BUDGET_F_MODEL_MAX_BUDGET,
+	TG_BUDGET_F_BUDGET_RESET_AT,
+	TG_BUDGET_NFIELDS
+};
+#define TG_BUDGET_FIELDS                                                       \
+	{"max_budget", TG_FIELD_MONEY, 0}, {"soft_budget", TG_FIELD_MONEY, 0}, \
+	        {"tpm_limit", TG_FIELD_COUNT, 0},                              \
+	        {"rpm_limit", TG_FIELD_COUNT, 0},                              \
+	        {"max_parallel_requests", TG_FIELD_COUNT, 0},                  \
+	        {"budget_duration", TG_FIELD_DURATION, 0},                     \
+	        {"model_max_budget", TG_FIELD_OBJECT, 0},                      \
+	{                                                                      \
+		"budget_reset_at", TG_FIELD_TIME, 0                            \
+	}
+
+/* The name of budget field f ("max_budget"). */
+const char *tg_budget_field_name(enum tg_budget_field f);
+
 /* Budget fields as given in a request; unset = not given.  Not owned. */
 struct tg_budget_input {
 	struct tg_opt_money max_budget;
@@ -52,10 +84,24 @@ struct tg_budget_input {
 	const char *model_max_budget; /* JSON object text or NULL */
 	const char *budget_duration;  /* already validated, or NULL */
 	struct tg_opt_time budget_reset_at;
+	/* Fields given as JSON null, bit (1u << enum tg_budget_field): on an
+	 * update they clear the column; on create null is "not given". */
+	unsigned cleared;
 };
 
-/* Whether any budget field is set in in. */
+/*
+ * Fill *out from the TG_BUDGET_NFIELDS validated values starting at v (a
+ * route's values, from its TG_BUDGET_FIELDS run).  Strings borrow from v;
+ * model_max_budget borrows json-c's text of the object, valid while the
+ * request's body lives.
+ */
+void tg_budget_input_from_values(const struct tg_value *v,
+                                 struct tg_budget_input *out);
+
+/* Whether any budget field is set in in (given, not null). */
 bool tg_budget_input_any(const struct tg_budget_input *in);
+/* The first budget field set or cleared in in, or TG_BUDGET_NFIELDS. */
+enum tg_budget_field tg_budget_input_first(const struct tg_budget_input *in);
 
 /*
  * Insert a budget.  budget_id NULL makes a UUID.  When budget_reset_at is
@@ -78,6 +124,52 @@ struct json_object *tg_budget_to_json(const struct tg_budget *b);
 struct json_object *tg_budget_table_json(const struct tg_budget *b);
 
 void tg_budget_free(struct tg_budget *b);
+
+/*
+ * Change budget_id's fields inside the caller's transaction: only the
+ * fields set or cleared in in change (SPEC 8 /budget/update).  A change of
+ * budget_duration recomputes budget_reset_at (unless in gives it) and the
+ * next reset (spend_reset_at) of every customer on the budget, also those
+ * on it as the default tier when budget_id equals default_budget_id (may be
+ * NULL); their spend stays.  TG_ERR_NOT_FOUND "Budget id=<id> does not
+ * exist in db" (param budget_id).
+ */
+enum tg_rc tg_budget_apply(struct tg_db *db, const char *budget_id,
+                           const struct tg_budget_input *in,
+                           const char *updated_by,
+                           const char *default_budget_id, struct tg_err *err);
+
+/* tg_budget_apply() in its own transaction, then the row as stored. */
+enum tg_rc tg_budget_update(struct tg_db *db, const char *budget_id,
+                            const struct tg_budget_input *in,
+                            const char *updated_by,
+                            const char *default_budget_id,
+                            struct tg_budget *out, struct tg_err *err);
+
+/*
+ * Budget periods pass lazily (SPEC 6): when b has a budget_duration and its
+ * budget_reset_at is due (or unset), move it to the end of the period that
+ * contains now, in b and in the database (guarded by the old value, so
+ * racing processes apply it once).  No query when nothing is due.
+ */
+enum tg_rc tg_budget_advance(struct tg_db *db, struct tg_budget *b,
+                             struct tg_err *err);
+
+/*
+ * Budget rows as a JSON array (new reference in *out): every budget
+ * (ids NULL) ordered by budget_id, or those of the JSON array of ids in
+ * its order, the unknown ones left out (as LiteLLM's /budget/info).
+ */
+enum tg_rc tg_budget_list(struct tg_db *db, struct json_object *ids,
+                          struct json_object **out, struct tg_err *err);
+
+/*
+ * Delete budget_id; *out holds the row as it was.  Customers on it fall
+ * back to no budget (the foreign key's ON DELETE SET NULL); their spend
+ * stays.  TG_ERR_NOT_FOUND when absent.
+ */
+enum tg_rc tg_budget_delete(struct tg_db *db, const char *budget_id,
+                            struct tg_budget *out, struct tg_err *err);
 
 /*
  * For modules that join budgets (customer, ledger): the column list, with

@@ -743,6 +743,10 @@ complete(struct chat *c, struct tg_err *err)
 	if (success) {
 		tg_money_format(cost, cost_text, sizeof(cost_text));
 		tg_req_add_header(c->req, "x-litellm-response-cost", cost_text);
+		/* As LiteLLM: the region of the deployment that answered. */
+		if (d->region != NULL)
+			tg_req_add_header(c->req, "x-litellm-model-region",
+			                  d->region);
 		tg_req_respond_raw(c->req, 200, resp.body, resp.body_len);
 		rc = TG_OK;
 	} else if (up_rc != TG_OK) {

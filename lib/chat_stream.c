@@ -41,6 +41,9 @@ static void
 relay_write(struct relay *r, const char *buf, size_t len)
 {
 	if (!r->started) {
+		if (r->d->region != NULL)
+			tg_req_add_header(r->c->req, "x-litellm-model-region",
+			                  r->d->region);
 		tg_req_stream_begin(r->c->req, 200, "text/event-stream");
 		r->started = true;
 	}

@@ -752,6 +752,24 @@ out:
 	return rc;
 }
 
+enum tg_rc
+tg_db_run(struct tg_db *db, const char *sql, const struct tg_db_param *params,
+          size_t nparams, uint64_t *affected, struct tg_err *err)
+{
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	rc = tg_db_exec(db, sql, params, nparams, &res, err);
+	if (rc == TG_ERR_DB && tg_db_duplicate(db))
+		return tg_err_set(err, TG_ERR_CONFLICT, NULL, "duplicate key");
+	if (rc != TG_OK)
+		return rc;
+	if (affected != NULL)
+		*affected = res.affected;
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
 /* A plain (unprepared) statement without parameters: BEGIN, COMMIT, ... */
 static enum tg_rc
 simple_query(struct tg_db *db, const char *sql, struct tg_err *err)

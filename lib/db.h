@@ -70,6 +70,18 @@ enum tg_rc tg_db_exec(struct tg_db *db, const char *sql,
                       struct tg_db_result *res, struct tg_err *err);
 void tg_db_result_free(struct tg_db_result *res);
 
+/*
+ * The "execute, check, free" sequence of a statement whose rows are not
+ * read (INSERT, UPDATE, DELETE): tg_db_exec() with the result freed here.
+ * *affected (may be NULL) is written on success only: rows changed.  A
+ * duplicate key is TG_ERR_CONFLICT (message "duplicate key": callers that
+ * answer it to a client set their own); any other failure as tg_db_exec(),
+ * so tg_db_missing_parent() and tg_db_errno() still tell why.
+ */
+enum tg_rc tg_db_run(struct tg_db *db, const char *sql,
+                     const struct tg_db_param *params, size_t nparams,
+                     uint64_t *affected, struct tg_err *err);
+
 /* The server error number of the last failure (1062 duplicate key, ...). */
 unsigned tg_db_errno(const struct tg_db *db);
 

@@ -282,6 +282,12 @@ check_value(const struct tg_field *f, struct json_object *v,
 			                  "%s must be a JSON object", f->name);
 		out->json = v;
 		return TG_OK;
+	case TG_FIELD_ARRAY:
+		if (!json_object_is_type(v, json_type_array))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+			                  "%s must be a list", f->name);
+		out->json = v;
+		return TG_OK;
 	case TG_FIELD_ID_LIST:
 		if (!json_object_is_type(v, json_type_array) ||
 		    json_object_array_length(v) == 0)

@@ -33,6 +33,8 @@ enum tg_field_kind {
 	                      -> num; the body's value becomes that integer */
 	TG_FIELD_MESSAGES, /* chat messages: a non-empty array of objects
 	                      with a string role -> json */
+	TG_FIELD_ARRAY,    /* a JSON array, possibly empty -> json (the
+	                      handler checks its elements) */
 };
 
 /*

@@ -146,7 +146,6 @@ sweep(struct tg_db *db, const char *user_id, const char *window,
       struct tg_err *err)
 {
 	struct tg_db_param params[2];
-	struct tg_db_result res;
 	enum tg_rc rc;
 
 	params[0] = tg_db_str(user_id);
@@ -155,17 +154,15 @@ sweep(struct tg_db *db, const char *user_id, const char *window,
 	                "DELETE FROM rate_windows WHERE user_id = ?"
 	                " AND window_start < CAST(? AS DATETIME) - INTERVAL 1"
 	                " MINUTE LIMIT 100",
-	                params, 2, &res, err);
+	                params, 2, NULL, err);
 	if (rc != TG_OK)
 		return rc;
-	tg_db_result_free(&res);
-	rc = tg_db_exec(db,
-	                "DELETE FROM in_flight WHERE user_id = ?"
-	                " AND expires_at <= UTC_TIMESTAMP(6) LIMIT 100",
-	                params, 1, &res, err);
+	rc = tg_db_run(db,
+	               "DELETE FROM in_flight WHERE user_id = ?"
+	               " AND expires_at <= UTC_TIMESTAMP(6) LIMIT 100",
+	               params, 1, NULL, err);
 	if (rc != TG_OK)
 		return rc;
-	tg_db_result_free(&res);
 	return TG_OK;
 }
 
@@ -225,15 +222,14 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		                " expires_at, created_at) VALUES (?, ?,"
 		                " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
 		                " UTC_TIMESTAMP(6))",
-		                params, 3, &res, err);
-		if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
+		                params, 3, NULL, err);
+		if (rc == TG_ERR_CONFLICT) {
 			/* A retry whose first commit went through. */
 			a->already = true;
 			return TG_ERR_CONFLICT;
 		}
 		if (rc != TG_OK)
 			return rc;
-		tg_db_result_free(&res);
 		a->in_flight = true;
 	}
 	if (b->rpm_limit.set) {
@@ -244,10 +240,9 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		                " window_start, requests, tokens)"
 		                " VALUES (?, ?, 1, 0) ON DUPLICATE KEY UPDATE"
 		                " requests = requests + 1",
-		                params, 2, &res, err);
+		                params, 2, NULL, err);
 		if (rc != TG_OK)
 			return rc;
-		tg_db_result_free(&res);
 	}
 	/* Once a minute per customer, while its row is locked anyway. */
 	if (per_minute && fresh)
@@ -318,32 +313,28 @@ release_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct release_arg *a = varg;
 	struct tg_db_param params[3];
-	struct tg_db_result res;
 	enum tg_rc rc;
 
 	if (a->tokens > 0) {
 		params[0] = tg_db_str(a->c->user_id);
 		params[1] = tg_db_int(a->tokens);
 		params[2] = tg_db_int(a->tokens);
-		rc = tg_db_exec(db,
-		                "INSERT INTO rate_windows (user_id,"
-		                " window_start, requests, tokens) VALUES (?,"
-		                " DATE_FORMAT(UTC_TIMESTAMP(),"
-		                " '%Y-%m-%d %H:%i:00'), 0, ?)"
-		                " ON DUPLICATE KEY UPDATE tokens = tokens + ?",
-		                params, 3, &res, err);
+		rc = tg_db_run(db,
+		               "INSERT INTO rate_windows (user_id,"
+		               " window_start, requests, tokens) VALUES (?,"
+		               " DATE_FORMAT(UTC_TIMESTAMP(),"
+		               " '%Y-%m-%d %H:%i:00'), 0, ?)"
+		               " ON DUPLICATE KEY UPDATE tokens = tokens + ?",
+		               params, 3, NULL, err);
 		if (rc != TG_OK)
 			return rc;
-		tg_db_result_free(&res);
 	}
 	if (a->h->in_flight) {
 		params[0] = tg_db_str(a->h->request_id);
-		rc = tg_db_exec(db,
-		                "DELETE FROM in_flight WHERE request_id = ?",
-		                params, 1, &res, err);
+		rc = tg_db_run(db, "DELETE FROM in_flight WHERE request_id = ?",
+		               params, 1, NULL, err);
 		if (rc != TG_OK)
 			return rc;
-		tg_db_result_free(&res);
 	}
 	return TG_OK;
 }

@@ -130,8 +130,9 @@ static const struct tg_program *
 program_for(const char *path)
 {
 	const struct tg_program *const progs[] = {
-	        fuzz_prog_chat_completions, fuzz_prog_customer_new,
-	        fuzz_prog_customer_info,    fuzz_prog_budget_new,
+	        fuzz_prog_chat_completions,
+	        fuzz_prog_customer,
+	        fuzz_prog_budget,
 	        fuzz_prog_models,
 	};
 
@@ -190,6 +191,10 @@ check_value(const struct tg_field *f, const struct tg_value *v)
 		if (!json_object_is_type(v->json, json_type_array) ||
 		    json_object_array_length(v->json) == 0)
 			fail("%s: not a list of ids", f->name);
+		break;
+	case TG_FIELD_ARRAY:
+		if (!json_object_is_type(v->json, json_type_array))
+			fail("%s: not an array", f->name);
 		break;
 	case TG_FIELD_TIME: break;
 	case TG_FIELD_TOKENS:

@@ -18,6 +18,7 @@ static const struct tg_field table[] = {
         {"model_max_budget", TG_FIELD_OBJECT, 0},
         {"user_ids", TG_FIELD_ID_LIST, 0},
         {"budget_reset_at", TG_FIELD_TIME, 0},
+        {"budgets", TG_FIELD_ARRAY, 0},
 };
 #define NF (sizeof(table) / sizeof(table[0]))
 
@@ -100,6 +101,13 @@ static const struct row rows[] = {
         R("{\"user_id\":\"a\",\"budget_reset_at\":\"tomorrow\"}",
           TG_ERR_UNPROCESSABLE, "budget_reset_at", -1, 0, NULL),
         R("{\"user_id\":\"a\",\"unknown\":[1,2,3]}", TG_OK, NULL, -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"budgets\":[]}", TG_OK, NULL, -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"budgets\":[1,\"x\"]}", TG_OK, NULL, -1, 0,
+          NULL),
+        R("{\"user_id\":\"a\",\"budgets\":\"x\"}", TG_ERR_UNPROCESSABLE,
+          "budgets", -1, 0, NULL),
+        R("{\"user_id\":\"a\",\"budgets\":{}}", TG_ERR_UNPROCESSABLE, "budgets",
+          -1, 0, NULL),
 };
 
 static void

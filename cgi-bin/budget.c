@@ -1,0 +1,161 @@
+/*
+ * budget: the budget routes (SPEC 8): budgets are reusable limits rows
+ * ("pricing tiers") that customers point at.  /budget/new, update, info,
+ * list, delete.
+ *
+ * One program for the resource (see cgi-bin/customer.c).
+ */
+#include <stddef.h>
+
+#include "app.h"
+#include "budget.h"
+
+#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static const struct tg_field new_fields[] = {
+        {"budget_id", TG_FIELD_ID, 0},
+        TG_BUDGET_FIELDS,
+};
+enum { F_BUDGET_ID, F_BUDGET /* the TG_BUDGET_FIELDS run */ };
+
+static enum tg_rc
+handle_new(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_budget_input in;
+	struct tg_budget b;
+	struct tg_db *db;
+	const struct tg_value *v;
+	enum tg_rc rc;
+
+	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in);
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	v = tg_req_field(req, F_BUDGET_ID);
+	rc = tg_budget_create(db, v->given ? v->str : NULL, &in, "master_key",
+	                      &b, err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_budget_to_json(&b));
+	tg_budget_free(&b);
+	return TG_OK;
+}
+
+/* /budget/update: budget_id + the fields to change; null clears. */
+static const struct tg_field update_fields[] = {
+        {"budget_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+        TG_BUDGET_FIELDS,
+};
+
+static enum tg_rc
+handle_update(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_budget_input in;
+	struct tg_budget b;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in);
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_budget_update(
+	        db, tg_req_field(req, F_BUDGET_ID)->str, &in, "master_key",
+	        tg_req_config(req)->max_end_user_budget_id, &b, err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_budget_to_json(&b));
+	tg_budget_free(&b);
+	return TG_OK;
+}
+
+/*
+ * /budget/info {"budgets": [...]}: an empty list is the client's 400
+ * (SPEC 8), so the list is checked here rather than by ID_LIST's 422.
+ */
+static const struct tg_field info_fields[] = {
+        {"budgets", TG_FIELD_ARRAY, TG_FIELD_REQUIRED},
+};
+
+static enum tg_rc
+handle_info(struct tg_req *req, struct tg_err *err)
+{
+	struct json_object *ids = tg_req_field(req, 0)->json;
+	struct json_object *arr;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if (json_object_array_length(ids) == 0)
+		return tg_err_set(err, TG_ERR_BAD_REQUEST, "budgets",
+		                  "Specify list of budget id's to query. "
+		                  "Passed in={'budgets': []}");
+	for (size_t i = 0; i < json_object_array_length(ids); i++) {
+		struct json_object *e = json_object_array_get_idx(ids, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    !tg_id_valid(json_object_get_string(e),
+		                 (size_t)json_object_get_string_len(e)))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, "budgets",
+			                  "budgets must be a list of ids");
+	}
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_budget_list(db, ids, &arr, err)) != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, arr);
+	return TG_OK;
+}
+
+static enum tg_rc
+handle_list(struct tg_req *req, struct tg_err *err)
+{
+	struct json_object *arr;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_budget_list(db, NULL, &arr, err)) != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, arr);
+	return TG_OK;
+}
+
+/* /budget/delete {"id": "<budget_id>"} */
+static const struct tg_field delete_fields[] = {
+        {"id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+};
+
+static enum tg_rc
+handle_delete(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_budget b;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_budget_delete(db, tg_req_field(req, 0)->str, &b, err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_budget_to_json(&b));
+	tg_budget_free(&b);
+	return TG_OK;
+}
+
+static const struct tg_route routes[] = {
+        {"/budget/new", "POST", true, TG_BODY_MGMT, new_fields,
+         NFIELDS(new_fields), handle_new},
+        {"/budget/update", "POST", true, TG_BODY_MGMT, update_fields,
+         NFIELDS(update_fields), handle_update},
+        {"/budget/info", "POST", true, TG_BODY_MGMT, info_fields,
+         NFIELDS(info_fields), handle_info},
+        {"/budget/list", "GET", true, TG_BODY_NONE, NULL, 0, handle_list},
+        {"/budget/delete", "POST", true, TG_BODY_MGMT, delete_fields,
+         NFIELDS(delete_fields), handle_delete},
+};
+
+static const struct tg_program program = {"budget", routes, NFIELDS(routes)};
+
+int
+main(void)
+{
+	return tg_app_main(&program);
+}

@@ -1,0 +1,438 @@
+/*
+ * customer: the customer routes (SPEC 8, 8.1), each also under /end_user/:
+ * /customer/new, info, update, delete, list, block, unblock, and
+ * daily/activity; and /spend/logs.  /spend/logs is the customers' ledger
+ * and shares its reading code with daily/activity: a program of its own
+ * would hold a third pool of processes and connections for two report
+ * routes.
+ *
+ * One program per resource rather than per URL: each FastCGI program holds
+ * its own database connection and statements, so one pool serves every
+ * customer route.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "customer.h"
+#include "spendlog.h"
+#include "util.h"
+
+#define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
+
+static const struct tg_field new_fields[] = {
+        {"user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+        {"alias", TG_FIELD_ID, 0},
+        {"blocked", TG_FIELD_BOOL, 0},
+        {"budget_id", TG_FIELD_ID, 0},
+        {"allowed_model_region", TG_FIELD_REGION, 0},
+        {"default_model", TG_FIELD_STRING, 0},
+        TG_BUDGET_FIELDS,
+};
+enum {
+	F_USER_ID,
+	F_ALIAS,
+	F_BLOCKED,
+	F_BUDGET_ID,
+	F_REGION,
+	F_DEFAULT_MODEL,
+	F_BUDGET /* the TG_BUDGET_FIELDS run */
+};
+
+static const char *
+str(struct tg_req *req, size_t i)
+{
+	const struct tg_value *v = tg_req_field(req, i);
+	return v->given ? v->str : NULL;
+}
+
+static const char *
+default_tier(struct tg_req *req)
+{
+	return tg_req_config(req)->max_end_user_budget_id;
+}
+
+static enum tg_rc
+check_model(struct tg_req *req, const char *model, struct tg_err *err)
+{
+	if (model != NULL && !tg_config_has_model(tg_req_config(req), model))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "default_model",
+		                  "default_model=%s is not a model of this "
+		                  "proxy. Call `/v1/models` to view available "
+		                  "models.",
+		                  model);
+	return TG_OK;
+}
+
+static enum tg_rc
+handle_new(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_customer_input in = {0};
+	struct tg_customer c;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	in.user_id = str(req, F_USER_ID);
+	in.alias = str(req, F_ALIAS);
+	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
+	in.blocked = tg_req_field(req, F_BLOCKED)->num != 0;
+	in.budget_id = str(req, F_BUDGET_ID);
+	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in.budget);
+	in.allowed_model_region = str(req, F_REGION);
+	in.default_model = str(req, F_DEFAULT_MODEL);
+
+	if ((rc = check_model(req, in.default_model, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_customer_create(db, &in, default_tier(req), "master_key", &c,
+	                        err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
+	tg_customer_free(&c);
+	return TG_OK;
+}
+
+static const struct tg_field info_fields[] = {
+        {"end_user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+};
+
+static enum tg_rc
+handle_info(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_customer c;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_customer_get(db, tg_req_field(req, 0)->str, default_tier(req),
+	                     &c, err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
+	tg_customer_free(&c);
+	return TG_OK;
+}
+
+/* /customer/update: the fields of /customer/new; null clears. */
+static const struct tg_field update_fields[] = {
+        {"user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
+        {"alias", TG_FIELD_ID, 0},
+        {"blocked", TG_FIELD_BOOL, 0},
+        {"budget_id", TG_FIELD_ID, 0},
+        {"allowed_model_region", TG_FIELD_REGION, 0},
+        {"default_model", TG_FIELD_STRING, 0},
+        TG_BUDGET_FIELDS,
+};
+
+static struct tg_opt_str
+opt_str(struct tg_req *req, size_t i)
+{
+	const struct tg_value *v = tg_req_field(req, i);
+	struct tg_opt_str o = {v->given || v->null, v->given ? v->str : NULL};
+	return o;
+}
+
+static enum tg_rc
+handle_update(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_customer_update in;
+	struct tg_customer c;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	memset(&in, 0, sizeof(in));
+	in.user_id = str(req, F_USER_ID);
+	in.alias = opt_str(req, F_ALIAS);
+	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
+	in.blocked = tg_req_field(req, F_BLOCKED)->num != 0;
+	in.budget_id = opt_str(req, F_BUDGET_ID);
+	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in.budget);
+	in.allowed_model_region = opt_str(req, F_REGION);
+	in.default_model = opt_str(req, F_DEFAULT_MODEL);
+	if ((rc = check_model(req, in.default_model.v, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_customer_update(db, &in, default_tier(req), "master_key", &c,
+	                        err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
+	tg_customer_free(&c);
+	return TG_OK;
+}
+
+/* /customer/delete, /customer/block, /customer/unblock. */
+static const struct tg_field ids_fields[] = {
+        {"user_ids", TG_FIELD_ID_LIST, TG_FIELD_REQUIRED},
+};
+
+static enum tg_rc
+handle_delete(struct tg_req *req, struct tg_err *err)
+{
+	struct json_object *ids = tg_req_field(req, 0)->json;
+	struct json_object *o;
+	struct tg_db *db;
+	size_t deleted = 0;
+	char *text, *message;
+	size_t len;
+	enum tg_rc rc;
+
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_customer_delete(db, ids, &deleted, err)) != TG_OK)
+		return rc;
+	text = tg_customer_ids_text(ids);
+	len = strlen(text) + 64;
+	message = tg_xmalloc(len);
+	snprintf(message, len, "Successfully deleted customers with ids: %s",
+	         text);
+	o = json_object_new_object();
+	json_object_object_add(o, "deleted_customers",
+	                       json_object_new_int64((int64_t)deleted));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	free(message);
+	free(text);
+	tg_req_respond_json(req, 200, o);
+	return TG_OK;
+}
+
+static enum tg_rc
+set_blocked(struct tg_req *req, bool blocked, const char *key,
+            struct tg_err *err)
+{
+	struct json_object *ids = tg_req_field(req, 0)->json;
+	struct json_object *o;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_customer_set_blocked(db, ids, blocked, default_tier(req), err);
+	if (rc != TG_OK)
+		return rc;
+	o = json_object_new_object();
+	json_object_object_add(o, key, json_object_get(ids));
+	tg_req_respond_json(req, 200, o);
+	return TG_OK;
+}
+
+static enum tg_rc
+handle_block(struct tg_req *req, struct tg_err *err)
+{
+	return set_blocked(req, true, "blocked_users", err);
+}
+
+static enum tg_rc
+handle_unblock(struct tg_req *req, struct tg_err *err)
+{
+	return set_blocked(req, false, "unblocked_users", err);
+}
+
+/* GET /customer/list?page=&page_size=&budget_id=&blocked= */
+static const struct tg_field list_fields[] = {
+        {"page", TG_FIELD_COUNT, 0},
+        {"page_size", TG_FIELD_COUNT, 0},
+        {"budget_id", TG_FIELD_ID, 0},
+        {"blocked", TG_FIELD_STRING, 0}, /* "true" / "false" in a query */
+};
+
+static enum tg_rc
+handle_list(struct tg_req *req, struct tg_err *err)
+{
+	const struct tg_value *page = tg_req_field(req, 0);
+	const struct tg_value *size = tg_req_field(req, 1);
+	const struct tg_value *blocked = tg_req_field(req, 3);
+	struct tg_customer_filter f = {NULL, -1, 1, 0};
+	struct json_object *arr;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if (page->given && page->num < 1)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page",
+		                  "page must be an integer >= 1");
+	if (size->given && size->num < 1)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page_size",
+		                  "page_size must be an integer >= 1");
+	if (blocked->given) {
+		if (strcmp(blocked->str, "true") == 0)
+			f.blocked = 1;
+		else if (strcmp(blocked->str, "false") == 0)
+			f.blocked = 0;
+		else
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, "blocked",
+			                  "blocked must be true or false");
+	}
+	f.budget_id =
+	        tg_req_field(req, 2)->given ? tg_req_field(req, 2)->str : NULL;
+	if (page->given)
+		f.page = page->num;
+	/* Without page_size every customer, as LiteLLM; a page without a
+	 * page_size counts pages of 25. */
+	if (size->given)
+		f.page_size = size->num;
+	else if (page->given)
+		f.page_size = 25;
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	rc = tg_customer_list(db, &f, default_tier(req), &arr, err);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, arr);
+	return TG_OK;
+}
+
+/* ---- reports: /spend/logs, /customer/daily/activity ---- */
+
+static enum tg_rc
+bound(struct tg_req *req, size_t i, const char *name, bool end, bool *has,
+      time_t *out, struct tg_err *err)
+{
+	const struct tg_value *v = tg_req_field(req, i);
+
+	*has = v->given;
+	if (v->given && !tg_spendlog_parse_bound(v->str, end, out))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, name,
+		                  "%s must be a date YYYY-MM-DD or an ISO 8601 "
+		                  "time. Received: %s",
+		                  name, v->str);
+	return TG_OK;
+}
+
+static enum tg_rc
+paging(struct tg_req *req, size_t i_page, size_t i_size, int64_t dflt,
+       int64_t *page, int64_t *size, struct tg_err *err)
+{
+	const struct tg_value *p = tg_req_field(req, i_page);
+	const struct tg_value *s = tg_req_field(req, i_size);
+
+	if (p->given && p->num < 1)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page",
+		                  "page must be an integer >= 1");
+	if (s->given && (s->num < 1 || s->num > TG_SPENDLOG_PAGE_SIZE_MAX))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page_size",
+		                  "page_size must be an integer from 1 to %d",
+		                  TG_SPENDLOG_PAGE_SIZE_MAX);
+	*page = p->given ? p->num : 1;
+	*size = s->given ? s->num : dflt;
+	return TG_OK;
+}
+
+static const struct tg_field logs_fields[] = {
+        {"end_user", TG_FIELD_ID, 0},     {"start_date", TG_FIELD_STRING, 0},
+        {"end_date", TG_FIELD_STRING, 0}, {"request_id", TG_FIELD_ID, 0},
+        {"page", TG_FIELD_COUNT, 0},      {"page_size", TG_FIELD_COUNT, 0},
+};
+
+static enum tg_rc
+handle_logs(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_spendlog_query q;
+	struct json_object *arr;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	memset(&q, 0, sizeof(q));
+	q.end_user = str(req, 0);
+	q.request_id = str(req, 3);
+	if ((rc = bound(req, 1, "start_date", false, &q.has_start, &q.start,
+	                err)) != TG_OK ||
+	    (rc = bound(req, 2, "end_date", true, &q.has_end, &q.end, err)) !=
+	            TG_OK ||
+	    (rc = paging(req, 4, 5, TG_SPENDLOG_PAGE_SIZE, &q.page,
+	                 &q.page_size, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_spendlog_list(db, &q, &arr, err)) != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, arr);
+	return TG_OK;
+}
+
+static const struct tg_field activity_fields[] = {
+        {"end_user_ids", TG_FIELD_STRING, 0},
+        {"start_date", TG_FIELD_STRING, 0},
+        {"end_date", TG_FIELD_STRING, 0},
+        {"model", TG_FIELD_STRING, 0},
+        {"page", TG_FIELD_COUNT, 0},
+        {"page_size", TG_FIELD_COUNT, 0},
+};
+
+/* The ids one daily-activity query may name (each is one indexed read). */
+#define ACTIVITY_MAX_IDS 1000
+
+static enum tg_rc
+handle_activity(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_activity_query q;
+	struct json_object *o;
+	struct tg_db *db;
+	const char *ids = str(req, 0);
+	enum tg_rc rc;
+
+	memset(&q, 0, sizeof(q));
+	q.model = str(req, 3);
+	if ((rc = bound(req, 1, "start_date", false, &q.has_start, &q.start,
+	                err)) != TG_OK ||
+	    (rc = bound(req, 2, "end_date", true, &q.has_end, &q.end, err)) !=
+	            TG_OK ||
+	    (rc = paging(req, 4, 5, TG_ACTIVITY_PAGE_SIZE, &q.page,
+	                 &q.page_size, err)) != TG_OK)
+		return rc;
+	if (ids != NULL && !tg_spendlog_split_ids(ids, ACTIVITY_MAX_IDS,
+	                                          &q.end_users, &q.n_end_users))
+		return tg_err_set(
+		        err, TG_ERR_UNPROCESSABLE, "end_user_ids",
+		        "end_user_ids must be a comma list of at most "
+		        "%d ids",
+		        ACTIVITY_MAX_IDS);
+	/* "end_user_ids=" names nobody: every end user, as when absent. */
+	if (q.n_end_users == 0) {
+		tg_spendlog_ids_free(q.end_users, 0);
+		q.end_users = NULL;
+	}
+	rc = tg_req_db(req, &db, err);
+	if (rc == TG_OK)
+		rc = tg_spendlog_daily_activity(db, &q, &o, err);
+	tg_spendlog_ids_free(q.end_users, q.n_end_users);
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, o);
+	return TG_OK;
+}
+
+#define ROUTES(path, method, body, fields, handler)                            \
+	{"/customer/" path, method, true, body, fields,                        \
+	 NFIELDS(fields),   handler},                                          \
+	{                                                                      \
+		"/end_user/" path, method, true, body, fields,                 \
+		        NFIELDS(fields), handler                               \
+	}
+
+static const struct tg_route routes[] = {
+        ROUTES("new", "POST", TG_BODY_MGMT, new_fields, handle_new),
+        ROUTES("info", "GET", TG_BODY_NONE, info_fields, handle_info),
+        ROUTES("update", "POST", TG_BODY_MGMT, update_fields, handle_update),
+        ROUTES("delete", "POST", TG_BODY_MGMT, ids_fields, handle_delete),
+        ROUTES("block", "POST", TG_BODY_MGMT, ids_fields, handle_block),
+        ROUTES("unblock", "POST", TG_BODY_MGMT, ids_fields, handle_unblock),
+        ROUTES("list", "GET", TG_BODY_NONE, list_fields, handle_list),
+        ROUTES("daily/activity", "GET", TG_BODY_NONE, activity_fields,
+               handle_activity),
+        {"/spend/logs", "GET", true, TG_BODY_NONE, logs_fields,
+         NFIELDS(logs_fields), handle_logs},
+};
+
+static const struct tg_program program = {"customer", routes, NFIELDS(routes)};
+
+int
+main(void)
+{
+	return tg_app_main(&program);
+}

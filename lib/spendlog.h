@@ -1,0 +1,82 @@
+/*
+ * spendlog: reading the ledger (spend_logs) for reports: /spend/logs and
+ * /customer/daily/activity (SPEC 3, 8).
+ */
+#ifndef TG_SPENDLOG_H
+#define TG_SPENDLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "db.h"
+#include "err.h"
+
+/* Page sizes: the defaults when none is given, and the largest accepted. */
+#define TG_SPENDLOG_PAGE_SIZE     100
+#define TG_ACTIVITY_PAGE_SIZE     10
+#define TG_SPENDLOG_PAGE_SIZE_MAX 1000
+
+/*
+ * A date bound of a report: "YYYY-MM-DD" (a whole UTC day) or an ISO 8601
+ * time.  As a start (end false) it is the first second it names; as an
+ * end (end true) the first second after it: a day's end is the next
+ * midnight, so start_date = end_date = D covers D.  False when s is
+ * neither.  *out written on success only.
+ */
+bool tg_spendlog_parse_bound(const char *s, bool end, time_t *out);
+
+/*
+ * Split a comma list of ids ("a,b,c") into *ids (malloc'd array of
+ * malloc'd strings; free with tg_spendlog_ids_free).  Empty items are
+ * skipped; false (nothing allocated) when an item is not a valid id
+ * (SPEC 1) or there are more than max items.  An empty list gives n 0.
+ */
+bool tg_spendlog_split_ids(const char *list, size_t max, char ***ids,
+                           size_t *n);
+void tg_spendlog_ids_free(char **ids, size_t n);
+
+/* Filters of /spend/logs; NULL / unset = any. */
+struct tg_spendlog_query {
+	const char *end_user;
+	const char *request_id;
+	bool has_start, has_end;
+	time_t start, end; /* [start, end) on start_time */
+	int64_t page;      /* from 1 */
+	int64_t page_size; /* 1..TG_SPENDLOG_PAGE_SIZE_MAX */
+};
+
+/*
+ * Ledger rows matching q, newest first (start_time, then request_id,
+ * descending), as a JSON array (new reference in *out) of objects with the
+ * SPEC 3 fields (money exact, times ISO 8601 UTC, metadata as JSON) plus
+ * LiteLLM's startTime and endTime.  Each filter is served by an index.
+ */
+enum tg_rc tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
+                            struct json_object **out, struct tg_err *err);
+
+/* Filters of /customer/daily/activity. */
+struct tg_activity_query {
+	char **end_users; /* NULL or n ids */
+	size_t n_end_users;
+	const char *model; /* NULL: any */
+	bool has_start, has_end;
+	time_t start, end;
+	int64_t page, page_size;
+};
+
+/*
+ * LiteLLM's SpendAnalyticsPaginatedResponse over the ledger (new reference
+ * in *out): one result per UTC day with activity, oldest first, each with
+ * its metrics and their breakdown by model and by end user; metadata holds
+ * the totals of every day matched and the paging (page_size days a page).
+ */
+enum tg_rc tg_spendlog_daily_activity(struct tg_db *db,
+                                      const struct tg_activity_query *q,
+                                      struct json_object **out,
+                                      struct tg_err *err);
+
+#endif
