@@ -439,17 +439,6 @@ tg_req_respond_error(struct tg_req *req, const struct tg_err *err)
 	tg_req_respond_json(req, status, tg_error_envelope(err));
 }
 
-struct json_object *
-tg_json_money(tg_money m)
-{
-	char text[TG_MONEY_STRLEN];
-
-	tg_money_format(m, text, sizeof(text));
-	/* The double is only json-c's idea of the value; the text printed is
-	 * the exact one. */
-	return json_object_new_double_s(strtod(text, NULL), text);
-}
-
 /* Load the config once; after a failure, try again only now and then so
  * a broken file costs a stat, not a parse, per request. */
 static void

@@ -22,6 +22,7 @@
 #include "db.h"
 #include "err.h"
 #include "fields.h"
+#include "jsonx.h"
 
 enum tg_body {
 	TG_BODY_NONE, /* GET: fields come from the query string */
@@ -119,8 +120,5 @@ void tg_req_respond_error(struct tg_req *req, const struct tg_err *err);
 
 /* The envelope {"error":{message,type,param,code}} for err (new ref). */
 struct json_object *tg_error_envelope(const struct tg_err *err);
-
-/* A JSON number whose text is the exact shortest decimal of m (new ref). */
-struct json_object *tg_json_money(tg_money m);
 
 #endif

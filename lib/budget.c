@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "budget.h"
+#include "jsonx.h"
 #include "period.h"
 #include "util.h"
 
@@ -305,20 +306,10 @@ tg_budget_get(struct tg_db *db, const char *budget_id, struct tg_budget *out,
 	return rc;
 }
 
-/* Money as the shortest exact decimal, keeping that text in the JSON. */
-static struct json_object *
-money_json(tg_money v)
-{
-	char buf[TG_MONEY_STRLEN];
-
-	tg_money_format(v, buf, sizeof(buf));
-	return json_object_new_double_s(strtod(buf, NULL), buf);
-}
-
 static struct json_object *
 opt_money_json(struct tg_opt_money m)
 {
-	return m.set ? money_json(m.v) : NULL;
+	return m.set ? tg_json_money(m.v) : NULL;
 }
 
 static struct json_object *
@@ -342,12 +333,6 @@ opt_time_json(struct tg_opt_time t)
 	return t.set ? time_json(t.v) : NULL;
 }
 
-static struct json_object *
-str_json(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
 /* model_max_budget is stored as JSON text; shown as the object itself. */
 static struct json_object *
 model_max_budget_json(const char *text)
@@ -361,7 +346,7 @@ model_max_budget_json(const char *text)
 static void
 add_table_keys(struct json_object *o, const struct tg_budget *b)
 {
-	json_object_object_add(o, "budget_id", str_json(b->budget_id));
+	json_object_object_add(o, "budget_id", tg_json_str(b->budget_id));
 	json_object_object_add(o, "max_budget", opt_money_json(b->max_budget));
 	json_object_object_add(o, "soft_budget",
 	                       opt_money_json(b->soft_budget));
@@ -372,7 +357,7 @@ add_table_keys(struct json_object *o, const struct tg_budget *b)
 	json_object_object_add(o, "model_max_budget",
 	                       model_max_budget_json(b->model_max_budget));
 	json_object_object_add(o, "budget_duration",
-	                       str_json(b->budget_duration));
+	                       tg_json_str(b->budget_duration));
 	json_object_object_add(o, "budget_reset_at",
 	                       opt_time_json(b->budget_reset_at));
 }
@@ -393,9 +378,9 @@ tg_budget_to_json(const struct tg_budget *b)
 
 	add_table_keys(o, b);
 	json_object_object_add(o, "created_at", time_json(b->created_at));
-	json_object_object_add(o, "created_by", str_json(b->created_by));
+	json_object_object_add(o, "created_by", tg_json_str(b->created_by));
 	json_object_object_add(o, "updated_at", time_json(b->updated_at));
-	json_object_object_add(o, "updated_by", str_json(b->updated_by));
+	json_object_object_add(o, "updated_by", tg_json_str(b->updated_by));
 	return o;
 }
 

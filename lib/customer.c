@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "customer.h"
+#include "jsonx.h"
 #include "period.h"
 #include "util.h"
 
@@ -709,41 +710,26 @@ tg_customer_list(struct tg_db *db, const struct tg_customer_filter *f,
 	return TG_OK;
 }
 
-static struct json_object *
-str_json(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
-/* Money as the shortest exact decimal, keeping that text in the JSON. */
-static struct json_object *
-money_json(tg_money v)
-{
-	char buf[TG_MONEY_STRLEN];
-
-	tg_money_format(v, buf, sizeof(buf));
-	return json_object_new_double_s(strtod(buf, NULL), buf);
-}
-
 struct json_object *
 tg_customer_to_json(const struct tg_customer *c)
 {
 	struct json_object *o = json_object_new_object();
 	char when[21];
 
-	json_object_object_add(o, "user_id", str_json(c->user_id));
+	json_object_object_add(o, "user_id", tg_json_str(c->user_id));
 	json_object_object_add(o, "blocked",
 	                       json_object_new_boolean(c->blocked));
-	json_object_object_add(o, "alias", str_json(c->alias));
-	json_object_object_add(o, "spend", money_json(c->spend));
+	json_object_object_add(o, "alias", tg_json_str(c->alias));
+	json_object_object_add(o, "spend", tg_json_money(c->spend));
 	json_object_object_add(o, "allowed_model_region",
-	                       str_json(c->allowed_model_region));
-	json_object_object_add(o, "default_model", str_json(c->default_model));
-	json_object_object_add(o, "budget_id", str_json(c->budget_id));
+	                       tg_json_str(c->allowed_model_region));
+	json_object_object_add(o, "default_model",
+	                       tg_json_str(c->default_model));
+	json_object_object_add(o, "budget_id", tg_json_str(c->budget_id));
 	json_object_object_add(o, "litellm_budget_table",
 	                       c->has_budget ? tg_budget_table_json(&c->budget)
 	                                     : NULL);
-	json_object_object_add(o, "reserved", money_json(c->reserved));
+	json_object_object_add(o, "reserved", tg_json_money(c->reserved));
 	if (c->spend_reset_at.set) {
 		tg_time_iso8601(c->spend_reset_at.v, when);
 		json_object_object_add(o, "spend_reset_at",

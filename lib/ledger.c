@@ -26,6 +26,7 @@
 
 #include <json-c/json.h>
 
+#include "jsonx.h"
 #include "ledger.h"
 #include "period.h"
 #include "util.h"
@@ -346,8 +347,7 @@ over_hold_room(struct tg_db *db, const struct settle_arg *a, const char *next_s,
 static char *
 over_hold_metadata(const char *metadata, tg_money uncapped)
 {
-	struct json_object *m = NULL, *cost;
-	char text[TG_MONEY_STRLEN];
+	struct json_object *m = NULL;
 	char *out;
 
 	if (metadata != NULL)
@@ -356,10 +356,8 @@ over_hold_metadata(const char *metadata, tg_money uncapped)
 		json_object_put(m);
 		m = json_object_new_object();
 	}
-	tg_money_format(uncapped, text, sizeof(text));
-	cost = json_object_new_double_s(strtod(text, NULL), text);
 	json_object_object_add(m, "over_hold", json_object_new_boolean(1));
-	json_object_object_add(m, "uncapped_cost", cost);
+	json_object_object_add(m, "uncapped_cost", tg_json_money(uncapped));
 	out = tg_xstrdup(
 	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
 	json_object_put(m);

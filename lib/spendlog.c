@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "fields.h"
+#include "jsonx.h"
 #include "money.h"
 #include "spendlog.h"
 #include "util.h"
@@ -85,22 +86,6 @@ tg_spendlog_split_ids(const char *list, size_t max, char ***ids, size_t *n)
 	return true;
 }
 
-static struct json_object *
-str_json(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
-/* Money as the shortest exact decimal, keeping that text in the JSON. */
-static struct json_object *
-money_json(tg_money v)
-{
-	char buf[TG_MONEY_STRLEN];
-
-	tg_money_format(v, buf, sizeof(buf));
-	return json_object_new_double_s(strtod(buf, NULL), buf);
-}
-
 static bool
 cell_i64(const char *s, int64_t *out)
 {
@@ -160,7 +145,7 @@ log_row_json(const struct tg_db_result *res, size_t row,
 		case 7:
 			if (cell == NULL || !tg_money_parse(cell, &spend))
 				goto bad;
-			v = money_json(spend);
+			v = tg_json_money(spend);
 			break;
 		case 8:
 		case 9:
@@ -176,7 +161,7 @@ log_row_json(const struct tg_db_result *res, size_t row,
 			/* Stored as JSON text; shown as the object itself. */
 			v = cell != NULL ? json_tokener_parse(cell) : NULL;
 			break;
-		default: v = str_json(cell); break;
+		default: v = tg_json_str(cell); break;
 		}
 		json_object_object_add(o, names[col], v);
 	}
@@ -312,7 +297,7 @@ metrics_json(const struct metrics *m)
 {
 	struct json_object *o = json_object_new_object();
 
-	json_object_object_add(o, "spend", money_json(m->spend));
+	json_object_object_add(o, "spend", tg_json_money(m->spend));
 	json_object_object_add(o, "prompt_tokens",
 	                       json_object_new_int64(m->prompt));
 	json_object_object_add(o, "completion_tokens",
@@ -585,7 +570,7 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 		json_object_array_add(results, day);
 	}
 	meta = json_object_new_object();
-	json_object_object_add(meta, "total_spend", money_json(total.spend));
+	json_object_object_add(meta, "total_spend", tg_json_money(total.spend));
 	json_object_object_add(meta, "total_prompt_tokens",
 	                       json_object_new_int64(total.prompt));
 	json_object_object_add(meta, "total_completion_tokens",
