@@ -66,6 +66,17 @@ check_model(struct tg_req *req, const char *model, struct tg_err *err)
 	return TG_OK;
 }
 
+/* Answer with customer c when rc says it was loaded (and free it). */
+static enum tg_rc
+respond_customer(struct tg_req *req, enum tg_rc rc, struct tg_customer *c)
+{
+	if (rc != TG_OK)
+		return rc;
+	tg_req_respond_json(req, 200, tg_customer_to_json(c));
+	tg_customer_free(c);
+	return TG_OK;
+}
+
 static enum tg_rc
 handle_new(struct tg_req *req, struct tg_err *err)
 {
@@ -89,11 +100,7 @@ handle_new(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_create(db, &in, default_tier(req), "master_key", &c,
 	                        err);
-	if (rc != TG_OK)
-		return rc;
-	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
-	tg_customer_free(&c);
-	return TG_OK;
+	return respond_customer(req, rc, &c);
 }
 
 static const struct tg_field info_fields[] = {
@@ -111,11 +118,7 @@ handle_info(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_get(db, tg_req_field(req, 0)->str, default_tier(req),
 	                     &c, err);
-	if (rc != TG_OK)
-		return rc;
-	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
-	tg_customer_free(&c);
-	return TG_OK;
+	return respond_customer(req, rc, &c);
 }
 
 /* /customer/update: the fields of /customer/new; null clears. */
@@ -160,11 +163,7 @@ handle_update(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_update(db, &in, default_tier(req), "master_key", &c,
 	                        err);
-	if (rc != TG_OK)
-		return rc;
-	tg_req_respond_json(req, 200, tg_customer_to_json(&c));
-	tg_customer_free(&c);
-	return TG_OK;
+	return respond_customer(req, rc, &c);
 }
 
 /* /customer/delete, /customer/block, /customer/unblock. */
