@@ -231,16 +231,23 @@ sha256_block(uint32_t h[8], const unsigned char blk[64])
 	h[7] += hh;
 }
 
-void
-tg_sha256(const void *data, size_t len, unsigned char out[32])
+/*
+ * SHA-256 of first (64 bytes, or NULL for none) followed by data: the
+ * inner and outer hashes of HMAC start with one block of key material.
+ */
+static void
+sha256_after(const unsigned char *first, const void *data, size_t len,
+             unsigned char out[32])
 {
 	uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
 	                 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 	const unsigned char *p = data;
 	unsigned char tail[128];
 	size_t rest, tlen, i;
-	uint64_t bits = (uint64_t)len * 8;
+	uint64_t bits = ((uint64_t)len + (first != NULL ? 64 : 0)) * 8;
 
+	if (first != NULL)
+		sha256_block(h, first);
 	for (; len >= 64; p += 64, len -= 64)
 		sha256_block(h, p);
 	/* Padding: 0x80, zeros, then the 64-bit big-endian bit length. */
@@ -264,18 +271,51 @@ tg_sha256(const void *data, size_t len, unsigned char out[32])
 }
 
 void
-tg_sha256_hex(const void *data, size_t len, char hex[65])
+tg_sha256(const void *data, size_t len, unsigned char out[32])
 {
-	static const char hexdig[] = "0123456789abcdef";
-	unsigned char d[32];
+	sha256_after(NULL, data, len, out);
+}
+
+/* HMAC-SHA256 (RFC 2104): H((K ^ opad) || H((K ^ ipad) || msg)). */
+void
+tg_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+               unsigned char out[32])
+{
+	unsigned char k[64], pad[64], inner[32];
 	size_t i;
 
-	tg_sha256(data, len, d);
-	for (i = 0; i < 32; i++) {
+	memset(k, 0, sizeof(k));
+	if (klen > 64)
+		tg_sha256(key, klen, k);
+	else if (klen > 0)
+		memcpy(k, key, klen);
+	for (i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x36;
+	sha256_after(pad, msg, mlen, inner);
+	for (i = 0; i < 64; i++)
+		pad[i] = k[i] ^ 0x5c;
+	sha256_after(pad, inner, sizeof(inner), out);
+}
+
+void
+tg_hex(const unsigned char *d, size_t n, char *hex)
+{
+	static const char hexdig[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
 		hex[2 * i] = hexdig[d[i] >> 4];
-		hex[2 * i + 1] = hexdig[d[i] & 0x0f];
+		hex[2 * i + 1] = hexdig[d[i] & 15];
 	}
-	hex[64] = '\0';
+	hex[2 * n] = '\0';
+}
+
+void
+tg_sha256_hex(const void *data, size_t len, char hex[65])
+{
+	unsigned char d[32];
+
+	tg_sha256(data, len, d);
+	tg_hex(d, sizeof(d), hex);
 }
 
 /* ---- comparison --------------------------------------------------------- */

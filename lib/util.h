@@ -21,6 +21,11 @@ void tg_uuid_new(char buf[37]);
 void tg_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Raw SHA-256 digest. */
 void tg_sha256(const void *data, size_t len, unsigned char out[32]);
+/* HMAC-SHA256 of msg under key (RFC 2104; webhook signatures, SPEC 9). */
+void tg_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+                    unsigned char out[32]);
+/* n bytes as 2n lowercase hex digits and a NUL into hex. */
+void tg_hex(const unsigned char *d, size_t n, char *hex);
 
 /* Compare a and b without leaking where they differ; lengths may differ. */
 bool tg_memeq_const_time(const void *a, size_t alen, const void *b,

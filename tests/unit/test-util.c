@@ -35,6 +35,89 @@ static const struct sha_row sha_rows[] = {
          "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"},
 };
 
+struct hmac_row {
+	int line;
+	const unsigned char *key;
+	size_t klen;
+	const void *data;
+	size_t dlen;
+	const char *want;
+};
+
+/* RFC 4231's HMAC-SHA-256 vectors (case 5, a truncated output, is not
+ * a property of the function). */
+static void
+test_hmac(void)
+{
+	static const char case7[] =
+	        "This is a test using a larger than block-size key and a "
+	        "larger than block-size data. The key needs to be hashed "
+	        "before being used by the HMAC algorithm.";
+	unsigned char k20b[20], kaa20[20], k25[25], kaa131[131];
+	unsigned char d50dd[50], d50cd[50], mac[32];
+	char hex[65];
+	struct hmac_row rows[6];
+
+	memset(k20b, 0x0b, sizeof(k20b));
+	memset(kaa20, 0xaa, sizeof(kaa20));
+	for (int i = 0; i < 25; i++)
+		k25[i] = (unsigned char)(i + 1);
+	memset(kaa131, 0xaa, sizeof(kaa131));
+	memset(d50dd, 0xdd, sizeof(d50dd));
+	memset(d50cd, 0xcd, sizeof(d50cd));
+	rows[0] = (struct hmac_row){ROW,
+	                            k20b,
+	                            20,
+	                            "Hi There",
+	                            8,
+	                            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9"
+	                            "833da726e9376c2e32cff7"};
+	rows[1] = (struct hmac_row){ROW,
+	                            (const unsigned char *)"Jefe",
+	                            4,
+	                            "what do ya want for nothing?",
+	                            28,
+	                            "5bdcc146bf60754e6a042426089575c75a003f089d"
+	                            "2739839dec58b964ec3843"};
+	rows[2] = (struct hmac_row){ROW,
+	                            kaa20,
+	                            20,
+	                            d50dd,
+	                            50,
+	                            "773ea91e36800e46854db8ebd09181a72959098b3e"
+	                            "f8c122d9635514ced565fe"};
+	rows[3] = (struct hmac_row){ROW,
+	                            k25,
+	                            25,
+	                            d50cd,
+	                            50,
+	                            "82558a389a443c0ea4cc819899f2083a85f0faa3e5"
+	                            "78f8077a2e3ff46729665b"};
+	rows[4] = (struct hmac_row){
+	        ROW,
+	        kaa131,
+	        131,
+	        "Test Using Larger Than Block-Size Key - Hash Key First",
+	        54,
+	        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f"
+	        "54"};
+	rows[5] = (struct hmac_row){ROW,
+	                            kaa131,
+	                            131,
+	                            case7,
+	                            sizeof(case7) - 1,
+	                            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f"
+	                            "0713938a7f51535c3a35e2"};
+	for (size_t i = 0; i < 6; i++) {
+		tg_hmac_sha256(rows[i].key, rows[i].klen, rows[i].data,
+		               rows[i].dlen, mac);
+		tg_hex(mac, sizeof(mac), hex);
+		is_string(rows[i].want, hex,
+		          "RFC 4231 HMAC-SHA-256 test case %zu (line %d)",
+		          i < 4 ? i + 1 : i + 2, rows[i].line);
+	}
+}
+
 static void
 test_sha256(void)
 {
@@ -433,6 +516,7 @@ main(void)
 {
 	test_strlcpy_hexval();
 	test_sha256();
+	test_hmac();
 	test_uuid();
 	test_memeq();
 	test_utf8();
