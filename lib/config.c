@@ -58,6 +58,9 @@ struct loader {
 	size_t ndeps, capdeps;
 
 	int alerting_line;
+	bool alerting_webhook, alerting_slack; /* named in alerting */
+	int alert_types_line;
+	bool alert_types_set;
 	int cost_map_line;
 
 	char **logged; /* unknown keys already logged */
@@ -66,16 +69,18 @@ struct loader {
 
 /* What a key's value is and how it is checked. */
 enum kind {
-	K_STRING,   /* char *: any string, NULL when empty or null */
-	K_URL,      /* char *: http:// or https:// */
-	K_SECONDS,  /* long: positive, fractions rounded up, <= one day */
-	K_COUNT,    /* int: 0..TG_CONFIG_MAX_COUNT */
-	K_TOKENS,   /* int64_t: 1..TG_CONFIG_MAX_TOKENS */
-	K_BYTES,    /* size_t: 1..TG_CONFIG_MAX_BYTES */
-	K_PRICE,    /* struct opt_price: >= 0, exact */
-	K_ENFORCE,  /* enum tg_enforcement: "reserve" or "post" */
-	K_ALERTING, /* list of alerting targets */
-	K_PATH,     /* char *: a file path; its line is kept for messages */
+	K_STRING,      /* char *: any string, NULL when empty or null */
+	K_URL,         /* char *: http:// or https:// */
+	K_SECONDS,     /* long: positive, fractions rounded up, <= one day */
+	K_COUNT,       /* int: 0..TG_CONFIG_MAX_COUNT */
+	K_TOKENS,      /* int64_t: 1..TG_CONFIG_MAX_TOKENS */
+	K_BYTES,       /* size_t: 1..TG_CONFIG_MAX_BYTES */
+	K_PRICE,       /* struct opt_price: >= 0, exact */
+	K_ENFORCE,     /* enum tg_enforcement: "reserve" or "post" */
+	K_ALERTING,    /* list of alerting targets (target: the loader) */
+	K_ALERT_TYPES, /* list of event names: unsigned tg_event bits */
+	K_PERIOD,      /* long: seconds, 1..TG_CONFIG_MAX_PERIOD */
+	K_PATH,        /* char *: a file path; its line is kept for messages */
 };
 
 struct field {
@@ -136,9 +141,11 @@ static const struct field litellm_fields[] = {
 static const struct field general_fields[] = {
         {"master_key", K_STRING, offsetof(struct tg_config, master_key)},
         {"database_url", K_STRING, offsetof(struct tg_config, database_url)},
-        {"alerting", K_ALERTING, offsetof(struct tg_config, alerting_webhook)},
+        {"alerting", K_ALERTING, 0},
+        {"alert_types", K_ALERT_TYPES,
+         offsetof(struct tg_config, alerting.events)},
         {"webhook_secret", K_STRING,
-         offsetof(struct tg_config, webhook_secret)},
+         offsetof(struct tg_config, alerting.webhook_secret)},
         {NULL, K_STRING, 0},
 };
 
@@ -151,6 +158,14 @@ static const struct field tollgate_fields[] = {
         {"hold_grace", K_SECONDS, offsetof(struct tg_config, hold_grace_s)},
         {"reclaim_interval", K_SECONDS,
          offsetof(struct tg_config, reclaim_interval_s)},
+        {"webhook_timeout", K_SECONDS,
+         offsetof(struct tg_config, alerting.timeout_s)},
+        {"webhook_retry_base", K_SECONDS,
+         offsetof(struct tg_config, alerting.retry_base_s)},
+        {"webhook_retry_for", K_PERIOD,
+         offsetof(struct tg_config, alerting.retry_for_s)},
+        {"webhook_retention", K_PERIOD,
+         offsetof(struct tg_config, alerting.retention_s)},
         {NULL, K_STRING, 0},
 };
 
@@ -283,40 +298,104 @@ parse_whole(const char *s, int64_t min, int64_t max, int64_t *out)
 	return true;
 }
 
-static enum tg_rc
-parse_alerting(struct loader *ld, const yaml_node_t *n, bool *webhook)
+/* One name of general_settings.alerting. */
+static void
+alerting_target(struct loader *ld, const yaml_node_t *n, const char *text)
 {
-	const char *text;
-	enum tg_rc rc;
-
-	ld->alerting_line = node_line(n);
-	if (n->type == YAML_SEQUENCE_NODE) {
-		for (yaml_node_item_t *it = n->data.sequence.items.start;
-		     it < n->data.sequence.items.top; it++) {
-			const yaml_node_t *item = node_at(ld, *it);
-
-			rc = scalar_text(ld, item, "alerting", &text);
-			if (rc != TG_OK)
-				return rc;
-			if (text != NULL && strcmp(text, "webhook") == 0)
-				*webhook = true;
-			else if (text != NULL)
-				tg_log_warn("%s:%d: ignoring unsupported "
-				            "alerting '%s'",
-				            ld->path, node_line(item), text);
-		}
-		return TG_OK;
-	}
-	/* A single value is taken as a list of one. */
-	rc = scalar_text(ld, n, "alerting", &text);
-	if (rc != TG_OK)
-		return rc;
-	if (text != NULL && strcmp(text, "webhook") == 0)
-		*webhook = true;
-	else if (text != NULL)
+	if (text == NULL)
+		return;
+	if (strcmp(text, "webhook") == 0)
+		ld->alerting_webhook = true;
+	else if (strcmp(text, "slack") == 0)
+		ld->alerting_slack = true;
+	else
 		tg_log_warn("%s:%d: ignoring unsupported alerting '%s'",
 		            ld->path, node_line(n), text);
+}
+
+/* The bits of one name of general_settings.alert_types: tollgate's event
+ * names, and LiteLLM's "budget_alerts" for the three budget events. */
+static unsigned
+alert_type_bits(const char *name)
+{
+	static const struct {
+		const char *name;
+		unsigned bits;
+	} types[] = {
+	        {"spend_tracked", TG_EVENT_SPEND_TRACKED},
+	        {"threshold_crossed", TG_EVENT_THRESHOLD_CROSSED},
+	        {"budget_crossed", TG_EVENT_BUDGET_CROSSED},
+	        {"soft_budget_crossed", TG_EVENT_SOFT_BUDGET_CROSSED},
+	        {"budget_alerts", TG_EVENT_BUDGET_ALERTS},
+	};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(name, types[i].name) == 0)
+			return types[i].bits;
+	return 0;
+}
+
+/*
+ * A list of names (a single value is taken as a list of one): the targets
+ * of general_settings.alerting, or the events of alert_types into *bits.
+ */
+static enum tg_rc
+parse_name_list(struct loader *ld, const yaml_node_t *n, const char *key,
+                unsigned *bits)
+{
+	const yaml_node_t *item;
+	const char *text;
+	size_t count;
+	enum tg_rc rc;
+
+	if (n->type == YAML_SEQUENCE_NODE)
+		count = (size_t)(n->data.sequence.items.top -
+		                 n->data.sequence.items.start);
+	else
+		count = 1;
+	if (bits != NULL) {
+		ld->alert_types_set = true;
+		ld->alert_types_line = node_line(n);
+		*bits = 0;
+	} else {
+		ld->alerting_line = node_line(n);
+	}
+	for (size_t i = 0; i < count; i++) {
+		unsigned b;
+
+		item = n->type == YAML_SEQUENCE_NODE
+		               ? node_at(ld, n->data.sequence.items.start[i])
+		               : n;
+		rc = scalar_text(ld, item, key, &text);
+		if (rc != TG_OK)
+			return rc;
+		if (bits == NULL) {
+			alerting_target(ld, item, text);
+			continue;
+		}
+		if (text == NULL)
+			continue;
+		b = alert_type_bits(text);
+		if (b == 0)
+			tg_log_warn("%s:%d: ignoring unsupported alert_types "
+			            "'%s' (tollgate sends spend_tracked, "
+			            "threshold_crossed, budget_crossed, "
+			            "soft_budget_crossed; budget_alerts names "
+			            "the last three)",
+			            ld->path, node_line(item), text);
+		*bits |= b;
+	}
 	return TG_OK;
+}
+
+bool
+tg_alerting_wants(const struct tg_alerting *a, enum tg_event e)
+{
+	if (a == NULL || (a->events & (unsigned)e) == 0)
+		return false;
+	if (a->webhook_url != NULL)
+		return true;
+	return a->slack_url != NULL && (e & TG_EVENT_BUDGET_ALERTS) != 0;
 }
 
 /* Parse value node v of key into base + f->offset as f->kind says. */
@@ -331,7 +410,9 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 	int64_t whole;
 
 	if (f->kind == K_ALERTING)
-		return parse_alerting(ld, v, (bool *)(void *)slot);
+		return parse_name_list(ld, v, f->key, NULL);
+	if (f->kind == K_ALERT_TYPES)
+		return parse_name_list(ld, v, f->key, (unsigned *)(void *)slot);
 	rc = scalar_text(ld, v, f->key, &text);
 	if (rc != TG_OK)
 		return rc;
@@ -377,6 +458,17 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 			        "'%s' must be a positive number of seconds, "
 			        "at most %ld",
 			        f->key, TG_CONFIG_MAX_SECONDS);
+		return TG_OK;
+	case K_PERIOD:
+		if (text == NULL)
+			return TG_OK;
+		if (!parse_seconds(text, (long *)(void *)slot) ||
+		    *(long *)(void *)slot > TG_CONFIG_MAX_PERIOD)
+			return fail(
+			        ld, line,
+			        "'%s' must be a positive number of seconds, "
+			        "at most %ld",
+			        f->key, TG_CONFIG_MAX_PERIOD);
 		return TG_OK;
 	case K_COUNT:
 		if (text == NULL)
@@ -441,7 +533,8 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 			            f->key);
 		return TG_OK;
 	}
-	case K_ALERTING: break; /* handled above */
+	case K_ALERTING:
+	case K_ALERT_TYPES: break; /* handled above */
 	}
 	return TG_OK;
 }
@@ -881,17 +974,34 @@ finish(struct loader *ld, const char *prices_default)
 		cfg->master_key = env_dup("LITELLM_MASTER_KEY");
 	if (cfg->database_url == NULL)
 		cfg->database_url = env_dup("DATABASE_URL");
-	if (cfg->alerting_webhook) {
-		cfg->webhook_url = env_dup("WEBHOOK_URL");
-		if (cfg->webhook_url == NULL)
+	if (ld->alerting_webhook) {
+		cfg->alerting.webhook_url = env_dup("WEBHOOK_URL");
+		if (cfg->alerting.webhook_url == NULL)
 			return fail(ld, ld->alerting_line,
 			            "alerting 'webhook' needs the environment "
 			            "variable WEBHOOK_URL");
-		if (!is_http_url(cfg->webhook_url))
+		if (!is_http_url(cfg->alerting.webhook_url))
 			return fail(ld, ld->alerting_line,
 			            "WEBHOOK_URL must start with http:// or "
 			            "https://");
 	}
+	if (ld->alerting_slack) {
+		cfg->alerting.slack_url = env_dup("SLACK_WEBHOOK_URL");
+		if (cfg->alerting.slack_url == NULL)
+			return fail(ld, ld->alerting_line,
+			            "alerting 'slack' needs the environment "
+			            "variable SLACK_WEBHOOK_URL");
+		if (!is_http_url(cfg->alerting.slack_url))
+			return fail(ld, ld->alerting_line,
+			            "SLACK_WEBHOOK_URL must start with http:// "
+			            "or https://");
+	}
+	if (ld->alert_types_set && cfg->alerting.events == 0)
+		return fail(
+		        ld, ld->alert_types_line,
+		        "alert_types names no event tollgate sends "
+		        "(spend_tracked, threshold_crossed, budget_crossed, "
+		        "soft_budget_crossed, budget_alerts)");
 
 	for (size_t i = 0; i < ld->ndeps; i++) {
 		struct dep_parse *dp = &ld->deps[i];
@@ -976,6 +1086,11 @@ tg_config_load(const char *path, const char *prices_default,
 	cfg->max_llm_body = 10485760;
 	cfg->hold_grace_s = 60;
 	cfg->reclaim_interval_s = 30;
+	cfg->alerting.events = TG_EVENT_ALL;
+	cfg->alerting.timeout_s = 5;
+	cfg->alerting.retry_base_s = 5;
+	cfg->alerting.retry_for_s = 86400;
+	cfg->alerting.retention_s = 7 * 86400;
 
 	rc = load_document(&ld, &have_doc);
 	if (rc != TG_OK)
@@ -1018,8 +1133,9 @@ tg_config_free(struct tg_config *cfg)
 	free(cfg->path);
 	free(cfg->master_key);
 	free(cfg->database_url);
-	free(cfg->webhook_url);
-	free(cfg->webhook_secret);
+	free(cfg->alerting.webhook_url);
+	free(cfg->alerting.slack_url);
+	free(cfg->alerting.webhook_secret);
 	free(cfg->spool_dir);
 	free(cfg->max_end_user_budget_id);
 	free(cfg->model_cost_map_path);

@@ -48,6 +48,44 @@ enum tg_enforcement {
 	TG_ENFORCE_POST,        /* LiteLLM's: admit while spend < max_budget */
 };
 
+/* The events of SPEC 9, as bits of tg_alerting.events. */
+enum tg_event {
+	TG_EVENT_SPEND_TRACKED = 1 << 0,
+	TG_EVENT_THRESHOLD_CROSSED = 1 << 1, /* 85% and 95% of max_budget */
+	TG_EVENT_BUDGET_CROSSED = 1 << 2,    /* 100%, or the first refusal */
+	TG_EVENT_SOFT_BUDGET_CROSSED = 1 << 3,
+};
+#define TG_EVENT_BUDGET_ALERTS                                                 \
+	(TG_EVENT_THRESHOLD_CROSSED | TG_EVENT_BUDGET_CROSSED |                \
+	 TG_EVENT_SOFT_BUDGET_CROSSED)
+#define TG_EVENT_ALL (TG_EVENT_SPEND_TRACKED | TG_EVENT_BUDGET_ALERTS)
+
+/*
+ * Where events go.  webhook_url gets every event chosen by
+ * general_settings.alert_types; slack_url (Slack's incoming webhook) only
+ * the budget alerts.  Both NULL: alerting is off and no event is written.
+ */
+struct tg_alerting {
+	char *webhook_url;    /* WEBHOOK_URL, with "webhook" in alerting */
+	char *slack_url;      /* SLACK_WEBHOOK_URL, with "slack" in alerting */
+	char *webhook_secret; /* general_settings.webhook_secret: signs bodies
+	                       */
+	unsigned events;      /* enum tg_event bits; TG_EVENT_ALL unless
+	                         general_settings.alert_types */
+	long timeout_s;       /* one delivery attempt (tollgate_settings.
+	                         webhook_timeout, 5 s) */
+	long retry_base_s;    /* the first retry's delay, doubled after each
+	                         failure up to an hour (webhook_retry_base,
+	                         5 s) */
+	long retry_for_s;     /* how long an event is retried before it is
+	                         marked dead (webhook_retry_for, 24 h) */
+	long retention_s;     /* delivered events are pruned after
+	                         (webhook_retention, 7 days) */
+};
+
+/* Whether e is written for a (NULL: alerting off). */
+bool tg_alerting_wants(const struct tg_alerting *a, enum tg_event e);
+
 struct tg_config {
 	char *path;
 	struct tg_deployment *deployments;
@@ -55,11 +93,9 @@ struct tg_config {
 
 	char *master_key; /* general_settings.master_key or LITELLM_MASTER_KEY;
 	                     NULL = none */
-	char *database_url;    /* general_settings.database_url or DATABASE_URL;
-	                          NULL = none */
-	bool alerting_webhook; /* "webhook" in general_settings.alerting */
-	char *webhook_url;     /* WEBHOOK_URL when alerting_webhook */
-	char *webhook_secret;  /* general_settings.webhook_secret */
+	char *database_url; /* general_settings.database_url or DATABASE_URL;
+	                       NULL = none */
+	struct tg_alerting alerting; /* general_settings.alerting (SPEC 9) */
 
 	char *max_end_user_budget_id; /* default tier, or NULL */
 	int64_t default_max_tokens;   /* 4096 unless set */
@@ -93,6 +129,7 @@ struct tg_config {
 #define TG_CONFIG_MAX_SECONDS 86400L                /* timeouts: one day */
 #define TG_CONFIG_MAX_COUNT   100                   /* num_retries */
 #define TG_CONFIG_MAX_TOKENS  ((int64_t)1000000000) /* token counts */
+#define TG_CONFIG_MAX_PERIOD  (366 * 86400L)        /* retry / retention */
 
 /*
  * Load path.  prices_default is the shipped price file, used unless

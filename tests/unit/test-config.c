@@ -408,6 +408,7 @@ test_full(void)
 	cfg = load(full_yaml,
 	           "TG_TEST_BASE=https://example.openai.azure.com/;"
 	           "TG_TEST_KEY=key-123;WEBHOOK_URL=https://hooks.example/x;"
+	           "SLACK_WEBHOOK_URL=https://hooks.slack.example/T/B/y;"
 	           "LITELLM_MASTER_KEY=sk-env;DATABASE_URL=mysql://env/db",
 	           prices, &err);
 	if (!ok(cfg != NULL, "full config loads")) {
@@ -470,9 +471,13 @@ test_full(void)
 	is_string("sk-1234", cfg->master_key, "master_key from the file wins");
 	is_string("mysql://user:pass@localhost/tollgate?socket=/tmp/s",
 	          cfg->database_url, "database_url from the file wins");
-	ok(cfg->alerting_webhook, "alerting webhook");
-	is_string("https://hooks.example/x", cfg->webhook_url, "WEBHOOK_URL");
-	is_string("key-123", cfg->webhook_secret, "webhook_secret");
+	is_string("https://hooks.example/x", cfg->alerting.webhook_url,
+	          "WEBHOOK_URL");
+	is_string("key-123", cfg->alerting.webhook_secret, "webhook_secret");
+	is_string("https://hooks.slack.example/T/B/y", cfg->alerting.slack_url,
+	          "SLACK_WEBHOOK_URL");
+	ok(cfg->alerting.events == TG_EVENT_ALL, "every event by default");
+	ok(cfg->alerting.retry_for_s >= 86400, "retried for at least a day");
 	is_string("my-free-tier", cfg->max_end_user_budget_id, "default tier");
 	is_int(2048, cfg->default_max_tokens, "default_max_tokens");
 	is_int(120, cfg->request_timeout, "request_timeout");
@@ -508,8 +513,11 @@ test_defaults(void)
 	}
 	ok(cfg->master_key == NULL, "no master key");
 	ok(cfg->database_url == NULL, "no database_url");
-	ok(!cfg->alerting_webhook && cfg->webhook_url == NULL, "no alerting");
-	ok(cfg->webhook_secret == NULL, "no webhook secret");
+	ok(cfg->alerting.webhook_url == NULL && cfg->alerting.slack_url == NULL,
+	   "no alerting");
+	ok(!tg_alerting_wants(&cfg->alerting, TG_EVENT_SPEND_TRACKED),
+	   "no alerting: no event wanted");
+	ok(cfg->alerting.webhook_secret == NULL, "no webhook secret");
 	ok(cfg->max_end_user_budget_id == NULL, "no default tier");
 	is_int(4096, cfg->default_max_tokens, "default_max_tokens 4096");
 	is_int(600, cfg->request_timeout, "request_timeout 600");
@@ -763,11 +771,50 @@ test_misc(void)
 	/* Alerting given as one value; unknown targets ignored. */
 	cfg = load("general_settings:\n  alerting: webhook\n",
 	           "WEBHOOK_URL=http://127.0.0.1:9/hook", prices, &err);
-	ok(cfg && cfg->alerting_webhook, "alerting as a single value");
+	ok(cfg && cfg->alerting.webhook_url != NULL,
+	   "alerting as a single value");
 	tg_config_free(cfg);
+	unsetenv("SLACK_WEBHOOK_URL");
 	cfg = load("general_settings:\n  alerting: [\"slack\"]\n", NULL, prices,
 	           &err);
-	ok(cfg && !cfg->alerting_webhook, "slack only: no webhook");
+	ok(cfg == NULL && strstr(err.message, "SLACK_WEBHOOK_URL") != NULL,
+	   "slack without SLACK_WEBHOOK_URL: an error naming it");
+	tg_config_free(cfg);
+	cfg = load("general_settings:\n  alerting: [\"slack\", \"email\"]\n",
+	           "SLACK_WEBHOOK_URL=https://hooks.slack.example/T/B/x",
+	           prices, &err);
+	ok(cfg && cfg->alerting.webhook_url == NULL &&
+	           cfg->alerting.slack_url != NULL,
+	   "slack only: no webhook, unknown target ignored");
+	ok(cfg && tg_alerting_wants(&cfg->alerting, TG_EVENT_BUDGET_CROSSED) &&
+	           !tg_alerting_wants(&cfg->alerting, TG_EVENT_SPEND_TRACKED),
+	   "slack gets budget alerts, not spend_tracked");
+	tg_config_free(cfg);
+	cfg = load("general_settings:\n  alerting: [\"webhook\"]\n"
+	           "  alert_types: [\"budget_alerts\", \"llm_too_slow\"]\n",
+	           "WEBHOOK_URL=http://127.0.0.1:9/hook", prices, &err);
+	ok(cfg && cfg->alerting.events == TG_EVENT_BUDGET_ALERTS,
+	   "alert_types budget_alerts: the three budget events");
+	tg_config_free(cfg);
+	cfg = load("general_settings:\n  alerting: [\"webhook\"]\n"
+	           "  alert_types: spend_tracked\n",
+	           "WEBHOOK_URL=http://127.0.0.1:9/hook", prices, &err);
+	ok(cfg && cfg->alerting.events == TG_EVENT_SPEND_TRACKED &&
+	           !tg_alerting_wants(&cfg->alerting,
+	                              TG_EVENT_THRESHOLD_CROSSED),
+	   "alert_types as one value");
+	tg_config_free(cfg);
+	cfg = load("general_settings:\n  alerting: [\"webhook\"]\n"
+	           "  alert_types: [\"llm_too_slow\"]\n",
+	           "WEBHOOK_URL=http://127.0.0.1:9/hook", prices, &err);
+	ok(cfg == NULL && strstr(err.message, "alert_types") != NULL,
+	   "alert_types naming no tollgate event: an error");
+	tg_config_free(cfg);
+	cfg = load("tollgate_settings:\n  webhook_retry_for: 2592000\n"
+	           "  webhook_retention: 40000000\n",
+	           NULL, prices, &err);
+	ok(cfg == NULL && strstr(err.message, "webhook_retention") != NULL,
+	   "webhook_retention over a year: an error");
 	tg_config_free(cfg);
 
 	/* LiteLLM's custom pricing in litellm_params; model_info wins. */
