@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "app.h"
+#include "outbox.h"
 #include "spool.h"
 
 static enum tg_rc
@@ -50,6 +51,21 @@ readiness(struct tg_req *req, struct tg_err *err)
 			json_object_object_add(
 			        o, "spool",
 			        json_object_new_string("unreadable"));
+		}
+	}
+	/* Webhook events waiting for their receiver, and those given up
+	 * after retrying for webhook_retry_for (SPEC 9). */
+	if (rc == TG_OK && (tg_req_config(req)->alerting.webhook_url != NULL ||
+	                    tg_req_config(req)->alerting.slack_url != NULL)) {
+		long pending, dead;
+		struct tg_err oerr;
+
+		tg_err_clear(&oerr);
+		if (tg_outbox_counts(db, &pending, &dead, &oerr) == TG_OK) {
+			json_object_object_add(o, "webhook_pending",
+			                       json_object_new_int64(pending));
+			json_object_object_add(o, "webhook_dead",
+			                       json_object_new_int64(dead));
 		}
 	}
 	tg_req_respond_json(req, rc == TG_OK ? 200 : 503, o);

@@ -27,6 +27,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "money.h"
+#include "outbox.h"
 #include "spool.h"
 #include "upstream.h"
 #include "util.h"
@@ -40,6 +41,16 @@ extern char **environ;
  * timeouts: not after every response of an outage). */
 #define SPOOL_REPLAY_US  (200 * 1000LL)
 #define SPOOL_BACKOFF_US (5 * 1000000LL)
+/*
+ * Webhook delivery after a response: at most this long per request, and
+ * after a failed attempt (a receiver down or hanging) not again from this
+ * process for a while, doubling up to a few minutes, so that a dead
+ * receiver costs one timeout per process and period, never one per
+ * request.  tools/tollgate-deliver and the other processes carry on.
+ */
+#define OUTBOX_INLINE_US      (500 * 1000LL)
+#define OUTBOX_BACKOFF_US     (5 * 1000000LL)
+#define OUTBOX_BACKOFF_MAX_US (300 * 1000000LL)
 /* How long a failed config load is remembered before trying again. */
 #define CONFIG_RETRY_US (5 * 1000000LL)
 
@@ -82,7 +93,9 @@ static struct tg_err app_config_err;
 static int64_t app_config_tried_us;
 static struct tg_db *app_db;
 static int64_t app_reclaim_us;
-static int64_t app_spool_retry_us; /* no replay before this */
+static int64_t app_spool_retry_us;  /* no replay before this */
+static int64_t app_outbox_retry_us; /* no delivery before this */
+static int64_t app_outbox_backoff_us;
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
 
@@ -801,6 +814,48 @@ tg_app_front_line(const struct tg_program *prog, char **envp, const char *body,
 	return rc;
 }
 
+/*
+ * Send webhook events: those this request wrote, and now and then (due)
+ * whatever retries have come due.  Bounded by OUTBOX_INLINE_US.
+ */
+static void
+deliver_events(bool due)
+{
+	const struct tg_alerting *a = &app_config->alerting;
+	struct tg_outbox_stats st;
+	struct tg_err err;
+	bool wrote = tg_outbox_take_hint();
+	int pruned = 0;
+
+	if (a->webhook_url == NULL && a->slack_url == NULL)
+		return;
+	if ((wrote || due) && tg_now_us() >= app_outbox_retry_us) {
+		tg_err_clear(&err);
+		if (tg_outbox_deliver(app_db, a, OUTBOX_INLINE_US, 0, true, &st,
+		                      &err) != TG_OK)
+			tg_log_warn("webhook delivery stopped: %s",
+			            err.message);
+		if (st.failed > 0 || st.dead > 0) {
+			app_outbox_backoff_us =
+			        app_outbox_backoff_us == 0
+			                ? OUTBOX_BACKOFF_US
+			                : app_outbox_backoff_us * 2;
+			if (app_outbox_backoff_us > OUTBOX_BACKOFF_MAX_US)
+				app_outbox_backoff_us = OUTBOX_BACKOFF_MAX_US;
+			app_outbox_retry_us =
+			        tg_now_us() + app_outbox_backoff_us;
+		} else if (st.delivered > 0) {
+			app_outbox_backoff_us = 0;
+		}
+	}
+	if (!due)
+		return;
+	tg_err_clear(&err);
+	if (tg_outbox_prune(app_db, a, &pruned, &err) != TG_OK)
+		tg_log_warn("pruning delivered webhook events failed: %s",
+		            err.message);
+}
+
 /* Work the client need not wait for: after the answer is sent. */
 static void
 after_response(void)
@@ -822,8 +877,8 @@ after_response(void)
 	if (now >= app_spool_retry_us &&
 	    (due || tg_spool_maybe_pending(spool))) {
 		tg_err_clear(&err);
-		if (tg_spool_replay(app_db, spool, SPOOL_REPLAY_US, &n, &err) !=
-		    TG_OK) {
+		if (tg_spool_replay(app_db, spool, &app_config->alerting,
+		                    SPOOL_REPLAY_US, &n, &err) != TG_OK) {
 			tg_log_warn("spool replay stopped, the database is "
 			            "out of reach: %s",
 			            err.message);
@@ -832,17 +887,20 @@ after_response(void)
 		if (n > 0)
 			tg_log_info("replayed %d spooled settlements", n);
 	}
-	if (!due)
-		return;
-	app_reclaim_us = now;
-	tg_err_clear(&err);
-	if (tg_ledger_reclaim(app_db, NULL, app_config->max_end_user_budget_id,
-	                      100, &n, &err) != TG_OK)
-		tg_log_warn("reclaiming stale holds failed: %s", err.message);
-	else if (n > 0)
-		tg_log_warn("charged %d holds of requests that never "
-		            "settled (status unsettled)",
-		            n);
+	if (due) {
+		app_reclaim_us = now;
+		tg_err_clear(&err);
+		if (tg_ledger_reclaim(
+		            app_db, NULL, app_config->max_end_user_budget_id,
+		            &app_config->alerting, 100, &n, &err) != TG_OK)
+			tg_log_warn("reclaiming stale holds failed: %s",
+			            err.message);
+		else if (n > 0)
+			tg_log_warn("charged %d holds of requests that never "
+			            "settled (status unsettled)",
+			            n);
+	}
+	deliver_events(due);
 }
 
 static void
@@ -854,6 +912,7 @@ app_cleanup(void)
 	if (app_config != NULL)
 		tg_config_free(app_config);
 	app_config = NULL;
+	tg_outbox_cleanup();
 	tg_upstream_cleanup();
 }
 

@@ -528,6 +528,7 @@ admit(struct chat *c, struct tg_err *err)
 	hr.api_key_hash = tg_req_key_hash(c->req);
 	hr.start_us = tg_req_start_us(c->req);
 	hr.hold_seconds = hold_seconds(c);
+	hr.alerts = &c->cfg->alerting;
 	rc = tg_ledger_admit(c->db, c->has_customer ? &c->cust : NULL,
 	                     c->estimate, c->cfg->budget_enforcement, &hr,
 	                     &c->resv, err);
@@ -620,6 +621,8 @@ tg_chat_settle(struct chat *c, const struct tg_ledger_entry *e,
 	struct tg_ledger_account acct =
 	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL);
 	struct tg_err serr, sperr;
+
+	acct.alerts = &c->cfg->alerting;
 	tg_money got = e->spend;
 
 	tg_err_clear(&serr);

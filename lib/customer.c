@@ -582,6 +582,13 @@ delete_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			               "DELETE FROM rate_windows"
 			               " WHERE user_id = ?",
 			               params, 1, NULL, err);
+		/* A customer who calls again is new: its budget alerts are
+		 * raised again (lib/events.h). */
+		if (rc == TG_OK)
+			rc = tg_db_run(db,
+			               "DELETE FROM alert_marks"
+			               " WHERE user_id = ?",
+			               params, 1, NULL, err);
 	}
 	return rc;
 }

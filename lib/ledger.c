@@ -26,6 +26,8 @@
 
 #include <json-c/json.h>
 
+#include "events.h"
+#include "log.h"
 #include "jsonx.h"
 #include "ledger.h"
 #include "period.h"
@@ -199,9 +201,20 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 	case TG_ENFORCE_POST:
 		/* LiteLLM's rule: admit while spend < max_budget.  The hold
 		 * is still taken: it is how a crash is charged. */
-		if (has_max && c->spend >= c->budget.max_budget.v)
+		if (has_max && c->spend >= c->budget.max_budget.v) {
+			struct tg_err ev_err;
+
+			tg_err_clear(&ev_err);
+			if (tg_events_refused(db, hr->alerts, c->user_id,
+			                      c->budget.budget_id,
+			                      hr->api_key_hash,
+			                      &ev_err) != TG_OK)
+				tg_log_warn("the budget_crossed event of a "
+				            "refusal was not written: %s",
+				            ev_err.message);
 			return refuse(c->user_id, c->spend,
 			              c->budget.max_budget.v, err);
+		}
 		break;
 	case TG_ENFORCE_RESERVE: arg.conditional = has_max; break;
 	}
@@ -217,7 +230,16 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 		rc = TG_OK;
 	if (rc == TG_ERR_BUDGET) {
 		tg_money spend, max_budget;
+		struct tg_err ev_err;
+
 		current_spend(db, c, &spend, &max_budget);
+		tg_err_clear(&ev_err);
+		if (tg_events_refused(db, hr->alerts, c->user_id,
+		                      c->budget.budget_id, hr->api_key_hash,
+		                      &ev_err) != TG_OK)
+			tg_log_warn("the budget_crossed event of a refusal "
+			            "was not written: %s",
+			            ev_err.message);
 		rc = refuse(c->user_id, spend, max_budget, err);
 	}
 	if (rc != TG_OK)
@@ -559,10 +581,15 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		                params, 6, &res, err);
 		if (rc == TG_OK)
 			tg_db_result_free(&res);
-		goto out;
+	} else {
+		rc = charge_account(db, a->acct->user_id,
+		                    has_next ? next_s : NULL, now_s, a->charged,
+		                    released, err);
 	}
-	rc = charge_account(db, a->acct->user_id, has_next ? next_s : NULL,
-	                    now_s, a->charged, released, err);
+	if (rc == TG_OK)
+		rc = tg_events_charged(db, a->acct->alerts, a->acct->user_id,
+		                       a->acct->budget_id, e->success,
+		                       a->charged, e->api_key_hash, err);
 out:
 	free(meta);
 	return rc;
@@ -596,6 +623,7 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 struct reclaim_arg {
 	const char *user_id;
 	const char *default_budget_id;
+	const struct tg_alerting *alerts;
 	int limit;
 	int reclaimed;
 };
@@ -735,6 +763,9 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	/* As a settlement would: a due reset first, then the charge. */
 	rc = charge_account(db, uid, has_next ? next_s : NULL, now_s,
 	                    charged ? amount : 0, amount, err);
+	if (rc == TG_OK && charged)
+		rc = tg_events_charged(db, a->alerts, uid, a->default_budget_id,
+		                       false, 0, NULL, err);
 	if (rc != TG_OK)
 		return rc;
 	*done = true;
@@ -788,7 +819,8 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 
 enum tg_rc
 tg_ledger_reclaim(struct tg_db *db, const char *user_id,
-                  const char *default_budget_id, int limit, int *reclaimed,
+                  const char *default_budget_id,
+                  const struct tg_alerting *alerts, int limit, int *reclaimed,
                   struct tg_err *err)
 {
 	struct reclaim_arg arg;
@@ -797,6 +829,7 @@ tg_ledger_reclaim(struct tg_db *db, const char *user_id,
 	memset(&arg, 0, sizeof(arg));
 	arg.user_id = user_id;
 	arg.default_budget_id = default_budget_id;
+	arg.alerts = alerts;
 	arg.limit = limit > 0 ? limit : 100;
 	rc = tg_db_txn(db, reclaim_txn, &arg, err);
 	if (rc == TG_OK && reclaimed != NULL)

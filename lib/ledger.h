@@ -48,6 +48,8 @@ struct tg_hold_request {
 	const char *api_key_hash; /* sha256 hex of the key used, or NULL */
 	int64_t start_us;         /* Unix epoch microseconds */
 	long hold_seconds;        /* the deadline, from now */
+	const struct tg_alerting *alerts; /* a refusal's budget_crossed event
+	                                     (NULL: none) */
 };
 
 /*
@@ -56,7 +58,8 @@ struct tg_hold_request {
  * max_budget, reserve mode grants it only if spend + reserved + estimate <=
  * max_budget, atomically; post mode admits while spend < max_budget.
  * Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over budget.
- * Spend=<spend>, Budget=<max_budget>".  On TG_OK *out is
+ * Spend=<spend>, Budget=<max_budget>", and hr->alerts' budget_crossed
+ * event the first time in the customer's period.  On TG_OK *out is
  * the hold, to be given to tg_ledger_settle().
  */
 enum tg_rc tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
@@ -69,6 +72,8 @@ struct tg_ledger_account {
 	const char *user_id;         /* NULL: no customer */
 	const char *budget_id;       /* the effective budget (own or tier) */
 	const char *budget_duration; /* its period, for a due reset */
+	/* The webhook events its charges raise (lib/events.h); NULL: none. */
+	const struct tg_alerting *alerts;
 };
 
 /* The account of customer c (NULL: none). */
@@ -99,7 +104,9 @@ struct tg_ledger_entry {
  * the row's metadata then has "over_hold": true and "uncapped_cost".  A row
  * already written for the request (a commit whose answer was lost) makes
  * this a no-op; an "unsettled" one is replaced by this settlement and the
- * account corrected by the difference.  *charged (may be NULL) gets what
+ * account corrected by the difference.  The events of acct->alerts are
+ * written in the same transaction: spend_tracked for a successful call,
+ * and the budget alerts its charge reaches.  *charged (may be NULL) gets what
  * was charged.  TG_ERR_DB when it cannot be written; then nothing of it
  * remains, and tg_db_unavailable() tells whether the database was out of
  * reach (the caller spools it).
@@ -116,10 +123,14 @@ enum tg_rc tg_ledger_settle(struct tg_db *db,
  * NULL), applying a due period reset as a settlement would
  * (default_budget_id, may be NULL: the tier of customers without one).
  * The row's metadata has "reason" and "period_end" (the end of the period
- * the charge went into).  *reclaimed (may be NULL) gets the count.
+ * the charge went into).  The budget alerts of alerts (may be NULL) that
+ * a charge reaches are written with it (no spend_tracked: the amount is a
+ * bound, and the settlement that may replace it later sends the real
+ * cost).  *reclaimed (may be NULL) gets the count.
  */
 enum tg_rc tg_ledger_reclaim(struct tg_db *db, const char *user_id,
-                             const char *default_budget_id, int limit,
+                             const char *default_budget_id,
+                             const struct tg_alerting *alerts, int limit,
                              int *reclaimed, struct tg_err *err);
 
 #endif

@@ -407,7 +407,8 @@ out:
  * file cannot be settled as it is.
  */
 static enum tg_rc
-replay_one(struct tg_db *db, const char *text, size_t len, struct tg_err *err)
+replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
+           size_t len, struct tg_err *err)
 {
 	struct json_object *o, *a, *row, *h;
 	struct tg_ledger_account acct;
@@ -430,6 +431,7 @@ replay_one(struct tg_db *db, const char *text, size_t len, struct tg_err *err)
 	acct.user_id = get_str(a, "user_id");
 	acct.budget_id = get_str(a, "budget_id");
 	acct.budget_duration = get_str(a, "budget_duration");
+	acct.alerts = alerts;
 	e.request_id = get_str(row, "request_id");
 	e.end_user = get_str(row, "end_user");
 	e.model = get_str(row, "model");
@@ -471,7 +473,8 @@ replay_one(struct tg_db *db, const char *text, size_t len, struct tg_err *err)
 }
 
 enum tg_rc
-tg_spool_replay(struct tg_db *db, const char *dir, int64_t budget_us,
+tg_spool_replay(struct tg_db *db, const char *dir,
+                const struct tg_alerting *alerts, int64_t budget_us,
                 int *replayed, struct tg_err *err)
 {
 	char lockpath[4200];
@@ -520,7 +523,7 @@ tg_spool_replay(struct tg_db *db, const char *dir, int64_t budget_us,
 			continue;
 		}
 		tg_err_clear(&ferr);
-		frc = replay_one(db, text, len, &ferr);
+		frc = replay_one(db, alerts, text, len, &ferr);
 		free(text);
 		if (frc == TG_ERR_DB && tg_db_unavailable(db)) {
 			*err = ferr;

@@ -49,10 +49,13 @@ bool tg_spool_maybe_pending(const char *dir);
  * file at least).  Returns TG_OK when another process holds the lock (it is
  * replaying) or dir does not exist.  A file the database refuses (not for
  * being out of reach) is renamed <name>.failed and logged, so it neither
- * blocks the others nor is lost.  *replayed (may be NULL) gets the count.
+ * blocks the others nor is lost.  A settlement's webhook events (alerts,
+ * may be NULL: none) are written with it, as when it is not spooled.
+ * *replayed (may be NULL) gets the count.
  * TG_ERR_DB when the database became unreachable: the rest stays.
  */
-enum tg_rc tg_spool_replay(struct tg_db *db, const char *dir, int64_t budget_us,
+enum tg_rc tg_spool_replay(struct tg_db *db, const char *dir,
+                           const struct tg_alerting *alerts, int64_t budget_us,
                            int *replayed, struct tg_err *err);
 
 /* Settlements waiting in dir (*pending) and set aside as failed (*failed);

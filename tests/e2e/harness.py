@@ -63,6 +63,7 @@ BUILDDIR = os.path.abspath(os.environ.get("TG_BUILDDIR") or SRCDIR)
 
 BINDIR = os.path.join(BUILDDIR, "cgi-bin")
 MIGRATE = os.path.join(BUILDDIR, "tools", "tollgate-migrate")
+DELIVER = os.path.join(BUILDDIR, "tools", "tollgate-deliver")
 PRICE_FILE = os.path.join(SRCDIR, "etc", "model_prices.json")
 SQL_DIR = os.path.join(SRCDIR, "sql")
 LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
@@ -619,6 +620,121 @@ def wait_for(fn, timeout=10.0, interval=0.1):
 
 def sql_quote(s):
     return "'" + str(s).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------
+# A webhook receiver
+
+class Receiver:
+    """A local HTTP server that records every request it gets (method,
+    path, headers, raw body, arrival time) and answers as scripted:
+    mode "ok" (200), "fail" (500), "hang" (waits hang_s, then 200), or,
+    after down(), not at all (the port refuses connections until up())."""
+
+    def __init__(self):
+        import http.server
+        self.requests = []
+        self.mode = "ok"
+        self.hang_s = 10.0
+        self.lock = threading.Lock()
+        self.port = free_port()
+        self.server = None
+        self.thread = None
+        rec = self
+
+        self.conns = set()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def setup(self):
+                super().setup()
+                with rec.lock:
+                    rec.conns.add(self.connection)
+
+            def finish(self):
+                with rec.lock:
+                    rec.conns.discard(self.connection)
+                try:
+                    super().finish()
+                except OSError:
+                    pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                with rec.lock:
+                    mode = rec.mode
+                    rec.requests.append({
+                        "path": self.path, "headers": dict(self.headers.items()),
+                        "body": body, "time": time.monotonic(), "mode": mode})
+                if mode == "hang":
+                    time.sleep(rec.hang_s)
+                status = 500 if mode == "fail" else 200
+                text = b'{"ok":false}' if status == 500 else b'{"ok":true}'
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(text)))
+                    self.end_headers()
+                    self.wfile.write(text)
+                except OSError:
+                    pass  # the sender gave up waiting
+
+        self.handler = Handler
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/hook" % self.port
+
+    def up(self):
+        import http.server
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self.server = Server(("127.0.0.1", self.port), self.handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def down(self):
+        """Stop listening and cut the connections kept alive."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def got(self, path=None):
+        """The requests so far (to path only, if given)."""
+        with self.lock:
+            return [r for r in self.requests if path is None or r["path"] == path]
+
+    def events(self, path=None, ok_only=True):
+        """The JSON bodies received (answered 200 only, by default), with
+        their headers: [(event dict, headers)]."""
+        out = []
+        for r in self.got(path):
+            if ok_only and r["mode"] != "ok":
+                continue
+            out.append((json.loads(r["body"].decode("utf-8"), parse_float=Decimal),
+                        r["headers"]))
+        return out
+
+    def clear(self):
+        with self.lock:
+            self.requests = []
 
 
 # ---------------------------------------------------------------------------

@@ -56,7 +56,7 @@ int
 main(void)
 {
 	const char *rid = "0f8fad5b-d9cb-469f-a165-70867728950e";
-	struct tg_ledger_account acct = {"cust \"1\"", "tier", "30d"};
+	struct tg_ledger_account acct = {"cust \"1\"", "tier", "30d", NULL};
 	struct tg_ledger_entry e;
 	struct tg_reservation r;
 	struct tg_err err;
@@ -145,7 +145,8 @@ main(void)
 	snprintf(path, sizeof(path), "%s/%s.json", dir, rid);
 	unlink(path); /* only the bad ones are left */
 	tg_err_clear(&err);
-	is_int(TG_OK, tg_spool_replay(NULL, dir, 1000000, &replayed, &err),
+	is_int(TG_OK,
+	       tg_spool_replay(NULL, dir, NULL, 1000000, &replayed, &err),
 	       "replay with only bad files: %s", err.message);
 	is_int(0, replayed, "nothing replayed");
 	ok(exists("11111111-2222-3333-4444-555555555555.json.failed") &&
@@ -166,7 +167,8 @@ main(void)
 		utimensat(AT_FDCWD, dir, past, 0);
 	}
 	tg_err_clear(&err);
-	is_int(TG_OK, tg_spool_replay(NULL, dir, 1000000, &replayed, &err),
+	is_int(TG_OK,
+	       tg_spool_replay(NULL, dir, NULL, 1000000, &replayed, &err),
 	       "replay again: %s", err.message);
 	ok(!tg_spool_maybe_pending(dir), "a quiet empty spool is remembered");
 	tg_err_clear(&err);

@@ -1,0 +1,383 @@
+/*
+ * events: the webhook events a charge raises, written into the outbox in
+ * the charge's transaction (SPEC 9).  See events.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "events.h"
+#include "jsonx.h"
+#include "outbox.h"
+#include "util.h"
+
+const char *
+tg_event_name(enum tg_event e)
+{
+	switch (e) {
+	case TG_EVENT_SPEND_TRACKED: return "spend_tracked";
+	case TG_EVENT_THRESHOLD_CROSSED: return "threshold_crossed";
+	case TG_EVENT_BUDGET_CROSSED: return "budget_crossed";
+	case TG_EVENT_SOFT_BUDGET_CROSSED: return "soft_budget_crossed";
+	}
+	return "unknown";
+}
+
+/* The sentence of event_message (and of the Slack text) into buf. */
+static void
+event_message(const struct tg_event_info *ev, char *buf, size_t cap)
+{
+	char spend[TG_MONEY_STRLEN], limit[TG_MONEY_STRLEN];
+	const char *id = ev->customer_id != NULL ? ev->customer_id : "";
+
+	tg_money_format(ev->spend, spend, sizeof(spend));
+	tg_money_format(ev->max_budget, limit, sizeof(limit));
+	switch (ev->event) {
+	case TG_EVENT_SPEND_TRACKED:
+		snprintf(buf, cap,
+		         "Customer spend tracked. Customer=%s, spend=%s", id,
+		         spend);
+		return;
+	case TG_EVENT_THRESHOLD_CROSSED:
+		snprintf(buf, cap,
+		         "Customer spend reached %d%% of max_budget. "
+		         "Customer=%s, spend=%s, max_budget=%s",
+		         ev->percent, id, spend, limit);
+		return;
+	case TG_EVENT_BUDGET_CROSSED:
+		snprintf(buf, cap,
+		         "Customer budget crossed%s. Customer=%s, spend=%s, "
+		         "max_budget=%s",
+		         ev->refused ? ": a request was refused for its budget"
+		                     : "",
+		         id, spend, limit);
+		return;
+	case TG_EVENT_SOFT_BUDGET_CROSSED:
+		tg_money_format(ev->soft_budget, limit, sizeof(limit));
+		snprintf(buf, cap,
+		         "Customer soft budget crossed. Customer=%s, spend=%s, "
+		         "soft_budget=%s",
+		         id, spend, limit);
+		return;
+	}
+	buf[0] = '\0';
+}
+
+/* The text of o (freed with it) into a new string. */
+static char *
+take_text(struct json_object *o)
+{
+	char *s = tg_xstrdup(
+	        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+
+	json_object_put(o);
+	return s;
+}
+
+char *
+tg_event_webhook_body(const struct tg_event_info *ev)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[1024];
+
+	/* The seed's fields, in its order (json-c keeps insertion order). */
+	json_object_object_add(o, "spend", tg_json_money(ev->spend));
+	json_object_object_add(
+	        o, "max_budget",
+	        ev->has_max_budget ? tg_json_money(ev->max_budget) : NULL);
+	json_object_object_add(o, "token", tg_json_str(ev->token));
+	json_object_object_add(o, "customer_id", tg_json_str(ev->customer_id));
+	json_object_object_add(o, "user_id", NULL);
+	json_object_object_add(o, "team_id", NULL);
+	json_object_object_add(o, "user_email", NULL);
+	json_object_object_add(o, "key_alias", NULL);
+	json_object_object_add(o, "projected_exceeded_date", NULL);
+	json_object_object_add(o, "projected_spend", NULL);
+	json_object_object_add(
+	        o, "event", json_object_new_string(tg_event_name(ev->event)));
+	json_object_object_add(o, "event_group",
+	                       json_object_new_string("customer"));
+	event_message(ev, msg, sizeof(msg));
+	json_object_object_add(o, "event_message", json_object_new_string(msg));
+	return take_text(o);
+}
+
+char *
+tg_event_slack_body(const struct tg_event_info *ev)
+{
+	struct json_object *o = json_object_new_object();
+	char msg[1024], text[1100];
+
+	event_message(ev, msg, sizeof(msg));
+	snprintf(text, sizeof(text), "tollgate budget alert: %s", msg);
+	json_object_object_add(o, "text", json_object_new_string(text));
+	return take_text(o);
+}
+
+/* One outbox row of ev for target ("webhook" or "slack"), body given. */
+static enum tg_rc
+insert_row(struct tg_db *db, const char *event_id, const char *target,
+           const struct tg_event_info *ev, const char *body, struct tg_err *err)
+{
+	struct tg_db_param p[5];
+
+	p[0] = tg_db_str(event_id);
+	p[1] = tg_db_str(target);
+	p[2] = tg_db_str(tg_event_name(ev->event));
+	p[3] = tg_db_str(ev->customer_id);
+	p[4] = tg_db_str(body);
+	return tg_db_run(db,
+	                 "INSERT INTO webhook_outbox (event_id, target, event,"
+	                 " customer_id, body, created_at, retry_since,"
+	                 " next_attempt_at) VALUES (?, ?, ?, ?, ?,"
+	                 " UTC_TIMESTAMP(6), UTC_TIMESTAMP(6),"
+	                 " UTC_TIMESTAMP(6))",
+	                 p, 5, NULL, err);
+}
+
+/* Write ev for every target that wants it (one event id for all). */
+static enum tg_rc
+write_event(struct tg_db *db, const struct tg_alerting *a,
+            const struct tg_event_info *ev, struct tg_err *err)
+{
+	char id[37];
+	char *body;
+	enum tg_rc rc = TG_OK;
+
+	if (!tg_alerting_wants(a, ev->event))
+		return TG_OK;
+	tg_uuid_new(id);
+	if (a->webhook_url != NULL) {
+		body = tg_event_webhook_body(ev);
+		rc = insert_row(db, id, "webhook", ev, body, err);
+		free(body);
+	}
+	if (rc == TG_OK && a->slack_url != NULL &&
+	    (ev->event & TG_EVENT_BUDGET_ALERTS) != 0) {
+		body = tg_event_slack_body(ev);
+		rc = insert_row(db, id, "slack", ev, body, err);
+		free(body);
+	}
+	if (rc == TG_OK)
+		tg_outbox_hint();
+	return rc;
+}
+
+/*
+ * Take the mark of alert for user_id's period: *first is true for the one
+ * transaction that inserts it.
+ */
+static enum tg_rc
+take_mark(struct tg_db *db, const char *user_id, const char *alert,
+          const char *period, bool *first, struct tg_err *err)
+{
+	struct tg_db_param p[3];
+	enum tg_rc rc;
+
+	*first = false;
+	p[0] = tg_db_str(user_id);
+	p[1] = tg_db_str(alert);
+	p[2] = tg_db_str(period);
+	rc = tg_db_run(db,
+	               "INSERT INTO alert_marks (user_id, alert, period,"
+	               " created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
+	               p, 3, NULL, err);
+	if (rc == TG_ERR_CONFLICT) {
+		tg_err_clear(err);
+		return TG_OK; /* raised already in this period */
+	}
+	if (rc == TG_OK)
+		*first = true;
+	return rc;
+}
+
+/* An account as the alerts see it. */
+struct account_state {
+	bool found;
+	tg_money spend;
+	char period[32]; /* spend_reset_at, "" without periods */
+	bool has_max, has_soft;
+	tg_money max_budget, soft_budget;
+};
+
+/* user_id's spend, period and limits (budget_id: the budget of a customer
+ * without one of its own), as this transaction sees them after its
+ * charge. */
+static enum tg_rc
+account_state(struct tg_db *db, const char *user_id, const char *budget_id,
+              struct account_state *st, struct tg_err *err)
+{
+	struct tg_db_param p[2];
+	struct tg_db_result res;
+	const char *v;
+	enum tg_rc rc;
+
+	memset(st, 0, sizeof(*st));
+	p[0] = tg_db_str(budget_id);
+	p[1] = tg_db_str(user_id);
+	rc = tg_db_exec(db,
+	                "SELECT c.spend, c.spend_reset_at, b.max_budget,"
+	                " b.soft_budget FROM customers c LEFT JOIN budgets b"
+	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
+	                " WHERE c.user_id = ?",
+	                p, 2, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
+	    tg_money_parse(tg_db_cell(&res, 0, 0), &st->spend)) {
+		st->found = true;
+		tg_strlcpy(st->period, sizeof(st->period),
+		           tg_db_cell(&res, 0, 1));
+		v = tg_db_cell(&res, 0, 2);
+		st->has_max = v != NULL && tg_money_parse(v, &st->max_budget);
+		v = tg_db_cell(&res, 0, 3);
+		st->has_soft = v != NULL && tg_money_parse(v, &st->soft_budget);
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
+/* spend >= percent% of limit, exactly. */
+static bool
+reached(tg_money spend, tg_money limit, int percent)
+{
+	return (__int128)spend * 100 >= (__int128)limit * percent;
+}
+
+/* The alert named mark, if st's spend has reached it: once per period. */
+static enum tg_rc
+maybe_alert(struct tg_db *db, const struct tg_alerting *a, const char *user_id,
+            const struct account_state *st, const char *mark,
+            struct tg_event_info *ev, struct tg_err *err)
+{
+	bool first;
+	enum tg_rc rc;
+
+	if (!tg_alerting_wants(a, ev->event))
+		return TG_OK;
+	rc = take_mark(db, user_id, mark, st->period, &first, err);
+	if (rc != TG_OK || !first)
+		return rc;
+	return write_event(db, a, ev, err);
+}
+
+/* Every budget alert st has reached (refused: budget_crossed regardless). */
+static enum tg_rc
+budget_alerts(struct tg_db *db, const struct tg_alerting *a,
+              const char *user_id, const struct account_state *st,
+              const char *token, bool refused, struct tg_err *err)
+{
+	static const int percents[] = {85, 95};
+	struct tg_event_info ev;
+	enum tg_rc rc;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.customer_id = user_id;
+	ev.token = token;
+	ev.spend = st->spend;
+	ev.has_max_budget = st->has_max;
+	ev.max_budget = st->max_budget;
+	if (st->has_max) {
+		ev.event = TG_EVENT_THRESHOLD_CROSSED;
+		for (size_t i = 0; i < 2; i++) {
+			char mark[32];
+
+			if (!reached(st->spend, st->max_budget, percents[i]))
+				continue;
+			ev.percent = percents[i];
+			snprintf(mark, sizeof(mark), "threshold_%d",
+			         percents[i]);
+			rc = maybe_alert(db, a, user_id, st, mark, &ev, err);
+			if (rc != TG_OK)
+				return rc;
+		}
+	}
+	if (refused || (st->has_max && st->spend >= st->max_budget)) {
+		ev.event = TG_EVENT_BUDGET_CROSSED;
+		ev.percent = 0;
+		ev.refused = refused &&
+		             !(st->has_max && st->spend >= st->max_budget);
+		rc = maybe_alert(db, a, user_id, st, "budget_crossed", &ev,
+		                 err);
+		if (rc != TG_OK)
+			return rc;
+	}
+	if (st->has_soft && st->spend >= st->soft_budget) {
+		ev.event = TG_EVENT_SOFT_BUDGET_CROSSED;
+		ev.soft_budget = st->soft_budget;
+		rc = maybe_alert(db, a, user_id, st, "soft_budget_crossed", &ev,
+		                 err);
+		if (rc != TG_OK)
+			return rc;
+	}
+	return TG_OK;
+}
+
+static bool
+alerting_on(const struct tg_alerting *a)
+{
+	return a != NULL && a->events != 0 &&
+	       (a->webhook_url != NULL || a->slack_url != NULL);
+}
+
+enum tg_rc
+tg_events_charged(struct tg_db *db, const struct tg_alerting *a,
+                  const char *user_id, const char *budget_id, bool cost_known,
+                  tg_money cost, const char *token, struct tg_err *err)
+{
+	struct account_state st;
+	struct tg_event_info ev;
+	enum tg_rc rc;
+
+	if (!alerting_on(a) || user_id == NULL || user_id[0] == '\0')
+		return TG_OK;
+	rc = account_state(db, user_id, budget_id, &st, err);
+	if (rc != TG_OK || !st.found)
+		return rc;
+	if (cost_known) {
+		memset(&ev, 0, sizeof(ev));
+		ev.event = TG_EVENT_SPEND_TRACKED;
+		ev.customer_id = user_id;
+		ev.token = token;
+		ev.spend = cost;
+		ev.has_max_budget = st.has_max;
+		ev.max_budget = st.max_budget;
+		rc = write_event(db, a, &ev, err);
+		if (rc != TG_OK)
+			return rc;
+	}
+	return budget_alerts(db, a, user_id, &st, token, false, err);
+}
+
+struct refused_arg {
+	const struct tg_alerting *a;
+	const char *user_id, *budget_id, *token;
+};
+
+static enum tg_rc
+refused_txn(struct tg_db *db, void *varg, struct tg_err *err)
+{
+	const struct refused_arg *r = varg;
+	struct account_state st;
+	enum tg_rc rc;
+
+	rc = account_state(db, r->user_id, r->budget_id, &st, err);
+	if (rc != TG_OK || !st.found)
+		return rc;
+	return budget_alerts(db, r->a, r->user_id, &st, r->token, true, err);
+}
+
+enum tg_rc
+tg_events_refused(struct tg_db *db, const struct tg_alerting *a,
+                  const char *user_id, const char *budget_id, const char *token,
+                  struct tg_err *err)
+{
+	struct refused_arg r = {a, user_id, budget_id, token};
+
+	if (!alerting_on(a) || !tg_alerting_wants(a, TG_EVENT_BUDGET_CROSSED) ||
+	    user_id == NULL || user_id[0] == '\0')
+		return TG_OK;
+	return tg_db_txn(db, refused_txn, &r, err);
+}

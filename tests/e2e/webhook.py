@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""webhook: the event webhook of SPEC 9 against a real local receiver.
+
+1. The seed's spend_tracked payload, field by field, for a non-streamed
+   and a streamed call (spend = the call's charge, exactly; token = the
+   sha256 of the key; the seed's 13 fields); no event for a call without a
+   customer; X-Tollgate-Event-Id and an HMAC-SHA256 signature that
+   verifies with the secret.
+2. Budget alerts under 50 concurrent calls over two worker processes for
+   one customer: threshold_crossed at 85% and 95%, budget_crossed and
+   soft_budget_crossed, each exactly once; one spend_tracked per charged
+   call, summing to the customer's spend.
+3. A receiver answering 500: the event stays pending (readiness counts
+   it), is retried with the same event id and delivered once the receiver
+   answers 200.  A receiver that is down: delivered by tollgate-deliver
+   --once when it is back, with no traffic.
+4. A receiver that hangs for 10 s: 30 sequential chats are no slower at
+   the median than with a healthy receiver (within 1.5x) and none fails.
+5. A chat worker killed (SIGKILL) while it delivers (between the commit
+   and the receiver's answer): the event is delivered later, same id.
+6. tollgate-deliver as a loop drains the outbox and ends on SIGTERM; with
+   a short webhook_retry_for a failing event is marked dead and counted in
+   readiness; --requeue-dead delivers it; delivered events are pruned
+   after webhook_retention.
+7. "slack" in alerting: budget alerts only, as {"text": ...}.
+"""
+
+import hashlib
+import hmac
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+from harness import Decimal, cost, dec, parallel  # noqa: E402
+
+SECRET = "whsec-test-secret"
+SEED_FIELDS = ["spend", "max_budget", "token", "customer_id", "user_id", "team_id",
+               "user_email", "key_alias", "projected_exceeded_date", "projected_spend",
+               "event", "event_group", "event_message"]
+KEY_HASH = hashlib.sha256(H.MASTER_KEY.encode()).hexdigest()
+
+
+def hdr(headers, name):
+    for k, v in headers.items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def settings(extra=None):
+    s = {"webhook_timeout": 1, "webhook_retry_base": 1, "reclaim_interval": 1}
+    s.update(extra or {})
+    return s
+
+
+def config(env, alerting=("webhook",), tollgate=None, general=None):
+    gs = {"alerting": list(alerting), "webhook_secret": SECRET}
+    gs.update(general or {})
+    return env.config(general_settings=gs, extra={"tollgate_settings": settings(tollgate)})
+
+
+def events_for(rec, user, kind=None, path="/hook"):
+    return [e for e, _h in rec.events(path)
+            if e.get("customer_id") == user and (kind is None or e.get("event") == kind)]
+
+
+def outbox(env, where="1=1"):
+    return env.sql("SELECT event_id, event, status, attempts, customer_id FROM webhook_outbox"
+                   " WHERE %s ORDER BY id" % where)
+
+
+def deliver(env, cfg_path, *args, extra_env=None, timeout=60):
+    e = dict(os.environ)
+    e.update({"TOLLGATE_CONFIG": cfg_path, "DATABASE_URL": env.db.url,
+              "TOLLGATE_PRICE_FILE": H.PRICE_FILE})
+    e.update(extra_env or {})
+    return subprocess.run([H.DELIVER] + list(args), env=e, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=timeout)
+
+
+def deliver_until(env, cfg_path, rec, user, timeout):
+    """Run tollgate-deliver --once until user's events are delivered."""
+    def done():
+        p = deliver(env, cfg_path, "--once", extra_env={"WEBHOOK_URL": rec.url})
+        if p.returncode != 0:
+            return None
+        rows = outbox(env, "customer_id = %s" % H.sql_quote(user))
+        return rows if rows and all(r[2] == "delivered" for r in rows) else None
+    return H.wait_for(done, timeout=timeout, interval=0.5)
+
+
+def seed_payload(t, env, rec, srv):
+    """Part 1."""
+    r = env.chat(user="krrish12")
+    t.is_eq(r.status, 200, "seed chat for krrish12")
+    got = H.wait_for(lambda: events_for(rec, "krrish12"), timeout=10)
+    t.is_eq(len(got), 1, "one spend_tracked event for the call")
+    if not got:
+        return
+    ev = got[0]
+    t.is_eq(list(ev.keys()), SEED_FIELDS, "the seed's fields, in the seed's order")
+    charge = dec(r.header("x-litellm-response-cost"))
+    t.is_eq(dec(ev["spend"]), charge, "spend is the call's cost, exactly (%s)" % charge)
+    t.is_eq(dec(ev["spend"]), cost(10, 20), "spend = 10 x in + 20 x out")
+    t.is_eq(ev["max_budget"], None, "max_budget null for a customer without one")
+    t.is_eq(ev["token"], KEY_HASH, "token is the sha256 of the key used")
+    t.is_eq(ev["customer_id"], "krrish12", "customer_id")
+    for f in ("user_id", "team_id", "user_email", "key_alias",
+              "projected_exceeded_date", "projected_spend"):
+        t.is_eq(ev[f], None, "%s is null" % f)
+    t.is_eq(ev["event"], "spend_tracked", "event")
+    t.is_eq(ev["event_group"], "customer", "event_group")
+    t.is_eq(ev["event_message"],
+            "Customer spend tracked. Customer=krrish12, spend=%s" % r.header(
+                "x-litellm-response-cost"),
+            "event_message")
+    req = rec.got("/hook")[-1]
+    eid = hdr(req["headers"], "X-Tollgate-Event-Id")
+    t.ok(eid is not None and len(eid) == 36, "X-Tollgate-Event-Id is a uuid: %s" % eid)
+    t.is_eq(hdr(req["headers"], "Content-Type"), "application/json", "JSON body")
+    sig = hdr(req["headers"], "X-Tollgate-Signature")
+    want = "sha256=" + hmac.new(SECRET.encode(), req["body"], hashlib.sha256).hexdigest()
+    t.is_eq(sig, want, "X-Tollgate-Signature is the HMAC-SHA256 of the raw body")
+    bad = "sha256=" + hmac.new(b"other", req["body"], hashlib.sha256).hexdigest()
+    t.ok(sig != bad, "the signature depends on the secret")
+    rows = outbox(env, "event_id = %s" % H.sql_quote(eid))
+    t.ok(rows and rows[0][2] == "delivered", "the outbox row is delivered: %r" % rows)
+
+    # Streamed.
+    s = env.stream_chat(user="krrish12", extra={"stream_options": {"include_usage": True}})
+    t.is_eq(s.status, 200, "streamed chat for krrish12")
+    got = H.wait_for(lambda: len(events_for(rec, "krrish12")) >= 2 and
+                     events_for(rec, "krrish12"), timeout=10)
+    t.is_eq(len(got or []), 2, "a second spend_tracked for the streamed call")
+    if got and len(got) == 2:
+        rid = s.header("x-litellm-call-id")
+        row = env.ledger_row(rid) if rid else None
+        t.ok(row is not None and dec(got[1]["spend"]) == row["spend"],
+             "streamed spend equals its ledger row: %r vs %r" % (
+                 got[1]["spend"], row and row["spend"]))
+        t.is_eq(list(got[1].keys()), SEED_FIELDS, "streamed: the seed's fields")
+    info = env.customer_info("krrish12").json
+    total = sum(dec(e["spend"]) for e in events_for(rec, "krrish12"))
+    t.is_eq(total, dec(info["spend"]), "the events' spend adds up to the customer's")
+
+    # No customer: no event.
+    before = len(rec.got())
+    r = env.chat()
+    t.is_eq(r.status, 200, "chat without a customer")
+    time.sleep(0.5)
+    t.is_eq(len(rec.got()), before, "no event for a call without a customer id")
+    t.is_eq(len(outbox(env, "customer_id IS NULL OR customer_id = ''")), 0,
+            "and no outbox row")
+
+
+def budget_alerts(t, env, rec, srv):
+    """Part 2."""
+    user = "tier-racer"
+    body, prompt = H.exact_chat_body("fake-gpt", user, 5)
+    one = cost(prompt, 5)
+    max_budget = one * 40
+    r = env.customer_new(user_id=user, max_budget=str(max_budget), soft_budget=str(one * 20))
+    t.is_eq(r.status, 200, "customer with max_budget 40 calls, soft_budget 20")
+    rs = parallel(50, [lambda: env.request("POST", "/chat/completions", body=body)
+                       for _ in range(50)])
+    codes = [getattr(x, "status", repr(x)) for x in rs]
+    ok = codes.count(200)
+    t.is_eq(ok, 40, "exactly 40 of 50 admitted (%r)" % sorted(set(codes), key=str))
+    t.is_eq(codes.count(429), 10, "10 refused for budget")
+    t.ok(all(c in (200, 429) for c in codes), "no other answer")
+    pids = srv.program_pids("chat_completions")
+    t.ok(len(pids) >= 2, "two chat worker processes: %r" % pids)
+
+    def settled():
+        kinds = [e["event"] for e in events_for(rec, user)]
+        return kinds if kinds.count("spend_tracked") >= ok else None
+    H.wait_for(settled, timeout=20)
+    # Stragglers (a refused call's event) need a moment more.
+    time.sleep(1.0)
+    evs = events_for(rec, user)
+    kinds = [e["event"] for e in evs]
+    t.is_eq(kinds.count("spend_tracked"), ok, "one spend_tracked per charged call")
+    thr = [e for e in evs if e["event"] == "threshold_crossed"]
+    t.is_eq(len(thr), 2, "threshold_crossed exactly twice (85%% and 95%%): %r" %
+            [e["event_message"] for e in thr])
+    msgs = sorted(e["event_message"] for e in thr)
+    t.ok(len(msgs) == 2 and "85%" in msgs[0] and "95%" in msgs[1],
+         "one at 85%% and one at 95%%: %r" % msgs)
+    for e in thr:
+        pct = 85 if "85%" in e["event_message"] else 95
+        t.ok(dec(e["spend"]) * 100 >= max_budget * pct,
+             "threshold %d%%: the period's spend %s reached it" % (pct, e["spend"]))
+        t.is_eq(dec(e["max_budget"]), max_budget, "threshold event names max_budget")
+    t.is_eq(kinds.count("budget_crossed"), 1, "budget_crossed exactly once")
+    t.is_eq(kinds.count("soft_budget_crossed"), 1, "soft_budget_crossed exactly once")
+    spend = env.customer_row(user)["spend"]
+    t.is_eq(spend, max_budget, "spend reached max_budget exactly")
+    t.is_eq(sum(dec(e["spend"]) for e in evs if e["event"] == "spend_tracked"), spend,
+            "spend_tracked events sum to the customer's spend")
+    dup = env.sql("SELECT COUNT(*) FROM webhook_outbox WHERE customer_id = %s AND event"
+                  " <> 'spend_tracked'" % H.sql_quote(user))
+    t.is_eq(dup[0][0], "4", "four budget alerts in the outbox, no more")
+    # A later refusal in the same period raises nothing new.
+    r = env.request("POST", "/chat/completions", body=body)
+    t.is_eq(r.status, 429, "over budget: refused again")
+    time.sleep(0.5)
+    t.is_eq([e["event"] for e in events_for(rec, user)].count("budget_crossed"), 1,
+            "no second budget_crossed in the period")
+
+
+def retries(t, env, rec, srv, cfg_path):
+    """Part 3."""
+    user = "retry-500"
+    rec.mode = "fail"
+    r = env.chat(user=user)
+    t.is_eq(r.status, 200, "chat answered while the receiver fails")
+    H.wait_for(lambda: rec.got("/hook") and any(
+        x["mode"] == "fail" for x in rec.got("/hook")), timeout=10)
+    rows = outbox(env, "customer_id = %s" % H.sql_quote(user))
+    t.ok(len(rows) == 1 and rows[0][2] == "pending" and int(rows[0][3]) >= 1,
+         "after a 500 the event is pending with an attempt counted: %r" % rows)
+    ready = env.request("GET", "/health/readiness", key=None).json or {}
+    t.ok((ready.get("webhook_pending") or 0) >= 1,
+         "readiness counts pending events: %r" % ready)
+    eid = rows[0][0] if rows else None
+    rec.mode = "ok"
+    # Delivered on later traffic once its retry is due (the processes do
+    # not retry a failing receiver for a few seconds).
+    def delivered():
+        env.chat()
+        return [e for e, h in rec.events("/hook") if e.get("customer_id") == user]
+    got = H.wait_for(delivered, timeout=30, interval=0.5)
+    t.is_eq(len(got), 1, "delivered once the receiver answers 200")
+    ids = [hdr(x["headers"], "X-Tollgate-Event-Id") for x in rec.got("/hook")
+           if b'"retry-500"' in x["body"]]
+    t.ok(len(ids) >= 2 and set(ids) == {eid},
+         "every attempt carried the same event id (%d attempts)" % len(ids))
+    rows = outbox(env, "customer_id = %s" % H.sql_quote(user))
+    t.ok(rows and rows[0][2] == "delivered", "and the row is delivered: %r" % rows)
+
+    # Down: nothing listens.  Delivered by tollgate-deliver, no traffic.
+    user = "retry-down"
+    rec.down()
+    r = env.chat(user=user)
+    t.is_eq(r.status, 200, "chat answered while the receiver is down")
+    time.sleep(1.2)  # the first retry comes due
+    rows = outbox(env, "customer_id = %s" % H.sql_quote(user))
+    t.ok(len(rows) == 1 and rows[0][2] == "pending", "pending while down: %r" % rows)
+    eid = rows[0][0] if rows else None
+    rec.up()
+    t.ok(deliver_until(env, cfg_path, rec, user, timeout=15),
+         "tollgate-deliver --once delivered it")
+    got = [h for e, h in rec.events("/hook") if e.get("customer_id") == user]
+    t.is_eq([hdr(h, "X-Tollgate-Event-Id") for h in got], [eid],
+            "the down receiver got the event once it was back, same id")
+
+
+def hanging(t, env, rec, srv):
+    """Part 4."""
+    def p50(label):
+        times, codes = [], []
+        for i in range(30):
+            r = env.chat(user="lat-%s" % label)
+            times.append(r.elapsed)
+            codes.append(r.status)
+        return statistics.median(times), codes
+    rec.mode = "ok"
+    env.chat(user="lat-warm")
+    healthy, c1 = p50("healthy")
+    rec.mode = "hang"
+    rec.hang_s = 10.0
+    hung, c2 = p50("hang")
+    rec.mode = "ok"
+    t.diag("chat p50: healthy receiver %.2f ms, hanging receiver %.2f ms (x%.2f)"
+           % (healthy * 1000, hung * 1000, hung / healthy if healthy else 0))
+    t.ok(all(c == 200 for c in c1 + c2), "no chat failed with a hanging receiver: %r"
+         % sorted(set(c1 + c2)))
+    t.ok(hung <= 1.5 * healthy,
+         "p50 with a hanging receiver (%.2f ms) within 1.5x of healthy (%.2f ms)"
+         % (hung * 1000, healthy * 1000))
+
+
+def killed_worker(t, env, rec, srv, cfg_path):
+    """Part 5."""
+    user = "killed-mid-delivery"
+    # Fresh workers: the hanging receiver of part 4 made the old ones
+    # hold off delivering for a while.
+    srv.expect_child_deaths = True
+    for pid in srv.program_pids("chat_completions"):
+        os.kill(pid, signal.SIGKILL)
+    t.ok(H.wait_for(lambda: env.chat().status == 200, timeout=10), "fresh workers")
+    rec.mode = "hang"
+    rec.hang_s = 3.0
+    srv.expect_child_deaths = True
+    before = len(rec.got("/hook"))
+    r = env.chat(user=user)
+    t.is_eq(r.status, 200, "chat answered")
+    arrived = H.wait_for(lambda: len(rec.got("/hook")) > before, timeout=5, interval=0.01)
+    t.ok(arrived, "the worker is delivering (the receiver holds the request)")
+    for pid in srv.program_pids("chat_completions"):
+        os.kill(pid, signal.SIGKILL)
+    rec.mode = "ok"
+    rows = outbox(env, "customer_id = %s" % H.sql_quote(user))
+    t.ok(len(rows) == 1 and rows[0][2] == "pending", "the event survived the kill: %r" % rows)
+    eid = rows[0][0] if rows else None
+    # The claim of the killed attempt runs out (timeout + 5 s), then the
+    # event is sent again.
+    t.ok(deliver_until(env, cfg_path, rec, user, timeout=20),
+         "delivered by tollgate-deliver after the claim ran out")
+    got = [h for e, h in rec.events("/hook") if e.get("customer_id") == user]
+    t.is_eq([hdr(h, "X-Tollgate-Event-Id") for h in got], [eid],
+            "delivered once, with the id of the killed attempt")
+    t.ok(H.wait_for(lambda: env.chat().status == 200, timeout=10),
+         "the workers are back")
+
+
+def deliver_tool(t, env, rec, srv, cfg_path):
+    """Part 6."""
+    rec.down()
+    for i in range(3):
+        t.is_eq(env.chat(user="loop-%d" % i).status, 200, "chat %d while down" % i)
+    rec.up()
+    e = dict(os.environ)
+    e.update({"TOLLGATE_CONFIG": cfg_path, "DATABASE_URL": env.db.url,
+              "TOLLGATE_PRICE_FILE": H.PRICE_FILE, "WEBHOOK_URL": rec.url})
+    proc = subprocess.Popen([H.DELIVER, "--interval", "1"], env=e, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        got = H.wait_for(lambda: len({ev["customer_id"] for ev, _ in rec.events("/hook")
+                                      if ev["customer_id"].startswith("loop-")}) == 3,
+                         timeout=20, interval=0.2)
+        t.ok(got, "the tollgate-deliver loop drained the events, no traffic")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = "killed"
+    t.is_eq(rc, 0, "the loop ends on SIGTERM with status 0")
+
+    # Dead after webhook_retry_for, counted, requeued.
+    dead_cfg = env.write_config("dead", config(env, tollgate={"webhook_retry_for": 1,
+                                                              "webhook_retention": 1}))
+    rec.mode = "fail"
+    t.is_eq(env.chat(user="doomed").status, 200, "chat while the receiver fails")
+    time.sleep(1.5)
+
+    def dead():
+        deliver(env, dead_cfg, "--once", extra_env={"WEBHOOK_URL": rec.url})
+        rows = outbox(env, "customer_id = 'doomed'")
+        return rows if rows and rows[0][2] == "dead" else None
+    rows = H.wait_for(dead, timeout=15, interval=0.5)
+    t.ok(rows, "an event failing past webhook_retry_for is marked dead: %r" % (rows,))
+    ready = env.request("GET", "/health/readiness", key=None).json or {}
+    t.is_eq(ready.get("webhook_dead"), 1, "readiness counts it: %r" % ready)
+    rec.mode = "ok"
+    p = deliver(env, dead_cfg, "--once", "--requeue-dead", extra_env={"WEBHOOK_URL": rec.url})
+    t.ok(b"requeued 1 dead events" in p.stdout and b"delivered 1" in p.stdout,
+         "--requeue-dead delivers it: %r" % p.stdout)
+    ready = env.request("GET", "/health/readiness", key=None).json or {}
+    t.is_eq(ready.get("webhook_dead"), 0, "no dead event left")
+    delivered = int(env.sql("SELECT COUNT(*) FROM webhook_outbox WHERE status = "
+                            "'delivered'")[0][0])
+    t.ok(delivered > 0, "delivered events are kept for a while (%d)" % delivered)
+    time.sleep(1.5)
+    deliver(env, dead_cfg, "--once", extra_env={"WEBHOOK_URL": rec.url})
+    left = int(env.sql("SELECT COUNT(*) FROM webhook_outbox WHERE status = "
+                       "'delivered'")[0][0])
+    t.ok(left < delivered, "delivered events older than webhook_retention are pruned "
+         "(%d -> %d)" % (delivered, left))
+
+
+def slack(t, env, rec):
+    """Part 7."""
+    cfg = env.write_config("slack", config(env, alerting=("slack",)))
+    srv = env.start_lighttpd(cfg, name="slack", max_procs=1,
+                             extra_env={"SLACK_WEBHOOK_URL": rec.url.replace("/hook", "/slack")})
+    user = "slacker"
+    body, prompt = H.exact_chat_body("fake-gpt", user, 5)
+    one = cost(prompt, 5)
+    t.is_eq(env.customer_new(user_id=user, max_budget=str(one * 2), server=srv).status, 200,
+            "customer with max_budget of two calls")
+    for _ in range(2):
+        t.is_eq(env.request("POST", "/chat/completions", body=body, server=srv).status, 200,
+                "chat")
+    got = H.wait_for(lambda: rec.events("/slack"), timeout=10)
+    texts = [e.get("text", "") for e, _ in (got or [])]
+    t.ok(texts and all(list(e.keys()) == ["text"] for e, _ in got),
+         "Slack gets {\"text\": ...} bodies: %r" % texts)
+    t.ok(any("Customer budget crossed. Customer=slacker" in x for x in texts),
+         "budget_crossed reaches Slack")
+    t.ok(not any("spend tracked" in x for x in texts), "no spend_tracked to Slack")
+    t.ok(all(hdr(h, "X-Tollgate-Signature") is None for _, h in got),
+         "Slack bodies are not signed with the webhook secret")
+
+
+def main(t, env):
+    rec = H.Receiver().up()
+    try:
+        cfg_path = env.write_config("main", config(env))
+        srv = env.start_lighttpd(cfg_path, max_procs=2, extra_env={"WEBHOOK_URL": rec.url})
+        seed_payload(t, env, rec, srv)
+        budget_alerts(t, env, rec, srv)
+        retries(t, env, rec, srv, cfg_path)
+        hanging(t, env, rec, srv)
+        killed_worker(t, env, rec, srv, cfg_path)
+        deliver_tool(t, env, rec, srv, cfg_path)
+        slack(t, env, rec)
+    finally:
+        rec.down()
+
+
+H.run(main)
