@@ -23,6 +23,8 @@
    readiness; --requeue-dead delivers it; delivered events are pruned
    after webhook_retention.
 7. "slack" in alerting: budget alerts only, as {"text": ...}.
+8. A settlement spooled while MariaDB was down carries its event: the
+   replay writes it with the charge, and it is delivered.
 """
 
 import hashlib
@@ -401,6 +403,39 @@ def slack(t, env, rec):
          "Slack bodies are not signed with the webhook secret")
 
 
+def spooled(t, env, rec, srv):
+    """Part 8."""
+    import threading
+    user = "spooled-event"
+    rec.mode = "ok"
+    env.chat(user=user)  # the customer exists
+    out = {}
+    body = env.chat_body(user=user, fake={"delay": 1.0})
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", env.request("POST", "/chat/completions", body=body, timeout=30)))
+    th.start()
+    H.wait_for(lambda: sum(1 for q in env.upstream.requests()
+                           if q.get("json", {}).get("user") == user) >= 2, timeout=10)
+    env.db.stop()  # the answer arrives while the database is down
+    th.join(30)
+    r = out.get("r")
+    t.is_eq(r and r.status, 200, "spooled: the client got its answer with MariaDB down")
+    t.is_eq(len(H.spool_files(os.path.join(srv.vardir, "spool"))), 1,
+            "spooled: one settlement waits in the spool")
+    env.db.start()
+    rid = r and r.header("x-litellm-call-id")
+
+    def arrived():
+        env.chat()  # a response, after which the spool is replayed
+        return [e for e, _ in rec.events("/hook")
+                if e.get("customer_id") == user] if len(events_for(rec, user)) >= 2 else None
+    got = H.wait_for(arrived, timeout=30, interval=0.5)
+    t.ok(got and len(got) == 2, "spooled: its spend_tracked arrived after the replay")
+    row = env.ledger_row(rid) if rid else None
+    t.ok(got and row and dec(got[-1]["spend"]) == row["spend"],
+         "spooled: the event's spend is the replayed charge")
+
+
 def main(t, env):
     rec = H.Receiver().up()
     try:
@@ -412,6 +447,7 @@ def main(t, env):
         hanging(t, env, rec, srv)
         killed_worker(t, env, rec, srv, cfg_path)
         deliver_tool(t, env, rec, srv, cfg_path)
+        spooled(t, env, rec, srv)
         slack(t, env, rec)
     finally:
         rec.down()
