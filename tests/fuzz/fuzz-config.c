@@ -83,6 +83,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	setenv("EMPTY_VALUE", "", 1);
 	setenv("NOT_A_URL", "ftp://example.com", 1);
 	setenv("WEBHOOK_URL", "http://127.0.0.1:9/hook", 1);
+	setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.example/T/B/x", 1);
+	setenv("WEBHOOK_SECRET", "whsec-fuzz", 1);
 	unsetenv("UNSET_VARIABLE");
 	unsetenv("LITELLM_MASTER_KEY");
 	unsetenv("DATABASE_URL");
