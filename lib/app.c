@@ -942,8 +942,26 @@ tg_app_main(const struct tg_program *prog)
 	}
 
 	FCGX_InitRequest(&fcgx, 0, 0);
-	while (wait_for_request(fcgx.listen_sock, &unblocked) &&
-	       FCGX_Accept_r(&fcgx) >= 0) {
+	/* Several processes may share one listening socket (tollgate-spawn,
+	 * spawn-fcgi; lighttpd and mod_fcgid give each its own): all of them
+	 * wake when a connection comes, and one takes it.  A blocking accept
+	 * would hold the others, SIGTERM blocked, until the next connection,
+	 * deaf to a stop; non-blocking, they go back to waiting.  (Linux does
+	 * not pass O_NONBLOCK on to the accepted connection, which libfcgi
+	 * reads blocking.) */
+	{
+		int fl = fcntl(fcgx.listen_sock, F_GETFL);
+
+		if (fl >= 0)
+			fcntl(fcgx.listen_sock, F_SETFL, fl | O_NONBLOCK);
+	}
+	while (wait_for_request(fcgx.listen_sock, &unblocked)) {
+		int accepted = FCGX_Accept_r(&fcgx);
+
+		if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)
+			continue; /* another process took it */
+		if (accepted < 0)
+			break;
 		serve(prog, &fcgx, fcgx.envp);
 		FCGX_Finish_r(&fcgx);
 		after_response();
