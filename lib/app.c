@@ -85,6 +85,7 @@ static int64_t app_reclaim_us;
 static int64_t app_spool_retry_us; /* no replay before this */
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
+static unsigned long long app_cgi_body_read; /* CGI: bytes read from stdin */
 
 /*
  * SIGTERM (and SIGINT): finish the request in flight, then exit.  Both are
@@ -287,7 +288,39 @@ req_read(struct tg_req *req, char *buf, size_t len)
 		                    req->fcgx->in);
 		return n > 0 ? (size_t)n : 0;
 	}
-	return fread(buf, 1, len, stdin);
+	{
+		size_t n = fread(buf, 1, len, stdin);
+
+		app_cgi_body_read += n;
+		return n;
+	}
+}
+
+/*
+ * Plain CGI: read and drop what the request body still holds (a body
+ * refused before it was read: a wrong key, a size over the cap).  A web
+ * server that talks to its CGI programs over a socket (Apache's mod_cgid)
+ * sees that socket reset when the program ends with input unread, and the
+ * answer is lost.  Reads no more than CONTENT_LENGTH announced, so it never
+ * waits for input that is not coming.
+ */
+static void
+cgi_drain_body(void)
+{
+	const char *clen = getenv("CONTENT_LENGTH");
+	unsigned long long want = clen ? strtoull(clen, NULL, 10) : 0;
+	char buf[16384];
+
+	while (app_cgi_body_read < want) {
+		unsigned long long left = want - app_cgi_body_read;
+		size_t n = fread(
+		        buf, 1, left < sizeof(buf) ? (size_t)left : sizeof(buf),
+		        stdin);
+
+		if (n == 0)
+			break;
+		app_cgi_body_read += n;
+	}
 }
 
 static const char *
@@ -926,6 +959,7 @@ tg_app_main(const struct tg_program *prog)
 		 * spool and the holds of dead processes are then looked at
 		 * as after any FastCGI answer. */
 		fflush(stdout);
+		cgi_drain_body();
 		fclose(stdout);
 		/* fd 1 stays taken, so that nothing opened later (a socket, a
 		 * lock file) becomes "stdout" for a stray write. */
