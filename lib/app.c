@@ -792,6 +792,69 @@ req_end(struct tg_req *req)
 	tg_log_set_request("");
 }
 
+/*
+ * True for a variable that the web server sets per request (the CGI
+ * variables, the client's headers as HTTP_*), as opposed to one its
+ * configuration sets (SetEnv).
+ */
+static bool
+is_request_variable(const char *name, size_t len)
+{
+	static const char *const prefixes[] = {
+	        "HTTP_",   "CONTENT_", "REQUEST_",  "SCRIPT_",   "SERVER_",
+	        "REMOTE_", "CONTEXT_", "DOCUMENT_", "REDIRECT_", "SSL_",
+	};
+	static const char *const names[] = {
+	        "QUERY_STRING",    "PATH_INFO",
+	        "PATH_TRANSLATED", "GATEWAY_INTERFACE",
+	        "AUTH_TYPE",       "UNIQUE_ID",
+	        "HTTPS",
+	};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (len == strlen(names[i]) && memcmp(name, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * FastCGI programs read their settings (TOLLGATE_CONFIG, DATABASE_URL, the
+ * config's os.environ/NAME ...) from their environment, as they start.
+ * Apache's SetEnv, the only way an .htaccess file can set them (shared
+ * hosting under mod_fcgid), hands them over with each request instead.  So,
+ * once, before the config is first loaded, every variable of the first
+ * request that the environment lacks is put into it, except the request's
+ * own (is_request_variable()).  What the environment already has wins
+ * (FcgidInitialEnv, lighttpd's bin-environment).
+ */
+static void
+import_server_env(char **envp)
+{
+	static bool imported;
+
+	if (imported)
+		return;
+	imported = true;
+	for (char **e = envp; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t len;
+		char *name;
+
+		if (eq == NULL || eq == *e)
+			continue;
+		len = (size_t)(eq - *e);
+		if (is_request_variable(*e, len))
+			continue;
+		name = tg_xstrndup(*e, len);
+		if (getenv(name) == NULL)
+			setenv(name, eq + 1, 0);
+		free(name);
+	}
+}
+
 static void
 serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 {
@@ -799,6 +862,8 @@ serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 	struct tg_err err;
 	enum tg_rc rc;
 
+	if (fcgx != NULL)
+		import_server_env(envp);
 	tg_err_clear(&err);
 	req_begin(&req, fcgx, envp);
 	rc = front_line(prog, &req, &err);
