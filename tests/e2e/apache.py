@@ -107,6 +107,14 @@ def routes(t, env, srv, tag):
     env.check_error(r, 404, "not_found", what="%s: unknown path (health)" % tag)
     r = env.request("GET", "/health/liveliness", server=srv, key=None)
     t.is_eq((r.status, r.json), (200, "I'm alive!"), "%s: /health/liveliness" % tag)
+    # Control characters are ordinary in ids, read back percent-encoded
+    # (README "Customer ids": Apache passes the query on undecoded).
+    odd = tag + "\tid\x7f"
+    r = env.customer_new(server=srv, user_id=odd)
+    t.is_eq(r.status, 200, "%s: customer/new with a tab and DEL in the id" % tag)
+    r = env.customer_info(odd, server=srv)
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, odd),
+            "%s: customer/info reads it back percent-encoded" % tag, r.text[:200])
 
 
 def readiness(t, env, srv, tag):

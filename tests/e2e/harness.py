@@ -1183,6 +1183,14 @@ class Apache:
             shutil.copy2(src, os.path.join(self.bindir, prog))
         shutil.copy2(PRICE_FILE, self.price_file)
         os.chmod(self.price_file, 0o644)
+        if os.geteuid() == 0:
+            # The temporary directory's parents are not ours to change.
+            r = subprocess.run([_which("setpriv"), "--reuid=%d" % self.uid,
+                                "--regid=%d" % self.gid, "--clear-groups", "--",
+                                "test", "-r", self.price_file])
+            if r.returncode != 0:
+                raise SetupError("user %s cannot reach %s: use a TMPDIR that it can pass "
+                                 "through" % (self.user, self.vardir))
         # Written by the programs: the web user's.
         spool = self.extra_env["TOLLGATE_SPOOL_DIR"]
         os.makedirs(spool, exist_ok=True)
