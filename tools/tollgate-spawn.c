@@ -73,6 +73,8 @@ static int nprograms;
 static struct proc procs[MAX_PROCS];
 static int nprocs;
 
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void
 say(const char *fmt, ...)
 {
