@@ -20,8 +20,8 @@ sending (through a host that compresses), the Authorization header passed
 the 10 MiB cap 413 in the envelope, over 16 MiB refused by the server, as
 behind lighttpd), /health/readiness (the database reached by the web
 user), and the workers and programs running as that user, never root.
-Then, per shape: tollgate-spawn starting a killed program again and
-stopping promptly; the .htaccess's no-gzip being what keeps a CGI stream
+Then, per shape: tollgate-spawn starting a killed program again,
+replacing them all on SIGHUP, and stopping promptly; the .htaccess's no-gzip being what keeps a CGI stream
 from being held back by mod_deflate.
 
 Skipped as a whole only when apache2 is not installed (script/test
@@ -215,6 +215,21 @@ def spawn_restarts(t, env, srv, tag):
          "now %r" % srv.program_pids("chat_completions"))
     r = env.chat(server=srv, user=tag + "-customer")
     t.is_eq(r.status, 200, "%s: chats go on after the restart" % tag)
+    # SIGHUP: every process replaced, one after the other.
+    before = set()
+    for p in H.PROGRAMS:
+        before |= set(srv.program_pids(p))
+    os.kill(srv.spawn_proc.pid, signal.SIGHUP)
+
+    def replaced():
+        now = set()
+        for p in H.PROGRAMS:
+            now |= set(srv.program_pids(p))
+        return len(now) == len(before) and not (now & before)
+    t.ok(H.wait_for(replaced, timeout=10), "%s: SIGHUP to tollgate-spawn replaces all %d "
+         "processes" % (tag, len(before)))
+    r = env.chat(server=srv, user=tag + "-customer")
+    t.is_eq(r.status, 200, "%s: chats go on after SIGHUP" % tag)
 
 
 def deflate_holds_cgi_streams(t, env, srv, tag):
