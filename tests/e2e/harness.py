@@ -1088,7 +1088,7 @@ class Apache:
     @staticmethod
     def _q(v):
         v = str(v)
-        if '"' in v or "\\" in v or "\n" in v or "@" in v and re.search(r"@[A-Z_]+@", v):
+        if '"' in v or "\\" in v or "\n" in v or re.search(r"@[A-Z_]+@", v):
             raise SetupError("value not allowed in an Apache config: %r" % v)
         return v
 
