@@ -98,6 +98,7 @@ static int64_t app_outbox_retry_us; /* no delivery before this */
 static int64_t app_outbox_backoff_us;
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
+static unsigned long long app_cgi_body_read; /* CGI: bytes read from stdin */
 
 /*
  * SIGTERM (and SIGINT): finish the request in flight, then exit.  Both are
@@ -300,7 +301,39 @@ req_read(struct tg_req *req, char *buf, size_t len)
 		                    req->fcgx->in);
 		return n > 0 ? (size_t)n : 0;
 	}
-	return fread(buf, 1, len, stdin);
+	{
+		size_t n = fread(buf, 1, len, stdin);
+
+		app_cgi_body_read += n;
+		return n;
+	}
+}
+
+/*
+ * Plain CGI: read and drop what the request body still holds (a body
+ * refused before it was read: a wrong key, a size over the cap).  A web
+ * server that talks to its CGI programs over a socket (Apache's mod_cgid)
+ * sees that socket reset when the program ends with input unread, and the
+ * answer is lost.  Reads no more than CONTENT_LENGTH announced, so it never
+ * waits for input that is not coming.
+ */
+static void
+cgi_drain_body(void)
+{
+	const char *clen = getenv("CONTENT_LENGTH");
+	unsigned long long want = clen ? strtoull(clen, NULL, 10) : 0;
+	char buf[16384];
+
+	while (app_cgi_body_read < want) {
+		unsigned long long left = want - app_cgi_body_read;
+		size_t n = fread(
+		        buf, 1, left < sizeof(buf) ? (size_t)left : sizeof(buf),
+		        stdin);
+
+		if (n == 0)
+			break;
+		app_cgi_body_read += n;
+	}
 }
 
 static const char *
@@ -772,6 +805,69 @@ req_end(struct tg_req *req)
 	tg_log_set_request("");
 }
 
+/*
+ * True for a variable that the web server sets per request (the CGI
+ * variables, the client's headers as HTTP_*), as opposed to one its
+ * configuration sets (SetEnv).
+ */
+static bool
+is_request_variable(const char *name, size_t len)
+{
+	static const char *const prefixes[] = {
+	        "HTTP_",   "CONTENT_", "REQUEST_",  "SCRIPT_",   "SERVER_",
+	        "REMOTE_", "CONTEXT_", "DOCUMENT_", "REDIRECT_", "SSL_",
+	};
+	static const char *const names[] = {
+	        "QUERY_STRING",    "PATH_INFO",
+	        "PATH_TRANSLATED", "GATEWAY_INTERFACE",
+	        "AUTH_TYPE",       "UNIQUE_ID",
+	        "HTTPS",
+	};
+
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0)
+			return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (len == strlen(names[i]) && memcmp(name, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * FastCGI programs read their settings (TOLLGATE_CONFIG, DATABASE_URL, the
+ * config's os.environ/NAME ...) from their environment, as they start.
+ * Apache's SetEnv, the only way an .htaccess file can set them (shared
+ * hosting under mod_fcgid), hands them over with each request instead.  So,
+ * once, before the config is first loaded, every variable of the first
+ * request that the environment lacks is put into it, except the request's
+ * own (is_request_variable()).  What the environment already has wins
+ * (FcgidInitialEnv, lighttpd's bin-environment).
+ */
+static void
+import_server_env(char **envp)
+{
+	static bool imported;
+
+	if (imported)
+		return;
+	imported = true;
+	for (char **e = envp; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+		size_t len;
+		char *name;
+
+		if (eq == NULL || eq == *e)
+			continue;
+		len = (size_t)(eq - *e);
+		if (is_request_variable(*e, len))
+			continue;
+		name = tg_xstrndup(*e, len);
+		if (getenv(name) == NULL)
+			setenv(name, eq + 1, 0);
+		free(name);
+	}
+}
+
 static void
 serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 {
@@ -779,6 +875,8 @@ serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 	struct tg_err err;
 	enum tg_rc rc;
 
+	if (fcgx != NULL)
+		import_server_env(envp);
 	tg_err_clear(&err);
 	req_begin(&req, fcgx, envp);
 	rc = front_line(prog, &req, &err);
@@ -985,6 +1083,7 @@ tg_app_main(const struct tg_program *prog)
 		 * spool and the holds of dead processes are then looked at
 		 * as after any FastCGI answer. */
 		fflush(stdout);
+		cgi_drain_body();
 		fclose(stdout);
 		/* fd 1 stays taken, so that nothing opened later (a socket, a
 		 * lock file) becomes "stdout" for a stray write. */
@@ -1001,8 +1100,26 @@ tg_app_main(const struct tg_program *prog)
 	}
 
 	FCGX_InitRequest(&fcgx, 0, 0);
-	while (wait_for_request(fcgx.listen_sock, &unblocked) &&
-	       FCGX_Accept_r(&fcgx) >= 0) {
+	/* Several processes may share one listening socket (tollgate-spawn,
+	 * spawn-fcgi; lighttpd and mod_fcgid give each its own): all of them
+	 * wake when a connection comes, and one takes it.  A blocking accept
+	 * would hold the others, SIGTERM blocked, until the next connection,
+	 * deaf to a stop; non-blocking, they go back to waiting.  (Linux does
+	 * not pass O_NONBLOCK on to the accepted connection, which libfcgi
+	 * reads blocking.) */
+	{
+		int fl = fcntl(fcgx.listen_sock, F_GETFL);
+
+		if (fl >= 0)
+			fcntl(fcgx.listen_sock, F_SETFL, fl | O_NONBLOCK);
+	}
+	while (wait_for_request(fcgx.listen_sock, &unblocked)) {
+		int accepted = FCGX_Accept_r(&fcgx);
+
+		if (accepted == -EAGAIN || accepted == -EWOULDBLOCK)
+			continue; /* another process took it */
+		if (accepted < 0)
+			break;
 		serve(prog, &fcgx, fcgx.envp);
 		FCGX_Finish_r(&fcgx);
 		after_response();

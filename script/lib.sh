@@ -6,6 +6,10 @@
 TG_PACKAGES=(build-essential autoconf automake libtool pkg-config libfcgi-dev
 	libcurl4-openssl-dev libjson-c-dev libmariadb-dev libyaml-dev
 	mariadb-server mariadb-client lighttpd curl python3 valgrind)
+# Apache httpd for TOLLGATE_WEB=apache-* (mod_proxy_fcgi and mod_cgid come
+# with apache2) and the Apache end-to-end tests.
+# shellcheck disable=SC2034
+TG_APACHE_PACKAGES=(apache2 libapache2-mod-fcgid)
 
 tg_say() { printf '==> %s\n' "$*" >&2; }
 tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -28,8 +32,72 @@ tg_install_missing() {
 	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
 		tg_die "apt-get update failed"
+	# Servers are installed, not started: tollgate runs private instances
+	# of them (MariaDB, lighttpd, Apache), and a system service taking
+	# port 80 or 3306 is nobody's wish.  A policy-rc.d that refuses
+	# starts does that, for this install only, unless one is there.
+	local policy=/usr/sbin/policy-rc.d made_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\n# tollgate: no service starts while installing\nexit 101\n' |
+			"${sudo[@]}" tee "$policy" >/dev/null && "${sudo[@]}" chmod 755 "$policy" &&
+			made_policy=1
+	fi
+	local rc=0
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-		--no-install-recommends "${missing[@]}" || tg_die "apt-get install failed"
+		--no-install-recommends "${missing[@]}" || rc=$?
+	[ "$made_policy" -eq 0 ] || "${sudo[@]}" rm -f "$policy"
+	[ "$rc" -eq 0 ] || tg_die "apt-get install failed"
+}
+
+# tg_web_user NAME: make sure the system user NAME exists (as root: created
+# without a home or a shell), for web servers that must not run as root.
+tg_web_user() {
+	local name=$1
+	id -u "$name" >/dev/null 2>&1 && return 0
+	[ "$(id -u)" -eq 0 ] || tg_die "user $name does not exist and we are not root"
+	tg_say "creating the system user $name"
+	useradd --system --user-group --no-create-home --home-dir /nonexistent \
+		--shell /usr/sbin/nologin "$name" || id -u "$name" >/dev/null 2>&1 ||
+		tg_die "useradd $name failed"
+}
+
+# tg_let_user_read USER PATH...: make each PATH readable by USER (a
+# directory also traversable), as root: every directory above it that USER
+# cannot pass gets o+x (passing, not listing), and PATH itself o+r (o+rx
+# for a directory and an executable), saying what it changes.
+tg_as_user() { # USER COMMAND...: run COMMAND as USER (from root)
+	local user=$1
+	shift
+	setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- "$@"
+}
+tg_let_user_read() {
+	local user=$1 path dir
+	shift
+	for path in "$@"; do
+		if [ -d "$path" ]; then
+			tg_as_user "$user" test -r "$path" -a -x "$path" && continue
+		else
+			tg_as_user "$user" test -r "$path" && continue
+		fi
+		dir=$(dirname "$path")
+		local parts=()
+		while [ "$dir" != / ]; do
+			parts=("$dir" "${parts[@]}")
+			dir=$(dirname "$dir")
+		done
+		for dir in "${parts[@]}"; do
+			if ! tg_as_user "$user" test -x "$dir"; then
+				tg_say "letting $user pass through $dir (chmod o+x)"
+				chmod o+x "$dir" || tg_die "chmod o+x $dir failed"
+			fi
+		done
+		if [ -d "$path" ] || [ -x "$path" ]; then
+			tg_as_user "$user" test -r "$path" -a -x "$path" || chmod o+rx "$path"
+		else
+			tg_as_user "$user" test -r "$path" || chmod o+r "$path"
+		fi
+		tg_as_user "$user" test -r "$path" || tg_die "$user still cannot read $path"
+	done
 }
 
 # tg_install_node: node and npm for the SDK tests (tests/sdk); on Debian 12
