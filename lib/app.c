@@ -42,13 +42,17 @@ extern char **environ;
 #define SPOOL_REPLAY_US  (200 * 1000LL)
 #define SPOOL_BACKOFF_US (5 * 1000000LL)
 /*
- * Webhook delivery after a response: at most this long per request, and
- * after a failed attempt (a receiver down or hanging) not again from this
- * process for a while, doubling up to a few minutes, so that a dead
- * receiver costs one timeout per process and period, never one per
- * request.  tools/tollgate-deliver and the other processes carry on.
+ * Webhook delivery after a response: at most OUTBOX_INLINE_US per request.
+ * Meanwhile the web server may already queue the next request on this
+ * process, so a receiver that fails or hangs makes the process hold off
+ * delivering for a while, doubling up to a few minutes, and one that is
+ * merely slow (a round longer than OUTBOX_SLOW_US) for OUTBOX_BACKOFF_US:
+ * such a receiver costs one bounded delay per process and period, never
+ * one per request, and tools/tollgate-deliver (with the whole
+ * webhook_timeout) carries on.
  */
-#define OUTBOX_INLINE_US      (500 * 1000LL)
+#define OUTBOX_INLINE_US      (200 * 1000LL)
+#define OUTBOX_SLOW_US        (100 * 1000LL)
 #define OUTBOX_BACKOFF_US     (5 * 1000000LL)
 #define OUTBOX_BACKOFF_MAX_US (300 * 1000000LL)
 /* How long a failed config load is remembered before trying again. */
@@ -914,7 +918,8 @@ tg_app_front_line(const struct tg_program *prog, char **envp, const char *body,
 
 /*
  * Send webhook events: those this request wrote, and now and then (due)
- * whatever retries have come due.  Bounded by OUTBOX_INLINE_US.
+ * whatever retries have come due.  Bounded by OUTBOX_INLINE_US; see there
+ * for how a slow or dead receiver is kept from costing every request.
  */
 static void
 deliver_events(bool due)
@@ -928,12 +933,14 @@ deliver_events(bool due)
 	if (a->webhook_url == NULL && a->slack_url == NULL)
 		return;
 	if ((wrote || due) && tg_now_us() >= app_outbox_retry_us) {
+		int64_t began = tg_now_us();
+
 		tg_err_clear(&err);
 		if (tg_outbox_deliver(app_db, a, OUTBOX_INLINE_US, 0, true, &st,
 		                      &err) != TG_OK)
 			tg_log_warn("webhook delivery stopped: %s",
 			            err.message);
-		if (st.failed > 0 || st.dead > 0) {
+		if (st.failed > 0 || st.dead > 0 || st.cut_short > 0) {
 			app_outbox_backoff_us =
 			        app_outbox_backoff_us == 0
 			                ? OUTBOX_BACKOFF_US
@@ -942,6 +949,10 @@ deliver_events(bool due)
 				app_outbox_backoff_us = OUTBOX_BACKOFF_MAX_US;
 			app_outbox_retry_us =
 			        tg_now_us() + app_outbox_backoff_us;
+		} else if (tg_now_us() - began > OUTBOX_SLOW_US) {
+			/* Delivered, slowly: a pause, not a growing one. */
+			app_outbox_backoff_us = 0;
+			app_outbox_retry_us = tg_now_us() + OUTBOX_BACKOFF_US;
 		} else if (st.delivered > 0) {
 			app_outbox_backoff_us = 0;
 		}

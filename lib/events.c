@@ -246,73 +246,112 @@ reached(tg_money spend, tg_money limit, int percent)
 	return (__int128)spend * 100 >= (__int128)limit * percent;
 }
 
-/* The alert named mark, if st's spend has reached it: once per period. */
+/* A budget alert st has reached: its event and the mark that keeps it to
+ * once per period and limit. */
+struct reached_alert {
+	struct tg_event_info ev;
+	char mark[64]; /* "<alert>:<limit>" */
+};
+
+/* The marks user_id's period already has, as one "\n"-joined text. */
 static enum tg_rc
-maybe_alert(struct tg_db *db, const struct tg_alerting *a, const char *user_id,
-            const struct account_state *st, const char *mark,
-            struct tg_event_info *ev, struct tg_err *err)
+marks_taken(struct tg_db *db, const char *user_id, const char *period,
+            char **out, struct tg_err *err)
 {
-	bool first;
+	struct tg_db_param p[2];
+	struct tg_db_result res;
+	size_t len = 1;
 	enum tg_rc rc;
 
-	if (!tg_alerting_wants(a, ev->event))
-		return TG_OK;
-	rc = take_mark(db, user_id, mark, st->period, &first, err);
-	if (rc != TG_OK || !first)
+	*out = NULL;
+	p[0] = tg_db_str(user_id);
+	p[1] = tg_db_str(period);
+	rc = tg_db_exec(db,
+	                "SELECT alert FROM alert_marks WHERE user_id = ? AND"
+	                " period = ?",
+	                p, 2, &res, err);
+	if (rc != TG_OK)
 		return rc;
-	return write_event(db, a, ev, err);
+	for (size_t i = 0; i < res.nrows; i++)
+		len += strlen(tg_db_cell(&res, i, 0)) + 2;
+	*out = tg_xmalloc(len + 1);
+	strcpy(*out, "\n");
+	for (size_t i = 0; i < res.nrows; i++) {
+		strcat(*out, tg_db_cell(&res, i, 0));
+		strcat(*out, "\n");
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
 }
 
-/* Every budget alert st has reached (refused: budget_crossed regardless). */
+/*
+ * Every budget alert st has reached (refused: budget_crossed regardless),
+ * each written by the one transaction that takes its mark.  The marks
+ * already taken are read first, so that a customer past a threshold does
+ * not try (and fail) to take it again on every charge.
+ */
 static enum tg_rc
 budget_alerts(struct tg_db *db, const struct tg_alerting *a,
               const char *user_id, const struct account_state *st,
               const char *token, bool refused, struct tg_err *err)
 {
 	static const int percents[] = {85, 95};
-	struct tg_event_info ev;
-	enum tg_rc rc;
+	struct reached_alert r[4];
+	char limit[TG_MONEY_STRLEN], key[70];
+	char *taken = NULL;
+	size_t n = 0;
+	enum tg_rc rc = TG_OK;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.customer_id = user_id;
-	ev.token = token;
-	ev.spend = st->spend;
-	ev.has_max_budget = st->has_max;
-	ev.max_budget = st->max_budget;
-	if (st->has_max) {
-		ev.event = TG_EVENT_THRESHOLD_CROSSED;
-		for (size_t i = 0; i < 2; i++) {
-			char mark[32];
-
-			if (!reached(st->spend, st->max_budget, percents[i]))
-				continue;
-			ev.percent = percents[i];
-			snprintf(mark, sizeof(mark), "threshold_%d",
-			         percents[i]);
-			rc = maybe_alert(db, a, user_id, st, mark, &ev, err);
-			if (rc != TG_OK)
-				return rc;
-		}
+	memset(r, 0, sizeof(r));
+	for (size_t i = 0; i < 4; i++) {
+		r[i].ev.customer_id = user_id;
+		r[i].ev.token = token;
+		r[i].ev.spend = st->spend;
+		r[i].ev.has_max_budget = st->has_max;
+		r[i].ev.max_budget = st->max_budget;
+	}
+	tg_money_format(st->max_budget, limit, sizeof(limit));
+	for (size_t i = 0; st->has_max && i < 2; i++) {
+		if (!reached(st->spend, st->max_budget, percents[i]))
+			continue;
+		r[n].ev.event = TG_EVENT_THRESHOLD_CROSSED;
+		r[n].ev.percent = percents[i];
+		snprintf(r[n].mark, sizeof(r[n].mark), "threshold_%d:%s",
+		         percents[i], limit);
+		n++;
 	}
 	if (refused || (st->has_max && st->spend >= st->max_budget)) {
-		ev.event = TG_EVENT_BUDGET_CROSSED;
-		ev.percent = 0;
-		ev.refused = refused &&
-		             !(st->has_max && st->spend >= st->max_budget);
-		rc = maybe_alert(db, a, user_id, st, "budget_crossed", &ev,
-		                 err);
-		if (rc != TG_OK)
-			return rc;
+		r[n].ev.event = TG_EVENT_BUDGET_CROSSED;
+		r[n].ev.refused = refused &&
+		                  !(st->has_max && st->spend >= st->max_budget);
+		snprintf(r[n].mark, sizeof(r[n].mark), "budget_crossed:%s",
+		         limit);
+		n++;
 	}
 	if (st->has_soft && st->spend >= st->soft_budget) {
-		ev.event = TG_EVENT_SOFT_BUDGET_CROSSED;
-		ev.soft_budget = st->soft_budget;
-		rc = maybe_alert(db, a, user_id, st, "soft_budget_crossed", &ev,
-		                 err);
-		if (rc != TG_OK)
-			return rc;
+		r[n].ev.event = TG_EVENT_SOFT_BUDGET_CROSSED;
+		r[n].ev.soft_budget = st->soft_budget;
+		tg_money_format(st->soft_budget, limit, sizeof(limit));
+		snprintf(r[n].mark, sizeof(r[n].mark), "soft_budget_crossed:%s",
+		         limit);
+		n++;
 	}
-	return TG_OK;
+	if (n == 0)
+		return TG_OK;
+	rc = marks_taken(db, user_id, st->period, &taken, err);
+	for (size_t i = 0; rc == TG_OK && i < n; i++) {
+		bool first;
+
+		snprintf(key, sizeof(key), "\n%s\n", r[i].mark);
+		if (!tg_alerting_wants(a, r[i].ev.event) ||
+		    strstr(taken, key) != NULL)
+			continue;
+		rc = take_mark(db, user_id, r[i].mark, st->period, &first, err);
+		if (rc == TG_OK && first)
+			rc = write_event(db, a, &r[i].ev, err);
+	}
+	free(taken);
+	return rc;
 }
 
 static bool

@@ -588,8 +588,9 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	}
 	if (rc == TG_OK)
 		rc = tg_events_charged(db, a->acct->alerts, a->acct->user_id,
-		                       a->acct->budget_id, e->success,
-		                       a->charged, e->api_key_hash, err);
+		                       a->acct->budget_id,
+		                       e->success || a->charged > 0, a->charged,
+		                       e->api_key_hash, err);
 out:
 	free(meta);
 	return rc;

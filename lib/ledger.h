@@ -105,8 +105,9 @@ struct tg_ledger_entry {
  * already written for the request (a commit whose answer was lost) makes
  * this a no-op; an "unsettled" one is replaced by this settlement and the
  * account corrected by the difference.  The events of acct->alerts are
- * written in the same transaction: spend_tracked for a successful call,
- * and the budget alerts its charge reaches.  *charged (may be NULL) gets what
+ * written in the same transaction: spend_tracked for a successful call or
+ * any charge above 0 (a stream cut short is charged what it relayed), and
+ * the budget alerts its charge reaches.  *charged (may be NULL) gets what
  * was charged.  TG_ERR_DB when it cannot be written; then nothing of it
  * remains, and tg_db_unavailable() tells whether the database was out of
  * reach (the caller spools it).

@@ -12,10 +12,10 @@
 #include "outbox.h"
 #include "util.h"
 
-/* Rows claimed by one UPDATE. */
-#define CLAIM_BATCH 20
 /* A claim outlives its attempt by this much (seconds). */
 #define CLAIM_MARGIN_S 5
+/* An attempt is not begun with less time than this left (microseconds). */
+#define ATTEMPT_MIN_US (20 * 1000LL)
 /* The longest delay between two attempts (seconds). */
 #define RETRY_MAX_S 3600
 /* What is kept of a receiver's answer: nothing but its status. */
@@ -56,7 +56,6 @@ struct row {
 	char *body;
 	long attempts;
 	long age_s; /* since the event was written (or requeued) */
-	bool done;  /* attempted: no longer held by the claim */
 };
 
 static size_t
@@ -67,11 +66,15 @@ discard(char *p, size_t size, size_t n, void *arg)
 	return size * n;
 }
 
-/*
- * POST r's body to url within timeout_ms.  true on a 2xx; else why into
- * why (ERROR_MAX bytes).
- */
-static bool
+enum post_result {
+	POST_OK,       /* the receiver answered 2xx */
+	POST_FAILED,   /* another status, a refused connection, ... */
+	POST_TIMED_OUT /* no answer within the time given */
+};
+
+/* POST r's body to url within timeout_ms; why (ERROR_MAX bytes) says
+ * what went wrong. */
+static enum post_result
 post(const struct tg_alerting *a, const char *url, const struct row *r,
      long timeout_ms, char *why, size_t cap)
 {
@@ -85,7 +88,7 @@ post(const struct tg_alerting *a, const char *url, const struct row *r,
 		outbox_curl = curl_easy_init();
 	if (outbox_curl == NULL) {
 		snprintf(why, cap, "cannot start libcurl");
-		return false;
+		return POST_FAILED;
 	}
 	curl_easy_reset(outbox_curl);
 	h = curl_slist_append(h, "Content-Type: application/json");
@@ -118,42 +121,67 @@ post(const struct tg_alerting *a, const char *url, const struct row *r,
 	curl_easy_setopt(outbox_curl, CURLOPT_HTTPHEADER, NULL);
 	if (cc != CURLE_OK) {
 		snprintf(why, cap, "%s", curl_easy_strerror(cc));
-		return false;
+		return cc == CURLE_OPERATION_TIMEDOUT ? POST_TIMED_OUT
+		                                      : POST_FAILED;
 	}
 	curl_easy_getinfo(outbox_curl, CURLINFO_RESPONSE_CODE, &status);
 	if (status < 200 || status > 299) {
 		snprintf(why, cap, "the receiver answered HTTP %ld", status);
-		return false;
+		return POST_FAILED;
 	}
-	return true;
+	return POST_OK;
 }
 
 static void
-rows_free(struct row *rows, size_t n)
+row_free(struct row *r)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(rows[i].id);
-		free(rows[i].event_id);
-		free(rows[i].target);
-		free(rows[i].event);
-		free(rows[i].body);
-	}
-	free(rows);
+	free(r->id);
+	free(r->event_id);
+	free(r->target);
+	free(r->event);
+	free(r->body);
+	memset(r, 0, sizeof(*r));
 }
 
-/* Claim up to want due rows under claim; *rows gets them (caller frees). */
+/* Give the row of claim back, due after delay_s, its attempt uncounted
+ * (not made, or cut short by this sender's own time). */
+static void
+release(struct tg_db *db, const char *token, long delay_s)
+{
+	struct tg_db_param p[2];
+	struct tg_err err;
+
+	tg_err_clear(&err);
+	p[0] = tg_db_int(delay_s);
+	p[1] = tg_db_str(token);
+	if (tg_db_run(
+	            db,
+	            "UPDATE webhook_outbox SET claim = NULL, next_attempt_at ="
+	            " UTC_TIMESTAMP(6) + INTERVAL ? SECOND WHERE claim = ?",
+	            p, 2, NULL, &err) != TG_OK)
+		tg_log_warn("a webhook event stays claimed until its claim "
+		            "runs out: %s",
+		            err.message);
+}
+
+/*
+ * Claim the oldest due row for one attempt under token: *found says
+ * whether there was one, *r gets it (row_free() it).  A claim covers one
+ * attempt (its timeout plus a margin), never a batch, so it cannot run
+ * out while its sender still works on earlier rows.
+ */
 static enum tg_rc
 claim(struct tg_db *db, const struct tg_alerting *a, const char *token,
-      int want, struct row **rows, size_t *nrows, struct tg_err *err)
+      struct row *r, bool *found, struct tg_err *err)
 {
-	struct tg_db_param p[5];
+	struct tg_db_param p[4];
 	struct tg_db_result res;
-	const char *t1, *t2;
+	const char *t1, *t2, *v;
 	uint64_t claimed = 0;
 	enum tg_rc rc;
 
-	*rows = NULL;
-	*nrows = 0;
+	memset(r, 0, sizeof(*r));
+	*found = false;
 	/* Only the targets this config has a URL for. */
 	t1 = a->webhook_url != NULL ? "webhook" : "slack";
 	t2 = a->slack_url != NULL ? "slack" : "webhook";
@@ -161,39 +189,36 @@ claim(struct tg_db *db, const struct tg_alerting *a, const char *token,
 	p[1] = tg_db_int(a->timeout_s + CLAIM_MARGIN_S);
 	p[2] = tg_db_str(t1);
 	p[3] = tg_db_str(t2);
-	p[4] = tg_db_int(want);
 	rc = tg_db_run(db,
 	               "UPDATE webhook_outbox SET claim = ?, next_attempt_at ="
 	               " UTC_TIMESTAMP(6) + INTERVAL ? SECOND"
 	               " WHERE status = 'pending' AND next_attempt_at <="
 	               " UTC_TIMESTAMP(6) AND target IN (?, ?)"
-	               " ORDER BY next_attempt_at, id LIMIT ?",
-	               p, 5, &claimed, err);
+	               " ORDER BY next_attempt_at, id LIMIT 1",
+	               p, 4, &claimed, err);
 	if (rc != TG_OK || claimed == 0)
 		return rc;
 	rc = tg_db_exec(db,
 	                "SELECT id, event_id, target, event, body, attempts,"
 	                " TIMESTAMPDIFF(SECOND, retry_since, UTC_TIMESTAMP(6))"
-	                " FROM webhook_outbox WHERE claim = ? ORDER BY id",
+	                " FROM webhook_outbox WHERE claim = ?",
 	                p, 1, &res, err);
-	if (rc != TG_OK)
+	if (rc != TG_OK) {
+		release(db, token, 0);
 		return rc;
-	*rows = tg_xcalloc(res.nrows ? res.nrows : 1, sizeof(**rows));
-	for (size_t i = 0; i < res.nrows; i++) {
-		struct row *r = &(*rows)[i];
-		const char *v;
-
-		r->id = tg_xstrdup(tg_db_cell(&res, i, 0));
-		r->event_id = tg_xstrdup(tg_db_cell(&res, i, 1));
-		r->target = tg_xstrdup(tg_db_cell(&res, i, 2));
-		r->event = tg_xstrdup(tg_db_cell(&res, i, 3));
-		r->body = tg_xstrdup(tg_db_cell(&res, i, 4));
-		v = tg_db_cell(&res, i, 5);
-		r->attempts = v != NULL ? strtol(v, NULL, 10) : 0;
-		v = tg_db_cell(&res, i, 6);
-		r->age_s = v != NULL ? strtol(v, NULL, 10) : 0;
 	}
-	*nrows = res.nrows;
+	if (res.nrows == 1) {
+		r->id = tg_xstrdup(tg_db_cell(&res, 0, 0));
+		r->event_id = tg_xstrdup(tg_db_cell(&res, 0, 1));
+		r->target = tg_xstrdup(tg_db_cell(&res, 0, 2));
+		r->event = tg_xstrdup(tg_db_cell(&res, 0, 3));
+		r->body = tg_xstrdup(tg_db_cell(&res, 0, 4));
+		v = tg_db_cell(&res, 0, 5);
+		r->attempts = v != NULL ? strtol(v, NULL, 10) : 0;
+		v = tg_db_cell(&res, 0, 6);
+		r->age_s = v != NULL ? strtol(v, NULL, 10) : 0;
+		*found = true;
+	}
 	tg_db_result_free(&res);
 	return TG_OK;
 }
@@ -210,57 +235,47 @@ retry_delay(const struct tg_alerting *a, long attempts)
 	return d < RETRY_MAX_S ? d : RETRY_MAX_S;
 }
 
-/* Record the outcome of r's attempt (delivered, or failed with why). */
+/*
+ * Record the outcome of r's attempt (delivered, or failed with why).
+ * *lost: the claim was no longer ours (it ran out and another sender took
+ * the row), so nothing is recorded and the other's outcome stands.
+ */
 static enum tg_rc
 record(struct tg_db *db, const struct tg_alerting *a, const char *token,
-       struct row *r, bool ok, const char *why, bool *dead, struct tg_err *err)
+       const struct row *r, bool ok, const char *why, bool *dead, bool *lost,
+       struct tg_err *err)
 {
 	struct tg_db_param p[5];
+	uint64_t n = 0;
+	enum tg_rc rc;
 
 	*dead = false;
-	r->done = true;
 	if (ok) {
 		p[0] = tg_db_str(r->id);
 		p[1] = tg_db_str(token);
-		return tg_db_run(
+		rc = tg_db_run(db,
+		               "UPDATE webhook_outbox SET status = 'delivered',"
+		               " delivered_at = UTC_TIMESTAMP(6), attempts ="
+		               " attempts + 1, claim = NULL, last_error = NULL"
+		               " WHERE id = ? AND claim = ?",
+		               p, 2, &n, err);
+	} else {
+		*dead = r->age_s >= a->retry_for_s;
+		p[0] = tg_db_str(why);
+		p[1] = tg_db_str(*dead ? "dead" : "pending");
+		p[2] = tg_db_int(retry_delay(a, r->attempts));
+		p[3] = tg_db_str(r->id);
+		p[4] = tg_db_str(token);
+		rc = tg_db_run(
 		        db,
-		        "UPDATE webhook_outbox SET status = 'delivered',"
-		        " delivered_at = UTC_TIMESTAMP(6), attempts ="
-		        " attempts + 1, claim = NULL, last_error = NULL"
-		        " WHERE id = ? AND claim = ?",
-		        p, 2, NULL, err);
+		        "UPDATE webhook_outbox SET attempts = attempts + 1,"
+		        " last_error = ?, claim = NULL, status = ?,"
+		        " next_attempt_at = UTC_TIMESTAMP(6) +"
+		        " INTERVAL ? SECOND WHERE id = ? AND claim = ?",
+		        p, 5, &n, err);
 	}
-	*dead = r->age_s >= a->retry_for_s;
-	p[0] = tg_db_str(why);
-	p[1] = tg_db_str(*dead ? "dead" : "pending");
-	p[2] = tg_db_int(retry_delay(a, r->attempts));
-	p[3] = tg_db_str(r->id);
-	p[4] = tg_db_str(token);
-	return tg_db_run(db,
-	                 "UPDATE webhook_outbox SET attempts = attempts + 1,"
-	                 " last_error = ?, claim = NULL, status = ?,"
-	                 " next_attempt_at = UTC_TIMESTAMP(6) +"
-	                 " INTERVAL ? SECOND WHERE id = ? AND claim = ?",
-	                 p, 5, NULL, err);
-}
-
-/* Give the rows of claim that were not attempted back, due now. */
-static void
-release(struct tg_db *db, const char *token)
-{
-	struct tg_db_param p[1];
-	struct tg_err err;
-
-	tg_err_clear(&err);
-	p[0] = tg_db_str(token);
-	if (tg_db_run(
-	            db,
-	            "UPDATE webhook_outbox SET claim = NULL, next_attempt_at ="
-	            " UTC_TIMESTAMP(6) WHERE claim = ?",
-	            p, 1, NULL, &err) != TG_OK)
-		tg_log_warn("webhook events stay claimed until their claim "
-		            "runs out: %s",
-		            err.message);
+	*lost = rc == TG_OK && n == 0;
+	return rc;
 }
 
 enum tg_rc
@@ -271,10 +286,8 @@ tg_outbox_deliver(struct tg_db *db, const struct tg_alerting *a,
 	struct tg_outbox_stats none;
 	int64_t start = tg_now_us();
 	char token[37], why[ERROR_MAX];
-	struct row *rows = NULL;
-	size_t nrows = 0;
-	int sent = 0;
-	bool stop = false;
+	struct row r;
+	int tried = 0;
 	enum tg_rc rc = TG_OK;
 
 	if (st == NULL)
@@ -282,70 +295,63 @@ tg_outbox_deliver(struct tg_db *db, const struct tg_alerting *a,
 	memset(st, 0, sizeof(*st));
 	if (a == NULL || (a->webhook_url == NULL && a->slack_url == NULL))
 		return TG_OK;
-	while (!stop && (max == 0 || sent < max)) {
-		int want = CLAIM_BATCH;
+	while (max == 0 || tried < max) {
+		long timeout_ms = a->timeout_s * 1000;
+		bool found, dead, lost, cut = false;
+		enum post_result pr;
 
-		if (max != 0 && max - sent < want)
-			want = max - sent;
-		tg_uuid_new(token);
-		rc = claim(db, a, token, want, &rows, &nrows, err);
-		if (rc != TG_OK || nrows == 0)
-			break;
-		for (size_t i = 0; i < nrows && !stop; i++) {
-			struct row *r = &rows[i];
-			const char *url = strcmp(r->target, "slack") == 0
-			                          ? a->slack_url
-			                          : a->webhook_url;
-			long timeout_ms = a->timeout_s * 1000;
-			bool ok, dead;
+		if (budget_us > 0) {
+			int64_t left = budget_us - (tg_now_us() - start);
 
-			if (budget_us > 0) {
-				int64_t left =
-				        budget_us - (tg_now_us() - start);
-
-				if (left < 1000) {
-					stop = true;
-					break;
-				}
-				if (left / 1000 < timeout_ms)
-					timeout_ms = (long)(left / 1000);
-			}
-			ok = post(a, url, r, timeout_ms, why, sizeof(why));
-			rc = record(db, a, token, r, ok, ok ? NULL : why, &dead,
-			            err);
-			if (rc != TG_OK) {
-				stop = true;
+			if (left < ATTEMPT_MIN_US)
 				break;
+			if (left / 1000 < timeout_ms) {
+				timeout_ms = (long)(left / 1000);
+				cut = true;
 			}
-			sent++;
-			if (ok) {
-				st->delivered++;
-				continue;
-			}
-			if (dead) {
-				st->dead++;
-				tg_log_error("webhook event %s (%s) given up "
-				             "after %ld attempts: %s",
-				             r->event_id, r->event,
-				             r->attempts + 1, why);
-			} else {
-				st->failed++;
-				tg_log_warn("webhook event %s (%s) not "
-				            "delivered, will retry: %s",
-				            r->event_id, r->event, why);
-			}
-			if (stop_on_failure)
-				stop = true;
 		}
-		for (size_t i = 0; i < nrows; i++)
-			if (!rows[i].done) {
-				release(db, token);
-				break;
-			}
-		rows_free(rows, nrows);
-		rows = NULL;
-		nrows = 0;
-		if (budget_us > 0 && tg_now_us() - start >= budget_us)
+		tg_uuid_new(token);
+		rc = claim(db, a, token, &r, &found, err);
+		if (rc != TG_OK || !found)
+			break;
+		tried++;
+		pr = post(a,
+		          strcmp(r.target, "slack") == 0 ? a->slack_url
+		                                         : a->webhook_url,
+		          &r, timeout_ms, why, sizeof(why));
+		if (pr == POST_TIMED_OUT && cut) {
+			/* Out of this sender's time, not the receiver's: not
+			 * an attempt.  It is due again after retry_base, for
+			 * a sender with the whole timeout. */
+			release(db, token, a->retry_base_s);
+			st->cut_short++;
+			row_free(&r);
+			break;
+		}
+		rc = record(db, a, token, &r, pr == POST_OK,
+		            pr == POST_OK ? NULL : why, &dead, &lost, err);
+		if (rc == TG_OK && lost)
+			tg_log_warn("webhook event %s (%s): its claim ran out "
+			            "during the attempt; another sender has it",
+			            r.event_id, r.event);
+		else if (rc == TG_OK && pr == POST_OK)
+			st->delivered++;
+		else if (rc == TG_OK && dead)
+			tg_log_error("webhook event %s (%s) given up after %ld "
+			             "attempts: %s",
+			             r.event_id, r.event, r.attempts + 1, why);
+		else if (rc == TG_OK)
+			tg_log_warn("webhook event %s (%s) not delivered, will "
+			            "retry: %s",
+			            r.event_id, r.event, why);
+		if (rc == TG_OK && !lost && pr != POST_OK) {
+			if (dead)
+				st->dead++;
+			else
+				st->failed++;
+		}
+		row_free(&r);
+		if (rc != TG_OK || (pr != POST_OK && stop_on_failure))
 			break;
 	}
 	return rc;
@@ -372,8 +378,8 @@ tg_outbox_prune(struct tg_db *db, const struct tg_alerting *a, int *pruned,
 	/* A mark of a period that ended long ago guards nothing. */
 	rc = tg_db_run(db,
 	               "DELETE FROM alert_marks WHERE period <> '' AND"
-	               " CAST(period AS DATETIME(6)) < UTC_TIMESTAMP(6) -"
-	               " INTERVAL ? SECOND LIMIT 1000",
+	               " period < DATE_FORMAT(UTC_TIMESTAMP(6) - INTERVAL ?"
+	               " SECOND, '%Y-%m-%d %H:%i:%s.%f') LIMIT 1000",
 	               p, 1, &m, err);
 	if (rc == TG_OK && pruned != NULL)
 		*pruned = (int)n;
@@ -385,9 +391,9 @@ tg_outbox_counts(struct tg_db *db, long *pending, long *dead,
                  struct tg_err *err)
 {
 	struct tg_db_result res;
+	long p = 0, d = 0;
 	enum tg_rc rc;
 
-	*pending = *dead = 0;
 	rc = tg_db_exec(db,
 	                "SELECT status, COUNT(*) FROM webhook_outbox WHERE"
 	                " status IN ('pending', 'dead') GROUP BY status",
@@ -400,11 +406,13 @@ tg_outbox_counts(struct tg_db *db, long *pending, long *dead,
 		long v = c != NULL ? strtol(c, NULL, 10) : 0;
 
 		if (s != NULL && strcmp(s, "pending") == 0)
-			*pending = v;
+			p = v;
 		else if (s != NULL && strcmp(s, "dead") == 0)
-			*dead = v;
+			d = v;
 	}
 	tg_db_result_free(&res);
+	*pending = p;
+	*dead = d;
 	return TG_OK;
 }
 

@@ -36,15 +36,18 @@ struct tg_outbox_stats {
 	int delivered; /* answered 2xx */
 	int failed;    /* left pending for a retry */
 	int dead;      /* failed after retry_for: given up */
+	int cut_short; /* out of budget_us before the receiver answered */
 };
 
 /*
- * Deliver events that are due, oldest first, for at most budget_us
- * microseconds (0: no bound but each attempt's timeout) and at most max
- * events (0: all that are due).  stop_on_failure ends the round at the
- * first failed attempt (a receiver that is down is not tried once per
- * event).  *st (may be NULL) gets the counts.  TG_ERR_DB when the database
- * failed; events claimed and not attempted are released.
+ * Deliver events that are due, oldest first, one claim per attempt, for
+ * at most budget_us microseconds (0: no bound but each attempt's timeout)
+ * and at most max attempts (0: until none is due).  An attempt that
+ * budget_us cuts short is not counted (the receiver may be slow, not
+ * down): it is released, due again after retry_base, and the round ends.
+ * stop_on_failure ends the round at the first failed attempt (a receiver
+ * that is down is not tried once per event).  *st (may be NULL) gets the
+ * counts.  TG_ERR_DB when the database failed.
  */
 enum tg_rc tg_outbox_deliver(struct tg_db *db, const struct tg_alerting *a,
                              int64_t budget_us, int max, bool stop_on_failure,

@@ -28,17 +28,21 @@ CREATE TABLE IF NOT EXISTS webhook_outbox (
 	PRIMARY KEY (id),
 	UNIQUE KEY webhook_outbox_event (event_id, target),
 	KEY webhook_outbox_due (status, next_attempt_at),
-	KEY webhook_outbox_claim (claim)
+	KEY webhook_outbox_claim (claim),
+	KEY webhook_outbox_delivered (status, delivered_at)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 -- Which budget alerts a customer's period has raised: the first charge to
 -- reach a threshold inserts the mark and writes the event; every other
--- (in any process) finds the key taken.  period is the period's end
--- (customers.spend_reset_at), '' for a budget without periods.
+-- (in any process) finds the key taken.  alert names the alert and the
+-- limit it was measured against ("threshold_85:4"), so a changed limit
+-- is alerted on afresh; period is the period's end as the database
+-- prints customers.spend_reset_at, '' for a budget without periods.
 CREATE TABLE IF NOT EXISTS alert_marks (
 	user_id VARBINARY(255) NOT NULL,
-	alert VARCHAR(32) NOT NULL,
+	alert VARCHAR(64) NOT NULL,
 	period VARCHAR(32) NOT NULL,
 	created_at DATETIME(6) NOT NULL,
-	PRIMARY KEY (user_id, alert, period)
+	PRIMARY KEY (user_id, alert, period),
+	KEY alert_marks_period (period)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

@@ -1,7 +1,7 @@
 /*
  * tollgate-deliver: send the webhook events waiting in the outbox (SPEC 9).
  *
- *   tollgate-deliver [--config FILE] [--once | --interval SECONDS]
+ *   tollgate-deliver [--config FILE] [--once | --interval S]
  *                    [--requeue-dead] [--quiet]
  *
  * The FastCGI programs deliver events after their responses; a server with
@@ -15,9 +15,9 @@
  * $sysconfdir/tollgate/config.yaml; it must name alerting targets (with
  * WEBHOOK_URL / SLACK_WEBHOOK_URL in the environment, as the programs get
  * them); without any there is nothing to deliver and it exits at once
- * with status 0.  --requeue-dead makes events given up as dead pending again, due
- * now, and then delivers as usual.  SIGTERM or SIGINT ends the loop after
- * the attempt in flight.  Exit status: 0, or 1 when the config or the
+ * with status 0.  --requeue-dead makes events given up as dead pending
+ * again, due now, and then delivers as usual.  SIGTERM or SIGINT ends the loop
+ * after the attempt in flight.  Exit status: 0, or 1 when the config or the
  * database failed, 2 for a bad command line.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -67,26 +67,33 @@ nap(long s)
 		;
 }
 
-/* One round: everything due, until the receiver fails or nothing is due.
- * false on a database failure. */
+/*
+ * One round: everything due, one attempt at a time (a SIGTERM is seen
+ * between two), until the receiver fails or nothing is due.  false on a
+ * database failure.
+ */
 static bool
-round_once(struct tg_db *db, const struct tg_alerting *a, bool quiet,
-           struct tg_outbox_stats *total)
+round_once(struct tg_db *db, const struct tg_alerting *a, bool quiet)
 {
-	struct tg_outbox_stats st;
+	struct tg_outbox_stats st, total;
 	struct tg_err err;
 
-	tg_err_clear(&err);
-	if (tg_outbox_deliver(db, a, 0, 0, true, &st, &err) != TG_OK) {
-		fprintf(stderr, "tollgate-deliver: %s\n", err.message);
-		return false;
+	memset(&total, 0, sizeof(total));
+	while (!stop) {
+		tg_err_clear(&err);
+		if (tg_outbox_deliver(db, a, 0, 1, true, &st, &err) != TG_OK) {
+			fprintf(stderr, "tollgate-deliver: %s\n", err.message);
+			return false;
+		}
+		total.delivered += st.delivered;
+		total.failed += st.failed;
+		total.dead += st.dead;
+		if (st.delivered == 0)
+			break; /* none due, or the receiver failed */
 	}
-	total->delivered += st.delivered;
-	total->failed += st.failed;
-	total->dead += st.dead;
-	if (!quiet && (st.delivered || st.failed || st.dead))
+	if (!quiet && (total.delivered || total.failed || total.dead))
 		printf("delivered %d, failed %d (will retry), given up %d\n",
-		       st.delivered, st.failed, st.dead);
+		       total.delivered, total.failed, total.dead);
 	fflush(stdout);
 	return true;
 }
@@ -98,7 +105,6 @@ main(int argc, char **argv)
 	const char *prices = getenv("TOLLGATE_PRICE_FILE");
 	struct tg_config *cfg = NULL;
 	struct tg_db *db = NULL;
-	struct tg_outbox_stats total;
 	struct tg_err err;
 	struct sigaction sa;
 	char fallback[512];
@@ -194,10 +200,9 @@ main(int argc, char **argv)
 			printf("requeued %ld dead events\n", n);
 	}
 
-	memset(&total, 0, sizeof(total));
 	status = 0;
 	while (!stop) {
-		if (!round_once(db, &cfg->alerting, quiet, &total)) {
+		if (!round_once(db, &cfg->alerting, quiet)) {
 			status = 1;
 			if (once)
 				break;

@@ -117,7 +117,6 @@ check_config(const struct tg_config *cfg)
 	CHECK(cfg->request_timeout > 0, "request_timeout > 0");
 	CHECK(cfg->default_max_tokens > 0, "default_max_tokens > 0");
 	CHECK(cfg->num_retries >= 0, "num_retries >= 0");
-	CHECK(cfg->alerting.events != 0, "some event is chosen");
 	CHECK(cfg->alerting.retry_for_s > 0 && cfg->alerting.timeout_s > 0,
 	      "webhook periods > 0");
 	for (size_t i = 0; i < cfg->ndeployments; i++) {
