@@ -86,18 +86,35 @@ tg_spendlog_split_ids(const char *list, size_t max, char ***ids, size_t *n)
 	return true;
 }
 
+/*
+ * A cell holding an integer: digits after an optional '-', within int64.
+ * By hand: strtoll() costs more than the rest of a row, and would clamp an
+ * out-of-range SUM() silently.
+ */
 static bool
 cell_i64(const char *s, int64_t *out)
 {
-	char *end;
-	long long v;
+	uint64_t mag = 0, limit;
+	bool neg;
 
 	if (s == NULL)
 		return false;
-	v = strtoll(s, &end, 10);
-	if (end == s || *end != '\0')
+	neg = *s == '-';
+	if (neg)
+		s++;
+	if (*s == '\0')
 		return false;
-	*out = v;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || mag > (UINT64_MAX - 9) / 10)
+			return false;
+		mag = mag * 10 + (uint64_t)(*s - '0');
+	}
+	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	if (mag > limit)
+		return false;
+	*out = !neg                             ? (int64_t)mag
+	       : mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+	                                        : -(int64_t)mag;
 	return true;
 }
 
