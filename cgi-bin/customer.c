@@ -370,9 +370,10 @@ static enum tg_rc
 handle_activity(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_activity_query q;
-	struct json_object *o;
 	struct tg_db *db;
 	const char *ids = str(req, 0);
+	char *text = NULL;
+	size_t len = 0;
 	enum tg_rc rc;
 
 	memset(&q, 0, sizeof(q));
@@ -398,11 +399,12 @@ handle_activity(struct tg_req *req, struct tg_err *err)
 	}
 	rc = tg_req_db(req, &db, err);
 	if (rc == TG_OK)
-		rc = tg_spendlog_daily_activity(db, &q, &o, err);
+		rc = tg_spendlog_daily_activity(db, &q, &text, &len, err);
 	tg_spendlog_ids_free(q.end_users, q.n_end_users);
 	if (rc != TG_OK)
 		return rc;
-	tg_req_respond_json(req, 200, o);
+	tg_req_respond_raw(req, 200, text, len);
+	free(text);
 	return TG_OK;
 }
 

@@ -517,12 +517,10 @@ tg_db_result_free(struct tg_db_result *res)
 {
 	if (res == NULL)
 		return;
-	if (res->cells != NULL) {
-		for (size_t i = 0; i < res->nrows * res->ncols; i++)
-			free(res->cells[i]);
-		free(res->cells);
-	}
+	free(res->cells);
+	free(res->text);
 	res->cells = NULL;
+	res->text = NULL;
 	res->nrows = res->ncols = 0;
 	res->affected = 0;
 }
@@ -537,7 +535,27 @@ stmt_fail(struct tg_db *db, MYSQL_STMT *st, struct tg_err *err)
 	                  mysql_stmt_error(st));
 }
 
-/* Fetch every row of st's result set into res as strings. */
+/* Room for n more bytes in the cell text *text (*len used of *cap). */
+static void
+text_reserve(char **text, size_t *len, size_t *cap, size_t n)
+{
+	size_t want = *len + n;
+
+	if (want <= *cap)
+		return;
+	if (*cap == 0)
+		*cap = 1024;
+	while (*cap < want)
+		*cap *= 2;
+	*text = tg_xrealloc(*text, *cap);
+}
+
+/*
+ * Fetch every row of st's result set into res as strings.  The cells'
+ * bytes go into one buffer (res->text), each NUL-terminated, rather than
+ * one allocation per cell: a report fetches 100,000 cells, and their
+ * malloc and free cost more than reading them.
+ */
 static enum tg_rc
 fetch_all(struct tg_db *db, MYSQL_STMT *st, MYSQL_RES *meta,
           struct tg_db_result *res, struct tg_err *err)
@@ -549,7 +567,11 @@ fetch_all(struct tg_db *db, MYSQL_STMT *st, MYSQL_RES *meta,
 	unsigned long *lens = tg_xcalloc(ncols ? ncols : 1, sizeof(*lens));
 	db_bool *nulls = tg_xcalloc(ncols ? ncols : 1, sizeof(*nulls));
 	size_t *caps = tg_xcalloc(ncols ? ncols : 1, sizeof(*caps));
-	char **cells = NULL;
+	/* Each cell's offset in text while text may still move; SIZE_MAX
+	 * for NULL.  Made pointers once every row is in. */
+	size_t *offs = NULL;
+	char *text = NULL;
+	size_t text_len = 0, text_cap = 0;
 	size_t nrows = 0, cap_rows = 0;
 	enum tg_rc rc = TG_OK;
 
@@ -579,51 +601,58 @@ fetch_all(struct tg_db *db, MYSQL_STMT *st, MYSQL_RES *meta,
 		}
 		if (nrows == cap_rows) {
 			cap_rows = cap_rows ? cap_rows * 2 : 4;
-			cells = tg_xrealloc(cells, cap_rows *
-			                                   (ncols ? ncols : 1) *
-			                                   sizeof(*cells));
+			offs = tg_xrealloc(offs, cap_rows *
+			                                 (ncols ? ncols : 1) *
+			                                 sizeof(*offs));
 		}
 		for (size_t c = 0; c < ncols; c++) {
-			char **cell = &cells[nrows * ncols + c];
+			size_t *off = &offs[nrows * ncols + c];
+			size_t n = (size_t)lens[c];
 			if (nulls[c]) {
-				*cell = NULL;
-			} else if (lens[c] < caps[c]) {
-				*cell = tg_xstrndup(bufs[c], lens[c]);
+				*off = SIZE_MAX;
+				continue;
+			}
+			text_reserve(&text, &text_len, &text_cap, n + 1);
+			if (n < caps[c]) {
+				memcpy(text + text_len, bufs[c], n);
 			} else {
 				/* Truncated (f == MYSQL_DATA_TRUNCATED):
-				 * re-fetch whole. */
+				 * re-fetch whole, into its place. */
 				MYSQL_BIND b;
 				unsigned long len = 0;
-				char *big = tg_xmalloc((size_t)lens[c] + 1);
 				memset(&b, 0, sizeof(b));
 				b.buffer_type = MYSQL_TYPE_STRING;
-				b.buffer = big;
+				b.buffer = text + text_len;
 				b.buffer_length = lens[c] + 1;
 				b.length = &len;
 				if (mysql_stmt_fetch_column(st, &b, (unsigned)c,
 				                            0) != 0) {
-					free(big);
-					for (size_t k = 0; k < c; k++)
-						free(cells[nrows * ncols + k]);
 					rc = stmt_fail(db, st, err);
 					goto out;
 				}
-				big[len < lens[c] ? len : lens[c]] = '\0';
-				*cell = big;
+				if (len < n)
+					n = len;
 			}
+			text[text_len + n] = '\0';
+			*off = text_len;
+			text_len += n + 1;
 		}
 		nrows++;
 	}
-	res->cells = cells;
+	res->cells = NULL;
+	if (nrows > 0 && ncols > 0) {
+		res->cells = tg_xmalloc(nrows * ncols * sizeof(*res->cells));
+		for (size_t i = 0; i < nrows * ncols; i++)
+			res->cells[i] =
+			        offs[i] == SIZE_MAX ? NULL : text + offs[i];
+	}
+	res->text = text;
 	res->nrows = nrows;
 	res->ncols = ncols;
-	cells = NULL;
+	text = NULL;
 out:
-	if (cells != NULL) {
-		for (size_t i = 0; i < nrows * ncols; i++)
-			free(cells[i]);
-		free(cells);
-	}
+	free(text);
+	free(offs);
 	for (size_t c = 0; c < ncols; c++)
 		free(bufs[c]);
 	free(bufs);

@@ -39,7 +39,8 @@ static inline struct tg_db_param tg_db_null(void);
 /* A fetched result: rows x cols strings, NULL for SQL NULL. */
 struct tg_db_result {
 	size_t nrows, ncols;
-	char **cells;      /* nrows * ncols, row-major */
+	char **cells;      /* nrows * ncols, row-major, pointing into text */
+	char *text;        /* every cell's bytes, each NUL-terminated */
 	uint64_t affected; /* rows changed, for INSERT/UPDATE/DELETE */
 };
 

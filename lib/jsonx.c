@@ -1,9 +1,16 @@
 /*
- * jsonx: shared JSON values (see jsonx.h).
+ * jsonx: shared JSON values and the JSON text writer (see jsonx.h).
+ *
+ * The writer matches json-c's printer (JSON_C_TO_STRING_PLAIN |
+ * JSON_C_TO_STRING_NOSLASHESCAPE, as tg_req_respond_json() prints) so that
+ * an answer does not change when it moves from json-c objects to the
+ * writer; tests/unit/test-jsonx.c compares the two byte by byte.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "jsonx.h"
+#include "util.h"
 
 struct json_object *
 tg_json_money(tg_money m)
@@ -20,4 +27,304 @@ struct json_object *
 tg_json_str(const char *s)
 {
 	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+/* ---- the text writer ---- */
+
+/* Smallest buffer allocated: most answers fit in it at once. */
+#define TEXT_MIN_CAP 4096
+
+void
+tg_json_text_init(struct tg_json_text *t, size_t max)
+{
+	memset(t, 0, sizeof(*t));
+	t->max = max;
+}
+
+void
+tg_json_text_free(struct tg_json_text *t)
+{
+	if (t == NULL)
+		return;
+	free(t->buf);
+	tg_json_text_init(t, t->max);
+}
+
+/*
+ * Room for n more bytes and the NUL; false (and t marked overflowed) when
+ * the n bytes pass the cap.  Growth doubles, so appends cost O(1)
+ * amortized; the buffer never exceeds max + 1 bytes.
+ */
+static bool
+reserve(struct tg_json_text *t, size_t n)
+{
+	size_t want, cap;
+
+	if (t->overflow)
+		return false;
+	if (t->cap - t->len > n) /* len < cap once allocated: the NUL */
+		return true;
+	if (n > t->max || t->len > t->max - n) {
+		t->overflow = true;
+		return false;
+	}
+	want = t->len + n + 1;
+	cap = t->cap ? t->cap : TEXT_MIN_CAP;
+	while (cap < want)
+		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
+	/* Never room past the cap, so the test above keeps to it too. */
+	if (t->max < SIZE_MAX && cap > t->max + 1)
+		cap = t->max + 1;
+	t->buf = tg_xrealloc(t->buf, cap);
+	t->cap = cap;
+	return true;
+}
+
+static void
+put(struct tg_json_text *t, const char *s, size_t n)
+{
+	if (!reserve(t, n))
+		return;
+	memcpy(t->buf + t->len, s, n);
+	t->len += n;
+}
+
+static void
+put_char(struct tg_json_text *t, char c)
+{
+	if (!reserve(t, 1))
+		return;
+	t->buf[t->len++] = c;
+}
+
+/* The ',' owed before a key or value that follows another value. */
+static void
+separate(struct tg_json_text *t)
+{
+	if (t->comma)
+		put_char(t, ',');
+}
+
+/*
+ * How json-c writes each byte in a string: 0 as is, a letter for a
+ * backslash escape (\" \\ \b \f \n \r \t), 'u' for \u00xx.
+ */
+static const char escape_of[256] = {
+        ['\b'] = 'b', ['\t'] = 't', ['\n'] = 'n', ['\f'] = 'f',  ['\r'] = 'r',
+        [0x00] = 'u', [0x01] = 'u', [0x02] = 'u', [0x03] = 'u',  [0x04] = 'u',
+        [0x05] = 'u', [0x06] = 'u', [0x07] = 'u', [0x0b] = 'u',  [0x0e] = 'u',
+        [0x0f] = 'u', [0x10] = 'u', [0x11] = 'u', [0x12] = 'u',  [0x13] = 'u',
+        [0x14] = 'u', [0x15] = 'u', [0x16] = 'u', [0x17] = 'u',  [0x18] = 'u',
+        [0x19] = 'u', [0x1a] = 'u', [0x1b] = 'u', [0x1c] = 'u',  [0x1d] = 'u',
+        [0x1e] = 'u', [0x1f] = 'u', ['"'] = '"',  ['\\'] = '\\',
+};
+
+#define BYTES_01 0x0101010101010101ULL
+#define BYTES_80 0x8080808080808080ULL
+
+/*
+ * Whether one of the 8 bytes of x needs an escape (below 0x20, '"', '\\'):
+ * the "has a byte less than n" and "has a zero byte" tests of Bit Twiddling
+ * Hacks, exact as a yes or no.  Strings are scanned 8 bytes at a time.
+ */
+static bool
+block_needs_escape(uint64_t x)
+{
+	uint64_t quote = x ^ (BYTES_01 * '"');
+	uint64_t backslash = x ^ (BYTES_01 * '\\');
+
+	return (((x - BYTES_01 * 0x20) & ~x) | ((quote - BYTES_01) & ~quote) |
+	        ((backslash - BYTES_01) & ~backslash)) &
+	       BYTES_80;
+}
+
+/* s[0..n) as a quoted, escaped JSON string. */
+static void
+put_string(struct tg_json_text *t, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t room = t->max - t->len, out = n + 2, i = 0;
+	char *p;
+
+	/* Room for the worst case (every byte \u00xx) when the cap allows
+	 * it, so that one pass writes without checks; else the exact length
+	 * first, so that the cap is kept to the byte. */
+	if (room >= 2 && n <= (room - 2) / 6) {
+		out = 6 * n + 2;
+	} else {
+		for (size_t k = 0; k < n; k++) {
+			char e = escape_of[(unsigned char)s[k]];
+			if (e != 0)
+				out += e == 'u' ? 5 : 1;
+		}
+	}
+	if (!reserve(t, out))
+		return;
+	p = t->buf + t->len;
+	*p++ = '"';
+	while (i < n) {
+		unsigned char c;
+		char e;
+		if (n - i >= 8) {
+			uint64_t x;
+			memcpy(&x, s + i, 8);
+			if (!block_needs_escape(x)) {
+				memcpy(p, &x, 8);
+				p += 8;
+				i += 8;
+				continue;
+			}
+		}
+		c = (unsigned char)s[i++];
+		e = escape_of[c];
+		if (e == 0) {
+			*p++ = (char)c;
+		} else if (e != 'u') {
+			*p++ = '\\';
+			*p++ = e;
+		} else {
+			*p++ = '\\';
+			*p++ = 'u';
+			*p++ = '0';
+			*p++ = '0';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 0xf];
+		}
+	}
+	*p++ = '"';
+	t->len = (size_t)(p - t->buf);
+}
+
+void
+tg_json_text_begin_object(struct tg_json_text *t)
+{
+	separate(t);
+	put_char(t, '{');
+	t->comma = false;
+}
+
+void
+tg_json_text_end_object(struct tg_json_text *t)
+{
+	put_char(t, '}');
+	t->comma = true;
+}
+
+void
+tg_json_text_begin_array(struct tg_json_text *t)
+{
+	separate(t);
+	put_char(t, '[');
+	t->comma = false;
+}
+
+void
+tg_json_text_end_array(struct tg_json_text *t)
+{
+	put_char(t, ']');
+	t->comma = true;
+}
+
+void
+tg_json_text_key(struct tg_json_text *t, const char *key)
+{
+	separate(t);
+	put_string(t, key, strlen(key));
+	put_char(t, ':');
+	t->comma = false;
+}
+
+void
+tg_json_text_key_plain_grow(struct tg_json_text *t, const char *key, size_t len)
+{
+	separate(t);
+	if (len > SIZE_MAX - 3 || !reserve(t, len + 3))
+		return;
+	t->buf[t->len++] = '"';
+	memcpy(t->buf + t->len, key, len);
+	t->len += len;
+	t->buf[t->len++] = '"';
+	t->buf[t->len++] = ':';
+	t->comma = false;
+}
+
+void
+tg_json_text_str(struct tg_json_text *t, const char *s)
+{
+	if (s == NULL) {
+		tg_json_text_null(t);
+		return;
+	}
+	separate(t);
+	put_string(t, s, strlen(s));
+	t->comma = true;
+}
+
+void
+tg_json_text_int(struct tg_json_text *t, int64_t v)
+{
+	char digits[24];
+	char *end = digits + sizeof(digits), *p = end;
+	/* The magnitude as unsigned: -INT64_MIN does not fit an int64. */
+	uint64_t mag = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	/* By hand: snprintf() costs more than the rest of an entry. */
+	do {
+		*--p = (char)('0' + mag % 10);
+		mag /= 10;
+	} while (mag > 0);
+	if (v < 0)
+		*--p = '-';
+	separate(t);
+	put(t, p, (size_t)(end - p));
+	t->comma = true;
+}
+
+void
+tg_json_text_money(struct tg_json_text *t, tg_money m)
+{
+	char text[TG_MONEY_STRLEN];
+	size_t n = tg_money_format(m, text, sizeof(text));
+
+	separate(t);
+	put(t, text, n);
+	t->comma = true;
+}
+
+void
+tg_json_text_bool(struct tg_json_text *t, bool v)
+{
+	separate(t);
+	if (v)
+		put(t, "true", 4);
+	else
+		put(t, "false", 5);
+	t->comma = true;
+}
+
+void
+tg_json_text_null(struct tg_json_text *t)
+{
+	separate(t);
+	put(t, "null", 4);
+	t->comma = true;
+}
+
+bool
+tg_json_text_finish(struct tg_json_text *t, char **out, size_t *len)
+{
+	if (t->overflow) {
+		tg_json_text_free(t);
+		return false;
+	}
+	/* An empty text still hands over a string. */
+	if (!reserve(t, 0)) {
+		tg_json_text_free(t);
+		return false;
+	}
+	t->buf[t->len] = '\0';
+	*out = t->buf;
+	*len = t->len;
+	tg_json_text_init(t, t->max);
+	return true;
 }

@@ -1,5 +1,7 @@
 /*
- * jsonx: the JSON values every answer builds the same way (json-c).
+ * jsonx: the JSON every answer writes the same way: json-c values built the
+ * same way, and a JSON text written directly for answers too big to build
+ * as json-c objects first.
  *
  * Money is printed as the shortest exact decimal (SPEC 1): json-c keeps the
  * text given here and prints it as is, so no binary floating point comes
@@ -7,6 +9,11 @@
  */
 #ifndef TG_JSONX_H
 #define TG_JSONX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include <json-c/json.h>
 
@@ -17,5 +24,95 @@ struct json_object *tg_json_money(tg_money m);
 
 /* A JSON string of s, or NULL (JSON null) when s is NULL (new ref). */
 struct json_object *tg_json_str(const char *s);
+
+/*
+ * A JSON text written into one growing buffer, value by value (lighttpd's
+ * buffer, curl's dynbuf): for answers of thousands of objects, where
+ * building json-c objects, printing and freeing them costs more than the
+ * query (/customer/daily/activity).
+ *
+ * What it writes is byte for byte what tg_req_respond_json() prints for the
+ * same values: no spaces; strings as json-c escapes them (" \ \b \f \n \r
+ * \t with a backslash, the other bytes below 0x20 as \u00xx in lower-case
+ * hex, '/', DEL and bytes from 0x80 up as they are, so UTF-8 passes
+ * through); integers in decimal; money as tg_json_money() prints it.
+ *
+ * The writer places the commas: a key or value that follows a value in the
+ * same object or array gets one.  The caller balances begin and end, and
+ * gives each value of an object its key first.
+ *
+ * The text has a hard cap, max bytes: the append that would pass it marks
+ * the text overflowed, is dropped with every later one, and
+ * tg_json_text_finish() then fails.
+ */
+struct tg_json_text {
+	char *buf;
+	size_t len, cap, max;
+	bool comma;    /* the next key or value is preceded by ',' */
+	bool overflow; /* an append passed max */
+};
+
+/* An empty text of at most max bytes (nothing allocated yet). */
+void tg_json_text_init(struct tg_json_text *t, size_t max);
+/* Free t's buffer; t is then empty, as after init.  t may be NULL. */
+void tg_json_text_free(struct tg_json_text *t);
+
+void tg_json_text_begin_object(struct tg_json_text *t);
+void tg_json_text_end_object(struct tg_json_text *t);
+void tg_json_text_begin_array(struct tg_json_text *t);
+void tg_json_text_end_array(struct tg_json_text *t);
+
+/* The key of the next value: "key": (s NUL-terminated). */
+void tg_json_text_key(struct tg_json_text *t, const char *key);
+/*
+ * The same for a key written as a string literal that needs no escape (no
+ * '"', '\\' or control character), copied as it is: the names of a big
+ * answer's fields repeat by the thousand, and escaping them each time is a
+ * fifth of its cost.  "" lit "" admits only a literal.
+ */
+#define tg_json_text_key_literal(t, lit)                                       \
+	tg_json_text_key_plain((t), "" lit "", sizeof(lit) - 1)
+static inline void tg_json_text_key_plain(struct tg_json_text *t,
+                                          const char *key, size_t len);
+/* A string value, or null when s is NULL (as tg_json_str()). */
+void tg_json_text_str(struct tg_json_text *t, const char *s);
+void tg_json_text_int(struct tg_json_text *t, int64_t v);
+void tg_json_text_money(struct tg_json_text *t, tg_money m);
+void tg_json_text_bool(struct tg_json_text *t, bool v);
+void tg_json_text_null(struct tg_json_text *t);
+
+/*
+ * Hand the text over: *out (NUL-terminated, free() it) and *len, and t is
+ * left empty.  False when the text overflowed its cap: nothing is handed
+ * over and t is freed.
+ */
+bool tg_json_text_finish(struct tg_json_text *t, char **out, size_t *len);
+
+/* The part of tg_json_text_key_plain() that grows the buffer. */
+void tg_json_text_key_plain_grow(struct tg_json_text *t, const char *key,
+                                 size_t len);
+
+static inline void
+tg_json_text_key_plain(struct tg_json_text *t, const char *key, size_t len)
+{
+	char *p;
+
+	/* Inline while the buffer has room (it never has room past the
+	 * cap), so that a literal's length is a constant here. */
+	if (t->overflow || t->cap - t->len <= len + 4) {
+		tg_json_text_key_plain_grow(t, key, len);
+		return;
+	}
+	p = t->buf + t->len;
+	if (t->comma)
+		*p++ = ',';
+	*p++ = '"';
+	memcpy(p, key, len);
+	p += len;
+	*p++ = '"';
+	*p++ = ':';
+	t->len = (size_t)(p - t->buf);
+	t->comma = false;
+}
 
 #endif

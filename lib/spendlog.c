@@ -4,10 +4,13 @@
  *
  * Both must stay fast on a ledger of millions of rows, so each filter
  * combination has its own statement whose WHERE an index serves (request_id
- * the primary key, end_user + start_time, start_time): a catch-all "(? IS
- * NULL OR col = ?)" would leave the optimizer a full scan.  Daily activity
- * is grouped in SQL by (day, model, end user); the breakdowns are summed
- * here from those groups, exactly (tg_money, overflow-checked).
+ * the primary key, end_user + start_time, start_time, start_day + end_user
+ * + model): a catch-all "(? IS NULL OR col = ?)" would leave the optimizer
+ * a full scan.  Daily activity is grouped in SQL by (day, end user, model);
+ * the breakdowns are summed here from those groups, exactly (tg_money,
+ * overflow-checked), and its answer, thousands of objects for a busy day,
+ * is written as JSON text directly (jsonx's writer) rather than built as
+ * json-c objects, which cost more than the query.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -25,8 +28,10 @@
 #define NO_START "1000-01-01 00:00:00"
 #define NO_END   "9999-12-31 23:59:59"
 
-/* Groups a daily-activity query may gather before it is refused. */
+/* Groups a daily-activity query may gather, and the bytes of its answer,
+ * before it is refused. */
 #define ACTIVITY_MAX_GROUPS 2000000
+#define ACTIVITY_MAX_TEXT   (256u << 20)
 
 bool
 tg_spendlog_parse_bound(const char *s, bool end, time_t *out)
@@ -86,18 +91,35 @@ tg_spendlog_split_ids(const char *list, size_t max, char ***ids, size_t *n)
 	return true;
 }
 
+/*
+ * A cell holding an integer: digits after an optional '-', within int64.
+ * By hand: strtoll() costs more than the rest of a row, and would clamp an
+ * out-of-range SUM() silently.
+ */
 static bool
 cell_i64(const char *s, int64_t *out)
 {
-	char *end;
-	long long v;
+	uint64_t mag = 0, limit;
+	bool neg;
 
 	if (s == NULL)
 		return false;
-	v = strtoll(s, &end, 10);
-	if (end == s || *end != '\0')
+	neg = *s == '-';
+	if (neg)
+		s++;
+	if (*s == '\0')
 		return false;
-	*out = v;
+	for (; *s != '\0'; s++) {
+		if (*s < '0' || *s > '9' || mag > (UINT64_MAX - 9) / 10)
+			return false;
+		mag = mag * 10 + (uint64_t)(*s - '0');
+	}
+	limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+	if (mag > limit)
+		return false;
+	*out = !neg                             ? (int64_t)mag
+	       : mag == (uint64_t)INT64_MAX + 1 ? INT64_MIN
+	                                        : -(int64_t)mag;
 	return true;
 }
 
@@ -265,17 +287,62 @@ struct metrics {
 	int64_t prompt, completion, total, requests, succeeded, failed;
 };
 
+/*
+ * One row of the grouped query: a (day, end user, model) and its sums.  The
+ * strings are borrowed from the result the row was fetched into.
+ */
 struct group {
-	char day[11];
-	char *model;
-	char *end_user;
+	const char *day; /* "YYYY-MM-DD" */
+	const char *end_user;
+	const char *model; /* "" for NULL */
 	struct metrics m;
 };
 
+/* The groups of every query of one report, and the results holding them. */
 struct groups {
 	struct group *v;
 	size_t n, cap;
+	struct tg_db_result *results;
+	size_t nresults;
 };
+
+/* A day of the report: its groups g->v[first..first+n) and their sums. */
+struct day {
+	size_t first, n;
+	struct metrics m;
+};
+
+/*
+ * The models of one day and their sums, found by name in an open-addressing
+ * table: a day holds thousands of groups but few models, and the models
+ * are printed sorted by name.
+ */
+struct model_sum {
+	const char *model;
+	struct metrics m;
+};
+
+struct model_sums {
+	struct model_sum *v;
+	size_t n, cap;
+	size_t *slots; /* index + 1 into v; 0 is empty */
+	size_t nslots; /* a power of two, above 2n */
+};
+
+static enum tg_rc
+too_much(struct tg_err *err)
+{
+	return tg_err_set(err, TG_ERR_UNPROCESSABLE, "start_date",
+	                  "The range holds too much activity to report at "
+	                  "once; narrow start_date and end_date.");
+}
+
+static enum tg_rc
+overflow(struct tg_err *err)
+{
+	return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+	                  "activity totals overflow");
+}
 
 static bool
 metrics_add(struct metrics *acc, const struct metrics *m)
@@ -292,98 +359,95 @@ metrics_add(struct metrics *acc, const struct metrics *m)
 	       !__builtin_add_overflow(acc->failed, m->failed, &acc->failed);
 }
 
-static struct json_object *
-metrics_json(const struct metrics *m)
+static void
+metrics_text(struct tg_json_text *t, const struct metrics *m)
 {
-	struct json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "spend", tg_json_money(m->spend));
-	json_object_object_add(o, "prompt_tokens",
-	                       json_object_new_int64(m->prompt));
-	json_object_object_add(o, "completion_tokens",
-	                       json_object_new_int64(m->completion));
-	json_object_object_add(o, "total_tokens",
-	                       json_object_new_int64(m->total));
-	json_object_object_add(o, "api_requests",
-	                       json_object_new_int64(m->requests));
-	json_object_object_add(o, "successful_requests",
-	                       json_object_new_int64(m->succeeded));
-	json_object_object_add(o, "failed_requests",
-	                       json_object_new_int64(m->failed));
-	return o;
+	tg_json_text_begin_object(t);
+	tg_json_text_key_literal(t, "spend");
+	tg_json_text_money(t, m->spend);
+	tg_json_text_key_literal(t, "prompt_tokens");
+	tg_json_text_int(t, m->prompt);
+	tg_json_text_key_literal(t, "completion_tokens");
+	tg_json_text_int(t, m->completion);
+	tg_json_text_key_literal(t, "total_tokens");
+	tg_json_text_int(t, m->total);
+	tg_json_text_key_literal(t, "api_requests");
+	tg_json_text_int(t, m->requests);
+	tg_json_text_key_literal(t, "successful_requests");
+	tg_json_text_int(t, m->succeeded);
+	tg_json_text_key_literal(t, "failed_requests");
+	tg_json_text_int(t, m->failed);
+	tg_json_text_end_object(t);
 }
 
-/* {"metrics": {...}}, the shape of one breakdown entry. */
-static struct json_object *
-entry_json(const struct metrics *m)
+/* "<key>":{"metrics":{...}}, one entry of a breakdown. */
+static void
+entry_text(struct tg_json_text *t, const char *key, const struct metrics *m)
 {
-	struct json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "metrics", metrics_json(m));
-	return o;
+	tg_json_text_key(t, key);
+	tg_json_text_begin_object(t);
+	tg_json_text_key_literal(t, "metrics");
+	metrics_text(t, m);
+	tg_json_text_end_object(t);
 }
 
 static void
 groups_free(struct groups *g)
 {
-	for (size_t i = 0; i < g->n; i++) {
-		free(g->v[i].model);
-		free(g->v[i].end_user);
-	}
+	for (size_t i = 0; i < g->nresults; i++)
+		tg_db_result_free(&g->results[i]);
+	free(g->results);
 	free(g->v);
 	memset(g, 0, sizeof(*g));
 }
 
-/* Append the rows of res (day, model, end_user, sums...) to g. */
+/*
+ * Append the rows of res (day, end_user, model, sums...) to g, which takes
+ * res over (its strings stay where they were fetched: no copy).
+ */
 static enum tg_rc
-groups_add(struct groups *g, const struct tg_db_result *res, struct tg_err *err)
+groups_add(struct groups *g, struct tg_db_result *res, struct tg_err *err)
 {
-	for (size_t i = 0; i < res->nrows; i++) {
-		struct group x;
-		const char *day = tg_db_cell(res, i, 0);
-		const char *spend = tg_db_cell(res, i, 3);
+	struct tg_db_result *kept;
+
+	g->results = tg_xrealloc(g->results,
+	                         (g->nresults + 1) * sizeof(*g->results));
+	kept = &g->results[g->nresults++];
+	*kept = *res;
+	memset(res, 0, sizeof(*res));
+	if (kept->nrows > ACTIVITY_MAX_GROUPS - g->n)
+		return too_much(err);
+	if (g->n + kept->nrows > g->cap) {
+		while (g->n + kept->nrows > g->cap)
+			g->cap = g->cap ? 2 * g->cap : 64;
+		g->v = tg_xrealloc(g->v, g->cap * sizeof(*g->v));
+	}
+	for (size_t i = 0; i < kept->nrows; i++) {
+		struct group *x = &g->v[g->n];
+		const char *day = tg_db_cell(kept, i, 0);
+		const char *end_user = tg_db_cell(kept, i, 1);
+		const char *model = tg_db_cell(kept, i, 2);
+		const char *spend = tg_db_cell(kept, i, 3);
 		int64_t requests = 0;
 
-		memset(&x, 0, sizeof(x));
+		memset(x, 0, sizeof(*x));
 		if (day == NULL || strlen(day) != 10 || spend == NULL ||
-		    !tg_money_parse(spend, &x.m.spend) ||
-		    !cell_i64(tg_db_cell(res, i, 4), &x.m.prompt) ||
-		    !cell_i64(tg_db_cell(res, i, 5), &x.m.completion) ||
-		    !cell_i64(tg_db_cell(res, i, 6), &x.m.total) ||
-		    !cell_i64(tg_db_cell(res, i, 7), &requests) ||
-		    !cell_i64(tg_db_cell(res, i, 8), &x.m.succeeded))
+		    !tg_money_parse(spend, &x->m.spend) ||
+		    !cell_i64(tg_db_cell(kept, i, 4), &x->m.prompt) ||
+		    !cell_i64(tg_db_cell(kept, i, 5), &x->m.completion) ||
+		    !cell_i64(tg_db_cell(kept, i, 6), &x->m.total) ||
+		    !cell_i64(tg_db_cell(kept, i, 7), &requests) ||
+		    !cell_i64(tg_db_cell(kept, i, 8), &x->m.succeeded))
 			return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 			                  "malformed spend_logs group");
-		if (g->n == ACTIVITY_MAX_GROUPS)
-			return tg_err_set(
-			        err, TG_ERR_UNPROCESSABLE, "start_date",
-			        "The range holds too much activity to "
-			        "report at once; narrow start_date and "
-			        "end_date.");
-		x.m.requests = requests;
-		x.m.failed = requests - x.m.succeeded;
-		memcpy(x.day, day, 11);
-		x.model = tg_xstrdup(tg_db_cell(res, i, 1) != NULL
-		                             ? tg_db_cell(res, i, 1)
-		                             : "");
-		x.end_user = tg_xstrdup(tg_db_cell(res, i, 2) != NULL
-		                                ? tg_db_cell(res, i, 2)
-		                                : "");
-		if (g->n == g->cap) {
-			g->cap = g->cap ? 2 * g->cap : 64;
-			g->v = tg_xrealloc(g->v, g->cap * sizeof(*g->v));
-		}
-		g->v[g->n++] = x;
+		x->m.requests = requests;
+		x->m.failed = requests - x->m.succeeded;
+		x->day = day;
+		x->end_user = end_user != NULL ? end_user : "";
+		x->model = model != NULL ? model : "";
+		g->n++;
 	}
 	return TG_OK;
-}
-
-static int
-by_day_model(const void *a, const void *b)
-{
-	const struct group *x = a, *y = b;
-	int c = strcmp(x->day, y->day);
-	return c != 0 ? c : strcmp(x->model, y->model);
 }
 
 static int
@@ -394,98 +458,207 @@ by_day_user(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->end_user, y->end_user);
 }
 
-/* The model name of g, or the end user's id (key selects which). */
-static const char *
-key_of(const struct group *g, bool by_model)
+/*
+ * Order g by (day, end user), as strcmp() orders them.  The query of every
+ * end user returns them so (its index is read in that order), and then
+ * this is one pass; the rows of several queries are sorted.
+ */
+static void
+groups_order(struct groups *g)
 {
-	return by_model ? g->model : g->end_user;
+	for (size_t i = 1; i < g->n; i++)
+		if (by_day_user(&g->v[i - 1], &g->v[i]) > 0) {
+			qsort(g->v, g->n, sizeof(*g->v), by_day_user);
+			return;
+		}
+}
+
+static void
+model_sums_free(struct model_sums *ms)
+{
+	free(ms->v);
+	free(ms->slots);
+	memset(ms, 0, sizeof(*ms));
+}
+
+/* FNV-1a: the table only needs the few names of a day spread out. */
+static size_t
+name_hash(const char *s)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (; *s != '\0'; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
+}
+
+/* The slot of model in the table: where it is, or the empty one for it. */
+static size_t *
+model_slot(struct model_sums *ms, const char *model)
+{
+	size_t mask = ms->nslots - 1;
+	size_t i = name_hash(model) & mask;
+
+	while (ms->slots[i] != 0 &&
+	       strcmp(ms->v[ms->slots[i] - 1].model, model) != 0)
+		i = (i + 1) & mask;
+	return &ms->slots[i];
+}
+
+/* Add m to model's sums; false on overflow. */
+static bool
+model_sums_add(struct model_sums *ms, const char *model,
+               const struct metrics *m)
+{
+	size_t *slot;
+
+	if (2 * (ms->n + 1) > ms->nslots) {
+		/* Grow and place every model again. */
+		ms->nslots = ms->nslots ? 2 * ms->nslots : 16;
+		free(ms->slots);
+		ms->slots = tg_xcalloc(ms->nslots, sizeof(*ms->slots));
+		for (size_t k = 0; k < ms->n; k++)
+			*model_slot(ms, ms->v[k].model) = k + 1;
+	}
+	slot = model_slot(ms, model);
+	if (*slot == 0) {
+		if (ms->n == ms->cap) {
+			ms->cap = ms->cap ? 2 * ms->cap : 8;
+			ms->v = tg_xrealloc(ms->v, ms->cap * sizeof(*ms->v));
+		}
+		memset(&ms->v[ms->n], 0, sizeof(ms->v[ms->n]));
+		ms->v[ms->n].model = model;
+		*slot = ++ms->n;
+	}
+	return metrics_add(&ms->v[*slot - 1].m, m);
+}
+
+static void
+model_sums_clear(struct model_sums *ms)
+{
+	if (ms->slots != NULL)
+		memset(ms->slots, 0, ms->nslots * sizeof(*ms->slots));
+	ms->n = 0;
+}
+
+static int
+by_model(const void *a, const void *b)
+{
+	const struct model_sum *x = a, *y = b;
+	return strcmp(x->model, y->model);
 }
 
 /*
- * One pass over g sorted by (day, key): day k's breakdown by that key
- * goes into objs[k]; when totals is not NULL, day k's metrics too.
+ * Day d's "breakdown": its models sorted by name, then its end users (in
+ * the order of g); false on overflow.
  */
 static bool
-breakdown(const struct groups *g, bool by_model, struct json_object **objs,
-          struct metrics *totals)
+breakdown_text(struct tg_json_text *t, const struct groups *g,
+               const struct day *d, struct model_sums *ms)
 {
-	size_t day = 0;
+	const struct group *v = g->v + d->first;
 
-	for (size_t i = 0; i < g->n;) {
-		size_t j = i;
-		struct metrics sum;
-		memset(&sum, 0, sizeof(sum));
-		while (j < g->n && strcmp(g->v[j].day, g->v[i].day) == 0 &&
-		       strcmp(key_of(&g->v[j], by_model),
-		              key_of(&g->v[i], by_model)) == 0) {
-			if (!metrics_add(&sum, &g->v[j].m))
-				return false;
-			j++;
-		}
-		if (totals != NULL && !metrics_add(&totals[day], &sum))
+	model_sums_clear(ms);
+	for (size_t i = 0; i < d->n; i++)
+		if (!model_sums_add(ms, v[i].model, &v[i].m))
 			return false;
-		json_object_object_add(objs[day], key_of(&g->v[i], by_model),
-		                       entry_json(&sum));
-		if (j < g->n && strcmp(g->v[j].day, g->v[i].day) != 0)
-			day++;
+	if (ms->n > 1)
+		qsort(ms->v, ms->n, sizeof(*ms->v), by_model);
+	tg_json_text_begin_object(t);
+	tg_json_text_key_literal(t, "models");
+	tg_json_text_begin_object(t);
+	for (size_t k = 0; k < ms->n; k++)
+		entry_text(t, ms->v[k].model, &ms->v[k].m);
+	tg_json_text_end_object(t);
+	tg_json_text_key_literal(t, "entities");
+	tg_json_text_begin_object(t);
+	for (size_t i = 0; i < d->n;) {
+		struct metrics sum = v[i].m;
+		size_t j = i + 1;
+		for (; j < d->n && strcmp(v[j].end_user, v[i].end_user) == 0;
+		     j++)
+			if (!metrics_add(&sum, &v[j].m))
+				return false;
+		entry_text(t, v[i].end_user, &sum);
 		i = j;
 	}
+	tg_json_text_end_object(t);
+	tg_json_text_end_object(t);
 	return true;
 }
 
+/*
+ * The grouped rows of q (of end_user only when not NULL) into g.  Every end
+ * user: the index on (start_day, end_user, model, ...) holds each summed
+ * column, so the rows are read from it alone, in group order, and summed as
+ * they stream (no temporary table, no sort); start_day bounds the range
+ * for that index, start_time keeps the exact one.  One end user: the index
+ * on (end_user, start_time).
+ */
 static enum tg_rc
 activity_query(struct tg_db *db, const struct tg_activity_query *q,
                const char *end_user, struct groups *g, struct tg_err *err)
 {
-	struct tg_db_param params[5];
+	struct tg_db_param params[7];
 	struct tg_db_result res;
-	char start_s[20], end_s[20];
+	char start_s[20], end_s[20], last_s[20];
 	size_t np = 0;
 	enum tg_rc rc;
 
 	if (q->has_start)
 		tg_time_sql(q->start, start_s);
-	if (q->has_end)
+	if (q->has_end) {
 		tg_time_sql(q->end, end_s);
-	if (end_user != NULL)
+		/* The end is exclusive and whole seconds: the last day is
+		 * that of the second before it. */
+		tg_time_sql(q->end - 1, last_s);
+	}
+	if (end_user != NULL) {
 		params[np++] = tg_db_str(end_user);
+	} else {
+		params[np++] =
+		        tg_db_strn(q->has_start ? start_s : NO_START, 10);
+		params[np++] = tg_db_strn(q->has_end ? last_s : NO_END, 10);
+	}
 	params[np++] = tg_db_str(q->has_start ? start_s : NO_START);
 	params[np++] = tg_db_str(q->has_end ? end_s : NO_END);
 	params[np++] = tg_db_str(q->model);
 	params[np++] = tg_db_str(q->model);
 #define ACTIVITY_SELECT                                                        \
-	"SELECT DATE_FORMAT(start_time, '%Y-%m-%d'), model, end_user,"         \
-	" SUM(spend), SUM(prompt_tokens), SUM(completion_tokens),"             \
-	" SUM(total_tokens), COUNT(*), SUM(status = 'success')"                \
-	" FROM spend_logs WHERE "
+	"SELECT CAST(start_day AS CHAR), end_user, model, SUM(spend),"         \
+	" SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"      \
+	" COUNT(*), SUM(status = 'success') FROM spend_logs WHERE "
 #define ACTIVITY_REST                                                          \
-	"start_time >= ? AND start_time < ?"                                   \
-	" AND (? IS NULL OR model = ?) GROUP BY 1, 2, 3"
+	"start_time >= ? AND start_time < ? AND (? IS NULL OR model = ?)"      \
+	" GROUP BY start_day, end_user, model ORDER BY start_day, end_user"
 	if (end_user != NULL)
 		rc = tg_db_exec(
 		        db, ACTIVITY_SELECT "end_user = ? AND " ACTIVITY_REST,
 		        params, np, &res, err);
 	else
-		rc = tg_db_exec(db, ACTIVITY_SELECT ACTIVITY_REST, params, np,
-		                &res, err);
+		rc = tg_db_exec(db,
+		                ACTIVITY_SELECT
+		                "start_day >= ? AND start_day <= ?"
+		                " AND " ACTIVITY_REST,
+		                params, np, &res, err);
 #undef ACTIVITY_SELECT
 #undef ACTIVITY_REST
 	if (rc != TG_OK)
 		return rc;
-	rc = groups_add(g, &res, err);
-	tg_db_result_free(&res);
-	return rc;
+	return groups_add(g, &res, err);
 }
 
 enum tg_rc
 tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
-                           struct json_object **out, struct tg_err *err)
+                           char **text, size_t *len, struct tg_err *err)
 {
-	struct groups g = {NULL, 0, 0};
-	struct json_object **models = NULL, **entities = NULL;
-	struct json_object *results, *meta, *o;
-	struct metrics *days = NULL, total;
-	char(*daynames)[11] = NULL;
+	struct groups g;
+	struct model_sums ms;
+	struct tg_json_text t;
+	struct day *days = NULL;
+	struct metrics total;
 	size_t ndays = 0, first, last;
 	int64_t total_pages;
 	enum tg_rc rc = TG_OK;
@@ -493,6 +666,10 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 	if (q->page < 1 || q->page_size < 1)
 		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "page",
 		                  "page is out of range");
+	memset(&g, 0, sizeof(g));
+	memset(&ms, 0, sizeof(ms));
+	memset(&total, 0, sizeof(total));
+	tg_json_text_init(&t, ACTIVITY_MAX_TEXT);
 	if (q->end_users == NULL)
 		rc = activity_query(db, q, NULL, &g, err);
 	for (size_t i = 0;
@@ -506,43 +683,25 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 	}
 	if (rc != TG_OK)
 		goto out;
+	groups_order(&g);
 
-	/* qsort's base may not be NULL, even for no element. */
-	if (g.n > 0)
-		qsort(g.v, g.n, sizeof(*g.v), by_day_model);
-	for (size_t i = 0; i < g.n; i++)
-		if (i == 0 || strcmp(g.v[i].day, g.v[i - 1].day) != 0)
+	/* The days, and the sums of each and of all (the metadata counts
+	 * every day matched, not only the page's). */
+	days = tg_xcalloc(g.n ? g.n : 1, sizeof(*days));
+	for (size_t i = 0; i < g.n; i++) {
+		if (i == 0 || strcmp(g.v[i].day, g.v[i - 1].day) != 0) {
+			days[ndays].first = i;
 			ndays++;
-	daynames = tg_xcalloc(ndays ? ndays : 1, sizeof(*daynames));
-	for (size_t i = 0, k = 0; i < g.n; i++)
-		if (i == 0 || strcmp(g.v[i].day, g.v[i - 1].day) != 0)
-			memcpy(daynames[k++], g.v[i].day, 11);
-	days = tg_xcalloc(ndays ? ndays : 1, sizeof(*days));
-	models = tg_xcalloc(ndays ? ndays : 1, sizeof(*models));
-	entities = tg_xcalloc(ndays ? ndays : 1, sizeof(*entities));
-	for (size_t k = 0; k < ndays; k++) {
-		models[k] = json_object_new_object();
-		entities[k] = json_object_new_object();
+		}
+		days[ndays - 1].n++;
+		if (!metrics_add(&days[ndays - 1].m, &g.v[i].m)) {
+			rc = overflow(err);
+			goto out;
+		}
 	}
-	if (!breakdown(&g, true, models, days)) {
-		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                "activity totals overflow");
-		goto out;
-	}
-	/* Day k is the same in both orders: the day is the first key. */
-	if (g.n > 0)
-		qsort(g.v, g.n, sizeof(*g.v), by_day_user);
-	if (!breakdown(&g, false, entities, NULL)) {
-		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                "activity totals overflow");
-		goto out;
-	}
-
-	memset(&total, 0, sizeof(total));
 	for (size_t k = 0; k < ndays; k++)
-		if (!metrics_add(&total, &days[k])) {
-			rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-			                "activity totals overflow");
+		if (!metrics_add(&total, &days[k].m)) {
+			rc = overflow(err);
 			goto out;
 		}
 	total_pages = (int64_t)((ndays + (size_t)q->page_size - 1) /
@@ -554,53 +713,53 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 	               ? first + (size_t)q->page_size
 	               : ndays;
 
-	results = json_object_new_array();
+	tg_json_text_begin_object(&t);
+	tg_json_text_key_literal(&t, "results");
+	tg_json_text_begin_array(&t);
 	for (size_t k = first; k < last; k++) {
-		struct json_object *day, *bd;
-		day = json_object_new_object();
-		json_object_object_add(day, "date",
-		                       json_object_new_string(daynames[k]));
-		json_object_object_add(day, "metrics", metrics_json(&days[k]));
-		bd = json_object_new_object();
-		json_object_object_add(bd, "models",
-		                       json_object_get(models[k]));
-		json_object_object_add(bd, "entities",
-		                       json_object_get(entities[k]));
-		json_object_object_add(day, "breakdown", bd);
-		json_object_array_add(results, day);
+		tg_json_text_begin_object(&t);
+		tg_json_text_key_literal(&t, "date");
+		tg_json_text_str(&t, g.v[days[k].first].day);
+		tg_json_text_key_literal(&t, "metrics");
+		metrics_text(&t, &days[k].m);
+		tg_json_text_key_literal(&t, "breakdown");
+		if (!breakdown_text(&t, &g, &days[k], &ms)) {
+			rc = overflow(err);
+			goto out;
+		}
+		tg_json_text_end_object(&t);
 	}
-	meta = json_object_new_object();
-	json_object_object_add(meta, "total_spend", tg_json_money(total.spend));
-	json_object_object_add(meta, "total_prompt_tokens",
-	                       json_object_new_int64(total.prompt));
-	json_object_object_add(meta, "total_completion_tokens",
-	                       json_object_new_int64(total.completion));
-	json_object_object_add(meta, "total_tokens",
-	                       json_object_new_int64(total.total));
-	json_object_object_add(meta, "total_api_requests",
-	                       json_object_new_int64(total.requests));
-	json_object_object_add(meta, "total_successful_requests",
-	                       json_object_new_int64(total.succeeded));
-	json_object_object_add(meta, "total_failed_requests",
-	                       json_object_new_int64(total.failed));
-	json_object_object_add(meta, "page", json_object_new_int64(q->page));
-	json_object_object_add(meta, "total_pages",
-	                       json_object_new_int64(total_pages));
-	json_object_object_add(meta, "has_more",
-	                       json_object_new_boolean(q->page < total_pages));
-	o = json_object_new_object();
-	json_object_object_add(o, "results", results);
-	json_object_object_add(o, "metadata", meta);
-	*out = o;
+	tg_json_text_end_array(&t);
+	tg_json_text_key_literal(&t, "metadata");
+	tg_json_text_begin_object(&t);
+	tg_json_text_key_literal(&t, "total_spend");
+	tg_json_text_money(&t, total.spend);
+	tg_json_text_key_literal(&t, "total_prompt_tokens");
+	tg_json_text_int(&t, total.prompt);
+	tg_json_text_key_literal(&t, "total_completion_tokens");
+	tg_json_text_int(&t, total.completion);
+	tg_json_text_key_literal(&t, "total_tokens");
+	tg_json_text_int(&t, total.total);
+	tg_json_text_key_literal(&t, "total_api_requests");
+	tg_json_text_int(&t, total.requests);
+	tg_json_text_key_literal(&t, "total_successful_requests");
+	tg_json_text_int(&t, total.succeeded);
+	tg_json_text_key_literal(&t, "total_failed_requests");
+	tg_json_text_int(&t, total.failed);
+	tg_json_text_key_literal(&t, "page");
+	tg_json_text_int(&t, q->page);
+	tg_json_text_key_literal(&t, "total_pages");
+	tg_json_text_int(&t, total_pages);
+	tg_json_text_key_literal(&t, "has_more");
+	tg_json_text_bool(&t, q->page < total_pages);
+	tg_json_text_end_object(&t);
+	tg_json_text_end_object(&t);
+	if (!tg_json_text_finish(&t, text, len))
+		rc = too_much(err);
 out:
-	for (size_t k = 0; k < ndays && models != NULL; k++) {
-		json_object_put(models[k]);
-		json_object_put(entities[k]);
-	}
-	free(models);
-	free(entities);
+	tg_json_text_free(&t);
+	model_sums_free(&ms);
 	free(days);
-	free(daynames);
 	groups_free(&g);
 	return rc;
 }

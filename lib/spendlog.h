@@ -69,14 +69,17 @@ struct tg_activity_query {
 };
 
 /*
- * LiteLLM's SpendAnalyticsPaginatedResponse over the ledger (new reference
- * in *out): one result per UTC day with activity, oldest first, each with
- * its metrics and their breakdown by model and by end user; metadata holds
- * the totals of every day matched and the paging (page_size days a page).
+ * LiteLLM's SpendAnalyticsPaginatedResponse over the ledger, as JSON text
+ * (*text malloc'd and NUL-terminated, free() it; *len its length; both
+ * written on success only): one result per UTC day with activity, oldest
+ * first, each with its metrics and their breakdown by model and by end user
+ * (keys sorted as strcmp() orders them); metadata holds the totals of every
+ * day matched and the paging (page_size days a page).  TG_ERR_UNPROCESSABLE
+ * when the range holds too much to answer at once (param start_date).
  */
 enum tg_rc tg_spendlog_daily_activity(struct tg_db *db,
                                       const struct tg_activity_query *q,
-                                      struct json_object **out,
+                                      char **text, size_t *len,
                                       struct tg_err *err);
 
 #endif

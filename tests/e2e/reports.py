@@ -145,13 +145,17 @@ def env_rows(env):
 
 
 def sums(env, where):
-    """The ledger's own sums per (day, model, end_user) under where."""
+    """The ledger's own sums per (day, model, end_user) under where; a NULL
+    model is reported under the name ""."""
     out = {}
     for day, model, user, spend, pt, ct, tt, n, ok in env.sql(
             "SELECT DATE(start_time), model, end_user, SUM(spend), SUM(prompt_tokens),"
             " SUM(completion_tokens), SUM(total_tokens), COUNT(*), SUM(status = 'success')"
             " FROM spend_logs WHERE %s GROUP BY 1, 2, 3" % where):
-        out[(day, model, user)] = (dec(spend), int(pt), int(ct), int(tt), int(n), int(ok))
+        key = (day, model if model is not None else "", user)
+        v = (dec(spend), int(pt), int(ct), int(tt), int(n), int(ok))
+        old = out.get(key, (Decimal(0), 0, 0, 0, 0, 0))
+        out[key] = tuple(a + b for a, b in zip(old, v))
     return out
 
 
@@ -261,6 +265,74 @@ def daily_activity(t, env, rows):
                         what="activity %r" % (params,))
 
 
+ODD_DAY = "2026-03-10"
+ODD_USERS = ['rep-"q"', "rep-back\\slash", "rep-\u00e9t\u00e9", "rep-tab\there", "rep-ctl\x01",
+             "rep-\u65e5\u672c"]
+ODD_MODELS = ['we"ird\\model', "m\u00f6del-\u00fc", None, "ctl\x1fmodel", "fake-gpt", "a/b"]
+
+
+def odd_names(t, env):
+    """Names that JSON must escape or that are not ASCII, a NULL model, and
+    exact bounds inside a day: the report's text keeps every name, in strcmp
+    order, and its sums stay the ledger's."""
+    rnd = random.Random(11)
+    values = []
+    for n in range(40):
+        # Every name, and most pairs of them.
+        user = ODD_USERS[n % len(ODD_USERS)]
+        model = ODD_MODELS[(n // 3) % len(ODD_MODELS)]
+        pt, ct = rnd.randint(1, 500), rnd.randint(0, 300)
+        start = "%s %02d:%02d:00.%06d" % (ODD_DAY, rnd.randint(0, 23), rnd.randint(0, 59), n)
+        values.append("(%s, %s, %s, 'fake-id', 'hash', 'completion', %s, %s, %d, %d, %d, %s, %s,"
+                      " 5, 'http://up', NULL)" % (
+                          sql_quote("rep-odd-%03d" % n), sql_quote(user),
+                          "NULL" if model is None else sql_quote(model),
+                          sql_quote("success" if n % 5 else "failure"),
+                          str(Decimal(rnd.randint(0, 10 ** 6)) / Decimal(10 ** 10)),
+                          pt, ct, pt + ct, sql_quote(start), sql_quote(start)))
+    env.sql("INSERT INTO spend_logs (request_id, end_user, model, model_id, api_key, call_type,"
+            " status, spend, prompt_tokens, completion_tokens, total_tokens, start_time,"
+            " end_time, request_duration_ms, api_base, metadata) VALUES " + ",".join(values))
+
+    day_where = "start_time >= '%s' AND start_time < '%s' + INTERVAL 1 DAY" % (ODD_DAY, ODD_DAY)
+    check_activity(t, env, "activity, odd names", {"start_date": ODD_DAY, "end_date": ODD_DAY},
+                   day_where)
+    r = env.request("GET", q("/customer/daily/activity", start_date=ODD_DAY, end_date=ODD_DAY))
+    pairs = {}
+    try:
+        # Keys in the order of the text, and a strict parse: a raw control
+        # character in a string would be refused.
+        doc = json.loads(r.text, object_pairs_hook=lambda kv: kv, parse_float=Decimal)
+        day = dict(dict(doc)["results"][0])
+        bd = dict(day["breakdown"])
+        pairs = {"models": [k for k, _ in bd["models"]], "entities": [k for k, _ in bd["entities"]]}
+    except (ValueError, KeyError, IndexError, TypeError) as e:
+        t.fail("activity, odd names: the answer parses", str(e), r.text[:300])
+    groups = sums(env, day_where)
+    want_models = sorted(set(k[1] for k in groups), key=lambda x: x.encode())
+    want_users = sorted(set(k[2] for k in groups), key=lambda x: x.encode())
+    t.is_eq(pairs.get("models"), want_models,
+            "activity, odd names: every model once, in byte order (NULL as \"\")")
+    t.is_eq(pairs.get("entities"), want_users,
+            "activity, odd names: every end user once, in byte order")
+    t.ok(b'"rep-ctl\\u0001"' in r.body and b'"rep-\\"q\\""' in r.body and
+         b'"rep-tab\\there"' in r.body and b'"ctl\\u001fmodel"' in r.body and
+         '"rep-\u00e9t\u00e9"'.encode() in r.body and b'"a/b"' in r.body,
+         "activity, odd names: control characters as \\u00xx, quotes and backslashes"
+         " escaped, '/' and UTF-8 as they are")
+
+    # Bounds inside days: the days touched, only the rows within.
+    check_activity(t, env, "activity, times within days",
+                   {"start_date": DAYS[1] + "T12:00:00Z", "end_date": DAYS[3] + "T06:30:00Z"},
+                   "start_time >= '%s 12:00:00' AND start_time < '%s 06:30:01'"
+                   % (DAYS[1], DAYS[3]))
+    check_activity(t, env, "activity, a model of everyone", {"model": "fake-gpt"},
+                   "model = 'fake-gpt'")
+    check_activity(t, env, "activity, one model named with a '/', one day",
+                   {"start_date": ODD_DAY, "end_date": ODD_DAY, "model": "a/b"},
+                   day_where + " AND model = 'a/b'")
+
+
 def main(t, env):
     cfg = env.write_config("main", env.config())
     env.start_lighttpd(cfg, max_procs=2)
@@ -269,6 +341,7 @@ def main(t, env):
         t.is_eq(r.status, 200, "a real chat for %s" % user)
     rows = seed_ledger(env)
     spend_logs(t, env, rows)
+    odd_names(t, env)
     daily_activity(t, env, rows)
 
 
