@@ -7,7 +7,7 @@
 
 #define CHAT_ROUTE(path)                                                       \
 	{                                                                      \
-		path, "POST", true, TG_BODY_LLM, tg_chat_fields,               \
+		path, "POST", TG_AUTH_MASTER, TG_BODY_LLM, tg_chat_fields,     \
 		        TG_CHAT_NFIELDS, tg_chat_handle                        \
 	}
 

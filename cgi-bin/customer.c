@@ -407,10 +407,10 @@ handle_activity(struct tg_req *req, struct tg_err *err)
 }
 
 #define ROUTES(path, method, body, fields, handler)                            \
-	{"/customer/" path, method, true, body, fields,                        \
+	{"/customer/" path, method, TG_AUTH_MASTER, body, fields,              \
 	 NFIELDS(fields),   handler},                                          \
 	{                                                                      \
-		"/end_user/" path, method, true, body, fields,                 \
+		"/end_user/" path, method, TG_AUTH_MASTER, body, fields,       \
 		        NFIELDS(fields), handler                               \
 	}
 
@@ -424,7 +424,7 @@ static const struct tg_route routes[] = {
         ROUTES("list", "GET", TG_BODY_NONE, list_fields, handle_list),
         ROUTES("daily/activity", "GET", TG_BODY_NONE, activity_fields,
                handle_activity),
-        {"/spend/logs", "GET", true, TG_BODY_NONE, logs_fields,
+        {"/spend/logs", "GET", TG_AUTH_MASTER, TG_BODY_NONE, logs_fields,
          NFIELDS(logs_fields), handle_logs},
 };
 

@@ -48,7 +48,7 @@ handle(struct tg_req *req, struct tg_err *err)
 
 #define ROUTE(path)                                                            \
 	{                                                                      \
-		path, "GET", true, TG_BODY_NONE, NULL, 0, handle               \
+		path, "GET", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0, handle     \
 	}
 
 static const struct tg_route routes[] = {

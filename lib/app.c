@@ -586,7 +586,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	}
 	req->route = route;
 
-	if (route->auth) {
+	if (route->auth != TG_AUTH_NONE) {
 		app_load_config();
 		if (app_config == NULL)
 			return tg_err_set(err, TG_ERR_CONFIG, NULL,

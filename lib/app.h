@@ -30,12 +30,22 @@ enum tg_body {
 	TG_BODY_LLM,  /* a JSON object, LLM size cap */
 };
 
+/*
+ * Who may call a route: the principals it admits, as bits.  A request with
+ * a key that authenticates but is not admitted gets 403 permission_error;
+ * a missing or invalid key 401 (SPEC 1).
+ */
+enum tg_auth {
+	TG_AUTH_NONE = 0,        /* no key needed (health) */
+	TG_AUTH_MASTER = 1u << 0 /* the master key of the config */
+};
+
 struct tg_req;
 
 struct tg_route {
 	const char *path;   /* exact, e.g. "/customer/new" */
 	const char *method; /* "GET" or "POST" */
-	bool auth;          /* master key required */
+	unsigned auth;      /* enum tg_auth bits; TG_AUTH_NONE: open */
 	enum tg_body body;
 	const struct tg_field *fields;
 	size_t nfields;

@@ -22,7 +22,7 @@ static const struct tg_field fields[] = {
 };
 
 static const struct tg_route routes[] = {
-        {"/t", "POST", true, TG_BODY_MGMT, fields, 2, NULL},
+        {"/t", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, fields, 2, NULL},
 };
 
 static const struct tg_program program = {"test-app", routes, 1};
