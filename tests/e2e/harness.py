@@ -70,7 +70,7 @@ LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
 DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
-PROGRAMS = ("chat_completions", "customer", "budget", "health", "models")
+PROGRAMS = ("chat_completions", "customer", "budget", "health", "models", "key")
 MASTER_KEY = "sk-1234"
 UPSTREAM_KEY = "sk-fake-upstream"
 
