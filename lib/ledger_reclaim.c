@@ -30,16 +30,40 @@ struct reclaim_arg {
 	int reclaimed;
 };
 
+/* An account of an expired hold, as the reclaim's charge finds it. */
+struct reclaimed {
+	enum tg_account_kind kind;
+	const char *id;
+	bool has_next;       /* its budget has a period ... */
+	char next_s[20];     /* ... that would end here if one began now */
+	char now_s[20];      /* the server's clock */
+	char period_end[32]; /* the end of the period the charge lands in
+	                        ("" for none) */
+	char key_alias[256]; /* a key's, for its events ("" for none) */
+};
+
+#define PERIOD_SQL(table, id, alias)                                           \
+	"SELECT DATE_FORMAT(a.spend_reset_at, '%Y-%m-%d %T'),"                 \
+	" b.budget_duration, (a.spend_reset_at IS NULL OR"                     \
+	" a.spend_reset_at <= UTC_TIMESTAMP()),"                               \
+	" DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T'), " alias " FROM " table  \
+	" a LEFT JOIN budgets b"                                               \
+	" ON b.budget_id = COALESCE(a.budget_id, ?)"                           \
+	" WHERE a." id " = ? FOR UPDATE"
+
+static const char *const period_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = PERIOD_SQL("customers", "user_id", "NULL"),
+        [TG_ACCOUNT_KEY] = PERIOD_SQL("api_keys", "token", "a.key_alias"),
+};
+
 /*
- * The customer's period as the reclaim's charge finds it: *has_next and
- * next_s when its budget has one, now_s (the server's clock), and
- * period_end, the end of the period the charge lands in ("" for none).
- * The row is locked until the transaction ends.
+ * The account's period (and the server's clock): p->has_next and next_s
+ * when its budget has one, and period_end.  The row is locked until the
+ * transaction ends.
  */
 static enum tg_rc
-reclaim_period(struct tg_db *db, const struct reclaim_arg *a, const char *uid,
-               bool *has_next, char next_s[20], char now_s[20],
-               char period_end[32], struct tg_err *err)
+reclaim_period(struct tg_db *db, const struct reclaim_arg *a,
+               struct reclaimed *p, struct tg_err *err)
 {
 	struct tg_db_param params[2];
 	struct tg_db_result res;
@@ -47,37 +71,65 @@ reclaim_period(struct tg_db *db, const struct reclaim_arg *a, const char *uid,
 	time_t now;
 	enum tg_rc rc;
 
-	*has_next = false;
-	period_end[0] = '\0';
-	params[0] = tg_db_str(a->default_budget_id);
-	params[1] = tg_db_str(uid);
-	rc = tg_db_exec(db,
-	                "SELECT DATE_FORMAT(c.spend_reset_at, '%Y-%m-%d %T'),"
-	                " b.budget_duration, (c.spend_reset_at IS NULL OR"
-	                " c.spend_reset_at <= UTC_TIMESTAMP()),"
-	                " DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T')"
-	                " FROM customers c LEFT JOIN budgets b"
-	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
-	                " WHERE c.user_id = ? FOR UPDATE",
-	                params, 2, &res, err);
+	p->has_next = false;
+	p->period_end[0] = p->key_alias[0] = '\0';
+	params[0] = tg_db_str(
+	        p->kind == TG_ACCOUNT_CUSTOMER ? a->default_budget_id : NULL);
+	params[1] = tg_db_str(p->id);
+	rc = tg_db_exec(db, period_sql[p->kind], params, 2, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 3) != NULL &&
 	    tg_time_parse_sql(tg_db_cell(&res, 0, 3), &now)) {
-		tg_strlcpy(now_s, 20, tg_db_cell(&res, 0, 3));
+		tg_strlcpy(p->now_s, sizeof(p->now_s), tg_db_cell(&res, 0, 3));
 		if (tg_db_cell(&res, 0, 1) != NULL &&
 		    tg_period_parse(tg_db_cell(&res, 0, 1), &period)) {
-			tg_time_sql(tg_period_next(&period, now), next_s);
-			*has_next = true;
+			tg_time_sql(tg_period_next(&period, now), p->next_s);
+			p->has_next = true;
 		}
-		if (*has_next && tg_db_cell(&res, 0, 2) != NULL &&
+		if (p->has_next && tg_db_cell(&res, 0, 2) != NULL &&
 		    strcmp(tg_db_cell(&res, 0, 2), "1") == 0)
-			tg_strlcpy(period_end, 32, next_s); /* a new period */
+			tg_strlcpy(p->period_end, sizeof(p->period_end),
+			           p->next_s); /* a new period */
 		else if (tg_db_cell(&res, 0, 0) != NULL)
-			tg_strlcpy(period_end, 32, tg_db_cell(&res, 0, 0));
+			tg_strlcpy(p->period_end, sizeof(p->period_end),
+			           tg_db_cell(&res, 0, 0));
+		if (tg_db_cell(&res, 0, 4) != NULL)
+			tg_strlcpy(p->key_alias, sizeof(p->key_alias),
+			           tg_db_cell(&res, 0, 4));
 	}
 	tg_db_result_free(&res);
 	return TG_OK;
+}
+
+/* The unsettled row's metadata (caller frees): why, and which period of
+ * each account the charge went into, so that a settlement replacing the
+ * row later corrects only those. */
+static char *
+reclaim_metadata(const char *expired_s, const struct reclaimed *p, size_t n)
+{
+	struct json_object *m = json_object_new_object();
+	char reason[160];
+	char *meta;
+
+	snprintf(reason, sizeof(reason),
+	         "the request's process ended before it was settled (hold "
+	         "expired %.40s UTC); charged the hold, an upper bound of its "
+	         "cost",
+	         expired_s != NULL ? expired_s : "");
+	json_object_object_add(m, "reason", json_object_new_string(reason));
+	for (size_t i = 0; i < n; i++)
+		json_object_object_add(
+		        m,
+		        p[i].kind == TG_ACCOUNT_KEY ? "key_period_end"
+		                                    : "period_end",
+		        p[i].period_end[0]
+		                ? json_object_new_string(p[i].period_end)
+		                : NULL);
+	meta = tg_xstrdup(
+	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+	json_object_put(m);
+	return meta;
 }
 
 /* Charge one expired hold (its reservations row is locked by us). */
@@ -89,16 +141,17 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	const char *rid = tg_db_cell(holds, i, 0);
 	const char *uid = tg_db_cell(holds, i, 1);
 	const char *amount_s = tg_db_cell(holds, i, 2);
+	const char *api_key = tg_db_cell(holds, i, 4);
 	const char *start_s = tg_db_cell(holds, i, 5);
 	const char *expired_s = tg_db_cell(holds, i, 6);
+	const char *key_token = tg_db_cell(holds, i, 7);
 	struct tg_db_param params[8];
-	struct tg_db_result res;
-	struct json_object *m;
-	char next_s[20] = "", now_s[20] = "", period_end[32];
-	char reason[160];
+	struct reclaimed p[2];
+	size_t n = 0;
+	uint64_t deleted = 0;
 	char *meta;
 	tg_money amount;
-	bool charged = true, has_next;
+	bool charged = true;
 	enum tg_rc rc;
 
 	*done = false;
@@ -107,67 +160,62 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "malformed reservation row");
 	params[0] = tg_db_str(rid);
-	rc = tg_db_exec(db, "DELETE FROM reservations WHERE request_id = ?",
-	                params, 1, &res, err);
-	if (rc != TG_OK)
+	rc = tg_db_run(db, "DELETE FROM reservations WHERE request_id = ?",
+	               params, 1, &deleted, err);
+	if (rc != TG_OK || deleted == 0)
 		return rc;
-	if (res.affected == 0) {
-		tg_db_result_free(&res);
-		return TG_OK;
+	/* Both accounts the hold was taken from: customer, then key. */
+	memset(p, 0, sizeof(p));
+	p[n].kind = TG_ACCOUNT_CUSTOMER;
+	p[n++].id = uid;
+	if (key_token != NULL) {
+		p[n].kind = TG_ACCOUNT_KEY;
+		p[n++].id = key_token;
 	}
-	tg_db_result_free(&res);
-	rc = reclaim_period(db, a, uid, &has_next, next_s, now_s, period_end,
-	                    err);
-	if (rc != TG_OK)
-		return rc;
+	for (size_t k = 0; k < n; k++)
+		if ((rc = reclaim_period(db, a, &p[k], err)) != TG_OK)
+			return rc;
 
-	/* period_end: which period's spend the charge went into, so that a
-	 * settlement replacing this row later corrects only that one. */
-	snprintf(reason, sizeof(reason),
-	         "the request's process ended before it was settled (hold "
-	         "expired %.40s UTC); charged the hold, an upper bound of its "
-	         "cost",
-	         expired_s != NULL ? expired_s : "");
-	m = json_object_new_object();
-	json_object_object_add(m, "reason", json_object_new_string(reason));
-	json_object_object_add(
-	        m, "period_end",
-	        period_end[0] ? json_object_new_string(period_end) : NULL);
-	meta = tg_xstrdup(
-	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
-	json_object_put(m);
+	meta = reclaim_metadata(expired_s, p, n);
 	params[0] = tg_db_str(rid);
 	params[1] = tg_db_str(uid);
 	params[2] = tg_db_str(tg_db_cell(holds, i, 3));
-	params[3] = tg_db_str(tg_db_cell(holds, i, 4));
+	params[3] = tg_db_str(api_key);
 	params[4] = tg_db_money(amount);
 	params[5] = tg_db_str(start_s);
 	params[6] = tg_db_str(meta);
-	rc = tg_db_exec(db,
-	                "INSERT INTO spend_logs (request_id, end_user, model,"
-	                " api_key, call_type, status, spend, start_time,"
-	                " end_time, request_duration_ms, metadata) VALUES"
-	                " (?, ?, ?, ?, 'acompletion', 'unsettled',"
-	                " CAST(? AS DECIMAL(20,10)),"
-	                " COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6), 0,"
-	                " ?)",
-	                params, 7, &res, err);
+	rc = tg_db_run(db,
+	               "INSERT INTO spend_logs (request_id, end_user, model,"
+	               " api_key, call_type, status, spend, start_time,"
+	               " end_time, request_duration_ms, metadata) VALUES"
+	               " (?, ?, ?, ?, 'acompletion', 'unsettled',"
+	               " CAST(? AS DECIMAL(20,10)),"
+	               " COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6), 0,"
+	               " ?)",
+	               params, 7, NULL, err);
 	free(meta);
-	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
+	if (rc == TG_ERR_CONFLICT) {
 		/* Settled after all (the hold outlived its row): release. */
 		charged = false;
 		rc = TG_OK;
-	} else if (rc == TG_OK) {
-		tg_db_result_free(&res);
 	}
-	if (rc != TG_OK)
-		return rc;
 	/* As a settlement would: a due reset first, then the charge. */
-	rc = tg_ledger_charge_account(db, uid, has_next ? next_s : NULL, now_s,
-	                              charged ? amount : 0, amount, err);
-	if (rc == TG_OK && charged)
-		rc = tg_events_charged(db, a->alerts, uid, a->default_budget_id,
-		                       false, 0, NULL, err);
+	for (size_t k = 0; k < n && rc == TG_OK; k++) {
+		const char *alias = n > 1 && p[1].key_alias[0] != '\0'
+		                            ? p[1].key_alias
+		                            : NULL;
+		struct tg_event_account ev = {p[k].kind, p[k].id,
+		                              a->default_budget_id, api_key,
+		                              alias};
+
+		rc = tg_ledger_charge_account(
+		        db, p[k].kind, p[k].id,
+		        p[k].has_next ? p[k].next_s : NULL, p[k].now_s,
+		        charged ? amount : 0, amount, err);
+		if (rc == TG_OK && charged)
+			rc = tg_events_charged(db, a->alerts, &ev, false, 0,
+			                       err);
+	}
 	if (rc != TG_OK)
 		return rc;
 	*done = true;
@@ -187,22 +235,24 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	if (a->user_id != NULL) {
 		params[0] = tg_db_str(a->user_id);
 		params[1] = tg_db_int(a->limit);
-		rc = tg_db_exec(db,
-		                "SELECT request_id, user_id, amount, model,"
-		                " api_key, start_time, expires_at FROM"
-		                " reservations WHERE user_id = ? AND expires_at"
-		                " <= UTC_TIMESTAMP(6) ORDER BY expires_at"
-		                " LIMIT ? FOR UPDATE SKIP LOCKED",
-		                params, 2, &holds, err);
+		rc = tg_db_exec(
+		        db,
+		        "SELECT request_id, user_id, amount, model,"
+		        " api_key, start_time, expires_at, key_token FROM"
+		        " reservations WHERE user_id = ? AND expires_at"
+		        " <= UTC_TIMESTAMP(6) ORDER BY expires_at"
+		        " LIMIT ? FOR UPDATE SKIP LOCKED",
+		        params, 2, &holds, err);
 	} else {
 		params[0] = tg_db_int(a->limit);
-		rc = tg_db_exec(db,
-		                "SELECT request_id, user_id, amount, model,"
-		                " api_key, start_time, expires_at FROM"
-		                " reservations WHERE expires_at <="
-		                " UTC_TIMESTAMP(6) ORDER BY expires_at"
-		                " LIMIT ? FOR UPDATE SKIP LOCKED",
-		                params, 1, &holds, err);
+		rc = tg_db_exec(
+		        db,
+		        "SELECT request_id, user_id, amount, model,"
+		        " api_key, start_time, expires_at, key_token FROM"
+		        " reservations WHERE expires_at <="
+		        " UTC_TIMESTAMP(6) ORDER BY expires_at"
+		        " LIMIT ? FOR UPDATE SKIP LOCKED",
+		        params, 1, &holds, err);
 	}
 	if (rc != TG_OK)
 		return rc;
