@@ -420,7 +420,10 @@ hold_seconds(const struct chat *c)
 
 /*
  * Step 7: rpm, tpm and parallel requests (SPEC 5) of the customer and of
- * the virtual key (SPEC 13): both must admit.
+ * the virtual key (SPEC 13): both must admit.  A refusal says when to
+ * retry; when that is further off than an SDK's own backoff it also says
+ * not to retry on its own (TG_RATELIMIT_RETRY_INLINE_S): an OpenAI SDK
+ * would otherwise hold the caller's call for up to a minute per retry.
  */
 static enum tg_rc
 rate_limit(struct chat *c, struct tg_err *err)
@@ -448,6 +451,8 @@ rate_limit(struct chat *c, struct tg_err *err)
 		snprintf(retry_after, sizeof(retry_after), "%ld",
 		         c->limits.retry_after);
 		tg_req_add_header(c->req, "retry-after", retry_after);
+		if (c->limits.retry_after > TG_RATELIMIT_RETRY_INLINE_S)
+			tg_req_add_header(c->req, "x-should-retry", "false");
 		memset(&c->limits, 0, sizeof(c->limits));
 	}
 	return rc;

@@ -32,6 +32,14 @@ struct tg_ratelimit_account {
 /* The most accounts one call is limited by: its customer and its key. */
 #define TG_RATELIMIT_ACCOUNTS 2
 
+/*
+ * A refusal for a minute window whose reset is further off than this gets
+ * "x-should-retry: false": the OpenAI SDKs honour a retry-after of up to a
+ * minute, and would hold the caller's call that long; up to here (their
+ * own longest backoff, 8 s) an automatic retry is what they do anyway.
+ */
+#define TG_RATELIMIT_RETRY_INLINE_S 8
+
 /* What an admission recorded, for tg_ratelimit_release(). */
 struct tg_ratelimit_hold {
 	bool active; /* an account has limits: release has work */
