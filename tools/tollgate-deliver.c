@@ -15,8 +15,8 @@
  * $sysconfdir/tollgate/config.yaml; it must name alerting targets (with
  * WEBHOOK_URL / SLACK_WEBHOOK_URL in the environment, as the programs get
  * them); without any there is nothing to deliver and it exits at once
- * with status 0.  --requeue-dead makes events given up as dead pending again, due
- * now, and then delivers as usual.  SIGTERM or SIGINT ends the loop after
+ * with status 0.  --requeue-dead makes events given up as dead pending again,
+ * due now, and then delivers as usual.  SIGTERM or SIGINT ends the loop after
  * the attempt in flight.  Exit status: 0, or 1 when the config or the
  * database failed, 2 for a bad command line.
  */
