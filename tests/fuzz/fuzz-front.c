@@ -21,7 +21,8 @@
  *  - a request that passes has every required field, every given field
  *    well-formed for its kind (ids are valid ids, money and counts >= 0,
  *    ...), a JSON object body within the cap, and was authenticated with
- *    the master key when the route needs one;
+ *    the master key when the route needs a key (no database is configured,
+ *    so no other key can pass as a virtual key);
  *  - a request that fails is a client error (never 500: the config is
  *    good), a 422 names one of the route's fields, and its envelope is
  *    valid UTF-8 JSON that reads back with the same message, type and code.
