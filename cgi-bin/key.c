@@ -182,7 +182,8 @@ handle_info(struct tg_req *req, struct tg_err *err)
 	return TG_OK;
 }
 
-/* /key/update: key (key or token) + the fields of /key/generate but key. */
+/* /key/update: key (key or token) + the fields of /key/generate but key;
+ * null clears (models null: every model again). */
 static const struct tg_field update_fields[] = {
         {"key", TG_FIELD_STRING, TG_FIELD_REQUIRED},
         {"key_alias", TG_FIELD_ID, 0},
@@ -197,6 +198,7 @@ static enum tg_rc
 handle_update(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_key_update in;
+	struct json_object *all_models = NULL;
 	struct tg_key k;
 	struct tg_db *db;
 	const struct tg_value *meta = tg_req_field(req, F_METADATA);
@@ -211,15 +213,17 @@ handle_update(struct tg_req *req, struct tg_err *err)
 		in.models = tg_req_field(req, F_MODELS)->json;
 		if ((rc = tg_key_check_models(in.models, err)) != TG_OK)
 			return rc;
+	} else if (tg_req_field(req, F_MODELS)->null) {
+		in.models = all_models = json_object_new_array(); /* [] */
 	}
 	in.metadata.set = meta->given || meta->null;
 	in.metadata.v = object_text(req, F_METADATA);
 	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
 	in.blocked = tg_req_field(req, F_BLOCKED)->num != 0;
 	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in.budget);
-	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
-		return rc;
-	rc = tg_key_update(db, &in, "master_key", &k, err);
+	if ((rc = tg_req_db(req, &db, err)) == TG_OK)
+		rc = tg_key_update(db, &in, "master_key", &k, err);
+	json_object_put(all_models);
 	return respond_key(req, rc, &k);
 }
 

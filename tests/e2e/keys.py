@@ -215,6 +215,17 @@ def generate_and_use(t, env, srv):
     want += cost(3, 4)
     t.is_eq((key_row(env, token) or {}).get("spend"), want, "streamed: the key is charged")
     t.is_eq((env.customer_row(user) or {}).get("spend"), want, "streamed: the customer too")
+    # An upstream failure: nothing charged, the hold released from both.
+    r = env.chat(user=user, key=key, server=srv, fake={"status": 500})
+    t.is_eq(r.status, 500, "an upstream failure with the key is relayed")
+    t.is_eq(((key_row(env, token) or {}).get("spend"), (key_row(env, token) or {}).get("reserved"),
+             (env.customer_row(user) or {}).get("spend"),
+             (env.customer_row(user) or {}).get("reserved")),
+            (want, Decimal(0), want, Decimal(0)),
+            "failure: neither account charged, both holds released")
+    row = env.ledger_row(r.header("x-litellm-call-id") or "")
+    t.is_eq(row and (row["status"], row["spend"], row["api_key"]), ("failure", Decimal(0), token),
+            "failure: a failure row of 0 naming the key")
     # Without a customer: the key alone.
     r = env.chat(key=key, server=srv, fake={"usage": {"prompt_tokens": 1, "completion_tokens": 1}})
     t.is_eq(r.status, 200, "a call with the key and no customer")
@@ -228,12 +239,12 @@ def generate_and_use(t, env, srv):
             sorted(x[0] for x in env.sql("SELECT request_id FROM spend_logs WHERE api_key = %s"
                                          % H.sql_quote(token))),
             "spend/logs?api_key=<token>: the key's rows")
-    t.is_eq(len(logs.json or []), 3, "spend/logs?api_key: three rows")
+    t.is_eq(len(logs.json or []), 4, "spend/logs?api_key: four rows")
     t.is_eq(env.request("GET", "/spend/logs?api_key=" + key, server=srv).json, logs.json,
             "spend/logs?api_key=<key>: the same rows")
     both = env.request("GET", "/spend/logs?" + urllib.parse.urlencode(
         {"api_key": token, "end_user": user}), server=srv)
-    t.is_eq(len(both.json or []), 2, "spend/logs?api_key&end_user: both filters")
+    t.is_eq(len(both.json or []), 3, "spend/logs?api_key&end_user: both filters")
     none = env.request("GET", "/spend/logs?api_key=" + sha("other"), server=srv)
     t.is_eq(none.json, [], "spend/logs?api_key of another key: nothing")
     return key, token
@@ -272,6 +283,9 @@ def management(t, env, srv, key, token):
     t.is_eq((r.status, u.get("key_alias"), dec(u.get("max_budget")), u.get("tpm_limit"),
              u.get("models")), (200, None, Decimal(2), None, []),
             "key/update: null clears, others stay")
+    r = env.request("POST", "/key/update", server=srv, body={"key": token, "models": ["x"]})
+    r = env.request("POST", "/key/update", server=srv, body={"key": token, "models": None})
+    t.is_eq((r.status, (r.json or {}).get("models")), (200, []), "key/update models null: all")
     r = env.request("POST", "/key/update", server=srv, body={"key": sha("nobody"), "rpm_limit": 1})
     env.check_error(r, 404, "not_found", what="key/update of an unknown key")
     r = env.request("POST", "/key/update", server=srv, body={"key": other_token,
