@@ -1,4 +1,4 @@
--- tollgate schema, version 5: virtual keys (SPEC 13).
+-- tollgate schema, version 6: virtual keys (SPEC 13).
 --
 -- Applications call with keys of their own instead of the master key.  A
 -- key is an account like a customer: spend (current period), reserved
