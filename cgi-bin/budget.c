@@ -141,14 +141,15 @@ handle_delete(struct tg_req *req, struct tg_err *err)
 }
 
 static const struct tg_route routes[] = {
-        {"/budget/new", "POST", true, TG_BODY_MGMT, new_fields,
+        {"/budget/new", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, new_fields,
          NFIELDS(new_fields), handle_new},
-        {"/budget/update", "POST", true, TG_BODY_MGMT, update_fields,
+        {"/budget/update", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, update_fields,
          NFIELDS(update_fields), handle_update},
-        {"/budget/info", "POST", true, TG_BODY_MGMT, info_fields,
+        {"/budget/info", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, info_fields,
          NFIELDS(info_fields), handle_info},
-        {"/budget/list", "GET", true, TG_BODY_NONE, NULL, 0, handle_list},
-        {"/budget/delete", "POST", true, TG_BODY_MGMT, delete_fields,
+        {"/budget/list", "GET", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0,
+         handle_list},
+        {"/budget/delete", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, delete_fields,
          NFIELDS(delete_fields), handle_delete},
 };
 

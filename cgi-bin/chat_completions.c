@@ -7,8 +7,8 @@
 
 #define CHAT_ROUTE(path)                                                       \
 	{                                                                      \
-		path, "POST", true, TG_BODY_LLM, tg_chat_fields,               \
-		        TG_CHAT_NFIELDS, tg_chat_handle                        \
+		path, "POST", TG_AUTH_MASTER | TG_AUTH_KEY, TG_BODY_LLM,       \
+		        tg_chat_fields, TG_CHAT_NFIELDS, tg_chat_handle        \
 	}
 
 static const struct tg_route routes[] = {

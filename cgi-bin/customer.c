@@ -17,6 +17,7 @@
 
 #include "app.h"
 #include "customer.h"
+#include "key.h"
 #include "spendlog.h"
 #include "util.h"
 
@@ -326,6 +327,7 @@ static const struct tg_field logs_fields[] = {
         {"end_user", TG_FIELD_ID, 0},     {"start_date", TG_FIELD_STRING, 0},
         {"end_date", TG_FIELD_STRING, 0}, {"request_id", TG_FIELD_ID, 0},
         {"page", TG_FIELD_COUNT, 0},      {"page_size", TG_FIELD_COUNT, 0},
+        {"api_key", TG_FIELD_STRING, 0},
 };
 
 static enum tg_rc
@@ -334,11 +336,20 @@ handle_logs(struct tg_req *req, struct tg_err *err)
 	struct tg_spendlog_query q;
 	struct json_object *arr;
 	struct tg_db *db;
+	char token[65];
 	enum tg_rc rc;
 
 	memset(&q, 0, sizeof(q));
 	q.end_user = str(req, 0);
 	q.request_id = str(req, 3);
+	/* A key ("sk-...") or its token: the ledger holds tokens. */
+	if (str(req, 6) != NULL) {
+		if (!tg_key_token_of(str(req, 6), token)) {
+			tg_req_respond_json(req, 200, json_object_new_array());
+			return TG_OK;
+		}
+		q.api_key = token;
+	}
 	if ((rc = bound(req, 1, "start_date", false, &q.has_start, &q.start,
 	                err)) != TG_OK ||
 	    (rc = bound(req, 2, "end_date", true, &q.has_end, &q.end, err)) !=
@@ -409,10 +420,10 @@ handle_activity(struct tg_req *req, struct tg_err *err)
 }
 
 #define ROUTES(path, method, body, fields, handler)                            \
-	{"/customer/" path, method, true, body, fields,                        \
+	{"/customer/" path, method, TG_AUTH_MASTER, body, fields,              \
 	 NFIELDS(fields),   handler},                                          \
 	{                                                                      \
-		"/end_user/" path, method, true, body, fields,                 \
+		"/end_user/" path, method, TG_AUTH_MASTER, body, fields,       \
 		        NFIELDS(fields), handler                               \
 	}
 
@@ -426,7 +437,7 @@ static const struct tg_route routes[] = {
         ROUTES("list", "GET", TG_BODY_NONE, list_fields, handle_list),
         ROUTES("daily/activity", "GET", TG_BODY_NONE, activity_fields,
                handle_activity),
-        {"/spend/logs", "GET", true, TG_BODY_NONE, logs_fields,
+        {"/spend/logs", "GET", TG_AUTH_MASTER, TG_BODY_NONE, logs_fields,
          NFIELDS(logs_fields), handle_logs},
 };
 

@@ -73,9 +73,12 @@ readiness(struct tg_req *req, struct tg_err *err)
 }
 
 static const struct tg_route routes[] = {
-        {"/health/liveliness", "GET", false, TG_BODY_NONE, NULL, 0, liveliness},
-        {"/health/liveness", "GET", false, TG_BODY_NONE, NULL, 0, liveliness},
-        {"/health/readiness", "GET", false, TG_BODY_NONE, NULL, 0, readiness},
+        {"/health/liveliness", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0,
+         liveliness},
+        {"/health/liveness", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0,
+         liveliness},
+        {"/health/readiness", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0,
+         readiness},
 };
 
 static const struct tg_program program = {"health", routes,

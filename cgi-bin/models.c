@@ -1,6 +1,7 @@
 /*
  * models: GET /models and /v1/models, the model names clients may send
- * (SPEC 8), in the OpenAI list shape the SDKs parse.
+ * (SPEC 8), in the OpenAI list shape the SDKs parse.  A virtual key sees
+ * only the models it may call (SPEC 13).
  */
 #include <string.h>
 
@@ -13,6 +14,7 @@ static enum tg_rc
 handle(struct tg_req *req, struct tg_err *err)
 {
 	const struct tg_config *cfg = tg_req_config(req);
+	const struct tg_key *key = tg_req_key(req);
 	struct json_object *list = json_object_new_object();
 	struct json_object *data = json_object_new_array();
 
@@ -26,7 +28,8 @@ handle(struct tg_req *req, struct tg_err *err)
 		for (size_t j = 0; j < i && !seen; j++)
 			seen = strcmp(cfg->deployments[j].model_name,
 			              d->model_name) == 0;
-		if (seen)
+		if (seen ||
+		    (key != NULL && !tg_key_allows_model(key, d->model_name)))
 			continue;
 		m = json_object_new_object();
 		json_object_object_add(m, "id",
@@ -48,7 +51,8 @@ handle(struct tg_req *req, struct tg_err *err)
 
 #define ROUTE(path)                                                            \
 	{                                                                      \
-		path, "GET", true, TG_BODY_NONE, NULL, 0, handle               \
+		path, "GET", TG_AUTH_MASTER | TG_AUTH_KEY, TG_BODY_NONE, NULL, \
+		        0, handle                                              \
 	}
 
 static const struct tg_route routes[] = {

@@ -78,6 +78,8 @@ struct tg_req {
 	char call_id[37];
 	int64_t start_us;
 	char key_hash[65];
+	struct tg_key key; /* the virtual key, when has_key */
+	bool has_key;
 
 	char *body;
 	size_t body_len;
@@ -159,6 +161,12 @@ const char *
 tg_req_key_hash(const struct tg_req *req)
 {
 	return req->key_hash;
+}
+
+const struct tg_key *
+tg_req_key(const struct tg_req *req)
+{
+	return req->has_key ? &req->key : NULL;
 }
 
 int64_t
@@ -587,6 +595,45 @@ blank_hash_comments(char *s, size_t len)
 	}
 }
 
+/*
+ * Which principal key is, and whether req->route admits it (SPEC 1, 13).
+ * The master key first, in constant time; any other key is a virtual key
+ * or nothing (no database configured: no virtual keys either).
+ */
+static enum tg_rc
+authenticate(struct tg_req *req, const char *key, struct tg_err *err)
+{
+	unsigned admits = req->route->auth;
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if (tg_memeq_const_time(key, strlen(key), app_config->master_key,
+	                        strlen(app_config->master_key))) {
+		if ((admits & TG_AUTH_MASTER) == 0)
+			return tg_err_set(err, TG_ERR_FORBIDDEN, NULL,
+			                  "This route is for virtual keys, not "
+			                  "the master key. Route=%s",
+			                  req->path);
+		return TG_OK;
+	}
+	if (app_config->database_url == NULL)
+		return tg_err_set(err, TG_ERR_AUTH, NULL,
+		                  "Authentication Error, Invalid proxy server "
+		                  "token passed.");
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	if ((rc = tg_key_authenticate(db, key, &req->key, err)) != TG_OK)
+		return rc;
+	req->has_key = true;
+	if ((admits & TG_AUTH_KEY) == 0)
+		return tg_err_set(err, TG_ERR_FORBIDDEN, NULL,
+		                  "Only proxy admin can be used to call this "
+		                  "route. Route=%s. A virtual key may call the "
+		                  "LLM routes, /models and /key/info.",
+		                  req->path);
+	return TG_OK;
+}
+
 /* Route, authenticate, read and validate; then run the handler. */
 static enum tg_rc
 front_line(const struct tg_program *prog, struct tg_req *req,
@@ -598,6 +645,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	const char *clen;
 	size_t cap, want;
 	bool path_known = false;
+	enum tg_rc rc;
 
 	for (size_t i = 0; i < prog->nroutes; i++) {
 		if (strcmp(prog->routes[i].path, req->path) != 0)
@@ -623,7 +671,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	}
 	req->route = route;
 
-	if (route->auth) {
+	if (route->auth != TG_AUTH_NONE) {
 		app_load_config();
 		if (app_config == NULL)
 			return tg_err_set(err, TG_ERR_CONFIG, NULL,
@@ -651,12 +699,8 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			return tg_err_set(err, TG_ERR_AUTH, NULL,
 			                  "Authentication Error, No api key "
 			                  "passed in.");
-		if (!tg_memeq_const_time(key, strlen(key),
-		                         app_config->master_key,
-		                         strlen(app_config->master_key)))
-			return tg_err_set(err, TG_ERR_AUTH, NULL,
-			                  "Authentication Error, Invalid proxy "
-			                  "server token passed.");
+		if ((rc = authenticate(req, key, err)) != TG_OK)
+			return rc;
 		tg_sha256_hex(key, strlen(key), req->key_hash);
 	}
 
@@ -802,6 +846,8 @@ req_end(struct tg_req *req)
 		free(req->headers[i].name);
 		free(req->headers[i].value);
 	}
+	if (req->has_key)
+		tg_key_free(&req->key);
 	free(req->values);
 	free(req->query_storage);
 	free(req->body);

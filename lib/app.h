@@ -23,6 +23,7 @@
 #include "err.h"
 #include "fields.h"
 #include "jsonx.h"
+#include "key.h"
 
 enum tg_body {
 	TG_BODY_NONE, /* GET: fields come from the query string */
@@ -30,12 +31,25 @@ enum tg_body {
 	TG_BODY_LLM,  /* a JSON object, LLM size cap */
 };
 
+/*
+ * Who may call a route: the principals it admits, as bits.  Authentication
+ * yields one (SPEC 1, 13): the master key (compared in constant time), or a
+ * virtual key (lib/key.h: looked up by its SHA-256, refused when unknown,
+ * blocked or expired).  A key that authenticates but is not admitted gets
+ * 403 permission_error; a missing or invalid key 401.
+ */
+enum tg_auth {
+	TG_AUTH_NONE = 0,         /* no key needed (health) */
+	TG_AUTH_MASTER = 1u << 0, /* the master key of the config */
+	TG_AUTH_KEY = 1u << 1,    /* a virtual key (SPEC 13) */
+};
+
 struct tg_req;
 
 struct tg_route {
 	const char *path;   /* exact, e.g. "/customer/new" */
 	const char *method; /* "GET" or "POST" */
-	bool auth;          /* master key required */
+	unsigned auth;      /* enum tg_auth bits; TG_AUTH_NONE: open */
 	enum tg_body body;
 	const struct tg_field *fields;
 	size_t nfields;
@@ -91,6 +105,9 @@ const char *tg_req_body(const struct tg_req *req, size_t *len);
 const char *tg_req_header(const struct tg_req *req, const char *name);
 /* sha256 hex of the key that authenticated the request ("" if none). */
 const char *tg_req_key_hash(const struct tg_req *req);
+/* The virtual key that authenticated the request, with its budget and
+ * limits as loaded (borrowed); NULL for the master key or no key. */
+const struct tg_key *tg_req_key(const struct tg_req *req);
 /* When the request started (Unix epoch microseconds). */
 int64_t tg_req_start_us(const struct tg_req *req);
 

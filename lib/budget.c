@@ -121,10 +121,11 @@ opt_i64_param(struct tg_opt_i64 v)
 enum tg_rc
 tg_budget_insert(struct tg_db *db, const char *budget_id,
                  const struct tg_budget_input *in, const char *created_by,
-                 const char *private_for, struct tg_err *err)
+                 enum tg_account_kind owner_kind, const char *owner,
+                 struct tg_err *err)
 {
 	char reset_at[20];
-	struct tg_db_param params[12];
+	struct tg_db_param params[13];
 	bool have_reset = false;
 	time_t reset = 0;
 	enum tg_rc rc;
@@ -154,19 +155,20 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	params[6] = tg_db_str(in->model_max_budget);
 	params[7] = tg_db_str(in->budget_duration);
 	params[8] = have_reset ? tg_db_str(reset_at) : tg_db_null();
-	params[9] = tg_db_str(private_for);
-	params[10] = tg_db_str(created_by);
+	params[9] = tg_db_str(owner_kind == TG_ACCOUNT_CUSTOMER ? owner : NULL);
+	params[10] = tg_db_str(owner_kind == TG_ACCOUNT_KEY ? owner : NULL);
 	params[11] = tg_db_str(created_by);
+	params[12] = tg_db_str(created_by);
 	rc = tg_db_run(
 	        db,
 	        "INSERT INTO budgets (budget_id, max_budget, soft_budget,"
 	        " max_parallel_requests, tpm_limit, rpm_limit,"
 	        " model_max_budget, budget_duration, budget_reset_at,"
-	        " private_for, created_at, created_by, updated_at,"
-	        " updated_by) VALUES (?, CAST(? AS DECIMAL(20,10)),"
-	        " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?,"
+	        " private_for, private_for_key, created_at, created_by,"
+	        " updated_at, updated_by) VALUES (?, CAST(? AS DECIMAL(20,10)),"
+	        " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?, ?,"
 	        " UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6), ?)",
-	        params, 12, NULL, err);
+	        params, 13, NULL, err);
 	if (rc == TG_ERR_CONFLICT)
 		rc = tg_err_set(err, TG_ERR_CONFLICT, "budget_id",
 		                "Budget with id '%s' already exists.",
@@ -186,7 +188,8 @@ tg_budget_create(struct tg_db *db, const char *budget_id,
 		tg_uuid_new(uuid);
 		budget_id = uuid;
 	}
-	rc = tg_budget_insert(db, budget_id, in, created_by, NULL, err);
+	rc = tg_budget_insert(db, budget_id, in, created_by,
+	                      TG_ACCOUNT_CUSTOMER, NULL, err);
 	if (rc != TG_OK)
 		goto out;
 	rc = tg_budget_get(db, budget_id, out, err);
@@ -524,6 +527,12 @@ tg_budget_apply(struct tg_db *db, const char *budget_id,
 	               "UPDATE customers SET spend_reset_at = ?,"
 	               " updated_at = UTC_TIMESTAMP(6) WHERE budget_id = ?",
 	               params, 2, NULL, err);
+	if (rc == TG_OK)
+		rc = tg_db_run(db,
+		               "UPDATE api_keys SET spend_reset_at = ?,"
+		               " updated_at = UTC_TIMESTAMP(6)"
+		               " WHERE budget_id = ?",
+		               params, 2, NULL, err);
 	if (rc != TG_OK || default_budget_id == NULL ||
 	    strcmp(default_budget_id, budget_id) != 0)
 		return rc;
@@ -538,7 +547,24 @@ static enum tg_rc
 apply_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct apply_arg *a = varg;
+	struct tg_db_param param = tg_db_str(a->budget_id);
+	struct tg_db_result res;
+	bool of_key = false;
+	enum tg_rc rc;
 
+	/* A virtual key's budget changes through /key/update only. */
+	rc = tg_db_exec(db,
+	                "SELECT 1 FROM budgets WHERE budget_id = ?"
+	                " AND private_for_key IS NOT NULL",
+	                &param, 1, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	of_key = res.nrows > 0;
+	tg_db_result_free(&res);
+	if (of_key)
+		return tg_err_set(err, TG_ERR_NOT_FOUND, "budget_id",
+		                  "Budget id=%s does not exist in db",
+		                  a->budget_id);
 	return tg_budget_apply(db, a->budget_id, a->in, a->updated_by,
 	                       a->default_budget_id, err);
 }
@@ -628,10 +654,12 @@ tg_budget_list(struct tg_db *db, struct json_object *ids,
 	enum tg_rc rc = TG_OK;
 
 	if (ids == NULL) {
-		rc = tg_db_exec(db,
-		                "SELECT " TG_BUDGET_COLUMNS
-		                " FROM budgets b ORDER BY b.budget_id",
-		                NULL, 0, &res, err);
+		rc = tg_db_exec(
+		        db,
+		        "SELECT " TG_BUDGET_COLUMNS
+		        " FROM budgets b WHERE b.private_for_key IS NULL"
+		        " ORDER BY b.budget_id",
+		        NULL, 0, &res, err);
 		if (rc == TG_OK) {
 			rc = append_rows(db, &res, arr, err);
 			tg_db_result_free(&res);
@@ -646,7 +674,8 @@ tg_budget_list(struct tg_db *db, struct json_object *ids,
 		                   (size_t)json_object_get_string_len(e));
 		rc = tg_db_exec(db,
 		                "SELECT " TG_BUDGET_COLUMNS
-		                " FROM budgets b WHERE b.budget_id = ?",
+		                " FROM budgets b WHERE b.budget_id = ?"
+		                " AND b.private_for_key IS NULL",
 		                &param, 1, &res, err);
 		if (rc == TG_OK) {
 			rc = append_rows(db, &res, arr, err);
@@ -679,9 +708,11 @@ delete_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		tg_budget_free(&a->row);
 		a->loaded = false;
 	}
+	/* A virtual key's budget is its own: not there for /budget/delete. */
 	rc = tg_db_exec(db,
 	                "SELECT " TG_BUDGET_COLUMNS
-	                " FROM budgets b WHERE b.budget_id = ? FOR UPDATE",
+	                " FROM budgets b WHERE b.budget_id = ?"
+	                " AND b.private_for_key IS NULL FOR UPDATE",
 	                &param, 1, &res, err);
 	if (rc != TG_OK)
 		return rc;

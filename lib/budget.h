@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "account.h"
 #include "db.h"
 #include "err.h"
 #include "fields.h"
@@ -26,6 +27,11 @@ struct tg_opt_i64 {
 struct tg_opt_time {
 	bool set;
 	time_t v;
+};
+/* A field an update sets (v), clears (set, v NULL) or leaves (!set). */
+struct tg_opt_str {
+	bool set;
+	const char *v;
 };
 
 /* A budget row.  Strings are owned (freed by tg_budget_free). */
@@ -129,7 +135,8 @@ void tg_budget_free(struct tg_budget *b);
  * Change budget_id's fields inside the caller's transaction: only the
  * fields set or cleared in in change (SPEC 8 /budget/update).  A change of
  * budget_duration recomputes budget_reset_at (unless in gives it) and the
- * next reset (spend_reset_at) of every customer on the budget, also those
+ * next reset (spend_reset_at) of every account on the budget (customers,
+ * a virtual key on its own), also the customers
  * on it as the default tier when budget_id equals default_budget_id (may be
  * NULL); their spend stays.  TG_ERR_NOT_FOUND "Budget id=<id> does not
  * exist in db" (param budget_id).
@@ -139,7 +146,8 @@ enum tg_rc tg_budget_apply(struct tg_db *db, const char *budget_id,
                            const char *updated_by,
                            const char *default_budget_id, struct tg_err *err);
 
-/* tg_budget_apply() in its own transaction, then the row as stored. */
+/* tg_budget_apply() in its own transaction, then the row as stored; a
+ * virtual key's budget is TG_ERR_NOT_FOUND here (it is the key's). */
 enum tg_rc tg_budget_update(struct tg_db *db, const char *budget_id,
                             const struct tg_budget_input *in,
                             const char *updated_by,
@@ -158,7 +166,8 @@ enum tg_rc tg_budget_advance(struct tg_db *db, struct tg_budget *b,
 /*
  * Budget rows as a JSON array (new reference in *out): every budget
  * (ids NULL) ordered by budget_id, or those of the JSON array of ids in
- * its order, the unknown ones left out (as LiteLLM's /budget/info).
+ * its order, the unknown ones left out (as LiteLLM's /budget/info).  The
+ * budgets of virtual keys are theirs alone and never listed.
  */
 enum tg_rc tg_budget_list(struct tg_db *db, struct json_object *ids,
                           struct json_object **out, struct tg_err *err);
@@ -166,7 +175,7 @@ enum tg_rc tg_budget_list(struct tg_db *db, struct json_object *ids,
 /*
  * Delete budget_id; *out holds the row as it was.  Customers on it fall
  * back to no budget (the foreign key's ON DELETE SET NULL); their spend
- * stays.  TG_ERR_NOT_FOUND when absent.
+ * stays.  TG_ERR_NOT_FOUND when absent, or a virtual key's.
  */
 enum tg_rc tg_budget_delete(struct tg_db *db, const char *budget_id,
                             struct tg_budget *out, struct tg_err *err);
@@ -188,12 +197,15 @@ bool tg_budget_from_row(const struct tg_db_result *res, size_t row, size_t col0,
 
 /*
  * The INSERT of tg_budget_create() alone, for use inside a caller's
- * transaction (a customer's private budget).  private_for (may be NULL)
- * records the customer it was made for.  TG_ERR_CONFLICT on a duplicate id.
+ * transaction (an account's private budget).  owner (may be NULL: a shared
+ * tier) records the account it was made for: a customer's user_id
+ * (private_for) or a virtual key's token (private_for_key; such a budget
+ * is not listed by tg_budget_list()).  TG_ERR_CONFLICT on a duplicate id.
  */
 enum tg_rc tg_budget_insert(struct tg_db *db, const char *budget_id,
                             const struct tg_budget_input *in,
-                            const char *created_by, const char *private_for,
+                            const char *created_by,
+                            enum tg_account_kind owner_kind, const char *owner,
                             struct tg_err *err);
 
 #endif

@@ -2,7 +2,9 @@
  * chat: the life of one chat completion (SPEC 4.2), in order: validate,
  * resolve the model, load or create the customer, refuse the blocked,
  * admit against the rate limits, then against the budget (reserving the
- * worst case), call the upstream, settle in one transaction, answer.
+ * worst case), call the upstream, settle in one transaction, answer.  A
+ * call with a virtual key (SPEC 13) is limited, admitted and charged for
+ * the key as well as for the customer, in the same steps.
  *
  * The ledger row is written for every request that reached the upstream,
  * charged or not, so the ledger tells what happened to each call.
@@ -293,7 +295,29 @@ completion_bytes(const char *text, size_t len)
 	return n;
 }
 
-/* Steps 3 to 6 of SPEC 4.2: model, customer, blocked, region. */
+/*
+ * A virtual key may call only the models it lists (SPEC 13): 401, in
+ * LiteLLM's words.
+ */
+static enum tg_rc
+key_allows(const struct chat *c, struct tg_err *err)
+{
+	char *allowed;
+	enum tg_rc rc;
+
+	if (c->key == NULL || tg_key_allows_model(c->key, c->model))
+		return TG_OK;
+	allowed = tg_customer_ids_text(c->key->models);
+	rc = tg_err_set(err, TG_ERR_AUTH, "model",
+	                "key not allowed to access model=%s. This key can "
+	                "only access models=%s.",
+	                c->model, allowed);
+	free(allowed);
+	return rc;
+}
+
+/* Steps 3 to 6 of SPEC 4.2: model (and the key's models), customer,
+ * blocked, region. */
 static enum tg_rc
 resolve(struct chat *c, struct tg_err *err)
 {
@@ -304,6 +328,9 @@ resolve(struct chat *c, struct tg_err *err)
 	c->model = model->given ? model->str : NULL;
 	if (c->model != NULL && !tg_config_has_model(c->cfg, c->model))
 		goto unknown_model;
+	/* Before the customer is loaded (or created) for a call refused. */
+	if (c->model != NULL && (rc = key_allows(c, err)) != TG_OK)
+		return rc;
 	rc = tg_chat_customer_id(tg_req_header(c->req, "x-litellm-customer-id"),
 	                         tg_req_header(c->req, "x-litellm-end-user-id"),
 	                         c->body, c->user_id, sizeof(c->user_id),
@@ -322,6 +349,8 @@ resolve(struct chat *c, struct tg_err *err)
 			c->model = c->cust.default_model;
 			if (!tg_config_has_model(c->cfg, c->model))
 				goto unknown_model;
+			if ((rc = key_allows(c, err)) != TG_OK)
+				return rc;
 		}
 	}
 	if (c->model == NULL)
@@ -389,21 +418,41 @@ hold_seconds(const struct chat *c)
 	return hold * attempts + grace;
 }
 
-/* Step 7: rpm, tpm and parallel requests (SPEC 5). */
+/*
+ * Step 7: rpm, tpm and parallel requests (SPEC 5) of the customer and of
+ * the virtual key (SPEC 13): both must admit.  A refusal says when to
+ * retry; when that is further off than an SDK's own backoff it also says
+ * not to retry on its own (TG_RATELIMIT_RETRY_INLINE_S): an OpenAI SDK
+ * would otherwise hold the caller's call for up to a minute per retry.
+ */
 static enum tg_rc
 rate_limit(struct chat *c, struct tg_err *err)
 {
+	struct tg_ratelimit_account accounts[TG_RATELIMIT_ACCOUNTS];
 	char retry_after[24];
+	size_t n = 0;
 	enum tg_rc rc;
 
-	if (!c->has_customer)
-		return TG_OK;
-	rc = tg_ratelimit_admit(c->db, &c->cust, tg_req_id(c->req),
+	if (c->has_customer) {
+		accounts[n].kind = TG_ACCOUNT_CUSTOMER;
+		accounts[n].id = c->user_id;
+		accounts[n++].budget =
+		        c->cust.has_budget ? &c->cust.budget : NULL;
+	}
+	if (c->key != NULL) {
+		accounts[n].kind = TG_ACCOUNT_KEY;
+		accounts[n].id = c->key->token;
+		accounts[n++].budget =
+		        c->key->has_budget ? &c->key->budget : NULL;
+	}
+	rc = tg_ratelimit_admit(c->db, accounts, n, tg_req_id(c->req),
 	                        hold_seconds(c), &c->limits, err);
 	if (rc == TG_ERR_RATE_LIMIT) {
 		snprintf(retry_after, sizeof(retry_after), "%ld",
 		         c->limits.retry_after);
 		tg_req_add_header(c->req, "retry-after", retry_after);
+		if (c->limits.retry_after > TG_RATELIMIT_RETRY_INLINE_S)
+			tg_req_add_header(c->req, "x-should-retry", "false");
 		memset(&c->limits, 0, sizeof(c->limits));
 	}
 	return rc;
@@ -418,8 +467,8 @@ release_limits(struct chat *c, int64_t total_tokens)
 	if (!c->limits.active)
 		return;
 	tg_err_clear(&lerr);
-	if (tg_ratelimit_release(c->db, &c->cust, &c->limits, total_tokens,
-	                         &lerr) != TG_OK)
+	if (tg_ratelimit_release(c->db, &c->limits, total_tokens, &lerr) !=
+	    TG_OK)
 		tg_log_warn("rate-limit release failed (the slot expires "
 		            "by itself): %s",
 		            lerr.message);
@@ -474,7 +523,7 @@ release_unknown_hold(struct chat *c)
 {
 	const struct tg_deployment *d = &c->cfg->deployments[c->cand[0]];
 	struct tg_ledger_account acct =
-	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL);
+	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL, c->key);
 	struct tg_reservation r;
 	struct tg_ledger_entry e;
 	struct tg_err serr;
@@ -484,6 +533,8 @@ release_unknown_hold(struct chat *c)
 	tg_strlcpy(r.request_id, sizeof(r.request_id), tg_req_id(c->req));
 	tg_strlcpy(r.user_id, sizeof(r.user_id),
 	           c->has_customer ? c->user_id : "");
+	tg_strlcpy(r.key_token, sizeof(r.key_token),
+	           c->key != NULL ? c->key->token : "");
 	r.amount = c->estimate;
 	tg_chat_entry_init(c, d, NULL,
 	                   "{\"reason\":\"the database was lost while "
@@ -529,7 +580,7 @@ admit(struct chat *c, struct tg_err *err)
 	hr.start_us = tg_req_start_us(c->req);
 	hr.hold_seconds = hold_seconds(c);
 	hr.alerts = &c->cfg->alerting;
-	rc = tg_ledger_admit(c->db, c->has_customer ? &c->cust : NULL,
+	rc = tg_ledger_admit(c->db, c->has_customer ? &c->cust : NULL, c->key,
 	                     c->estimate, c->cfg->budget_enforcement, &hr,
 	                     &c->resv, err);
 	if (rc == TG_ERR_BUDGET)
@@ -619,7 +670,7 @@ tg_chat_settle(struct chat *c, const struct tg_ledger_entry *e,
                tg_money *charged, struct tg_err *err)
 {
 	struct tg_ledger_account acct =
-	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL);
+	        tg_ledger_account_of(c->has_customer ? &c->cust : NULL, c->key);
 	struct tg_err serr, sperr;
 
 	acct.alerts = &c->cfg->alerting;
@@ -772,6 +823,7 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 
 	memset(&c, 0, sizeof(c));
 	c.req = req;
+	c.key = tg_req_key(req);
 	c.cfg = tg_req_config(req);
 	c.body = tg_req_json(req);
 	tg_req_body(req, &c.body_len);

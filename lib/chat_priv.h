@@ -15,6 +15,7 @@
 #include "config.h"
 #include "customer.h"
 #include "err.h"
+#include "key.h"
 #include "ledger.h"
 #include "money.h"
 #include "ratelimit.h"
@@ -32,6 +33,7 @@ struct chat {
 	char user_id[256];
 	bool has_customer;
 	struct tg_customer cust;
+	const struct tg_key *key; /* the virtual key used, or NULL (SPEC 13) */
 	const char *model;
 	size_t cand[MAX_CANDIDATES];
 	size_t ncand;

@@ -14,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "account.h"
 #include "customer.h"
 #include "jsonx.h"
-#include "period.h"
 #include "util.h"
 
 #define CUSTOMER_NCOLUMNS 9
@@ -86,50 +86,6 @@ load(struct tg_db *db, const char *user_id, const char *default_budget_id,
 	return rc;
 }
 
-/*
- * When the effective budget has a budget_duration and the period ended (or
- * never started), start the next one.  Returns whether c must be reloaded.
- */
-static enum tg_rc
-apply_reset(struct tg_db *db, const struct tg_customer *c, bool *changed,
-            struct tg_err *err)
-{
-	struct tg_period period;
-	struct tg_db_param params[3];
-	char next_s[20], now_s[20];
-	time_t now = time(NULL);
-	enum tg_rc rc;
-
-	*changed = false;
-	if (!c->has_budget || c->budget.budget_duration == NULL ||
-	    !tg_period_parse(c->budget.budget_duration, &period))
-		return TG_OK;
-	if (c->spend_reset_at.set && c->spend_reset_at.v > now)
-		return TG_OK;
-	tg_time_sql(tg_period_next(&period, now), next_s);
-	tg_time_sql(now, now_s);
-	params[0] = tg_db_str(next_s);
-	params[1] = tg_db_str(c->user_id);
-	params[2] = tg_db_str(now_s);
-	/*
-	 * spend is assigned before spend_reset_at, so it sees the old value:
-	 * a first period start keeps the spend, a due reset zeroes it.  The
-	 * WHERE makes a concurrent second application match nothing.
-	 */
-	rc = tg_db_exec(db,
-	                "UPDATE customers SET"
-	                " spend = IF(spend_reset_at IS NULL, spend, 0),"
-	                " spend_reset_at = ?, updated_at = UTC_TIMESTAMP(6)"
-	                " WHERE user_id = ? AND (spend_reset_at IS NULL"
-	                " OR spend_reset_at <= ?)",
-	                params, 3, NULL, err);
-	if (rc != TG_OK)
-		return rc;
-	/* Reload even when another process won the race: its values count. */
-	*changed = true;
-	return TG_OK;
-}
-
 /* load + due reset; NOT_FOUND when absent. */
 static enum tg_rc
 load_current(struct tg_db *db, const char *user_id,
@@ -147,7 +103,9 @@ load_current(struct tg_db *db, const char *user_id,
 		return tg_err_set(err, TG_ERR_NOT_FOUND, "end_user_id",
 		                  "End User Id=%s does not exist in db",
 		                  user_id);
-	rc = apply_reset(db, &c, &changed, err);
+	rc = tg_account_apply_reset(db, TG_ACCOUNT_CUSTOMER, c.user_id,
+	                            c.has_budget ? &c.budget : NULL,
+	                            &c.spend_reset_at, &changed, err);
 	if (rc == TG_OK && changed) {
 		tg_customer_free(&c);
 		rc = load(db, user_id, default_budget_id, &found, &c, err);
@@ -236,7 +194,8 @@ create_txn(struct tg_db *db, void *varg, struct tg_err *err)
 
 	if (a->private_budget[0] != '\0') {
 		rc = tg_budget_insert(db, a->private_budget, &in->budget,
-		                      a->created_by, in->user_id, err);
+		                      a->created_by, TG_ACCOUNT_CUSTOMER,
+		                      in->user_id, err);
 		if (rc != TG_OK)
 			return rc;
 		budget_id = a->private_budget;
@@ -343,7 +302,8 @@ private_copy(struct tg_db *db, const char *user_id, const char *source_id,
 	}
 	if (copied == 0) {
 		memset(&empty, 0, sizeof(empty));
-		rc = tg_budget_insert(db, out, &empty, by, user_id, err);
+		rc = tg_budget_insert(db, out, &empty, by, TG_ACCOUNT_CUSTOMER,
+		                      user_id, err);
 		if (rc != TG_OK)
 			return rc;
 	}
@@ -580,14 +540,16 @@ delete_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		if (rc == TG_OK)
 			rc = tg_db_run(db,
 			               "DELETE FROM rate_windows"
-			               " WHERE user_id = ?",
+			               " WHERE kind = 'customer'"
+			               " AND user_id = ?",
 			               params, 1, NULL, err);
 		/* A customer who calls again is new: its budget alerts are
 		 * raised again (lib/events.h). */
 		if (rc == TG_OK)
 			rc = tg_db_run(db,
 			               "DELETE FROM alert_marks"
-			               " WHERE user_id = ?",
+			               " WHERE kind = 'customer'"
+			               " AND user_id = ?",
 			               params, 1, NULL, err);
 	}
 	return rc;

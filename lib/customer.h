@@ -81,12 +81,6 @@ enum tg_rc tg_customer_upsert(struct tg_db *db, const char *user_id,
                               const char *default_budget_id,
                               struct tg_customer *out, struct tg_err *err);
 
-/* A field an update sets (v), clears (set, v NULL) or leaves (!set). */
-struct tg_opt_str {
-	bool set;
-	const char *v;
-};
-
 /* /customer/update fields.  Not owned. */
 struct tg_customer_update {
 	const char *user_id;

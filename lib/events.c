@@ -30,36 +30,43 @@ static void
 event_message(const struct tg_event_info *ev, char *buf, size_t cap)
 {
 	char spend[TG_MONEY_STRLEN], limit[TG_MONEY_STRLEN];
-	const char *id = ev->customer_id != NULL ? ev->customer_id : "";
+	bool key = ev->group == TG_ACCOUNT_KEY;
+	/* "Customer=<id>", or "Key=<alias>" (its token when it has none). */
+	const char *who = key ? "Key" : "Customer";
+	const char *id =
+	        key ? (ev->key_alias != NULL ? ev->key_alias : ev->token)
+	            : ev->customer_id;
 
+	if (id == NULL)
+		id = "";
 	tg_money_format(ev->spend, spend, sizeof(spend));
 	tg_money_format(ev->max_budget, limit, sizeof(limit));
 	switch (ev->event) {
 	case TG_EVENT_SPEND_TRACKED:
-		snprintf(buf, cap,
-		         "Customer spend tracked. Customer=%s, spend=%s", id,
-		         spend);
+		snprintf(buf, cap, "%s spend tracked. %s=%s, spend=%s", who,
+		         who, id, spend);
 		return;
 	case TG_EVENT_THRESHOLD_CROSSED:
 		snprintf(buf, cap,
-		         "Customer spend reached %d%% of max_budget. "
-		         "Customer=%s, spend=%s, max_budget=%s",
-		         ev->percent, id, spend, limit);
+		         "%s spend reached %d%% of max_budget. "
+		         "%s=%s, spend=%s, max_budget=%s",
+		         who, ev->percent, who, id, spend, limit);
 		return;
 	case TG_EVENT_BUDGET_CROSSED:
 		snprintf(buf, cap,
-		         "Customer budget crossed%s. Customer=%s, spend=%s, "
+		         "%s budget crossed%s. %s=%s, spend=%s, "
 		         "max_budget=%s",
+		         who,
 		         ev->refused ? ": a request was refused for its budget"
 		                     : "",
-		         id, spend, limit);
+		         who, id, spend, limit);
 		return;
 	case TG_EVENT_SOFT_BUDGET_CROSSED:
 		tg_money_format(ev->soft_budget, limit, sizeof(limit));
 		snprintf(buf, cap,
-		         "Customer soft budget crossed. Customer=%s, spend=%s, "
+		         "%s soft budget crossed. %s=%s, spend=%s, "
 		         "soft_budget=%s",
-		         id, spend, limit);
+		         who, who, id, spend, limit);
 		return;
 	}
 	buf[0] = '\0';
@@ -88,17 +95,21 @@ tg_event_webhook_body(const struct tg_event_info *ev)
 	        o, "max_budget",
 	        ev->has_max_budget ? tg_json_money(ev->max_budget) : NULL);
 	json_object_object_add(o, "token", tg_json_str(ev->token));
-	json_object_object_add(o, "customer_id", tg_json_str(ev->customer_id));
+	json_object_object_add(o, "customer_id",
+	                       tg_json_str(ev->group == TG_ACCOUNT_CUSTOMER
+	                                           ? ev->customer_id
+	                                           : NULL));
 	json_object_object_add(o, "user_id", NULL);
 	json_object_object_add(o, "team_id", NULL);
 	json_object_object_add(o, "user_email", NULL);
-	json_object_object_add(o, "key_alias", NULL);
+	json_object_object_add(o, "key_alias", tg_json_str(ev->key_alias));
 	json_object_object_add(o, "projected_exceeded_date", NULL);
 	json_object_object_add(o, "projected_spend", NULL);
 	json_object_object_add(
 	        o, "event", json_object_new_string(tg_event_name(ev->event)));
-	json_object_object_add(o, "event_group",
-	                       json_object_new_string("customer"));
+	json_object_object_add(
+	        o, "event_group",
+	        json_object_new_string(tg_account_kind_name(ev->group)));
 	event_message(ev, msg, sizeof(msg));
 	json_object_object_add(o, "event_message", json_object_new_string(msg));
 	return take_text(o);
@@ -166,24 +177,26 @@ write_event(struct tg_db *db, const struct tg_alerting *a,
 }
 
 /*
- * Take the mark of alert for user_id's period: *first is true for the one
+ * Take the mark of alert for acct's period: *first is true for the one
  * transaction that inserts it.
  */
 static enum tg_rc
-take_mark(struct tg_db *db, const char *user_id, const char *alert,
-          const char *period, bool *first, struct tg_err *err)
+take_mark(struct tg_db *db, const struct tg_event_account *acct,
+          const char *alert, const char *period, bool *first,
+          struct tg_err *err)
 {
-	struct tg_db_param p[3];
+	struct tg_db_param p[4];
 	enum tg_rc rc;
 
 	*first = false;
-	p[0] = tg_db_str(user_id);
-	p[1] = tg_db_str(alert);
-	p[2] = tg_db_str(period);
+	p[0] = tg_db_str(tg_account_kind_name(acct->kind));
+	p[1] = tg_db_str(acct->id);
+	p[2] = tg_db_str(alert);
+	p[3] = tg_db_str(period);
 	rc = tg_db_run(db,
-	               "INSERT INTO alert_marks (user_id, alert, period,"
-	               " created_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
-	               p, 3, NULL, err);
+	               "INSERT INTO alert_marks (kind, user_id, alert, period,"
+	               " created_at) VALUES (?, ?, ?, ?, UTC_TIMESTAMP(6))",
+	               p, 4, NULL, err);
 	if (rc == TG_ERR_CONFLICT) {
 		tg_err_clear(err);
 		return TG_OK; /* raised already in this period */
@@ -202,11 +215,20 @@ struct account_state {
 	tg_money max_budget, soft_budget;
 };
 
-/* user_id's spend, period and limits (budget_id: the budget of a customer
- * without one of its own), as this transaction sees them after its
- * charge. */
+#define STATE_SQL(table, id)                                                   \
+	"SELECT a.spend, a.spend_reset_at, b.max_budget, b.soft_budget"        \
+	" FROM " table " a LEFT JOIN budgets b"                                \
+	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"
+
+static const char *const state_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = STATE_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = STATE_SQL("api_keys", "token"),
+};
+
+/* acct's spend, period and limits, as this transaction sees them after
+ * its charge. */
 static enum tg_rc
-account_state(struct tg_db *db, const char *user_id, const char *budget_id,
+account_state(struct tg_db *db, const struct tg_event_account *acct,
               struct account_state *st, struct tg_err *err)
 {
 	struct tg_db_param p[2];
@@ -215,14 +237,10 @@ account_state(struct tg_db *db, const char *user_id, const char *budget_id,
 	enum tg_rc rc;
 
 	memset(st, 0, sizeof(*st));
-	p[0] = tg_db_str(budget_id);
-	p[1] = tg_db_str(user_id);
-	rc = tg_db_exec(db,
-	                "SELECT c.spend, c.spend_reset_at, b.max_budget,"
-	                " b.soft_budget FROM customers c LEFT JOIN budgets b"
-	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
-	                " WHERE c.user_id = ?",
-	                p, 2, &res, err);
+	p[0] = tg_db_str(acct->kind == TG_ACCOUNT_CUSTOMER ? acct->budget_id
+	                                                   : NULL);
+	p[1] = tg_db_str(acct->id);
+	rc = tg_db_exec(db, state_sql[acct->kind], p, 2, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
@@ -253,23 +271,24 @@ struct reached_alert {
 	char mark[64]; /* "<alert>:<limit>" */
 };
 
-/* The marks user_id's period already has, as one "\n"-joined text. */
+/* The marks acct's period already has, as one "\n"-joined text. */
 static enum tg_rc
-marks_taken(struct tg_db *db, const char *user_id, const char *period,
-            char **out, struct tg_err *err)
+marks_taken(struct tg_db *db, const struct tg_event_account *acct,
+            const char *period, char **out, struct tg_err *err)
 {
-	struct tg_db_param p[2];
+	struct tg_db_param p[3];
 	struct tg_db_result res;
 	size_t len = 1;
 	enum tg_rc rc;
 
 	*out = NULL;
-	p[0] = tg_db_str(user_id);
-	p[1] = tg_db_str(period);
+	p[0] = tg_db_str(tg_account_kind_name(acct->kind));
+	p[1] = tg_db_str(acct->id);
+	p[2] = tg_db_str(period);
 	rc = tg_db_exec(db,
-	                "SELECT alert FROM alert_marks WHERE user_id = ? AND"
-	                " period = ?",
-	                p, 2, &res, err);
+	                "SELECT alert FROM alert_marks WHERE kind = ? AND"
+	                " user_id = ? AND period = ?",
+	                p, 3, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	for (size_t i = 0; i < res.nrows; i++)
@@ -284,16 +303,27 @@ marks_taken(struct tg_db *db, const char *user_id, const char *period,
 	return TG_OK;
 }
 
+/* The fields every event of acct carries. */
+static void
+event_of(const struct tg_event_account *acct, struct tg_event_info *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->group = acct->kind;
+	ev->customer_id = acct->kind == TG_ACCOUNT_CUSTOMER ? acct->id : NULL;
+	ev->token = acct->token;
+	ev->key_alias = acct->key_alias;
+}
+
 /*
  * Every budget alert st has reached (refused: budget_crossed regardless),
  * each written by the one transaction that takes its mark.  The marks
- * already taken are read first, so that a customer past a threshold does
+ * already taken are read first, so that an account past a threshold does
  * not try (and fail) to take it again on every charge.
  */
 static enum tg_rc
 budget_alerts(struct tg_db *db, const struct tg_alerting *a,
-              const char *user_id, const struct account_state *st,
-              const char *token, bool refused, struct tg_err *err)
+              const struct tg_event_account *acct,
+              const struct account_state *st, bool refused, struct tg_err *err)
 {
 	static const int percents[] = {85, 95};
 	struct reached_alert r[4];
@@ -302,10 +332,9 @@ budget_alerts(struct tg_db *db, const struct tg_alerting *a,
 	size_t n = 0;
 	enum tg_rc rc = TG_OK;
 
-	memset(r, 0, sizeof(r));
 	for (size_t i = 0; i < 4; i++) {
-		r[i].ev.customer_id = user_id;
-		r[i].ev.token = token;
+		event_of(acct, &r[i].ev);
+		r[i].mark[0] = '\0';
 		r[i].ev.spend = st->spend;
 		r[i].ev.has_max_budget = st->has_max;
 		r[i].ev.max_budget = st->max_budget;
@@ -338,7 +367,7 @@ budget_alerts(struct tg_db *db, const struct tg_alerting *a,
 	}
 	if (n == 0)
 		return TG_OK;
-	rc = marks_taken(db, user_id, st->period, &taken, err);
+	rc = marks_taken(db, acct, st->period, &taken, err);
 	for (size_t i = 0; rc == TG_OK && i < n; i++) {
 		bool first;
 
@@ -346,7 +375,7 @@ budget_alerts(struct tg_db *db, const struct tg_alerting *a,
 		if (!tg_alerting_wants(a, r[i].ev.event) ||
 		    strstr(taken, key) != NULL)
 			continue;
-		rc = take_mark(db, user_id, r[i].mark, st->period, &first, err);
+		rc = take_mark(db, acct, r[i].mark, st->period, &first, err);
 		if (rc == TG_OK && first)
 			rc = write_event(db, a, &r[i].ev, err);
 	}
@@ -363,23 +392,21 @@ alerting_on(const struct tg_alerting *a)
 
 enum tg_rc
 tg_events_charged(struct tg_db *db, const struct tg_alerting *a,
-                  const char *user_id, const char *budget_id, bool cost_known,
-                  tg_money cost, const char *token, struct tg_err *err)
+                  const struct tg_event_account *acct, bool cost_known,
+                  tg_money cost, struct tg_err *err)
 {
 	struct account_state st;
 	struct tg_event_info ev;
 	enum tg_rc rc;
 
-	if (!alerting_on(a) || user_id == NULL || user_id[0] == '\0')
+	if (!alerting_on(a) || acct->id == NULL || acct->id[0] == '\0')
 		return TG_OK;
-	rc = account_state(db, user_id, budget_id, &st, err);
+	rc = account_state(db, acct, &st, err);
 	if (rc != TG_OK || !st.found)
 		return rc;
-	if (cost_known) {
-		memset(&ev, 0, sizeof(ev));
+	if (cost_known && acct->kind == TG_ACCOUNT_CUSTOMER) {
+		event_of(acct, &ev);
 		ev.event = TG_EVENT_SPEND_TRACKED;
-		ev.customer_id = user_id;
-		ev.token = token;
 		ev.spend = cost;
 		ev.has_max_budget = st.has_max;
 		ev.max_budget = st.max_budget;
@@ -387,12 +414,12 @@ tg_events_charged(struct tg_db *db, const struct tg_alerting *a,
 		if (rc != TG_OK)
 			return rc;
 	}
-	return budget_alerts(db, a, user_id, &st, token, false, err);
+	return budget_alerts(db, a, acct, &st, false, err);
 }
 
 struct refused_arg {
 	const struct tg_alerting *a;
-	const char *user_id, *budget_id, *token;
+	const struct tg_event_account *acct;
 };
 
 static enum tg_rc
@@ -402,21 +429,20 @@ refused_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	struct account_state st;
 	enum tg_rc rc;
 
-	rc = account_state(db, r->user_id, r->budget_id, &st, err);
+	rc = account_state(db, r->acct, &st, err);
 	if (rc != TG_OK || !st.found)
 		return rc;
-	return budget_alerts(db, r->a, r->user_id, &st, r->token, true, err);
+	return budget_alerts(db, r->a, r->acct, &st, true, err);
 }
 
 enum tg_rc
 tg_events_refused(struct tg_db *db, const struct tg_alerting *a,
-                  const char *user_id, const char *budget_id, const char *token,
-                  struct tg_err *err)
+                  const struct tg_event_account *acct, struct tg_err *err)
 {
-	struct refused_arg r = {a, user_id, budget_id, token};
+	struct refused_arg r = {a, acct};
 
 	if (!alerting_on(a) || !tg_alerting_wants(a, TG_EVENT_BUDGET_CROSSED) ||
-	    user_id == NULL || user_id[0] == '\0')
+	    acct->id == NULL || acct->id[0] == '\0')
 		return TG_OK;
 	return tg_db_txn(db, refused_txn, &r, err);
 }

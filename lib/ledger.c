@@ -1,7 +1,7 @@
 /*
- * ledger: holds, admission against a hard budget, settlement, and charging
- * the holds of crashed processes (SPEC 4.3, 4.4; DESIGN "The ledger").
- * The rule for holds whose process died is in ledger.h.
+ * ledger: holds, admission against a hard budget and settlement (SPEC 4.3,
+ * 4.4; DESIGN "The ledger").  Charging the holds of crashed processes is in
+ * lib/ledger_reclaim.c; the rule for them is in ledger.h.
  *
  * Why it is safe under concurrency: admission is one conditional UPDATE of
  * the customer row (spend + reserved + estimate <= max_budget, reserved +=
@@ -30,6 +30,7 @@
 #include "log.h"
 #include "jsonx.h"
 #include "ledger.h"
+#include "ledger_priv.h"
 #include "period.h"
 #include "util.h"
 
@@ -58,118 +59,156 @@ wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* One account a hold is taken from. */
+struct admit_account {
+	enum tg_account_kind kind;
+	const char *id;             /* user_id, or the key's token */
+	const char *budget_id;      /* a customer's effective budget (own or the
+	                               tier); NULL for a key (its own) */
+	bool has_max;               /* its budget has a max_budget */
+	tg_money spend, max_budget; /* as loaded */
+	const char *key_alias;      /* for its events */
+};
+
+#define RESERVE_SQL(table, id)                                                 \
+	"UPDATE " table " SET reserved = reserved + CAST(? AS DECIMAL(20,10))" \
+	" WHERE " id " = ?"
+#define RESERVE_IF_SQL(table, id)                                              \
+	"UPDATE " table " a JOIN budgets b"                                    \
+	" ON b.budget_id = COALESCE(a.budget_id, ?)"                           \
+	" SET a.reserved = a.reserved + CAST(? AS DECIMAL(20,10))"             \
+	" WHERE a." id " = ? AND (b.max_budget IS NULL OR"                     \
+	" a.spend + a.reserved + CAST(? AS DECIMAL(20,10)) <= b.max_budget)"
+#define SPEND_SQL(table, id)                                                   \
+	"SELECT a.spend, b.max_budget FROM " table " a JOIN budgets b"         \
+	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"
+
+static const char *const reserve_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = RESERVE_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = RESERVE_SQL("api_keys", "token"),
+};
+static const char *const reserve_if_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = RESERVE_IF_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = RESERVE_IF_SQL("api_keys", "token"),
+};
+static const char *const spend_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = SPEND_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = SPEND_SQL("api_keys", "token"),
+};
+
+/* The refusal of acct's budget, in the words LiteLLM uses for each. */
 static enum tg_rc
-refuse(const char *user_id, tg_money spend, tg_money max_budget,
+refuse(const struct admit_account *acct, tg_money spend, tg_money max_budget,
        struct tg_err *err)
 {
 	char s[TG_MONEY_STRLEN], m[TG_MONEY_STRLEN];
 
 	tg_money_format(spend, s, sizeof(s));
 	tg_money_format(max_budget, m, sizeof(m));
+	if (acct->kind == TG_ACCOUNT_KEY)
+		return tg_err_set(err, TG_ERR_BUDGET, NULL,
+		                  "Budget has been exceeded! Current cost: %s, "
+		                  "Max budget: %s",
+		                  s, m);
 	return tg_err_set(err, TG_ERR_BUDGET, NULL,
 	                  "ExceededBudget: End User=%s over budget. Spend=%s, "
 	                  "Budget=%s",
-	                  user_id, s, m);
+	                  acct->id, s, m);
 }
 
 struct admit_arg {
-	const struct tg_customer *c; /* NULL: no customer */
+	struct admit_account acct[2]; /* the customer, then the key */
+	size_t n;
+	bool conditional[2];   /* reserve mode with a max_budget */
+	const char *user_id;   /* the hold's: "" without a customer */
+	const char *key_token; /* NULL without a key */
 	tg_money estimate;
 	const struct tg_hold_request *hr;
-	bool conditional; /* reserve mode with a max_budget */
-	bool already; /* the hold exists: a retried commit had gone through */
+	size_t refused; /* TG_ERR_BUDGET: acct[refused] refused */
+	bool already;   /* the hold exists: a retried commit had gone through */
 };
 
 /*
- * INSERT the hold first, then add it to the customer's reserved (only if
- * the budget allows it, when conditional): a refusal rolls the INSERT back
+ * INSERT the hold first, then add it to each account's reserved (only if
+ * its budget allows it, when conditional): a refusal rolls it all back
  * (TG_ERR_BUDGET from here means "refused", no message yet).
  */
 static enum tg_rc
 admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct admit_arg *a = varg;
-	struct tg_db_param params[7];
-	struct tg_db_result res;
+	struct tg_db_param params[8];
 	char start_s[32];
+	uint64_t affected = 0;
 	enum tg_rc rc;
 
 	time_us_sql(a->hr->start_us != 0 ? a->hr->start_us : wall_us(),
 	            start_s);
 	params[0] = tg_db_str(a->hr->request_id);
-	params[1] = tg_db_str(a->c != NULL ? a->c->user_id : "");
+	params[1] = tg_db_str(a->user_id);
 	params[2] = tg_db_money(a->estimate);
 	params[3] = tg_db_int(a->hr->hold_seconds);
 	params[4] = tg_db_str(a->hr->model);
 	params[5] = tg_db_str(a->hr->api_key_hash);
 	params[6] = tg_db_str(start_s);
-	rc = tg_db_exec(db,
-	                "INSERT INTO reservations (request_id, user_id, amount,"
-	                " expires_at, created_at, model, api_key, start_time)"
-	                " VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
-	                " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
-	                " UTC_TIMESTAMP(6), ?, ?, ?)",
-	                params, 7, &res, err);
-	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
+	params[7] = tg_db_str(a->key_token);
+	rc = tg_db_run(db,
+	               "INSERT INTO reservations (request_id, user_id, amount,"
+	               " expires_at, created_at, model, api_key, start_time,"
+	               " key_token) VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
+	               " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
+	               " UTC_TIMESTAMP(6), ?, ?, ?, ?)",
+	               params, 8, NULL, err);
+	if (rc == TG_ERR_CONFLICT) {
 		a->already = true;
 		return TG_ERR_CONFLICT; /* roll back nothing; caller: held */
 	}
 	if (rc != TG_OK)
 		return rc;
-	tg_db_result_free(&res);
-	if (a->c == NULL)
-		return TG_OK;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct admit_account *acct = &a->acct[i];
 
-	if (!a->conditional) {
-		params[0] = tg_db_money(a->estimate);
-		params[1] = tg_db_str(a->c->user_id);
-		rc = tg_db_exec(db,
-		                "UPDATE customers SET reserved = reserved +"
-		                " CAST(? AS DECIMAL(20,10)) WHERE user_id = ?",
-		                params, 2, &res, err);
-		if (rc == TG_OK)
-			tg_db_result_free(&res);
-		return rc;
+		if (!a->conditional[i]) {
+			params[0] = tg_db_money(a->estimate);
+			params[1] = tg_db_str(acct->id);
+			rc = tg_db_run(db, reserve_sql[acct->kind], params, 2,
+			               NULL, err);
+			if (rc != TG_OK)
+				return rc;
+			continue;
+		}
+		params[0] = tg_db_str(acct->budget_id);
+		params[1] = tg_db_money(a->estimate);
+		params[2] = tg_db_str(acct->id);
+		params[3] = tg_db_money(a->estimate);
+		rc = tg_db_run(db, reserve_if_sql[acct->kind], params, 4,
+		               &affected, err);
+		if (rc != TG_OK)
+			return rc;
+		if (affected == 0) {
+			a->refused = i;
+			return TG_ERR_BUDGET;
+		}
 	}
-	params[0] = tg_db_str(a->c->budget.budget_id);
-	params[1] = tg_db_money(a->estimate);
-	params[2] = tg_db_str(a->c->user_id);
-	params[3] = tg_db_money(a->estimate);
-	rc = tg_db_exec(
-	        db,
-	        "UPDATE customers c JOIN budgets b"
-	        " ON b.budget_id = COALESCE(c.budget_id, ?)"
-	        " SET c.reserved = c.reserved + CAST(? AS DECIMAL(20,10))"
-	        " WHERE c.user_id = ? AND (b.max_budget IS NULL OR"
-	        " c.spend + c.reserved + CAST(? AS DECIMAL(20,10))"
-	        " <= b.max_budget)",
-	        params, 4, &res, err);
-	if (rc != TG_OK)
-		return rc;
-	rc = res.affected > 0 ? TG_OK : TG_ERR_BUDGET;
-	tg_db_result_free(&res);
-	return rc;
+	return TG_OK;
 }
 
 /* The current spend and max_budget, for the refusal message. */
 static void
-current_spend(struct tg_db *db, const struct tg_customer *c, tg_money *spend,
-              tg_money *max_budget)
+current_spend(struct tg_db *db, const struct admit_account *acct,
+              tg_money *spend, tg_money *max_budget)
 {
 	struct tg_db_param params[2];
 	struct tg_db_result res;
 	struct tg_err ignored;
 	tg_money s, m;
 
-	*spend = c->spend;
-	*max_budget = c->budget.max_budget.v;
-	params[0] = tg_db_str(c->budget.budget_id);
-	params[1] = tg_db_str(c->user_id);
-	if (tg_db_exec(db,
-	               "SELECT c.spend, b.max_budget FROM customers c JOIN"
-	               " budgets b ON b.budget_id = COALESCE(c.budget_id, ?)"
-	               " WHERE c.user_id = ?",
-	               params, 2, &res, &ignored) != TG_OK)
+	*spend = acct->spend;
+	*max_budget = acct->max_budget;
+	params[0] = tg_db_str(acct->budget_id);
+	params[1] = tg_db_str(acct->id);
+	if (tg_db_exec(db, spend_sql[acct->kind], params, 2, &res, &ignored) !=
+	    TG_OK)
 		return;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
 	    tg_db_cell(&res, 0, 1) != NULL &&
@@ -181,15 +220,32 @@ current_spend(struct tg_db *db, const struct tg_customer *c, tg_money *spend,
 	tg_db_result_free(&res);
 }
 
+/* acct refused the hold: its budget_crossed event, then the answer. */
+static enum tg_rc
+refused(struct tg_db *db, const struct admit_account *acct,
+        const struct tg_hold_request *hr, tg_money spend, tg_money max_budget,
+        struct tg_err *err)
+{
+	struct tg_event_account ev = {acct->kind, acct->id, acct->budget_id,
+	                              hr->api_key_hash, acct->key_alias};
+	struct tg_err ev_err;
+
+	tg_err_clear(&ev_err);
+	if (tg_events_refused(db, hr->alerts, &ev, &ev_err) != TG_OK)
+		tg_log_warn("the budget_crossed event of a refusal was not "
+		            "written: %s",
+		            ev_err.message);
+	return refuse(acct, spend, max_budget, err);
+}
+
 enum tg_rc
 tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
-                tg_money estimate, enum tg_enforcement mode,
-                const struct tg_hold_request *hr, struct tg_reservation *out,
-                struct tg_err *err)
+                const struct tg_key *k, tg_money estimate,
+                enum tg_enforcement mode, const struct tg_hold_request *hr,
+                struct tg_reservation *out, struct tg_err *err)
 {
 	struct tg_reservation r;
 	struct admit_arg arg;
-	bool has_max = c != NULL && c->has_budget && c->budget.max_budget.set;
 	enum tg_rc rc = TG_OK;
 
 	memset(&r, 0, sizeof(r));
@@ -197,28 +253,46 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 	if (estimate < 0)
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "negative cost estimate");
-	switch (mode) {
-	case TG_ENFORCE_POST:
-		/* LiteLLM's rule: admit while spend < max_budget.  The hold
-		 * is still taken: it is how a crash is charged. */
-		if (has_max && c->spend >= c->budget.max_budget.v) {
-			struct tg_err ev_err;
+	/* Customer first, then key: the order every transaction locks them. */
+	if (c != NULL) {
+		struct admit_account *ac = &arg.acct[arg.n++];
 
-			tg_err_clear(&ev_err);
-			if (tg_events_refused(db, hr->alerts, c->user_id,
-			                      c->budget.budget_id,
-			                      hr->api_key_hash,
-			                      &ev_err) != TG_OK)
-				tg_log_warn("the budget_crossed event of a "
-				            "refusal was not written: %s",
-				            ev_err.message);
-			return refuse(c->user_id, c->spend,
-			              c->budget.max_budget.v, err);
-		}
-		break;
-	case TG_ENFORCE_RESERVE: arg.conditional = has_max; break;
+		ac->kind = TG_ACCOUNT_CUSTOMER;
+		ac->id = c->user_id;
+		ac->budget_id = c->has_budget ? c->budget.budget_id : NULL;
+		ac->has_max = c->has_budget && c->budget.max_budget.set;
+		ac->spend = c->spend;
+		ac->max_budget = c->budget.max_budget.v;
+		ac->key_alias = k != NULL ? k->key_alias : NULL;
 	}
-	arg.c = c;
+	if (k != NULL) {
+		struct admit_account *ak = &arg.acct[arg.n++];
+
+		ak->kind = TG_ACCOUNT_KEY;
+		ak->id = k->token;
+		ak->has_max = k->has_budget && k->budget.max_budget.set;
+		ak->spend = k->spend;
+		ak->max_budget = k->budget.max_budget.v;
+		ak->key_alias = k->key_alias;
+	}
+	for (size_t i = 0; i < arg.n; i++) {
+		const struct admit_account *acct = &arg.acct[i];
+
+		switch (mode) {
+		case TG_ENFORCE_POST:
+			/* LiteLLM's rule: admit while spend < max_budget.  The
+			 * hold is still taken: it is how a crash is charged. */
+			if (acct->has_max && acct->spend >= acct->max_budget)
+				return refused(db, acct, hr, acct->spend,
+				               acct->max_budget, err);
+			break;
+		case TG_ENFORCE_RESERVE:
+			arg.conditional[i] = acct->has_max;
+			break;
+		}
+	}
+	arg.user_id = c != NULL ? c->user_id : "";
+	arg.key_token = k != NULL ? k->token : NULL;
 	arg.estimate = estimate;
 	arg.hr = hr;
 	/*
@@ -229,60 +303,72 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 	if (rc == TG_ERR_CONFLICT && arg.already)
 		rc = TG_OK;
 	if (rc == TG_ERR_BUDGET) {
+		const struct admit_account *acct = &arg.acct[arg.refused];
 		tg_money spend, max_budget;
-		struct tg_err ev_err;
 
-		current_spend(db, c, &spend, &max_budget);
-		tg_err_clear(&ev_err);
-		if (tg_events_refused(db, hr->alerts, c->user_id,
-		                      c->budget.budget_id, hr->api_key_hash,
-		                      &ev_err) != TG_OK)
-			tg_log_warn("the budget_crossed event of a refusal "
-			            "was not written: %s",
-			            ev_err.message);
-		rc = refuse(c->user_id, spend, max_budget, err);
+		current_spend(db, acct, &spend, &max_budget);
+		return refused(db, acct, hr, spend, max_budget, err);
 	}
 	if (rc != TG_OK)
 		return rc;
 	r.held = true;
-	r.budgeted = arg.conditional;
+	for (size_t i = 0; i < arg.n; i++) {
+		if (arg.acct[i].kind == TG_ACCOUNT_KEY)
+			r.key_budgeted = arg.conditional[i];
+		else
+			r.budgeted = arg.conditional[i];
+	}
 	tg_strlcpy(r.request_id, sizeof(r.request_id), hr->request_id);
-	tg_strlcpy(r.user_id, sizeof(r.user_id), c != NULL ? c->user_id : "");
+	tg_strlcpy(r.user_id, sizeof(r.user_id), arg.user_id);
+	tg_strlcpy(r.key_token, sizeof(r.key_token), arg.key_token);
 	r.amount = estimate;
 	*out = r;
 	return TG_OK;
 }
 
 struct tg_ledger_account
-tg_ledger_account_of(const struct tg_customer *c)
+tg_ledger_account_of(const struct tg_customer *c, const struct tg_key *k)
 {
 	struct tg_ledger_account a;
 
 	memset(&a, 0, sizeof(a));
-	if (c == NULL)
-		return a;
-	a.user_id = c->user_id;
-	if (c->has_budget) {
-		a.budget_id = c->budget.budget_id;
-		a.budget_duration = c->budget.budget_duration;
+	if (c != NULL) {
+		a.user_id = c->user_id;
+		if (c->has_budget) {
+			a.budget_id = c->budget.budget_id;
+			a.budget_duration = c->budget.budget_duration;
+		}
+	}
+	if (k != NULL) {
+		a.key_token = k->token;
+		a.key_alias = k->key_alias;
+		if (k->has_budget)
+			a.key_budget_duration = k->budget.budget_duration;
 	}
 	return a;
 }
 
-/*
- * Add charge to user_id's spend and take release off its reserved, in the
- * period current at now_s: with a period (next_s, the end of the one that
- * would begin now; NULL for none), a due reset comes first.  spend is
- * assigned before spend_reset_at, so the reset test sees the old value.
- */
-static enum tg_rc
-charge_account(struct tg_db *db, const char *user_id, const char *next_s,
-               const char *now_s, tg_money charge, tg_money release,
-               struct tg_err *err)
+#define CHARGE_SQL(table, id)                                                  \
+	"UPDATE " table " SET"                                                 \
+	" spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"                \
+	" spend) + CAST(? AS DECIMAL(20,10)),"                                 \
+	" spend_reset_at = IF(? IS NOT NULL AND"                               \
+	" (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"                 \
+	" spend_reset_at),"                                                    \
+	" reserved = GREATEST(reserved - CAST(? AS DECIMAL(20,10)), 0)"        \
+	" WHERE " id " = ?"
+
+static const char *const charge_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = CHARGE_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = CHARGE_SQL("api_keys", "token"),
+};
+
+enum tg_rc
+tg_ledger_charge_account(struct tg_db *db, enum tg_account_kind kind,
+                         const char *id, const char *next_s, const char *now_s,
+                         tg_money charge, tg_money release, struct tg_err *err)
 {
 	struct tg_db_param params[8];
-	struct tg_db_result res;
-	enum tg_rc rc;
 
 	params[0] = tg_db_str(next_s);
 	params[1] = tg_db_str(now_s);
@@ -291,43 +377,54 @@ charge_account(struct tg_db *db, const char *user_id, const char *next_s,
 	params[4] = params[1];
 	params[5] = params[0];
 	params[6] = tg_db_money(release);
-	params[7] = tg_db_str(user_id);
-	rc = tg_db_exec(db,
-	                "UPDATE customers SET"
-	                " spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"
-	                " spend) + CAST(? AS DECIMAL(20,10)),"
-	                " spend_reset_at = IF(? IS NOT NULL AND"
-	                " (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"
-	                " spend_reset_at),"
-	                " reserved = GREATEST(reserved -"
-	                " CAST(? AS DECIMAL(20,10)), 0)"
-	                " WHERE user_id = ?",
-	                params, 8, &res, err);
-	if (rc == TG_OK)
-		tg_db_result_free(&res);
-	return rc;
+	params[7] = tg_db_str(id);
+	return tg_db_run(db, charge_sql[kind], params, 8, NULL, err);
 }
+
+/* One account a settlement charges: the customer or the key. */
+struct party {
+	enum tg_account_kind kind;
+	const char *id;
+	const char *budget_id; /* a customer's effective budget; NULL: key */
+	bool budgeted;         /* its hold was admitted against max_budget */
+	bool has_next;         /* its budget has a period ... */
+	char next_s[20];       /* ... that would end here if one began now */
+	tg_money released;     /* what this settlement gives back of its hold */
+};
 
 struct settle_arg {
 	const struct tg_ledger_account *acct;
 	const struct tg_ledger_entry *e;
 	const struct tg_reservation *r;
+	struct party party[2]; /* the customer, then the key */
+	size_t nparty;
 	tg_money charged;
 	bool already; /* the ledger row exists: settled by a lost commit */
 };
 
+#define ROOM_SQL(table, id)                                                    \
+	"SELECT IF(? IS NOT NULL AND a.spend_reset_at <= ?, 0, a.spend),"      \
+	" a.reserved, b.max_budget FROM " table " a LEFT JOIN budgets b"       \
+	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"        \
+	" FOR UPDATE"
+
+static const char *const room_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = ROOM_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = ROOM_SQL("api_keys", "token"),
+};
+
 /*
  * What a budgeted hold may be charged when its cost exceeds it (an upstream
- * that ignored the output bound): as much as keeps spend + reserved <=
+ * that ignored the output bound): as much as keeps p's spend + reserved <=
  * max_budget once the hold is gone, so that neither this charge nor the
  * other holds' settlements take spend past max_budget.  *room gets it;
- * false when the customer has no max_budget (nothing to cap).  The row is
+ * false when the account has no max_budget (nothing to cap).  The row is
  * locked until the transaction ends.
  */
 static enum tg_rc
-over_hold_room(struct tg_db *db, const struct settle_arg *a, const char *next_s,
-               const char *now_s, bool *capped, tg_money *room,
-               struct tg_err *err)
+over_hold_room(struct tg_db *db, const struct settle_arg *a,
+               const struct party *p, const char *now_s, bool *capped,
+               tg_money *room, struct tg_err *err)
 {
 	struct tg_db_param params[4];
 	struct tg_db_result res;
@@ -337,17 +434,11 @@ over_hold_room(struct tg_db *db, const struct settle_arg *a, const char *next_s,
 	*capped = false;
 	/* spend as the settlement's UPDATE will see it: reset only when the
 	 * budget has a period (next_s), as there. */
-	params[0] = tg_db_str(next_s);
+	params[0] = p->has_next ? tg_db_str(p->next_s) : tg_db_null();
 	params[1] = tg_db_str(now_s);
-	params[2] = tg_db_str(a->acct->budget_id);
-	params[3] = tg_db_str(a->acct->user_id);
-	rc = tg_db_exec(db,
-	                "SELECT IF(? IS NOT NULL AND"
-	                " c.spend_reset_at <= ?, 0, c.spend), c.reserved,"
-	                " b.max_budget FROM customers c LEFT JOIN budgets b"
-	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
-	                " WHERE c.user_id = ? FOR UPDATE",
-	                params, 4, &res, err);
+	params[2] = tg_db_str(p->budget_id);
+	params[3] = tg_db_str(p->id);
+	rc = tg_db_exec(db, room_sql[p->kind], params, 4, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 2) != NULL &&
@@ -388,10 +479,12 @@ over_hold_metadata(const char *metadata, tg_money uncapped)
 
 /* What a row already written for the request says. */
 struct existing {
-	bool replace;        /* "unsettled": this settlement replaces it */
-	tg_money spend;      /* what it charged */
-	bool period_known;   /* an unsettled row's metadata.period_end */
-	char period_end[20]; /* "" for a customer without periods */
+	bool replace;   /* "unsettled": this settlement replaces it */
+	tg_money spend; /* what it charged */
+	/* Per party (customer, key): the unsettled row's metadata.period_end
+	 * or key_period_end, "" for an account without periods. */
+	bool period_known[2];
+	char period_end[2][20];
 };
 
 /*
@@ -424,17 +517,97 @@ existing_row(struct tg_db *db, const struct settle_arg *a, struct existing *x,
 		meta = tg_db_cell(&res, 0, 2) != NULL
 		               ? json_tokener_parse(tg_db_cell(&res, 0, 2))
 		               : NULL;
-		if (meta != NULL &&
-		    json_object_object_get_ex(meta, "period_end", &v)) {
-			x->period_known = true;
+		for (size_t i = 0; i < a->nparty; i++) {
+			const char *field = a->party[i].kind == TG_ACCOUNT_KEY
+			                            ? "key_period_end"
+			                            : "period_end";
+			if (meta == NULL ||
+			    !json_object_object_get_ex(meta, field, &v))
+				continue;
+			x->period_known[i] = true;
 			if (json_object_is_type(v, json_type_string))
-				tg_strlcpy(x->period_end, sizeof(x->period_end),
+				tg_strlcpy(x->period_end[i],
+				           sizeof(x->period_end[i]),
 				           json_object_get_string(v));
 		}
 		json_object_put(meta);
 	}
 	tg_db_result_free(&res);
 	return TG_OK;
+}
+
+#define CORRECT_SQL(table, id)                                                 \
+	"UPDATE " table " SET"                                                 \
+	" spend = IF(? IS NOT NULL AND spend_reset_at <= ?, spend,"            \
+	" spend + IF(spend_reset_at <=> CAST(? AS DATETIME(6)),"               \
+	" CAST(? AS DECIMAL(20,10)) - CAST(? AS DECIMAL(20,10)), 0))"          \
+	" WHERE " id " = ?"
+
+static const char *const correct_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = CORRECT_SQL("customers", "user_id"),
+        [TG_ACCOUNT_KEY] = CORRECT_SQL("api_keys", "token"),
+};
+
+/*
+ * The unsettled charge went into the period that was the account's when
+ * the hold was reclaimed (its period_end).  Only while that period is still
+ * the account's, and no reset is due, is it corrected to the real charge; a
+ * closed period's counter is gone, and the row alone tells the truth about
+ * it.
+ */
+static enum tg_rc
+correct_account(struct tg_db *db, const struct settle_arg *a,
+                const struct party *p, const struct existing *x, size_t i,
+                const char *now_s, struct tg_err *err)
+{
+	struct tg_db_param params[6];
+
+	params[0] = p->has_next ? tg_db_str(p->next_s) : tg_db_null();
+	params[1] = tg_db_str(now_s);
+	params[2] = x->period_known[i] && x->period_end[i][0] != '\0'
+	                    ? tg_db_str(x->period_end[i])
+	                    : tg_db_null();
+	params[3] = tg_db_money(a->charged);
+	params[4] = tg_db_money(x->spend);
+	params[5] = tg_db_str(p->id);
+	return tg_db_run(db, correct_sql[p->kind], params, 6, NULL, err);
+}
+
+/* The accounts of a settlement, with their periods as of now. */
+static void
+parties(struct settle_arg *a, time_t now)
+{
+	const struct tg_ledger_account *acct = a->acct;
+	struct tg_period period;
+
+	a->nparty = 0;
+	if (acct->user_id != NULL) {
+		struct party *p = &a->party[a->nparty++];
+
+		memset(p, 0, sizeof(*p));
+		p->kind = TG_ACCOUNT_CUSTOMER;
+		p->id = acct->user_id;
+		p->budget_id = acct->budget_id;
+		p->budgeted = a->r != NULL && a->r->held && a->r->budgeted;
+		if (acct->budget_duration != NULL &&
+		    tg_period_parse(acct->budget_duration, &period)) {
+			tg_time_sql(tg_period_next(&period, now), p->next_s);
+			p->has_next = true;
+		}
+	}
+	if (acct->key_token != NULL) {
+		struct party *p = &a->party[a->nparty++];
+
+		memset(p, 0, sizeof(*p));
+		p->kind = TG_ACCOUNT_KEY;
+		p->id = acct->key_token;
+		p->budgeted = a->r != NULL && a->r->held && a->r->key_budgeted;
+		if (acct->key_budget_duration != NULL &&
+		    tg_period_parse(acct->key_budget_duration, &period)) {
+			tg_time_sql(tg_period_next(&period, now), p->next_s);
+			p->has_next = true;
+		}
+	}
 }
 
 static enum tg_rc
@@ -444,15 +617,14 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	const struct tg_ledger_entry *e = a->e;
 	struct tg_db_param params[16];
 	struct tg_db_result res;
-	char start_s[32], end_s[32], now_s[20], next_s[20];
+	char start_s[32], end_s[32], now_s[20];
 	char *meta = NULL;
 	int64_t start_us, end_us;
-	tg_money released = 0, room = 0;
-	bool has_next = false, capped = false;
+	tg_money released = 0;
+	uint64_t deleted = 0;
 	struct existing x;
-	struct tg_period period;
 	time_t now;
-	enum tg_rc rc;
+	enum tg_rc rc = TG_OK;
 
 	memset(&x, 0, sizeof(x));
 	end_us = e->end_us != 0 ? e->end_us : wall_us();
@@ -461,22 +633,29 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	tg_time_sql(now, now_s);
 	time_us_sql(start_us, start_s);
 	time_us_sql(end_us, end_s);
-	if (a->acct->budget_duration != NULL &&
-	    tg_period_parse(a->acct->budget_duration, &period)) {
-		tg_time_sql(tg_period_next(&period, now), next_s);
-		has_next = true;
-	}
+	parties(a, now);
 
 	a->charged = e->spend;
-	if (a->acct->user_id != NULL && a->r != NULL && a->r->held &&
-	    a->r->budgeted && e->spend > a->r->amount) {
-		rc = over_hold_room(db, a, has_next ? next_s : NULL, now_s,
-		                    &capped, &room, err);
+	if (a->r != NULL && a->r->held && e->spend > a->r->amount) {
+		bool any = false;
+
+		/* Capped by each budget it was held against: the smaller room.
+		 */
+		for (size_t i = 0; i < a->nparty && rc == TG_OK; i++) {
+			bool capped = false;
+			tg_money room = 0;
+
+			if (!a->party[i].budgeted)
+				continue;
+			rc = over_hold_room(db, a, &a->party[i], now_s, &capped,
+			                    &room, err);
+			if (capped && room < a->charged)
+				a->charged = room;
+			any |= capped;
+		}
 		if (rc != TG_OK)
 			return rc;
-		if (capped && room < a->charged)
-			a->charged = room;
-		if (capped)
+		if (any)
 			meta = over_hold_metadata(e->metadata, e->spend);
 	}
 
@@ -540,57 +719,40 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 
 	if (a->r != NULL && a->r->held) {
 		params[0] = tg_db_str(a->r->request_id);
-		rc = tg_db_exec(db,
-		                "DELETE FROM reservations WHERE request_id = ?",
-		                params, 1, &res, err);
+		rc = tg_db_run(db,
+		               "DELETE FROM reservations WHERE request_id = ?",
+		               params, 1, &deleted, err);
 		if (rc != TG_OK)
 			goto out;
-		/* Only the one who deletes the hold gives its amount back. */
-		if (res.affected > 0)
+		/* Only the one who deletes the hold gives its amount back,
+		 * to each account it was held from. */
+		if (deleted > 0)
 			released = a->r->amount;
-		tg_db_result_free(&res);
 	}
-	if (a->acct->user_id == NULL)
-		goto out;
+	for (size_t i = 0; i < a->nparty && rc == TG_OK; i++) {
+		struct party *p = &a->party[i];
+		struct tg_event_account ev = {p->kind, p->id, p->budget_id,
+		                              e->api_key_hash,
+		                              a->acct->key_alias};
 
-	if (x.replace) {
-		/*
-		 * The unsettled charge went into the period that was current
-		 * when the hold was reclaimed (its period_end).  Only while
-		 * that period is still the customer's, and no reset is due, is
-		 * it corrected to the real charge; a closed period's counter is
-		 * gone, and the row alone tells the truth about it.
-		 */
-		params[0] = has_next ? tg_db_str(next_s) : tg_db_null();
-		params[1] = tg_db_str(now_s);
-		params[2] = x.period_known && x.period_end[0] != '\0'
-		                    ? tg_db_str(x.period_end)
-		                    : tg_db_null();
-		params[3] = tg_db_money(a->charged);
-		params[4] = tg_db_money(x.spend);
-		params[5] = tg_db_str(a->acct->user_id);
-		rc = tg_db_exec(db,
-		                "UPDATE customers SET"
-		                " spend = IF(? IS NOT NULL AND"
-		                " spend_reset_at <= ?, spend,"
-		                " spend + IF(spend_reset_at <=>"
-		                " CAST(? AS DATETIME(6)),"
-		                " CAST(? AS DECIMAL(20,10))"
-		                " - CAST(? AS DECIMAL(20,10)), 0))"
-		                " WHERE user_id = ?",
-		                params, 6, &res, err);
+		if (p->kind == TG_ACCOUNT_CUSTOMER)
+			p->released = released;
+		else
+			p->released = a->r != NULL && a->r->key_token[0] != '\0'
+			                      ? released
+			                      : 0;
+		if (x.replace)
+			rc = correct_account(db, a, p, &x, i, now_s, err);
+		else
+			rc = tg_ledger_charge_account(
+			        db, p->kind, p->id,
+			        p->has_next ? p->next_s : NULL, now_s,
+			        a->charged, p->released, err);
 		if (rc == TG_OK)
-			tg_db_result_free(&res);
-	} else {
-		rc = charge_account(db, a->acct->user_id,
-		                    has_next ? next_s : NULL, now_s, a->charged,
-		                    released, err);
+			rc = tg_events_charged(db, a->acct->alerts, &ev,
+			                       e->success || a->charged > 0,
+			                       a->charged, err);
 	}
-	if (rc == TG_OK)
-		rc = tg_events_charged(db, a->acct->alerts, a->acct->user_id,
-		                       a->acct->budget_id,
-		                       e->success || a->charged > 0, a->charged,
-		                       e->api_key_hash, err);
 out:
 	free(meta);
 	return rc;
@@ -618,222 +780,5 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 		rc = TG_OK; /* charged by the first commit, as computed here */
 	if (rc == TG_OK && charged != NULL)
 		*charged = arg.charged;
-	return rc;
-}
-
-struct reclaim_arg {
-	const char *user_id;
-	const char *default_budget_id;
-	const struct tg_alerting *alerts;
-	int limit;
-	int reclaimed;
-};
-
-/*
- * The customer's period as the reclaim's charge finds it: *has_next and
- * next_s when its budget has one, now_s (the server's clock), and
- * period_end, the end of the period the charge lands in ("" for none).
- * The row is locked until the transaction ends.
- */
-static enum tg_rc
-reclaim_period(struct tg_db *db, const struct reclaim_arg *a, const char *uid,
-               bool *has_next, char next_s[20], char now_s[20],
-               char period_end[32], struct tg_err *err)
-{
-	struct tg_db_param params[2];
-	struct tg_db_result res;
-	struct tg_period period;
-	time_t now;
-	enum tg_rc rc;
-
-	*has_next = false;
-	period_end[0] = '\0';
-	params[0] = tg_db_str(a->default_budget_id);
-	params[1] = tg_db_str(uid);
-	rc = tg_db_exec(db,
-	                "SELECT DATE_FORMAT(c.spend_reset_at, '%Y-%m-%d %T'),"
-	                " b.budget_duration, (c.spend_reset_at IS NULL OR"
-	                " c.spend_reset_at <= UTC_TIMESTAMP()),"
-	                " DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T')"
-	                " FROM customers c LEFT JOIN budgets b"
-	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
-	                " WHERE c.user_id = ? FOR UPDATE",
-	                params, 2, &res, err);
-	if (rc != TG_OK)
-		return rc;
-	if (res.nrows == 1 && tg_db_cell(&res, 0, 3) != NULL &&
-	    tg_time_parse_sql(tg_db_cell(&res, 0, 3), &now)) {
-		tg_strlcpy(now_s, 20, tg_db_cell(&res, 0, 3));
-		if (tg_db_cell(&res, 0, 1) != NULL &&
-		    tg_period_parse(tg_db_cell(&res, 0, 1), &period)) {
-			tg_time_sql(tg_period_next(&period, now), next_s);
-			*has_next = true;
-		}
-		if (*has_next && tg_db_cell(&res, 0, 2) != NULL &&
-		    strcmp(tg_db_cell(&res, 0, 2), "1") == 0)
-			tg_strlcpy(period_end, 32, next_s); /* a new period */
-		else if (tg_db_cell(&res, 0, 0) != NULL)
-			tg_strlcpy(period_end, 32, tg_db_cell(&res, 0, 0));
-	}
-	tg_db_result_free(&res);
-	return TG_OK;
-}
-
-/* Charge one expired hold (its reservations row is locked by us). */
-static enum tg_rc
-charge_hold(struct tg_db *db, const struct reclaim_arg *a,
-            const struct tg_db_result *holds, size_t i, bool *done,
-            struct tg_err *err)
-{
-	const char *rid = tg_db_cell(holds, i, 0);
-	const char *uid = tg_db_cell(holds, i, 1);
-	const char *amount_s = tg_db_cell(holds, i, 2);
-	const char *start_s = tg_db_cell(holds, i, 5);
-	const char *expired_s = tg_db_cell(holds, i, 6);
-	struct tg_db_param params[8];
-	struct tg_db_result res;
-	struct json_object *m;
-	char next_s[20] = "", now_s[20] = "", period_end[32];
-	char reason[160];
-	char *meta;
-	tg_money amount;
-	bool charged = true, has_next;
-	enum tg_rc rc;
-
-	*done = false;
-	if (rid == NULL || uid == NULL || amount_s == NULL ||
-	    !tg_money_parse(amount_s, &amount))
-		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                  "malformed reservation row");
-	params[0] = tg_db_str(rid);
-	rc = tg_db_exec(db, "DELETE FROM reservations WHERE request_id = ?",
-	                params, 1, &res, err);
-	if (rc != TG_OK)
-		return rc;
-	if (res.affected == 0) {
-		tg_db_result_free(&res);
-		return TG_OK;
-	}
-	tg_db_result_free(&res);
-	rc = reclaim_period(db, a, uid, &has_next, next_s, now_s, period_end,
-	                    err);
-	if (rc != TG_OK)
-		return rc;
-
-	/* period_end: which period's spend the charge went into, so that a
-	 * settlement replacing this row later corrects only that one. */
-	snprintf(reason, sizeof(reason),
-	         "the request's process ended before it was settled (hold "
-	         "expired %.40s UTC); charged the hold, an upper bound of its "
-	         "cost",
-	         expired_s != NULL ? expired_s : "");
-	m = json_object_new_object();
-	json_object_object_add(m, "reason", json_object_new_string(reason));
-	json_object_object_add(
-	        m, "period_end",
-	        period_end[0] ? json_object_new_string(period_end) : NULL);
-	meta = tg_xstrdup(
-	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
-	json_object_put(m);
-	params[0] = tg_db_str(rid);
-	params[1] = tg_db_str(uid);
-	params[2] = tg_db_str(tg_db_cell(holds, i, 3));
-	params[3] = tg_db_str(tg_db_cell(holds, i, 4));
-	params[4] = tg_db_money(amount);
-	params[5] = tg_db_str(start_s);
-	params[6] = tg_db_str(meta);
-	rc = tg_db_exec(db,
-	                "INSERT INTO spend_logs (request_id, end_user, model,"
-	                " api_key, call_type, status, spend, start_time,"
-	                " end_time, request_duration_ms, metadata) VALUES"
-	                " (?, ?, ?, ?, 'acompletion', 'unsettled',"
-	                " CAST(? AS DECIMAL(20,10)),"
-	                " COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6), 0,"
-	                " ?)",
-	                params, 7, &res, err);
-	free(meta);
-	if (rc == TG_ERR_DB && tg_db_duplicate(db)) {
-		/* Settled after all (the hold outlived its row): release. */
-		charged = false;
-		rc = TG_OK;
-	} else if (rc == TG_OK) {
-		tg_db_result_free(&res);
-	}
-	if (rc != TG_OK)
-		return rc;
-	/* As a settlement would: a due reset first, then the charge. */
-	rc = charge_account(db, uid, has_next ? next_s : NULL, now_s,
-	                    charged ? amount : 0, amount, err);
-	if (rc == TG_OK && charged)
-		rc = tg_events_charged(db, a->alerts, uid, a->default_budget_id,
-		                       false, 0, NULL, err);
-	if (rc != TG_OK)
-		return rc;
-	*done = true;
-	return TG_OK;
-}
-
-static enum tg_rc
-reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
-{
-	struct reclaim_arg *a = varg;
-	struct tg_db_param params[2];
-	struct tg_db_result holds;
-	enum tg_rc rc;
-
-	a->reclaimed = 0;
-	/* SKIP LOCKED: holds being settled right now are not ours to take. */
-	if (a->user_id != NULL) {
-		params[0] = tg_db_str(a->user_id);
-		params[1] = tg_db_int(a->limit);
-		rc = tg_db_exec(db,
-		                "SELECT request_id, user_id, amount, model,"
-		                " api_key, start_time, expires_at FROM"
-		                " reservations WHERE user_id = ? AND expires_at"
-		                " <= UTC_TIMESTAMP(6) ORDER BY expires_at"
-		                " LIMIT ? FOR UPDATE SKIP LOCKED",
-		                params, 2, &holds, err);
-	} else {
-		params[0] = tg_db_int(a->limit);
-		rc = tg_db_exec(db,
-		                "SELECT request_id, user_id, amount, model,"
-		                " api_key, start_time, expires_at FROM"
-		                " reservations WHERE expires_at <="
-		                " UTC_TIMESTAMP(6) ORDER BY expires_at"
-		                " LIMIT ? FOR UPDATE SKIP LOCKED",
-		                params, 1, &holds, err);
-	}
-	if (rc != TG_OK)
-		return rc;
-	for (size_t i = 0; i < holds.nrows; i++) {
-		bool done;
-
-		rc = charge_hold(db, a, &holds, i, &done, err);
-		if (rc != TG_OK)
-			break;
-		if (done)
-			a->reclaimed++;
-	}
-	tg_db_result_free(&holds);
-	return rc;
-}
-
-enum tg_rc
-tg_ledger_reclaim(struct tg_db *db, const char *user_id,
-                  const char *default_budget_id,
-                  const struct tg_alerting *alerts, int limit, int *reclaimed,
-                  struct tg_err *err)
-{
-	struct reclaim_arg arg;
-	enum tg_rc rc;
-
-	memset(&arg, 0, sizeof(arg));
-	arg.user_id = user_id;
-	arg.default_budget_id = default_budget_id;
-	arg.alerts = alerts;
-	arg.limit = limit > 0 ? limit : 100;
-	rc = tg_db_txn(db, reclaim_txn, &arg, err);
-	if (rc == TG_OK && reclaimed != NULL)
-		*reclaimed = arg.reclaimed;
 	return rc;
 }

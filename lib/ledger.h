@@ -19,6 +19,15 @@
  * of local work), so every expired hold is presumed to have reached it.
  * A settlement of the same request that arrives later (from the spool,
  * SPEC 4.4) replaces the unsettled charge with the real one.
+ *
+ * A call made with a virtual key (SPEC 13) has two accounts, the customer
+ * and the key, each with its own spend, reserved and budget.  Its one hold
+ * row names both (user_id, key_token), and every transaction that takes,
+ * settles or reclaims it does so for both: admission is granted only if
+ * both budgets admit it, and whoever deletes the row releases and charges
+ * both.  No state exists in which one account holds or was charged for a
+ * call and the other was not.  Rows of both accounts are always locked
+ * customer first, then key.
  */
 #ifndef TG_LEDGER_H
 #define TG_LEDGER_H
@@ -30,15 +39,18 @@
 #include "customer.h"
 #include "db.h"
 #include "err.h"
+#include "key.h"
 #include "money.h"
 
 struct tg_reservation {
 	bool held;     /* false: nothing was reserved (admission failed) */
-	bool budgeted; /* admitted against max_budget (reserve mode): the
-	                  settlement's charge is capped at it */
+	bool budgeted; /* admitted against the customer's max_budget (reserve
+	                  mode): the settlement's charge is capped at it */
+	bool key_budgeted; /* the same for the key's max_budget */
 	char request_id[37];
-	char user_id[256]; /* "" for a request without a customer */
-	tg_money amount;
+	char user_id[256];  /* "" for a request without a customer */
+	char key_token[65]; /* "" for a request without a virtual key */
+	tg_money amount;    /* held from each account */
 };
 
 /* What a hold records of its request, for an unsettled row. */
@@ -54,16 +66,21 @@ struct tg_hold_request {
 
 /*
  * Take the hold of a request of worst-case cost estimate, for customer c
- * (NULL: a request without a customer, held under user_id "").  With a
- * max_budget, reserve mode grants it only if spend + reserved + estimate <=
- * max_budget, atomically; post mode admits while spend < max_budget.
- * Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over budget.
- * Spend=<spend>, Budget=<max_budget>", and hr->alerts' budget_crossed
- * event the first time in the customer's period.  On TG_OK *out is
- * the hold, to be given to tg_ledger_settle().
+ * (NULL: a request without a customer, held under user_id "") and virtual
+ * key k (NULL: the master key), in one transaction: held from both or
+ * from neither.  For each account with a max_budget, reserve mode grants
+ * it only if spend + reserved + estimate <= max_budget, atomically; post
+ * mode admits while spend < max_budget.  Refusal: TG_ERR_BUDGET
+ * "ExceededBudget: End User=<id> over budget. Spend=<spend>,
+ * Budget=<max_budget>" for the customer's budget, "Budget has been
+ * exceeded! Current cost: <spend>, Max budget: <max_budget>" (LiteLLM's)
+ * for the key's, and hr->alerts' budget_crossed event the first time in
+ * that account's period.  On TG_OK *out is the hold, to be given to
+ * tg_ledger_settle().
  */
 enum tg_rc tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
-                           tg_money estimate, enum tg_enforcement mode,
+                           const struct tg_key *k, tg_money estimate,
+                           enum tg_enforcement mode,
                            const struct tg_hold_request *hr,
                            struct tg_reservation *out, struct tg_err *err);
 
@@ -72,12 +89,17 @@ struct tg_ledger_account {
 	const char *user_id;         /* NULL: no customer */
 	const char *budget_id;       /* the effective budget (own or tier) */
 	const char *budget_duration; /* its period, for a due reset */
+	/* The virtual key the call used (SPEC 13); key_token NULL: none. */
+	const char *key_token;
+	const char *key_alias;
+	const char *key_budget_duration;
 	/* The webhook events its charges raise (lib/events.h); NULL: none. */
 	const struct tg_alerting *alerts;
 };
 
-/* The account of customer c (NULL: none). */
-struct tg_ledger_account tg_ledger_account_of(const struct tg_customer *c);
+/* The accounts of customer c and virtual key k (either may be NULL). */
+struct tg_ledger_account tg_ledger_account_of(const struct tg_customer *c,
+                                              const struct tg_key *k);
 
 /* One spend_logs row.  Strings may be NULL (stored as NULL or ""). */
 struct tg_ledger_entry {
@@ -97,18 +119,20 @@ struct tg_ledger_entry {
 
 /*
  * In one transaction (retried on deadlock / lost connection): insert the
- * ledger row, add its charge to the account (applying a due reset first)
- * and release r's hold if it is still held (a reclaimed hold is not
- * released twice).  The charge is e->spend, except that a budgeted hold
- * whose cost exceeds it is capped so that spend does not pass max_budget;
- * the row's metadata then has "over_hold": true and "uncapped_cost".  A row
- * already written for the request (a commit whose answer was lost) makes
- * this a no-op; an "unsettled" one is replaced by this settlement and the
- * account corrected by the difference.  The events of acct->alerts are
- * written in the same transaction: spend_tracked for a successful call or
- * any charge above 0 (a stream cut short is charged what it relayed), and
- * the budget alerts its charge reaches.  *charged (may be NULL) gets what
- * was charged.  TG_ERR_DB when it cannot be written; then nothing of it
+ * ledger row, add its charge to the accounts (the customer and the key,
+ * each applying a due reset first) and release r's hold from both if it is
+ * still held (a reclaimed hold is not released twice).  The charge is
+ * e->spend, except that a budgeted hold whose cost exceeds it is capped so
+ * that spend does not pass max_budget, the smaller room of the two when
+ * both are budgeted; the row's metadata then has "over_hold": true and
+ * "uncapped_cost".  A row already written for the request (a commit whose
+ * answer was lost) makes this a no-op; an "unsettled" one is replaced by
+ * this settlement and each account corrected by the difference.  The
+ * events of acct->alerts are written in the same transaction:
+ * spend_tracked for a call of a customer that succeeded or was charged
+ * above 0 (a stream cut short is charged what it relayed), and the budget
+ * alerts its charge reaches for either account.  *charged (may be NULL) gets
+ * what was charged.  TG_ERR_DB when it cannot be written; then nothing of it
  * remains, and tg_db_unavailable() tells whether the database was out of
  * reach (the caller spools it).
  */
@@ -121,12 +145,13 @@ enum tg_rc tg_ledger_settle(struct tg_db *db,
 /*
  * Charge the holds whose deadline passed (their process died) as
  * "unsettled" rows, at most limit of them (of user_id's only, unless it is
- * NULL), applying a due period reset as a settlement would
- * (default_budget_id, may be NULL: the tier of customers without one).
- * The row's metadata has "reason" and "period_end" (the end of the period
- * the charge went into).  The budget alerts of alerts (may be NULL) that
- * a charge reaches are written with it (no spend_tracked: the amount is a
- * bound, and the settlement that may replace it later sends the real
+ * NULL), to the customer and the virtual key they were held for, applying
+ * a due period reset as a settlement would (default_budget_id, may be
+ * NULL: the tier of customers without one).  The row's metadata has
+ * "reason" and "period_end" (the end of the customer's period the charge
+ * went into; "key_period_end" the key's).  The budget alerts of alerts (may be
+ * NULL) that a charge reaches are written with it (no spend_tracked: the amount
+ * is a bound, and the settlement that may replace it later sends the real
  * cost).  *reclaimed (may be NULL) gets the count.
  */
 enum tg_rc tg_ledger_reclaim(struct tg_db *db, const char *user_id,

@@ -143,3 +143,22 @@ tg_period_next(const struct tg_period *p, time_t now)
 	}
 	return now + 86400; /* not reached: every unit is handled above */
 }
+
+void
+tg_period_span(const struct tg_period *p, long *months, long long *seconds)
+{
+	long long unit = 1;
+
+	*months = 0;
+	*seconds = 0;
+	switch (p->unit) {
+	case TG_PERIOD_SEC: unit = 1; break;
+	case TG_PERIOD_MIN: unit = 60; break;
+	case TG_PERIOD_HOUR: unit = 3600; break;
+	case TG_PERIOD_DAY: unit = 86400; break;
+	case TG_PERIOD_WEEK: unit = 7 * 86400; break;
+	case TG_PERIOD_MONTH: *months = p->n; return;
+	}
+	/* n <= PERIOD_N_MAX: at most 6.1e14 seconds, no overflow. */
+	*seconds = (long long)p->n * unit;
+}

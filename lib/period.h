@@ -35,4 +35,13 @@ bool tg_period_parse(const char *s, struct tg_period *out);
  */
 time_t tg_period_next(const struct tg_period *p, time_t now);
 
+/*
+ * The length of p as a span counted from any instant, not aligned to the
+ * calendar (a virtual key's "duration", SPEC 13: "2s" is two seconds from
+ * now): *months for Nmo (a calendar month each, added by the database's
+ * date arithmetic), else *seconds.  The other is 0.
+ */
+void tg_period_span(const struct tg_period *p, long *months,
+                    long long *seconds);
+
 #endif

@@ -4,13 +4,15 @@
  *
  * Both must stay fast on a ledger of millions of rows, so each filter
  * combination has its own statement whose WHERE an index serves (request_id
- * the primary key, end_user + start_time, start_time, start_day + end_user
- * + model): a catch-all "(? IS NULL OR col = ?)" would leave the optimizer
- * a full scan.  Daily activity is grouped in SQL by (day, end user, model);
- * the breakdowns are summed here from those groups, exactly (tg_money,
- * overflow-checked), and its answer, thousands of objects for a busy day,
- * is written as JSON text directly (jsonx's writer) rather than built as
- * json-c objects, which cost more than the query.
+ * the primary key, end_user + start_time, api_key + start_time,
+ * start_time, start_day + end_user + model): a catch-all "(? IS NULL OR
+ * col = ?)" would leave the optimizer a full scan (it only narrows the
+ * rows such an index found).  Daily activity is grouped in SQL by (day,
+ * end user, model); the breakdowns are summed here from those groups,
+ * exactly (tg_money, overflow-checked), and its answer, thousands of
+ * objects for a busy day, is written as JSON text directly (jsonx's
+ * writer) rather than built as json-c objects, which cost more than the
+ * query.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -203,7 +205,7 @@ enum tg_rc
 tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
                  struct json_object **out, struct tg_err *err)
 {
-	struct tg_db_param params[6];
+	struct tg_db_param params[8];
 	struct tg_db_result res;
 	struct json_object *arr;
 	char start_s[20], end_s[20];
@@ -224,31 +226,48 @@ tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 		params[np++] = tg_db_str(q->request_id);
 	else if (q->end_user != NULL)
 		params[np++] = tg_db_str(q->end_user);
+	else if (q->api_key != NULL)
+		params[np++] = tg_db_str(q->api_key);
 	params[np++] = tg_db_str(q->has_start ? start_s : NO_START);
 	params[np++] = tg_db_str(q->has_end ? end_s : NO_END);
 	if (q->request_id != NULL) {
 		params[np++] = tg_db_str(q->end_user);
 		params[np++] = tg_db_str(q->end_user);
+		params[np++] = tg_db_str(q->api_key);
+		params[np++] = tg_db_str(q->api_key);
 		rc = tg_db_exec(db,
 		                "SELECT " LOG_COLUMNS " FROM spend_logs"
 		                " WHERE request_id = ? AND start_time >= ?"
 		                " AND start_time < ?"
-		                " AND (? IS NULL OR end_user = ?)",
+		                " AND (? IS NULL OR end_user = ?)"
+		                " AND (? IS NULL OR api_key = ?)",
 		                params, np, &res, err);
 		if (rc == TG_OK && offset > 0) /* one row at most: page 1 */
 			res.nrows = 0;
+	} else if (q->end_user != NULL) {
+		params[np++] = tg_db_str(q->api_key);
+		params[np++] = tg_db_str(q->api_key);
+		params[np++] = tg_db_int(q->page_size);
+		params[np++] = tg_db_int(offset);
+		rc = tg_db_exec(db,
+		                "SELECT " LOG_COLUMNS " FROM spend_logs"
+		                " WHERE end_user = ? AND start_time >= ?"
+		                " AND start_time < ?"
+		                " AND (? IS NULL OR api_key = ?) ORDER BY"
+		                " start_time DESC, request_id DESC"
+		                " LIMIT ? OFFSET ?",
+		                params, np, &res, err);
 	} else {
 		params[np++] = tg_db_int(q->page_size);
 		params[np++] = tg_db_int(offset);
-		if (q->end_user != NULL)
-			rc = tg_db_exec(
-			        db,
-			        "SELECT " LOG_COLUMNS " FROM spend_logs"
-			        " WHERE end_user = ? AND start_time >= ?"
-			        " AND start_time < ? ORDER BY"
-			        " start_time DESC, request_id DESC"
-			        " LIMIT ? OFFSET ?",
-			        params, np, &res, err);
+		if (q->api_key != NULL)
+			rc = tg_db_exec(db,
+			                "SELECT " LOG_COLUMNS " FROM spend_logs"
+			                " WHERE api_key = ? AND start_time >= ?"
+			                " AND start_time < ? ORDER BY"
+			                " start_time DESC, request_id DESC"
+			                " LIMIT ? OFFSET ?",
+			                params, np, &res, err);
 		else
 			rc = tg_db_exec(db,
 			                "SELECT " LOG_COLUMNS " FROM spend_logs"

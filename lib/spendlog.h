@@ -43,6 +43,7 @@ void tg_spendlog_ids_free(char **ids, size_t n);
 struct tg_spendlog_query {
 	const char *end_user;
 	const char *request_id;
+	const char *api_key; /* a key's token (sha256 hex) */
 	bool has_start, has_end;
 	time_t start, end; /* [start, end) on start_time */
 	int64_t page;      /* from 1 */

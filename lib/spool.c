@@ -140,6 +140,11 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 	add_str(a, "user_id", acct ? acct->user_id : NULL);
 	add_str(a, "budget_id", acct ? acct->budget_id : NULL);
 	add_str(a, "budget_duration", acct ? acct->budget_duration : NULL);
+	/* The virtual key, if one was used: charged with the customer. */
+	add_str(a, "key_token", acct ? acct->key_token : NULL);
+	add_str(a, "key_alias", acct ? acct->key_alias : NULL);
+	add_str(a, "key_budget_duration",
+	        acct ? acct->key_budget_duration : NULL);
 	json_object_object_add(o, "account", a);
 
 	add_str(row, "request_id", e->request_id);
@@ -169,9 +174,13 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 
 		add_str(h, "request_id", r->request_id);
 		add_str(h, "user_id", r->user_id);
+		add_str(h, "key_token", r->key_token[0] ? r->key_token : NULL);
 		add_money(h, "amount", r->amount);
 		json_object_object_add(h, "budgeted",
 		                       json_object_new_boolean(r->budgeted));
+		json_object_object_add(
+		        h, "key_budgeted",
+		        json_object_new_boolean(r->key_budgeted));
 		json_object_object_add(o, "hold", h);
 	}
 	return o;
@@ -431,6 +440,9 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 	acct.user_id = get_str(a, "user_id");
 	acct.budget_id = get_str(a, "budget_id");
 	acct.budget_duration = get_str(a, "budget_duration");
+	acct.key_token = get_str(a, "key_token");
+	acct.key_alias = get_str(a, "key_alias");
+	acct.key_budget_duration = get_str(a, "key_budget_duration");
 	acct.alerts = alerts;
 	e.request_id = get_str(row, "request_id");
 	e.end_user = get_str(row, "end_user");
@@ -464,8 +476,11 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 		}
 		r.held = true;
 		r.budgeted = get_bool(h, "budgeted");
+		r.key_budgeted = get_bool(h, "key_budgeted");
 		tg_strlcpy(r.request_id, sizeof(r.request_id), rid);
 		tg_strlcpy(r.user_id, sizeof(r.user_id), uid);
+		tg_strlcpy(r.key_token, sizeof(r.key_token),
+		           get_str(h, "key_token"));
 	}
 	rc = tg_ledger_settle(db, &acct, &e, &r, NULL, err);
 	json_object_put(o);

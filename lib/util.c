@@ -310,6 +310,34 @@ tg_hex(const unsigned char *d, size_t n, char *hex)
 }
 
 void
+tg_base64url(const unsigned char *d, size_t n, char *out)
+{
+	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                               "abcdefghijklmnopqrstuvwxyz"
+	                               "0123456789-_";
+	size_t o = 0, i = 0;
+
+	for (; i + 3 <= n; i += 3) {
+		uint32_t v = (uint32_t)d[i] << 16 | (uint32_t)d[i + 1] << 8 |
+		             d[i + 2];
+		out[o++] = alphabet[v >> 18];
+		out[o++] = alphabet[(v >> 12) & 63];
+		out[o++] = alphabet[(v >> 6) & 63];
+		out[o++] = alphabet[v & 63];
+	}
+	if (n - i == 1) {
+		out[o++] = alphabet[d[i] >> 2];
+		out[o++] = alphabet[(d[i] & 3) << 4];
+	} else if (n - i == 2) {
+		uint32_t v = (uint32_t)d[i] << 8 | d[i + 1];
+		out[o++] = alphabet[v >> 10];
+		out[o++] = alphabet[(v >> 4) & 63];
+		out[o++] = alphabet[(v & 15) << 2];
+	}
+	out[o] = '\0';
+}
+
+void
 tg_sha256_hex(const void *data, size_t len, char hex[65])
 {
 	unsigned char d[32];

@@ -27,6 +27,14 @@ void tg_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
 /* n bytes as 2n lowercase hex digits and a NUL into hex. */
 void tg_hex(const unsigned char *d, size_t n, char *hex);
 
+/*
+ * d[0..n) in the URL-safe base64 alphabet of RFC 4648 section 5 ("-" and
+ * "_"), without padding: 4 characters per 3 bytes, the last group shorter
+ * (ceil(4n/3) characters), and a NUL, into out (TG_BASE64URL_LEN(n) bytes).
+ */
+#define TG_BASE64URL_LEN(n) (((n)*4 + 2) / 3 + 1)
+void tg_base64url(const unsigned char *d, size_t n, char *out);
+
 /* Compare a and b without leaking where they differ; lengths may differ. */
 bool tg_memeq_const_time(const void *a, size_t alen, const void *b,
                          size_t blen);

@@ -99,6 +99,14 @@ def routes(t, env, srv, tag):
     r = env.request("GET", "/budget/list", server=srv)
     t.ok(r.status == 200 and any(b.get("budget_id") == tag + "-tier" for b in r.json or []),
          "%s: /budget/list (budget)" % tag, r.text[:200])
+    r = env.request("POST", "/key/generate", body={"key_alias": tag + "-app"}, server=srv)
+    key = (r.json or {}).get("key")
+    t.ok(r.status == 200 and key, "%s: /key/generate (key)" % tag, r.text[:200])
+    r = env.chat(server=srv, user=user, key=key)
+    t.is_eq(r.status, 200, "%s: a chat with the virtual key" % tag)
+    r = env.request("GET", "/key/info", server=srv, key=key)
+    t.ok(r.status == 200 and dec(((r.json or {}).get("info") or {}).get("spend")) > 0,
+         "%s: /key/info of the key itself shows its spend" % tag, r.text[:200])
     r = env.chat(server=srv, user=user, path="/v1/chat/completions")
     t.is_eq(r.status, 200, "%s: /v1/chat/completions (chat_completions)" % tag)
     r = env.request("GET", "/chat/completions", server=srv)

@@ -70,7 +70,7 @@ LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
 DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
-PROGRAMS = ("chat_completions", "customer", "budget", "health", "models")
+PROGRAMS = ("chat_completions", "customer", "budget", "health", "models", "key")
 MASTER_KEY = "sk-1234"
 UPSTREAM_KEY = "sk-fake-upstream"
 
@@ -1333,7 +1333,7 @@ class Apache:
                "-p", os.path.join(self.sockdir, "tollgate-spawn.pid"),
                "-n", str(int(self.max_procs)), os.path.join(self.bindir, "chat_completions"),
                "-n", "2"] + [os.path.join(self.bindir, p) for p in ("customer", "budget", "health")] + [
-               "-n", "1", os.path.join(self.bindir, "models")]
+               "-n", "1", os.path.join(self.bindir, "models"), os.path.join(self.bindir, "key")]
         if os.geteuid() == 0:
             cmd = [_which("setpriv"), "--reuid=%d" % self.uid, "--regid=%d" % self.gid,
                    "--init-groups", "--"] + cmd

@@ -107,6 +107,33 @@ def main(t, env):
     r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg, body="{\"model\": ")
     env.check_error(r, 400, "invalid_request_error", what="cgi chat: body not JSON")
 
+    # key: generate, a call with it (budgeted, rate-limited), info, list,
+    # a management route refused, delete
+    r = env.cgi("key", "POST", "/key/generate", config=cfg,
+                body={"key_alias": "cgi-app", "max_budget": 1, "rpm_limit": 10,
+                      "max_parallel_requests": 2, "models": ["fake-gpt"],
+                      "metadata": {"a": 1}})
+    vk, token = (r.json or {}).get("key"), (r.json or {}).get("token")
+    t.ok(r.status == 200 and vk and token, "cgi key: generate", r.text[:300])
+    r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg, key=vk,
+                body={"model": "fake-gpt", "user": "cgi-4", "messages": MSGS,
+                      "fake": {"usage": {"prompt_tokens": 4, "completion_tokens": 2}}})
+    t.is_eq(r.status, 200, "cgi chat_completions with a virtual key", r.text[:300])
+    lr = env.ledger_row(r.header("x-litellm-call-id") or "")
+    t.is_eq(lr and (lr["end_user"], lr["api_key"], lr["spend"]), ("cgi-4", token, cost(4, 2)),
+            "cgi chat with a key: the row names the key's token")
+    r = env.cgi("key", "GET", "/key/info", config=cfg, key=vk)
+    t.is_eq((r.status, dec(((r.json or {}).get("info") or {}).get("spend"))), (200, cost(4, 2)),
+            "cgi key/info with the key itself: its spend")
+    r = env.cgi("key", "GET", "/key/list?return_full_object=true", config=cfg)
+    t.is_eq((r.status, (r.json or {}).get("total_count")), (200, 1), "cgi key/list")
+    r = env.cgi("customer", "GET", "/customer/list", config=cfg, key=vk)
+    env.check_error(r, 403, "permission_error", what="cgi customer/list with a virtual key")
+    r = env.cgi("key", "POST", "/key/update", config=cfg, body={"key": token, "tpm_limit": 9})
+    t.is_eq((r.status, (r.json or {}).get("tpm_limit")), (200, 9), "cgi key/update")
+    r = env.cgi("key", "POST", "/key/delete", config=cfg, body={"keys": [vk]})
+    t.is_eq((r.status, (r.json or {}).get("deleted_keys")), (200, [vk]), "cgi key/delete")
+
 
 if __name__ == "__main__":
     H.run(main)

@@ -17,6 +17,7 @@ extern const struct tg_program *const fuzz_prog_budget;
 extern const struct tg_program *const fuzz_prog_chat_completions;
 extern const struct tg_program *const fuzz_prog_customer;
 extern const struct tg_program *const fuzz_prog_health;
+extern const struct tg_program *const fuzz_prog_key;
 extern const struct tg_program *const fuzz_prog_models;
 
 /* The renamed main() of each program. */
@@ -24,6 +25,7 @@ int fuzz_main_budget(void);
 int fuzz_main_chat_completions(void);
 int fuzz_main_customer(void);
 int fuzz_main_health(void);
+int fuzz_main_key(void);
 int fuzz_main_models(void);
 
 #endif

@@ -21,7 +21,8 @@
  *  - a request that passes has every required field, every given field
  *    well-formed for its kind (ids are valid ids, money and counts >= 0,
  *    ...), a JSON object body within the cap, and was authenticated with
- *    the master key when the route needs one;
+ *    the master key when the route needs a key (no database is configured,
+ *    so no other key can pass as a virtual key);
  *  - a request that fails is a client error (never 500: the config is
  *    good), a 422 names one of the route's fields, and its envelope is
  *    valid UTF-8 JSON that reads back with the same message, type and code.
@@ -130,9 +131,8 @@ static const struct tg_program *
 program_for(const char *path)
 {
 	const struct tg_program *const progs[] = {
-	        fuzz_prog_chat_completions,
-	        fuzz_prog_customer,
-	        fuzz_prog_budget,
+	        fuzz_prog_chat_completions, fuzz_prog_customer,
+	        fuzz_prog_budget,           fuzz_prog_key,
 	        fuzz_prog_models,
 	};
 
@@ -244,7 +244,8 @@ inspect(const struct tg_req *req, void *arg)
 			fail("%s: the body does not carry the integer %lld",
 			     f->name, (long long)v->num);
 	}
-	if (route->auth && strcmp(tg_req_key_hash(req), master_hash) != 0)
+	if (route->auth != TG_AUTH_NONE &&
+	    strcmp(tg_req_key_hash(req), master_hash) != 0)
 		fail("passed auth without the master key");
 	body = tg_req_body(req, &len);
 	if (route->body != TG_BODY_NONE && !tg_utf8_valid(body, len))

@@ -54,8 +54,8 @@ long_stream(struct tg_req *req, struct tg_err *err)
 }
 
 static const struct tg_route routes[] = {
-        {"/inject", "GET", false, TG_BODY_NONE, NULL, 0, inject},
-        {"/long", "GET", false, TG_BODY_NONE, NULL, 0, long_stream},
+        {"/inject", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0, inject},
+        {"/long", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0, long_stream},
 };
 
 static const struct tg_program program = {"test-app-response", routes,

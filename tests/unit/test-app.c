@@ -22,12 +22,17 @@ static const struct tg_field fields[] = {
 };
 
 static const struct tg_route routes[] = {
-        {"/t", "POST", true, TG_BODY_MGMT, fields, 2, NULL},
+        {"/t", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, fields, 2, NULL},
+        {"/k", "GET", TG_AUTH_MASTER | TG_AUTH_KEY, TG_BODY_NONE, NULL, 0,
+         NULL},
 };
 
-static const struct tg_program program = {"test-app", routes, 1};
+static const struct tg_program program = {"test-app", routes, 2};
 
 #define KEY "HTTP_AUTHORIZATION=Bearer sk-test"
+/* Any other key is a virtual key or none; without a database, none. */
+#define OTHER_KEY "HTTP_AUTHORIZATION=Bearer sk-virtual"
+#define INVALID   "Authentication Error, Invalid proxy server token passed."
 /* A body and its length (it may hold NULs). */
 #define BODY(s) s, sizeof(s) - 1
 
@@ -46,6 +51,12 @@ static const struct row {
          "/nope\xa0", KEY, BODY(""), TG_ERR_NOT_FOUND, "Not Found: /nope?"},
         {ROW, "wrong method", "GET", "/t", KEY, BODY(""), TG_ERR_METHOD, NULL},
         {ROW, "no key", "POST", "/t", NULL, BODY("{}"), TG_ERR_AUTH, NULL},
+        {ROW, "another key, master only", "POST", "/t", OTHER_KEY, BODY("{}"),
+         TG_ERR_AUTH, INVALID},
+        {ROW, "the master key where keys are admitted", "GET", "/k", KEY,
+         BODY(""), TG_OK, NULL},
+        {ROW, "another key where keys are admitted, no database", "GET", "/k",
+         OTHER_KEY, BODY(""), TG_ERR_AUTH, INVALID},
         {ROW, "a '#' note is read as a comment", "POST", "/t", KEY,
          BODY("{\"a\": \"x#y\" # note\n}"), TG_OK, NULL},
         /* The '#' fallback copied the body with strndup(), which stops at
@@ -87,6 +98,7 @@ write_config(void)
 int
 main(void)
 {
+	unsetenv("DATABASE_URL");
 	write_config();
 	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
 		const struct row *r = &rows[i];

@@ -1,7 +1,7 @@
 /*
  * test-events: the webhook bodies of SPEC 9 (lib/events.c): the seed's
- * field set and order, exact money, nulls, the event messages, and the
- * Slack text.
+ * field set and order, exact money, nulls, the event messages, the
+ * Slack text, and the events of virtual keys.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -141,12 +141,75 @@ test_budget_alerts(void)
 	free(body);
 }
 
+/* Virtual keys (SPEC 13): the key's alias and token on a customer's
+ * event; a key's own alerts in event_group "key", customer_id null. */
+static void
+test_key_events(void)
+{
+	static const char token[] = "2c5549fa148401b85e6ae73612bd7322a4b3d839"
+	                            "019f0d0e724b78adee47a2bc";
+	struct tg_event_info ev;
+	struct json_object *o, *v;
+	char *body;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.event = TG_EVENT_SPEND_TRACKED;
+	ev.customer_id = "krrish12";
+	ev.token = token;
+	ev.key_alias = "app-one";
+	ev.spend = 10;
+	body = tg_event_webhook_body(&ev);
+	o = json_tokener_parse(body);
+	ok(o && json_object_object_get_ex(o, "key_alias", &v) &&
+	           strcmp(json_object_get_string(v), "app-one") == 0,
+	   "spend_tracked of a key's call: key_alias is the key's");
+	ok(o && json_object_object_get_ex(o, "event_group", &v) &&
+	           strcmp(json_object_get_string(v), "customer") == 0,
+	   "and event_group stays customer");
+	json_object_put(o);
+	free(body);
+
+	ev.group = TG_ACCOUNT_KEY;
+	ev.customer_id = "ignored";
+	ev.event = TG_EVENT_THRESHOLD_CROSSED;
+	ev.percent = 95;
+	ev.spend = 38000000000LL;
+	ev.has_max_budget = true;
+	ev.max_budget = 40000000000LL;
+	body = tg_event_webhook_body(&ev);
+	o = json_tokener_parse(body);
+	ok(o != NULL && json_object_object_length(o) == 13,
+	   "a key's alert has the seed's 13 fields");
+	ok(o && json_object_object_get_ex(o, "event_group", &v) &&
+	           strcmp(json_object_get_string(v), "key") == 0,
+	   "event_group key");
+	ok(o && json_object_object_get_ex(o, "customer_id", &v) && v == NULL,
+	   "customer_id null");
+	ok(o && json_object_object_get_ex(o, "token", &v) &&
+	           strcmp(json_object_get_string(v), token) == 0,
+	   "token: the key's");
+	ok(o && json_object_object_get_ex(o, "event_message", &v) &&
+	           strcmp(json_object_get_string(v),
+	                  "Key spend reached 95% of max_budget. Key=app-one, "
+	                  "spend=3.8, max_budget=4") == 0,
+	   "the message names the key by its alias: %s", body);
+	json_object_put(o);
+	free(body);
+	ev.key_alias = NULL;
+	ev.event = TG_EVENT_BUDGET_CROSSED;
+	body = tg_event_webhook_body(&ev);
+	ok(strstr(body, "Key budget crossed. Key=2c5549fa") != NULL,
+	   "without an alias, by its token: %s", body);
+	free(body);
+}
+
 int
 main(void)
 {
 	test_spend_tracked();
 	test_ids_escaped();
 	test_budget_alerts();
+	test_key_events();
 	is_string("soft_budget_crossed",
 	          tg_event_name(TG_EVENT_SOFT_BUDGET_CROSSED), "event names");
 	done_testing();

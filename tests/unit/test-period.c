@@ -207,11 +207,47 @@ test_properties(void)
 	ok(stable, "the second before a reset resets at the same time");
 }
 
+/* Spans for a key's duration: plain lengths, months left to the database. */
+static void
+test_span(void)
+{
+	static const struct {
+		int line;
+		const char *text;
+		long months;
+		long long seconds;
+	} rows[] = {
+	        {ROW, "2s", 0, 2},
+	        {ROW, "90m", 0, 5400},
+	        {ROW, "6h", 0, 21600},
+	        {ROW, "30d", 0, 2592000},
+	        {ROW, "2w", 0, 1209600},
+	        {ROW, "1mo", 1, 0},
+	        {ROW, "18mo", 18, 0},
+	        {ROW, "1000000000w", 0, 604800000000000LL},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct tg_period p;
+		long months = -1;
+		long long seconds = -1;
+
+		if (!ok(tg_period_parse(rows[i].text, &p), "parse %s (line %d)",
+		        rows[i].text, rows[i].line))
+			continue;
+		tg_period_span(&p, &months, &seconds);
+		ok(months == rows[i].months && seconds == rows[i].seconds,
+		   "span of %s: %ld months, %lld s (line %d)", rows[i].text,
+		   months, seconds, rows[i].line);
+	}
+}
+
 int
 main(void)
 {
 	test_parse();
 	test_next();
 	test_properties();
+	test_span();
 	return done_testing();
 }

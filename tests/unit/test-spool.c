@@ -56,7 +56,10 @@ int
 main(void)
 {
 	const char *rid = "0f8fad5b-d9cb-469f-a165-70867728950e";
-	struct tg_ledger_account acct = {"cust \"1\"", "tier", "30d", NULL};
+	const char *token = "2c5549fa148401b85e6ae73612bd7322a4b3d839019f0d0e"
+	                    "724b78adee47a2bc";
+	struct tg_ledger_account acct = {"cust \"1\"",  "tier", "30d", token,
+	                                 "app \"one\"", "1d",   NULL};
 	struct tg_ledger_entry e;
 	struct tg_reservation r;
 	struct tg_err err;
@@ -90,6 +93,8 @@ main(void)
 	r.amount = 99999;
 	tg_strlcpy(r.request_id, sizeof(r.request_id), rid);
 	tg_strlcpy(r.user_id, sizeof(r.user_id), acct.user_id);
+	tg_strlcpy(r.key_token, sizeof(r.key_token), token);
+	r.key_budgeted = true;
 
 	ok(!tg_spool_maybe_pending(dir), "a missing spool has nothing");
 	ok(tg_spool_count(dir, &pending, &failed) && pending == 0,
@@ -120,6 +125,15 @@ main(void)
 	          "metadata text as is");
 	is_string("0.0000099999", field(o, "hold", "amount"), "hold amount");
 	is_string("true", field(o, "hold", "budgeted"), "hold budgeted");
+	/* A settlement of a virtual key's call charges the key too. */
+	is_string(token, field(o, "account", "key_token"), "the key's token");
+	is_string("app \"one\"", field(o, "account", "key_alias"),
+	          "the key's alias");
+	is_string("1d", field(o, "account", "key_budget_duration"),
+	          "the key's period");
+	is_string(token, field(o, "hold", "key_token"), "hold of the key");
+	is_string("true", field(o, "hold", "key_budgeted"),
+	          "hold budgeted for the key");
 	json_object_put(o);
 
 	tg_err_clear(&err);

@@ -1,7 +1,7 @@
 /*
- * test-util: SHA-256 vectors, UUID shape, constant-time comparison, UTF-8
- * validation, UTC time text, the monotonic clock and the x-allocators
- * (lib/util.c).
+ * test-util: SHA-256 vectors, URL-safe base64, UUID shape, constant-time
+ * comparison, UTF-8 validation, UTC time text, the monotonic clock and the
+ * x-allocators (lib/util.c).
  */
 #define _DEFAULT_SOURCE
 #include <stdint.h>
@@ -34,6 +34,44 @@ static const struct sha_row sha_rows[] = {
         {ROW, "sk-1234",
          "88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b"},
 };
+
+/* RFC 4648 section 10's vectors, in the URL-safe alphabet, unpadded. */
+static const struct b64_row {
+	int line;
+	const char *in;
+	size_t len;
+	const char *out;
+} b64_rows[] = {
+        {ROW, "", 0, ""},
+        {ROW, "f", 1, "Zg"},
+        {ROW, "fo", 2, "Zm8"},
+        {ROW, "foo", 3, "Zm9v"},
+        {ROW, "foob", 4, "Zm9vYg"},
+        {ROW, "fooba", 5, "Zm9vYmE"},
+        {ROW, "foobar", 6, "Zm9vYmFy"},
+        /* 62 and 63 are "-" and "_", never "+" and "/". */
+        {ROW, "\xfb\xff\xbf", 3, "-_-_"},
+        {ROW, "\xfb\xef", 2, "--8"},
+        {ROW, "\xff", 1, "_w"},
+        {ROW, "\0\0\0", 3, "AAAA"},
+};
+
+static void
+test_base64url(void)
+{
+	for (size_t i = 0; i < sizeof(b64_rows) / sizeof(b64_rows[0]); i++) {
+		const struct b64_row *r = &b64_rows[i];
+		char out[TG_BASE64URL_LEN(8)];
+
+		memset(out, 'x', sizeof(out));
+		tg_base64url((const unsigned char *)r->in, r->len, out);
+		is_string(r->out, out, "base64url of %zu bytes (line %d)",
+		          r->len, r->line);
+		ok(strlen(out) + 1 == TG_BASE64URL_LEN(r->len),
+		   "TG_BASE64URL_LEN(%zu) fits exactly (line %d)", r->len,
+		   r->line);
+	}
+}
 
 struct hmac_row {
 	int line;
@@ -517,6 +555,7 @@ main(void)
 	test_strlcpy_hexval();
 	test_sha256();
 	test_hmac();
+	test_base64url();
 	test_uuid();
 	test_memeq();
 	test_utf8();

@@ -1,0 +1,26 @@
+/*
+ * ledger_priv: what lib/ledger.c (admission, settlement) and
+ * lib/ledger_reclaim.c (the reclaim of expired holds) share.  Not for
+ * other modules.
+ */
+#ifndef TG_LEDGER_PRIV_H
+#define TG_LEDGER_PRIV_H
+
+#include "account.h"
+#include "db.h"
+#include "err.h"
+#include "money.h"
+
+/*
+ * Add charge to the spend of account id (of kind) and take release off its
+ * reserved, in the period current at now_s: with a period (next_s, the end
+ * of the one that would begin now; NULL for none), a due reset comes
+ * first.  spend is assigned before spend_reset_at, so the reset test sees
+ * the old value.  An account that is gone (deleted) is left alone.
+ */
+enum tg_rc tg_ledger_charge_account(struct tg_db *db, enum tg_account_kind kind,
+                                    const char *id, const char *next_s,
+                                    const char *now_s, tg_money charge,
+                                    tg_money release, struct tg_err *err);
+
+#endif

@@ -1,0 +1,290 @@
+/*
+ * ledger_reclaim: charging the holds of requests whose process died
+ * (SPEC 4.3; the rule is in ledger.h).  Every so often, after a response,
+ * a process takes the holds whose deadline passed (FOR UPDATE SKIP LOCKED:
+ * those being settled right now are not its to take) and charges each at
+ * its amount in an "unsettled" ledger row, as a settlement would: a due
+ * period reset first, then the charge, in one transaction.
+ */
+#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "events.h"
+#include "ledger.h"
+#include "ledger_priv.h"
+#include "period.h"
+#include "util.h"
+
+struct reclaim_arg {
+	const char *user_id;
+	const char *default_budget_id;
+	const struct tg_alerting *alerts;
+	int limit;
+	int reclaimed;
+};
+
+/* An account of an expired hold, as the reclaim's charge finds it. */
+struct reclaimed {
+	enum tg_account_kind kind;
+	const char *id;
+	bool has_next;       /* its budget has a period ... */
+	char next_s[20];     /* ... that would end here if one began now */
+	char now_s[20];      /* the server's clock */
+	char period_end[32]; /* the end of the period the charge lands in
+	                        ("" for none) */
+	char key_alias[256]; /* a key's, for its events ("" for none) */
+};
+
+#define PERIOD_SQL(table, id, alias)                                           \
+	"SELECT DATE_FORMAT(a.spend_reset_at, '%Y-%m-%d %T'),"                 \
+	" b.budget_duration, (a.spend_reset_at IS NULL OR"                     \
+	" a.spend_reset_at <= UTC_TIMESTAMP()),"                               \
+	" DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T'), " alias " FROM " table  \
+	" a LEFT JOIN budgets b"                                               \
+	" ON b.budget_id = COALESCE(a.budget_id, ?)"                           \
+	" WHERE a." id " = ? FOR UPDATE"
+
+static const char *const period_sql[] = {
+        [TG_ACCOUNT_CUSTOMER] = PERIOD_SQL("customers", "user_id", "NULL"),
+        [TG_ACCOUNT_KEY] = PERIOD_SQL("api_keys", "token", "a.key_alias"),
+};
+
+/*
+ * The account's period (and the server's clock): p->has_next and next_s
+ * when its budget has one, and period_end.  The row is locked until the
+ * transaction ends.
+ */
+static enum tg_rc
+reclaim_period(struct tg_db *db, const struct reclaim_arg *a,
+               struct reclaimed *p, struct tg_err *err)
+{
+	struct tg_db_param params[2];
+	struct tg_db_result res;
+	struct tg_period period;
+	time_t now;
+	enum tg_rc rc;
+
+	p->has_next = false;
+	p->period_end[0] = p->key_alias[0] = '\0';
+	params[0] = tg_db_str(
+	        p->kind == TG_ACCOUNT_CUSTOMER ? a->default_budget_id : NULL);
+	params[1] = tg_db_str(p->id);
+	rc = tg_db_exec(db, period_sql[p->kind], params, 2, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 && tg_db_cell(&res, 0, 3) != NULL &&
+	    tg_time_parse_sql(tg_db_cell(&res, 0, 3), &now)) {
+		tg_strlcpy(p->now_s, sizeof(p->now_s), tg_db_cell(&res, 0, 3));
+		if (tg_db_cell(&res, 0, 1) != NULL &&
+		    tg_period_parse(tg_db_cell(&res, 0, 1), &period)) {
+			tg_time_sql(tg_period_next(&period, now), p->next_s);
+			p->has_next = true;
+		}
+		if (p->has_next && tg_db_cell(&res, 0, 2) != NULL &&
+		    strcmp(tg_db_cell(&res, 0, 2), "1") == 0)
+			tg_strlcpy(p->period_end, sizeof(p->period_end),
+			           p->next_s); /* a new period */
+		else if (tg_db_cell(&res, 0, 0) != NULL)
+			tg_strlcpy(p->period_end, sizeof(p->period_end),
+			           tg_db_cell(&res, 0, 0));
+		if (tg_db_cell(&res, 0, 4) != NULL)
+			tg_strlcpy(p->key_alias, sizeof(p->key_alias),
+			           tg_db_cell(&res, 0, 4));
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
+/* The unsettled row's metadata (caller frees): why, and which period of
+ * each account the charge went into, so that a settlement replacing the
+ * row later corrects only those. */
+static char *
+reclaim_metadata(const char *expired_s, const struct reclaimed *p, size_t n)
+{
+	struct json_object *m = json_object_new_object();
+	char reason[160];
+	char *meta;
+
+	snprintf(reason, sizeof(reason),
+	         "the request's process ended before it was settled (hold "
+	         "expired %.40s UTC); charged the hold, an upper bound of its "
+	         "cost",
+	         expired_s != NULL ? expired_s : "");
+	json_object_object_add(m, "reason", json_object_new_string(reason));
+	for (size_t i = 0; i < n; i++)
+		json_object_object_add(
+		        m,
+		        p[i].kind == TG_ACCOUNT_KEY ? "key_period_end"
+		                                    : "period_end",
+		        p[i].period_end[0]
+		                ? json_object_new_string(p[i].period_end)
+		                : NULL);
+	meta = tg_xstrdup(
+	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
+	json_object_put(m);
+	return meta;
+}
+
+/* Charge one expired hold (its reservations row is locked by us). */
+static enum tg_rc
+charge_hold(struct tg_db *db, const struct reclaim_arg *a,
+            const struct tg_db_result *holds, size_t i, bool *done,
+            struct tg_err *err)
+{
+	const char *rid = tg_db_cell(holds, i, 0);
+	const char *uid = tg_db_cell(holds, i, 1);
+	const char *amount_s = tg_db_cell(holds, i, 2);
+	const char *api_key = tg_db_cell(holds, i, 4);
+	const char *start_s = tg_db_cell(holds, i, 5);
+	const char *expired_s = tg_db_cell(holds, i, 6);
+	const char *key_token = tg_db_cell(holds, i, 7);
+	struct tg_db_param params[8];
+	struct reclaimed p[2];
+	size_t n = 0;
+	uint64_t deleted = 0;
+	char *meta;
+	tg_money amount;
+	bool charged = true;
+	enum tg_rc rc;
+
+	*done = false;
+	if (rid == NULL || uid == NULL || amount_s == NULL ||
+	    !tg_money_parse(amount_s, &amount))
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "malformed reservation row");
+	params[0] = tg_db_str(rid);
+	rc = tg_db_run(db, "DELETE FROM reservations WHERE request_id = ?",
+	               params, 1, &deleted, err);
+	if (rc != TG_OK || deleted == 0)
+		return rc;
+	/* Both accounts the hold was taken from: customer, then key. */
+	memset(p, 0, sizeof(p));
+	p[n].kind = TG_ACCOUNT_CUSTOMER;
+	p[n++].id = uid;
+	if (key_token != NULL) {
+		p[n].kind = TG_ACCOUNT_KEY;
+		p[n++].id = key_token;
+	}
+	for (size_t k = 0; k < n; k++)
+		if ((rc = reclaim_period(db, a, &p[k], err)) != TG_OK)
+			return rc;
+
+	meta = reclaim_metadata(expired_s, p, n);
+	params[0] = tg_db_str(rid);
+	params[1] = tg_db_str(uid);
+	params[2] = tg_db_str(tg_db_cell(holds, i, 3));
+	params[3] = tg_db_str(api_key);
+	params[4] = tg_db_money(amount);
+	params[5] = tg_db_str(start_s);
+	params[6] = tg_db_str(meta);
+	rc = tg_db_run(db,
+	               "INSERT INTO spend_logs (request_id, end_user, model,"
+	               " api_key, call_type, status, spend, start_time,"
+	               " end_time, request_duration_ms, metadata) VALUES"
+	               " (?, ?, ?, ?, 'acompletion', 'unsettled',"
+	               " CAST(? AS DECIMAL(20,10)),"
+	               " COALESCE(?, UTC_TIMESTAMP(6)), UTC_TIMESTAMP(6), 0,"
+	               " ?)",
+	               params, 7, NULL, err);
+	free(meta);
+	if (rc == TG_ERR_CONFLICT) {
+		/* Settled after all (the hold outlived its row): release. */
+		charged = false;
+		rc = TG_OK;
+	}
+	/* As a settlement would: a due reset first, then the charge. */
+	for (size_t k = 0; k < n && rc == TG_OK; k++) {
+		const char *alias = n > 1 && p[1].key_alias[0] != '\0'
+		                            ? p[1].key_alias
+		                            : NULL;
+		struct tg_event_account ev = {p[k].kind, p[k].id,
+		                              a->default_budget_id, api_key,
+		                              alias};
+
+		rc = tg_ledger_charge_account(
+		        db, p[k].kind, p[k].id,
+		        p[k].has_next ? p[k].next_s : NULL, p[k].now_s,
+		        charged ? amount : 0, amount, err);
+		if (rc == TG_OK && charged)
+			rc = tg_events_charged(db, a->alerts, &ev, false, 0,
+			                       err);
+	}
+	if (rc != TG_OK)
+		return rc;
+	*done = true;
+	return TG_OK;
+}
+
+static enum tg_rc
+reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
+{
+	struct reclaim_arg *a = varg;
+	struct tg_db_param params[2];
+	struct tg_db_result holds;
+	enum tg_rc rc;
+
+	a->reclaimed = 0;
+	/* SKIP LOCKED: holds being settled right now are not ours to take. */
+	if (a->user_id != NULL) {
+		params[0] = tg_db_str(a->user_id);
+		params[1] = tg_db_int(a->limit);
+		rc = tg_db_exec(
+		        db,
+		        "SELECT request_id, user_id, amount, model,"
+		        " api_key, start_time, expires_at, key_token FROM"
+		        " reservations WHERE user_id = ? AND expires_at"
+		        " <= UTC_TIMESTAMP(6) ORDER BY expires_at"
+		        " LIMIT ? FOR UPDATE SKIP LOCKED",
+		        params, 2, &holds, err);
+	} else {
+		params[0] = tg_db_int(a->limit);
+		rc = tg_db_exec(
+		        db,
+		        "SELECT request_id, user_id, amount, model,"
+		        " api_key, start_time, expires_at, key_token FROM"
+		        " reservations WHERE expires_at <="
+		        " UTC_TIMESTAMP(6) ORDER BY expires_at"
+		        " LIMIT ? FOR UPDATE SKIP LOCKED",
+		        params, 1, &holds, err);
+	}
+	if (rc != TG_OK)
+		return rc;
+	for (size_t i = 0; i < holds.nrows; i++) {
+		bool done;
+
+		rc = charge_hold(db, a, &holds, i, &done, err);
+		if (rc != TG_OK)
+			break;
+		if (done)
+			a->reclaimed++;
+	}
+	tg_db_result_free(&holds);
+	return rc;
+}
+
+enum tg_rc
+tg_ledger_reclaim(struct tg_db *db, const char *user_id,
+                  const char *default_budget_id,
+                  const struct tg_alerting *alerts, int limit, int *reclaimed,
+                  struct tg_err *err)
+{
+	struct reclaim_arg arg;
+	enum tg_rc rc;
+
+	memset(&arg, 0, sizeof(arg));
+	arg.user_id = user_id;
+	arg.default_budget_id = default_budget_id;
+	arg.alerts = alerts;
+	arg.limit = limit > 0 ? limit : 100;
+	rc = tg_db_txn(db, reclaim_txn, &arg, err);
+	if (rc == TG_OK && reclaimed != NULL)
+		*reclaimed = arg.reclaimed;
+	return rc;
+}
