@@ -341,7 +341,11 @@ def hanging(t, env, rec, srv, cfg_path):
         t.ok(hit >= 1, "%s: the receiver was tried" % what)
         t.ok(all(c == 200 for c in c1 + c2), "%s: no chat failed: %r" % (
             what, sorted(set(c1 + c2))))
-        t.ok(hung <= 1.5 * healthy, "%s: p50 %.2f ms within 1.5x of healthy (%.2f ms)"
+        # Within 1.5x, or (the baseline being a few ms, which a loaded
+        # machine moves by as much) within 5 ms: either way far from the
+        # receiver's own delay.
+        t.ok(hung <= 1.5 * healthy or hung - healthy <= 0.005,
+             "%s: p50 %.2f ms within 1.5x (or 5 ms) of healthy (%.2f ms)"
              % (what, hung * 1000, healthy * 1000))
         drain(env, cfg_path, rec)
         fresh_workers(env, srv)
