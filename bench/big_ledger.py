@@ -15,13 +15,14 @@ BENCH_DAYS (90), BENCH_REPEAT (20), BENCH_BUFFER_POOL (1G).
 import os
 import statistics
 import sys
-import time
 import urllib.parse
 
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+sys.path.insert(0, HERE)
 import harness as H  # noqa: E402
+import ledger_load  # noqa: E402
 
 ROWS = int(os.environ.get("BENCH_ROWS", "1000000"))
 CUSTOMERS = int(os.environ.get("BENCH_CUSTOMERS", "100000"))
@@ -33,31 +34,12 @@ BUFFER_POOL = os.environ.get("BENCH_BUFFER_POOL", "1G")
 H.MariaDB.SERVER_OPTS = [o for o in H.MariaDB.SERVER_OPTS
                          if not o.startswith("--innodb-buffer-pool-size=")] + [
     "--innodb-buffer-pool-size=" + BUFFER_POOL]
-FIRST_DAY = "2026-09-01"
+FIRST_DAY = ledger_load.FIRST_DAY
 
 
 def load(t, env):
-    t0 = time.time()
-    env.sql("INSERT INTO customers (user_id, spend, created_at, updated_at)"
-            " SELECT CONCAT('bench-', seq), 0, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6)"
-            " FROM seq_1_to_%d" % CUSTOMERS)
-    # Rows spread evenly over DAYS days and the customers; three models.
-    env.sql("INSERT INTO spend_logs (request_id, end_user, model, model_id, api_key,"
-            " call_type, status, spend, prompt_tokens, completion_tokens, total_tokens,"
-            " start_time, end_time, request_duration_ms, api_base, metadata)"
-            " SELECT CONCAT('bench-req-', seq), CONCAT('bench-', 1 + seq MOD %d),"
-            " ELT(1 + seq MOD 3, 'fake-gpt', 'fake-gpt-2', 'other'), 'id', 'hash',"
-            " 'completion', IF(seq MOD 17 = 0, 'failure', 'success'),"
-            " (seq MOD 1000) * 0.0000001, seq MOD 500, seq MOD 300,"
-            " seq MOD 500 + seq MOD 300,"
-            " '%s' + INTERVAL (seq * %d DIV %d) SECOND,"
-            " '%s' + INTERVAL (seq * %d DIV %d) SECOND, 3, 'http://up', NULL"
-            " FROM seq_1_to_%d"
-            % (CUSTOMERS, FIRST_DAY, DAYS * 86400, ROWS, FIRST_DAY, DAYS * 86400, ROWS, ROWS))
-    env.sql("ANALYZE TABLE spend_logs, customers")
-    n = env.sql("SELECT COUNT(*) FROM spend_logs")[0][0]
-    c = env.sql("SELECT COUNT(*) FROM customers")[0][0]
-    t.diag("loaded %s ledger rows, %s customers in %.1f s" % (n, c, time.time() - t0))
+    n, c, secs = ledger_load.load(env.sql, ROWS, CUSTOMERS, DAYS, FIRST_DAY)
+    t.diag("loaded %s ledger rows, %s customers in %.1f s" % (n, c, secs))
 
 
 def timed(env, path):

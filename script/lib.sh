@@ -6,6 +6,10 @@
 TG_PACKAGES=(build-essential autoconf automake libtool pkg-config libfcgi-dev
 	libcurl4-openssl-dev libjson-c-dev libmariadb-dev libyaml-dev
 	mariadb-server mariadb-client lighttpd curl python3 valgrind)
+# What bench/run needs besides: nginx as the fake upstream, wrk as the
+# client (tests/e2e/bench_smoke.py runs it).
+# shellcheck disable=SC2034
+TG_BENCH_PACKAGES=(nginx-light wrk)
 # Apache httpd for TOLLGATE_WEB=apache-* (mod_proxy_fcgi and mod_cgid come
 # with apache2) and the Apache end-to-end tests.
 # shellcheck disable=SC2034

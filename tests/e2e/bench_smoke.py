@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""bench_smoke: bench/run --smoke works, so that the benchmark does not rot.
+
+It runs the benchmark for a few seconds per scenario on the programs of
+this build (--builddir: no build of its own), without Portkey (no npm
+needed) and without installing anything, and checks the report's shape:
+every scenario row is printed with numbers in it (or the one n/a a row
+may have), and the round trips, streaming, memory, callgrind and ledger
+lines are there.  The figures themselves are not judged: the benchmark is
+not a test (issue 11), and this machine is shared and noisy.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+BENCH = os.path.join(H.SRCDIR, "bench", "run")
+# Every row of the report, and what its cells may say instead of figures.
+ROWS = {
+    "upstream direct (nginx)": None,
+    "Portkey gateway 1.15.2, no accounting": "n/a (--no-portkey)",
+    "tollgate, no customer": None,
+    "tollgate, customer without budget": None,
+    "tollgate, customer with max_budget": None,
+    "tollgate, virtual key + customer with max_budget": "n/a (no /key/generate)",
+    "tollgate, customer with max_budget, big ledger": None,
+    "stream: upstream direct (nginx)": None,
+    "stream: Portkey gateway 1.15.2": "n/a (--no-portkey)",
+    "stream: tollgate, customer with max_budget": None,
+}
+NUMBER = re.compile(r"^[\d,.]+( us| ms)?$")
+
+
+def table_rows(text, header):
+    """{first cell: [cells]} of the markdown table whose header line starts
+    with header."""
+    rows = {}
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(header):
+            for row in lines[i + 2:]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip() for c in row.strip().strip("|").split("|")]
+                rows[cells[0]] = cells[1:]
+            break
+    return rows
+
+
+def main(t, env):
+    for tool in ("nginx", "wrk"):
+        try:
+            H._which(tool)
+        except H.SetupError:
+            H.skip_all("%s not installed (script/test installs nginx-light and wrk)" % tool)
+    cmd = [sys.executable, BENCH, "--smoke", "--no-portkey", "--no-install",
+           "--builddir", H.BUILDDIR]
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=300)
+    out = r.stdout.decode("utf-8", "replace")
+    err = r.stderr.decode("utf-8", "replace")
+    if not t.is_eq(r.returncode, 0, "bench/run --smoke exits 0", "stderr:", err[-4000:]):
+        return
+    t.diag(out)
+    t.like(out, r"(?m)^Command: `bench/run --smoke ", "the report names its command")
+    t.like(out, r"(?m)^Machine: \d+ CPUs", "the report names the machine")
+
+    main_rows = table_rows(out, "| target | sequential RPS")
+    for label, allowed in ROWS.items():
+        found = [k for k in main_rows if k == label or k.startswith(label + " (")]
+        if not t.ok(found, "row printed: %s" % label, "rows: %r" % list(main_rows)):
+            continue
+        cells = main_rows[found[0]]
+        if allowed is not None and cells[0] == allowed:
+            t.ok(True, "%s: %s" % (label, allowed))
+            continue
+        # sequential RPS, p50, 32-connection RPS, p99 at 32
+        t.ok(len(cells) >= 4 and all(NUMBER.match(c) for c in cells[:4]),
+             "%s: figures in every column" % label, "cells: %r" % cells)
+        if label.startswith(("tollgate", "stream: tollgate")):
+            t.ok(NUMBER.match(cells[-1]) is not None, "%s: database round trips" % label,
+                 "cells: %r" % cells)
+
+    rts = table_rows(out, "| scenario | Questions")
+    t.ok(len(rts) >= 4 and all(NUMBER.match(v[0]) for v in rts.values()),
+         "round trips per call for each tollgate scenario", "rows: %r" % rts)
+    streams = table_rows(out, "| target | first byte")
+    row = streams.get("stream: tollgate, customer with max_budget")
+    t.ok(row and all(NUMBER.match(c) for c in row), "streaming first byte and last byte",
+         "rows: %r" % streams)
+    cpu = table_rows(out, "| scenario | mariadbd")
+    t.ok(len(cpu) >= 5, "CPU per call of each server", "rows: %r" % cpu)
+    t.like(out, r"Chat workers' RSS after [\d,]+ calls .*VmRSS [\d,]+", "worker RSS")
+    t.like(out, r"(?m)^- [^:]+: ([\d,]+ instructions \(Ir\) per call|n/a \(a sanitizer build)",
+           "callgrind instructions per call (n/a in a sanitizer build)")
+    t.like(out, r"Ledger check, bench-budget: .*: yes\.", "the ledger adds up after the run")
+
+
+if __name__ == "__main__":
+    if not os.access(BENCH, os.X_OK) or not shutil.which("python3"):
+        H.skip_all("bench/run not found")
+    H.run(main, db=False, upstream=False)
