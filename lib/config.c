@@ -449,27 +449,21 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 		return TG_OK;
 	}
 	case K_SECONDS:
+	case K_PERIOD: {
+		long max = f->kind == K_PERIOD ? TG_CONFIG_MAX_PERIOD
+		                               : TG_CONFIG_MAX_SECONDS;
+
 		if (text == NULL)
 			return TG_OK;
 		if (!parse_seconds(text, (long *)(void *)slot) ||
-		    *(long *)(void *)slot > TG_CONFIG_MAX_SECONDS)
+		    *(long *)(void *)slot > max)
 			return fail(
 			        ld, line,
 			        "'%s' must be a positive number of seconds, "
 			        "at most %ld",
-			        f->key, TG_CONFIG_MAX_SECONDS);
+			        f->key, max);
 		return TG_OK;
-	case K_PERIOD:
-		if (text == NULL)
-			return TG_OK;
-		if (!parse_seconds(text, (long *)(void *)slot) ||
-		    *(long *)(void *)slot > TG_CONFIG_MAX_PERIOD)
-			return fail(
-			        ld, line,
-			        "'%s' must be a positive number of seconds, "
-			        "at most %ld",
-			        f->key, TG_CONFIG_MAX_PERIOD);
-		return TG_OK;
+	}
 	case K_COUNT:
 		if (text == NULL)
 			return TG_OK;
