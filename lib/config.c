@@ -999,11 +999,12 @@ finish(struct loader *ld, const char *prices_default)
 	/* A LiteLLM config may list only alert types tollgate does not
 	 * have: like an unknown key, not a reason to refuse the file. */
 	if (ld->alert_types_set && cfg->alerting.events == 0)
-		tg_log_warn("%s:%d: alert_types names no event tollgate sends "
-		            "(spend_tracked, threshold_crossed, budget_crossed, "
-		            "soft_budget_crossed, budget_alerts): no event is "
-		            "sent",
-		            ld->path, ld->alert_types_line);
+		tg_log_warn(
+		        "%s:%d: alert_types names no event tollgate sends "
+		        "(spend_tracked, threshold_crossed, budget_crossed, "
+		        "soft_budget_crossed, budget_alerts): no event is "
+		        "sent",
+		        ld->path, ld->alert_types_line);
 
 	for (size_t i = 0; i < ld->ndeps; i++) {
 		struct dep_parse *dp = &ld->deps[i];
