@@ -988,12 +988,71 @@ tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg, struct tg_err *err)
 	return rc;
 }
 
+/*
+ * The Value of the one row a SHOW ... LIKE statement gives, into out ("" for
+ * no row).  A plain query: MySQL cannot prepare SHOW STATUS.
+ */
+static enum tg_rc
+show_value(struct tg_db *db, const char *sql, char *out, size_t outlen,
+           struct tg_err *err)
+{
+	MYSQL_RES *r;
+	MYSQL_ROW row;
+
+	out[0] = '\0';
+	if (db->conn == NULL ||
+	    mysql_real_query(db->conn, sql, strlen(sql)) != 0 ||
+	    (r = mysql_store_result(db->conn)) == NULL) {
+		db->last_errno = db->conn != NULL ? mysql_errno(db->conn)
+		                                  : CR_SERVER_GONE_ERROR;
+		tg_err_set(err, TG_ERR_DB, NULL, "%s: %s",
+		           is_conn_lost(db->last_errno) ? "Database unavailable"
+		                                        : "Database error",
+		           db->conn != NULL ? mysql_error(db->conn)
+		                            : "not connected");
+		if (is_conn_lost(db->last_errno))
+			disconnect(db);
+		return TG_ERR_DB;
+	}
+	row = mysql_fetch_row(r);
+	if (row != NULL && mysql_num_fields(r) >= 2 && row[1] != NULL)
+		tg_strlcpy(out, outlen, row[1]);
+	mysql_free_result(r);
+	return TG_OK;
+}
+
 enum tg_rc
 tg_db_ping(struct tg_db *db, struct tg_err *err)
 {
 	struct tg_db_result res;
+	char value[16];
 	enum tg_rc rc = tg_db_exec(db, "SELECT 1", NULL, 0, &res, err);
+
+	if (rc != TG_OK)
+		return rc;
 	tg_db_result_free(&res);
+	/*
+	 * A Galera node cut off from the primary component still answers
+	 * SELECT 1 but refuses every statement on a table (1047): on a node
+	 * with wsrep_on, ready only when wsrep_ready says ON.  (MariaDB
+	 * without Galera has both too, OFF; MySQL has neither.)
+	 */
+	if (show_value(db, "SHOW GLOBAL VARIABLES LIKE 'wsrep_on'", value,
+	               sizeof(value), err) != TG_OK)
+		return TG_ERR_DB;
+	if (strcmp(value, "ON") != 0)
+		return TG_OK;
+	if (show_value(db, "SHOW GLOBAL STATUS LIKE 'wsrep_ready'", value,
+	               sizeof(value), err) != TG_OK)
+		return TG_ERR_DB;
+	if (strcmp(value, "ON") != 0) {
+		/* ER_UNKNOWN_COM_ERROR, as Galera answers there. */
+		db->last_errno = 1047;
+		rc = tg_err_set(err, TG_ERR_DB, NULL,
+		                "Database unavailable: the Galera node is not "
+		                "ready (wsrep_ready OFF: not in the primary "
+		                "component)");
+	}
 	return rc;
 }
 

@@ -120,7 +120,12 @@ typedef enum tg_rc (*tg_db_txn_fn)(struct tg_db *db, void *arg,
 enum tg_rc tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg,
                      struct tg_err *err);
 
-/* Cheap liveness check (SELECT 1), for /health/readiness. */
+/*
+ * Whether the server takes statements, for /health/readiness: SELECT 1,
+ * and on a Galera node that it is ready (wsrep_ready ON; a node out of the
+ * primary component answers SELECT 1 but nothing on a table).  TG_ERR_DB
+ * otherwise, err saying why.
+ */
 enum tg_rc tg_db_ping(struct tg_db *db, struct tg_err *err);
 
 /*
