@@ -167,6 +167,14 @@ parse_url(struct tg_db *db, const char *url, struct tg_err *err)
 		goto out;
 	}
 	hend = slash;
+	/* One server: failover between several is the deployment's (README,
+	 * "Several web nodes"), and Connector/C would take a list as one. */
+	if (memchr(hostp, ',', (size_t)(hend - hostp)) != NULL) {
+		tg_err_set(err, TG_ERR_CONFIG, NULL,
+		           "database_url names more than one host: give one "
+		           "(a database node, or a proxy in front of them)");
+		goto out;
+	}
 	if (*hostp == '[') { /* [ipv6]:port */
 		const char *rb = memchr(hostp, ']', (size_t)(hend - hostp));
 		if (rb == NULL) {
