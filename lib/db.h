@@ -108,16 +108,24 @@ bool tg_db_txn_uncertain(const struct tg_db *db);
 
 /*
  * Run fn(db, arg, err) inside a transaction: BEGIN, fn, COMMIT.  When fn or
- * the commit fails with a deadlock (1213), a lock wait timeout (1205) or a
- * lost connection, everything is rolled back and retried (up to 5 times,
- * with a short backoff).  Any other failure is rolled back and returned.
+ * the commit fails with a deadlock (1213; on Galera also a conflict with a
+ * commit on another node), a lock wait timeout (1205) or a lost
+ * connection, everything is rolled back and retried: deadlocks up to 50
+ * times after short random pauses, the others up to 4 times after 10 to
+ * 80 ms.  A transaction that needed retries logs one line saying how many
+ * and why.  Any other failure is rolled back and returned.
  */
 typedef enum tg_rc (*tg_db_txn_fn)(struct tg_db *db, void *arg,
                                    struct tg_err *err);
 enum tg_rc tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg,
                      struct tg_err *err);
 
-/* Cheap liveness check (SELECT 1), for /health/readiness. */
+/*
+ * Whether the server takes statements, for /health/readiness: SELECT 1,
+ * and on a Galera node that it is ready (wsrep_ready ON; a node out of the
+ * primary component answers SELECT 1 but nothing on a table).  TG_ERR_DB
+ * otherwise, err saying why.
+ */
 enum tg_rc tg_db_ping(struct tg_db *db, struct tg_err *err);
 
 /*

@@ -14,6 +14,11 @@ TG_BENCH_PACKAGES=(nginx-light wrk)
 # with apache2) and the Apache end-to-end tests.
 # shellcheck disable=SC2034
 TG_APACHE_PACKAGES=(apache2 libapache2-mod-fcgid)
+# A private 3-node Galera cluster for tests/e2e/galera.py: the library,
+# and rsync for its state transfers (mariadb-server depends on both; named
+# here because the tests need them, not the server).
+# shellcheck disable=SC2034
+TG_GALERA_PACKAGES=(galera-4 rsync)
 
 tg_say() { printf '==> %s\n' "$*" >&2; }
 tg_die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,9 +1,10 @@
 /*
  * tollgate-migrate: create or upgrade the tollgate schema (SPEC 3).
  *
- *   tollgate-migrate --database-url URL --sql-dir DIR
- *   tollgate-migrate --config FILE --sql-dir DIR
+ *   tollgate-migrate --database-url URL [--sql-dir DIR]
+ *   tollgate-migrate --config FILE [--sql-dir DIR]
  *
+ * DIR defaults to where `make install` puts the files ($(pkgdatadir)/sql).
  * The database named in the URL is created when missing.  Table
  * schema_version records each applied file; the files sql/NNN_name.sql whose
  * NNN is above the highest recorded version are applied in order, each then
@@ -41,9 +42,10 @@ usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: tollgate-migrate (--database-url URL | --config FILE)"
-	        " --sql-dir DIR\n"
+	        " [--sql-dir DIR]\n"
 	        "  URL: mysql://user:pass@host[:port]/db[?socket=/path]\n"
-	        "  without either, $DATABASE_URL is used\n");
+	        "  without either, $DATABASE_URL is used\n"
+	        "  DIR: the migrations, by default " TG_DATADIR "/sql\n");
 }
 
 /* "NNN_name.sql" -> NNN; -1 when the name is not a migration. */
@@ -213,10 +215,8 @@ main(int argc, char **argv)
 		}
 		*dst = argv[++i];
 	}
-	if (sql_dir == NULL) {
-		usage(stderr);
-		return 2;
-	}
+	if (sql_dir == NULL)
+		sql_dir = TG_DATADIR "/sql";
 
 	if (url_arg != NULL) {
 		url = url_arg;

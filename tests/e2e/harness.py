@@ -925,8 +925,15 @@ class FakeUpstream:
 # lighttpd
 
 class Lighttpd:
-    def __init__(self, env, name, config, max_procs=4, database_url=None, extra_env=None):
+    """lighttpd serving the programs of bindir (the build's by default; an
+    installed tree's for tests/e2e/install.py) with the price file
+    price_file ("" leaves the programs to their compiled-in default)."""
+
+    def __init__(self, env, name, config, max_procs=4, database_url=None, extra_env=None,
+                 bindir=None, price_file=None):
         self.env = env
+        self.bindir = bindir or BINDIR
+        self.price_file = PRICE_FILE if price_file is None else price_file
         self.name = name
         self.config = config
         self.max_procs = max_procs
@@ -959,11 +966,11 @@ class Lighttpd:
                         for k, v in sorted(self.extra_env.items()))
         subst = {
             "PORT": str(port),
-            "BINDIR": self._q(BINDIR),
+            "BINDIR": self._q(self.bindir),
             "VARDIR": self._q(self.vardir),
             "ERRORLOG": self._q(self.errorlog),
             "CONFIG": self._q(self.config),
-            "PRICE_FILE": self._q(PRICE_FILE),
+            "PRICE_FILE": self._q(self.price_file),
             "DATABASE_URL": self._q(self.database_url or ""),
             "MAX_PROCS": str(int(self.max_procs)),
             "EXTRA_ENV": extra,
@@ -979,7 +986,7 @@ class Lighttpd:
         os.makedirs(self.vardir, exist_ok=True)
         lighttpd = _which("lighttpd")
         for prog in PROGRAMS:
-            p = os.path.join(BINDIR, prog)
+            p = os.path.join(self.bindir, prog)
             if not os.access(p, os.X_OK):
                 raise SetupError("program not built: %s" % p)
         last = ""
@@ -1028,7 +1035,7 @@ class Lighttpd:
     def program_pids(self, program):
         """The pids of lighttpd's running instances of program (e.g.
         "chat_completions")."""
-        path = os.path.join(BINDIR, program)
+        path = os.path.join(self.bindir, program)
         return [pid for pid in self.children()
                 if _cmdline(pid).split(" ")[0] == path]
 
@@ -1041,9 +1048,9 @@ class Lighttpd:
         # and only for processes that are still our programs.
         deadline = time.monotonic() + 5
         for pid in kids:
-            while _pid_alive(pid) and BINDIR in _cmdline(pid) and time.monotonic() < deadline:
+            while _pid_alive(pid) and self.bindir in _cmdline(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _pid_alive(pid) and BINDIR in _cmdline(pid):
+            if _pid_alive(pid) and self.bindir in _cmdline(pid):
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -1481,8 +1488,12 @@ class Env:
             self.db.start()
             self.migrate()
 
-    def migrate(self):
-        cmd = self.valgrind_wrap([MIGRATE, "--database-url", self.db.url, "--sql-dir", SQL_DIR])
+    def migrate(self, migrate=None, sql_dir=None):
+        """tollgate-migrate (the build's, or migrate) on the database, with
+        sql_dir (the source tree's by default; "" passes none)."""
+        sql_dir = SQL_DIR if sql_dir is None else sql_dir
+        cmd = [migrate or MIGRATE, "--database-url", self.db.url]
+        cmd = self.valgrind_wrap(cmd + (["--sql-dir", sql_dir] if sql_dir else []))
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=120 * (10 if VALGRIND else 1))
         self.valgrind_check("tollgate-migrate")
@@ -1492,13 +1503,14 @@ class Env:
         return r.stdout.decode("utf-8", "replace")
 
     def start_lighttpd(self, config, name=None, max_procs=4, database_url=_DEFAULT_KEY,
-                       extra_env=None):
-        """Start a lighttpd serving the programs with config (a path)."""
+                       extra_env=None, **kw):
+        """Start a lighttpd serving the programs with config (a path); kw:
+        Lighttpd's bindir, price_file."""
         if database_url is _DEFAULT_KEY:
             database_url = self.db.url if self.db else ""
         name = name or "s%d" % (len(self.servers) + 1)
         srv = Lighttpd(self, name, config, max_procs=max_procs, database_url=database_url,
-                       extra_env=extra_env)
+                       extra_env=extra_env, **kw)
         self.servers.append(srv)
         srv.start()
         if self.server is None:
