@@ -3,9 +3,9 @@
 
 /customer/update (explicit false, 0 and null; private copies of a shared
 tier; moving tiers), /customer/delete (all or nothing, the ledger kept),
-/customer/list (paging, filters), /customer/block and /customer/unblock
-(effective at once on every worker process), /budget/update, /budget/info,
-/budget/list, /budget/delete, budget periods that advance, and the
+/customer/list (paging, filters, search, x-total-count), /customer/block
+and /customer/unblock (effective at once on every worker process),
+/budget/update, /budget/info, /budget/list, /budget/delete, budget periods that advance, and the
 /end_user/... aliases.
 """
 
@@ -374,6 +374,54 @@ def default_tier_shown(t, env):
     t.is_eq(r.json, created, "customer/info shows the default tier identically to customer/new")
 
 
+def list_search(t, env):
+    """/customer/list?search= (a substring of the id or the alias, in any
+    case; SQL wildcards and quotes are data) and its x-total-count header,
+    with which the admin UI finds and pages (issue 10)."""
+    env.budget_new(budget_id="sc-tier", max_budget=5)
+    made = [("sc-Zqx-1", "Acme Corp"), ("sc-zqx-2", None), ("sc-beta", "ZQX team"),
+            ("sc-100%_x", "o'brien"), ("sc-gamma", None)]
+    for u, alias in made:
+        fields = {"user_id": u, "budget_id": "sc-tier"}
+        if alias:
+            fields["alias"] = alias
+        r = env.customer_new(**fields)
+        t.is_eq(r.status, 200, "search: customer %s" % u)
+    post(env, "/customer/block", {"user_ids": ["sc-zqx-2"]})
+
+    def listed(query, server=None):
+        r = get(env, "/customer/list?" + query, server=server)
+        got = [c.get("user_id") for c in r.json] if isinstance(r.json, list) else r.text[:300]
+        return r.status, got, r.header("x-total-count")
+
+    t.is_eq(listed("search=zQx"), (200, ["sc-Zqx-1", "sc-beta", "sc-zqx-2"], "3"),
+            "search: a substring of the id or of the alias, in any case, by user_id")
+    t.is_eq(listed("search=acme"), (200, ["sc-Zqx-1"], "1"), "search: by alias alone")
+    t.is_eq(listed("search=%25"), (200, ["sc-100%_x"], "1"), "search: % is data, not a wildcard")
+    t.is_eq(listed("search=0%25_"), (200, ["sc-100%_x"], "1"), "search: _ is data too")
+    t.is_eq(listed("search=" + H.urllib.parse.quote("o'brien")), (200, ["sc-100%_x"], "1"),
+            "search: a quote is data")
+    t.is_eq(listed("search=no-such-customer-anywhere"), (200, [], "0"), "search: no match")
+    t.is_eq(listed("search=zqx&page=2&page_size=2"), (200, ["sc-zqx-2"], "3"),
+            "search with paging: the page, and the count of every match")
+    t.is_eq(listed("search=zqx&page=9&page_size=2"), (200, [], "3"),
+            "search: a page past the end is empty, the count stays")
+    t.is_eq(listed("search=zqx&blocked=false&budget_id=sc-tier"),
+            (200, ["sc-Zqx-1", "sc-beta"], "2"), "search with the other filters")
+    r = get(env, "/customer/list?search=")
+    env.check_error(r, 422, "invalid_request_error", param="search",
+                    what="customer/list ?search= (empty)")
+    n_all = int(env.sql("SELECT COUNT(*) FROM customers")[0][0])
+    r = get(env, "/customer/list?page=1&page_size=2")
+    t.is_eq((len(r.json or []), r.header("x-total-count")), (2, str(n_all)),
+            "x-total-count: every customer, whatever the page size")
+    r = get(env, "/customer/list")
+    t.is_eq(r.header("x-total-count"), str(len(r.json or [])),
+            "x-total-count without paging: those listed")
+    r = get(env, "/customer/list?budget_id=sc-tier&page_size=1")
+    t.is_eq(r.header("x-total-count"), "5", "x-total-count with a budget_id filter")
+
+
 def region_header(t, env):
     models = [env.model("fake-gpt", region_name="eu"), env.model("fake-gpt-2")]
     cfg = env.write_config("region", env.config(models=models))
@@ -418,6 +466,7 @@ def main(t, env):
     budgets(t, env)
     block_unblock(t, env)
     default_tier_shown(t, env)
+    list_search(t, env)
     region_header(t, env)
     plain_cgi(t, env, cfg)
 
