@@ -5,7 +5,8 @@
 tier; moving tiers), /customer/delete (all or nothing, the ledger kept),
 /customer/list (paging, filters, search, x-total-count), /customer/block
 and /customer/unblock (effective at once on every worker process),
-/budget/update, /budget/info, /budget/list, /budget/delete, budget periods that advance, and the
+/budget/update, /budget/info, /budget/list (with customer_count and
+private_for), /budget/delete, budget periods that advance, and the
 /end_user/... aliases.
 """
 
@@ -422,6 +423,42 @@ def list_search(t, env):
     t.is_eq(r.header("x-total-count"), "5", "x-total-count with a budget_id filter")
 
 
+def budget_counts(t, env):
+    """/budget/list's customer_count and private_for, which the admin UI
+    shows (issue 10); after list_search (its sc-tier customers)."""
+    r = env.customer_new(user_id="sc-own", max_budget=1)
+    own = (r.json or {}).get("budget_id")
+    env.budget_new(budget_id="sc-default", max_budget=2)
+    env.customer_new(user_id="sc-d1", budget_id="sc-default")
+
+    def rows(server=None):
+        r = get(env, "/budget/list", server=server)
+        return {b.get("budget_id"): b for b in r.json} if isinstance(r.json, list) else {}
+
+    b = rows()
+    t.is_eq((b.get("sc-tier", {}).get("customer_count"), b.get("sc-tier", {}).get("private_for")),
+            (5, None), "budget/list: customer_count of a tier; private_for null")
+    t.is_eq((b.get(own, {}).get("customer_count"), b.get(own, {}).get("private_for")),
+            (1, "sc-own"), "budget/list: a private budget names its customer")
+    t.is_eq(b.get("sc-default", {}).get("customer_count"), 1,
+            "budget/list: without a default tier, only a budget's own customers count")
+    t.ok(all(isinstance(x.get("customer_count"), int) and BUDGET_ROW_KEYS <= set(x)
+             for x in b.values()), "budget/list: every row has its count")
+    r = post(env, "/budget/info", {"budgets": ["sc-tier"]})
+    t.is_eq([set(x) for x in r.json or []], [BUDGET_ROW_KEYS],
+            "budget/info: the budget rows alone, as /budget/new made them")
+    # As the default tier, it also has the customers without a budget_id.
+    cfg = env.write_config("sc-default", env.config(
+        litellm_settings={"max_end_user_budget_id": "sc-default"}))
+    srv = env.start_lighttpd(cfg, name="sc-default", max_procs=1)
+    no_budget = int(env.sql("SELECT COUNT(*) FROM customers WHERE budget_id IS NULL")[0][0])
+    t.cmp_ok(no_budget, ">", 0, "some customers have no budget_id")
+    b = rows(server=srv)
+    t.is_eq(b.get("sc-default", {}).get("customer_count"), 1 + no_budget,
+            "budget/list: the default tier counts the customers without a budget_id too")
+    t.is_eq(b.get("sc-tier", {}).get("customer_count"), 5, "... and the other tiers as before")
+
+
 def region_header(t, env):
     models = [env.model("fake-gpt", region_name="eu"), env.model("fake-gpt-2")]
     cfg = env.write_config("region", env.config(models=models))
@@ -467,6 +504,7 @@ def main(t, env):
     block_unblock(t, env)
     default_tier_shown(t, env)
     list_search(t, env)
+    budget_counts(t, env)
     region_header(t, env)
     plain_cgi(t, env, cfg)
 
