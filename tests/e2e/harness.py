@@ -68,6 +68,8 @@ PRICE_FILE = os.path.join(SRCDIR, "etc", "model_prices.json")
 SQL_DIR = os.path.join(SRCDIR, "sql")
 LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
 DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
+# The admin UI as the build makes it (Makefile.am, ui/build-www).
+UI_DIR = os.path.join(BUILDDIR, "ui", "www")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
 PROGRAMS = ("chat_completions", "customer", "budget", "health", "models", "key")
@@ -967,6 +969,7 @@ class Lighttpd:
             "DATABASE_URL": self._q(self.database_url or ""),
             "MAX_PROCS": str(int(self.max_procs)),
             "EXTRA_ENV": extra,
+            "UIDIR": self._q(UI_DIR),
         }
         for k, v in subst.items():
             text = text.replace("@%s@" % k, v)
