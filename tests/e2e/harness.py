@@ -1102,7 +1102,7 @@ def apache_missing(shape=None):
     except SetupError as e:
         return str(e)
     mods = ["mod_mpm_event.so", "mod_authz_core.so", "mod_alias.so", "mod_env.so",
-            "mod_mime.so"]
+            "mod_mime.so", "mod_headers.so"]
     for s in ([shape] if shape else APACHE_SHAPES):
         mods += APACHE_SHAPE_MODULES[s]
     for m in mods:
@@ -1202,6 +1202,10 @@ class Apache:
                        else os.path.join(self.vardir, "bin"))
         self.sockdir = os.path.join(self.vardir, "sock")
         self.price_file = os.path.join(self.vardir, "model_prices.json")
+        # The admin UI, copied as installed (the hosting layout: uploaded
+        # into the web root).
+        self.uidir = (os.path.join(self.docroot, "ui") if shape == "apache-htaccess"
+                      else os.path.join(self.vardir, "ui"))
         self.proc = None
         self.spawn_proc = None
         self.port = None
@@ -1262,6 +1266,7 @@ class Apache:
             "MAX_PROCS": str(int(self.max_procs)),
             "MODULES": self._q(APACHE_MODULES),
             "EXTRA_ENV": "\n\t".join(lines),
+            "UIDIR": self._q(self.uidir),
         }
         site = self._fill(APACHE_SITE_TEMPLATES[self.shape], subst)
         main = self._fill(APACHE_MAIN_TEMPLATE, {
@@ -1272,10 +1277,13 @@ class Apache:
 
     def _install_htaccess(self):
         """hosting/public_html as an operator uploads it: the .htaccess
-        files with their settings filled in, the programs in cgi-bin/."""
-        for rel in (".htaccess", os.path.join("cgi-bin", ".htaccess")):
+        files with their settings filled in, the programs in cgi-bin/, the
+        admin UI in ui/ (its .htaccess as it is)."""
+        cgi = os.path.join("cgi-bin", ".htaccess")
+        for rel in (".htaccess", cgi, os.path.join("ui", ".htaccess")):
             with open(os.path.join(HOSTING_DIR, rel)) as f:
                 text = f.read()
+            os.makedirs(os.path.dirname(os.path.join(self.docroot, rel)), exist_ok=True)
             if rel == ".htaccess":
                 env = self.program_env()
                 for k in ("TOLLGATE_CONFIG", "TOLLGATE_PRICE_FILE", "TOLLGATE_SPOOL_DIR"):
@@ -1285,7 +1293,7 @@ class Apache:
                         raise SetupError("hosting/.htaccess: no SetEnv %s line" % k)
                 if self.database_url:
                     text += '\nSetEnv DATABASE_URL "%s"\n' % self._q(self.database_url)
-            else:
+            elif rel == cgi:
                 text, n = re.subn(r"(?m)^SetHandler \S+$", "SetHandler " + self.htaccess_handler,
                                   text)
                 if n != 1:
@@ -1307,6 +1315,13 @@ class Apache:
             shutil.copy2(src, os.path.join(self.bindir, prog))
         shutil.copy2(PRICE_FILE, self.price_file)
         os.chmod(self.price_file, 0o644)
+        if os.path.isdir(UI_DIR):
+            shutil.rmtree(self.uidir, ignore_errors=True)
+            shutil.copytree(UI_DIR, self.uidir)
+            for root, dirs, files in os.walk(self.uidir):
+                os.chmod(root, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o644)
         if os.geteuid() == 0:
             # The temporary directory's parents are not ours to change.
             r = subprocess.run([_which("setpriv"), "--reuid=%d" % self.uid,
