@@ -241,6 +241,16 @@ async function spendFlow(page, user) {
   await searchCustomers(page, user);
   eq(await cellTexts(page, 2), ["$" + spend], "the Customers table shows the exact spend");
 
+  // Its page: the spend, its chart, its requests.
+  await page.getByRole("link", { name: user, exact: true }).click();
+  await page.getByRole("heading", { name: "Customer " + user }).waitFor();
+  eq((await page.locator('[data-field="spend"]').textContent()).trim(), "$" + spend, "the customer's page shows its spend");
+  await page.waitForFunction(() => document.querySelector("figure.chart") && document.querySelectorAll(".requests tbody tr").length >= 2);
+  const own = JSON.parse(await page.locator("figure.chart").getAttribute("data-series"));
+  eq(own.find(([d]) => d === TODAY), [TODAY, spend], "... its chart has today's spend");
+  eq(await page.locator(".requests tbody tr").count(), 2, "... and its two requests, from /spend/logs");
+  await shot(page, "customer");
+
   await page.getByRole("link", { name: "Usage" }).click();
   await page.getByLabel("Customer ID").fill(user);
   await page.getByRole("button", { name: "Show" }).click();

@@ -41,8 +41,9 @@ function signInView(message) {
       // A master-only route: a virtual key is refused here too (403).
       await call("GET", "/customer/list", { params: { page: 1, page_size: 1 }, key });
       saveKey(key);
+      // A new hash renders through hashchange; the same one here.
       if (!location.hash || location.hash === "#" || location.hash === "#/") location.hash = "#/customers";
-      route();
+      else route();
     } catch (e) {
       showError(err, e instanceof ApiError && e.status === 403
         ? new Error(e.message + " Sign in with the master key.")
