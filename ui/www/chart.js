@@ -66,7 +66,11 @@ export async function spendChart(points, label) {
     scales: { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     axes: [
       { values: (u, vals) => vals.map((v) => new Date(v * 1000).toISOString().slice(5, 10)) },
-      { size: 80, values: (u, vals) => vals.map((v) => "$" + v) },
+      {
+        values: (u, vals) => vals.map((v) => "$" + v),
+        // Wide enough for the longest label (uPlot's default cuts long ones).
+        size: (u, values) => 24 + 7 * Math.max(4, ...(values || []).map((v) => String(v).length)),
+      },
     ],
     series: [
       { value: (u, v) => (v == null ? "—" : new Date(v * 1000).toISOString().slice(0, 10)) },
