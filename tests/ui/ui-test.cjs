@@ -1,7 +1,8 @@
 // ui-test: the admin UI (ui/www, SPEC 14) driven in a real browser by
 // playwright-core, against the servers tests/e2e/ui.py started.  Every
 // check is printed as one line "CHECK {json}" ({ok, name, diag}) that
-// ui.py turns into a TAP test point; screenshots go to TG_UI_SHOTS.
+// ui.py turns into a TAP test point; screenshots go to TG_UI_SHOTS: one
+// after each flow (flow-<name>.png), of each tab, and of a failure.
 //
 // Environment: TG_UI_BASE (http://127.0.0.1:PORT), TG_MASTER_KEY,
 // TG_UI_BROWSER ("chromium" or "firefox"), TG_UI_EXECUTABLE (the browser),
@@ -462,6 +463,7 @@ async function keyboardFlow(browser) {
   await page.keyboard.press("Enter");
   await page.getByLabel("Master key").waitFor();
   eq(await page.evaluate(() => sessionStorage.getItem("tollgate.masterKey")), null, "Sign out forgets the key");
+  await shot(page, "keyboard-signed-out");
   await context.close();
 }
 
@@ -540,6 +542,7 @@ async function main() {
     const t = Date.now();
     try {
       await fn();
+      await shot(page, "flow-" + name.replace(/ /g, "-"));
     } catch (e) {
       check(false, "flow " + name + " ran to its end", String(e.stack || e).slice(0, 3000));
       await shot(page, "failed-" + name.replace(/ /g, "-")).catch(() => {});
