@@ -12,6 +12,13 @@
 
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
+/* The config's default tier (max_end_user_budget_id), or NULL. */
+static const char *
+default_tier(struct tg_req *req)
+{
+	return tg_req_config(req)->max_end_user_budget_id;
+}
+
 static const struct tg_field new_fields[] = {
         {"budget_id", TG_FIELD_ID, 0},
         TG_BUDGET_FIELDS,
@@ -57,9 +64,8 @@ handle_update(struct tg_req *req, struct tg_err *err)
 	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in);
 	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
 		return rc;
-	rc = tg_budget_update(
-	        db, tg_req_field(req, F_BUDGET_ID)->str, &in, "master_key",
-	        tg_req_config(req)->max_end_user_budget_id, &b, err);
+	rc = tg_budget_update(db, tg_req_field(req, F_BUDGET_ID)->str, &in,
+	                      "master_key", default_tier(req), &b, err);
 	if (rc != TG_OK)
 		return rc;
 	tg_req_respond_json(req, 200, tg_budget_to_json(&b));
@@ -97,7 +103,8 @@ handle_info(struct tg_req *req, struct tg_err *err)
 	}
 	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
 		return rc;
-	if ((rc = tg_budget_list(db, ids, &arr, err)) != TG_OK)
+	if ((rc = tg_budget_list(db, ids, default_tier(req), &arr, err)) !=
+	    TG_OK)
 		return rc;
 	tg_req_respond_json(req, 200, arr);
 	return TG_OK;
@@ -112,7 +119,8 @@ handle_list(struct tg_req *req, struct tg_err *err)
 
 	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
 		return rc;
-	if ((rc = tg_budget_list(db, NULL, &arr, err)) != TG_OK)
+	if ((rc = tg_budget_list(db, NULL, default_tier(req), &arr, err)) !=
+	    TG_OK)
 		return rc;
 	tg_req_respond_json(req, 200, arr);
 	return TG_OK;

@@ -234,12 +234,17 @@ handle_unblock(struct tg_req *req, struct tg_err *err)
 	return set_blocked(req, false, "unblocked_users", err);
 }
 
-/* GET /customer/list?page=&page_size=&budget_id=&blocked= */
+/*
+ * GET /customer/list?page=&page_size=&budget_id=&blocked=&search=
+ * The answer stays LiteLLM's array; x-total-count says how many customers
+ * match on every page, for a client that pages through them.
+ */
 static const struct tg_field list_fields[] = {
         {"page", TG_FIELD_COUNT, 0},
         {"page_size", TG_FIELD_COUNT, 0},
         {"budget_id", TG_FIELD_ID, 0},
         {"blocked", TG_FIELD_STRING, 0}, /* "true" / "false" in a query */
+        {"search", TG_FIELD_ID, 0},
 };
 
 static enum tg_rc
@@ -248,9 +253,11 @@ handle_list(struct tg_req *req, struct tg_err *err)
 	const struct tg_value *page = tg_req_field(req, 0);
 	const struct tg_value *size = tg_req_field(req, 1);
 	const struct tg_value *blocked = tg_req_field(req, 3);
-	struct tg_customer_filter f = {NULL, -1, 1, 0};
+	struct tg_customer_filter f = {NULL, -1, NULL, 1, 0};
 	struct json_object *arr;
 	struct tg_db *db;
+	int64_t total;
+	char count[24];
 	enum tg_rc rc;
 
 	if (page->given && page->num < 1)
@@ -268,8 +275,8 @@ handle_list(struct tg_req *req, struct tg_err *err)
 			return tg_err_set(err, TG_ERR_UNPROCESSABLE, "blocked",
 			                  "blocked must be true or false");
 	}
-	f.budget_id =
-	        tg_req_field(req, 2)->given ? tg_req_field(req, 2)->str : NULL;
+	f.budget_id = str(req, 2);
+	f.search = str(req, 4);
 	if (page->given)
 		f.page = page->num;
 	/* Without page_size every customer, as LiteLLM; a page without a
@@ -280,9 +287,11 @@ handle_list(struct tg_req *req, struct tg_err *err)
 		f.page_size = 25;
 	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
 		return rc;
-	rc = tg_customer_list(db, &f, default_tier(req), &arr, err);
+	rc = tg_customer_list(db, &f, default_tier(req), &arr, &total, err);
 	if (rc != TG_OK)
 		return rc;
+	snprintf(count, sizeof(count), "%lld", (long long)total);
+	tg_req_add_header(req, "x-total-count", count);
 	tg_req_respond_json(req, 200, arr);
 	return TG_OK;
 }

@@ -623,22 +623,65 @@ tg_budget_advance(struct tg_db *db, struct tg_budget *b, struct tg_err *err)
 	return TG_OK;
 }
 
-/* Append the rows of res (budget columns from 0) to arr, advanced. */
+/*
+ * What /budget/list adds to the budget's columns: the customer a private
+ * budget was made for, and how many customers are on the budget (those
+ * without a budget_id count for the default tier, as they are on it).
+ * Each count is a range of the index customers_budget_id.
+ */
+#define LIST_COLUMNS                                                           \
+	TG_BUDGET_COLUMNS ", b.private_for,"                                   \
+	                  " (SELECT COUNT(*) FROM customers c"                 \
+	                  " WHERE c.budget_id = b.budget_id)"                  \
+	                  " + IF(b.budget_id = ?, (SELECT COUNT(*)"            \
+	                  " FROM customers c WHERE c.budget_id IS NULL), 0)"
+
+/*
+ * Append the rows of res to arr, advanced: budget columns from 0, and
+ * with listed, LIST_COLUMNS' two more as "private_for" and
+ * "customer_count".
+ */
 static enum tg_rc
-append_rows(struct tg_db *db, const struct tg_db_result *res,
+append_rows(struct tg_db *db, const struct tg_db_result *res, bool listed,
             struct json_object *arr, struct tg_err *err)
 {
 	enum tg_rc rc = TG_OK;
 
 	for (size_t i = 0; i < res->nrows && rc == TG_OK; i++) {
+		const char *owner = NULL, *count = NULL;
+		struct json_object *o;
 		struct tg_budget b;
+		char *end = NULL;
+		long long n = 0;
+
+		if (listed) {
+			owner = tg_db_cell(res, i, TG_BUDGET_NCOLUMNS);
+			count = tg_db_cell(res, i, TG_BUDGET_NCOLUMNS + 1);
+			errno = 0;
+			n = count != NULL ? strtoll(count, &end, 10) : -1;
+			if (count == NULL || errno != 0 || end == count ||
+			    *end != '\0' || n < 0)
+				return tg_err_set(
+				        err, TG_ERR_INTERNAL, NULL,
+				        "malformed budget count from the "
+				        "database");
+		}
 		if (!tg_budget_from_row(res, i, 0, &b))
 			return tg_err_set(
 			        err, TG_ERR_INTERNAL, NULL,
 			        "malformed budget row in the database");
 		rc = tg_budget_advance(db, &b, err);
-		if (rc == TG_OK)
-			json_object_array_add(arr, tg_budget_to_json(&b));
+		if (rc == TG_OK) {
+			o = tg_budget_to_json(&b);
+			if (listed) {
+				json_object_object_add(o, "private_for",
+				                       tg_json_str(owner));
+				json_object_object_add(
+				        o, "customer_count",
+				        json_object_new_int64(n));
+			}
+			json_object_array_add(arr, o);
+		}
 		tg_budget_free(&b);
 	}
 	return rc;
@@ -646,7 +689,8 @@ append_rows(struct tg_db *db, const struct tg_db_result *res,
 
 enum tg_rc
 tg_budget_list(struct tg_db *db, struct json_object *ids,
-               struct json_object **out, struct tg_err *err)
+               const char *default_budget_id, struct json_object **out,
+               struct tg_err *err)
 {
 	struct json_object *arr = json_object_new_array();
 	struct tg_db_result res;
@@ -654,14 +698,15 @@ tg_budget_list(struct tg_db *db, struct json_object *ids,
 	enum tg_rc rc = TG_OK;
 
 	if (ids == NULL) {
+		param = tg_db_str(default_budget_id);
 		rc = tg_db_exec(
 		        db,
-		        "SELECT " TG_BUDGET_COLUMNS
+		        "SELECT " LIST_COLUMNS
 		        " FROM budgets b WHERE b.private_for_key IS NULL"
 		        " ORDER BY b.budget_id",
-		        NULL, 0, &res, err);
+		        &param, 1, &res, err);
 		if (rc == TG_OK) {
-			rc = append_rows(db, &res, arr, err);
+			rc = append_rows(db, &res, true, arr, err);
 			tg_db_result_free(&res);
 		}
 	}
@@ -678,7 +723,7 @@ tg_budget_list(struct tg_db *db, struct json_object *ids,
 		                " AND b.private_for_key IS NULL",
 		                &param, 1, &res, err);
 		if (rc == TG_OK) {
-			rc = append_rows(db, &res, arr, err);
+			rc = append_rows(db, &res, false, arr, err);
 			tg_db_result_free(&res);
 		}
 	}

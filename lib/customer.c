@@ -10,6 +10,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -612,16 +613,74 @@ tg_customer_set_blocked(struct tg_db *db, struct json_object *user_ids,
 
 /* ---- list ---- */
 
+/*
+ * The filters of tg_customer_list(), shared by its count and its page.
+ * search is a substring of the id or the alias, in any case: the ids are
+ * valid UTF-8 (SPEC 1), so reading them as utf8mb4 is exact, and the
+ * explicit case-insensitive collation of the needle decides LOCATE's
+ * comparison.  It reads every row (no index serves a substring), which is
+ * milliseconds for tens of thousands of customers; the page stops early,
+ * as rows come in user_id order.
+ */
+#define LIST_WHERE                                                             \
+	" WHERE (? IS NULL OR c.budget_id = ?)"                                \
+	" AND (? < 0 OR c.blocked = ?)"                                        \
+	" AND (? IS NULL"                                                      \
+	" OR LOCATE(CONVERT(? USING utf8mb4) COLLATE utf8mb4_general_ci,"      \
+	" CONVERT(c.user_id USING utf8mb4)) > 0"                               \
+	" OR LOCATE(CONVERT(? USING utf8mb4) COLLATE utf8mb4_general_ci,"      \
+	" c.alias) > 0)"
+#define LIST_NPARAMS 7
+
+static void
+list_params(const struct tg_customer_filter *f, struct tg_db_param *params)
+{
+	params[0] = tg_db_str(f->budget_id);
+	params[1] = tg_db_str(f->budget_id);
+	params[2] = tg_db_int(f->blocked);
+	params[3] = tg_db_int(f->blocked);
+	params[4] = tg_db_str(f->search);
+	params[5] = tg_db_str(f->search);
+	params[6] = tg_db_str(f->search);
+}
+
+/* How many customers match f's filters, into *total. */
+static enum tg_rc
+list_count(struct tg_db *db, const struct tg_customer_filter *f, int64_t *total,
+           struct tg_err *err)
+{
+	struct tg_db_param params[LIST_NPARAMS];
+	struct tg_db_result res;
+	const char *cell;
+	char *end = NULL;
+	enum tg_rc rc;
+
+	list_params(f, params);
+	rc = tg_db_exec(db, "SELECT COUNT(*) FROM customers c" LIST_WHERE,
+	                params, LIST_NPARAMS, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	cell = res.nrows == 1 ? tg_db_cell(&res, 0, 0) : NULL;
+	errno = 0;
+	if (cell != NULL)
+		*total = strtoll(cell, &end, 10);
+	if (cell == NULL || errno != 0 || end == cell || *end != '\0')
+		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                "malformed customer count from the database");
+	tg_db_result_free(&res);
+	return rc;
+}
+
 enum tg_rc
 tg_customer_list(struct tg_db *db, const struct tg_customer_filter *f,
                  const char *default_budget_id, struct json_object **out,
-                 struct tg_err *err)
+                 int64_t *total, struct tg_err *err)
 {
-	struct tg_db_param params[7];
+	struct tg_db_param params[1 + LIST_NPARAMS + 2];
 	struct tg_db_result res;
 	struct json_object *arr;
 	int64_t limit = f->page_size > 0 ? f->page_size : INT64_MAX;
-	int64_t offset = 0;
+	int64_t offset = 0, count = 0;
 	time_t now = time(NULL);
 	enum tg_rc rc;
 
@@ -631,23 +690,21 @@ tg_customer_list(struct tg_db *db, const struct tg_customer_filter *f,
 			                  "page is out of range");
 		offset = (f->page - 1) * f->page_size;
 	}
+	/* A page needs its own count; every customer is counted as listed. */
+	if (f->page_size > 0 && (rc = list_count(db, f, &count, err)) != TG_OK)
+		return rc;
 	params[0] = tg_db_str(default_budget_id);
-	params[1] = tg_db_str(f->budget_id);
-	params[2] = tg_db_str(f->budget_id);
-	params[3] = tg_db_int(f->blocked);
-	params[4] = tg_db_int(f->blocked);
-	params[5] = tg_db_int(limit);
-	params[6] = tg_db_int(offset);
+	list_params(f, params + 1);
+	params[1 + LIST_NPARAMS] = tg_db_int(limit);
+	params[2 + LIST_NPARAMS] = tg_db_int(offset);
 	rc = tg_db_exec(db,
 	                "SELECT c.user_id, c.alias, c.blocked, c.spend,"
 	                " c.reserved, c.budget_id, c.allowed_model_region,"
 	                " c.default_model, c.spend_reset_at, " TG_BUDGET_COLUMNS
 	                " FROM customers c LEFT JOIN budgets b"
-	                " ON b.budget_id = COALESCE(c.budget_id, ?)"
-	                " WHERE (? IS NULL OR c.budget_id = ?)"
-	                " AND (? < 0 OR c.blocked = ?)"
+	                " ON b.budget_id = COALESCE(c.budget_id, ?)" LIST_WHERE
 	                " ORDER BY c.user_id LIMIT ? OFFSET ?",
-	                params, 7, &res, err);
+	                params, 1 + LIST_NPARAMS + 2, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	arr = json_object_new_array();
@@ -670,12 +727,15 @@ tg_customer_list(struct tg_db *db, const struct tg_customer_filter *f,
 			json_object_array_add(arr, tg_customer_to_json(&c));
 		tg_customer_free(&c);
 	}
+	if (f->page_size == 0)
+		count = (int64_t)res.nrows;
 	tg_db_result_free(&res);
 	if (rc != TG_OK) {
 		json_object_put(arr);
 		return rc;
 	}
 	*out = arr;
+	*total = count;
 	return TG_OK;
 }
 

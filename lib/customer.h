@@ -135,19 +135,23 @@ enum tg_rc tg_customer_set_blocked(struct tg_db *db,
 struct tg_customer_filter {
 	const char *budget_id; /* NULL: any */
 	int blocked;           /* -1 any, 0, 1 */
+	const char *search;    /* NULL: any; else a substring of the id or
+	                          the alias, compared without case */
 	int64_t page;          /* from 1 */
 	int64_t page_size;     /* 0: every customer */
 };
 
 /*
  * Customer objects ordered by user_id (a JSON array, new reference in
- * *out).  A period that ended shows spend 0, as the next request will
- * find it (SPEC 6).
+ * *out), and in *total how many match the filters on every page.  A
+ * period that ended shows spend 0, as the next request will find it
+ * (SPEC 6).  Both written on success only.
  */
 enum tg_rc tg_customer_list(struct tg_db *db,
                             const struct tg_customer_filter *f,
                             const char *default_budget_id,
-                            struct json_object **out, struct tg_err *err);
+                            struct json_object **out, int64_t *total,
+                            struct tg_err *err);
 
 /*
  * The ids of a JSON array as the message lists them, LiteLLM's

@@ -14,8 +14,8 @@ in each shape, on one MariaDB and one fake upstream:
 
 Each: the seed flow (budget/new, customer/new, a chat with `user`,
 /customer/info with the spend; a budget refusal), every route reaching its
-program, a stream arriving event by event while the upstream is still
-sending (through a host that compresses), the Authorization header passed
+program, the admin UI's static files at /ui/, a stream arriving event by
+event while the upstream is still sending (through a host that compresses), the Authorization header passed
 (a wrong key is 401 in the envelope), bodies over 1 MB (2 MiB accepted, over
 the 10 MiB cap 413 in the envelope, over 16 MiB refused by the server, as
 behind lighttpd), /health/readiness (the database reached by the web
@@ -123,6 +123,28 @@ def routes(t, env, srv, tag):
     r = env.customer_info(odd, server=srv)
     t.is_eq((r.status, (r.json or {}).get("user_id")), (200, odd),
             "%s: customer/info reads it back percent-encoded" % tag, r.text[:200])
+
+
+def admin_ui(t, env, srv, tag):
+    """The admin UI's static files, as behind lighttpd (tests/e2e/ui.py
+    drives it in browsers there): /ui redirected, the content types a
+    browser needs for modules, the caching and security headers."""
+    r = env.request("GET", "/ui", server=srv, key=None)
+    t.ok(r.status == 301 and (r.header("location") or "").endswith("/ui/"),
+         "%s: /ui redirects to /ui/" % tag, "%s %r" % (r.status, r.header("location")))
+    for path, ctype, cache in (("/ui/", "text/html; charset=utf-8", "no-cache"),
+                               ("/ui/app.js", "text/javascript; charset=utf-8", "no-cache"),
+                               ("/ui/app.css", "text/css; charset=utf-8", "no-cache"),
+                               ("/ui/vendor/uPlot.esm.js", "text/javascript; charset=utf-8",
+                                "max-age=86400")):
+        r = env.request("GET", path, server=srv, key=None)
+        t.is_eq((r.status, r.header("content-type"), r.header("cache-control")),
+                (200, ctype, cache), "%s: %s, its type and caching" % (tag, path))
+    r = env.request("GET", "/ui/", server=srv, key=None)
+    t.ok("app.js" in r.text and (r.header("content-security-policy") or "").startswith(
+        "default-src 'self';"), "%s: index.html, with its Content-Security-Policy" % tag)
+    r = env.request("GET", "/ui/no-such-file.js", server=srv, key=None)
+    t.is_eq(r.status, 404, "%s: an unknown UI file is 404" % tag)
 
 
 def readiness(t, env, srv, tag):
@@ -289,6 +311,7 @@ def main(t, env):
         t.diag("%s: Apache on port %d, started in %.2f s" % (tag, srv.port, time.monotonic() - t0))
         seed(t, env, srv, tag)
         routes(t, env, srv, tag)
+        admin_ui(t, env, srv, tag)
         readiness(t, env, srv, tag)
         auth(t, env, srv, tag)
         stream(t, env, srv, tag)

@@ -68,6 +68,8 @@ PRICE_FILE = os.path.join(SRCDIR, "etc", "model_prices.json")
 SQL_DIR = os.path.join(SRCDIR, "sql")
 LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
 DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
+# The admin UI as the build makes it (Makefile.am, ui/build-www).
+UI_DIR = os.path.join(BUILDDIR, "ui", "www")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
 PROGRAMS = ("chat_completions", "customer", "budget", "health", "models", "key")
@@ -927,12 +929,14 @@ class FakeUpstream:
 class Lighttpd:
     """lighttpd serving the programs of bindir (the build's by default; an
     installed tree's for tests/e2e/install.py) with the price file
-    price_file ("" leaves the programs to their compiled-in default)."""
+    price_file ("" leaves the programs to their compiled-in default) and
+    the admin UI of uidir at /ui/ (the build's ui/www by default)."""
 
     def __init__(self, env, name, config, max_procs=4, database_url=None, extra_env=None,
-                 bindir=None, price_file=None):
+                 bindir=None, price_file=None, uidir=None):
         self.env = env
         self.bindir = bindir or BINDIR
+        self.uidir = uidir or UI_DIR
         self.price_file = PRICE_FILE if price_file is None else price_file
         self.name = name
         self.config = config
@@ -974,6 +978,7 @@ class Lighttpd:
             "DATABASE_URL": self._q(self.database_url or ""),
             "MAX_PROCS": str(int(self.max_procs)),
             "EXTRA_ENV": extra,
+            "UIDIR": self._q(self.uidir),
         }
         for k, v in subst.items():
             text = text.replace("@%s@" % k, v)
@@ -1106,7 +1111,7 @@ def apache_missing(shape=None):
     except SetupError as e:
         return str(e)
     mods = ["mod_mpm_event.so", "mod_authz_core.so", "mod_alias.so", "mod_env.so",
-            "mod_mime.so"]
+            "mod_mime.so", "mod_headers.so"]
     for s in ([shape] if shape else APACHE_SHAPES):
         mods += APACHE_SHAPE_MODULES[s]
     for m in mods:
@@ -1206,6 +1211,10 @@ class Apache:
                        else os.path.join(self.vardir, "bin"))
         self.sockdir = os.path.join(self.vardir, "sock")
         self.price_file = os.path.join(self.vardir, "model_prices.json")
+        # The admin UI, copied as installed (the hosting layout: uploaded
+        # into the web root).
+        self.uidir = (os.path.join(self.docroot, "ui") if shape == "apache-htaccess"
+                      else os.path.join(self.vardir, "ui"))
         self.proc = None
         self.spawn_proc = None
         self.port = None
@@ -1266,6 +1275,7 @@ class Apache:
             "MAX_PROCS": str(int(self.max_procs)),
             "MODULES": self._q(APACHE_MODULES),
             "EXTRA_ENV": "\n\t".join(lines),
+            "UIDIR": self._q(self.uidir),
         }
         site = self._fill(APACHE_SITE_TEMPLATES[self.shape], subst)
         main = self._fill(APACHE_MAIN_TEMPLATE, {
@@ -1276,10 +1286,13 @@ class Apache:
 
     def _install_htaccess(self):
         """hosting/public_html as an operator uploads it: the .htaccess
-        files with their settings filled in, the programs in cgi-bin/."""
-        for rel in (".htaccess", os.path.join("cgi-bin", ".htaccess")):
+        files with their settings filled in, the programs in cgi-bin/, the
+        admin UI in ui/ (its .htaccess as it is)."""
+        cgi = os.path.join("cgi-bin", ".htaccess")
+        for rel in (".htaccess", cgi, os.path.join("ui", ".htaccess")):
             with open(os.path.join(HOSTING_DIR, rel)) as f:
                 text = f.read()
+            os.makedirs(os.path.dirname(os.path.join(self.docroot, rel)), exist_ok=True)
             if rel == ".htaccess":
                 env = self.program_env()
                 for k in ("TOLLGATE_CONFIG", "TOLLGATE_PRICE_FILE", "TOLLGATE_SPOOL_DIR"):
@@ -1289,7 +1302,7 @@ class Apache:
                         raise SetupError("hosting/.htaccess: no SetEnv %s line" % k)
                 if self.database_url:
                     text += '\nSetEnv DATABASE_URL "%s"\n' % self._q(self.database_url)
-            else:
+            elif rel == cgi:
                 text, n = re.subn(r"(?m)^SetHandler \S+$", "SetHandler " + self.htaccess_handler,
                                   text)
                 if n != 1:
@@ -1311,6 +1324,13 @@ class Apache:
             shutil.copy2(src, os.path.join(self.bindir, prog))
         shutil.copy2(PRICE_FILE, self.price_file)
         os.chmod(self.price_file, 0o644)
+        if os.path.isdir(UI_DIR):
+            shutil.rmtree(self.uidir, ignore_errors=True)
+            shutil.copytree(UI_DIR, self.uidir)
+            for root, dirs, files in os.walk(self.uidir):
+                os.chmod(root, 0o755)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o644)
         if os.geteuid() == 0:
             # The temporary directory's parents are not ours to change.
             r = subprocess.run([_which("setpriv"), "--reuid=%d" % self.uid,
@@ -1505,7 +1525,7 @@ class Env:
     def start_lighttpd(self, config, name=None, max_procs=4, database_url=_DEFAULT_KEY,
                        extra_env=None, **kw):
         """Start a lighttpd serving the programs with config (a path); kw:
-        Lighttpd's bindir, price_file."""
+        Lighttpd's bindir, price_file, uidir."""
         if database_url is _DEFAULT_KEY:
             database_url = self.db.url if self.db else ""
         name = name or "s%d" % (len(self.servers) + 1)

@@ -8,16 +8,17 @@ installed tree only:
 - what is installed, where configure said (make's own cgibindir, bindir,
   pkgdatadir): the programs in cgibindir and nothing else there, the three
   tools in bindir, every sql/*.sql, the price file, the demo config and
-  the web server templates of etc/ and hosting/ (byte for byte), the spool
-  directory; nothing outside the prefix, no test program; each tool
+  the web server templates of etc/ and hosting/ (byte for byte), the
+  admin UI (the build's ui/www, byte for byte, its chart library
+  included), the spool directory; nothing outside the prefix, no test program; each tool
   answers --help;
 - the installed tollgate-migrate creates the schema from the installed SQL
   directory on a fresh MariaDB;
 - lighttpd (the project's template) runs the installed programs with the
   installed price file: the seed flow (budget/new, customer/new on the
   tier, a chat with `user`, /customer/info with the spend, a refusal over
-  budget), every route; the installed demo config's mock models priced
-  from the installed price file.
+  budget), every route, the installed UI at /ui/; the installed demo
+  config's mock models priced from the installed price file.
 
 Under `make installcheck` (TG_INSTALLED=1; `make distcheck` runs it on its
 own prefix) the same against the tree already installed, and with the
@@ -125,6 +126,16 @@ def check_tree(t, dest, dirs):
     t.is_eq(missing, [], "the price file, the demo config and the templates of etc/ and "
             "hosting/ are installed under %s" % dirs["pkgdatadir"])
     t.is_eq(differ, [], "the installed templates are the source tree's")
+    ui_built = installed_files(H.UI_DIR)
+    ui_rel = [os.path.relpath(p, H.UI_DIR) for p in ui_built]
+    ui_dir = os.path.join(at["pkgdatadir"], "ui")
+    got = [os.path.relpath(p, ui_dir) for p in installed_files(ui_dir)]
+    t.ok(ui_rel and "index.html" in ui_rel and "vendor/uPlot.esm.js" in ui_rel and got == ui_rel,
+         "the admin UI is installed in %s/ui, chart library included" % dirs["pkgdatadir"],
+         "built: %r" % ui_rel, "installed: %r" % got)
+    differ = [r for r in ui_rel if r in got and not filecmp.cmp(
+        os.path.join(H.UI_DIR, r), os.path.join(ui_dir, r), shallow=False)]
+    t.is_eq(differ, [], "the installed UI is the built one")
     t.ok(os.path.isdir(at["spooldir"]), "the spool directory %s is made" % dirs["spooldir"])
     if not INSTALLED:
         outside = [p for p in installed_files(dest) if not p.startswith(at["prefix"] + "/")]
@@ -185,12 +196,17 @@ def main(t, env):
     # when installed for real.
     price_file = "" if INSTALLED else os.path.join(at["pkgdatadir"], "model_prices.json")
     cfg = env.write_config("main", env.config())
-    srv = env.start_lighttpd(cfg, name="installed", bindir=at["cgibindir"], price_file=price_file)
+    srv = env.start_lighttpd(cfg, name="installed", bindir=at["cgibindir"], price_file=price_file,
+                             uidir=os.path.join(at["pkgdatadir"], "ui"))
     pids = srv.program_pids("chat_completions")
     t.ok(pids and all(H._cmdline(p).startswith(at["cgibindir"] + "/") for p in pids),
          "lighttpd runs the installed programs", [H._cmdline(p) for p in srv.children()])
     apache.seed(t, env, srv, "installed")
     apache.routes(t, env, srv, "installed")
+    r = env.request("GET", "/ui/", key=None, server=srv)
+    t.ok(r.status == 200 and b"<title>tollgate admin</title>" in r.body and
+         (r.header("content-type") or "").startswith("text/html"),
+         "installed: /ui/ serves the installed UI", r.status, r.text[:200])
     demo_flow(t, env, at, price_file)
 
 

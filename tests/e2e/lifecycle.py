@@ -3,9 +3,10 @@
 
 /customer/update (explicit false, 0 and null; private copies of a shared
 tier; moving tiers), /customer/delete (all or nothing, the ledger kept),
-/customer/list (paging, filters), /customer/block and /customer/unblock
-(effective at once on every worker process), /budget/update, /budget/info,
-/budget/list, /budget/delete, budget periods that advance, and the
+/customer/list (paging, filters, search, x-total-count), /customer/block
+and /customer/unblock (effective at once on every worker process),
+/budget/update, /budget/info, /budget/list (with customer_count and
+private_for), /budget/delete, budget periods that advance, and the
 /end_user/... aliases.
 """
 
@@ -374,6 +375,90 @@ def default_tier_shown(t, env):
     t.is_eq(r.json, created, "customer/info shows the default tier identically to customer/new")
 
 
+def list_search(t, env):
+    """/customer/list?search= (a substring of the id or the alias, in any
+    case; SQL wildcards and quotes are data) and its x-total-count header,
+    with which the admin UI finds and pages (issue 10)."""
+    env.budget_new(budget_id="sc-tier", max_budget=5)
+    made = [("sc-Zqx-1", "Acme Corp"), ("sc-zqx-2", None), ("sc-beta", "ZQX team"),
+            ("sc-100%_x", "o'brien"), ("sc-gamma", None)]
+    for u, alias in made:
+        fields = {"user_id": u, "budget_id": "sc-tier"}
+        if alias:
+            fields["alias"] = alias
+        r = env.customer_new(**fields)
+        t.is_eq(r.status, 200, "search: customer %s" % u)
+    post(env, "/customer/block", {"user_ids": ["sc-zqx-2"]})
+
+    def listed(query, server=None):
+        r = get(env, "/customer/list?" + query, server=server)
+        got = [c.get("user_id") for c in r.json] if isinstance(r.json, list) else r.text[:300]
+        return r.status, got, r.header("x-total-count")
+
+    t.is_eq(listed("search=zQx"), (200, ["sc-Zqx-1", "sc-beta", "sc-zqx-2"], "3"),
+            "search: a substring of the id or of the alias, in any case, by user_id")
+    t.is_eq(listed("search=acme"), (200, ["sc-Zqx-1"], "1"), "search: by alias alone")
+    t.is_eq(listed("search=%25"), (200, ["sc-100%_x"], "1"), "search: % is data, not a wildcard")
+    t.is_eq(listed("search=0%25_"), (200, ["sc-100%_x"], "1"), "search: _ is data too")
+    t.is_eq(listed("search=" + H.urllib.parse.quote("o'brien")), (200, ["sc-100%_x"], "1"),
+            "search: a quote is data")
+    t.is_eq(listed("search=no-such-customer-anywhere"), (200, [], "0"), "search: no match")
+    t.is_eq(listed("search=zqx&page=2&page_size=2"), (200, ["sc-zqx-2"], "3"),
+            "search with paging: the page, and the count of every match")
+    t.is_eq(listed("search=zqx&page=9&page_size=2"), (200, [], "3"),
+            "search: a page past the end is empty, the count stays")
+    t.is_eq(listed("search=zqx&blocked=false&budget_id=sc-tier"),
+            (200, ["sc-Zqx-1", "sc-beta"], "2"), "search with the other filters")
+    r = get(env, "/customer/list?search=")
+    env.check_error(r, 422, "invalid_request_error", param="search",
+                    what="customer/list ?search= (empty)")
+    n_all = int(env.sql("SELECT COUNT(*) FROM customers")[0][0])
+    r = get(env, "/customer/list?page=1&page_size=2")
+    t.is_eq((len(r.json or []), r.header("x-total-count")), (2, str(n_all)),
+            "x-total-count: every customer, whatever the page size")
+    r = get(env, "/customer/list")
+    t.is_eq(r.header("x-total-count"), str(len(r.json or [])),
+            "x-total-count without paging: those listed")
+    r = get(env, "/customer/list?budget_id=sc-tier&page_size=1")
+    t.is_eq(r.header("x-total-count"), "5", "x-total-count with a budget_id filter")
+
+
+def budget_counts(t, env):
+    """/budget/list's customer_count and private_for, which the admin UI
+    shows (issue 10); after list_search (its sc-tier customers)."""
+    r = env.customer_new(user_id="sc-own", max_budget=1)
+    own = (r.json or {}).get("budget_id")
+    env.budget_new(budget_id="sc-default", max_budget=2)
+    env.customer_new(user_id="sc-d1", budget_id="sc-default")
+
+    def rows(server=None):
+        r = get(env, "/budget/list", server=server)
+        return {b.get("budget_id"): b for b in r.json} if isinstance(r.json, list) else {}
+
+    b = rows()
+    t.is_eq((b.get("sc-tier", {}).get("customer_count"), b.get("sc-tier", {}).get("private_for")),
+            (5, None), "budget/list: customer_count of a tier; private_for null")
+    t.is_eq((b.get(own, {}).get("customer_count"), b.get(own, {}).get("private_for")),
+            (1, "sc-own"), "budget/list: a private budget names its customer")
+    t.is_eq(b.get("sc-default", {}).get("customer_count"), 1,
+            "budget/list: without a default tier, only a budget's own customers count")
+    t.ok(all(isinstance(x.get("customer_count"), int) and BUDGET_ROW_KEYS <= set(x)
+             for x in b.values()), "budget/list: every row has its count")
+    r = post(env, "/budget/info", {"budgets": ["sc-tier"]})
+    t.is_eq([set(x) for x in r.json or []], [BUDGET_ROW_KEYS],
+            "budget/info: the budget rows alone, as /budget/new made them")
+    # As the default tier, it also has the customers without a budget_id.
+    cfg = env.write_config("sc-default", env.config(
+        litellm_settings={"max_end_user_budget_id": "sc-default"}))
+    srv = env.start_lighttpd(cfg, name="sc-default", max_procs=1)
+    no_budget = int(env.sql("SELECT COUNT(*) FROM customers WHERE budget_id IS NULL")[0][0])
+    t.cmp_ok(no_budget, ">", 0, "some customers have no budget_id")
+    b = rows(server=srv)
+    t.is_eq(b.get("sc-default", {}).get("customer_count"), 1 + no_budget,
+            "budget/list: the default tier counts the customers without a budget_id too")
+    t.is_eq(b.get("sc-tier", {}).get("customer_count"), 5, "... and the other tiers as before")
+
+
 def region_header(t, env):
     models = [env.model("fake-gpt", region_name="eu"), env.model("fake-gpt-2")]
     cfg = env.write_config("region", env.config(models=models))
@@ -418,6 +503,8 @@ def main(t, env):
     budgets(t, env)
     block_unblock(t, env)
     default_tier_shown(t, env)
+    list_search(t, env)
+    budget_counts(t, env)
     region_header(t, env)
     plain_cgi(t, env, cfg)
 

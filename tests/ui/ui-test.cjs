@@ -1,0 +1,561 @@
+// ui-test: the admin UI (ui/www, SPEC 14) driven in a real browser by
+// playwright-core, against the servers tests/e2e/ui.py started.  Every
+// check is printed as one line "CHECK {json}" ({ok, name, diag}) that
+// ui.py turns into a TAP test point; screenshots go to TG_UI_SHOTS: one
+// after each flow (flow-<name>.png), of each tab, and of a failure.
+//
+// Environment: TG_UI_BASE (http://127.0.0.1:PORT), TG_MASTER_KEY,
+// TG_UI_BROWSER ("chromium" or "firefox"), TG_UI_EXECUTABLE (the browser),
+// TG_UI_SHOTS, TG_UI_TODAY (YYYY-MM-DD, UTC).
+// chromium runs every flow; firefox (WebDriver BiDi, Debian's
+// firefox-esr) the ones marked for both.
+"use strict";
+
+const { execFileSync } = require("child_process");
+const path = require("path");
+const pw = require("playwright-core");
+
+const BASE = process.env.TG_UI_BASE;
+const KEY = process.env.TG_MASTER_KEY || "sk-1234";
+const BROWSER = process.env.TG_UI_BROWSER || "chromium";
+const SHOTS = process.env.TG_UI_SHOTS;
+const TODAY = process.env.TG_UI_TODAY;
+const tag = BROWSER === "chromium" ? "" : "-" + BROWSER;
+
+function check(ok, name, ...diag) {
+  process.stdout.write("CHECK " + JSON.stringify({ ok: !!ok, name: "[" + BROWSER + "] " + name, diag: diag.map(String) }) + "\n");
+  return !!ok;
+}
+function eq(got, want, name) {
+  const g = JSON.stringify(got);
+  const w = JSON.stringify(want);
+  return check(g === w, name, "     got: " + g, "expected: " + w);
+}
+
+// The API, read as text: the exact numbers are compared as printed.
+async function api(method, p, body, key) {
+  const res = await fetch(BASE + p, {
+    method,
+    headers: { Authorization: "Bearer " + (key || KEY), "Content-Type": "application/json" },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    json = null;
+  }
+  return { status: res.status, text, json, headers: res.headers };
+}
+
+// The text of a number field as the API printed it: "max_budget":4 -> "4".
+function rawField(text, name) {
+  const m = new RegExp('"' + name + '":(-?[0-9.eE+-]+|null|"[^"]*")').exec(text);
+  return m ? m[1] : undefined;
+}
+
+function curl(args) {
+  try {
+    return execFileSync("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}"].concat(args), { encoding: "utf8" });
+  } catch (e) {
+    return "curl failed: " + e.message;
+  }
+}
+
+let shots = 0;
+async function shot(page, name) {
+  // caret "initial": no style of the test's own is put into the page (the
+  // UI's Content-Security-Policy refuses it, and says so on the console).
+  if (SHOTS) {
+    shots += 1;
+    await page.screenshot({ path: path.join(SHOTS, name + tag + ".png"), fullPage: true, caret: "initial" });
+  }
+}
+
+const chat = (user, prompt, completion, key) => api("POST", "/chat/completions", {
+  model: "fake-gpt", user, messages: [{ role: "user", content: "hi" }],
+  fake: { usage: { prompt_tokens: prompt, completion_tokens: completion } },
+}, key);
+
+async function signIn(page) {
+  await page.goto(BASE + "/ui/");
+  await page.getByLabel("Master key").fill(KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Customers", level: 1 }).waitFor();
+}
+
+async function caption(page) {
+  return (await page.locator("caption").first().textContent()).trim();
+}
+
+// Until the first table's caption starts with prefix (the view re-renders
+// after each action: the caption may be missing for a moment).
+function captionStarts(page, prefix) {
+  return page.waitForFunction((p) => {
+    const c = document.querySelector("caption");
+    return c !== null && c.textContent.startsWith(p);
+  }, prefix);
+}
+
+async function cellTexts(page, column) {
+  // The n-th cell of each body row (0: the id, a <th>).
+  return page.locator("tbody tr").evaluateAll((rows, col) =>
+    rows.map((r) => (r.children[col] ? r.children[col].textContent.trim() : null)), column);
+}
+
+async function searchCustomers(page, q) {
+  await page.getByRole("link", { name: "Customers" }).click();
+  await page.getByLabel("Search by id or alias").fill(q);
+  await page.getByRole("button", { name: "Search", exact: true }).click();
+  await page.waitForFunction((q) => {
+    const c = document.querySelector("caption");
+    return c !== null && c.textContent.includes("matching “" + q + "”");
+  }, q);
+}
+
+// ---- the flows ----
+
+async function signInFlow(page) {
+  await page.goto(BASE + "/ui");
+  eq(new URL(page.url()).pathname, "/ui/", "/ui redirects to /ui/");
+  await shot(page, "sign-in");
+  await page.getByLabel("Master key").fill("sk-not-the-key");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  const want = (await api("GET", "/customer/list?page=1&page_size=1", undefined, "sk-not-the-key")).json.error.message;
+  eq((await alert.textContent()).trim(), want, "a wrong key is refused with the API's message");
+  eq(await page.evaluate(() => sessionStorage.getItem("tollgate.masterKey")), null, "... and nothing is saved");
+  await page.getByLabel("Master key").fill(KEY);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Customers", level: 1 }).waitFor();
+  eq(await page.evaluate(() => sessionStorage.getItem("tollgate.masterKey")), KEY, "the right key signs in, kept in sessionStorage");
+}
+
+async function pagingFlow(page) {
+  const total = (await api("GET", "/customer/list?page=1&page_size=1")).headers.get("x-total-count");
+  check(parseInt(total, 10) >= 10000, "more than 10,000 customers in the database (" + total + ")");
+  const fmt = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  await page.getByRole("link", { name: "Customers" }).click();
+  await captionStarts(page, "Customers 1–50 ");
+  eq(await caption(page), "Customers 1–50 of " + fmt(total), "the first page of 50, with the count of all");
+  const p1 = (await api("GET", "/customer/list?page=1&page_size=50")).json.map((c) => c.user_id);
+  eq(await cellTexts(page, 0), p1, "page 1 lists what /customer/list?page=1 does");
+  await shot(page, "customers");
+  const t0 = Date.now();
+  await page.getByRole("button", { name: "Next page" }).click();
+  await captionStarts(page, "Customers 51–100 ");
+  const p2 = (await api("GET", "/customer/list?page=2&page_size=50")).json.map((c) => c.user_id);
+  eq(await cellTexts(page, 0), p2, "Next page: page 2, from the server");
+  const last = Math.ceil(parseInt(total, 10) / 50);
+  const pl = (await api("GET", "/customer/list?page=" + last + "&page_size=50")).json.map((c) => c.user_id);
+  await page.getByLabel("Page", { exact: true }).fill(String(last));
+  await page.getByRole("button", { name: "Go", exact: true }).click();
+  await captionStarts(page, "Customers " + fmt((last - 1) * 50 + 1) + "–");
+  eq(await cellTexts(page, 0), pl, "Go to the last page (" + last + ")");
+  check(await page.getByRole("button", { name: "Next page" }).isDisabled(), "no Next page on the last page");
+  check(Date.now() - t0 < 5000, "paging through 10,000+ customers is quick (" + (Date.now() - t0) + " ms for 2 pages)");
+}
+
+async function searchFlow(page) {
+  await searchCustomers(page, "bulk-04242");
+  eq(await cellTexts(page, 0), ["bulk-04242"], "search by id");
+  await searchCustomers(page, "BULK CUSTOMER 777");
+  const want = (await api("GET", "/customer/list?page=1&page_size=50&search=" + encodeURIComponent("BULK CUSTOMER 777"))).json.map((c) => c.user_id);
+  eq(await cellTexts(page, 0), want, "search by alias, in any case (" + want.length + " matches)");
+  check(want.length > 0 && want.includes("bulk-00777"), "... finding bulk-00777 by its alias");
+}
+
+async function moneyFlow(page) {
+  await searchCustomers(page, "exact-");
+  const ids = await cellTexts(page, 0);
+  const spend = await cellTexts(page, 2);
+  eq(ids, ["exact-big", "exact-tiny"], "the exact-amount customers");
+  eq(spend, ["$123456789.0123456789", "$0.0000000001"], "spend shown digit for digit, with a dollar sign");
+  const api1 = await api("GET", "/customer/info?end_user_id=exact-big");
+  eq(rawField(api1.text, "spend"), "123456789.0123456789", "(the API prints the same digits)");
+}
+
+async function createBudgetFlow(page, id) {
+  await page.getByRole("link", { name: "Budgets" }).click();
+  await page.getByRole("button", { name: "+ Create Budget" }).click();
+  const dlg = page.getByRole("dialog", { name: "Create Budget" });
+  await dlg.waitFor();
+  const labels = ["Budget ID", "Max Budget (USD)", "Soft Budget (USD)", "TPM Limit", "RPM Limit", "Max Parallel Requests", "Reset Period"];
+  const found = [];
+  for (const l of labels) if (await dlg.getByLabel(l, { exact: true }).count() === 1) found.push(l);
+  eq(found, labels, "+ Create Budget opens a dialog with the labelled fields of SPEC 14");
+  await dlg.getByLabel("Budget ID", { exact: true }).fill(id);
+  await dlg.getByLabel("Max Budget (USD)", { exact: true }).fill("4");
+  await shot(page, "create-budget-dialog");
+  await dlg.getByRole("button", { name: "Create Budget" }).click();
+  await dlg.waitFor({ state: "detached" });
+  await page.getByRole("rowheader", { name: id, exact: true }).waitFor();
+  // The seed's curl, as its text.
+  const seedId = "curl-" + id;
+  const made = await api("POST", "/budget/new", '{\n  "budget_id": "' + seedId + '",\n  "max_budget": 4\n}');
+  eq(made.status, 200, "the seed's /budget/new curl");
+  const info = await api("POST", "/budget/info", { budgets: [id, seedId] });
+  const [ui, seed] = info.json || [];
+  const strip = (b) => {
+    const o = { ...(b || {}) };
+    delete o.budget_id;
+    delete o.created_at;
+    delete o.updated_at;
+    return o;
+  };
+  check(ui && seed && JSON.stringify(strip(ui)) === JSON.stringify(strip(seed)),
+    "the budget the dialog made equals the one the seed's /budget/new makes (but its id and times)",
+    "ui:   " + JSON.stringify(ui), "curl: " + JSON.stringify(seed));
+  eq([rawField(JSON.stringify(ui), "max_budget"), ui && ui.soft_budget, ui && ui.budget_duration], ["4", null, null],
+    "max_budget 4, nothing else set");
+  const row = page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: id, exact: true }) });
+  eq((await row.locator("td").nth(0).textContent()).trim(), "$4", "the tier's row shows $4");
+  await shot(page, "budgets");
+}
+
+async function customerOnTierFlow(page, user, tier) {
+  await page.getByRole("link", { name: "Customers" }).click();
+  await page.getByRole("button", { name: "+ Create Customer" }).click();
+  const dlg = page.getByRole("dialog", { name: "Create Customer" });
+  await dlg.getByLabel("Customer ID").fill(user);
+  await dlg.getByLabel("Alias").fill("UI customer");
+  await dlg.getByLabel("A pricing tier", { exact: true }).check();
+  await dlg.getByLabel("Pricing tier", { exact: true }).selectOption(tier);
+  await dlg.getByRole("button", { name: "Create Customer" }).click();
+  await dlg.waitFor({ state: "detached" });
+  const r = await api("GET", "/customer/info?end_user_id=" + user);
+  eq([r.status, r.json && r.json.budget_id, r.json && r.json.alias], [200, tier, "UI customer"], "+ Create Customer on the tier");
+}
+
+async function spendFlow(page, user) {
+  for (const [p, c] of [[1234, 567], [89, 1]]) {
+    const r = await chat(user, p, c);
+    eq(r.status, 200, "a chat of " + user + " through the API");
+  }
+  const info = await api("GET", "/customer/info?end_user_id=" + user);
+  const spend = rawField(info.text, "spend");
+  // The test models cost 1e-6 a prompt token, 2e-6 a completion token.
+  const micros = (1234 + 89) + 2 * (567 + 1);
+  eq(spend, "0.00" + micros, "its spend (1323 prompt x 1e-6 + 568 completion x 2e-6)");
+  await searchCustomers(page, user);
+  eq(await cellTexts(page, 2), ["$" + spend], "the Customers table shows the exact spend");
+
+  // Its page: the spend, its chart, its requests.
+  await page.getByRole("link", { name: user, exact: true }).click();
+  await page.getByRole("heading", { name: "Customer " + user }).waitFor();
+  eq((await page.locator('[data-field="spend"]').textContent()).trim(), "$" + spend, "the customer's page shows its spend");
+  await page.waitForFunction(() => document.querySelector("figure.chart") && document.querySelectorAll(".requests tbody tr").length >= 2);
+  const own = JSON.parse(await page.locator("figure.chart").getAttribute("data-series"));
+  eq(own.find(([d]) => d === TODAY), [TODAY, spend], "... its chart has today's spend");
+  eq(await page.locator(".requests tbody tr").count(), 2, "... and its two requests, from /spend/logs");
+  await shot(page, "customer");
+
+  await page.getByRole("link", { name: "Usage" }).click();
+  await page.getByLabel("Customer ID").fill(user);
+  await page.getByRole("button", { name: "Show" }).click();
+  const fig = page.locator("figure.chart");
+  await page.waitForFunction((u) => {
+    const f = document.querySelector("figure.chart");
+    return f && f.getAttribute("aria-label").includes(u) && f.dataset.library;
+  }, user);
+  const series = JSON.parse(await fig.getAttribute("data-series"));
+  const today = series.find(([d]) => d === TODAY);
+  eq(today, [TODAY, spend], "the Usage chart has a point for today with that spend");
+  eq(series.length, 30, "... among 30 days");
+  eq(await fig.getAttribute("data-library"), "uplot", "the chart is drawn by uPlot");
+  check(await fig.locator("canvas").count() >= 1, "... on a canvas");
+  const act = await api("GET", "/customer/daily/activity?end_user_ids=" + user + "&start_date=" + series[0][0] + "&end_date=" + TODAY + "&page_size=31");
+  eq((await page.locator('[data-field="total_spend"]').textContent()).trim(), "$" + rawField(act.text, "total_spend"),
+    "the period's total equals the API's total_spend");
+  await page.getByRole("heading", { name: "Recent requests" }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll(".requests tbody tr").length >= 2);
+  eq(await page.locator(".requests tbody tr").count(), 2, "its recent requests, from /spend/logs");
+}
+
+async function usageAllFlow(page) {
+  await page.getByRole("link", { name: "Usage" }).click();
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.waitForFunction(() => {
+    const f = document.querySelector("figure.chart");
+    return f && f.getAttribute("aria-label").startsWith("Spend of every customer") && f.dataset.library;
+  });
+  const start = JSON.parse(await page.locator("figure.chart").getAttribute("data-series"))[0][0];
+  const act = await api("GET", "/customer/daily/activity?start_date=" + start + "&end_date=" + TODAY + "&page_size=31");
+  eq((await page.locator('[data-field="total_spend"]').textContent()).trim(), "$" + rawField(act.text, "total_spend"),
+    "all customers: the total equals the API's total_spend, digit for digit");
+  eq((await page.locator('[data-field="total_api_requests"]').textContent()).trim(),
+    String(act.json.metadata.total_api_requests), "... and the request count");
+  const top = page.getByRole("table", { name: "Top 10 customers of the period" });
+  const ids = await top.locator("tbody th").allTextContents();
+  const spends = await top.locator("tbody td.money").allTextContents();
+  check(ids.length >= 3 && ids.length <= 10, "the top customers of the period (" + ids.length + ")");
+  eq([ids[0], spends[0]], ["exact-big", "$123456789.0123456789"], "the largest first, its spend exact");
+  eq(ids.includes("exact-tiny") ? spends[ids.indexOf("exact-tiny")] : "(not listed)", "$0.0000000001", "the smallest spend exact too");
+  await shot(page, "usage");
+}
+
+async function blockFlow(page, user) {
+  await searchCustomers(page, user);
+  await page.getByRole("button", { name: "Block customer " + user }).click();
+  await page.getByRole("button", { name: "Unblock customer " + user }).waitFor();
+  eq(await cellTexts(page, 7), ["Blocked"], "Block: the table shows it blocked");
+  const info = await api("GET", "/customer/info?end_user_id=" + user);
+  eq(info.json && info.json.blocked, true, "... and so does the API");
+  const r = await chat(user, 1, 1);
+  eq(r.status, 403, "its next chat is refused with 403");
+  await page.getByRole("button", { name: "Unblock customer " + user }).click();
+  await page.getByRole("button", { name: "Block customer " + user }).waitFor();
+  eq((await chat(user, 1, 1)).status, 200, "Unblock: it may call again");
+}
+
+async function editFlow(page, tier, user) {
+  await page.getByRole("link", { name: "Budgets" }).click();
+  await page.getByRole("button", { name: "Edit budget " + tier }).click();
+  const dlg = page.getByRole("dialog", { name: "Edit budget " + tier });
+  await dlg.getByLabel("Max Budget (USD)", { exact: true }).fill("5.5");
+  await dlg.getByLabel("RPM Limit", { exact: true }).fill("100");
+  await dlg.getByLabel("Reset Period", { exact: true }).fill("30d");
+  await dlg.getByRole("button", { name: "Save Budget" }).click();
+  await dlg.waitFor({ state: "detached" });
+  const b = await api("POST", "/budget/info", { budgets: [tier] });
+  eq([rawField(b.text, "max_budget"), b.json[0].rpm_limit, b.json[0].budget_duration], ["5.5", 100, "30d"], "Edit a budget: the API has the new limits");
+  const row = page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: tier, exact: true }) });
+  eq((await row.locator("td").nth(0).textContent()).trim(), "$5.5", "... and the table shows them");
+
+  await searchCustomers(page, user);
+  await page.getByRole("button", { name: "Edit customer " + user }).click();
+  const cd = page.getByRole("dialog", { name: "Edit customer " + user });
+  await cd.getByLabel("Alias").fill("Renamed in the UI");
+  await cd.getByLabel("Limits of its own").check();
+  await cd.getByLabel("Max Budget (USD)", { exact: true }).fill("0.75");
+  await cd.getByRole("button", { name: "Save Customer" }).click();
+  await cd.waitFor({ state: "detached" });
+  const c = await api("GET", "/customer/info?end_user_id=" + user);
+  const t = c.json.litellm_budget_table || {};
+  eq([c.json.alias, c.json.budget_id !== tier, rawField(JSON.stringify(t), "max_budget"), t.rpm_limit],
+    ["Renamed in the UI", true, "0.75", 100], "Edit a customer: alias, and limits of its own (a private copy of the tier)");
+  const tierNow = await api("POST", "/budget/info", { budgets: [tier] });
+  eq(rawField(tierNow.text, "max_budget"), "5.5", "... the tier itself unchanged");
+}
+
+async function deleteFlow(page) {
+  const user = "ui-delete-me";
+  await api("POST", "/customer/new", { user_id: user });
+  await searchCustomers(page, user);
+  await page.getByRole("button", { name: "Delete customer " + user }).click();
+  let dlg = page.getByRole("dialog", { name: "Delete customer " + user + "?" });
+  await dlg.waitFor();
+  await dlg.getByRole("button", { name: "Cancel" }).click();
+  await dlg.waitFor({ state: "detached" });
+  eq((await api("GET", "/customer/info?end_user_id=" + user)).status, 200, "Delete, then Cancel: the customer stays");
+  await page.getByRole("button", { name: "Delete customer " + user }).click();
+  dlg = page.getByRole("dialog", { name: "Delete customer " + user + "?" });
+  await dlg.getByRole("button", { name: "Delete customer" }).click();
+  await dlg.waitFor({ state: "detached" });
+  await page.waitForFunction(() => document.querySelector("tbody td.empty"));
+  eq((await api("GET", "/customer/info?end_user_id=" + user)).status, 404, "Delete, confirmed: gone from the API");
+
+  // A budget too.
+  await api("POST", "/budget/new", { budget_id: "ui-delete-tier", max_budget: 1 });
+  await page.getByRole("link", { name: "Budgets" }).click();
+  await page.getByRole("button", { name: "Delete budget ui-delete-tier" }).click();
+  dlg = page.getByRole("dialog", { name: "Delete budget ui-delete-tier?" });
+  await dlg.getByRole("button", { name: "Delete budget" }).click();
+  await dlg.waitFor({ state: "detached" });
+  const b = await api("POST", "/budget/info", { budgets: ["ui-delete-tier"] });
+  eq(b.json, [], "Delete a budget, confirmed: gone");
+}
+
+async function keysFlow(page, context) {
+  await page.getByRole("link", { name: "Keys" }).click();
+  await page.getByRole("button", { name: "+ Generate Key" }).click();
+  const dlg = page.getByRole("dialog", { name: "Generate Key" });
+  await dlg.getByLabel("Key alias").fill("ui-app");
+  await dlg.getByLabel("Max Budget (USD)", { exact: true }).fill("1");
+  await dlg.getByRole("button", { name: "Generate Key" }).click();
+  const shown = page.getByRole("dialog", { name: "New key ui-app" });
+  await shown.waitFor();
+  const key = await shown.getByLabel("Virtual key").inputValue();
+  check(/^sk-[A-Za-z0-9_-]{10,}$/.test(key), "Generate: the new key is shown (" + key.slice(0, 6) + "...)");
+  await shown.getByRole("button", { name: "Copy key" }).click();
+  await shown.getByText("Copied to the clipboard.").waitFor();
+  const clip = await page.evaluate(() => navigator.clipboard.readText());
+  eq(clip === key, true, "Copy key puts it on the clipboard");
+  await shot(page, "new-key");
+  await shown.getByRole("button", { name: "Done" }).click();
+  const args = [BASE + "/chat/completions", "-H", "Authorization: Bearer " + key, "-H", "Content-Type: application/json",
+    "-d", JSON.stringify({ model: "fake-gpt", user: "ui-key-user", max_tokens: 5, messages: [{ role: "user", content: "hi" }] })];
+  eq(curl(args), "200", "curl with the new key: 200");
+  const list = await api("GET", "/key/list?return_full_object=true");
+  const token = list.json.keys.find((k) => k.key_alias === "ui-app").token;
+  check(!(await page.content()).includes(key), "the key is not on the page once the dialog is closed");
+  await page.getByRole("button", { name: /^Block key ui-app/ }).click();
+  await page.getByRole("button", { name: /^Unblock key ui-app/ }).waitFor();
+  eq(curl(args), "401", "Block: curl with the key is refused (401)");
+  await shot(page, "keys");
+  await page.getByRole("button", { name: /^Unblock key ui-app/ }).click();
+  await page.getByRole("button", { name: /^Block key ui-app/ }).waitFor();
+  eq(curl(args), "200", "Unblock: accepted again");
+  await page.getByRole("button", { name: /^Delete key ui-app/ }).click();
+  const del = page.getByRole("dialog", { name: /^Delete key ui-app/ });
+  await del.getByRole("button", { name: "Delete key" }).click();
+  await del.waitFor({ state: "detached" });
+  eq(curl(args), "401", "Delete, confirmed: the key is refused");
+  eq((await api("GET", "/key/info?key=" + token)).status, 404, "... and gone from /key/info");
+}
+
+// Keyboard only: sign in, go to Budgets, create a tier through the
+// dialog, sign out; no click, no fill.
+async function keyboardFlow(browser) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  await page.goto(BASE + "/ui/");
+  const focused = () => page.evaluate(() => {
+    const a = document.activeElement;
+    if (!a) return "";
+    const label = a.id ? document.querySelector('label[for="' + a.id + '"]') : null;
+    return (label ? label.textContent : a.getAttribute("aria-label") || a.textContent || "").trim();
+  });
+  // Tab until the element named name has the focus (at most 40 presses).
+  const tabTo = async (name, back) => {
+    for (let i = 0; i < 40; i++) {
+      if ((await focused()) === name) return true;
+      await page.keyboard.press(back ? "Shift+Tab" : "Tab");
+    }
+    return false;
+  };
+  check(await tabTo("Master key"), "keyboard: the Master key field is reachable");
+  await page.keyboard.type(KEY);
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Customers", level: 1 }).waitFor();
+  // The view has the focus (main): the tabs are behind it.
+  check(await tabTo("Budgets", true), "keyboard: the Budgets tab is reachable");
+  await page.keyboard.press("Enter");
+  await page.getByRole("heading", { name: "Budgets", level: 1 }).waitFor();
+  check(await tabTo("+ Create Budget"), "keyboard: + Create Budget is reachable");
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog", { name: "Create Budget" }).waitFor();
+  eq(await focused(), "Budget ID", "keyboard: the dialog opens with the focus on Budget ID");
+  await page.keyboard.type("kb-tier");
+  check(await tabTo("Max Budget (USD)"), "keyboard: Max Budget (USD) is reachable");
+  await page.keyboard.type("0.0000000001");
+  check(await tabTo("RPM Limit"), "keyboard: RPM Limit is reachable");
+  await page.keyboard.type("7");
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog", { name: "Create Budget" }).waitFor({ state: "detached" });
+  const b = await api("POST", "/budget/info", { budgets: ["kb-tier"] });
+  eq([rawField(b.text, "max_budget"), b.json[0] && b.json[0].rpm_limit], ["0.0000000001", 7],
+    "keyboard: Enter creates the budget, its amount exact");
+  const row = page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: "kb-tier", exact: true }) });
+  eq((await row.locator("td").nth(0).textContent()).trim(), "$0.0000000001", "... shown digit for digit");
+  // Escape closes a dialog; the focus comes back.
+  check(await tabTo("Delete budget kb-tier"), "keyboard: a row's Delete is reachable");
+  await page.keyboard.press("Enter");
+  await page.getByRole("dialog", { name: "Delete budget kb-tier?" }).waitFor();
+  eq(await focused(), "Cancel", "keyboard: a confirmation starts on Cancel");
+  await page.keyboard.press("Escape");
+  await page.getByRole("dialog").waitFor({ state: "detached" });
+  eq((await api("POST", "/budget/info", { budgets: ["kb-tier"] })).json.length, 1, "keyboard: Escape cancels");
+  check(await tabTo("Sign out", true), "keyboard: Sign out is reachable");
+  await page.keyboard.press("Enter");
+  await page.getByLabel("Master key").waitFor();
+  eq(await page.evaluate(() => sessionStorage.getItem("tollgate.masterKey")), null, "Sign out forgets the key");
+  await shot(page, "keyboard-signed-out");
+  await context.close();
+}
+
+// Firefox: the main views, the exact amounts, the seed's dialog, a chart.
+async function smokeFlow(page) {
+  await moneyFlow(page);
+  await shot(page, "customers");
+  await createBudgetFlow(page, "ff-free-tier");
+  await page.getByRole("link", { name: "Usage" }).click();
+  await page.waitForFunction(() => document.querySelector("figure.chart") && document.querySelector("figure.chart").dataset.library);
+  eq(await page.locator("figure.chart").getAttribute("data-library"), "uplot", "the Usage chart is drawn by uPlot");
+  check(await page.locator("figure.chart canvas").count() >= 1, "... on a canvas");
+  const spends = await page.getByRole("table", { name: "Top 10 customers of the period" }).locator("tbody td.money").allTextContents();
+  eq(spends[0], "$123456789.0123456789", "the top customer's spend exact");
+  await shot(page, "usage");
+  await page.getByRole("link", { name: "Keys" }).click();
+  await page.getByRole("button", { name: "+ Generate Key" }).waitFor();
+  await shot(page, "keys");
+  await page.getByRole("button", { name: "Sign out" }).click();
+  await page.getByLabel("Master key").waitFor();
+  eq(await page.evaluate(() => sessionStorage.getItem("tollgate.masterKey")), null, "Sign out forgets the key");
+}
+
+async function main() {
+  const t0 = Date.now();
+  const type = BROWSER === "firefox" ? pw.firefox : pw.chromium;
+  const opts = { executablePath: process.env.TG_UI_EXECUTABLE, headless: true, timeout: 60000 };
+  if (BROWSER === "firefox") opts.channel = "moz-firefox";
+  else opts.args = ["--no-sandbox"];
+  let browser;
+  try {
+    browser = await type.launch(opts);
+  } catch (e) {
+    check(false, "the browser starts (" + process.env.TG_UI_EXECUTABLE + ")", String(e).slice(0, 2000));
+    return 1;
+  }
+  check(true, "the browser starts: " + BROWSER + " " + browser.version() + " (" + (Date.now() - t0) + " ms)");
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  if (BROWSER === "chromium") await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+  const page = await context.newPage();
+  page.setDefaultTimeout(10000);
+  const errors = [];
+
+  // Under WebDriver BiDi every screenshot puts a <style> of playwright's
+  // into the page, which the UI's Content-Security-Policy refuses (one
+  // report per shot, none without shots); those are counted apart.
+  // (Firefox reports them as page errors.)
+  let driverStyles = 0;
+  const error = (text) => {
+    if (BROWSER === "firefox" && /blocked an inline style \(style-src-elem\)/.test(text)) driverStyles += 1;
+    else errors.push(text);
+  };
+  page.on("pageerror", (e) => error(e.message));
+  page.on("console", (m) => {
+    // A refused key's 401 is logged by the browser itself.
+    if (m.type() === "error" && !/status of 40[134]/.test(m.text())) error(m.text());
+  });
+  const flows = BROWSER === "firefox"
+    ? [["sign-in", () => signInFlow(page)], ["smoke", () => smokeFlow(page)]]
+    : [
+        ["sign-in", () => signInFlow(page)],
+        ["paging", () => pagingFlow(page)],
+        ["search", () => searchFlow(page)],
+        ["money", () => moneyFlow(page)],
+        ["create budget", () => createBudgetFlow(page, "my-free-tier")],
+        ["customer on the tier", () => customerOnTierFlow(page, "ui-customer", "my-free-tier")],
+        ["spend", () => spendFlow(page, "ui-customer")],
+        ["usage", () => usageAllFlow(page)],
+        ["block", () => blockFlow(page, "ui-customer")],
+        ["edit", () => editFlow(page, "my-free-tier", "ui-customer")],
+        ["delete", () => deleteFlow(page)],
+        ["keys", () => keysFlow(page, context)],
+        ["keyboard", () => keyboardFlow(browser)],
+      ];
+  for (const [name, fn] of flows) {
+    const t = Date.now();
+    try {
+      await fn();
+      await shot(page, "flow-" + name.replace(/ /g, "-"));
+    } catch (e) {
+      check(false, "flow " + name + " ran to its end", String(e.stack || e).slice(0, 3000));
+      await shot(page, "failed-" + name.replace(/ /g, "-")).catch(() => {});
+    }
+    process.stdout.write("# flow " + name + ": " + (Date.now() - t) + " ms\n");
+  }
+  eq(errors, [], "no script errors in the page");
+  if (BROWSER === "firefox") check(driverStyles <= shots, "refused styles: only the screenshots' (" + driverStyles + " for " + shots + " shots)");
+  await browser.close();
+  return 0;
+}
+
+main().then((rc) => process.exit(rc), (e) => {
+  check(false, "ui-test crashed", String(e.stack || e));
+  process.exit(1);
+});
