@@ -81,14 +81,24 @@ def race(t, env, servers, tag, user, calls=CALLS, allowed=ALLOWED, delay=0.05):
 
     def job(i):
         srv = servers[i % len(servers)]
-        return lambda: (srv.name, H.http_request(srv.port, "POST", "/chat/completions",
-                                                 body=body, timeout=120))
+
+        def call():
+            t1 = time.monotonic()
+            try:
+                return srv.name, H.http_request(srv.port, "POST", "/chat/completions",
+                                                body=body, timeout=120)
+            except Exception as e:  # a transport error: when and where
+                return srv.name, e, time.monotonic() - t1
+        return call
     t0 = time.monotonic()
     results = H.parallel(calls, [job(i) for i in range(calls)])
     elapsed = time.monotonic() - t0
 
-    transport = [r for r in results if isinstance(r, Exception)]
-    answered = [r for r in results if not isinstance(r, Exception)]
+    transport = [r for r in results if isinstance(r[1], Exception)]
+    answered = [r for r in results if not isinstance(r[1], Exception)]
+    slowest = {}
+    for name, r in answered:
+        slowest[name] = max(slowest.get(name, 0.0), r.elapsed)
     statuses = collections.Counter(r.status for _, r in answered)
     by_node = collections.Counter(name for name, r in answered if r.status == 200)
     admitted_ids = {r.header("x-litellm-call-id") for _, r in answered if r.status == 200}
@@ -119,7 +129,11 @@ def race(t, env, servers, tag, user, calls=CALLS, allowed=ALLOWED, delay=0.05):
            "at most %d retries in one, %d given up)" % (
                tag, calls, admitted, allowed, spend, max_budget, ledger, lost, doubled,
                retries[0], retries[1], retries[2], retries[3]))
-    t.is_eq(transport, [], "%s: no transport errors" % tag)
+    t.diag("%s: slowest answer per node %s" % (
+        tag, ", ".join("%s %.2f s" % kv for kv in sorted(slowest.items()))))
+    t.is_eq(len(transport), 0, "%s: no transport errors" % tag,
+            *["%s after %.2f s: %s %s" % (name, after, type(e).__name__, e)
+              for name, e, after in transport[:10]])
     t.is_eq(set(statuses) - {200, 429}, set(), "%s: every answer is 200 or 429" % tag,
             *[r.text[:300] for _, r in answered if r.status not in (200, 429)][:3])
     t.is_eq(admitted, allowed, "%s: exactly floor(max_budget / cost) = %d admitted" % (tag, allowed))
