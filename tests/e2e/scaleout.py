@@ -131,7 +131,11 @@ def race(t, env, servers, tag, user, calls=CALLS, allowed=ALLOWED, delay=0.05):
                retries[0], retries[1], retries[2], retries[3]))
     t.diag("%s: slowest answer per node %s" % (
         tag, ", ".join("%s %.2f s" % kv for kv in sorted(slowest.items()))))
-    t.is_eq(len(transport), 0, "%s: no transport errors" % tag,
+    # The first error goes into the name too: a CI summary lists names only.
+    first = (" (%d, first: %s after %.2f s: %s %s)" % (
+        len(transport), transport[0][0], transport[0][2], type(transport[0][1]).__name__,
+        str(transport[0][1])[:80])) if transport else ""
+    t.is_eq(len(transport), 0, "%s: no transport errors%s" % (tag, first),
             *["%s after %.2f s: %s %s" % (name, after, type(e).__name__, e)
               for name, e, after in transport[:10]])
     t.is_eq(set(statuses) - {200, 429}, set(), "%s: every answer is 200 or 429" % tag,
