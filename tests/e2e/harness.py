@@ -110,6 +110,31 @@ def _which(name):
     return found
 
 
+def npm_modules(src, package, env_var):
+    """A node_modules holding the npm package pinned by src's package.json
+    and package-lock.json (src: a folder of the source tree, such as
+    tests/sdk): $env_var if set, src's own node_modules, or the build
+    tree's copy of src, where it is installed with `npm ci` if missing."""
+    rel = os.path.relpath(src, SRCDIR)
+    dest = os.path.join(BUILDDIR, rel)
+    for c in (os.environ.get(env_var) or "", os.path.join(src, "node_modules"),
+              os.path.join(dest, "node_modules")):
+        if c and os.path.isfile(os.path.join(c, package, "package.json")):
+            return c
+    npm = shutil.which("npm")
+    if not npm:
+        raise SetupError("%s is not installed and npm is missing; run `npm ci` in %s"
+                         % (package, rel))
+    os.makedirs(dest, exist_ok=True)
+    for f in ("package.json", "package-lock.json"):
+        shutil.copy(os.path.join(src, f), os.path.join(dest, f))
+    r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=dest, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=300)
+    if r.returncode != 0:
+        raise SetupError("npm ci in %s failed:\n%s" % (dest, r.stdout.decode()[-2000:]))
+    return os.path.join(dest, "node_modules")
+
+
 def _pdeathsig():
     """Child side of Popen: die with the harness (SIGTERM) even if it is
     killed hard, so no server outlives a test run."""

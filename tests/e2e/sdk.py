@@ -46,26 +46,7 @@ def find_node():
 
 def node_modules():
     """A node_modules holding the pinned openai package."""
-    cands = [os.environ.get("TG_SDK_NODE_MODULES") or "",
-             os.path.join(SDK_SRC, "node_modules"),
-             os.path.join(H.BUILDDIR, "tests", "sdk", "node_modules")]
-    for c in cands:
-        if c and os.path.isfile(os.path.join(c, "openai", "package.json")):
-            return c
-    # Install into the build tree (npm ci from the lock file).
-    npm = shutil.which("npm")
-    if not npm:
-        raise H.SetupError("the openai package is not installed and npm is missing; "
-                           "run `npm ci` in tests/sdk")
-    dest = os.path.join(H.BUILDDIR, "tests", "sdk")
-    os.makedirs(dest, exist_ok=True)
-    for f in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(SDK_SRC, f), os.path.join(dest, f))
-    r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=dest, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=300)
-    if r.returncode != 0:
-        raise H.SetupError("npm ci in %s failed:\n%s" % (dest, r.stdout.decode()[-2000:]))
-    return os.path.join(dest, "node_modules")
+    return H.npm_modules(SDK_SRC, "openai", "TG_SDK_NODE_MODULES")
 
 
 def main(t, env):

@@ -57,27 +57,8 @@ def find(*names):
 
 
 def node_modules():
-    """A node_modules holding the pinned playwright-core (as sdk.py finds
-    or installs the openai package)."""
-    cands = [os.environ.get("TG_UI_NODE_MODULES") or "",
-             os.path.join(UI_TESTS, "node_modules"),
-             os.path.join(H.BUILDDIR, "tests", "ui", "node_modules")]
-    for c in cands:
-        if c and os.path.isfile(os.path.join(c, "playwright-core", "package.json")):
-            return c
-    npm = shutil.which("npm")
-    if not npm:
-        raise H.SetupError("playwright-core is not installed and npm is missing; "
-                           "run `npm ci` in tests/ui")
-    dest = os.path.join(H.BUILDDIR, "tests", "ui")
-    os.makedirs(dest, exist_ok=True)
-    for f in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(UI_TESTS, f), os.path.join(dest, f))
-    r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=dest, stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, timeout=300)
-    if r.returncode != 0:
-        raise H.SetupError("npm ci in %s failed:\n%s" % (dest, r.stdout.decode()[-2000:]))
-    return os.path.join(dest, "node_modules")
+    """A node_modules holding the pinned playwright-core."""
+    return H.npm_modules(UI_TESTS, "playwright-core", "TG_UI_NODE_MODULES")
 
 
 def seed(env):
