@@ -948,6 +948,30 @@ class FakeUpstream:
             self.proc.stdout.close()
 
 
+def _serve(srv, argv, env, port, timeout):
+    """Start argv, a web server in the foreground, for srv (its proc, its
+    stderr_log and vardir) and wait until it listens on port: True, with
+    srv.port and srv.known_children set; False if it exited or did not
+    listen within timeout seconds (srv.proc.poll() tells which)."""
+    out = open(srv.stderr_log, "ab")
+    srv.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, cwd=srv.vardir,
+                                preexec_fn=_pdeathsig)
+    out.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and srv.proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            time.sleep(0.05)
+            continue
+        srv.port = port
+        time.sleep(0.1)
+        srv.known_children = set(srv.children())
+        return True
+    return False
+
+
 # ---------------------------------------------------------------------------
 # lighttpd
 
@@ -1029,23 +1053,8 @@ class Lighttpd:
             if chk.returncode != 0:
                 raise SetupError("lighttpd -tt rejects the config:\n%s" % chk.stdout.decode())
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "TZ": "UTC"}
-            out = open(self.stderr_log, "ab")
-            self.proc = subprocess.Popen([lighttpd, "-D", "-f", self.conf], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT, env=env,
-                                         cwd=self.vardir, preexec_fn=_pdeathsig)
-            out.close()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    self.port = port
-                    time.sleep(0.1)
-                    self.known_children = set(self.children())
-                    return self
-                except OSError:
-                    time.sleep(0.05)
+            if _serve(self, [lighttpd, "-D", "-f", self.conf], env, port, timeout):
+                return self
             last = "%s\n%s" % (_tail(self.errorlog), _tail(self.stderr_log))
             if self.proc.poll() is None:
                 _stop_process(self.proc, "lighttpd")
@@ -1428,24 +1437,8 @@ class Apache:
                                  stderr=subprocess.STDOUT, env=env)
             if chk.returncode != 0:
                 raise SetupError("apache2 -t rejects the config:\n%s" % chk.stdout.decode())
-            out = open(self.stderr_log, "ab")
-            self.proc = subprocess.Popen([apache2, "-f", self.conf, "-DFOREGROUND"],
-                                         stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=env, cwd=self.vardir,
-                                         preexec_fn=_pdeathsig)
-            out.close()
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    self.port = port
-                    time.sleep(0.1)
-                    self.known_children = set(self.children())
-                    return self
-                except OSError:
-                    time.sleep(0.05)
+            if _serve(self, [apache2, "-f", self.conf, "-DFOREGROUND"], env, port, timeout):
+                return self
             last = "%s\n%s" % (_tail(self.errorlog), _tail(self.stderr_log))
             if self.proc.poll() is None:
                 self.stop()
