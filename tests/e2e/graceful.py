@@ -120,7 +120,22 @@ class FcgiProgram:
         self.env = env
         self.name = name
 
+    def catches_sigterm(self):
+        """Whether the program has installed its SIGTERM handler (its
+        SigCgt in /proc): before that, as while a sanitizer build starts
+        on a loaded machine, a SIGTERM would kill it by default."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+        except OSError:
+            pass
+        return False
+
     def connect(self):
+        if not H.wait_for(self.catches_sigterm, timeout=30, interval=0.05):
+            raise H.SetupError("%s did not start (no SIGTERM handler after 30 s)" % self.name)
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.connect(self.path)
         return s
@@ -353,6 +368,8 @@ def slow_upload(t, env):
     # Idle in accept(): the signal ends the process at once.
     prog = FcgiProgram(env, "chat_completions", cfg, "fcgi-idle")
     try:
+        t.ok(H.wait_for(prog.catches_sigterm, timeout=30, interval=0.05),
+             "idle: the program started")
         time.sleep(0.5)
         t0 = time.monotonic()
         prog.proc.send_signal(signal.SIGTERM)
