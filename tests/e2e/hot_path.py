@@ -21,6 +21,7 @@ periodic work falls among the counted calls):
    database not yet migrated): calls are still served and charged.
 """
 
+import hashlib
 import os
 import re
 import sys
@@ -114,6 +115,9 @@ def no_customer_no_hold(t, env):
     row = env.ledger_row(r.header("x-litellm-call-id") or "") if r else None
     t.ok(row is not None and row["end_user"] == "" and row["status"] == "success"
          and row["spend"] == cost(10, 20), "no customer: its ledger row", repr(row))
+    # The master key's hash is made once per process: still the right one.
+    t.is_eq((row or {}).get("api_key"), hashlib.sha256(H.MASTER_KEY.encode()).hexdigest(),
+            "no customer: the row's api_key is the master key's SHA-256")
 
 
 def refusal(t, env, srv):
