@@ -36,11 +36,11 @@ DELIMITER //
 --            'slow' (nothing held: the customer is blocked, limited to a
 --            region, rate-limited, or due a period reset; the caller takes
 --            the long way)
---   the key's spend and max_budget (for a refusal's message), then the
---   customer's spend and its effective budget's budget_id, max_budget and
---   budget_duration (what the caller's refusal and settlement need; few
---   columns, as each costs the caller the parsing of its metadata), NULL
---   without a customer.
+--   the key's spend and max_budget (after a refusal of the key, else
+--   NULL), then the customer's spend and its effective budget's budget_id,
+--   max_budget and budget_duration (what the caller's refusal and
+--   settlement need; few columns, as each costs the caller the parsing of
+--   its metadata), NULL without a customer.
 -- p_now is the caller's clock, by which it decides resets (lib/account.c).
 CREATE PROCEDURE tg_admit(
 	IN p_request_id VARCHAR(255),
@@ -54,41 +54,70 @@ CREATE PROCEDURE tg_admit(
 	IN p_start_time DATETIME(6),
 	IN p_now DATETIME)
 BEGIN
-	DECLARE v_found BIGINT DEFAULT 0;
+	DECLARE v_found INT DEFAULT 0;
 	DECLARE v_slow INT DEFAULT 1;
 	DECLARE v_dup INT DEFAULT 0;
 	DECLARE v_outcome VARCHAR(16) DEFAULT 'held';
+	DECLARE v_spend DECIMAL(20,10) DEFAULT NULL;
+	DECLARE v_budget_id VARBINARY(255) DEFAULT NULL;
+	DECLARE v_max DECIMAL(20,10) DEFAULT NULL;
+	DECLARE v_duration VARCHAR(32) DEFAULT NULL;
+	DECLARE v_key_spend DECIMAL(20,10) DEFAULT NULL;
+	DECLARE v_key_max DECIMAL(20,10) DEFAULT NULL;
 	DECLARE CONTINUE HANDLER FOR 1062 SET v_dup = 1;
+	-- A SELECT ... INTO that finds no row leaves the variables as they
+	-- were (v_found 0, v_slow 1).
+	DECLARE CONTINUE HANDLER FOR NOT FOUND BEGIN END;
 	DECLARE EXIT HANDLER FOR SQLEXCEPTION
 	BEGIN
 		ROLLBACK;
 		RESIGNAL;
 	END;
 
+	-- Each statement here costs the database more than its work: the
+	-- customer is read once (twice when new), with its budget.
 	IF p_user_id IS NOT NULL THEN
-		-- The upsert in a statement of its own (autocommit), as
-		-- tg_customer_upsert() does: the tier is attached in the same
-		-- statement, and a refusal below does not undo the customer.
-		SELECT COUNT(*) INTO v_found FROM customers
-		WHERE user_id = p_user_id;
-		IF v_found = 0 THEN
-			INSERT IGNORE INTO customers (user_id, budget_id,
-				created_at, updated_at)
-			VALUES (p_user_id, (SELECT budget_id FROM budgets
-				WHERE budget_id = p_default_budget),
-				UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));
-		END IF;
-		SELECT c.blocked <> 0 OR c.allowed_model_region IS NOT NULL
+		SELECT 1, c.blocked <> 0 OR c.allowed_model_region IS NOT NULL
 			OR b.rpm_limit IS NOT NULL OR b.tpm_limit IS NOT NULL
 			OR b.max_parallel_requests IS NOT NULL
 			OR (b.budget_duration IS NOT NULL AND
 			    (c.spend_reset_at IS NULL OR c.spend_reset_at <= p_now
 			     OR b.budget_reset_at IS NULL
-			     OR b.budget_reset_at <= p_now))
-		INTO v_slow
+			     OR b.budget_reset_at <= p_now)),
+			c.spend, b.budget_id, b.max_budget, b.budget_duration
+		INTO v_found, v_slow, v_spend, v_budget_id, v_max, v_duration
 		FROM customers c LEFT JOIN budgets b
 			ON b.budget_id = COALESCE(c.budget_id, p_default_budget)
 		WHERE c.user_id = p_user_id;
+		IF v_found = 0 THEN
+			-- The upsert in a statement of its own (autocommit),
+			-- as tg_customer_upsert() does: the tier is attached
+			-- in the same statement, and a refusal below does not
+			-- undo the customer.
+			INSERT IGNORE INTO customers (user_id, budget_id,
+				created_at, updated_at)
+			VALUES (p_user_id, (SELECT budget_id FROM budgets
+				WHERE budget_id = p_default_budget),
+				UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));
+			SELECT 1, c.blocked <> 0
+				OR c.allowed_model_region IS NOT NULL
+				OR b.rpm_limit IS NOT NULL
+				OR b.tpm_limit IS NOT NULL
+				OR b.max_parallel_requests IS NOT NULL
+				OR (b.budget_duration IS NOT NULL AND
+				    (c.spend_reset_at IS NULL
+				     OR c.spend_reset_at <= p_now
+				     OR b.budget_reset_at IS NULL
+				     OR b.budget_reset_at <= p_now)),
+				c.spend, b.budget_id, b.max_budget,
+				b.budget_duration
+			INTO v_found, v_slow, v_spend, v_budget_id, v_max,
+				v_duration
+			FROM customers c LEFT JOIN budgets b
+				ON b.budget_id = COALESCE(c.budget_id,
+				                          p_default_budget)
+			WHERE c.user_id = p_user_id;
+		END IF;
 		IF v_slow <> 0 THEN
 			SET v_outcome = 'slow';
 		END IF;
@@ -117,7 +146,8 @@ BEGIN
 				OR a.spend + a.reserved + p_amount <=
 				   b.max_budget);
 			IF ROW_COUNT() = 0 THEN
-				SELECT COUNT(*) INTO v_found FROM customers
+				SET v_found = 0;
+				SELECT 1 INTO v_found FROM customers
 				WHERE user_id = p_user_id;
 				IF v_found > 0 THEN
 					SET v_outcome = 'refused';
@@ -132,7 +162,8 @@ BEGIN
 				OR a.spend + a.reserved + p_amount <=
 				   b.max_budget);
 			IF ROW_COUNT() = 0 THEN
-				SELECT COUNT(*) INTO v_found FROM api_keys
+				SET v_found = 0;
+				SELECT 1 INTO v_found FROM api_keys
 				WHERE token = p_key_token;
 				IF v_found > 0 THEN
 					SET v_outcome = 'refused_key';
@@ -146,16 +177,21 @@ BEGIN
 		END IF;
 	END IF;
 
-	SELECT v_outcome,
-		(SELECT k.spend FROM api_keys k WHERE k.token = p_key_token),
-		(SELECT kb.max_budget FROM api_keys k JOIN budgets kb
+	-- A refusal's message says the spend as it is now.
+	IF v_outcome = 'refused' THEN
+		SELECT c.spend, b.max_budget INTO v_spend, v_max
+		FROM customers c LEFT JOIN budgets b
+			ON b.budget_id = COALESCE(c.budget_id, p_default_budget)
+		WHERE c.user_id = p_user_id;
+	END IF;
+	IF v_outcome = 'refused_key' THEN
+		SELECT k.spend, kb.max_budget INTO v_key_spend, v_key_max
+		FROM api_keys k LEFT JOIN budgets kb
 			ON kb.budget_id = k.budget_id
-			WHERE k.token = p_key_token),
-		c.spend, b.budget_id, b.max_budget, b.budget_duration
-	FROM (SELECT 1 AS one) x
-	LEFT JOIN customers c ON c.user_id = p_user_id
-	LEFT JOIN budgets b
-		ON b.budget_id = COALESCE(c.budget_id, p_default_budget);
+		WHERE k.token = p_key_token;
+	END IF;
+	SELECT v_outcome, v_key_spend, v_key_max, v_spend, v_budget_id,
+		v_max, v_duration;
 END //
 DELIMITER ;
 
