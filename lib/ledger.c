@@ -332,9 +332,17 @@ tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
 	return TG_OK;
 }
 
-/* Error 1305: the procedure does not exist (a schema older than sql/007,
- * as while the binaries are upgraded before the migration): the long way. */
-#define ER_NO_PROCEDURE 1305
+/*
+ * The procedure does not exist (1305: a schema older than sql/007, as while
+ * the binaries are upgraded before the migration) or the programs' database
+ * user may not run it (1370: no EXECUTE, a grant that predates it): the
+ * long way, which needs neither.
+ */
+static bool
+no_procedure(const struct tg_db *db)
+{
+	return tg_db_errno(db) == 1305 || tg_db_errno(db) == 1370;
+}
 
 enum tg_rc
 tg_ledger_admit_fast(struct tg_db *db, const char *user_id,
@@ -375,7 +383,7 @@ tg_ledger_admit_fast(struct tg_db *db, const char *user_id,
 	                "CALL tg_admit(?, ?, ?, ?, CAST(? AS DECIMAL(20,10)),"
 	                " ?, ?, ?, ?, ?)",
 	                params, 10, &res, err);
-	if (rc == TG_ERR_DB && tg_db_errno(db) == ER_NO_PROCEDURE) {
+	if (rc == TG_ERR_DB && no_procedure(db)) {
 		*slow = true;
 		return TG_OK;
 	}
@@ -1021,8 +1029,7 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 				*charged = arg.charged;
 			return TG_OK;
 		}
-		if (rc != TG_OK &&
-		    !(rc == TG_ERR_DB && tg_db_errno(db) == ER_NO_PROCEDURE))
+		if (rc != TG_OK && !(rc == TG_ERR_DB && no_procedure(db)))
 			return rc;
 		tg_err_clear(err);
 	}

@@ -18,7 +18,8 @@ periodic work falls among the counted calls):
 4. What the procedures leave to the long way still works: a blocked
    customer (403), a due period reset (applied before admission).
 5. A schema without the procedures (dropped, as while new programs run on a
-   database not yet migrated): calls are still served and charged.
+   database not yet migrated), and a database user without EXECUTE (a grant
+   older than the procedures): calls are still served and charged.
 """
 
 import hashlib
@@ -162,6 +163,25 @@ def long_way(t, env):
     t.is_eq(reset_at[0][0], "1", "reset: the next period ends in the future")
 
 
+def without_execute(t, env):
+    """A database user whose grant predates sql/007 (no EXECUTE): the
+    programs take the long way instead of failing."""
+    env.sql("CREATE USER 'hp_noexec'@'localhost' IDENTIFIED BY 'pw'")
+    env.sql("GRANT SELECT, INSERT, UPDATE, DELETE ON tollgate.* TO 'hp_noexec'@'localhost'")
+    url = env.db.url.replace("mysql://root@", "mysql://hp_noexec:pw@", 1)
+    srv = env.start_lighttpd(env.write_config("noexec", env.config()), name="noexec",
+                             max_procs=1, database_url=url)
+    user = "hp-noexec"
+    t.is_eq(env.customer_new(user_id=user, max_budget=1).status, 200,
+            "no EXECUTE: a customer with a max_budget")
+    r = env.chat(user=user, fake=USAGE, server=srv)
+    t.is_eq(r.status, 200, "no EXECUTE: the call is served", r.text[:300])
+    t.is_eq(env.ledger_sum(user), cost(10, 20), "no EXECUTE: charged")
+    books(t, env, user, "no EXECUTE")
+    r = env.chat(fake=USAGE, server=srv)
+    t.is_eq(r.status, 200, "no EXECUTE: a call without a customer", r.text[:300])
+
+
 def without_procedures(t, env):
     env.sql("DROP PROCEDURE tg_admit")
     env.sql("DROP PROCEDURE tg_settle")
@@ -190,6 +210,7 @@ def main(t, env):
     no_customer_no_hold(t, env)
     refusal(t, env, tier)
     long_way(t, env)
+    without_execute(t, env)
     without_procedures(t, env)
 
 
