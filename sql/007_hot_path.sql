@@ -34,7 +34,8 @@ DELIMITER //
 --   outcome: 'held' | 'already' (an earlier attempt took it) |
 --            'refused' (the customer's budget) | 'refused_key' |
 --            'slow' (nothing held: the customer is blocked, limited to a
---            region, rate-limited, or due a period reset; the caller takes
+--            region, rate-limited or due a period reset, or it or the key
+--            was deleted while the hold was being taken; the caller takes
 --            the long way)
 --   the key's spend and max_budget (after a refusal of the key, else
 --   NULL), then the customer's spend and its effective budget's budget_id,
@@ -99,6 +100,10 @@ BEGIN
 			VALUES (p_user_id, (SELECT budget_id FROM budgets
 				WHERE budget_id = p_default_budget),
 				UTC_TIMESTAMP(6), UTC_TIMESTAMP(6));
+			-- A request that created the customer in between
+			-- makes this a duplicate-key warning, which the 1062
+			-- handler also catches: it is not the hold's.
+			SET v_dup = 0;
 			SELECT 1, c.blocked <> 0
 				OR c.allowed_model_region IS NOT NULL
 				OR b.rpm_limit IS NOT NULL
@@ -149,8 +154,12 @@ BEGIN
 				SET v_found = 0;
 				SELECT 1 INTO v_found FROM customers
 				WHERE user_id = p_user_id;
+				-- Gone (deleted meanwhile): the long way makes
+				-- it a new customer.
 				IF v_found > 0 THEN
 					SET v_outcome = 'refused';
+				ELSE
+					SET v_outcome = 'slow';
 				END IF;
 			END IF;
 		END IF;
@@ -167,6 +176,8 @@ BEGIN
 				WHERE token = p_key_token;
 				IF v_found > 0 THEN
 					SET v_outcome = 'refused_key';
+				ELSE
+					SET v_outcome = 'slow';
 				END IF;
 			END IF;
 		END IF;

@@ -17,7 +17,14 @@ periodic work falls among the counted calls):
    x-should-retry false, nothing reserved, and the customer exists.
 4. What the procedures leave to the long way still works: a blocked
    customer (403), a due period reset (applied before admission).
-5. A schema without the procedures (dropped, as while new programs run on a
+5. Races inside tg_admit, made deterministic with a second session that
+   holds a row lock until the call waits for it: (a) the call's customer
+   is created by another request between tg_admit's read and its insert
+   (on the max_budget 0 tier: refused, nothing held or reserved); (b) the
+   customer is deleted while tg_admit takes its hold (the call takes the
+   long way and makes it a new customer: served, spend == the ledger sum,
+   nothing held).
+6. A schema without the procedures (dropped, as while new programs run on a
    database not yet migrated), and a database user without EXECUTE (a grant
    older than the procedures): calls are still served and charged.
 """
@@ -25,8 +32,10 @@ periodic work falls among the counted calls):
 import hashlib
 import os
 import re
+import subprocess
 import sys
 import threading
+import time
 
 sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -142,6 +151,83 @@ def refusal(t, env, srv):
                     % H.sql_quote(user))[0][0], "0", "refused: no hold row")
 
 
+class Session:
+    """A second database session, its statements sent one by one (the
+    mariadb client, unbuffered), to hold a row lock while a call runs."""
+
+    def __init__(self, env):
+        self.p = subprocess.Popen([env.db.client, "--no-defaults", "-S", env.db.socket, "-uroot",
+                                   "--unbuffered", "-N", "-B", "tollgate"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+
+    def run(self, sql, mark):
+        """Send sql, then wait for it to be done (it prints mark)."""
+        self.p.stdin.write(("%s; SELECT '%s';\n" % (sql, mark)).encode())
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().decode("utf-8", "replace").strip()
+        if line != mark:
+            raise RuntimeError("second session: %r" % line)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(30)
+
+
+def lock_waits(env):
+    return int(env.sql("SELECT COUNT(*) FROM information_schema.innodb_trx "
+                       "WHERE trx_state = 'LOCK WAIT'")[0][0])
+
+
+def raced_call(t, env, srv, user, locked_by, label):
+    """A chat for user while a second session keeps the statement
+    locked_by uncommitted; it commits once the call waits for its lock."""
+    s = Session(env)
+    got = {}
+    try:
+        s.run("BEGIN; " + locked_by, "locked")
+        th = threading.Thread(target=lambda: got.update(r=env.chat(user=user, fake=USAGE,
+                                                                   server=srv)))
+        th.start()
+        waited = H.wait_for(lambda: lock_waits(env) > 0, timeout=20, interval=0.02)
+        s.run("COMMIT", "committed")
+        th.join(60)
+    finally:
+        s.close()
+    t.ok(waited, "%s: the call waited for the other session's lock" % label)
+    return got.get("r")
+
+
+def admit_races(t, env, tier):
+    # (a) Created by another request between tg_admit's read and insert.
+    user = "hp-race-created"
+    r = raced_call(t, env, tier, user,
+                   "INSERT INTO customers (user_id, budget_id, created_at, updated_at) "
+                   "VALUES (%s, %s, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))"
+                   % (H.sql_quote(user), H.sql_quote(TIER)), "created meanwhile")
+    env.check_error(r, 429, "budget_exceeded", None,
+                    what="created meanwhile: refused on the max_budget 0 tier")
+    row = env.customer_row(user) or {}
+    holds = env.sql("SELECT COUNT(*) FROM reservations WHERE user_id = %s" % H.sql_quote(user))
+    t.is_eq((row.get("spend"), row.get("reserved"), holds[0][0]), (Decimal(0), Decimal(0), "0"),
+            "created meanwhile: nothing charged, reserved or held")
+
+    # (b) Deleted while tg_admit takes its hold.
+    user = "hp-race-deleted"
+    t.is_eq(env.customer_new(user_id=user, max_budget=10).status, 200, "customer/new (deleted)")
+    r = raced_call(t, env, env.server, user,
+                   "DELETE FROM customers WHERE user_id = %s" % H.sql_quote(user),
+                   "deleted meanwhile")
+    t.is_eq(r.status if r else None, 200, "deleted meanwhile: served (a new customer)",
+            r and r.text[:300])
+    row = env.customer_row(user)
+    holds = env.sql("SELECT COUNT(*) FROM reservations WHERE user_id = %s" % H.sql_quote(user))
+    t.ok(row is not None and row["spend"] == env.ledger_sum(user) and row["spend"] > 0 and
+         row["reserved"] == Decimal(0) and holds[0][0] == "0",
+         "deleted meanwhile: the customer exists again, spend == its ledger sum, nothing held",
+         repr(row), holds)
+
+
 def long_way(t, env):
     user = "hp-blocked"
     env.customer_new(user_id=user, max_budget=1, blocked=True)
@@ -210,6 +296,7 @@ def main(t, env):
     no_customer_no_hold(t, env)
     refusal(t, env, tier)
     long_way(t, env)
+    admit_races(t, env, tier)
     without_execute(t, env)
     without_procedures(t, env)
 
