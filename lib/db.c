@@ -712,7 +712,7 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 	long long ints[MAX_PARAMS];
 	MYSQL_STMT *st = NULL;
 	MYSQL_RES *meta = NULL;
-	bool cached = false;
+	bool cached = false, drop = false;
 	enum tg_rc rc;
 
 	if (nparams > MAX_PARAMS)
@@ -778,8 +778,13 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 		} else if (mysql_stmt_store_result(st) != 0) {
 			rc = stmt_fail(db, st, err);
 		}
-		if (rc != TG_OK)
+		if (rc != TG_OK) {
+			/* A CALL's further results, unread, would leave the
+			 * connection out of sync: drop it (after the
+			 * statement is let go) and start afresh next time. */
+			drop = db->conn != NULL && mysql_more_results(db->conn);
 			goto out;
+		}
 		if (res != NULL)
 			res->affected = (uint64_t)res->nrows;
 	} else if (res != NULL) {
@@ -797,6 +802,8 @@ out:
 		if (!cached)
 			mysql_stmt_close(st);
 	}
+	if (drop)
+		disconnect(db);
 	return rc;
 }
 
@@ -1030,6 +1037,17 @@ tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg, struct tg_err *err)
 	return rc;
 }
 
+/*
+ * Errors that say a CALL did not run at all: no such procedure (1305: a
+ * schema older than the programs), no EXECUTE (1370), a wrong number of
+ * arguments (1318).
+ */
+static bool
+call_never_ran(unsigned e)
+{
+	return e == 1305 || e == 1370 || e == 1318;
+}
+
 enum tg_rc
 tg_db_call(struct tg_db *db, const char *sql, const struct tg_db_param *params,
            size_t nparams, struct tg_db_result *res, struct tg_err *err)
@@ -1069,6 +1087,12 @@ tg_db_call(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 			    is_conn_lost(mysql_errno(db->conn)))
 				disconnect(db);
 			db->last_errno = keep;
+		} else if (rc == TG_ERR_DB && executed &&
+		           !call_never_ran(db->last_errno)) {
+			/* Any other error of a CALL that ran (a killed
+			 * query, a statement time limit) may come after the
+			 * procedure's COMMIT, in what it answers. */
+			db->txn_uncertain = true;
 		}
 		if (rc != TG_ERR_DB || !txn_retryable(db->last_errno) ||
 		    !retry_pause(&retries, db->last_errno))

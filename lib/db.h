@@ -128,7 +128,10 @@ enum tg_rc tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg,
  * retries (deadlock, lock wait timeout, lost connection): the procedure
  * must roll back what it began before it fails (an EXIT HANDLER), and must
  * find out by itself that an earlier attempt whose answer was lost went
- * through (tg_db_txn_uncertain() tells that it may have).
+ * through.  tg_db_txn_uncertain() tells that it may have committed: the
+ * answer was lost, or another error came once it ran (after its COMMIT,
+ * perhaps), other than one saying it did not run (no such procedure, no
+ * EXECUTE).
  */
 enum tg_rc tg_db_call(struct tg_db *db, const char *sql,
                       const struct tg_db_param *params, size_t nparams,
