@@ -9,7 +9,10 @@
  * others take them one by one.
  *
  * The ledger row is written for every request that reached the upstream,
- * charged or not, so the ledger tells what happened to each call.
+ * charged or not, so the ledger tells what happened to each call; a call
+ * with a customer or a key holds its worst case first, so that a process
+ * that dies mid-call is charged by the reclaim (a call with neither has
+ * no account to charge, takes no hold, and leaves no row if it dies).
  */
 #define _POSIX_C_SOURCE 200809L
 
