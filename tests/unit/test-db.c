@@ -142,6 +142,17 @@ static const char procs_script[] =
         "\tEND IF;\n"
         "\tSELECT v;\n"
         "END //\n"
+        "DELIMITER ;\n"
+        "DROP PROCEDURE IF EXISTS t_late;\n"
+        "DELIMITER //\n"
+        "-- an error after its own COMMIT\n"
+        "CREATE PROCEDURE t_late()\n"
+        "BEGIN\n"
+        "\tSTART TRANSACTION;\n"
+        "\tUPDATE t_calls SET n = 100 WHERE id = 1;\n"
+        "\tCOMMIT;\n"
+        "\tSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'late';\n"
+        "END //\n"
         "DELIMITER ;\n";
 
 static void
@@ -188,6 +199,9 @@ test_procedures(void)
 	is_int(1644, tg_db_errno(db), "and its number");
 	is_string("after", scalar("SELECT 'after'", NULL, 0, got, sizeof(got)),
 	          "the connection is usable after it");
+	ok(tg_db_txn_uncertain(db),
+	   "an error once the procedure ran leaves it uncertain");
+
 	tg_err_clear(&err);
 	rc = tg_db_call(db, "CALL t_flaky()", NULL, 0, &res, &err);
 	is_int(TG_OK, rc, "a deadlock reported by a procedure is retried (%s)",
@@ -199,6 +213,21 @@ test_procedures(void)
 	}
 	ok(!tg_db_txn_uncertain(db), "a retried call that succeeded is "
 	                             "certain");
+	tg_err_clear(&err);
+	is_int(TG_ERR_DB, tg_db_call(db, "CALL t_late()", NULL, 0, &res, &err),
+	       "an error after the procedure's COMMIT fails the call");
+	ok(tg_db_txn_uncertain(db), "uncertain: it may have committed");
+	is_string("100",
+	          scalar("SELECT n FROM t_calls WHERE id = 1", NULL, 0, got,
+	                 sizeof(got)),
+	          "as it did");
+	tg_err_clear(&err);
+	is_int(TG_ERR_DB,
+	       tg_db_call(db, "CALL t_no_such_procedure()", NULL, 0, &res,
+	                  &err),
+	       "a procedure that does not exist fails the call");
+	ok(!tg_db_txn_uncertain(db), "certain: it never ran (%u)",
+	   tg_db_errno(db));
 	tg_err_clear(&err);
 	is_int(TG_ERR_CONFIG,
 	       tg_db_exec_script(db, "DELIMITER //\nSELECT 1;\n", &err),
