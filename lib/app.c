@@ -104,6 +104,11 @@ static int64_t app_outbox_retry_us; /* no delivery before this */
 static int64_t app_outbox_backoff_us;
 static volatile sig_atomic_t app_stop;
 static bool app_cgi; /* one request per process: keep the log quiet */
+/* The SHA-256 of the master key, made once per key rather than per call:
+ * the master key it is of (a copy: a reloaded config may put another at
+ * the same address), and the hex. */
+static char *app_master_hashed;
+static char app_master_hash[65];
 static unsigned long long app_cgi_body_read; /* CGI: bytes read from stdin */
 
 /*
@@ -634,6 +639,32 @@ authenticate(struct tg_req *req, const char *key, struct tg_err *err)
 	return TG_OK;
 }
 
+/*
+ * req->key_hash: the SHA-256 hex of key, which authenticate() admitted.  A
+ * virtual key's is its token; the master key's is computed once.
+ */
+static void
+key_hash(struct tg_req *req, const char *key)
+{
+	const char *master = app_config->master_key;
+
+	if (req->has_key) {
+		memcpy(req->key_hash, req->key.token, sizeof(req->key_hash));
+		return;
+	}
+	if (strcmp(key, master) != 0) {
+		tg_sha256_hex(key, strlen(key), req->key_hash);
+		return;
+	}
+	if (app_master_hashed == NULL ||
+	    strcmp(app_master_hashed, master) != 0) {
+		free(app_master_hashed);
+		app_master_hashed = tg_xstrdup(master);
+		tg_sha256_hex(master, strlen(master), app_master_hash);
+	}
+	memcpy(req->key_hash, app_master_hash, sizeof(req->key_hash));
+}
+
 /* Route, authenticate, read and validate; then run the handler. */
 static enum tg_rc
 front_line(const struct tg_program *prog, struct tg_req *req,
@@ -701,7 +732,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 			                  "passed in.");
 		if ((rc = authenticate(req, key, err)) != TG_OK)
 			return rc;
-		tg_sha256_hex(key, strlen(key), req->key_hash);
+		key_hash(req, key);
 	}
 
 	req->values = tg_xcalloc(route->nfields ? route->nfields : 1,
@@ -1067,6 +1098,8 @@ app_cleanup(void)
 	if (app_config != NULL)
 		tg_config_free(app_config);
 	app_config = NULL;
+	free(app_master_hashed);
+	app_master_hashed = NULL;
 	tg_outbox_cleanup();
 	tg_upstream_cleanup();
 }

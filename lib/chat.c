@@ -4,10 +4,15 @@
  * admit against the rate limits, then against the budget (reserving the
  * worst case), call the upstream, settle in one transaction, answer.  A
  * call with a virtual key (SPEC 13) is limited, admitted and charged for
- * the key as well as for the customer, in the same steps.
+ * the key as well as for the customer, in the same steps.  The common
+ * call does steps 3 to 8 in one database round trip (fast_admit()); the
+ * others take them one by one.
  *
  * The ledger row is written for every request that reached the upstream,
- * charged or not, so the ledger tells what happened to each call.
+ * charged or not, so the ledger tells what happened to each call; a call
+ * with a customer or a key holds its worst case first, so that a process
+ * that dies mid-call is charged by the reclaim (a call with neither has
+ * no account to charge, takes no hold, and leaves no row if it dies).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -528,6 +533,10 @@ release_unknown_hold(struct chat *c)
 	struct tg_ledger_entry e;
 	struct tg_err serr;
 
+	/* The one-round-trip admission failed before the customer was read:
+	 * its id is all the release needs (the failure charges nothing). */
+	if (c->has_customer && acct.user_id == NULL)
+		acct.user_id = c->user_id;
 	memset(&r, 0, sizeof(r));
 	r.held = true;
 	tg_strlcpy(r.request_id, sizeof(r.request_id), tg_req_id(c->req));
@@ -571,8 +580,11 @@ admit(struct chat *c, struct tg_err *err)
 		if (est > c->estimate)
 			c->estimate = est;
 	}
-	/* Every request holds its estimate, with a customer or not: a hold
-	 * is how a call whose process dies is still charged (ledger.h). */
+	/* A hold is how a call whose process dies is still charged
+	 * (ledger.h); without a customer and a virtual key there is no
+	 * account to charge, and no hold. */
+	if (!c->has_customer && c->key == NULL)
+		return TG_OK;
 	memset(&hr, 0, sizeof(hr));
 	hr.request_id = tg_req_id(c->req);
 	hr.model = c->model;
@@ -587,6 +599,105 @@ admit(struct chat *c, struct tg_err *err)
 		tg_req_add_header(c->req, "x-should-retry", "false");
 	if (rc == TG_ERR_DB && tg_db_txn_uncertain(c->db))
 		release_unknown_hold(c);
+	return rc;
+}
+
+/* Whether the virtual key has rate limits (SPEC 5, 13). */
+static bool
+key_limited(const struct tg_key *k)
+{
+	return k->has_budget &&
+	       (k->budget.rpm_limit.set || k->budget.tpm_limit.set ||
+	        k->budget.max_parallel_requests.set);
+}
+
+/*
+ * Steps 3 to 8 of SPEC 4.2 in one database round trip for the common call
+ * (tg_ledger_admit_fast): its model given, reserve mode, no rate limits on
+ * the key.  The estimate is the worst case over every deployment of the
+ * model; the procedure holds it only for a customer that is neither
+ * blocked nor limited to a region (whose deployments would be fewer) nor
+ * rate-limited nor due a reset, and says "slow" otherwise.  A call without
+ * a customer and without a virtual key has no account to hold from, so it
+ * costs no round trip here (ledger.h says what that means for a crash).
+ * *done false: nothing was held and c is as it was; the caller takes the
+ * long way (resolve, rate_limit, admit), which answers every error of
+ * these steps in its own words.
+ */
+static enum tg_rc
+fast_admit(struct chat *c, bool *done, struct tg_err *err)
+{
+	const struct tg_value *model = tg_req_field(c->req, F_MODEL);
+	struct tg_hold_request hr;
+	struct tg_err ignored;
+	tg_money estimate = 0;
+	bool found = false, slow = false, loaded = false;
+	size_t n;
+	enum tg_rc rc;
+
+	*done = false;
+	if (!model->given || !tg_config_has_model(c->cfg, model->str) ||
+	    c->cfg->budget_enforcement != TG_ENFORCE_RESERVE)
+		return TG_OK;
+	if (c->key != NULL &&
+	    (!tg_key_allows_model(c->key, model->str) || key_limited(c->key)))
+		return TG_OK;
+	tg_err_clear(&ignored);
+	if (tg_chat_customer_id(tg_req_header(c->req, "x-litellm-customer-id"),
+	                        tg_req_header(c->req, "x-litellm-end-user-id"),
+	                        c->body, c->user_id, sizeof(c->user_id), &found,
+	                        &ignored) != TG_OK)
+		return TG_OK;
+	n = tg_config_deployments(c->cfg, model->str, c->cand, MAX_CANDIDATES);
+	for (size_t i = 0; i < n; i++) {
+		const struct tg_deployment *d =
+		        &c->cfg->deployments[c->cand[i]];
+		int64_t prompt, output;
+		tg_money est;
+
+		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
+		               &output);
+		if (tg_pricing_estimate(&d->price, prompt, output, &est,
+		                        &ignored) != TG_OK)
+			return TG_OK; /* too costly: said by the long way */
+		if (est > estimate)
+			estimate = est;
+	}
+	if (n == 0)
+		return TG_OK;
+	c->model = model->str;
+	c->ncand = n;
+	tg_chat_shuffle(c->cand, c->ncand);
+	c->estimate = estimate;
+	if (!found && c->key == NULL) {
+		*done = true;
+		return TG_OK;
+	}
+	memset(&hr, 0, sizeof(hr));
+	hr.request_id = tg_req_id(c->req);
+	hr.model = c->model;
+	hr.api_key_hash = tg_req_key_hash(c->req);
+	hr.start_us = tg_req_start_us(c->req);
+	hr.hold_seconds = hold_seconds(c);
+	hr.alerts = &c->cfg->alerting;
+	rc = tg_ledger_admit_fast(c->db, found ? c->user_id : NULL,
+	                          c->cfg->max_end_user_budget_id, c->key,
+	                          c->estimate, &hr, &slow, &c->cust, &loaded,
+	                          &c->resv, err);
+	if (rc == TG_OK && slow) {
+		c->model = NULL;
+		c->ncand = 0;
+		c->estimate = 0;
+		return TG_OK;
+	}
+	*done = true;
+	c->has_customer = loaded;
+	if (rc == TG_ERR_BUDGET)
+		tg_req_add_header(c->req, "x-should-retry", "false");
+	if (rc == TG_ERR_DB && tg_db_txn_uncertain(c->db)) {
+		c->has_customer = found;
+		release_unknown_hold(c);
+	}
 	return rc;
 }
 
@@ -819,7 +930,7 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 {
 	struct chat c;
 	enum tg_rc rc;
-	bool streamed;
+	bool streamed, admitted = false;
 
 	memset(&c, 0, sizeof(c));
 	c.req = req;
@@ -848,11 +959,13 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 	 * upstream, so no tokens go unaccounted. */
 	if ((rc = tg_req_db(req, &c.db, err)) != TG_OK)
 		goto out;
-	if ((rc = resolve(&c, err)) != TG_OK)
+	if ((rc = fast_admit(&c, &admitted, err)) != TG_OK)
 		goto out;
-	if ((rc = rate_limit(&c, err)) != TG_OK)
+	if (!admitted && (rc = resolve(&c, err)) != TG_OK)
 		goto out;
-	if ((rc = admit(&c, err)) != TG_OK)
+	if (!admitted && (rc = rate_limit(&c, err)) != TG_OK)
+		goto out;
+	if (!admitted && (rc = admit(&c, err)) != TG_OK)
 		goto out;
 	rc = streamed ? tg_chat_stream(&c, err) : complete(&c, err);
 out:

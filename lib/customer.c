@@ -2,8 +2,10 @@
  * customer: end users keyed by user_id, with their current-period spend,
  * in-flight reservations and effective budget (SPEC 3, 4.2, 6, 8.1).
  *
- * The chat path calls tg_customer_upsert() on every request, so an existing
- * customer costs one query: the row joined with its effective budget (its
+ * The chat path reads (or creates) the customer in its admission's one
+ * round trip (tg_ledger_admit_fast()), and calls tg_customer_upsert() only
+ * when that leaves it to the long way, where an existing customer costs
+ * one query: the row joined with its effective budget (its
  * own budget_id, else the default tier).  Period resets are lazy (SPEC 6):
  * a conditional UPDATE guarded by spend_reset_at, so that any number of
  * processes racing over the same due reset apply it exactly once.

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <errmsg.h>
@@ -673,17 +674,45 @@ out:
 	return rc;
 }
 
-/* One attempt: prepare (or reuse), bind, execute, fetch. */
+/*
+ * The results after the first of a CALL (a procedure's further result sets
+ * and its final status), read and dropped, so that the connection is ready
+ * for the next statement.  An error the procedure raised after its first
+ * result set is reported here.  A statement with one result has no more:
+ * mysql_stmt_next_result() sees that without asking the server.
+ */
+static enum tg_rc
+drain_results(struct tg_db *db, MYSQL_STMT *st, struct tg_err *err)
+{
+	int more;
+
+	while ((more = mysql_stmt_next_result(st)) == 0) {
+		if (mysql_stmt_field_count(st) > 0 &&
+		    mysql_stmt_store_result(st) != 0)
+			return stmt_fail(db, st, err);
+		mysql_stmt_free_result(st);
+	}
+	if (more > 0)
+		return stmt_fail(db, st, err);
+	return TG_OK;
+}
+
+/*
+ * One attempt: prepare (or reuse), bind, execute, fetch.  *executed (may
+ * be NULL) tells whether the statement was sent to be executed, so that a
+ * lost connection may have run it.
+ */
 static enum tg_rc
 exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
-          size_t nparams, struct tg_db_result *res, struct tg_err *err)
+          size_t nparams, struct tg_db_result *res, bool *executed,
+          struct tg_err *err)
 {
 	MYSQL_BIND binds[MAX_PARAMS];
 	char money[MAX_PARAMS][TG_MONEY_STRLEN];
 	long long ints[MAX_PARAMS];
 	MYSQL_STMT *st = NULL;
 	MYSQL_RES *meta = NULL;
-	bool cached = false;
+	bool cached = false, drop = false;
 	enum tg_rc rc;
 
 	if (nparams > MAX_PARAMS)
@@ -736,6 +765,8 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 		rc = stmt_fail(db, st, err);
 		goto out;
 	}
+	if (executed != NULL)
+		*executed = true;
 	if (mysql_stmt_execute(st) != 0) {
 		rc = stmt_fail(db, st, err);
 		goto out;
@@ -747,14 +778,22 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 		} else if (mysql_stmt_store_result(st) != 0) {
 			rc = stmt_fail(db, st, err);
 		}
-		if (rc != TG_OK)
+		if (rc != TG_OK) {
+			/* A CALL's further results, unread, would leave the
+			 * connection out of sync: drop it (after the
+			 * statement is let go) and start afresh next time. */
+			drop = db->conn != NULL && mysql_more_results(db->conn);
 			goto out;
+		}
 		if (res != NULL)
 			res->affected = (uint64_t)res->nrows;
 	} else if (res != NULL) {
 		memset(res, 0, sizeof(*res));
 		res->affected = (uint64_t)mysql_stmt_affected_rows(st);
 	}
+	rc = drain_results(db, st, err);
+	if (rc != TG_OK && res != NULL)
+		tg_db_result_free(res);
 out:
 	if (meta != NULL)
 		mysql_free_result(meta);
@@ -763,6 +802,8 @@ out:
 		if (!cached)
 			mysql_stmt_close(st);
 	}
+	if (drop)
+		disconnect(db);
 	return rc;
 }
 
@@ -774,7 +815,7 @@ tg_db_exec(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 
 	if (res != NULL)
 		memset(res, 0, sizeof(*res));
-	rc = exec_once(db, sql, params, nparams, res, err);
+	rc = exec_once(db, sql, params, nparams, res, NULL, err);
 	if (rc == TG_ERR_DB && is_conn_lost(db->last_errno)) {
 		bool was_in_txn = db->in_txn;
 		/* The statements died with the connection; start over. */
@@ -783,7 +824,7 @@ tg_db_exec(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 			db->in_txn = true; /* tg_db_txn ends it and retries */
 			goto out;
 		}
-		rc = exec_once(db, sql, params, nparams, res, err);
+		rc = exec_once(db, sql, params, nparams, res, NULL, err);
 		if (rc == TG_ERR_DB && is_conn_lost(db->last_errno))
 			disconnect(db);
 	}
@@ -997,6 +1038,72 @@ tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg, struct tg_err *err)
 }
 
 /*
+ * Errors that say a CALL did not run at all: no such procedure (1305: a
+ * schema older than the programs), no EXECUTE (1370), a wrong number of
+ * arguments (1318).
+ */
+static bool
+call_never_ran(unsigned e)
+{
+	return e == 1305 || e == 1370 || e == 1318;
+}
+
+enum tg_rc
+tg_db_call(struct tg_db *db, const char *sql, const struct tg_db_param *params,
+           size_t nparams, struct tg_db_result *res, struct tg_err *err)
+{
+	struct txn_retries retries = {0, 0, 0};
+	struct tg_db_result ignored;
+	enum tg_rc rc = TG_ERR_DB;
+
+	db->txn_uncertain = false;
+	for (;;) {
+		bool executed = false;
+
+		db->in_txn = false;
+		memset(&ignored, 0, sizeof(ignored));
+		if (res != NULL)
+			memset(res, 0, sizeof(*res));
+		rc = exec_once(db, sql, params, nparams,
+		               res != NULL ? res : &ignored, &executed, err);
+		if (rc == TG_OK) {
+			if (res == NULL)
+				tg_db_result_free(&ignored);
+			db->txn_uncertain = false;
+			break;
+		}
+		if (rc == TG_ERR_DB && is_conn_lost(db->last_errno)) {
+			/* Sent and lost: the procedure may have committed.
+			 * It is written so that running it again finds out. */
+			if (executed)
+				db->txn_uncertain = true;
+			disconnect(db);
+		} else if (rc == TG_ERR_DB && db->conn != NULL &&
+		           txn_retryable(db->last_errno)) {
+			/* The procedures roll back what they began before
+			 * they fail; this is for one that did not. */
+			unsigned keep = db->last_errno;
+			if (mysql_rollback(db->conn) != 0 &&
+			    is_conn_lost(mysql_errno(db->conn)))
+				disconnect(db);
+			db->last_errno = keep;
+		} else if (rc == TG_ERR_DB && executed &&
+		           !call_never_ran(db->last_errno)) {
+			/* Any other error of a CALL that ran (a killed
+			 * query, a statement time limit) may come after the
+			 * procedure's COMMIT, in what it answers. */
+			db->txn_uncertain = true;
+		}
+		if (rc != TG_ERR_DB || !txn_retryable(db->last_errno) ||
+		    !retry_pause(&retries, db->last_errno))
+			break;
+	}
+	log_retries(&retries, rc,
+	            rc == TG_ERR_DB && txn_retryable(db->last_errno), err);
+	return rc;
+}
+
+/*
  * The Value of the one row a SHOW ... LIKE statement gives, into out ("" for
  * no row).  A plain query: MySQL cannot prepare SHOW STATUS.
  */
@@ -1071,6 +1178,8 @@ tg_db_exec_script(struct tg_db *db, const char *script, struct tg_err *err)
 {
 	size_t cap = 256, len = 0;
 	char *stmt = tg_xmalloc(cap);
+	char delim[16] = ";";
+	size_t dlen = 1;
 	const char *line = script;
 	unsigned lineno = 0, start_line = 0;
 	enum tg_rc rc = TG_OK;
@@ -1090,8 +1199,24 @@ tg_db_exec_script(struct tg_db *db, const char *script, struct tg_err *err)
 			t--;
 		while (p < line + t && (*p == ' ' || *p == '\t'))
 			p++;
-		if (!(p + 1 < line + t && p[0] == '-' && p[1] == '-') &&
-		    p < line + t) {
+		if (len == 0 && (size_t)(line + t - p) > 10 &&
+		    strncasecmp(p, "DELIMITER ", 10) == 0) {
+			/* As the mysql client: statements now end with the
+			 * given token (a procedure's body holds ";"). */
+			const char *d = p + 10;
+			while (*d == ' ' || *d == '\t')
+				d++;
+			dlen = (size_t)(line + t - d);
+			if (dlen == 0 || dlen >= sizeof(delim)) {
+				rc = tg_err_set(err, TG_ERR_CONFIG, NULL,
+				                "line %u: bad DELIMITER",
+				                lineno);
+				goto out;
+			}
+			memcpy(delim, d, dlen);
+			delim[dlen] = '\0';
+		} else if (!(p + 1 < line + t && p[0] == '-' && p[1] == '-') &&
+		           p < line + t) {
 			if (len == 0)
 				start_line = lineno;
 			while (len + t + 2 > cap) {
@@ -1101,8 +1226,9 @@ tg_db_exec_script(struct tg_db *db, const char *script, struct tg_err *err)
 			memcpy(stmt + len, line, t);
 			len += t;
 			stmt[len++] = '\n';
-			if (line[t - 1] == ';') {
-				len -= 2; /* drop ";\n" */
+			if (t >= dlen &&
+			    memcmp(line + t - dlen, delim, dlen) == 0) {
+				len -= dlen + 1; /* drop the delimiter, "\n" */
 				if (mysql_real_query(db->conn, stmt, len) !=
 				    0) {
 					db->last_errno = mysql_errno(db->conn);
@@ -1124,8 +1250,8 @@ tg_db_exec_script(struct tg_db *db, const char *script, struct tg_err *err)
 	}
 	if (len > 0)
 		rc = tg_err_set(err, TG_ERR_CONFIG, NULL,
-		                "line %u: statement without a final ';'",
-		                start_line);
+		                "line %u: statement without a final '%s'",
+		                start_line, delim);
 out:
 	free(stmt);
 	return rc;

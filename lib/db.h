@@ -121,6 +121,23 @@ enum tg_rc tg_db_txn(struct tg_db *db, tg_db_txn_fn fn, void *arg,
                      struct tg_err *err);
 
 /*
+ * Run a CALL of a stored procedure that makes its own transaction (START
+ * TRANSACTION ... COMMIT inside it), so that the whole transaction is one
+ * round trip.  The procedure's first result set (if any) goes into res
+ * (may be NULL), the rest is read and dropped.  Retried as tg_db_txn()
+ * retries (deadlock, lock wait timeout, lost connection): the procedure
+ * must roll back what it began before it fails (an EXIT HANDLER), and must
+ * find out by itself that an earlier attempt whose answer was lost went
+ * through.  tg_db_txn_uncertain() tells that it may have committed: the
+ * answer was lost, or another error came once it ran (after its COMMIT,
+ * perhaps), other than one saying it did not run (no such procedure, no
+ * EXECUTE).
+ */
+enum tg_rc tg_db_call(struct tg_db *db, const char *sql,
+                      const struct tg_db_param *params, size_t nparams,
+                      struct tg_db_result *res, struct tg_err *err);
+
+/*
  * Whether the server takes statements, for /health/readiness: SELECT 1,
  * and on a Galera node that it is ready (wsrep_ready ON; a node out of the
  * primary component answers SELECT 1 but nothing on a table).  TG_ERR_DB
@@ -138,7 +155,9 @@ enum tg_rc tg_db_open_create(const char *url, bool *created, struct tg_db **out,
 
 /*
  * Run a trusted SQL script (a migration file): statements end with ";" at
- * the end of a line, lines starting with "--" are comments.  No parameters:
+ * the end of a line, lines starting with "--" are comments.  A line
+ * "DELIMITER <token>" (as in the mysql client) makes statements end with
+ * the token instead, for procedure bodies holding ";".  No parameters:
  * never for request data.  Stops at the first failure, err saying
  * "line <n>: <server message>".
  */

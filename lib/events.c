@@ -383,8 +383,8 @@ budget_alerts(struct tg_db *db, const struct tg_alerting *a,
 	return rc;
 }
 
-static bool
-alerting_on(const struct tg_alerting *a)
+bool
+tg_events_on(const struct tg_alerting *a)
 {
 	return a != NULL && a->events != 0 &&
 	       (a->webhook_url != NULL || a->slack_url != NULL);
@@ -399,7 +399,7 @@ tg_events_charged(struct tg_db *db, const struct tg_alerting *a,
 	struct tg_event_info ev;
 	enum tg_rc rc;
 
-	if (!alerting_on(a) || acct->id == NULL || acct->id[0] == '\0')
+	if (!tg_events_on(a) || acct->id == NULL || acct->id[0] == '\0')
 		return TG_OK;
 	rc = account_state(db, acct, &st, err);
 	if (rc != TG_OK || !st.found)
@@ -441,7 +441,8 @@ tg_events_refused(struct tg_db *db, const struct tg_alerting *a,
 {
 	struct refused_arg r = {a, acct};
 
-	if (!alerting_on(a) || !tg_alerting_wants(a, TG_EVENT_BUDGET_CROSSED) ||
+	if (!tg_events_on(a) ||
+	    !tg_alerting_wants(a, TG_EVENT_BUDGET_CROSSED) ||
 	    acct->id == NULL || acct->id[0] == '\0')
 		return TG_OK;
 	return tg_db_txn(db, refused_txn, &r, err);

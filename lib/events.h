@@ -60,6 +60,13 @@ struct tg_event_account {
 };
 
 /*
+ * Whether a charge can raise any event: false when a says alerting is off
+ * (NULL, no event, or no target), so that tg_events_charged() would write
+ * nothing and read nothing.
+ */
+bool tg_events_on(const struct tg_alerting *a);
+
+/*
  * In the transaction of a charge to acct: write spend_tracked when
  * cost_known and acct is a customer (cost the call's charge), and every
  * budget alert the account's spend has reached for the first time in its

@@ -2,13 +2,18 @@
  * ledger: holds, admission against a hard budget, settlement, and the
  * reclaim of holds whose process died (SPEC 4.3, 4.4; DESIGN "The ledger").
  *
- * Every request that may reach an upstream first takes a hold: a
- * reservations row with its worst-case cost and a deadline, added to the
- * customer's reserved.  With a max_budget (reserve mode) the hold is only
+ * Every request with an account (a customer, a virtual key) that may reach
+ * an upstream first takes a hold: a reservations row with its worst-case
+ * cost and a deadline, added to the account's reserved.  A request with
+ * neither has nobody to charge and takes none; its ledger row is written
+ * at settlement (one round trip), and a process that dies during it leaves
+ * no row.  With a max_budget (reserve mode) the hold is only
  * granted if spend + reserved + estimate <= max_budget, in one conditional
  * UPDATE, so any number of processes on any number of machines cannot
  * together admit more than the budget allows.  Settlement writes the
  * ledger row, adds the charge and releases the hold in one transaction.
+ * The common case of each is one stored procedure CALL (sql/007: one round
+ * trip, its own transaction); the rest runs as statements from here.
  *
  * The rule for a hold whose process died (its deadline passed with no
  * settlement): it is charged at its amount, an upper bound of the call's
@@ -83,6 +88,33 @@ enum tg_rc tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
                            enum tg_enforcement mode,
                            const struct tg_hold_request *hr,
                            struct tg_reservation *out, struct tg_err *err);
+
+/*
+ * The admission of a call in reserve mode in one round trip (the procedure
+ * tg_admit of sql/007): the upsert of customer user_id (NULL: none; a new
+ * one gets the default tier default_budget_id, as tg_customer_upsert()
+ * does) and the hold of estimate from it and from virtual key k (NULL:
+ * none; a key with rate limits is not for this), as tg_ledger_admit()
+ * takes it, in one transaction.  *slow true on TG_OK: nothing was held,
+ * because the customer needs what only the long way does (blocked, an
+ * allowed region, rate limits, a due period reset; or a schema without the
+ * procedure): the caller goes tg_customer_upsert(), rate limits,
+ * tg_ledger_admit().  Otherwise TG_OK: *out is the hold; TG_ERR_BUDGET:
+ * refused, in tg_ledger_admit()'s words and with its event.  Either way
+ * *loaded tells that *cust is the customer as read in the same call, with
+ * only what its settlement needs: user_id, spend, and of its effective
+ * budget (has_budget) budget_id, max_budget and budget_duration (the
+ * caller frees it with tg_customer_free()).  The estimate must hold for
+ * the customer as the long way would find it: computed over every
+ * deployment of the model, which is what a customer without an allowed
+ * region has.
+ */
+enum tg_rc tg_ledger_admit_fast(struct tg_db *db, const char *user_id,
+                                const char *default_budget_id,
+                                const struct tg_key *k, tg_money estimate,
+                                const struct tg_hold_request *hr, bool *slow,
+                                struct tg_customer *cust, bool *loaded,
+                                struct tg_reservation *out, struct tg_err *err);
 
 /* Whose spend a settlement changes.  Strings not owned; all may be NULL. */
 struct tg_ledger_account {

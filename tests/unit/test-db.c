@@ -7,6 +7,12 @@
  * the other in the same buffer each run their own statement, and one text
  * from two different buffers is prepared once (the server's
  * Com_stmt_prepare counter says how many prepares a session made).
+ *
+ * Stored procedures: a migration script creates them between DELIMITER
+ * lines, and tg_db_call() runs them: the first result set comes back, the
+ * rest (and the final status) is drained so that the next statement runs,
+ * an error raised in the procedure is reported, and a deadlock it reports
+ * (as Galera does at COMMIT) is retried.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +101,141 @@ test_same_text(void)
 	       "one text from three places, nine runs: prepared once");
 }
 
+static const char procs_script[] =
+        "-- procedures for test-db\n"
+        "CREATE TABLE IF NOT EXISTS t_calls (id INT PRIMARY KEY, n INT)"
+        " ENGINE=InnoDB;\n"
+        "INSERT INTO t_calls VALUES (1, 0);\n"
+        "DROP PROCEDURE IF EXISTS t_two;\n"
+        "DELIMITER //\n"
+        "CREATE PROCEDURE t_two(IN a INT)\n"
+        "BEGIN\n"
+        "\tSELECT a + 1, 'first';\n"
+        "\tSELECT 'second';\n"
+        "END //\n"
+        "DELIMITER ;\n"
+        "DROP PROCEDURE IF EXISTS t_none;\n"
+        "delimiter $$\n"
+        "CREATE PROCEDURE t_none()\n"
+        "BEGIN\n"
+        "\tUPDATE t_calls SET n = n WHERE id = 1;\n"
+        "END $$\n"
+        "DELIMITER ;\n"
+        "DROP PROCEDURE IF EXISTS t_fail;\n"
+        "DELIMITER //\n"
+        "CREATE PROCEDURE t_fail()\n"
+        "BEGIN\n"
+        "\tSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused';\n"
+        "END //\n"
+        "DELIMITER ;\n"
+        "DROP PROCEDURE IF EXISTS t_flaky;\n"
+        "DELIMITER //\n"
+        "-- a deadlock on every odd call, as a Galera conflict at COMMIT\n"
+        "CREATE PROCEDURE t_flaky()\n"
+        "BEGIN\n"
+        "\tDECLARE v INT;\n"
+        "\tUPDATE t_calls SET n = n + 1 WHERE id = 1;\n"
+        "\tSELECT n INTO v FROM t_calls WHERE id = 1;\n"
+        "\tIF v % 2 = 1 THEN\n"
+        "\t\tSIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213,\n"
+        "\t\t\tMESSAGE_TEXT = 'Deadlock found';\n"
+        "\tEND IF;\n"
+        "\tSELECT v;\n"
+        "END //\n"
+        "DELIMITER ;\n"
+        "DROP PROCEDURE IF EXISTS t_late;\n"
+        "DELIMITER //\n"
+        "-- an error after its own COMMIT\n"
+        "CREATE PROCEDURE t_late()\n"
+        "BEGIN\n"
+        "\tSTART TRANSACTION;\n"
+        "\tUPDATE t_calls SET n = 100 WHERE id = 1;\n"
+        "\tCOMMIT;\n"
+        "\tSIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'late';\n"
+        "END //\n"
+        "DELIMITER ;\n";
+
+static void
+test_procedures(void)
+{
+	struct tg_db_result res;
+	struct tg_db_param p = tg_db_int(41);
+	struct tg_err err;
+	char got[64];
+	enum tg_rc rc;
+
+	tg_err_clear(&err);
+	rc = tg_db_exec_script(db, procs_script, &err);
+	is_int(TG_OK, rc, "a script with DELIMITER blocks runs (%s)",
+	       err.message);
+	for (int i = 0; i < 3; i++) {
+		tg_err_clear(&err);
+		rc = tg_db_call(db, "CALL t_two(?)", &p, 1, &res, &err);
+		is_int(TG_OK, rc, "CALL t_two (%d): %s", i + 1, err.message);
+		if (rc != TG_OK)
+			continue;
+		ok(res.nrows == 1 && res.ncols == 2 &&
+		           strcmp(tg_db_cell(&res, 0, 0), "42") == 0 &&
+		           strcmp(tg_db_cell(&res, 0, 1), "first") == 0,
+		   "the first result set comes back (%d)", i + 1);
+		tg_db_result_free(&res);
+		is_string("next",
+		          scalar("SELECT 'next'", NULL, 0, got, sizeof(got)),
+		          "the rest was drained: the next statement runs (%d)",
+		          i + 1);
+	}
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_db_call(db, "CALL t_none()", NULL, 0, &res, &err),
+	       "a procedure without a result set: %s", err.message);
+	is_int(0, (long)res.nrows, "no rows");
+	tg_db_result_free(&res);
+	is_int(TG_OK, tg_db_call(db, "CALL t_none()", NULL, 0, NULL, &err),
+	       "and without asking for one");
+	tg_err_clear(&err);
+	is_int(TG_ERR_DB, tg_db_call(db, "CALL t_fail()", NULL, 0, &res, &err),
+	       "an error raised in a procedure fails the call");
+	ok(strstr(err.message, "refused") != NULL, "with its message (%s)",
+	   err.message);
+	is_int(1644, tg_db_errno(db), "and its number");
+	is_string("after", scalar("SELECT 'after'", NULL, 0, got, sizeof(got)),
+	          "the connection is usable after it");
+	ok(tg_db_txn_uncertain(db),
+	   "an error once the procedure ran leaves it uncertain");
+
+	tg_err_clear(&err);
+	rc = tg_db_call(db, "CALL t_flaky()", NULL, 0, &res, &err);
+	is_int(TG_OK, rc, "a deadlock reported by a procedure is retried (%s)",
+	       err.message);
+	if (rc == TG_OK) {
+		is_string("2", res.nrows == 1 ? tg_db_cell(&res, 0, 0) : "",
+		          "the second attempt's answer");
+		tg_db_result_free(&res);
+	}
+	ok(!tg_db_txn_uncertain(db), "a retried call that succeeded is "
+	                             "certain");
+	tg_err_clear(&err);
+	is_int(TG_ERR_DB, tg_db_call(db, "CALL t_late()", NULL, 0, &res, &err),
+	       "an error after the procedure's COMMIT fails the call");
+	ok(tg_db_txn_uncertain(db), "uncertain: it may have committed");
+	is_string("100",
+	          scalar("SELECT n FROM t_calls WHERE id = 1", NULL, 0, got,
+	                 sizeof(got)),
+	          "as it did");
+	tg_err_clear(&err);
+	is_int(TG_ERR_DB,
+	       tg_db_call(db, "CALL t_no_such_procedure()", NULL, 0, &res,
+	                  &err),
+	       "a procedure that does not exist fails the call");
+	ok(!tg_db_txn_uncertain(db), "certain: it never ran (%u)",
+	   tg_db_errno(db));
+	tg_err_clear(&err);
+	is_int(TG_ERR_CONFIG,
+	       tg_db_exec_script(db, "DELIMITER //\nSELECT 1;\n", &err),
+	       "a statement without the final delimiter is an error");
+	ok(strstr(err.message, "'//'") != NULL, "that names it (%s)",
+	   err.message);
+}
+
 int
 main(void)
 {
@@ -113,6 +254,7 @@ main(void)
 	}
 	test_same_buffer();
 	test_same_text();
+	test_procedures();
 	tg_db_close(db);
 	return done_testing();
 }

@@ -150,6 +150,42 @@ static const struct usage_row usage_rows[] = {
         {ROW, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}} x",
          false, 0, 0, 0, 0},
         {ROW, "{\"usage\":", false, 0, 0, 0, 0},
+        /* The walk that finds "usage" without parsing the rest. */
+        {ROW,
+         "{\"id\":\"}\\\"usage\\\"{\",\"choices\":[{\"message\":{"
+         "\"content\":\"[{\\u0022\"}}],\"created\":-1.5e+3,"
+         "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},"
+         "\"x\":[true,false,null,[],{}]}",
+         true, 3, 4, 7, 0},
+        {ROW,
+         "{\"a\":{\"usage\":{\"prompt_tokens\":1,\"completion_"
+         "tokens\":1}}}",
+         false, 0, 0, 0, 0},
+        {ROW, "{\"\\u0075sage\":{\"prompt_tokens\":5,\"completion_tokens\":1}}",
+         true, 5, 1, 6, 0},
+        /* Where the walk is not sure it defers to json-c, whose reading
+         * stands: it takes an integer beyond 64 bits (clamped) and a
+         * trailing comma. */
+        {ROW,
+         "{\"created\":12345678901234567890123,\"usage\":{\"prompt_tokens\":"
+         "2,\"completion_tokens\":2}}",
+         true, 2, 2, 4, 0},
+        {ROW,
+         "{\"c\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]],\"usage\":{"
+         "\"prompt_tokens\":6,\"completion_tokens\":1}}",
+         true, 6, 1, 7, 0},
+        {ROW,
+         "{\"id\":\"x\" \"usage\":{\"prompt_tokens\":1,\"completion_"
+         "tokens\":1}}",
+         false, 0, 0, 0, 0},
+        {ROW, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1},}",
+         true, 1, 1, 2, 0},
+        {ROW, "{\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}}",
+         false, 0, 0, 0, 0},
+        {ROW, "{\"usage\":[{\"prompt_tokens\":1,\"completion_tokens\":1}]}",
+         false, 0, 0, 0, 0},
+        {ROW, "{\"id\":\"x\"}", false, 0, 0, 0, 0},
+        {ROW, "{}", false, 0, 0, 0, 0},
         {ROW, "", false, 0, 0, 0, 0},
 };
 
