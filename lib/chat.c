@@ -423,6 +423,19 @@ hold_seconds(const struct chat *c)
 	return hold * attempts + grace;
 }
 
+/* What the hold of c's call says of it: its ids, model and deadline. */
+static void
+hold_request(const struct chat *c, struct tg_hold_request *hr)
+{
+	memset(hr, 0, sizeof(*hr));
+	hr->request_id = tg_req_id(c->req);
+	hr->model = c->model;
+	hr->api_key_hash = tg_req_key_hash(c->req);
+	hr->start_us = tg_req_start_us(c->req);
+	hr->hold_seconds = hold_seconds(c);
+	hr->alerts = &c->cfg->alerting;
+}
+
 /*
  * Step 7: rpm, tpm and parallel requests (SPEC 5) of the customer and of
  * the virtual key (SPEC 13): both must admit.  A refusal says when to
@@ -585,13 +598,7 @@ admit(struct chat *c, struct tg_err *err)
 	 * account to charge, and no hold. */
 	if (!c->has_customer && c->key == NULL)
 		return TG_OK;
-	memset(&hr, 0, sizeof(hr));
-	hr.request_id = tg_req_id(c->req);
-	hr.model = c->model;
-	hr.api_key_hash = tg_req_key_hash(c->req);
-	hr.start_us = tg_req_start_us(c->req);
-	hr.hold_seconds = hold_seconds(c);
-	hr.alerts = &c->cfg->alerting;
+	hold_request(c, &hr);
 	rc = tg_ledger_admit(c->db, c->has_customer ? &c->cust : NULL, c->key,
 	                     c->estimate, c->cfg->budget_enforcement, &hr,
 	                     &c->resv, err);
@@ -673,13 +680,7 @@ fast_admit(struct chat *c, bool *done, struct tg_err *err)
 		*done = true;
 		return TG_OK;
 	}
-	memset(&hr, 0, sizeof(hr));
-	hr.request_id = tg_req_id(c->req);
-	hr.model = c->model;
-	hr.api_key_hash = tg_req_key_hash(c->req);
-	hr.start_us = tg_req_start_us(c->req);
-	hr.hold_seconds = hold_seconds(c);
-	hr.alerts = &c->cfg->alerting;
+	hold_request(c, &hr);
 	rc = tg_ledger_admit_fast(c->db, found ? c->user_id : NULL,
 	                          c->cfg->max_end_user_budget_id, c->key,
 	                          c->estimate, &hr, &slow, &c->cust, &loaded,

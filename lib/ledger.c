@@ -761,6 +761,34 @@ parties(struct settle_arg *a, time_t now)
 	}
 }
 
+/*
+ * The ledger row's 16 values, in the column order of spend_logs that both
+ * settlements insert: entry e charged spend, with metadata, between the
+ * two times (as SQL text and in microseconds).
+ */
+static void
+row_params(struct tg_db_param *params, const struct tg_ledger_entry *e,
+           tg_money spend, const char *metadata, const char *start_s,
+           const char *end_s, int64_t start_us, int64_t end_us)
+{
+	params[0] = tg_db_str(e->request_id);
+	params[1] = tg_db_str(e->end_user != NULL ? e->end_user : "");
+	params[2] = tg_db_str(e->model);
+	params[3] = tg_db_str(e->model_id);
+	params[4] = tg_db_str(e->api_key_hash);
+	params[5] = tg_db_str(e->call_type);
+	params[6] = tg_db_str(e->success ? "success" : "failure");
+	params[7] = tg_db_money(spend);
+	params[8] = tg_db_int(e->prompt_tokens);
+	params[9] = tg_db_int(e->completion_tokens);
+	params[10] = tg_db_int(e->total_tokens);
+	params[11] = tg_db_str(start_s);
+	params[12] = tg_db_str(end_s);
+	params[13] = tg_db_int((end_us - start_us) / 1000);
+	params[14] = tg_db_str(e->api_base);
+	params[15] = tg_db_str(metadata);
+}
+
 static enum tg_rc
 settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
@@ -810,22 +838,8 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			meta = over_hold_metadata(e->metadata, e->spend);
 	}
 
-	params[0] = tg_db_str(e->request_id);
-	params[1] = tg_db_str(e->end_user != NULL ? e->end_user : "");
-	params[2] = tg_db_str(e->model);
-	params[3] = tg_db_str(e->model_id);
-	params[4] = tg_db_str(e->api_key_hash);
-	params[5] = tg_db_str(e->call_type);
-	params[6] = tg_db_str(e->success ? "success" : "failure");
-	params[7] = tg_db_money(a->charged);
-	params[8] = tg_db_int(e->prompt_tokens);
-	params[9] = tg_db_int(e->completion_tokens);
-	params[10] = tg_db_int(e->total_tokens);
-	params[11] = tg_db_str(start_s);
-	params[12] = tg_db_str(end_s);
-	params[13] = tg_db_int((end_us - start_us) / 1000);
-	params[14] = tg_db_str(e->api_base);
-	params[15] = tg_db_str(meta != NULL ? meta : e->metadata);
+	row_params(params, e, a->charged, meta != NULL ? meta : e->metadata,
+	           start_s, end_s, start_us, end_us);
 	rc = tg_db_exec(db,
 	                "INSERT INTO spend_logs (request_id, end_user, model,"
 	                " model_id, api_key, call_type, status, spend,"
@@ -954,22 +968,8 @@ settle_call(struct tg_db *db, struct settle_arg *a, bool *dup,
 		else
 			key = &a->party[i];
 	}
-	params[0] = tg_db_str(e->request_id);
-	params[1] = tg_db_str(e->end_user != NULL ? e->end_user : "");
-	params[2] = tg_db_str(e->model);
-	params[3] = tg_db_str(e->model_id);
-	params[4] = tg_db_str(e->api_key_hash);
-	params[5] = tg_db_str(e->call_type);
-	params[6] = tg_db_str(e->success ? "success" : "failure");
-	params[7] = tg_db_money(e->spend);
-	params[8] = tg_db_int(e->prompt_tokens);
-	params[9] = tg_db_int(e->completion_tokens);
-	params[10] = tg_db_int(e->total_tokens);
-	params[11] = tg_db_str(start_s);
-	params[12] = tg_db_str(end_s);
-	params[13] = tg_db_int((end_us - start_us) / 1000);
-	params[14] = tg_db_str(e->api_base);
-	params[15] = tg_db_str(e->metadata);
+	row_params(params, e, e->spend, e->metadata, start_s, end_s, start_us,
+	           end_us);
 	params[16] = held ? tg_db_str(a->r->request_id) : tg_db_null();
 	params[17] = tg_db_money(held ? a->r->amount : 0);
 	params[18] = cust != NULL ? tg_db_str(cust->id) : tg_db_null();
