@@ -6,8 +6,9 @@ this build (--builddir: no build of its own), without Portkey (no npm
 needed) and without installing anything, and checks the report's shape:
 every scenario row is printed with numbers in it (or the one n/a a row
 may have), and the round trips, streaming, memory, callgrind and ledger
-lines are there.  The figures themselves are not judged: the benchmark is
-not a test (issue 11), and this machine is shared and noisy.
+lines are there.  Then bench/db_alone with 60 calls per shape: its three
+rows, and its books adding up.  The figures themselves are not judged: the
+benchmark is not a test (issue 11), and this machine is shared and noisy.
 """
 
 import os
@@ -20,6 +21,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
+DB_ALONE = os.path.join(H.SRCDIR, "bench", "db_alone")
 BENCH = os.path.join(H.SRCDIR, "bench", "run")
 # Every row of the report, and what its cells may say instead of figures.
 ROWS = {
@@ -99,6 +101,20 @@ def main(t, env):
     t.like(out, r"(?m)^- [^:]+: ([\d,]+ instructions \(Ir\) per call|n/a \(a sanitizer build)",
            "callgrind instructions per call (n/a in a sanitizer build)")
     t.like(out, r"Ledger check, bench-budget: .*: yes\.", "the ledger adds up after the run")
+
+    # bench/db_alone, a few calls per shape.
+    r = subprocess.run(["bash", DB_ALONE, "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=300)
+    out = r.stdout.decode("utf-8", "replace")
+    if not t.is_eq(r.returncode, 0, "bench/db_alone exits 0",
+                   "stderr:", r.stderr.decode("utf-8", "replace")[-4000:]):
+        return
+    rows = table_rows(out, "| shape |")
+    t.ok(len(rows) == 3 and all(len(c) == 3 and all(NUMBER.match(x) for x in c)
+                                and int(c[0]) >= 60 for c in rows.values()),
+         "db_alone: calls, calls/s and mariadbd CPU per call for each of 3 shapes", out)
+    t.like(out, r"books: spend = ledger sum: 1, reserved 0\.0+, holds left 0",
+           "db_alone: the books add up after it")
 
 
 if __name__ == "__main__":
