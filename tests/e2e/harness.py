@@ -948,6 +948,21 @@ class FakeUpstream:
             self.proc.stdout.close()
 
 
+def _end_programs(pids, bindir):
+    """After a web server has stopped: give each of pids that is still one
+    of bindir's programs 5 s to end (the server ends them), then SIGKILL
+    it; by pid, and never a process that is no longer ours."""
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while _pid_alive(pid) and bindir in _cmdline(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid) and bindir in _cmdline(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _serve(srv, argv, env, port, timeout):
     """Start argv, a web server in the foreground, for srv (its proc, its
     stderr_log and vardir) and wait until it listens on port: True, with
@@ -1083,17 +1098,8 @@ class Lighttpd:
             return
         kids = set(self.children()) | self.known_children
         _stop_process(self.proc, "lighttpd")
-        # lighttpd terminates its FastCGI programs; make sure of it, by pid,
-        # and only for processes that are still our programs.
-        deadline = time.monotonic() + 5
-        for pid in kids:
-            while _pid_alive(pid) and self.bindir in _cmdline(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(pid) and self.bindir in _cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        # lighttpd terminates its FastCGI programs; make sure of it.
+        _end_programs(kids, self.bindir)
 
     def logs(self):
         return _read(self.errorlog) + _read(self.stderr_log)
@@ -1473,16 +1479,8 @@ class Apache:
         if self.spawn_proc is not None:
             _stop_process(self.spawn_proc, "tollgate-spawn")
         # Apache (mod_fcgid) and tollgate-spawn end their programs; make
-        # sure of it, by pid, for processes that are still our programs.
-        deadline = time.monotonic() + 5
-        for pid in kids:
-            while _pid_alive(pid) and self.bindir in _cmdline(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _pid_alive(pid) and self.bindir in _cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        # sure of it.
+        _end_programs(kids, self.bindir)
 
     def logs(self):
         return _read(self.errorlog) + _read(self.stderr_log) + _read(self.spawn_log)
