@@ -571,28 +571,44 @@ release_unknown_hold(struct chat *c)
 		             serr.message);
 }
 
+/*
+ * The worst-case cost of c's request over the n deployments of cand, into
+ * *estimate.  NULL, or the first deployment for which it is beyond what the
+ * ledger can hold (*prompt and *output then its bounds, for too_costly()).
+ */
+static const struct tg_deployment *
+worst_case(const struct chat *c, const size_t *cand, size_t n,
+           tg_money *estimate, int64_t *prompt, int64_t *output)
+{
+	struct tg_err ignored;
+
+	*estimate = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct tg_deployment *d = &c->cfg->deployments[cand[i]];
+		tg_money est;
+
+		tg_chat_bounds(c->cfg, d, c->body, c->body_len, prompt, output);
+		if (tg_pricing_estimate(&d->price, *prompt, *output, &est,
+		                        &ignored) != TG_OK)
+			return d;
+		if (est > *estimate)
+			*estimate = est;
+	}
+	return NULL;
+}
+
 /* Step 8: the worst case over every deployment that may serve it. */
 static enum tg_rc
 admit(struct chat *c, struct tg_err *err)
 {
+	const struct tg_deployment *d;
 	struct tg_hold_request hr;
+	int64_t prompt, output;
 	enum tg_rc rc;
 
-	c->estimate = 0;
-	for (size_t i = 0; i < c->ncand; i++) {
-		const struct tg_deployment *d =
-		        &c->cfg->deployments[c->cand[i]];
-		int64_t prompt, output;
-		tg_money est;
-
-		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
-		               &output);
-		if (tg_pricing_estimate(&d->price, prompt, output, &est, err) !=
-		    TG_OK)
-			return too_costly(c, d, prompt, output, err);
-		if (est > c->estimate)
-			c->estimate = est;
-	}
+	d = worst_case(c, c->cand, c->ncand, &c->estimate, &prompt, &output);
+	if (d != NULL)
+		return too_costly(c, d, prompt, output, err);
 	/* A hold is how a call whose process dies is still charged
 	 * (ledger.h); without a customer and a virtual key there is no
 	 * account to charge, and no hold. */
@@ -638,6 +654,7 @@ fast_admit(struct chat *c, bool *done, struct tg_err *err)
 	struct tg_hold_request hr;
 	struct tg_err ignored;
 	tg_money estimate = 0;
+	int64_t prompt, output;
 	bool found = false, slow = false, loaded = false;
 	size_t n;
 	enum tg_rc rc;
@@ -656,20 +673,8 @@ fast_admit(struct chat *c, bool *done, struct tg_err *err)
 	                        &ignored) != TG_OK)
 		return TG_OK;
 	n = tg_config_deployments(c->cfg, model->str, c->cand, MAX_CANDIDATES);
-	for (size_t i = 0; i < n; i++) {
-		const struct tg_deployment *d =
-		        &c->cfg->deployments[c->cand[i]];
-		int64_t prompt, output;
-		tg_money est;
-
-		tg_chat_bounds(c->cfg, d, c->body, c->body_len, &prompt,
-		               &output);
-		if (tg_pricing_estimate(&d->price, prompt, output, &est,
-		                        &ignored) != TG_OK)
-			return TG_OK; /* too costly: said by the long way */
-		if (est > estimate)
-			estimate = est;
-	}
+	if (worst_case(c, c->cand, n, &estimate, &prompt, &output) != NULL)
+		return TG_OK; /* too costly: said by the long way */
 	if (n == 0)
 		return TG_OK;
 	c->model = model->str;
