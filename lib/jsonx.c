@@ -328,3 +328,219 @@ tg_json_text_finish(struct tg_json_text *t, char **out, size_t *len)
 	tg_json_text_init(t, t->max);
 	return true;
 }
+
+/* ---- the strict walk (tg_json_walk_members) ---------------------------- */
+
+/* Each step returns false for anything it is not sure json-c reads the
+ * same way (see jsonx.h). */
+struct walk {
+	const char *s;
+	size_t len, p;
+};
+
+#define WALK_MAX_DEPTH 16 /* json-c allows 32 */
+
+static void
+walk_ws(struct walk *w)
+{
+	while (w->p < w->len && (w->s[w->p] == ' ' || w->s[w->p] == '\t' ||
+	                         w->s[w->p] == '\n' || w->s[w->p] == '\r'))
+		w->p++;
+}
+
+/* A string at w->p ('"'); *escaped tells whether it had escapes. */
+static bool
+walk_string(struct walk *w, bool *escaped)
+{
+	*escaped = false;
+	if (w->p >= w->len || w->s[w->p] != '"')
+		return false;
+	for (w->p++; w->p < w->len; w->p++) {
+		unsigned char c = (unsigned char)w->s[w->p];
+
+		if (c == '"') {
+			w->p++;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+			continue;
+		*escaped = true;
+		if (++w->p >= w->len)
+			return false;
+		c = (unsigned char)w->s[w->p];
+		if (c == 'u') {
+			for (int i = 0; i < 4; i++)
+				if (++w->p >= w->len ||
+				    tg_hexval((unsigned char)w->s[w->p]) < 0)
+					return false;
+		} else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0') {
+			return false;
+		}
+	}
+	return false;
+}
+
+static bool
+walk_digits(struct walk *w, size_t *n)
+{
+	*n = 0;
+	while (w->p < w->len && w->s[w->p] >= '0' && w->s[w->p] <= '9') {
+		w->p++;
+		(*n)++;
+	}
+	return *n > 0;
+}
+
+static bool
+walk_number(struct walk *w)
+{
+	size_t n, total;
+
+	if (w->p < w->len && w->s[w->p] == '-')
+		w->p++;
+	if (w->p < w->len && w->s[w->p] == '0') {
+		w->p++;
+		total = 1;
+	} else if (!walk_digits(w, &total)) {
+		return false;
+	}
+	/* Beyond int64: how json-c reads it is not this walk's business. */
+	if (total > 18)
+		return false;
+	if (w->p < w->len && w->s[w->p] == '.') {
+		w->p++;
+		if (!walk_digits(w, &n))
+			return false;
+	}
+	if (w->p < w->len && (w->s[w->p] == 'e' || w->s[w->p] == 'E')) {
+		w->p++;
+		if (w->p < w->len && (w->s[w->p] == '+' || w->s[w->p] == '-'))
+			w->p++;
+		if (!walk_digits(w, &n))
+			return false;
+	}
+	return true;
+}
+
+static bool
+walk_word(struct walk *w, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (w->len - w->p < n || memcmp(w->s + w->p, word, n) != 0)
+		return false;
+	w->p += n;
+	return true;
+}
+
+static bool walk_value(struct walk *w, int depth);
+
+/* An object or an array at w->p, nested depth deep. */
+static bool
+walk_container(struct walk *w, int depth)
+{
+	bool object = w->s[w->p] == '{', escaped;
+	char close = object ? '}' : ']';
+
+	if (depth > WALK_MAX_DEPTH)
+		return false;
+	w->p++;
+	walk_ws(w);
+	if (w->p < w->len && w->s[w->p] == close) {
+		w->p++;
+		return true;
+	}
+	for (;;) {
+		if (object) {
+			if (!walk_string(w, &escaped))
+				return false;
+			walk_ws(w);
+			if (w->p >= w->len || w->s[w->p] != ':')
+				return false;
+			w->p++;
+		}
+		if (!walk_value(w, depth + 1))
+			return false;
+		walk_ws(w);
+		if (w->p >= w->len)
+			return false;
+		if (w->s[w->p] == close) {
+			w->p++;
+			return true;
+		}
+		if (w->s[w->p] != ',')
+			return false;
+		w->p++;
+		walk_ws(w);
+	}
+}
+
+static bool
+walk_value(struct walk *w, int depth)
+{
+	bool escaped;
+
+	walk_ws(w);
+	if (w->p >= w->len)
+		return false;
+	switch (w->s[w->p]) {
+	case '{':
+	case '[': return walk_container(w, depth);
+	case '"': return walk_string(w, &escaped);
+	case 't': return walk_word(w, "true");
+	case 'f': return walk_word(w, "false");
+	case 'n': return walk_word(w, "null");
+	default: return walk_number(w);
+	}
+}
+
+bool
+tg_json_walk_members(const char *text, size_t len, tg_json_member_fn fn,
+                     void *arg)
+{
+	struct walk w = {text, len, 0};
+	bool escaped;
+
+	walk_ws(&w);
+	if (w.p >= w.len || w.s[w.p] != '{')
+		return false;
+	w.p++;
+	walk_ws(&w);
+	if (w.p < w.len && w.s[w.p] == '}') {
+		w.p++;
+		goto end;
+	}
+	for (;;) {
+		size_t key = w.p, key_len, start;
+
+		if (!walk_string(&w, &escaped) || escaped)
+			return false;
+		key_len = w.p - key - 2;
+		walk_ws(&w);
+		if (w.p >= w.len || w.s[w.p] != ':')
+			return false;
+		w.p++;
+		walk_ws(&w);
+		start = w.p;
+		if (!walk_value(&w, 2))
+			return false;
+		if (!fn(arg, text + key + 1, key_len, start, w.p - start))
+			return false;
+		walk_ws(&w);
+		if (w.p >= w.len)
+			return false;
+		if (w.s[w.p] == '}') {
+			w.p++;
+			break;
+		}
+		if (w.s[w.p] != ',')
+			return false;
+		w.p++;
+		walk_ws(&w);
+	}
+end:
+	walk_ws(&w);
+	return w.p == w.len;
+}

@@ -1,7 +1,7 @@
 /*
  * jsonx: the JSON every answer writes the same way: json-c values built the
  * same way, and a JSON text written directly for answers too big to build
- * as json-c objects first.
+ * as json-c objects first; and JSON text read without building objects.
  *
  * Money is printed as the shortest exact decimal (SPEC 1): json-c keeps the
  * text given here and prints it as is, so no binary floating point comes
@@ -87,6 +87,28 @@ void tg_json_text_null(struct tg_json_text *t);
  * over and t is freed.
  */
 bool tg_json_text_finish(struct tg_json_text *t, char **out, size_t *len);
+
+/*
+ * Reading JSON text without building it: a strict walk (RFC 8259) that
+ * allocates nothing, for texts read on every call where json-c's objects
+ * (a hash table each) would be most of the cost: the usage of an answer,
+ * the members of a request body to forward.
+ *
+ * tg_json_walk_members() walks text, which must be one JSON object with
+ * white space only around it, and calls fn for each member in order: the
+ * key's bytes without its quotes (it has no escapes), and the offset and
+ * length of the value's text in text.  It returns false, and the caller
+ * then parses the text with json-c, whenever it is not sure json-c reads
+ * the text the same way: an escaped key, an integer of more than 18
+ * digits, nesting deeper than 16, anything that is not strict JSON (json-c
+ * also reads comments, single quotes, trailing commas...), or fn returning
+ * false.  fn may have been called for the members before the one where it
+ * stopped.
+ */
+typedef bool (*tg_json_member_fn)(void *arg, const char *key, size_t key_len,
+                                  size_t value, size_t value_len);
+bool tg_json_walk_members(const char *text, size_t len, tg_json_member_fn fn,
+                          void *arg);
 
 /* The part of tg_json_text_key_plain() that grows the buffer. */
 void tg_json_text_key_plain_grow(struct tg_json_text *t, const char *key,

@@ -21,6 +21,7 @@
 
 #include <curl/curl.h>
 
+#include "jsonx.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -837,236 +838,45 @@ get_count(struct json_object *o, const char *k, int64_t *v, bool *present)
 	return true;
 }
 
-/*
- * A strict walk over JSON text (RFC 8259) that builds nothing, so that the
- * usage of an answer is found without parsing the whole answer into
- * objects (json-c allocates a hash table per object: most of the cost of
- * reading a completion).  Each step returns false for anything it is not
- * sure json-c reads the same way (escaped keys, very long integers, deep
- * nesting, a repeated "usage"); the caller then parses the whole text.
- */
-struct walk {
-	const char *s;
-	size_t len, p;
+/* The value of the member "usage", once only. */
+struct usage_find {
+	bool found;
+	size_t at, n;
 };
 
-#define WALK_MAX_DEPTH 16 /* json-c allows 32 */
-
-static void
-walk_ws(struct walk *w)
-{
-	while (w->p < w->len && (w->s[w->p] == ' ' || w->s[w->p] == '\t' ||
-	                         w->s[w->p] == '\n' || w->s[w->p] == '\r'))
-		w->p++;
-}
-
-/* A string at w->p ('"'); *escaped tells whether it had escapes. */
 static bool
-walk_string(struct walk *w, bool *escaped)
+usage_member(void *arg, const char *key, size_t key_len, size_t value,
+             size_t value_len)
 {
-	*escaped = false;
-	if (w->p >= w->len || w->s[w->p] != '"')
-		return false;
-	for (w->p++; w->p < w->len; w->p++) {
-		unsigned char c = (unsigned char)w->s[w->p];
+	struct usage_find *f = arg;
 
-		if (c == '"') {
-			w->p++;
-			return true;
-		}
-		if (c < 0x20)
-			return false;
-		if (c != '\\')
-			continue;
-		*escaped = true;
-		if (++w->p >= w->len)
-			return false;
-		c = (unsigned char)w->s[w->p];
-		if (c == 'u') {
-			for (int i = 0; i < 4; i++)
-				if (++w->p >= w->len ||
-				    tg_hexval((unsigned char)w->s[w->p]) < 0)
-					return false;
-		} else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0') {
-			return false;
-		}
-	}
-	return false;
-}
-
-static bool
-walk_digits(struct walk *w, size_t *n)
-{
-	*n = 0;
-	while (w->p < w->len && w->s[w->p] >= '0' && w->s[w->p] <= '9') {
-		w->p++;
-		(*n)++;
-	}
-	return *n > 0;
-}
-
-static bool
-walk_number(struct walk *w)
-{
-	size_t n, total;
-
-	if (w->p < w->len && w->s[w->p] == '-')
-		w->p++;
-	if (w->p < w->len && w->s[w->p] == '0') {
-		w->p++;
-		total = 1;
-	} else if (!walk_digits(w, &total)) {
-		return false;
-	}
-	/* Beyond int64: how json-c reads it is not this walk's business. */
-	if (total > 18)
-		return false;
-	if (w->p < w->len && w->s[w->p] == '.') {
-		w->p++;
-		if (!walk_digits(w, &n))
-			return false;
-	}
-	if (w->p < w->len && (w->s[w->p] == 'e' || w->s[w->p] == 'E')) {
-		w->p++;
-		if (w->p < w->len && (w->s[w->p] == '+' || w->s[w->p] == '-'))
-			w->p++;
-		if (!walk_digits(w, &n))
-			return false;
-	}
-	return true;
-}
-
-static bool
-walk_word(struct walk *w, const char *word)
-{
-	size_t n = strlen(word);
-
-	if (w->len - w->p < n || memcmp(w->s + w->p, word, n) != 0)
-		return false;
-	w->p += n;
-	return true;
-}
-
-static bool walk_value(struct walk *w, int depth);
-
-/* An object or an array at w->p, nested depth deep. */
-static bool
-walk_container(struct walk *w, int depth)
-{
-	bool object = w->s[w->p] == '{', escaped;
-	char close = object ? '}' : ']';
-
-	if (depth > WALK_MAX_DEPTH)
-		return false;
-	w->p++;
-	walk_ws(w);
-	if (w->p < w->len && w->s[w->p] == close) {
-		w->p++;
+	if (key_len != 5 || memcmp(key, "usage", 5) != 0)
 		return true;
-	}
-	for (;;) {
-		if (object) {
-			if (!walk_string(w, &escaped))
-				return false;
-			walk_ws(w);
-			if (w->p >= w->len || w->s[w->p] != ':')
-				return false;
-			w->p++;
-		}
-		if (!walk_value(w, depth + 1))
-			return false;
-		walk_ws(w);
-		if (w->p >= w->len)
-			return false;
-		if (w->s[w->p] == close) {
-			w->p++;
-			return true;
-		}
-		if (w->s[w->p] != ',')
-			return false;
-		w->p++;
-		walk_ws(w);
-	}
-}
-
-static bool
-walk_value(struct walk *w, int depth)
-{
-	bool escaped;
-
-	walk_ws(w);
-	if (w->p >= w->len)
-		return false;
-	switch (w->s[w->p]) {
-	case '{':
-	case '[': return walk_container(w, depth);
-	case '"': return walk_string(w, &escaped);
-	case 't': return walk_word(w, "true");
-	case 'f': return walk_word(w, "false");
-	case 'n': return walk_word(w, "null");
-	default: return walk_number(w);
-	}
+	if (f->found)
+		return false; /* which one wins is json-c's */
+	f->found = true;
+	f->at = value;
+	f->n = value_len;
+	return true;
 }
 
 /*
- * Whether text is one JSON object (surrounded by white space only) as far
- * as the walk can tell: *found and [*at, *at + *n) the value of its member
- * "usage".  false: not sure (see struct walk), parse it whole.
+ * Whether text is one JSON object as far as the walk can tell: *found and
+ * [*at, *at + *n) the value of its member "usage".  false: not sure (see
+ * tg_json_walk_members), parse it whole.
  */
 static bool
 usage_span(const char *text, size_t len, bool *found, size_t *at, size_t *n)
 {
-	struct walk w = {text, len, 0};
-	bool escaped;
+	struct usage_find f = {false, 0, 0};
 
 	*found = false;
-	walk_ws(&w);
-	if (w.p >= w.len || w.s[w.p] != '{')
+	if (!tg_json_walk_members(text, len, usage_member, &f))
 		return false;
-	w.p++;
-	walk_ws(&w);
-	if (w.p < w.len && w.s[w.p] == '}') {
-		w.p++;
-		goto end;
-	}
-	for (;;) {
-		size_t key = w.p, start;
-		bool usage;
-
-		if (!walk_string(&w, &escaped) || escaped)
-			return false;
-		usage = w.p - key == 7 &&
-		        memcmp(text + key, "\"usage\"", 7) == 0;
-		walk_ws(&w);
-		if (w.p >= w.len || w.s[w.p] != ':')
-			return false;
-		w.p++;
-		walk_ws(&w);
-		start = w.p;
-		if (!walk_value(&w, 2))
-			return false;
-		if (usage) {
-			if (*found)
-				return false; /* which one wins is json-c's */
-			*found = true;
-			*at = start;
-			*n = w.p - start;
-		}
-		walk_ws(&w);
-		if (w.p >= w.len)
-			return false;
-		if (w.s[w.p] == '}') {
-			w.p++;
-			break;
-		}
-		if (w.s[w.p] != ',')
-			return false;
-		w.p++;
-		walk_ws(&w);
-	}
-end:
-	walk_ws(&w);
-	return w.p == w.len;
+	*found = f.found;
+	*at = f.at;
+	*n = f.n;
+	return true;
 }
 
 bool
