@@ -80,6 +80,9 @@ void tg_json_text_int(struct tg_json_text *t, int64_t v);
 void tg_json_text_money(struct tg_json_text *t, tg_money m);
 void tg_json_text_bool(struct tg_json_text *t, bool v);
 void tg_json_text_null(struct tg_json_text *t);
+/* A value given as JSON text, copied as it is: the caller vouches for it
+ * (e.g. a value tg_json_walk_members() walked). */
+void tg_json_text_raw(struct tg_json_text *t, const char *json, size_t len);
 
 /*
  * Hand the text over: *out (NUL-terminated, free() it) and *len, and t is
