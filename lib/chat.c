@@ -871,7 +871,8 @@ complete(struct chat *c, struct tg_err *err)
 	for (;;) {
 		d = &c->cfg->deployments[c->cand[(size_t)attempts % c->ncand]];
 		attempts++;
-		up_body = tg_upstream_body(d, c->body, &up_len);
+		up_body = tg_upstream_body(d, c->body, c->body_text,
+		                           c->body_len, &up_len);
 		up_rc = tg_upstream_call(d, up_body, up_len, d->timeout_s,
 		                         &resp, err);
 		free(up_body);
@@ -943,7 +944,7 @@ tg_chat_handle(struct tg_req *req, struct tg_err *err)
 	c.key = tg_req_key(req);
 	c.cfg = tg_req_config(req);
 	c.body = tg_req_json(req);
-	tg_req_body(req, &c.body_len);
+	c.body_text = tg_req_body(req, &c.body_len);
 	streamed = tg_req_field(req, F_STREAM)->given &&
 	           tg_req_field(req, F_STREAM)->num;
 

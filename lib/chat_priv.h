@@ -29,6 +29,7 @@ struct chat {
 	const struct tg_config *cfg;
 	struct tg_db *db;
 	struct json_object *body;
+	const char *body_text; /* as it came, body_len bytes */
 	size_t body_len;
 	char user_id[256];
 	bool has_customer;

@@ -285,7 +285,8 @@ tg_chat_stream(struct chat *c, struct tg_err *err)
 		r.text_bytes = 0;
 		tg_sse_init(&r.sse, 0);
 		tg_err_clear(&up_err);
-		up_body = tg_upstream_body(d, c->body, &up_len);
+		up_body = tg_upstream_body(d, c->body, c->body_text,
+		                           c->body_len, &up_len);
 		up_rc = tg_upstream_stream(d, up_body, up_len, d->timeout_s,
 		                           on_stream_data, &r, &resp, &up_err);
 		free(up_body);

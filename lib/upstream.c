@@ -89,11 +89,14 @@ tg_upstream_base(const struct tg_deployment *d)
 
 /* ---- body mapping ------------------------------------------------------- */
 
-char *
-tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
-                 size_t *len)
+/*
+ * The mapped body built from json-c's objects: a deep copy, changed and
+ * printed.  For what the walk of the client's text is not sure of.
+ */
+static char *
+body_from_json(const struct provider *prov, const struct tg_deployment *d,
+               struct json_object *body, size_t *len)
 {
-	const struct provider *prov = provider_of(d->provider);
 	struct json_object *copy = NULL, *mct;
 	const char *text;
 	size_t n;
@@ -129,6 +132,177 @@ tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
 	*len = n;
 	json_object_put(copy);
 	return res;
+}
+
+/* The top-level members of a client's body text, as walked; a body with
+ * more, or a longer key, is printed from its objects. */
+#define BODY_MEMBERS 64
+#define BODY_KEY_MAX 256
+
+struct body_walk {
+	struct {
+		const char *key;
+		size_t key_len, value, value_len;
+	} m[BODY_MEMBERS];
+	size_t n;
+};
+
+static bool
+key_is(const char *key, size_t len, const char *name)
+{
+	return len == strlen(name) && memcmp(key, name, len) == 0;
+}
+
+static bool
+body_member(void *arg, const char *key, size_t key_len, size_t value,
+            size_t value_len)
+{
+	struct body_walk *b = arg;
+
+	if (b->n == BODY_MEMBERS || key_len >= BODY_KEY_MAX)
+		return false;
+	b->m[b->n].key = key;
+	b->m[b->n].key_len = key_len;
+	b->m[b->n].value = value;
+	b->m[b->n].value_len = value_len;
+	b->n++;
+	return true;
+}
+
+/*
+ * The members the proxy itself may have changed in the client's body
+ * object, which go upstream as the object has them: model (replaced
+ * here), the token bounds (lib/fields.c, TG_FIELD_TOKENS in lib/chat.c's
+ * table: "5" or 5.0 goes as 5, the bound the estimate used) and
+ * stream_options (lib/chat_stream.c asks for include_usage).  Whatever
+ * else changes the body must be named here; tests/unit/test-chat.c checks
+ * the token fields.
+ */
+static const char *const printed_members[] = {
+        "model", "max_tokens", "max_completion_tokens", "n", "stream_options"};
+
+static bool
+printed_member(const char *key, size_t len)
+{
+	for (size_t i = 0;
+	     i < sizeof(printed_members) / sizeof(printed_members[0]); i++)
+		if (key_is(key, len, printed_members[i]))
+			return true;
+	return false;
+}
+
+/* Member key of body as json-c prints it, under key name (NULL: key). */
+static void
+print_member(struct tg_json_text *t, struct json_object *body, const char *key,
+             const char *name)
+{
+	struct json_object *v;
+	const char *text;
+	size_t n;
+
+	if (!json_object_object_get_ex(body, key, &v))
+		return;
+	text = json_object_to_json_string_length(
+	        v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	tg_json_text_key(t, name ? name : key);
+	tg_json_text_raw(t, text, n);
+}
+
+/*
+ * The mapped body spliced from the client's own text: every member the
+ * mapping keeps is copied as the client wrote it (no copy of the objects,
+ * no printing of the messages: for a long prompt that was most of the
+ * cost of a call), model first, then the printed members.  false when the
+ * walk is not sure json-c reads the text as it does
+ * (tg_json_walk_members), or when the text and the object do not have the
+ * same members.
+ */
+static bool
+body_from_text(const struct provider *prov, const struct tg_deployment *d,
+               struct json_object *body, const char *text, size_t text_len,
+               char **out, size_t *len)
+{
+	struct body_walk b;
+	struct tg_json_text t;
+	size_t i, copied = 0, printed = 0;
+	bool mct;
+
+	b.n = 0;
+	if (body == NULL || !json_object_is_type(body, json_type_object) ||
+	    !tg_json_walk_members(text, text_len, body_member, &b))
+		return false;
+	/* The text's other members must be the object's: each is there,
+	 * and no more (a key that repeats in the text is one in the object,
+	 * which keeps the last value; the upstream's parser need not). */
+	for (i = 0; i < b.n; i++) {
+		char key[BODY_KEY_MAX];
+
+		if (printed_member(b.m[i].key, b.m[i].key_len))
+			continue;
+		/* A walked key has no escapes and no byte below 0x20. */
+		memcpy(key, b.m[i].key, b.m[i].key_len);
+		key[b.m[i].key_len] = '\0';
+		if (!json_object_object_get_ex(body, key, NULL))
+			return false;
+		copied++;
+	}
+	for (i = 1; i < sizeof(printed_members) / sizeof(printed_members[0]);
+	     i++)
+		if (json_object_object_get_ex(body, printed_members[i], NULL))
+			printed++;
+	if (json_object_object_get_ex(body, "model", NULL))
+		printed++;
+	if ((size_t)json_object_object_length(body) != copied + printed)
+		return false;
+
+	tg_json_text_init(&t, SIZE_MAX);
+	tg_json_text_begin_object(&t);
+	tg_json_text_key_literal(&t, "model");
+	tg_json_text_str(&t, d->upstream_model ? d->upstream_model : "");
+	for (i = 0; i < b.n; i++) {
+		const char *k = b.m[i].key;
+		size_t kn = b.m[i].key_len;
+
+		if (printed_member(k, kn) ||
+		    (prov->drop_user && key_is(k, kn, "user")))
+			continue;
+		tg_json_text_key_plain(&t, k, kn);
+		tg_json_text_raw(&t, text + b.m[i].value, b.m[i].value_len);
+	}
+	mct = prov->max_tokens_only &&
+	      json_object_object_get_ex(body, "max_completion_tokens", NULL);
+	for (i = 1; i < sizeof(printed_members) / sizeof(printed_members[0]);
+	     i++) {
+		const char *name = printed_members[i];
+
+		if ((prov->max_tokens_only &&
+		     strcmp(name, "max_completion_tokens") == 0) ||
+		    (prov->no_stream_options &&
+		     strcmp(name, "stream_options") == 0))
+			continue;
+		/* The newer field wins, as in the budget estimate. */
+		if (mct && strcmp(name, "max_tokens") == 0)
+			print_member(&t, body, "max_completion_tokens", name);
+		else
+			print_member(&t, body, name, NULL);
+	}
+	tg_json_text_end_object(&t);
+	if (!tg_json_text_finish(&t, out, len))
+		abort(); /* no cap */
+	return true;
+}
+
+char *
+tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
+                 const char *text, size_t text_len, size_t *len)
+{
+	const struct provider *prov = provider_of(d->provider);
+	char *res;
+
+	if (text != NULL &&
+	    body_from_text(prov, d, body, text, text_len, &res, len))
+		return res;
+	return body_from_json(prov, d, body, len);
 }
 
 /* ---- mock provider ------------------------------------------------------ */

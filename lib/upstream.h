@@ -48,11 +48,14 @@ void tg_upstream_cleanup(void);
  * The upstream body for deployment d from the client's body: model set to
  * d->upstream_model, and the provider's mappings (mistral: no "user",
  * max_completion_tokens -> max_tokens, no stream_options).  Every other
- * field passes through unchanged.  Returns a malloc'd NUL-terminated JSON text
- * (*len set). body is not modified.
+ * field passes through unchanged.  text[0..text_len) is the client's body
+ * as it came (NULL: not at hand), body what json-c read of it: where the
+ * text is strict JSON the fields are copied from it byte for byte, else
+ * body is printed again.  Returns a malloc'd NUL-terminated JSON text
+ * (*len set).  Neither body nor text is modified.
  */
 char *tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
-                       size_t *len);
+                       const char *text, size_t text_len, size_t *len);
 
 /*
  * POST body to d's chat-completions endpoint and collect the answer (capped

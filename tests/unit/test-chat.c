@@ -213,7 +213,8 @@ test_forwarded_bounds(void)
 
 			d.provider = providers[p];
 			d.upstream_model = (char *)"up";
-			up_text = tg_upstream_body(&d, body, &len);
+			up_text = tg_upstream_body(&d, body, text, strlen(text),
+			                           &len);
 			up = json_tokener_parse(up_text);
 			json_object_object_get_ex(up, sent, &v);
 			tap_ok(json_object_is_type(v, json_type_int) &&
@@ -267,12 +268,62 @@ test_shuffle(void)
 	ok(true, "an empty list is accepted");
 }
 
+/*
+ * Every field the front line may rewrite in the body (TG_FIELD_TOKENS)
+ * reaches the upstream as rewritten, also when the body is spliced from
+ * the client's text (lib/upstream.c's printed_members).
+ */
+static void
+test_rewritten_fields_forwarded(void)
+{
+	struct tg_deployment d;
+
+	memset(&d, 0, sizeof(d));
+	d.provider = TG_PROVIDER_OPENAI;
+	d.upstream_model = (char *)"up";
+	for (size_t i = 0; i < TG_CHAT_NFIELDS; i++) {
+		const char *name = tg_chat_fields[i].name;
+		struct tg_value vals[TG_CHAT_NFIELDS];
+		struct json_object *body, *up, *v = NULL;
+		struct tg_err err;
+		char text[256], *up_text;
+		size_t len;
+
+		if (tg_chat_fields[i].kind != TG_FIELD_TOKENS)
+			continue;
+		snprintf(text, sizeof(text),
+		         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+		         "\"content\":\"hi\"}],\"%s\":\"2\"}",
+		         name);
+		body = json_tokener_parse(text);
+		tg_err_clear(&err);
+		tap_ok(tg_fields_from_json(tg_chat_fields, TG_CHAT_NFIELDS,
+		                           body, vals, &err) == TG_OK,
+		       __FILE__, __LINE__, "%s: \"2\" is accepted (%s)", name,
+		       err.message);
+		up_text = tg_upstream_body(&d, body, text, strlen(text), &len);
+		up = json_tokener_parse(up_text);
+		json_object_object_get_ex(up, name, &v);
+		tap_ok(json_object_is_type(v, json_type_int) &&
+		               json_object_get_int64(v) == 2 &&
+		               strstr(up_text, "\"2\"") == NULL,
+		       __FILE__, __LINE__,
+		       "%s: the spliced body has the integer 2, and only it "
+		       "(got %s)",
+		       name, up_text);
+		json_object_put(up);
+		free(up_text);
+		json_object_put(body);
+	}
+}
+
 int
 main(void)
 {
 	test_ids();
 	test_bounds();
 	test_forwarded_bounds();
+	test_rewritten_fields_forwarded();
 	test_shuffle();
 	return done_testing();
 }

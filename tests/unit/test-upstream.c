@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -39,11 +40,19 @@ deployment(enum tg_provider p, const char *model, const char *api_base,
 
 /* ---- tg_upstream_body --------------------------------------------------- */
 
+/*
+ * Each body goes through both ways tg_upstream_body() has: spliced from
+ * the client's text (want_text), and printed from json-c's objects when
+ * the text is not at hand (want_json).  want_text NULL: the text must not
+ * be spliced (the walk is unsure, or text and objects differ), so it too
+ * gives want_json.  Both must mean the same JSON.
+ */
 struct body_row {
 	int line;
 	enum tg_provider provider;
 	const char *in;
-	const char *want;
+	const char *want_text;
+	const char *want_json;
 };
 
 static const struct body_row body_rows[] = {
@@ -52,50 +61,247 @@ static const struct body_row body_rows[] = {
          "there\"}],\"user\":\"u1\",\"max_completion_tokens\":5,"
          "\"temperature\":0.7,\"x\":null}",
          "{\"model\":\"up\",\"messages\":[{\"role\":\"user\",\"content\":\"hi/"
+         "there\"}],\"user\":\"u1\",\"temperature\":0.7,\"x\":null,"
+         "\"max_completion_tokens\":5}",
+         "{\"model\":\"up\",\"messages\":[{\"role\":\"user\",\"content\":\"hi/"
          "there\"}],\"user\":\"u1\",\"max_completion_tokens\":5,"
          "\"temperature\":0.7,\"x\":null}"},
         {ROW, TG_PROVIDER_AZURE,
          "{\"model\":\"gpt\",\"user\":\"u1\",\"max_completion_tokens\":5}",
+         "{\"model\":\"up\",\"user\":\"u1\",\"max_completion_tokens\":5}",
          "{\"model\":\"up\",\"user\":\"u1\",\"max_completion_tokens\":5}"},
         {ROW, TG_PROVIDER_MISTRAL,
          "{\"model\":\"gpt\",\"user\":\"u1\",\"max_completion_tokens\":5,\"top_"
-         "p\":1.0}",
+         "p\":1.0,\"stream_options\":{\"include_usage\":true}}",
+         "{\"model\":\"up\",\"top_p\":1.0,\"max_tokens\":5}",
          "{\"model\":\"up\",\"top_p\":1.0,\"max_tokens\":5}"},
         {ROW, TG_PROVIDER_MISTRAL,
          "{\"max_tokens\":9,\"max_completion_tokens\":5}",
+         "{\"model\":\"up\",\"max_tokens\":5}",
+         "{\"max_tokens\":5,\"model\":\"up\"}"},
+        {ROW, TG_PROVIDER_MISTRAL,
+         "{\"max_completion_tokens\":5,\"max_tokens\":9}",
+         "{\"model\":\"up\",\"max_tokens\":5}",
          "{\"max_tokens\":5,\"model\":\"up\"}"},
         {ROW, TG_PROVIDER_MISTRAL, "{\"max_tokens\":9}",
+         "{\"model\":\"up\",\"max_tokens\":9}",
          "{\"max_tokens\":9,\"model\":\"up\"}"},
         {ROW, TG_PROVIDER_MOCK, "{\"user\":\"u1\",\"stream\":true}",
+         "{\"model\":\"up\",\"user\":\"u1\",\"stream\":true}",
          "{\"user\":\"u1\",\"stream\":true,\"model\":\"up\"}"},
+        /* The client's own spelling goes upstream as it is: escapes,
+         * number forms, white space inside values; white space between
+         * members goes. */
+        {ROW, TG_PROVIDER_OPENAI,
+         " {\"messages\" : [ {\"content\":\"caf\\u00e9 \\/ \\\"q\\\"\"} ] ,"
+         "\n\"temperature\":7.0E-1,\"seed\":-0,\"model\":\"gpt\"}\r\n",
+         "{\"model\":\"up\",\"messages\":[ {\"content\":\"caf\\u00e9 \\/ "
+         "\\\"q\\\"\"} ],\"temperature\":7.0E-1,\"seed\":-0}",
+         "{\"messages\":[{\"content\":\"café / \\\"q\\\"\"}],"
+         "\"temperature\":7.0E-1,\"seed\":0,\"model\":\"up\"}"},
+        {ROW, TG_PROVIDER_OPENAI, "{}", "{\"model\":\"up\"}",
+         "{\"model\":\"up\"}"},
+        /* Not spliced: what json-c reads otherwise than a strict reader,
+         * or what the walk does not vouch for. */
+        {ROW, TG_PROVIDER_OPENAI,
+         "{\"user\":\"a\",\"user\":\"b\",\"model\":\"gpt\"}", NULL,
+         "{\"user\":\"b\",\"model\":\"up\"}"},
+        {ROW, TG_PROVIDER_OPENAI, "{\"mod\\u0065l\":\"gpt\",\"user\":\"u\"}",
+         NULL, "{\"model\":\"up\",\"user\":\"u\"}"},
+        {ROW, TG_PROVIDER_OPENAI,
+         "{\"model\":\"gpt\",/* a comment */\"user\":\"u\"}", NULL,
+         "{\"model\":\"up\",\"user\":\"u\"}"},
+        {ROW, TG_PROVIDER_OPENAI, "{\"model\":\"gpt\",\"user\":\"u\",}", NULL,
+         "{\"model\":\"up\",\"user\":\"u\"}"},
+        {ROW, TG_PROVIDER_OPENAI, "{\"model\":\"gpt\",\"user\":'u'}", NULL,
+         "{\"model\":\"up\",\"user\":\"u\"}"},
+        {ROW, TG_PROVIDER_OPENAI,
+         "{\"model\":\"gpt\",\"seed\":1234567890123456789}", NULL,
+         "{\"model\":\"up\",\"seed\":1234567890123456789}"},
 };
+
+/* "{"k0":0,...,"k<n-1>":<n-1>}" (caller frees). */
+static char *
+many_members(int n)
+{
+	char *s = tg_xmalloc((size_t)n * 24 + 16);
+	size_t len = 0;
+
+	s[len++] = '{';
+	for (int i = 0; i < n; i++)
+		len += (size_t)sprintf(s + len, "%s\"k%d\":%d", i ? "," : "", i,
+		                       i);
+	s[len++] = '}';
+	s[len] = '\0';
+	return s;
+}
+
+static bool
+same_json(const char *a, const char *b)
+{
+	struct json_object *ja = json_tokener_parse(a);
+	struct json_object *jb = json_tokener_parse(b);
+	bool same = ja != NULL && jb != NULL && json_object_equal(ja, jb);
+
+	json_object_put(ja);
+	json_object_put(jb);
+	return same;
+}
+
+static void
+check_body(int line, enum tg_provider provider, const char *in,
+           const char *want_text, const char *want_json)
+{
+	struct tg_deployment d = deployment(provider, "up", NULL, NULL);
+	struct json_object *obj = json_tokener_parse(in);
+	char *before, *spliced, *printed;
+	size_t len = 0, plen = 0;
+
+	before = tg_xstrdup(
+	        json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	spliced = tg_upstream_body(&d, obj, in, strlen(in), &len);
+	printed = tg_upstream_body(&d, obj, NULL, 0, &plen);
+	if (want_text == NULL)
+		want_text = want_json;
+	if (!tap_ok(strcmp(spliced, want_text) == 0 && len == strlen(spliced),
+	            __FILE__, line, "body for provider %d, from the text",
+	            (int)provider))
+		diag("  wanted %s\n#    got %s", want_text, spliced);
+	if (!tap_ok(strcmp(printed, want_json) == 0 && plen == strlen(printed),
+	            __FILE__, line, "body for provider %d, from the objects",
+	            (int)provider))
+		diag("  wanted %s\n#    got %s", want_json, printed);
+	tap_ok(same_json(spliced, printed), __FILE__, line,
+	       "both mean the same JSON");
+	tap_ok(strcmp(before, json_object_to_json_string_ext(
+	                              obj, JSON_C_TO_STRING_PLAIN)) == 0,
+	       __FILE__, line, "input body unchanged");
+	free(before);
+	free(spliced);
+	free(printed);
+	json_object_put(obj);
+}
 
 static void
 test_body(void)
 {
-	size_t i;
+	char *s, *want;
 
-	for (i = 0; i < sizeof(body_rows) / sizeof(body_rows[0]); i++) {
-		const struct body_row *r = &body_rows[i];
+	for (size_t i = 0; i < sizeof(body_rows) / sizeof(body_rows[0]); i++)
+		check_body(body_rows[i].line, body_rows[i].provider,
+		           body_rows[i].in, body_rows[i].want_text,
+		           body_rows[i].want_json);
+
+	/* 64 members are spliced, 65 printed (the same JSON). */
+	s = many_members(64);
+	want = tg_xmalloc(strlen(s) + 16);
+	sprintf(want, "{\"model\":\"up\",%s", s + 1);
+	{
 		struct tg_deployment d =
-		        deployment(r->provider, "up", NULL, NULL);
-		struct json_object *in = json_tokener_parse(r->in);
-		char *before, *got;
-		size_t len = 0;
+		        deployment(TG_PROVIDER_OPENAI, "up", NULL, NULL);
+		struct json_object *obj = json_tokener_parse(s);
+		size_t len;
+		char *got = tg_upstream_body(&d, obj, s, strlen(s), &len);
 
-		before = tg_xstrdup(json_object_to_json_string_ext(
-		        in, JSON_C_TO_STRING_PLAIN));
-		got = tg_upstream_body(&d, in, &len);
-		if (!tap_ok(strcmp(got, r->want) == 0 && len == strlen(got),
-		            __FILE__, r->line, "body for provider %d",
-		            (int)r->provider))
-			diag("  wanted %s\n#    got %s", r->want, got);
-		tap_ok(strcmp(before, json_object_to_json_string_ext(
-		                              in, JSON_C_TO_STRING_PLAIN)) == 0,
-		       __FILE__, r->line, "input body unchanged");
-		free(before);
+		tap_ok(strcmp(got, want) == 0, __FILE__, __LINE__,
+		       "64 members are spliced");
 		free(got);
-		json_object_put(in);
+		json_object_put(obj);
+		free(s);
+		free(want);
+	}
+	s = many_members(65);
+	{
+		struct tg_deployment d =
+		        deployment(TG_PROVIDER_OPENAI, "up", NULL, NULL);
+		struct json_object *obj = json_tokener_parse(s);
+		size_t len, plen;
+		char *got = tg_upstream_body(&d, obj, s, strlen(s), &len);
+		char *printed = tg_upstream_body(&d, obj, NULL, 0, &plen);
+
+		tap_ok(strcmp(got, printed) == 0 &&
+		               strncmp(got, "{\"model\"", 8) != 0,
+		       __FILE__, __LINE__, "65 members are printed");
+		free(got);
+		free(printed);
+		json_object_put(obj);
+		free(s);
+	}
+
+	/* A value the front line replaced (a token count given as a
+	 * string goes upstream as the integer it validated) is printed
+	 * from the object; the rest still comes from the text. */
+	{
+		const char *in = "{\"model\":\"gpt\",\"max_tokens\":\"5\","
+		                 "\"temperature\":7e-1}";
+		struct tg_deployment d =
+		        deployment(TG_PROVIDER_OPENAI, "up", NULL, NULL);
+		struct json_object *obj = json_tokener_parse(in);
+		size_t len;
+		char *got;
+
+		json_object_object_add(obj, "max_tokens",
+		                       json_object_new_int64(5));
+		got = tg_upstream_body(&d, obj, in, strlen(in), &len);
+		if (!tap_ok(strcmp(got,
+		                   "{\"model\":\"up\",\"temperature\":7e-1,"
+		                   "\"max_tokens\":5}") == 0,
+		            __FILE__, __LINE__,
+		            "a replaced value is printed from the object"))
+			diag("  got %s", got);
+		free(got);
+		json_object_put(obj);
+	}
+
+	/* stream_options as the stream asked for it (include_usage), not
+	 * as the client wrote it. */
+	{
+		const char *in = "{\"model\":\"gpt\",\"stream_options\":"
+		                 "{\"include_usage\":false},\"stream\":true}";
+		struct tg_deployment d =
+		        deployment(TG_PROVIDER_OPENAI, "up", NULL, NULL);
+		struct json_object *obj = json_tokener_parse(in), *opts;
+		size_t len;
+		char *got;
+
+		json_object_object_get_ex(obj, "stream_options", &opts);
+		json_object_object_add(opts, "include_usage",
+		                       json_object_new_boolean(1));
+		got = tg_upstream_body(&d, obj, in, strlen(in), &len);
+		if (!tap_ok(strcmp(got, "{\"model\":\"up\",\"stream\":true,"
+		                        "\"stream_options\":{\"include_usage\":"
+		                        "true}}") == 0,
+		            __FILE__, __LINE__,
+		            "stream_options is printed from the object"))
+			diag("  got %s", got);
+		free(got);
+		json_object_put(obj);
+	}
+
+	/* A member the object has and the text has not (or the other way
+	 * round): the object is printed. */
+	{
+		const char *in = "{\"model\":\"gpt\",\"user\":\"u\"}";
+		struct tg_deployment d =
+		        deployment(TG_PROVIDER_OPENAI, "up", NULL, NULL);
+		struct json_object *obj = json_tokener_parse(in);
+		size_t len;
+		char *got;
+
+		json_object_object_add(obj, "extra", json_object_new_int(1));
+		got = tg_upstream_body(&d, obj, in, strlen(in), &len);
+		tap_ok(strcmp(got, "{\"model\":\"up\",\"user\":\"u\","
+		                   "\"extra\":1}") == 0,
+		       __FILE__, __LINE__, "an added member: printed (%s)",
+		       got);
+		free(got);
+		json_object_object_del(obj, "extra");
+		json_object_object_del(obj, "user");
+		got = tg_upstream_body(&d, obj, in, strlen(in), &len);
+		tap_ok(strcmp(got, "{\"model\":\"up\"}") == 0, __FILE__,
+		       __LINE__, "a removed member: printed (%s)", got);
+		free(got);
+		json_object_put(obj);
 	}
 }
 
