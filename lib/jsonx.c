@@ -471,15 +471,51 @@ walk_word(struct walk *w, const char *word)
 
 static bool walk_value(struct walk *w, int depth);
 
+/*
+ * The keys of one object so far, to refuse one that repeats: json-c keeps
+ * the last value, a strict reader may keep the first or refuse the text,
+ * and a copied text would carry both.  More keys than this: not sure.
+ */
+#define WALK_MAX_KEYS 64
+
+struct walk_keys {
+	size_t at[WALK_MAX_KEYS], len[WALK_MAX_KEYS];
+	size_t n;
+};
+
+/* The key at w->p (its quotes included) into k; false when it has escapes
+ * (json-c's unescaping decides which key it is), repeats or is one too
+ * many.  w->p is then after it. */
+static bool
+walk_key(struct walk *w, struct walk_keys *k)
+{
+	size_t at = w->p, len;
+	bool escaped;
+
+	if (!walk_string(w, &escaped) || escaped || k->n == WALK_MAX_KEYS)
+		return false;
+	len = w->p - at;
+	for (size_t i = 0; i < k->n; i++)
+		if (k->len[i] == len &&
+		    memcmp(w->s + k->at[i], w->s + at, len) == 0)
+			return false;
+	k->at[k->n] = at;
+	k->len[k->n] = len;
+	k->n++;
+	return true;
+}
+
 /* An object or an array at w->p, nested depth deep. */
 static bool
 walk_container(struct walk *w, int depth)
 {
-	bool object = w->s[w->p] == '{', escaped;
+	bool object = w->s[w->p] == '{';
 	char close = object ? '}' : ']';
+	struct walk_keys keys;
 
 	if (depth > WALK_MAX_DEPTH)
 		return false;
+	keys.n = 0;
 	w->p++;
 	walk_ws(w);
 	if (w->p < w->len && w->s[w->p] == close) {
@@ -488,7 +524,7 @@ walk_container(struct walk *w, int depth)
 	}
 	for (;;) {
 		if (object) {
-			if (!walk_string(w, &escaped))
+			if (!walk_key(w, &keys))
 				return false;
 			walk_ws(w);
 			if (w->p >= w->len || w->s[w->p] != ':')
@@ -535,8 +571,9 @@ tg_json_walk_members(const char *text, size_t len, tg_json_member_fn fn,
                      void *arg)
 {
 	struct walk w = {text, len, 0};
-	bool escaped;
+	struct walk_keys keys;
 
+	keys.n = 0;
 	walk_ws(&w);
 	if (w.p >= w.len || w.s[w.p] != '{')
 		return false;
@@ -549,7 +586,7 @@ tg_json_walk_members(const char *text, size_t len, tg_json_member_fn fn,
 	for (;;) {
 		size_t key = w.p, key_len, start;
 
-		if (!walk_string(&w, &escaped) || escaped)
+		if (!walk_key(&w, &keys))
 			return false;
 		key_len = w.p - key - 2;
 		walk_ws(&w);

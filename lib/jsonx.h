@@ -102,11 +102,13 @@ bool tg_json_text_finish(struct tg_json_text *t, char **out, size_t *len);
  * key's bytes without its quotes (it has no escapes), and the offset and
  * length of the value's text in text.  It returns false, and the caller
  * then parses the text with json-c, whenever it is not sure json-c reads
- * the text the same way: an escaped key, an integer of more than 18
- * digits, nesting deeper than 16, anything that is not strict JSON (json-c
- * also reads comments, single quotes, trailing commas...), or fn returning
- * false.  fn may have been called for the members before the one where it
- * stopped.
+ * the text the same way as any strict reader: an escaped key, a key that
+ * repeats in its object (json-c keeps the last value; others keep the
+ * first, or refuse), more than 64 keys in one object, an integer of more
+ * than 18 digits, nesting deeper than 16, anything that is not strict JSON
+ * (json-c also reads comments, single quotes, trailing commas...), or fn
+ * returning false.  fn may have been called for the members before the one
+ * where it stopped.
  */
 typedef bool (*tg_json_member_fn)(void *arg, const char *key, size_t key_len,
                                   size_t value, size_t value_len);

@@ -135,7 +135,8 @@ body_from_json(const struct provider *prov, const struct tg_deployment *d,
 }
 
 /* The top-level members of a client's body text, as walked; a body with
- * more, or a longer key, is printed from its objects. */
+ * more (the walk takes as many), or a longer key, is printed from its
+ * objects. */
 #define BODY_MEMBERS 64
 #define BODY_KEY_MAX 256
 
@@ -232,8 +233,7 @@ body_from_text(const struct provider *prov, const struct tg_deployment *d,
 	    !tg_json_walk_members(text, text_len, body_member, &b))
 		return false;
 	/* The text's other members must be the object's: each is there,
-	 * and no more (a key that repeats in the text is one in the object,
-	 * which keeps the last value; the upstream's parser need not). */
+	 * and no more (the walk refuses a key that repeats). */
 	for (i = 0; i < b.n; i++) {
 		char key[BODY_KEY_MAX];
 
@@ -1026,9 +1026,7 @@ usage_member(void *arg, const char *key, size_t key_len, size_t value,
 
 	if (key_len != 5 || memcmp(key, "usage", 5) != 0)
 		return true;
-	if (f->found)
-		return false; /* which one wins is json-c's */
-	f->found = true;
+	f->found = true; /* once: the walk refuses a repeated key */
 	f->at = value;
 	f->n = value_len;
 	return true;

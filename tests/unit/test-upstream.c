@@ -118,6 +118,19 @@ static const struct body_row body_rows[] = {
         {ROW, TG_PROVIDER_OPENAI,
          "{\"model\":\"gpt\",\"seed\":1234567890123456789}", NULL,
          "{\"model\":\"up\",\"seed\":1234567890123456789}"},
+        /* A key repeated, or escaped, deeper down: json-c's last value is
+         * what the estimate saw (here: a text part, not an image), and
+         * the only one that goes. */
+        {ROW, TG_PROVIDER_MISTRAL,
+         "{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"content\":[{"
+         "\"type\":\"image_url\",\"type\":\"text\",\"text\":\"hi\"}]}]}",
+         NULL,
+         "{\"model\":\"up\",\"messages\":[{\"role\":\"user\",\"content\":[{"
+         "\"type\":\"text\",\"text\":\"hi\"}]}]}"},
+        {ROW, TG_PROVIDER_OPENAI,
+         "{\"model\":\"gpt\",\"messages\":[{\"role\":\"user\",\"rol\\u0065\":"
+         "\"system\"}]}",
+         NULL, "{\"model\":\"up\",\"messages\":[{\"role\":\"system\"}]}"},
 };
 
 /* "{"k0":0,...,"k<n-1>":<n-1>}" (caller frees). */
