@@ -246,12 +246,10 @@ body_from_text(const struct provider *prov, const struct tg_deployment *d,
 			return false;
 		copied++;
 	}
-	for (i = 1; i < sizeof(printed_members) / sizeof(printed_members[0]);
+	for (i = 0; i < sizeof(printed_members) / sizeof(printed_members[0]);
 	     i++)
 		if (json_object_object_get_ex(body, printed_members[i], NULL))
 			printed++;
-	if (json_object_object_get_ex(body, "model", NULL))
-		printed++;
 	if ((size_t)json_object_object_length(body) != copied + printed)
 		return false;
 
@@ -271,6 +269,7 @@ body_from_text(const struct provider *prov, const struct tg_deployment *d,
 	}
 	mct = prov->max_tokens_only &&
 	      json_object_object_get_ex(body, "max_completion_tokens", NULL);
+	/* printed_members[0] is the model, written first. */
 	for (i = 1; i < sizeof(printed_members) / sizeof(printed_members[0]);
 	     i++) {
 		const char *name = printed_members[i];
