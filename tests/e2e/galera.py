@@ -150,6 +150,8 @@ def node_killed(t, env, cluster, servers):
         time.sleep(4)
         t_restart = time.monotonic()
         position = victim.recover()
+        for hang in victim.recover_hangs:
+            t.diag(hang)
         victim.let_sst_write()
         victim.start()
         t_synced = time.monotonic()
