@@ -606,15 +606,7 @@ deployment_free_strings(struct tg_deployment *d)
 static enum tg_rc
 parse_provider(struct loader *ld, struct dep_parse *dp, int line)
 {
-	static const struct {
-		const char *prefix;
-		enum tg_provider provider;
-	} providers[] = {
-	        {"openai", TG_PROVIDER_OPENAI},
-	        {"azure", TG_PROVIDER_AZURE},
-	        {"mistral", TG_PROVIDER_MISTRAL},
-	        {"mock", TG_PROVIDER_MOCK},
-	};
+	const struct tg_provider_info *prov;
 	const char *model = dp->d.litellm_model, *slash;
 	size_t plen;
 
@@ -625,23 +617,18 @@ parse_provider(struct loader *ld, struct dep_parse *dp, int line)
 		return TG_OK;
 	}
 	plen = (size_t)(slash - model);
-	for (size_t i = 0; i < sizeof(providers) / sizeof(providers[0]); i++) {
-		if (strlen(providers[i].prefix) == plen &&
-		    strncmp(providers[i].prefix, model, plen) == 0) {
-			if (slash[1] == '\0')
-				return fail(ld, line,
-				            "model '%s' has no name after the "
-				            "provider",
-				            model);
-			dp->d.provider = providers[i].provider;
-			dp->d.upstream_model = tg_xstrdup(slash + 1);
-			return TG_OK;
-		}
-	}
-	return fail(ld, line,
-	            "unsupported provider '%.*s' in model '%s' (supported: "
-	            "openai, azure, mistral, mock)",
-	            (int)plen, model, model);
+	prov = tg_provider_by_name(model, plen);
+	if (prov == NULL)
+		return fail(ld, line,
+		            "unsupported provider '%.*s' in model '%s' "
+		            "(supported: %s)",
+		            (int)plen, model, model, tg_provider_names());
+	if (slash[1] == '\0')
+		return fail(ld, line,
+		            "model '%s' has no name after the provider", model);
+	dp->d.provider = prov->id;
+	dp->d.upstream_model = tg_xstrdup(slash + 1);
+	return TG_OK;
 }
 
 /* One model_list entry. */
@@ -1158,16 +1145,4 @@ tg_config_has_model(const struct tg_config *cfg, const char *model_name)
 		if (strcmp(cfg->deployments[i].model_name, model_name) == 0)
 			return true;
 	return false;
-}
-
-const char *
-tg_provider_name(enum tg_provider p)
-{
-	switch (p) {
-	case TG_PROVIDER_OPENAI: return "openai";
-	case TG_PROVIDER_AZURE: return "azure";
-	case TG_PROVIDER_MISTRAL: return "mistral";
-	case TG_PROVIDER_MOCK: return "mock";
-	}
-	return "openai";
 }

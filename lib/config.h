@@ -15,14 +15,7 @@
 
 #include "err.h"
 #include "pricing.h"
-
-enum tg_provider {
-	TG_PROVIDER_OPENAI =
-	        0, /* openai/<m>, a bare name, any OpenAI-compatible api_base */
-	TG_PROVIDER_AZURE,   /* azure/<deployment> */
-	TG_PROVIDER_MISTRAL, /* mistral/<m> */
-	TG_PROVIDER_MOCK, /* mock/<m>: answers locally, priced like any other */
-};
+#include "provider.h"
 
 /* One entry of model_list. All strings are owned by the config. */
 struct tg_deployment {
@@ -148,8 +141,5 @@ size_t tg_config_deployments(const struct tg_config *cfg,
 
 /* Whether any deployment is named model_name. */
 bool tg_config_has_model(const struct tg_config *cfg, const char *model_name);
-
-/* "openai", "azure", "mistral", "mock". */
-const char *tg_provider_name(enum tg_provider p);
 
 #endif

@@ -2,9 +2,9 @@
  * upstream: calling the LLM provider of a deployment (SPEC 7).
  *
  * What differs between providers (default base URL, URL shape, auth header,
- * body mappings) is one row of the provider table below; the call itself is
- * shared.  mock/ answers locally in the OpenAI shape, so demos and tests run
- * without network and are priced like any other model.
+ * body mappings) is one row of the provider table (lib/provider.c); the
+ * call itself is shared.  mock/ answers locally in the OpenAI shape, so demos
+ * and tests run without network and are priced like any other model.
  *
  * Connections: a FastCGI process serves many requests, so it keeps one curl
  * easy handle per upstream scheme+host+port in a small cache; curl keeps the
@@ -33,52 +33,10 @@
 /* Upstream hosts whose handles are kept; the least recently used goes. */
 #define CONN_SLOTS 8
 
-enum auth_style {
-	AUTH_NONE,
-	AUTH_BEARER,  /* Authorization: Bearer <key> */
-	AUTH_API_KEY, /* api-key: <key> (Azure) */
-};
-
-struct provider {
-	const char *default_base; /* NULL: api_base is required */
-	enum auth_style auth;
-	bool azure_path;      /* /openai/deployments/<m>/...?api-version= */
-	bool drop_user;       /* "user" is not forwarded */
-	bool max_tokens_only; /* max_completion_tokens -> max_tokens */
-	bool local;           /* no network: answered by mock_answer() */
-	/* stream_options is refused (422): usage always comes in the last
-	 * chunk instead. */
-	bool no_stream_options;
-};
-
-static const struct provider provider_openai = {
-        .default_base = "https://api.openai.com/v1", .auth = AUTH_BEARER};
-static const struct provider provider_azure = {.auth = AUTH_API_KEY,
-                                               .azure_path = true};
-static const struct provider provider_mistral = {
-        .default_base = "https://api.mistral.ai/v1",
-        .auth = AUTH_BEARER,
-        .drop_user = true,
-        .max_tokens_only = true,
-        .no_stream_options = true};
-static const struct provider provider_mock = {.auth = AUTH_NONE, .local = true};
-
-static const struct provider *
-provider_of(enum tg_provider p)
-{
-	switch (p) {
-	case TG_PROVIDER_OPENAI: return &provider_openai;
-	case TG_PROVIDER_AZURE: return &provider_azure;
-	case TG_PROVIDER_MISTRAL: return &provider_mistral;
-	case TG_PROVIDER_MOCK: return &provider_mock;
-	}
-	return &provider_openai;
-}
-
 const char *
 tg_upstream_base(const struct tg_deployment *d)
 {
-	const struct provider *prov = provider_of(d->provider);
+	const struct tg_provider_info *prov = tg_provider(d->provider);
 
 	if (prov->local)
 		return "mock";
@@ -94,8 +52,9 @@ tg_upstream_base(const struct tg_deployment *d)
  * printed.  For what the walk of the client's text is not sure of.
  */
 static char *
-body_from_json(const struct provider *prov, const struct tg_deployment *d,
-               struct json_object *body, size_t *len)
+body_from_json(const struct tg_provider_info *prov,
+               const struct tg_deployment *d, struct json_object *body,
+               size_t *len)
 {
 	struct json_object *copy = NULL, *mct;
 	const char *text;
@@ -219,9 +178,9 @@ print_member(struct tg_json_text *t, struct json_object *body, const char *key,
  * same members.
  */
 static bool
-body_from_text(const struct provider *prov, const struct tg_deployment *d,
-               struct json_object *body, const char *text, size_t text_len,
-               char **out, size_t *len)
+body_from_text(const struct tg_provider_info *prov,
+               const struct tg_deployment *d, struct json_object *body,
+               const char *text, size_t text_len, char **out, size_t *len)
 {
 	struct body_walk b;
 	struct tg_json_text t;
@@ -295,7 +254,7 @@ char *
 tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
                  const char *text, size_t text_len, size_t *len)
 {
-	const struct provider *prov = provider_of(d->provider);
+	const struct tg_provider_info *prov = tg_provider(d->provider);
 	char *res;
 
 	if (text != NULL &&
@@ -763,7 +722,7 @@ trim_base(const char *base)
 
 /* The endpoint URL of d; NULL (err set) if it has none. */
 static char *
-endpoint_url(const struct tg_deployment *d, const struct provider *prov,
+endpoint_url(const struct tg_deployment *d, const struct tg_provider_info *prov,
              const char *base, struct tg_err *err)
 {
 	char *url = NULL, *dep = NULL, *ver = NULL;
@@ -814,7 +773,7 @@ perform(const struct tg_deployment *d, const char *body, size_t body_len,
         long timeout_s, tg_upstream_data_fn fn, void *arg,
         struct tg_upstream_response *out, struct tg_err *err)
 {
-	const struct provider *prov = provider_of(d->provider);
+	const struct tg_provider_info *prov = tg_provider(d->provider);
 	struct tg_upstream_response r;
 	struct curl_slist *headers = NULL;
 	struct sink sink = {NULL, 0, 0, false, NULL, fn, arg, TG_OK};
@@ -869,8 +828,8 @@ perform(const struct tg_deployment *d, const char *body, size_t body_len,
 	headers = curl_slist_append(headers, "Content-Type: application/json");
 	/* No "Expect: 100-continue": it costs a round trip per request. */
 	headers = curl_slist_append(headers, "Expect:");
-	if (d->api_key != NULL && prov->auth != AUTH_NONE) {
-		auth = prov->auth == AUTH_BEARER
+	if (d->api_key != NULL && prov->auth != TG_PROVIDER_AUTH_NONE) {
+		auth = prov->auth == TG_PROVIDER_AUTH_BEARER
 		               ? header_line("Authorization", "Bearer ",
 		                             d->api_key)
 		               : header_line("api-key", "", d->api_key);

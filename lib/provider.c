@@ -1,0 +1,68 @@
+/*
+ * provider: the provider table (see provider.h).  Adding a provider is a
+ * row here and its enum value; the rest of tollgate reads the row.
+ */
+#include <string.h>
+
+#include "provider.h"
+
+static const struct tg_provider_info providers[] = {
+        [TG_PROVIDER_OPENAI] = {.id = TG_PROVIDER_OPENAI,
+                                .name = "openai",
+                                .default_base = "https://api.openai.com/v1",
+                                .auth = TG_PROVIDER_AUTH_BEARER},
+        [TG_PROVIDER_AZURE] = {.id = TG_PROVIDER_AZURE,
+                               .name = "azure",
+                               .auth = TG_PROVIDER_AUTH_API_KEY,
+                               .azure_path = true},
+        [TG_PROVIDER_MISTRAL] = {.id = TG_PROVIDER_MISTRAL,
+                                 .name = "mistral",
+                                 .default_base = "https://api.mistral.ai/v1",
+                                 .auth = TG_PROVIDER_AUTH_BEARER,
+                                 .drop_user = true,
+                                 .max_tokens_only = true,
+                                 .no_stream_options = true},
+        [TG_PROVIDER_MOCK] = {.id = TG_PROVIDER_MOCK,
+                              .name = "mock",
+                              .auth = TG_PROVIDER_AUTH_NONE,
+                              .local = true},
+};
+#define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
+
+const struct tg_provider_info *
+tg_provider(enum tg_provider p)
+{
+	if ((size_t)p >= NPROVIDERS)
+		return &providers[TG_PROVIDER_OPENAI];
+	return &providers[p];
+}
+
+const struct tg_provider_info *
+tg_provider_by_name(const char *prefix, size_t len)
+{
+	for (size_t i = 0; i < NPROVIDERS; i++)
+		if (strlen(providers[i].name) == len &&
+		    memcmp(providers[i].name, prefix, len) == 0)
+			return &providers[i];
+	return NULL;
+}
+
+const char *
+tg_provider_name(enum tg_provider p)
+{
+	return tg_provider(p)->name;
+}
+
+const char *
+tg_provider_names(void)
+{
+	static char names[128];
+
+	if (names[0] == '\0')
+		for (size_t i = 0; i < NPROVIDERS; i++) {
+			if (i > 0)
+				strcat(names, ", ");
+			strcat(names, providers[i].name);
+		}
+	return names;
+}

@@ -1,0 +1,55 @@
+/*
+ * provider: what tollgate knows of each upstream family (SPEC 7), in one
+ * table.  A row says the prefix of litellm_params.model that names it, the
+ * base URL used when a deployment gives none, how it authenticates, and how
+ * a client's body is mapped for it.  lib/config.c reads the prefix,
+ * lib/upstream.c the rest; nothing else knows a provider by name.
+ */
+#ifndef TG_PROVIDER_H
+#define TG_PROVIDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum tg_provider {
+	TG_PROVIDER_OPENAI =
+	        0, /* openai/<m>, a bare name, any OpenAI-compatible api_base */
+	TG_PROVIDER_AZURE,   /* azure/<deployment> */
+	TG_PROVIDER_MISTRAL, /* mistral/<m> */
+	TG_PROVIDER_MOCK, /* mock/<m>: answers locally, priced like any other */
+};
+
+enum tg_provider_auth {
+	TG_PROVIDER_AUTH_NONE,
+	TG_PROVIDER_AUTH_BEARER,  /* Authorization: Bearer <key> */
+	TG_PROVIDER_AUTH_API_KEY, /* api-key: <key> (Azure) */
+};
+
+struct tg_provider_info {
+	enum tg_provider id;
+	const char *name;         /* the prefix: "openai", "azure", ... */
+	const char *default_base; /* NULL: api_base is required */
+	enum tg_provider_auth auth;
+	bool azure_path;      /* /openai/deployments/<m>/...?api-version= */
+	bool drop_user;       /* "user" is not forwarded */
+	bool max_tokens_only; /* max_completion_tokens -> max_tokens */
+	/* stream_options is refused (422): usage always comes in the last
+	 * chunk instead. */
+	bool no_stream_options;
+	bool local; /* no network: answered by lib/upstream_mock.c */
+};
+
+/* The row of p (never NULL). */
+const struct tg_provider_info *tg_provider(enum tg_provider p);
+
+/* The row whose name is prefix[0..len), or NULL. */
+const struct tg_provider_info *tg_provider_by_name(const char *prefix,
+                                                   size_t len);
+
+/* "openai", "azure", "mistral", "mock". */
+const char *tg_provider_name(enum tg_provider p);
+
+/* The names of every provider, ", "-separated, for messages. */
+const char *tg_provider_names(void);
+
+#endif
