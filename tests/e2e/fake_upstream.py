@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""fake_upstream: an OpenAI-compatible chat-completions server for the tests.
+"""fake_upstream: an OpenAI-compatible server (chat completions, responses,
+embeddings, legacy completions) for the tests.
 
 It answers any POST whose path ends in /chat/completions with a
 chat.completion (or a server-sent-events stream when the body says
-"stream": true).  What it does is scripted per request by a body field
-"fake", which tollgate passes through like any unknown field:
+"stream": true); the other APIs are described further down.  What it does
+is scripted per request by a body field "fake", which tollgate passes
+through like any unknown field:
 
     "fake": {
         "usage": {"prompt_tokens": 10, "completion_tokens": 20},  # merged
@@ -44,25 +46,142 @@ chat.completion (or a server-sent-events stream when the body says
 The usage-only chunk ({"choices": [], "usage": {...}}) is sent only when the
 request has stream_options.include_usage true, as OpenAI does.
 
+Responses API: a POST whose path ends in /responses (/v1/responses,
+/openai/responses?api-version=...) answers a "response" object
+{"id": "resp_fake_<seq>", "object": "response", "created_at", "status":
+"completed", "error": null, "incomplete_details": null, "model", "output",
+"usage", and "previous_response_id", "store", "instructions",
+"max_output_tokens", "tools", "reasoning", "text", "metadata" echoed from
+the request (null when absent), "conversation" too when given}.  The output
+ends with the message item {"type": "message", "id": "msg_fake_<seq>",
+"status": "completed", "role": "assistant", "content": [{"type":
+"output_text", "text": <content>, "annotations": []}]}; the usage is
+{"input_tokens": I, "input_tokens_details": {"cached_tokens": C},
+"output_tokens": O, "output_tokens_details": {"reasoning_tokens": R},
+"total_tokens": I+O}.  "content", "chunks", "status", "error_body",
+"delay", "close", "headers" and "stream_interval" behave as for chat;
+the others:
+
+    "fake": {
+        "usage": {"input_tokens": 10, "output_tokens": 20,  # merged over
+                  "cached_tokens": 0, "reasoning_tokens": 0},  # these
+                                    # defaults; the nested forms
+                                    # "input_tokens_details": {...} and
+                                    # "output_tokens_details": {...} merge
+                                    # too; "total_tokens" given is kept as
+                                    # given; null means "no usage at all"
+        "tool_calls": {"web_search_call": 2, "file_search_call": 1,
+                       "code_interpreter_call": 1,
+                       "image_generation_call": 1, "function_call": 1},
+                                    # that many output items of each type
+                                    # (in this order), before the message,
+                                    # each with an id, "status": "completed"
+                                    # and the fields of its type; another
+                                    # type gets just type, id and status
+        "incomplete": true,         # status "incomplete", incomplete_details
+                                    # {"reason": "max_output_tokens"} (and
+                                    # a message item "incomplete"); streamed,
+                                    # the terminal event is
+                                    # response.incomplete, with the usage
+        # streaming ("stream": true) only; counted in events sent:
+        "error_after": 2,           # drop the connection abruptly (no
+                                    # terminal event, no last chunk of
+                                    # the chunked encoding)
+        "end_after": 2,             # end the chunked body cleanly, with
+                                    # no terminal event
+        "error_event_after": 2,     # send an "error" event {"type": "error",
+                                    # "code": "server_error", "message":
+                                    # ..., "param": null, "sequence_number"}
+                                    # and end cleanly
+        "failed_after": 2,          # send a terminal response.failed whose
+                                    # response has "status": "failed",
+                                    # "error": {"code": "server_error",
+                                    # "message": ...}, the output items
+                                    # done so far and "usage": null ...
+        "failed_usage": true        # ... or the usage with this
+    }
+
+"previous_response_id" naming a stored response adds its conversation:
+I += its input_tokens + output_tokens (as it reported them, after its own
+chaining; 0 if it reported no usage), after fake.usage is merged; an
+unknown one is a 404 ("Previous response with id '...' not found.", param
+"previous_response_id").  "conversation" is accepted (echoed, recorded)
+and changes no count.  A response is stored (unless the request says
+"store": false) with its input items (a string input becomes one user
+message with input_text content; items get ids), and then
+    GET    .../responses/<id>              answers the stored response
+    GET    .../responses/<id>/input_items  {"object": "list", "data":
+                 [...], "first_id", "last_id", "has_more"}; newest first
+                 as OpenAI does (?order=asc for oldest first), ?limit=
+                 (default 20), ?after=<item id>
+    DELETE .../responses/<id>              {"id", "object": "response",
+                 "deleted": true}, and forgets it
+    POST   .../responses/<id>/cancel       the response, now "cancelled"
+An unknown id is a 404 envelope.  POST /_reset forgets them all too.
+A stream ("stream": true) is text/event-stream, chunked, each event
+"event: <type>\\ndata: <json>\\n\\n", every data object with "type" and
+"sequence_number" (from 0): response.created and response.in_progress (the
+response "in_progress", output [], usage null), for each tool item
+response.output_item.added and .done, then for the message
+response.output_item.added, response.content_part.added, one
+response.output_text.delta per word, response.output_text.done,
+response.content_part.done, response.output_item.done, and the terminal
+response.completed with the full response.  No "data: [DONE]".
+
+Embeddings: a POST whose path ends in /embeddings takes "input" as a
+string, an array of strings, an array of token integers or an array of
+such arrays (anything else, or an empty array: 400) and answers
+{"object": "list", "data": [{"object": "embedding", "index": i,
+"embedding": V}, one per input], "model", "usage": {"prompt_tokens": P,
+"total_tokens": P}}.  P is the sum over the inputs of ceil(UTF-8 bytes / 4)
+(at least 1) per string, the length per token array.  V has "dimensions"
+(default 8) float32 values of unit norm derived from a hash of the input
+(the same input, the same vector); with "encoding_format": "base64" V is
+the base64 of the little-endian float32 array.  "status", "error_body",
+"delay", "close", "headers" as chat, and
+    "fake": {"usage": {"prompt_tokens": 7}}  # merged (total_tokens
+                                    # follows unless given); null: no usage
+
+Legacy completions: a POST whose path ends in /completions but not in
+/chat/completions takes "prompt" as a string, an array of strings, an
+array of tokens or an array of token arrays (400 otherwise) and answers
+{"id": "cmpl-fake-<seq>", "object": "text_completion", "created", "model",
+"choices": [{"text", "index", "logprobs": null, "finish_reason": "stop"}],
+"usage"}: "n" choices per prompt (default 1; index prompt*n + j),
+"echo": true puts the prompt (when a string) before the text.  The fake
+options of chat apply (usage merged over 10/20, content, chunks, status,
+error_body, delay, close, headers, ignore_string_bound); streamed, one
+chunk {"id", "object": "text_completion", "created", "model", "choices":
+[{"text": piece, "index": i, "logprobs": null, "finish_reason": null}]}
+per word (and the prompt first with echo), a finish chunk per choice
+(text "", finish_reason "stop"), the usage-only chunk only with
+stream_options.include_usage true (and not no_usage), then data: [DONE];
+error_after, end_after, error_event_after and stream_interval as chat.
+
 The path may start with directives, so that deployments in a config can
-behave differently (each applies before the normal handling):
+behave differently (each applies before the normal handling, on every
+route and method):
     /_status/<code>/...   answer <code> with an error body
     /_delay/<seconds>/... wait before answering
     /_close/...           drop the connection without answering
-    /_mistral/...         behave like api.mistral.ai: 422 extra_forbidden
+    /_mistral/...         (chat completions only; ignored elsewhere)
+                          behave like api.mistral.ai: 422 extra_forbidden
                           (its pydantic shape) for the fields Mistral
                           rejects (user, stream_options,
                           max_completion_tokens); streams always end with
                           usage in the last choice chunk (no usage-only
                           chunk, no stream_options needed)
+Any other path is a 404.
 
-Every request is recorded (method, path, query, headers, body, json) and
-can be inspected with GET /_requests (a JSON array, oldest first) and
-cleared with POST /_reset.  A streamed answer also records "usage_sent"
-(the usage the stream reported or would have reported), "events_sent"
-(data events written, [DONE] excluded), "stream_end" (time the stream
-ended) and "stream_outcome" ("complete", "client_gone", "error_after",
-"error_event").  GET /_health answers {"ok": true}.
+Every request (GET, POST, DELETE) is recorded (method, path, query,
+headers, body, json) and can be inspected with GET /_requests (a JSON
+array, oldest first) and cleared with POST /_reset.  A streamed answer
+also records "usage_sent" (the usage the stream reported or would have
+reported; for a response.failed, what it carried), "events_sent" (data
+events written, [DONE] excluded), "stream_end" (time the stream ended)
+and "stream_outcome" ("complete", "client_gone", "error_after",
+"end_after", "error_event", and for the Responses API "failed",
+"incomplete").  GET /_health answers {"ok": true}.
 
 Usage: fake_upstream.py [--port N] [--port-file FILE]
 The chosen port is printed on stdout as the first line ("PORT <n>") and,
@@ -71,11 +190,15 @@ Python 3 standard library only.
 """
 
 import argparse
+import base64
+import hashlib
 import json
+import math
 import os
 import re
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -90,6 +213,7 @@ class State:
         self.lock = threading.Lock()
         self.requests = []
         self.counter = 0
+        self.responses = {}  # Responses API: id -> {"response", "input_items"}
 
     def record(self, entry):
         with self.lock:
@@ -109,6 +233,25 @@ class State:
     def reset(self):
         with self.lock:
             self.requests = []
+            self.responses = {}
+
+    def store_response(self, response, input_items=None):
+        with self.lock:
+            old = self.responses.get(response["id"])
+            if input_items is None:
+                input_items = old["input_items"] if old else []
+            self.responses[response["id"]] = {
+                "response": json.loads(json.dumps(response)),
+                "input_items": json.loads(json.dumps(input_items))}
+
+    def get_response(self, rid):
+        with self.lock:
+            r = self.responses.get(rid)
+            return json.loads(json.dumps(r)) if r else None
+
+    def delete_response(self, rid):
+        with self.lock:
+            return self.responses.pop(rid, None) is not None
 
 
 STATE = State()
@@ -125,6 +268,163 @@ def _usage(spec):
             usage.get("completion_tokens") or 0
         )
     return usage
+
+
+def _error(message, status, typ="invalid_request_error", param=None, code=None):
+    return {"error": {"message": message, "type": typ, "param": param,
+                      "code": code if code is not None else str(status)}}
+
+
+def _content(spec):
+    if "content" in spec:
+        return spec["content"]
+    if spec.get("chunks"):
+        return " ".join("tok%d" % (i + 1) for i in range(int(spec["chunks"])))
+    return "Hello from the fake upstream."
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# -- Responses API --
+
+def _resp_usage(spec):
+    """The usage of a response: defaults, then fake.usage merged (flat
+    convenience keys and nested details).  Returns (usage or None,
+    total_given)."""
+    if "usage" in spec and spec["usage"] is None:
+        return None, False
+    u = spec.get("usage") if isinstance(spec.get("usage"), dict) else {}
+    itd = {"cached_tokens": 0}
+    otd = {"reasoning_tokens": 0}
+    if "cached_tokens" in u:
+        itd["cached_tokens"] = u["cached_tokens"]
+    if "reasoning_tokens" in u:
+        otd["reasoning_tokens"] = u["reasoning_tokens"]
+    if isinstance(u.get("input_tokens_details"), dict):
+        itd.update(u["input_tokens_details"])
+    if isinstance(u.get("output_tokens_details"), dict):
+        otd.update(u["output_tokens_details"])
+    usage = {"input_tokens": u.get("input_tokens", 10),
+             "input_tokens_details": itd,
+             "output_tokens": u.get("output_tokens", 20),
+             "output_tokens_details": otd}
+    if "total_tokens" in u:
+        usage["total_tokens"] = u["total_tokens"]
+        return usage, True
+    _resp_total(usage)
+    return usage, False
+
+
+def _resp_total(usage):
+    try:
+        usage["total_tokens"] = int(usage["input_tokens"] or 0) + int(usage["output_tokens"] or 0)
+    except (TypeError, ValueError):
+        usage.pop("total_tokens", None)
+
+
+_TOOL_PREFIX = {"web_search_call": "ws", "file_search_call": "fs",
+                "code_interpreter_call": "ci", "image_generation_call": "ig",
+                "function_call": "fc", "computer_call": "cu", "mcp_call": "mcp"}
+
+# a 1x1 transparent PNG
+_PNG_B64 = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhf"
+            "DwAChwGA60e6kgAAAABJRU5ErkJggg==")
+
+
+def _tool_item(typ, iid):
+    item = {"type": typ, "id": iid, "status": "completed"}
+    if typ == "web_search_call":
+        item["action"] = {"type": "search", "query": "q"}
+    elif typ == "file_search_call":
+        item["queries"] = ["q"]
+        item["results"] = None
+    elif typ == "code_interpreter_call":
+        item["code"] = "print(1 + 1)"
+        item["container_id"] = "cntr_fake"
+        item["outputs"] = None
+    elif typ == "image_generation_call":
+        item["result"] = _PNG_B64
+    elif typ == "function_call":
+        item["call_id"] = "call_" + iid
+        item["name"] = "fake_function"
+        item["arguments"] = "{}"
+    return item
+
+
+def _tool_items(spec, seq):
+    tc = spec.get("tool_calls")
+    items = []
+    if not isinstance(tc, dict):
+        return items
+    for typ, count in tc.items():
+        for _ in range(int(count or 0)):
+            prefix = _TOOL_PREFIX.get(typ, "item")
+            items.append(_tool_item(typ, "%s_fake_%d_%d" % (prefix, seq, len(items))))
+    return items
+
+
+def _input_items(inp, seq):
+    """The input of a Responses request as a list of items with ids."""
+    if inp is None:
+        raw = []
+    elif isinstance(inp, str):
+        raw = [{"type": "message", "role": "user", "content": inp}]
+    elif isinstance(inp, list):
+        raw = inp
+    else:
+        raw = [inp]
+    items = []
+    for k, it in enumerate(raw):
+        if isinstance(it, str):
+            it = {"type": "message", "role": "user", "content": it}
+        if not isinstance(it, dict):
+            it = {"type": "message", "role": "user", "content": json.dumps(it)}
+        it = dict(it)
+        if "type" not in it and "role" in it:
+            it["type"] = "message"
+        if it.get("type") == "message":
+            ctype = "output_text" if it.get("role") == "assistant" else "input_text"
+            if isinstance(it.get("content"), str):
+                it["content"] = [{"type": ctype, "text": it["content"]}]
+            it.setdefault("status", "completed")
+        it = dict({"id": "%s_in_fake_%d_%d" % (
+            "msg" if it.get("type") == "message" else "item", seq, k)}, **it)
+        items.append(it)
+    return items
+
+
+# -- Embeddings --
+
+def _embedding(key, dims):
+    vals = []
+    for i in range(dims):
+        h = hashlib.sha256(("%s\0%d" % (key, i)).encode("utf-8", "surrogatepass")).digest()
+        vals.append(int.from_bytes(h[:8], "little") / 2.0 ** 63 - 1.0)
+    norm = math.sqrt(sum(x * x for x in vals)) or 1.0
+    # float32 values, so that the base64 form decodes to the same numbers
+    return [struct.unpack("<f", struct.pack("<f", x / norm))[0] for x in vals]
+
+
+def _token_list(v):
+    return isinstance(v, list) and len(v) > 0 and all(_int(t) for t in v)
+
+
+def _batch(v):
+    """A string / [str] / [int] / [[int]] input as a list of ("text", s)
+    or ("tokens", [..]); None when it is none of these."""
+    if isinstance(v, str):
+        return [("text", v)]
+    if not isinstance(v, list) or not v:
+        return None
+    if all(isinstance(x, str) for x in v):
+        return [("text", x) for x in v]
+    if _token_list(v):
+        return [("tokens", v)]
+    if all(_token_list(x) for x in v):
+        return [("tokens", x) for x in v]
+    return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -220,9 +520,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = self._read_body()
             self._record(body)
-            self._send(404, {"error": {"message": "fake: no such path",
-                                       "type": "invalid_request_error",
-                                       "param": None, "code": "404"}})
+            self._route(path, body)
+
+    def do_DELETE(self):
+        path = urllib.parse.urlsplit(self.path).path
+        body = self._read_body()
+        self._record(body)
+        self._route(path, body)
 
     def do_POST(self):
         path = urllib.parse.urlsplit(self.path).path
@@ -231,7 +535,16 @@ class Handler(BaseHTTPRequestHandler):
             STATE.reset()
             self._send(200, {"ok": True})
             return
-        seq = self._record(body)
+        self._record(body)
+        self._route(path, body)
+
+    def _not_found(self):
+        self._send(404, {"error": {"message": "fake: no such path",
+                                   "type": "invalid_request_error",
+                                   "param": None, "code": "404"}})
+
+    def _route(self, path, body):
+        seq = self.entry["seq"]
         directive = {}
         while True:
             m = re.match(r"^/_(status|delay)/([0-9.]+)(/.*)$", path) or \
@@ -251,11 +564,24 @@ class Handler(BaseHTTPRequestHandler):
                                       "type": "server_error", "param": None,
                                       "code": str(st)}})
             return
-        if not path.endswith("/chat/completions"):
-            self._send(404, {"error": {"message": "fake: no such path",
-                                       "type": "invalid_request_error",
-                                       "param": None, "code": "404"}})
-            return
+        method = self.command
+        m = re.match(r"^.*/responses/([^/]+)(/input_items|/cancel)?$", path)
+        if method == "POST" and path.endswith("/chat/completions"):
+            self._chat(seq, body, directive)
+        elif method == "POST" and path.endswith("/responses"):
+            self._responses_create(seq, body)
+        elif m and (method, m.group(2)) in (("GET", None), ("DELETE", None),
+                                            ("GET", "/input_items"),
+                                            ("POST", "/cancel")):
+            self._responses_by_id(m.group(1), m.group(2))
+        elif method == "POST" and path.endswith("/embeddings"):
+            self._embeddings(body)
+        elif method == "POST" and path.endswith("/completions"):
+            self._completions(seq, body)
+        else:
+            self._not_found()
+
+    def _chat(self, seq, body, directive):
         try:
             req = json.loads(body or b"null")
         except ValueError:
@@ -336,10 +662,6 @@ class Handler(BaseHTTPRequestHandler):
         docstring for the options)."""
         so = req.get("stream_options") or {}
         include_usage = isinstance(so, dict) and so.get("include_usage") is True
-        interval = float(spec.get("stream_interval") or 0)
-        error_after = spec.get("error_after")
-        error_event_after = spec.get("error_event_after")
-        end_after = spec.get("end_after")
         events = []
         base = {"id": cid, "object": "chat.completion.chunk",
                 "created": created, "model": model, "system_fingerprint": "fp_fake"}
@@ -369,6 +691,16 @@ class Handler(BaseHTTPRequestHandler):
             events.append(last)
             if include_usage and usage is not None and not spec.get("no_usage"):
                 events.append(dict(base, choices=[], usage=usage))
+        self._sse_send(events, usage, include_usage, extra, spec)
+
+    def _sse_send(self, events, usage, include_usage, extra, spec):
+        """Send data events then data: [DONE], chunked, with the failure
+        options error_after, end_after, error_event_after and the pace
+        stream_interval (chat and legacy completions)."""
+        interval = float(spec.get("stream_interval") or 0)
+        error_after = spec.get("error_after")
+        error_event_after = spec.get("error_event_after")
+        end_after = spec.get("end_after")
         STATE.update(self.entry, usage_sent=usage, events_sent=0, stream_outcome="started",
                      include_usage_seen=bool(include_usage))
         sent = 0
@@ -420,6 +752,364 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         STATE.update(self.entry, events_sent=sent, stream_outcome=outcome,
                      stream_end=time.time())
+
+    # -- shared by the non-chat routes --
+    def _json_obj(self, body):
+        """The body as a JSON object, or None after answering 400."""
+        try:
+            req = json.loads(body or b"null")
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            self._send(400, {"error": {"message": "fake: body is not a JSON object",
+                                       "type": "invalid_request_error",
+                                       "param": None, "code": "400"}})
+            return None
+        return req
+
+    def _scripted(self, spec):
+        """fake.delay, fake.close, fake.status/error_body/headers as chat;
+        True when the request has been answered."""
+        if spec.get("delay"):
+            time.sleep(float(spec["delay"]))
+        if spec.get("close"):
+            self._drop()
+            return True
+        status = int(spec.get("status", 200))
+        if status >= 300:
+            extra = spec.get("headers") or {}
+            eb = spec.get("error_body")
+            if eb is None:
+                eb = {"error": {"message": "fake upstream error %d" % status,
+                                "type": "server_error", "param": None,
+                                "code": str(status)}}
+            if isinstance(eb, str):
+                self._send(status, eb, ctype="text/plain", extra=extra)
+            else:
+                self._send(status, eb, extra=extra)
+            return True
+        return False
+
+    def _end_chunked(self):
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _start_sse(self, extra):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        for k, v in extra.items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.flush()
+
+    # -- Responses API --
+    def _responses_create(self, seq, body):
+        req = self._json_obj(body)
+        if req is None:
+            return
+        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        if self._scripted(spec):
+            return
+        extra = spec.get("headers") or {}
+        usage, total_given = _resp_usage(spec)
+        prev_id = req.get("previous_response_id")
+        if prev_id is not None:
+            prev = STATE.get_response(prev_id) if isinstance(prev_id, str) else None
+            if prev is None:
+                self._send(404, _error("Previous response with id '%s' not found." % (prev_id,),
+                                       404, param="previous_response_id",
+                                       code="previous_response_not_found"))
+                return
+            pu = prev["response"].get("usage")
+            if usage is not None and isinstance(pu, dict):
+                try:
+                    add = int(pu.get("input_tokens") or 0) + int(pu.get("output_tokens") or 0)
+                    usage["input_tokens"] = int(usage["input_tokens"] or 0) + add
+                except (TypeError, ValueError):
+                    pass
+                if not total_given:
+                    _resp_total(usage)
+        content = _content(spec)
+        incomplete = bool(spec.get("incomplete"))
+        tools = _tool_items(spec, seq)
+        msg = {"type": "message", "id": "msg_fake_%d" % seq,
+               "status": "incomplete" if incomplete else "completed",
+               "role": "assistant",
+               "content": [{"type": "output_text", "text": content, "annotations": []}]}
+        resp = {
+            "id": "resp_fake_%d" % seq,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "incomplete" if incomplete else "completed",
+            "error": None,
+            "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
+            "instructions": req.get("instructions"),
+            "max_output_tokens": req.get("max_output_tokens"),
+            "model": req.get("model", "fake"),
+            "output": tools + [msg],
+            "previous_response_id": prev_id,
+            "reasoning": req.get("reasoning"),
+            "store": req.get("store"),
+            "text": req.get("text"),
+            "tools": req.get("tools"),
+            "usage": usage,
+            "metadata": req.get("metadata"),
+        }
+        if "conversation" in req:
+            c = req["conversation"]
+            resp["conversation"] = {"id": c} if isinstance(c, str) else c
+        store = req.get("store") is not False
+        if store:
+            STATE.store_response(resp, _input_items(req.get("input"), seq))
+        if req.get("stream"):
+            self._responses_stream(resp, tools, msg, content, usage, spec, extra, store)
+            return
+        self._send(200, resp, extra=extra)
+
+    def _responses_stream(self, resp, tools, msg, content, usage, spec, extra, store):
+        """The Responses API's typed server-sent events (see the module
+        docstring)."""
+        interval = float(spec.get("stream_interval") or 0)
+        error_after = spec.get("error_after")
+        error_event_after = spec.get("error_event_after")
+        end_after = spec.get("end_after")
+        failed_after = spec.get("failed_after")
+        events = []  # (data object, output item it completes or None)
+
+        def ev(typ, done=None, **fields):
+            d = {"type": typ, "sequence_number": len(events)}
+            d.update(fields)
+            events.append((d, done))
+
+        pending = dict(resp, status="in_progress", incomplete_details=None,
+                       output=[], usage=None)
+        ev("response.created", response=pending)
+        ev("response.in_progress", response=pending)
+        for oi, item in enumerate(tools):
+            ev("response.output_item.added", output_index=oi,
+               item=dict(item, status="in_progress"))
+            ev("response.output_item.done", done=item, output_index=oi, item=item)
+        oi = len(tools)
+        mid = msg["id"]
+        ev("response.output_item.added", output_index=oi,
+           item=dict(msg, status="in_progress", content=[]))
+        ev("response.content_part.added", item_id=mid, output_index=oi, content_index=0,
+           part={"type": "output_text", "text": "", "annotations": []})
+        words = content.split(" ") if isinstance(content, str) and content else []
+        for i, w in enumerate(words):
+            ev("response.output_text.delta", item_id=mid, output_index=oi, content_index=0,
+               delta=w if i == 0 else " " + w, logprobs=[])
+        ev("response.output_text.done", item_id=mid, output_index=oi, content_index=0,
+           text=content, logprobs=[])
+        ev("response.content_part.done", item_id=mid, output_index=oi, content_index=0,
+           part=msg["content"][0])
+        ev("response.output_item.done", done=msg, output_index=oi, item=msg)
+        terminal = "response.incomplete" if resp["status"] == "incomplete" else "response.completed"
+        ev(terminal, response=resp)
+
+        STATE.update(self.entry, usage_sent=usage, events_sent=0, stream_outcome="started")
+        sent = 0
+        outcome = "incomplete" if resp["status"] == "incomplete" else "complete"
+        done_items = []
+
+        def write(data):
+            chunk = ("event: %s\ndata: %s\n\n" % (data["type"], json.dumps(data))).encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+
+        try:
+            self._start_sse(extra)
+            for d, done in events:
+                if error_after is not None and sent >= int(error_after):
+                    outcome = "error_after"
+                    self._drop()
+                    break
+                if end_after is not None and sent >= int(end_after):
+                    outcome = "end_after"
+                    self._end_chunked()
+                    break
+                if error_event_after is not None and sent >= int(error_event_after):
+                    outcome = "error_event"
+                    write({"type": "error", "code": "server_error",
+                           "message": "fake upstream failed mid-stream",
+                           "param": None, "sequence_number": sent})
+                    self._end_chunked()
+                    break
+                if failed_after is not None and sent >= int(failed_after):
+                    outcome = "failed"
+                    fusage = usage if spec.get("failed_usage") else None
+                    failed = dict(resp, status="failed", incomplete_details=None,
+                                  error={"code": "server_error",
+                                         "message": "fake upstream failed mid-stream"},
+                                  output=done_items, usage=fusage)
+                    if store:
+                        STATE.store_response(failed)
+                    STATE.update(self.entry, usage_sent=fusage)
+                    write({"type": "response.failed", "sequence_number": sent,
+                           "response": failed})
+                    self._end_chunked()
+                    break
+                if interval and sent > 0:
+                    time.sleep(interval)
+                write(d)
+                sent += 1
+                STATE.update(self.entry, events_sent=sent)
+                if done is not None:
+                    done_items.append(done)
+            else:
+                self._end_chunked()
+        except (BrokenPipeError, ConnectionResetError):
+            outcome = "client_gone"
+            self.close_connection = True
+        STATE.update(self.entry, events_sent=sent, stream_outcome=outcome,
+                     stream_end=time.time())
+
+    def _responses_by_id(self, rid, sub):
+        rid = urllib.parse.unquote(rid)
+        stored = STATE.get_response(rid)
+        if stored is None:
+            self._send(404, _error("No response found with id '%s'." % rid, 404,
+                                   param="response_id", code="not_found"))
+            return
+        if self.command == "DELETE":
+            STATE.delete_response(rid)
+            self._send(200, {"id": rid, "object": "response", "deleted": True})
+        elif sub == "/cancel":
+            resp = dict(stored["response"], status="cancelled")
+            STATE.store_response(resp)
+            self._send(200, resp)
+        elif sub == "/input_items":
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            items = list(stored["input_items"])
+            if q.get("order", ["desc"])[0] != "asc":
+                items.reverse()
+            after = q.get("after", [None])[0]
+            if after is not None:
+                ids = [it.get("id") for it in items]
+                items = items[ids.index(after) + 1:] if after in ids else []
+            try:
+                limit = min(100, max(1, int(q.get("limit", ["20"])[0])))
+            except ValueError:
+                limit = 20
+            data = items[:limit]
+            self._send(200, {"object": "list", "data": data,
+                             "first_id": data[0].get("id") if data else None,
+                             "last_id": data[-1].get("id") if data else None,
+                             "has_more": len(items) > limit})
+        else:
+            self._send(200, stored["response"])
+
+    # -- Embeddings --
+    def _embeddings(self, body):
+        req = self._json_obj(body)
+        if req is None:
+            return
+        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        if self._scripted(spec):
+            return
+        extra = spec.get("headers") or {}
+        batch = _batch(req.get("input"))
+        if batch is None:
+            self._send(400, _error("'$.input' is invalid: a string, an array of strings, "
+                                   "an array of tokens or an array of token arrays",
+                                   400, param="input"))
+            return
+        dims = req.get("dimensions", 8)
+        if not _int(dims) or dims < 1:
+            self._send(400, _error("'dimensions' must be a positive integer", 400,
+                                   param="dimensions"))
+            return
+        fmt = req.get("encoding_format")
+        if fmt not in (None, "float", "base64"):
+            self._send(400, _error("'encoding_format' must be 'float' or 'base64'", 400,
+                                   param="encoding_format"))
+            return
+        data = []
+        prompt_tokens = 0
+        for i, (kind, v) in enumerate(batch):
+            if kind == "text":
+                key = v
+                prompt_tokens += max(1, -(-len(v.encode("utf-8", "surrogatepass")) // 4))
+            else:
+                key = "tokens:" + ",".join(str(t) for t in v)
+                prompt_tokens += len(v)
+            vec = _embedding(key, dims)
+            if fmt == "base64":
+                vec = base64.b64encode(struct.pack("<%df" % dims, *vec)).decode()
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        resp = {"object": "list", "data": data, "model": req.get("model", "fake")}
+        if not ("usage" in spec and spec["usage"] is None):
+            usage = {"prompt_tokens": prompt_tokens}
+            if isinstance(spec.get("usage"), dict):
+                usage.update(spec["usage"])
+            usage.setdefault("total_tokens", usage["prompt_tokens"])
+            resp["usage"] = usage
+        self._send(200, resp, extra=extra)
+
+    # -- legacy completions --
+    def _completions(self, seq, body):
+        req = self._json_obj(body)
+        if req is None:
+            return
+        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        if self._scripted(spec):
+            return
+        extra = spec.get("headers") or {}
+        batch = _batch(req.get("prompt", ""))
+        if batch is None:
+            self._send(400, _error("'$.prompt' is invalid: a string, an array of strings, "
+                                   "an array of tokens or an array of token arrays",
+                                   400, param="prompt"))
+            return
+        content = _content(spec)
+        usage = _usage(spec)
+        if spec.get("ignore_string_bound") and usage is not None:
+            bound = req.get("max_tokens")
+            if _int(bound):
+                usage["completion_tokens"] = min(bound, int(usage["completion_tokens"]))
+                usage["total_tokens"] = (int(usage.get("prompt_tokens") or 0)
+                                         + usage["completion_tokens"])
+        n = req.get("n") if _int(req.get("n")) and req.get("n") > 1 else 1
+        echo = req.get("echo") is True
+        model = req.get("model", "fake")
+        cid = "cmpl-fake-%d" % seq
+        created = int(time.time())
+        prefixes = []  # per choice, the echoed prompt
+        for kind, v in batch:
+            for _ in range(n):
+                prefixes.append(v if echo and kind == "text" else "")
+        if req.get("stream"):
+            so = req.get("stream_options") or {}
+            include_usage = isinstance(so, dict) and so.get("include_usage") is True
+            base = {"id": cid, "object": "text_completion", "created": created, "model": model}
+            words = content.split(" ") if content else []
+            events = []
+            for idx, prefix in enumerate(prefixes):
+                pieces = ([prefix] if prefix else []) + [
+                    w if i == 0 else " " + w for i, w in enumerate(words)]
+                for piece in pieces:
+                    events.append(dict(base, choices=[{"text": piece, "index": idx,
+                                                       "logprobs": None,
+                                                       "finish_reason": None}]))
+                events.append(dict(base, choices=[{"text": "", "index": idx,
+                                                   "logprobs": None, "finish_reason": "stop"}]))
+            if include_usage and usage is not None and not spec.get("no_usage"):
+                events.append(dict(base, choices=[], usage=usage))
+            self._sse_send(events, usage, include_usage, extra, spec)
+            return
+        resp = {
+            "id": cid,
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{"text": prefix + content, "index": idx, "logprobs": None,
+                         "finish_reason": "stop"} for idx, prefix in enumerate(prefixes)],
+        }
+        if usage is not None:
+            resp["usage"] = usage
+        self._send(200, resp, extra=extra)
 
 
 class Server(ThreadingHTTPServer):
