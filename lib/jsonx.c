@@ -6,6 +6,7 @@
  * an answer does not change when it moves from json-c objects to the
  * writer; tests/unit/test-jsonx.c compares the two byte by byte.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,36 @@ struct json_object *
 tg_json_str(const char *s)
 {
 	return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+struct json_object *
+tg_json_parse(const char *text, size_t len)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+
+	if (len > INT_MAX)
+		return NULL;
+	tok = json_tokener_new();
+	if (tok == NULL)
+		abort();
+	obj = json_tokener_parse_ex(tok, text, (int)len);
+	if (obj != NULL &&
+	    (json_tokener_get_error(tok) != json_tokener_success ||
+	     json_tokener_get_parse_end(tok) < len)) {
+		size_t i;
+
+		for (i = json_tokener_get_parse_end(tok); i < len; i++)
+			if (text[i] != ' ' && text[i] != '\n' &&
+			    text[i] != '\r' && text[i] != '\t')
+				break;
+		if (i < len) {
+			json_object_put(obj);
+			obj = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	return obj;
 }
 
 /* ---- the text writer ---- */

@@ -26,6 +26,14 @@ struct json_object *tg_json_money(tg_money m);
 struct json_object *tg_json_str(const char *s);
 
 /*
+ * One JSON value read from text[0..len) (json-c's reader), with nothing but
+ * white space after it: a new reference, or NULL when the text is not such
+ * a value (trailing garbage after a value is not an answer).  A "null"
+ * text is NULL too.
+ */
+struct json_object *tg_json_parse(const char *text, size_t len);
+
+/*
  * A JSON text written into one growing buffer, value by value (lighttpd's
  * buffer, curl's dynbuf): for answers of thousands of objects, where
  * building json-c objects, printing and freeing them costs more than the
