@@ -309,12 +309,11 @@ tg_hex(const unsigned char *d, size_t n, char *hex)
 	hex[2 * n] = '\0';
 }
 
-void
-tg_base64url(const unsigned char *d, size_t n, char *out)
+/* Base64 of d[0..n) in alphabet, '=' padded when pad. */
+static void
+base64(const unsigned char *d, size_t n, char *out, const char *alphabet,
+       bool pad)
 {
-	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	                               "abcdefghijklmnopqrstuvwxyz"
-	                               "0123456789-_";
 	size_t o = 0, i = 0;
 
 	for (; i + 3 <= n; i += 3) {
@@ -328,13 +327,37 @@ tg_base64url(const unsigned char *d, size_t n, char *out)
 	if (n - i == 1) {
 		out[o++] = alphabet[d[i] >> 2];
 		out[o++] = alphabet[(d[i] & 3) << 4];
+		if (pad) {
+			out[o++] = '=';
+			out[o++] = '=';
+		}
 	} else if (n - i == 2) {
 		uint32_t v = (uint32_t)d[i] << 8 | d[i + 1];
 		out[o++] = alphabet[v >> 10];
 		out[o++] = alphabet[(v >> 4) & 63];
 		out[o++] = alphabet[(v & 15) << 2];
+		if (pad)
+			out[o++] = '=';
 	}
 	out[o] = '\0';
+}
+
+void
+tg_base64url(const unsigned char *d, size_t n, char *out)
+{
+	base64(d, n, out,
+	       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-"
+	       "_",
+	       false);
+}
+
+void
+tg_base64(const void *d, size_t n, char *out)
+{
+	base64(d, n, out,
+	       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+"
+	       "/",
+	       true);
 }
 
 void

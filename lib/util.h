@@ -34,6 +34,9 @@ void tg_hex(const unsigned char *d, size_t n, char *hex);
  */
 #define TG_BASE64URL_LEN(n) (((n)*4 + 2) / 3 + 1)
 void tg_base64url(const unsigned char *d, size_t n, char *out);
+/* d[0..n) in base64 (RFC 4648 section 4, '=' padded) into out, which has
+ * room for 4 * ((n + 2) / 3) + 1 bytes. */
+void tg_base64(const void *d, size_t n, char *out);
 
 /* Compare a and b without leaking where they differ; lengths may differ. */
 bool tg_memeq_const_time(const void *a, size_t alen, const void *b,

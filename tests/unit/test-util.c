@@ -73,6 +73,32 @@ test_base64url(void)
 	}
 }
 
+/* RFC 4648's test vectors of standard, padded base64 (section 10). */
+static void
+test_base64(void)
+{
+	static const struct {
+		const char *in, *out;
+		size_t len;
+	} rows[] = {
+	        {"", "", 0},
+	        {"f", "Zg==", 1},
+	        {"fo", "Zm8=", 2},
+	        {"foo", "Zm9v", 3},
+	        {"foob", "Zm9vYg==", 4},
+	        {"fooba", "Zm9vYmE=", 5},
+	        {"foobar", "Zm9vYmFy", 6},
+	        {"\xfb\xff\xbf", "+/+/", 3},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char out[16];
+
+		tg_base64(rows[i].in, rows[i].len, out);
+		is_string(rows[i].out, out, "base64 of \"%s\"", rows[i].out);
+	}
+}
+
 struct hmac_row {
 	int line;
 	const unsigned char *key;
@@ -556,6 +582,7 @@ main(void)
 	test_sha256();
 	test_hmac();
 	test_base64url();
+	test_base64();
 	test_uuid();
 	test_memeq();
 	test_utf8();
