@@ -178,6 +178,127 @@ missing:
 	                  "Missing required parameter: '%s'.", where);
 }
 
+/* A token of a prompt: an integer 0..TG_FIELD_TOKENS_MAX. */
+static bool
+is_token(struct json_object *v)
+{
+	int64_t t;
+
+	if (!json_object_is_type(v, json_type_int))
+		return false;
+	t = json_object_get_int64(v);
+	return t >= 0 && t <= TG_FIELD_TOKENS_MAX;
+}
+
+/*
+ * A prompt of the embeddings and completions APIs (OpenAI's four shapes);
+ * *bound gets the bytes of its text plus its tokens: a BPE token covers at
+ * least one byte of text, so the sum bounds the tokens the upstream reads.
+ */
+static enum tg_rc
+check_prompt(const struct tg_field *f, struct json_object *v, int64_t *bound,
+             struct tg_err *err)
+{
+	enum { TEXTS, TOKENS, TOKEN_ARRAYS } kind;
+	struct json_object *first;
+	char where[64];
+	size_t n;
+
+	*bound = 0;
+	if (json_object_is_type(v, json_type_string)) {
+		*bound = json_object_get_string_len(v);
+		return TG_OK;
+	}
+	if (!json_object_is_type(v, json_type_array) ||
+	    (n = json_object_array_length(v)) == 0)
+		return tg_err_set(
+		        err, TG_ERR_UNPROCESSABLE, f->name,
+		        "Invalid type for '%s': expected a string, or a "
+		        "non-empty array of strings, of tokens or of "
+		        "token arrays",
+		        f->name);
+	first = json_object_array_get_idx(v, 0);
+	kind = json_object_is_type(first, json_type_string)  ? TEXTS
+	       : json_object_is_type(first, json_type_array) ? TOKEN_ARRAYS
+	                                                     : TOKENS;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *e = json_object_array_get_idx(v, i);
+		bool fine = false;
+
+		switch (kind) {
+		case TEXTS:
+			if ((fine = json_object_is_type(e, json_type_string)))
+				*bound += json_object_get_string_len(e);
+			break;
+		case TOKENS:
+			if ((fine = is_token(e)))
+				*bound += 1;
+			break;
+		case TOKEN_ARRAYS:
+			fine = json_object_is_type(e, json_type_array) &&
+			       json_object_array_length(e) > 0;
+			for (size_t j = 0;
+			     fine && j < json_object_array_length(e); j++)
+				fine = is_token(
+				        json_object_array_get_idx(e, j));
+			if (fine)
+				*bound += (int64_t)json_object_array_length(e);
+			break;
+		}
+		if (fine)
+			continue;
+		snprintf(where, sizeof(where), "%s[%zu]", f->name, i);
+		return tg_err_set(
+		        err, TG_ERR_UNPROCESSABLE, where,
+		        "Invalid value for '%s': each element must be "
+		        "of the first one's kind (a string, a token "
+		        "from 0 to %d, or a non-empty array of tokens)",
+		        where, TG_FIELD_TOKENS_MAX);
+	}
+	return TG_OK;
+}
+
+/* A Responses API input: a string, or items (objects). */
+static enum tg_rc
+check_input(const struct tg_field *f, struct json_object *v, struct tg_err *err)
+{
+	char where[64];
+
+	if (json_object_is_type(v, json_type_string))
+		return TG_OK;
+	if (!json_object_is_type(v, json_type_array))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
+		                  "Invalid type for '%s': expected one of a "
+		                  "string or array of input items, but got %s "
+		                  "instead.",
+		                  f->name, type_phrase(v));
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *item = json_object_array_get_idx(v, i);
+		struct json_object *m;
+
+		snprintf(where, sizeof(where), "%s[%zu]", f->name, i);
+		if (!json_object_is_type(item, json_type_object))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, where,
+			                  "Invalid type for '%s': expected an "
+			                  "object, but got %s instead.",
+			                  where, type_phrase(item));
+		for (int k = 0; k < 2; k++) {
+			const char *key = k == 0 ? "type" : "role";
+
+			if (!member(item, key, &m) ||
+			    json_object_is_type(m, json_type_string))
+				continue;
+			snprintf(where, sizeof(where), "%s[%zu].%s", f->name, i,
+			         key);
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, where,
+			                  "Invalid type for '%s': expected a "
+			                  "string, but got %s instead.",
+			                  where, type_phrase(m));
+		}
+	}
+	return TG_OK;
+}
+
 static enum tg_rc
 check_value(const struct tg_field *f, struct json_object *v,
             struct tg_value *out, struct tg_err *err)
@@ -280,6 +401,16 @@ check_value(const struct tg_field *f, struct json_object *v,
 		if (!json_object_is_type(v, json_type_object))
 			return tg_err_set(err, TG_ERR_UNPROCESSABLE, f->name,
 			                  "%s must be a JSON object", f->name);
+		out->json = v;
+		return TG_OK;
+	case TG_FIELD_PROMPT:
+		if ((rc = check_prompt(f, v, &out->num, err)) != TG_OK)
+			return rc;
+		out->json = v;
+		return TG_OK;
+	case TG_FIELD_INPUT:
+		if ((rc = check_input(f, v, err)) != TG_OK)
+			return rc;
 		out->json = v;
 		return TG_OK;
 	case TG_FIELD_ARRAY:

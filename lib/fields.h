@@ -35,6 +35,14 @@ enum tg_field_kind {
 	                      with a string role -> json */
 	TG_FIELD_ARRAY,    /* a JSON array, possibly empty -> json (the
 	                      handler checks its elements) */
+	TG_FIELD_PROMPT,   /* text to embed or complete: a string, a
+	                      non-empty array of strings, of token integers
+	                      (0..TG_FIELD_TOKENS_MAX) or of non-empty arrays
+	                      of them -> json, num = its bound (bytes of its
+	                      text plus its tokens) */
+	TG_FIELD_INPUT,    /* a Responses input: a string, or an array of
+	                      items, each an object whose "type" and "role",
+	                      when present, are strings -> json */
 };
 
 /*

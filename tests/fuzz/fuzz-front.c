@@ -201,6 +201,26 @@ check_value(const struct tg_field *f, const struct tg_value *v)
 		if (v->num < 1 || v->num > TG_FIELD_TOKENS_MAX)
 			fail("%s: a bound of %lld", f->name, (long long)v->num);
 		break;
+	case TG_FIELD_PROMPT:
+		if (json_object_is_type(v->json, json_type_string))
+			break;
+		if (!json_object_is_type(v->json, json_type_array) ||
+		    json_object_array_length(v->json) == 0)
+			fail("%s: not a prompt", f->name);
+		if (v->num < 0)
+			fail("%s: a bound of %lld", f->name, (long long)v->num);
+		break;
+	case TG_FIELD_INPUT:
+		if (json_object_is_type(v->json, json_type_string))
+			break;
+		if (!json_object_is_type(v->json, json_type_array))
+			fail("%s: not an input", f->name);
+		for (size_t i = 0; i < json_object_array_length(v->json); i++)
+			if (!json_object_is_type(
+			            json_object_array_get_idx(v->json, i),
+			            json_type_object))
+				fail("%s[%zu]: not an item", f->name, i);
+		break;
 	case TG_FIELD_MESSAGES:
 		if (!json_object_is_type(v->json, json_type_array) ||
 		    json_object_array_length(v->json) == 0)

@@ -330,6 +330,81 @@ test_chat_fields(void)
 	}
 }
 
+/* ---- prompts (embeddings, completions) and Responses inputs ----------- */
+
+static const struct tg_field llm_table[] = {
+        {"input", TG_FIELD_PROMPT, 0},
+        {"items", TG_FIELD_INPUT, 0},
+};
+
+static void
+test_prompt_and_input(void)
+{
+	static const struct {
+		int line;
+		const char *json;
+		enum tg_rc rc;
+		const char *param; /* on failure */
+		long long bound;   /* on success: input's bound */
+	} llm_rows[] = {
+	        R("{\"input\":\"h\u00e9llo\"}", TG_OK, NULL, 6),
+	        R("{\"input\":\"\"}", TG_OK, NULL, 0),
+	        R("{\"input\":[\"ab\",\"c\"]}", TG_OK, NULL, 3),
+	        R("{\"input\":[1,2,3]}", TG_OK, NULL, 3),
+	        R("{\"input\":[0,2147483647]}", TG_OK, NULL, 2),
+	        R("{\"input\":[[1,2],[3]]}", TG_OK, NULL, 3),
+	        R("{\"input\":[]}", TG_ERR_UNPROCESSABLE, "input", 0),
+	        R("{\"input\":5}", TG_ERR_UNPROCESSABLE, "input", 0),
+	        R("{\"input\":{\"a\":1}}", TG_ERR_UNPROCESSABLE, "input", 0),
+	        R("{\"input\":[\"a\",1]}", TG_ERR_UNPROCESSABLE, "input[1]", 0),
+	        R("{\"input\":[1,\"a\"]}", TG_ERR_UNPROCESSABLE, "input[1]", 0),
+	        R("{\"input\":[1,-1]}", TG_ERR_UNPROCESSABLE, "input[1]", 0),
+	        R("{\"input\":[2147483648]}", TG_ERR_UNPROCESSABLE, "input[0]",
+	          0),
+	        R("{\"input\":[1.5]}", TG_ERR_UNPROCESSABLE, "input[0]", 0),
+	        R("{\"input\":[[1],[]]}", TG_ERR_UNPROCESSABLE, "input[1]", 0),
+	        R("{\"input\":[[1],[\"a\"]]}", TG_ERR_UNPROCESSABLE, "input[1]",
+	          0),
+	        R("{\"input\":[[1],2]}", TG_ERR_UNPROCESSABLE, "input[1]", 0),
+	        R("{\"input\":[true]}", TG_ERR_UNPROCESSABLE, "input[0]", 0),
+	        R("{\"items\":\"hi\"}", TG_OK, NULL, -1),
+	        R("{\"items\":[]}", TG_OK, NULL, -1),
+	        R("{\"items\":[{\"role\":\"user\",\"content\":\"x\"},"
+	          "{\"type\":\"function_call_output\",\"call_id\":\"c\"}]}",
+	          TG_OK, NULL, -1),
+	        R("{\"items\":5}", TG_ERR_UNPROCESSABLE, "items", -1),
+	        R("{\"items\":[\"x\"]}", TG_ERR_UNPROCESSABLE, "items[0]", -1),
+	        R("{\"items\":[{\"type\":1}]}", TG_ERR_UNPROCESSABLE,
+	          "items[0].type", -1),
+	        R("{\"items\":[{\"role\":[]}]}", TG_ERR_UNPROCESSABLE,
+	          "items[0].role", -1),
+	};
+
+	for (size_t i = 0; i < sizeof(llm_rows) / sizeof(llm_rows[0]); i++) {
+		struct json_object *obj = json_tokener_parse(llm_rows[i].json);
+		struct tg_value out[2];
+		struct tg_err err;
+		enum tg_rc rc;
+
+		tg_err_clear(&err);
+		rc = tg_fields_from_json(llm_table, 2, obj, out, &err);
+		if (llm_rows[i].rc != TG_OK)
+			tap_ok(rc == llm_rows[i].rc &&
+			               strcmp(err.param, llm_rows[i].param) ==
+			                       0,
+			       __FILE__, llm_rows[i].line,
+			       "%s: refused, param %s (%s)", llm_rows[i].json,
+			       llm_rows[i].param, err.message);
+		else
+			tap_ok(rc == TG_OK && (llm_rows[i].bound < 0 ||
+			                       out[0].num == llm_rows[i].bound),
+			       __FILE__, llm_rows[i].line,
+			       "%s: taken, bound %lld (%s)", llm_rows[i].json,
+			       llm_rows[i].bound, err.message);
+		json_object_put(obj);
+	}
+}
+
 int
 main(void)
 {
@@ -377,5 +452,6 @@ main(void)
 	test_ids();
 	test_query();
 	test_chat_fields();
+	test_prompt_and_input();
 	return done_testing();
 }
