@@ -1,19 +1,13 @@
 /*
  * chat_completions: POST /chat/completions and /v1/chat/completions.
- * The work is in lib/chat.c; this program only declares its routes.
+ * The call is metered by lib/meter.c; its API is lib/api_chat.c.
  */
 #include "app.h"
-#include "chat.h"
-
-#define CHAT_ROUTE(path)                                                       \
-	{                                                                      \
-		path, "POST", TG_AUTH_MASTER | TG_AUTH_KEY, TG_BODY_LLM,       \
-		        tg_chat_fields, TG_CHAT_NFIELDS, tg_chat_handle        \
-	}
+#include "meter.h"
 
 static const struct tg_route routes[] = {
-        CHAT_ROUTE("/chat/completions"),
-        CHAT_ROUTE("/v1/chat/completions"),
+        TG_METER_ROUTE("/chat/completions", chat),
+        TG_METER_ROUTE("/v1/chat/completions", chat),
 };
 
 static const struct tg_program program = {"chat_completions", routes,

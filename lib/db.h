@@ -74,7 +74,11 @@ void tg_db_result_free(struct tg_db_result *res);
 /*
  * The "execute, check, free" sequence of a statement whose rows are not
  * read (INSERT, UPDATE, DELETE): tg_db_exec() with the result freed here.
- * *affected (may be NULL) is written on success only: rows changed.  A
+ * *affected (may be NULL) is written on success only: the rows an UPDATE
+ * matched, changed or not (the connection asks for CLIENT_FOUND_ROWS), so
+ * that a conditional UPDATE that changes nothing, such as a hold of 0,
+ * still tells that its condition held (lib/ledger.c relies on it;
+ * tests/unit/test-db.c checks it).  A
  * duplicate key is TG_ERR_CONFLICT (message "duplicate key": callers that
  * answer it to a client set their own); any other failure as tg_db_exec(),
  * so tg_db_missing_parent() and tg_db_errno() still tell why.

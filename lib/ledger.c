@@ -12,7 +12,7 @@
  * subtracts its amount (and the reclaim charges it), and nobody else does.
  *
  * Why it is cheap: the common admission and settlement are each one CALL
- * of a procedure of sql/007 that runs the same transaction as the
+ * of a procedure of sql/008 that runs the same transaction as the
  * statements here (tg_db_call(): one round trip instead of five); the
  * procedures leave what they do not do (events, a charge above the hold, a
  * row already there) to those statements.
@@ -80,13 +80,13 @@ struct admit_account {
 	"UPDATE " table " SET reserved = reserved + CAST(? AS DECIMAL(20,10))" \
 	" WHERE " id " = ?"
 #define RESERVE_IF_SQL(table, id)                                              \
-	"UPDATE " table " a JOIN budgets b"                                    \
+	"UPDATE " table " a LEFT JOIN budgets b"                               \
 	" ON b.budget_id = COALESCE(a.budget_id, ?)"                           \
 	" SET a.reserved = a.reserved + CAST(? AS DECIMAL(20,10))"             \
 	" WHERE a." id " = ? AND (b.max_budget IS NULL OR"                     \
 	" a.spend + a.reserved + CAST(? AS DECIMAL(20,10)) <= b.max_budget)"
 #define SPEND_SQL(table, id)                                                   \
-	"SELECT a.spend, b.max_budget FROM " table " a JOIN budgets b"         \
+	"SELECT a.spend, b.max_budget FROM " table " a LEFT JOIN budgets b"    \
 	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"
 
 static const char *const reserve_sql[] = {
@@ -244,11 +244,16 @@ refused(struct tg_db *db, const struct admit_account *acct,
 	return refuse(acct, spend, max_budget, err);
 }
 
-enum tg_rc
-tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
-                const struct tg_key *k, tg_money estimate,
-                enum tg_enforcement mode, const struct tg_hold_request *hr,
-                struct tg_reservation *out, struct tg_err *err)
+/*
+ * The admission as statements: the hold of estimate for customer c (NULL:
+ * none, held under user_id "") and key k (NULL: none) as loaded, in one
+ * transaction (tg_ledger_admit()'s contract).
+ */
+static enum tg_rc
+admit_statements(struct tg_db *db, const struct tg_customer *c,
+                 const struct tg_key *k, tg_money estimate,
+                 enum tg_enforcement mode, const struct tg_hold_request *hr,
+                 struct tg_reservation *out, struct tg_err *err)
 {
 	struct tg_reservation r;
 	struct admit_arg arg;
@@ -344,12 +349,21 @@ no_procedure(const struct tg_db *db)
 	return tg_db_errno(db) == 1305 || tg_db_errno(db) == 1370;
 }
 
-enum tg_rc
-tg_ledger_admit_fast(struct tg_db *db, const char *user_id,
-                     const char *default_budget_id, const struct tg_key *k,
-                     tg_money estimate, const struct tg_hold_request *hr,
-                     bool *slow, struct tg_customer *cust, bool *loaded,
-                     struct tg_reservation *out, struct tg_err *err)
+/*
+ * The admission in one CALL of tg_admit: the upsert of customer user_id
+ * (NULL: none) and the hold of estimate from it and from key k (NULL:
+ * none).  *slow true on TG_OK: nothing was held, because the customer
+ * needs what only the statements do (blocked, an allowed region, rate
+ * limits, a due period reset; or a schema without the procedure).
+ * Otherwise as tg_ledger_admit(); *loaded tells that *cust is the customer
+ * as the procedure read it.
+ */
+static enum tg_rc
+admit_call(struct tg_db *db, const char *user_id, const char *default_budget_id,
+           const struct tg_key *k, tg_money estimate,
+           const struct tg_hold_request *hr, bool *slow,
+           struct tg_customer *cust, bool *loaded, struct tg_reservation *out,
+           struct tg_err *err)
 {
 	struct tg_db_param params[10];
 	struct tg_db_result res;
@@ -475,6 +489,55 @@ out:
 		tg_customer_free(&c);
 	}
 	return rc;
+}
+
+/* Whether the virtual key has rate limits (SPEC 5, 13): the procedure
+ * does not take them. */
+static bool
+key_limited(const struct tg_key *k)
+{
+	return k->has_budget &&
+	       (k->budget.rpm_limit.set || k->budget.tpm_limit.set ||
+	        k->budget.max_parallel_requests.set);
+}
+
+enum tg_rc
+tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
+                tg_ledger_gate_fn gate, void *gate_arg,
+                struct tg_customer *cust, bool *has_customer,
+                struct tg_reservation *out, struct tg_err *err)
+{
+	enum tg_rc rc;
+
+	memset(out, 0, sizeof(*out));
+	*has_customer = false;
+	/* A hold is how a call whose process dies is still charged; without
+	 * a customer and a virtual key there is no account to charge, and no
+	 * hold (ledger.h). */
+	if (a->user_id == NULL && a->key == NULL)
+		return gate(gate_arg, NULL, a, err);
+	if (a->estimate_known && a->mode == TG_ENFORCE_RESERVE &&
+	    (a->key == NULL || !key_limited(a->key))) {
+		bool slow = false;
+
+		rc = admit_call(db, a->user_id, a->default_budget_id, a->key,
+		                a->estimate, &a->hold, &slow, cust,
+		                has_customer, out, err);
+		if (rc != TG_OK || !slow)
+			return rc;
+	}
+	if (a->user_id != NULL) {
+		rc = tg_customer_upsert(db, a->user_id, a->default_budget_id,
+		                        cust, err);
+		if (rc != TG_OK)
+			return rc;
+		*has_customer = true;
+	}
+	rc = gate(gate_arg, *has_customer ? cust : NULL, a, err);
+	if (rc != TG_OK)
+		return rc;
+	return admit_statements(db, *has_customer ? cust : NULL, a->key,
+	                        a->estimate, a->mode, &a->hold, out, err);
 }
 
 struct tg_ledger_account

@@ -69,52 +69,67 @@ struct tg_hold_request {
 	                                     (NULL: none) */
 };
 
-/*
- * Take the hold of a request of worst-case cost estimate, for customer c
- * (NULL: a request without a customer, held under user_id "") and virtual
- * key k (NULL: the master key), in one transaction: held from both or
- * from neither.  For each account with a max_budget, reserve mode grants
- * it only if spend + reserved + estimate <= max_budget, atomically; post
- * mode admits while spend < max_budget.  Refusal: TG_ERR_BUDGET
- * "ExceededBudget: End User=<id> over budget. Spend=<spend>,
- * Budget=<max_budget>" for the customer's budget, "Budget has been
- * exceeded! Current cost: <spend>, Max budget: <max_budget>" (LiteLLM's)
- * for the key's, and hr->alerts' budget_crossed event the first time in
- * that account's period.  On TG_OK *out is the hold, to be given to
- * tg_ledger_settle().
- */
-enum tg_rc tg_ledger_admit(struct tg_db *db, const struct tg_customer *c,
-                           const struct tg_key *k, tg_money estimate,
-                           enum tg_enforcement mode,
-                           const struct tg_hold_request *hr,
-                           struct tg_reservation *out, struct tg_err *err);
+/* What the admission of a call needs to know (lib/meter.c fills it). */
+struct tg_admission {
+	const char *user_id;           /* the customer's id; NULL: none */
+	const char *default_budget_id; /* the tier of customers without one */
+	const struct tg_key *key;      /* the virtual key; NULL: none */
+	enum tg_enforcement mode;
+	/* The worst-case cost over every deployment that may serve the call
+	 * for a customer without limits on them; estimate_known false when it
+	 * depends on the customer (the model is its default_model). */
+	tg_money estimate;
+	bool estimate_known;
+	struct tg_hold_request hold;
+};
 
 /*
- * The admission of a call in reserve mode in one round trip (the procedure
- * tg_admit of sql/007): the upsert of customer user_id (NULL: none; a new
- * one gets the default tier default_budget_id, as tg_customer_upsert()
- * does) and the hold of estimate from it and from virtual key k (NULL:
- * none; a key with rate limits is not for this), as tg_ledger_admit()
- * takes it, in one transaction.  *slow true on TG_OK: nothing was held,
- * because the customer needs what only the long way does (blocked, an
- * allowed region, rate limits, a due period reset; or a schema without the
- * procedure): the caller goes tg_customer_upsert(), rate limits,
- * tg_ledger_admit().  Otherwise TG_OK: *out is the hold; TG_ERR_BUDGET:
- * refused, in tg_ledger_admit()'s words and with its event.  Either way
- * *loaded tells that *cust is the customer as read in the same call, with
- * only what its settlement needs: user_id, spend, and of its effective
- * budget (has_budget) budget_id, max_budget and budget_duration (the
- * caller frees it with tg_customer_free()).  The estimate must hold for
- * the customer as the long way would find it: computed over every
- * deployment of the model, which is what a customer without an allowed
- * region has.
+ * What the caller checks of the call's customer before anything is held
+ * (SPEC 4.2 steps 4 to 7: the default model, blocked, the region, the rate
+ * limits), with the customer as loaded (NULL: the call has none).  It sets
+ * a->estimate to the worst case over the deployments that may serve this
+ * customer, and a->hold to what the hold says of the call (its model, how
+ * long it lasts), or refuses the call with an error, which the admission
+ * returns.
  */
-enum tg_rc tg_ledger_admit_fast(struct tg_db *db, const char *user_id,
-                                const char *default_budget_id,
-                                const struct tg_key *k, tg_money estimate,
-                                const struct tg_hold_request *hr, bool *slow,
-                                struct tg_customer *cust, bool *loaded,
-                                struct tg_reservation *out, struct tg_err *err);
+typedef enum tg_rc (*tg_ledger_gate_fn)(void *arg, const struct tg_customer *c,
+                                        struct tg_admission *a,
+                                        struct tg_err *err);
+
+/*
+ * The admission of a call: load the customer a->user_id (creating it when
+ * new: tg_customer_upsert()), and take the hold of the call's worst-case
+ * cost from it and from the virtual key a->key, in one transaction: held
+ * from both or from neither.  For each account with a max_budget, reserve
+ * mode grants it only if spend + reserved + estimate <= max_budget,
+ * atomically; post mode admits while spend < max_budget.  A call with
+ * neither a customer nor a key has no account to hold from: only gate runs
+ * (ledger.h's rule for such calls), and *out is not held.
+ *
+ * The ledger alone decides how: the common call (its estimate known,
+ * reserve mode, a key without rate limits, a customer that is neither
+ * blocked, limited to a region, rate-limited nor due a period reset) in
+ * one round trip, the procedure tg_admit of sql/008, which needs no gate
+ * for it; every other call, or a database without the procedure, with
+ * statements: the customer loaded, gate(gate_arg, customer, a, err), then
+ * the hold of a->estimate.
+ *
+ * Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over budget.
+ * Spend=<spend>, Budget=<max_budget>" for the customer's budget, "Budget
+ * has been exceeded! Current cost: <spend>, Max budget: <max_budget>"
+ * (LiteLLM's) for the key's, and hold.alerts' budget_crossed event the
+ * first time in that account's period.  On TG_OK *out is the hold, to be
+ * given to tg_ledger_settle().  Whatever the outcome, *has_customer tells
+ * that *cust holds the customer as loaded (the caller frees it with
+ * tg_customer_free()): all of it on the statements' way, and what a
+ * settlement needs (user_id, spend, and of its effective budget
+ * (has_budget) budget_id, max_budget and budget_duration) after the
+ * procedure.
+ */
+enum tg_rc tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
+                           tg_ledger_gate_fn gate, void *gate_arg,
+                           struct tg_customer *cust, bool *has_customer,
+                           struct tg_reservation *out, struct tg_err *err);
 
 /* Whose spend a settlement changes.  Strings not owned; all may be NULL. */
 struct tg_ledger_account {

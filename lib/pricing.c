@@ -76,6 +76,58 @@ tokens_from_json(struct json_object *entry, const char *key)
 	return n > 0 ? n : 0;
 }
 
+const char *
+tg_tool_name(enum tg_tool t)
+{
+	switch (t) {
+	case TG_TOOL_WEB_SEARCH: return "web_search";
+	case TG_TOOL_WEB_SEARCH_PREVIEW: return "web_search_preview";
+	case TG_TOOL_FILE_SEARCH: return "file_search";
+	case TG_TOOL_CODE_INTERPRETER: return "code_interpreter";
+	case TG_TOOL_IMAGE_GENERATION: return "image_generation";
+	case TG_TOOL_COUNT: break;
+	}
+	return "tool";
+}
+
+/*
+ * The hosted tools' prices an entry gives (LiteLLM's keys): the web search's
+ * by search context size, a file search's (per thousand calls in the file)
+ * and a code interpreter's session.
+ */
+static void
+tools_from_json(struct json_object *entry, struct tg_price_entry *e)
+{
+	static const char *const sizes[TG_SEARCH_SIZES] = {
+	        [TG_SEARCH_LOW] = "search_context_size_low",
+	        [TG_SEARCH_MEDIUM] = "search_context_size_medium",
+	        [TG_SEARCH_HIGH] = "search_context_size_high"};
+	struct json_object *v, *ctx;
+	tg_price per_1k;
+	bool all = true;
+
+	if (json_object_object_get_ex(entry, "search_context_cost_per_query",
+	                              &ctx) &&
+	    json_object_is_type(ctx, json_type_object)) {
+		for (size_t i = 0; i < TG_SEARCH_SIZES; i++)
+			all = all &&
+			      json_object_object_get_ex(ctx, sizes[i], &v) &&
+			      price_from_json(v, &e->search_context[i]);
+		e->has_search_context = all;
+	}
+	if (json_object_object_get_ex(entry, "file_search_cost_per_1k_calls",
+	                              &v) &&
+	    price_from_json(v, &per_1k)) {
+		/* Rounded up: a call never costs less than its share. */
+		e->tool[TG_TOOL_FILE_SEARCH] = (per_1k + 999) / 1000;
+		e->has_tool[TG_TOOL_FILE_SEARCH] = true;
+	}
+	if (json_object_object_get_ex(
+	            entry, "code_interpreter_cost_per_session", &v) &&
+	    price_from_json(v, &e->tool[TG_TOOL_CODE_INTERPRETER]))
+		e->has_tool[TG_TOOL_CODE_INTERPRETER] = true;
+}
+
 /*
  * Fill *out from one entry of the file.  False when the entry has no usable
  * per-token input and output price (image, audio, per-second models, or a
@@ -99,6 +151,8 @@ entry_from_json(struct json_object *entry, struct tg_price_entry *out)
 	    price_from_json(v, &e.cache_read))
 		e.has_cache_read = true;
 	e.max_output_tokens = tokens_from_json(entry, "max_output_tokens");
+	e.max_input_tokens = tokens_from_json(entry, "max_input_tokens");
+	tools_from_json(entry, &e);
 	/* LiteLLM's legacy "max_tokens" means the output limit. */
 	if (e.max_output_tokens == 0)
 		e.max_output_tokens = tokens_from_json(entry, "max_tokens");
@@ -310,6 +364,20 @@ tg_pricing_cost(const struct tg_price_entry *price, int64_t prompt_tokens,
 		                  "cost of the request overflows");
 	*out = total;
 	return TG_OK;
+}
+
+bool
+tg_pricing_add_tools(tg_money *acc, const int64_t calls[TG_TOOL_COUNT],
+                     const tg_price price_per_call[TG_TOOL_COUNT])
+{
+	tg_money total = *acc;
+
+	for (size_t i = 0; i < TG_TOOL_COUNT; i++)
+		if (calls[i] > 0 &&
+		    !tg_money_add_cost(&total, calls[i], price_per_call[i]))
+			return false;
+	*acc = total;
+	return true;
 }
 
 enum tg_rc

@@ -15,12 +15,58 @@
 #include "err.h"
 #include "money.h"
 
+/*
+ * The hosted tools a provider runs itself and bills per call (the
+ * Responses API's web search, file search, code interpreter and image
+ * generation), as a call's output counts them: "web_search_call" items and
+ * so on.  A code interpreter is billed per container, so its count is of
+ * the containers its calls ran in.
+ */
+enum tg_tool {
+	TG_TOOL_WEB_SEARCH,         /* "web_search", "web_search_2025_08_26" */
+	TG_TOOL_WEB_SEARCH_PREVIEW, /* "web_search_preview..." */
+	TG_TOOL_FILE_SEARCH,
+	TG_TOOL_CODE_INTERPRETER,
+	TG_TOOL_IMAGE_GENERATION,
+	TG_TOOL_COUNT
+};
+
+/* A web search's price depends on its search_context_size. */
+enum tg_search_context {
+	TG_SEARCH_LOW,
+	TG_SEARCH_MEDIUM, /* the default */
+	TG_SEARCH_HIGH,
+	TG_SEARCH_SIZES
+};
+
 struct tg_price_entry {
 	tg_price input;      /* input_cost_per_token */
 	tg_price output;     /* output_cost_per_token */
 	tg_price cache_read; /* cache_read_input_token_cost */
 	bool has_cache_read;
 	int64_t max_output_tokens; /* 0 when unknown */
+	int64_t max_input_tokens;  /* 0 when unknown */
+	/* Per-call prices of the hosted tools (in tg_price units per call):
+	 * search_context_cost_per_query by size, file_search_cost_per_1k_calls
+	 * / 1000, code_interpreter_cost_per_session. */
+	bool has_search_context;
+	tg_price search_context[TG_SEARCH_SIZES];
+	bool has_tool[TG_TOOL_COUNT];
+	tg_price tool[TG_TOOL_COUNT];
+};
+
+/* "web_search", "web_search_preview", "file_search", "code_interpreter",
+ * "image_generation": the tool's name in config and messages. */
+const char *tg_tool_name(enum tg_tool t);
+
+/* What an answer says it used, for its cost. */
+struct tg_usage {
+	bool present; /* the answer reported its token usage */
+	int64_t prompt_tokens;
+	int64_t completion_tokens;
+	int64_t total_tokens;
+	int64_t cached_tokens; /* a part of prompt_tokens */
+	int64_t tool_calls[TG_TOOL_COUNT];
 };
 
 struct tg_pricing; /* opaque: a name -> entry table */
@@ -51,9 +97,16 @@ enum tg_rc tg_pricing_cost(const struct tg_price_entry *price,
                            struct tg_err *err);
 
 /*
+ * The cost of u's tool calls at price_per_call[tool] each, added to *acc.
+ * False on overflow, *acc untouched.
+ */
+bool tg_pricing_add_tools(tg_money *acc, const int64_t calls[TG_TOOL_COUNT],
+                          const tg_price price_per_call[TG_TOOL_COUNT]);
+
+/*
  * Worst-case cost of a request before it is sent (SPEC 4.3):
  * prompt_bound x input + output_bound x output.  The caller computes the
- * bounds (tg_chat_estimate_bounds); this only prices them.
+ * bounds (the API adapter's, lib/api.h); this only prices them.
  */
 enum tg_rc tg_pricing_estimate(const struct tg_price_entry *price,
                                int64_t prompt_bound, int64_t output_bound,

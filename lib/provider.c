@@ -10,21 +10,29 @@ static const struct tg_provider_info providers[] = {
         [TG_PROVIDER_OPENAI] = {.id = TG_PROVIDER_OPENAI,
                                 .name = "openai",
                                 .default_base = "https://api.openai.com/v1",
-                                .auth = TG_PROVIDER_AUTH_BEARER},
+                                .auth = TG_PROVIDER_AUTH_BEARER,
+                                .apis = TG_API_ALL},
         [TG_PROVIDER_AZURE] = {.id = TG_PROVIDER_AZURE,
                                .name = "azure",
                                .auth = TG_PROVIDER_AUTH_API_KEY,
+                               .apis = TG_API_ALL,
                                .azure_path = true},
         [TG_PROVIDER_MISTRAL] = {.id = TG_PROVIDER_MISTRAL,
                                  .name = "mistral",
                                  .default_base = "https://api.mistral.ai/v1",
                                  .auth = TG_PROVIDER_AUTH_BEARER,
+                                 /* Mistral has no Responses API and no
+                                  * legacy completions (its /fim is
+                                  * another API). */
+                                 .apis = TG_API_BIT(TG_API_CHAT) |
+                                         TG_API_BIT(TG_API_EMBEDDINGS),
                                  .drop_user = true,
                                  .max_tokens_only = true,
                                  .no_stream_options = true},
         [TG_PROVIDER_MOCK] = {.id = TG_PROVIDER_MOCK,
                               .name = "mock",
                               .auth = TG_PROVIDER_AUTH_NONE,
+                              .apis = TG_API_ALL,
                               .local = true},
 };
 #define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
@@ -45,6 +53,25 @@ tg_provider_by_name(const char *prefix, size_t len)
 		    memcmp(providers[i].name, prefix, len) == 0)
 			return &providers[i];
 	return NULL;
+}
+
+const char *
+tg_api_path(enum tg_api api)
+{
+	switch (api) {
+	case TG_API_CHAT: return "/chat/completions";
+	case TG_API_RESPONSES: return "/responses";
+	case TG_API_EMBEDDINGS: return "/embeddings";
+	case TG_API_COMPLETIONS: return "/completions";
+	case TG_API_COUNT: break;
+	}
+	return "/chat/completions";
+}
+
+bool
+tg_provider_serves(enum tg_provider p, enum tg_api api)
+{
+	return (tg_provider(p)->apis & TG_API_BIT(api)) != 0;
 }
 
 const char *

@@ -19,6 +19,23 @@ enum tg_provider {
 	TG_PROVIDER_MOCK, /* mock/<m>: answers locally, priced like any other */
 };
 
+/*
+ * The LLM APIs a client route speaks and an upstream may serve (SPEC 4,
+ * 11), each at its path below the provider's base URL.
+ */
+enum tg_api {
+	TG_API_CHAT,        /* /chat/completions */
+	TG_API_RESPONSES,   /* /responses (the OpenAI Responses API) */
+	TG_API_EMBEDDINGS,  /* /embeddings */
+	TG_API_COMPLETIONS, /* /completions (legacy text completions) */
+	TG_API_COUNT
+};
+#define TG_API_BIT(a) (1u << (a))
+#define TG_API_ALL    (TG_API_BIT(TG_API_COUNT) - 1u)
+
+/* "/chat/completions", "/responses", ...: the API's path below a base. */
+const char *tg_api_path(enum tg_api api);
+
 enum tg_provider_auth {
 	TG_PROVIDER_AUTH_NONE,
 	TG_PROVIDER_AUTH_BEARER,  /* Authorization: Bearer <key> */
@@ -30,6 +47,7 @@ struct tg_provider_info {
 	const char *name;         /* the prefix: "openai", "azure", ... */
 	const char *default_base; /* NULL: api_base is required */
 	enum tg_provider_auth auth;
+	unsigned apis;        /* TG_API_BIT()s of the APIs it serves */
 	bool azure_path;      /* /openai/deployments/<m>/...?api-version= */
 	bool drop_user;       /* "user" is not forwarded */
 	bool max_tokens_only; /* max_completion_tokens -> max_tokens */
@@ -45,6 +63,9 @@ const struct tg_provider_info *tg_provider(enum tg_provider p);
 /* The row whose name is prefix[0..len), or NULL. */
 const struct tg_provider_info *tg_provider_by_name(const char *prefix,
                                                    size_t len);
+
+/* Whether deployments of p can serve api. */
+bool tg_provider_serves(enum tg_provider p, enum tg_api api);
 
 /* "openai", "azure", "mistral", "mock". */
 const char *tg_provider_name(enum tg_provider p);

@@ -132,14 +132,21 @@ body_member(void *arg, const char *key, size_t key_len, size_t value,
 /*
  * The members the proxy itself may have changed in the client's body
  * object, which go upstream as the object has them: model (replaced
- * here), the token bounds (lib/fields.c, TG_FIELD_TOKENS in lib/chat.c's
- * table: "5" or 5.0 goes as 5, the bound the estimate used) and
- * stream_options (lib/chat_stream.c asks for include_usage).  Whatever
- * else changes the body must be named here; tests/unit/test-chat.c checks
- * the token fields.
+ * here), the token bounds and counts of every API's field table
+ * (lib/fields.c, TG_FIELD_TOKENS: "5" or 5.0 goes as 5, the bound the
+ * estimate used) and stream_options (lib/api_chat.c asks for
+ * include_usage).  Whatever else changes the body must be named here;
+ * tests/unit/test-api.c checks every TG_FIELD_TOKENS field of every
+ * adapter's table.
  */
-static const char *const printed_members[] = {
-        "model", "max_tokens", "max_completion_tokens", "n", "stream_options"};
+static const char *const printed_members[] = {"model",
+                                              "max_tokens",
+                                              "max_completion_tokens",
+                                              "n",
+                                              "best_of",
+                                              "max_output_tokens",
+                                              "max_tool_calls",
+                                              "stream_options"};
 
 static bool
 printed_member(const char *key, size_t len)
@@ -429,18 +436,29 @@ trim_base(const char *base)
 	return tg_xstrndup(base, n);
 }
 
-/* The endpoint URL of d; NULL (err set) if it has none. */
+/*
+ * The URL of rq for deployment d; NULL (err set) if it has none.  The
+ * API's path below the base, then rq's subpath and query; Azure's keep the
+ * deployment in the path (the Responses API has none there: the body's
+ * model names it) and the api-version in the query.
+ */
 static char *
 endpoint_url(const struct tg_deployment *d, const struct tg_provider_info *prov,
-             const char *base, struct tg_err *err)
+             const char *base, const struct tg_upstream_request *rq,
+             struct tg_err *err)
 {
+	const char *path = tg_api_path(rq->api);
+	const char *sub = rq->subpath != NULL ? rq->subpath : "";
+	const char *query = rq->query != NULL ? rq->query : "";
 	char *url = NULL, *dep = NULL, *ver = NULL;
 	size_t n;
 
 	if (!prov->azure_path) {
-		n = strlen(base) + sizeof("/chat/completions");
+		n = strlen(base) + strlen(path) + strlen(sub) + strlen(query) +
+		    2;
 		url = tg_xmalloc(n);
-		snprintf(url, n, "%s/chat/completions", base);
+		snprintf(url, n, "%s%s%s%s%s", base, path, sub,
+		         query[0] ? "?" : "", query);
 		goto out;
 	}
 	/* Escaped so that a deployment name cannot reshape the URL. */
@@ -454,11 +472,16 @@ endpoint_url(const struct tg_deployment *d, const struct tg_provider_info *prov,
 		           "Could not build the upstream URL");
 		goto out;
 	}
-	n = strlen(base) + strlen(dep) + strlen(ver) + 64;
+	n = strlen(base) + strlen(dep) + strlen(path) + strlen(sub) +
+	    strlen(ver) + strlen(query) + 64;
 	url = tg_xmalloc(n);
-	snprintf(url, n,
-	         "%s/openai/deployments/%s/chat/completions?api-version=%s",
-	         base, dep, ver);
+	if (rq->api == TG_API_RESPONSES)
+		snprintf(url, n, "%s/openai%s%s?api-version=%s%s%s", base, path,
+		         sub, ver, query[0] ? "&" : "", query);
+	else
+		snprintf(url, n,
+		         "%s/openai/deployments/%s%s%s?api-version=%s%s%s",
+		         base, dep, path, sub, ver, query[0] ? "&" : "", query);
 out:
 	curl_free(dep);
 	curl_free(ver);
@@ -478,9 +501,9 @@ header_line(const char *name, const char *prefix, const char *value)
 
 /* The call behind tg_upstream_call (fn NULL) and tg_upstream_stream. */
 static enum tg_rc
-perform(const struct tg_deployment *d, const char *body, size_t body_len,
-        long timeout_s, tg_upstream_data_fn fn, void *arg,
-        struct tg_upstream_response *out, struct tg_err *err)
+perform(const struct tg_deployment *d, const struct tg_upstream_request *rq,
+        tg_upstream_data_fn fn, void *arg, struct tg_upstream_response *out,
+        struct tg_err *err)
 {
 	const struct tg_provider_info *prov = tg_provider(d->provider);
 	struct tg_upstream_response r;
@@ -489,11 +512,13 @@ perform(const struct tg_deployment *d, const char *body, size_t body_len,
 	char *base = NULL, *url = NULL, *auth = NULL, *ct = NULL;
 	char key[300], host[280];
 	enum tg_rc rc = TG_OK;
+	const char *method = rq->method != NULL ? rq->method : "POST";
+	long timeout_s = rq->timeout_s;
 	CURLcode cc;
 	CURL *easy = NULL;
 
 	if (prov->local) {
-		tg_upstream_mock(d, body, body_len, out);
+		tg_upstream_mock(d, rq, out);
 		if (fn != NULL && out->status == 200) {
 			/* The mock's stream arrives in one piece; the relay
 			 * still flushes it event by event. */
@@ -517,7 +542,7 @@ perform(const struct tg_deployment *d, const char *body, size_t body_len,
 		goto out;
 	}
 	base = trim_base(d->api_base ? d->api_base : prov->default_base);
-	url = endpoint_url(d, prov, base, err);
+	url = endpoint_url(d, prov, base, rq, err);
 	if (url == NULL) {
 		rc = TG_ERR_INTERNAL;
 		goto out;
@@ -534,7 +559,9 @@ perform(const struct tg_deployment *d, const char *body, size_t body_len,
 	easy = conn_get(key);
 	sink.easy = easy;
 
-	headers = curl_slist_append(headers, "Content-Type: application/json");
+	if (rq->body != NULL)
+		headers = curl_slist_append(headers,
+		                            "Content-Type: application/json");
 	/* No "Expect: 100-continue": it costs a round trip per request. */
 	headers = curl_slist_append(headers, "Expect:");
 	if (d->api_key != NULL && prov->auth != TG_PROVIDER_AUTH_NONE) {
@@ -553,10 +580,17 @@ perform(const struct tg_deployment *d, const char *body, size_t body_len,
 	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
 #endif
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
-	                 (curl_off_t)body_len);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+		                 rq->body != NULL ? rq->body : "");
+		curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+		                 (curl_off_t)rq->body_len);
+	} else if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+	}
 	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
 	curl_easy_setopt(easy, CURLOPT_TIMEOUT, timeout_s);
@@ -629,20 +663,20 @@ out:
 }
 
 enum tg_rc
-tg_upstream_call(const struct tg_deployment *d, const char *body,
-                 size_t body_len, long timeout_s,
+tg_upstream_call(const struct tg_deployment *d,
+                 const struct tg_upstream_request *rq,
                  struct tg_upstream_response *out, struct tg_err *err)
 {
-	return perform(d, body, body_len, timeout_s, NULL, NULL, out, err);
+	return perform(d, rq, NULL, NULL, out, err);
 }
 
 enum tg_rc
-tg_upstream_stream(const struct tg_deployment *d, const char *body,
-                   size_t body_len, long timeout_s, tg_upstream_data_fn fn,
+tg_upstream_stream(const struct tg_deployment *d,
+                   const struct tg_upstream_request *rq, tg_upstream_data_fn fn,
                    void *arg, struct tg_upstream_response *out,
                    struct tg_err *err)
 {
-	return perform(d, body, body_len, timeout_s, fn, arg, out, err);
+	return perform(d, rq, fn, arg, out, err);
 }
 
 void
@@ -655,115 +689,4 @@ tg_upstream_response_free(struct tg_upstream_response *r)
 	r->body = NULL;
 	r->content_type = NULL;
 	r->body_len = 0;
-}
-
-/* ---- usage -------------------------------------------------------------- */
-
-/* A non-negative integer member; absent is *v = 0 and *present = false. */
-static bool
-get_count(struct json_object *o, const char *k, int64_t *v, bool *present)
-{
-	struct json_object *x;
-
-	*present = false;
-	*v = 0;
-	if (!json_object_object_get_ex(o, k, &x) || x == NULL)
-		return true;
-	if (!json_object_is_type(x, json_type_int))
-		return false;
-	errno = 0;
-	*v = json_object_get_int64(x);
-	if (*v < 0 || (*v == INT64_MAX && errno != 0))
-		return false;
-	*present = true;
-	return true;
-}
-
-/* The value of the member "usage", once only. */
-struct usage_find {
-	bool found;
-	size_t at, n;
-};
-
-static bool
-usage_member(void *arg, const char *key, size_t key_len, size_t value,
-             size_t value_len)
-{
-	struct usage_find *f = arg;
-
-	if (key_len != 5 || memcmp(key, "usage", 5) != 0)
-		return true;
-	f->found = true; /* once: the walk refuses a repeated key */
-	f->at = value;
-	f->n = value_len;
-	return true;
-}
-
-/*
- * Whether text is one JSON object as far as the walk can tell: *found and
- * [*at, *at + *n) the value of its member "usage".  false: not sure (see
- * tg_json_walk_members), parse it whole.
- */
-static bool
-usage_span(const char *text, size_t len, bool *found, size_t *at, size_t *n)
-{
-	struct usage_find f = {false, 0, 0};
-
-	*found = false;
-	if (!tg_json_walk_members(text, len, usage_member, &f))
-		return false;
-	*found = f.found;
-	*at = f.at;
-	*n = f.n;
-	return true;
-}
-
-bool
-tg_usage_parse(const char *json_text, size_t len, struct tg_usage *out)
-{
-	struct json_object *root = NULL, *usage, *details;
-	struct tg_usage u;
-	bool ok = false, has_prompt, has_completion, has_total, has_cached;
-	bool found = false;
-	size_t at = 0, n = 0;
-
-	memset(&u, 0, sizeof(u));
-	if (usage_span(json_text, len, &found, &at, &n)) {
-		/* Only the usage is parsed: the rest was walked. */
-		if (!found)
-			return false;
-		root = usage = tg_json_parse(json_text + at, n);
-	} else {
-		root = tg_json_parse(json_text, len);
-		if (root == NULL ||
-		    !json_object_is_type(root, json_type_object) ||
-		    !json_object_object_get_ex(root, "usage", &usage))
-			goto out;
-	}
-	if (usage == NULL || !json_object_is_type(usage, json_type_object))
-		goto out;
-	if (!get_count(usage, "prompt_tokens", &u.prompt_tokens, &has_prompt) ||
-	    !get_count(usage, "completion_tokens", &u.completion_tokens,
-	               &has_completion) ||
-	    !get_count(usage, "total_tokens", &u.total_tokens, &has_total))
-		goto out;
-	if (!has_prompt && !has_completion)
-		goto out;
-	if (!has_total &&
-	    __builtin_add_overflow(u.prompt_tokens, u.completion_tokens,
-	                           &u.total_tokens))
-		goto out;
-	if (json_object_object_get_ex(usage, "prompt_tokens_details",
-	                              &details) &&
-	    json_object_is_type(details, json_type_object) &&
-	    !get_count(details, "cached_tokens", &u.cached_tokens, &has_cached))
-		goto out;
-	if (u.cached_tokens > u.prompt_tokens)
-		goto out; /* cached tokens are a part of the prompt */
-	u.present = true;
-	*out = u;
-	ok = true;
-out:
-	json_object_put(root);
-	return ok;
 }

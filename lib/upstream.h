@@ -17,15 +17,7 @@
 
 #include "config.h"
 #include "err.h"
-
-/* Token counts from a response's "usage". */
-struct tg_usage {
-	bool present;
-	int64_t prompt_tokens;
-	int64_t completion_tokens;
-	int64_t total_tokens;
-	int64_t cached_tokens; /* usage.prompt_tokens_details.cached_tokens */
-};
+#include "provider.h"
 
 struct tg_upstream_response {
 	long status; /* HTTP status from the upstream (mock: 200) */
@@ -45,9 +37,9 @@ enum tg_rc tg_upstream_init(struct tg_err *err);
 void tg_upstream_cleanup(void);
 
 /*
- * The upstream body for deployment d from the client's body: model set to
- * d->upstream_model, and the provider's mappings (mistral: no "user",
- * max_completion_tokens -> max_tokens, no stream_options).  Every other
+ * The upstream body for deployment d from the client's body (of any API):
+ * model set to d->upstream_model, and the provider's mappings (mistral: no
+ * "user", max_completion_tokens -> max_tokens, no stream_options).  Every other
  * field passes through unchanged.  text[0..text_len) is the client's body
  * as it came (NULL: not at hand), body what json-c read of it: where the
  * text is strict JSON the fields are copied from it byte for byte, else
@@ -58,14 +50,31 @@ char *tg_upstream_body(const struct tg_deployment *d, struct json_object *body,
                        const char *text, size_t text_len, size_t *len);
 
 /*
- * POST body to d's chat-completions endpoint and collect the answer (capped
- * at 64 MiB).  Any HTTP answer is TG_OK with out->status set, 2xx or not.
+ * One request to a deployment's upstream: POST of body to the API's
+ * endpoint, or, for the objects an upstream keeps (a stored response), a
+ * GET, DELETE or POST at a path below it.
+ */
+struct tg_upstream_request {
+	enum tg_api api;
+	const char *method;  /* "POST" (NULL means it), "GET", "DELETE" */
+	const char *subpath; /* after the API's path ("/resp_1/cancel"),
+	                        URL-escaped by the caller; NULL: none */
+	const char *query;   /* a query string to pass on ("limit=5"),
+	                        without '?'; NULL: none */
+	const char *body;    /* NULL: no body */
+	size_t body_len;
+	long timeout_s; /* <= 0: the default, 600 s */
+};
+
+/*
+ * Send rq to d's upstream and collect the answer (capped at 64 MiB).  Any
+ * HTTP answer is TG_OK with out->status set, 2xx or not.
  * TG_ERR_UPSTREAM_CONNECT when the connection fails (502),
- * TG_ERR_TIMEOUT when timeout_s passes (408).  Free out with
+ * TG_ERR_TIMEOUT when the timeout passes (408).  Free out with
  * tg_upstream_response_free().  The api_key never appears in err.
  */
-enum tg_rc tg_upstream_call(const struct tg_deployment *d, const char *body,
-                            size_t body_len, long timeout_s,
+enum tg_rc tg_upstream_call(const struct tg_deployment *d,
+                            const struct tg_upstream_request *rq,
                             struct tg_upstream_response *out,
                             struct tg_err *err);
 void tg_upstream_response_free(struct tg_upstream_response *r);
@@ -83,13 +92,10 @@ typedef enum tg_rc (*tg_upstream_data_fn)(void *arg, const char *buf,
  * as by tg_upstream_call, so its error can be relayed.  A timeout or a
  * broken connection after the stream began is reported like before it.
  */
-enum tg_rc tg_upstream_stream(const struct tg_deployment *d, const char *body,
-                              size_t body_len, long timeout_s,
+enum tg_rc tg_upstream_stream(const struct tg_deployment *d,
+                              const struct tg_upstream_request *rq,
                               tg_upstream_data_fn fn, void *arg,
                               struct tg_upstream_response *out,
                               struct tg_err *err);
-
-/* Read "usage" from a chat-completion JSON text.  false if absent/invalid. */
-bool tg_usage_parse(const char *json_text, size_t len, struct tg_usage *out);
 
 #endif

@@ -1524,11 +1524,12 @@ class Env:
             self.db.start()
             self.migrate()
 
-    def migrate(self, migrate=None, sql_dir=None):
-        """tollgate-migrate (the build's, or migrate) on the database, with
-        sql_dir (the source tree's by default; "" passes none)."""
+    def migrate(self, migrate=None, sql_dir=None, database_url=None):
+        """tollgate-migrate (the build's, or migrate) on the database (or
+        database_url), with sql_dir (the source tree's by default; ""
+        passes none)."""
         sql_dir = SQL_DIR if sql_dir is None else sql_dir
-        cmd = [migrate or MIGRATE, "--database-url", self.db.url]
+        cmd = [migrate or MIGRATE, "--database-url", database_url or self.db.url]
         cmd = self.valgrind_wrap(cmd + (["--sql-dir", sql_dir] if sql_dir else []))
         r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=120 * (10 if VALGRIND else 1))

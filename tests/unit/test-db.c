@@ -14,6 +14,7 @@
  * an error raised in the procedure is reported, and a deadlock it reports
  * (as Galera does at COMMIT) is retried.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,39 @@ test_procedures(void)
 	   err.message);
 }
 
+/*
+ * tg_db_run()'s *affected counts the rows an UPDATE matched, changed or
+ * not: lib/ledger.c's conditional holds read a hold of 0 that fits as held
+ * by it (db.h).
+ */
+static void
+test_affected_matched(void)
+{
+	struct tg_db_param p[1];
+	struct tg_err err;
+	uint64_t affected = 99;
+
+	tg_err_clear(&err);
+	tg_db_run(db,
+	          "CREATE TABLE IF NOT EXISTS t_found (id INT PRIMARY KEY,"
+	          " n INT)",
+	          NULL, 0, NULL, &err);
+	tg_db_run(db, "REPLACE INTO t_found VALUES (1, 5)", NULL, 0, NULL,
+	          &err);
+	p[0] = tg_db_int(0);
+	is_int(TG_OK,
+	       tg_db_run(db, "UPDATE t_found SET n = n + ? WHERE id = 1", p, 1,
+	                 &affected, &err),
+	       "an UPDATE that changes nothing (%s)", err.message);
+	is_int(1, (long)affected, "counts the row it matched");
+	affected = 99;
+	is_int(TG_OK,
+	       tg_db_run(db, "UPDATE t_found SET n = n + ? WHERE id = 2", p, 1,
+	                 &affected, &err),
+	       "an UPDATE that matches nothing");
+	is_int(0, (long)affected, "counts none");
+}
+
 int
 main(void)
 {
@@ -255,6 +289,7 @@ main(void)
 	test_same_buffer();
 	test_same_text();
 	test_procedures();
+	test_affected_matched();
 	tg_db_close(db);
 	return done_testing();
 }

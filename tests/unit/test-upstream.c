@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../tap.h"
+#include "api.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -36,6 +37,34 @@ deployment(enum tg_provider p, const char *model, const char *api_base,
 	d.api_key = (char *)api_key;
 	d.timeout_s = 600;
 	return d;
+}
+
+/* A chat completion's POST of body, as the meter sends it. */
+static enum tg_rc
+chat_call(const struct tg_deployment *d, const char *body, size_t len,
+          long timeout_s, struct tg_upstream_response *out, struct tg_err *err)
+{
+	struct tg_upstream_request rq;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.api = TG_API_CHAT;
+	rq.body = body;
+	rq.body_len = len;
+	rq.timeout_s = timeout_s;
+	return tg_upstream_call(d, &rq, out, err);
+}
+
+/* A chat completion's usage, as the meter reads it (lib/api_chat.c). */
+static bool
+usage_parse(const char *text, size_t len, struct tg_usage *out)
+{
+	struct tg_answer a;
+
+	tg_api_chat.read_answer(text, len, &a);
+	if (!a.u.present)
+		return false;
+	*out = a.u;
+	return true;
 }
 
 /* ---- tg_upstream_body --------------------------------------------------- */
@@ -415,8 +444,13 @@ test_usage(void)
 
 	for (i = 0; i < sizeof(usage_rows) / sizeof(usage_rows[0]); i++) {
 		const struct usage_row *r = &usage_rows[i];
-		struct tg_usage u = {false, -42, -42, -42, -42};
-		bool ok = tg_usage_parse(r->json, strlen(r->json), &u);
+		struct tg_usage u;
+		bool ok;
+
+		memset(&u, 0, sizeof(u));
+		u.prompt_tokens = u.completion_tokens = u.total_tokens =
+		        u.cached_tokens = -42;
+		ok = usage_parse(r->json, strlen(r->json), &u);
 
 		if (r->ok)
 			tap_ok(ok && u.present &&
@@ -494,8 +528,7 @@ test_mock(void)
 		enum tg_rc rc;
 
 		d.mock_response = (char *)r->mock_response;
-		rc = tg_upstream_call(&d, r->body, strlen(r->body), 5, &resp,
-		                      &err);
+		rc = chat_call(&d, r->body, strlen(r->body), 5, &resp, &err);
 		tap_ok(rc == TG_OK && resp.status == 200 &&
 		               strcmp(resp.api_base, "mock") == 0 &&
 		               strcmp(resp.content_type, "application/json") ==
@@ -520,7 +553,7 @@ test_mock(void)
 		                    finish && strcmp(finish, r->finish) == 0,
 		            __FILE__, r->line, "mock content and finish"))
 			diag("  got %s", resp.body);
-		if (!tap_ok(tg_usage_parse(resp.body, resp.body_len, &u) &&
+		if (!tap_ok(usage_parse(resp.body, resp.body_len, &u) &&
 		                    u.prompt_tokens == r->prompt &&
 		                    u.completion_tokens == r->completion &&
 		                    u.total_tokens == r->prompt + r->completion,
@@ -543,7 +576,7 @@ test_mock_stream(void)
 	                   "\"role\":\"user\",\"content\":\"hello world\"}]}";
 	const char *last;
 
-	ok(tg_upstream_call(&d, body, strlen(body), 5, &resp, &err) == TG_OK,
+	ok(chat_call(&d, body, strlen(body), 5, &resp, &err) == TG_OK,
 	   "mock stream answers");
 	is_string("text/event-stream", resp.content_type, "as SSE");
 	ok(strncmp(resp.body, "data: {", 7) == 0, "starts with a data line");
@@ -670,7 +703,7 @@ test_http(void)
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d/v1/", port);
 
 	d = deployment(TG_PROVIDER_OPENAI, "up", base, "sk-test");
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	ok(rc == TG_OK && resp.status == 200, "openai call answers 200");
 	if (rc != TG_OK)
 		return;
@@ -691,13 +724,13 @@ test_http(void)
 	}
 	tg_upstream_response_free(&resp);
 
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	ok(rc == TG_OK && strncmp(resp.body, "conn=1\n", 7) == 0,
 	   "second call reuses the connection");
 	tg_upstream_response_free(&resp);
 
 	d = deployment(TG_PROVIDER_MISTRAL, "up", base, "sk-m");
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	ok(rc == TG_OK && strncmp(resp.body, "conn=1\n", 7) == 0 &&
 	           strstr(resp.body, "Authorization: Bearer sk-m\r\n"),
 	   "mistral: same host, same connection, Bearer");
@@ -706,7 +739,7 @@ test_http(void)
 	snprintf(azure_base, sizeof(azure_base), "http://127.0.0.1:%d/", port);
 	d = deployment(TG_PROVIDER_AZURE, "my dep", azure_base, "az-key");
 	d.api_version = (char *)"2024-10-21";
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	ok(rc == TG_OK &&
 	           strstr(resp.body, "POST /openai/deployments/my%20dep/chat/"
 	                             "completions?api-version=2024-10-21 ") &&
@@ -717,7 +750,7 @@ test_http(void)
 
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d/teapot", port);
 	d = deployment(TG_PROVIDER_OPENAI, "up", base, NULL);
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	ok(rc == TG_OK && resp.status == 418, "a 418 is relayed as TG_OK");
 	ok(rc == TG_OK && strstr(resp.body, "Authorization:") == NULL,
 	   "no key, no auth header");
@@ -725,7 +758,7 @@ test_http(void)
 
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d/slow", port);
 	d = deployment(TG_PROVIDER_OPENAI, "up", base, "sk-test");
-	rc = tg_upstream_call(&d, body, strlen(body), 1, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 1, &resp, &err);
 	is_int(TG_ERR_TIMEOUT, rc, "slow upstream times out");
 	is_string("Request timed out after 1 seconds", err.message,
 	          "timeout message");
@@ -736,7 +769,7 @@ test_http(void)
 	/* Nothing listens there any more. */
 	snprintf(base, sizeof(base), "http://127.0.0.1:%d/v1?x=secretq", port);
 	d = deployment(TG_PROVIDER_OPENAI, "up", base, "sk-secret");
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	is_int(TG_ERR_UPSTREAM_CONNECT, rc, "refused connection");
 	{
 		char want[128];
@@ -752,7 +785,7 @@ test_http(void)
 	   "no key or query in the message");
 
 	d = deployment(TG_PROVIDER_AZURE, "dep", NULL, "k");
-	rc = tg_upstream_call(&d, body, strlen(body), 10, &resp, &err);
+	rc = chat_call(&d, body, strlen(body), 10, &resp, &err);
 	is_int(TG_ERR_CONFIG, rc, "azure without api_base is a config error");
 	tg_upstream_cleanup();
 }

@@ -1,0 +1,209 @@
+/*
+ * api: the LLM APIs clients speak, as the meter (lib/meter.c) sees them.
+ *
+ * Every LLM route is one metered call (DESIGN "The metered call"): the
+ * same authentication, accounts, limits, hold, upstream attempts, charge
+ * and settlement.  What differs between the APIs is an adapter: a table
+ * row of what the route's body holds and means for the meter.  The meter
+ * never looks at an API's fields itself, and an adapter never holds,
+ * charges or answers: it reads.
+ *
+ *   lib/api_chat.c         /chat/completions (SPEC 4)
+ *   lib/api_responses.c    /responses (the Responses API, SPEC 11)
+ *   lib/api_embeddings.c   /embeddings
+ *   lib/api_completions.c  /completions (legacy text completions)
+ */
+#ifndef TG_API_H
+#define TG_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "app.h"
+#include "config.h"
+#include "err.h"
+#include "fields.h"
+#include "pricing.h"
+#include "provider.h"
+#include "sse.h"
+
+/* Worst-case tokens of one image part (SPEC 4.3): the largest image bill
+ * of the priced models (gpt-4o-mini's 8-tile high-detail image, 48,169). */
+#define TG_IMAGE_TOKENS_MAX 48169
+
+/* The most choices ("n", "best_of") a request may ask for: OpenAI's limit. */
+#define TG_API_N_MAX 128
+
+/* The longest upstream response id recorded (an id beyond it is not). */
+#define TG_RESPONSE_ID_MAX 128
+
+/* A field index of an adapter's table that it does not have. */
+#define TG_API_NO_FIELD ((size_t)-1)
+
+/*
+ * The worst case of a call on one deployment (SPEC 4.3), and the prices it
+ * is charged at there.
+ */
+struct tg_bounds {
+	int64_t prompt; /* tokens: an upper bound of the input */
+	/* The field that holds the input: the param of a "too large"
+	 * refusal. */
+	const char *prompt_field;
+	int64_t output; /* tokens: an upper bound of the output */
+	/* The field that set the output bound (or would lower it): the
+	 * param of a "too costly" refusal. */
+	const char *output_field;
+	/* Hosted tool calls the hold covers, at the dearest price among the
+	 * call's hosted tools. */
+	int64_t tool_calls;
+	tg_price tool_call_price;
+	/* Each hosted tool's price per call for this request (a web search's
+	 * depends on its search_context_size). */
+	tg_price tool_price[TG_TOOL_COUNT];
+};
+
+/* What an answer says of itself: its usage (u.present false when it
+ * said nothing), its id and the bytes of text it produced. */
+struct tg_answer {
+	struct tg_usage u;
+	char response_id[TG_RESPONSE_ID_MAX + 1]; /* "" when none */
+	int64_t text_bytes; /* bounds the output when usage is missing */
+};
+
+/* What the relay does with an event the dialect looked at. */
+enum tg_relay_action {
+	TG_RELAY_FORWARD, /* to the client now, as it came */
+	TG_RELAY_DROP,    /* not to the client (or written by the dialect) */
+	TG_RELAY_HOLD,    /* to the client once the call is settled */
+};
+
+struct tg_relay; /* lib/relay.h */
+
+/*
+ * How an API streams (server-sent events), read event by event by the
+ * relay (lib/relay.c), which the dialect tells what to do with each.
+ */
+struct tg_stream_dialect {
+	/*
+	 * Look at one event: note in r what it says (the usage, the end, a
+	 * failure, text produced) and say where it goes.  obj is its data
+	 * parsed (NULL when it is not a JSON object).
+	 */
+	enum tg_relay_action (*event)(struct tg_relay *r,
+	                              const struct tg_sse_event *ev,
+	                              struct json_object *obj);
+	/* Whether what r saw is a whole stream (else it was cut off). */
+	bool (*whole)(const struct tg_relay *r);
+	/* Written after the held events of a whole stream, once the call
+	 * is settled (chat: "data: [DONE]"), or NULL. */
+	const char *closing;
+	/* Write err to the client as this API's error event. */
+	void (*error_event)(struct tg_relay *r, const struct tg_err *err);
+};
+
+struct tg_api_adapter {
+	enum tg_api api;
+	const char *call_type; /* LiteLLM's, in spend_logs and the webhook */
+	const struct tg_field *fields;
+	size_t nfields;
+	size_t f_model;  /* the "model" field */
+	size_t f_stream; /* the "stream" field, or TG_API_NO_FIELD */
+	/*
+	 * What the field table cannot say (required fields, ranges, options
+	 * tollgate cannot charge): a 4xx, before anything is held or sent.
+	 */
+	enum tg_rc (*check)(const struct tg_req *req, struct tg_err *err);
+	/*
+	 * The worst case of the request on deployment d.  Fails (a 4xx,
+	 * naming the field) when the call cannot be charged there: a hosted
+	 * tool without a price.
+	 */
+	enum tg_rc (*bounds)(const struct tg_config *cfg,
+	                     const struct tg_deployment *d,
+	                     const struct tg_req *req, struct tg_bounds *b,
+	                     struct tg_err *err);
+	/*
+	 * Before the first attempt: change the client's body where the meter
+	 * needs the upstream to do something (a chat stream asks for its
+	 * usage); *client_usage says whether the client asked for what was
+	 * added.  NULL: nothing.
+	 */
+	void (*prepare)(struct json_object *body, bool streamed,
+	                bool *client_usage);
+	/* Read a whole (2xx) answer. */
+	void (*read_answer)(const char *body, size_t len, struct tg_answer *a);
+	/* How it streams; NULL: it does not. */
+	const struct tg_stream_dialect *stream;
+};
+
+/*
+ * The adapters, and their field tables (also in the adapter: the route
+ * tables of the programs need them as constants, lib/meter.h).
+ */
+extern const struct tg_api_adapter tg_api_chat;
+#define TG_API_CHAT_NFIELDS 6
+extern const struct tg_field tg_api_chat_fields[TG_API_CHAT_NFIELDS];
+
+/* ---- what the adapters share (lib/api_common.c) ---- */
+
+/*
+ * The output bound of SPEC 4.3 from the given bound (0: none): else the
+ * deployment's max_output_tokens, else default_max_tokens.
+ */
+int64_t tg_api_output_bound(const struct tg_config *cfg,
+                            const struct tg_deployment *d, int64_t given);
+
+/* A validated field's integer (TG_FIELD_TOKENS, COUNT), 0 when not given. */
+int64_t tg_api_field_int(const struct tg_req *req, size_t i);
+
+/* Bytes of the string member key of o (0 when it is not a string). */
+int64_t tg_api_string_len(struct json_object *o, const char *key);
+
+/*
+ * Read a count: a non-negative integer member of o.  Absent is *v = 0 and
+ * *present false; anything else than such an integer is false.
+ */
+bool tg_api_get_count(struct json_object *o, const char *key, int64_t *v,
+                      bool *present);
+
+/*
+ * The values of the top-level members names[0..n) (n <= 8) of the JSON
+ * object text into out[] (new references, NULL for a member that is
+ * absent): each parsed alone where the walk of the text vouches for it
+ * (tg_json_walk_members: an answer's usage is read without parsing its
+ * choices), else from the whole text parsed.  false, out[] all NULL, when
+ * the text is not a JSON object.
+ */
+bool tg_api_members(const char *text, size_t len, const char *const *names,
+                    size_t n, struct json_object **out);
+
+/*
+ * A chat completion's (and a legacy completion's) usage object:
+ * prompt_tokens, completion_tokens, total_tokens (their sum when absent),
+ * prompt_tokens_details.cached_tokens.  false when absent or invalid.
+ */
+bool tg_api_chat_usage(struct json_object *usage, struct tg_usage *out);
+
+/* Copy id into a->response_id when it is a usable id (printable ASCII, at
+ * most TG_RESPONSE_ID_MAX bytes). */
+void tg_api_set_response_id(struct tg_answer *a, const char *id);
+
+/*
+ * The answer of an OpenAI-shaped stream of "choices" chunks (chat and
+ * legacy completions): what lib/api_chat.c's dialect does, with text_bytes
+ * reading a chunk's text.  For lib/api_completions.c.
+ */
+enum tg_relay_action
+tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
+                     struct json_object *obj,
+                     int64_t (*text_bytes)(struct json_object *));
+bool tg_api_choices_whole(const struct tg_relay *r);
+void tg_api_choices_error_event(struct tg_relay *r, const struct tg_err *err);
+/* Chat's and completions' prepare: a stream asks for its usage. */
+void tg_api_choices_prepare(struct json_object *body, bool streamed,
+                            bool *client_usage);
+
+#endif

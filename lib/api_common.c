@@ -1,0 +1,302 @@
+/*
+ * api_common: what the API adapters share (lib/api.h): the output bound of
+ * SPEC 4.3, reading counts and ids from answers, and the stream of
+ * "choices" chunks that chat completions and legacy completions both send.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "jsonx.h"
+#include "pricing.h"
+#include "relay.h"
+
+int64_t
+tg_api_output_bound(const struct tg_config *cfg, const struct tg_deployment *d,
+                    int64_t given)
+{
+	if (given > 0)
+		return given;
+	if (d->price.max_output_tokens > 0)
+		return d->price.max_output_tokens;
+	return cfg->default_max_tokens;
+}
+
+int64_t
+tg_api_field_int(const struct tg_req *req, size_t i)
+{
+	const struct tg_value *v = tg_req_field(req, i);
+
+	return v->given ? v->num : 0;
+}
+
+int64_t
+tg_api_string_len(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return 0;
+	return json_object_get_string_len(v);
+}
+
+bool
+tg_api_get_count(struct json_object *o, const char *key, int64_t *v,
+                 bool *present)
+{
+	struct json_object *x;
+
+	*present = false;
+	*v = 0;
+	if (!json_object_object_get_ex(o, key, &x) || x == NULL)
+		return true;
+	if (!json_object_is_type(x, json_type_int))
+		return false;
+	errno = 0;
+	*v = json_object_get_int64(x);
+	if (*v < 0 || (*v == INT64_MAX && errno != 0))
+		return false;
+	*present = true;
+	return true;
+}
+
+void
+tg_api_set_response_id(struct tg_answer *a, const char *id)
+{
+	size_t n;
+
+	if (id == NULL || (n = strlen(id)) == 0 || n > TG_RESPONSE_ID_MAX)
+		return;
+	/* What is kept is shown, stored and looked up: nothing odd. */
+	for (size_t i = 0; i < n; i++)
+		if (id[i] <= ' ' || id[i] > '~' || id[i] == '"' ||
+		    id[i] == '\\')
+			return;
+	memcpy(a->response_id, id, n + 1);
+}
+
+/* Where the named members' values are in a walked text. */
+struct members {
+	const char *const *names;
+	size_t n;
+	size_t at[8], len[8];
+	bool found[8];
+};
+
+static bool
+member_seen(void *arg, const char *key, size_t key_len, size_t value,
+            size_t value_len)
+{
+	struct members *m = arg;
+
+	for (size_t i = 0; i < m->n; i++)
+		if (strlen(m->names[i]) == key_len &&
+		    memcmp(m->names[i], key, key_len) == 0) {
+			/* Once: the walk refuses a repeated key. */
+			m->found[i] = true;
+			m->at[i] = value;
+			m->len[i] = value_len;
+		}
+	return true;
+}
+
+bool
+tg_api_members(const char *text, size_t len, const char *const *names, size_t n,
+               struct json_object **out)
+{
+	struct members m;
+	struct json_object *root, *v;
+
+	memset(&m, 0, sizeof(m));
+	m.names = names;
+	m.n = n < 8 ? n : 8;
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	if (tg_json_walk_members(text, len, member_seen, &m)) {
+		/* Only the members asked for are parsed: the rest was
+		 * walked. */
+		for (size_t i = 0; i < m.n; i++)
+			if (m.found[i])
+				out[i] =
+				        tg_json_parse(text + m.at[i], m.len[i]);
+		return true;
+	}
+	root = tg_json_parse(text, len);
+	if (root == NULL || !json_object_is_type(root, json_type_object)) {
+		json_object_put(root);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (json_object_object_get_ex(root, names[i], &v))
+			out[i] = json_object_get(v);
+	json_object_put(root);
+	return true;
+}
+
+/* ---- the stream of "choices" chunks ---- */
+
+/* Note the choices a chunk carries, and those it ends. */
+static void
+note_choices(struct tg_relay *r, struct json_object *chunk)
+{
+	struct json_object *choices, *ch, *v;
+
+	if (!json_object_object_get_ex(chunk, "choices", &choices) ||
+	    !json_object_is_type(choices, json_type_array))
+		return;
+	for (size_t i = 0; i < json_object_array_length(choices); i++) {
+		int64_t idx = 0;
+
+		ch = json_object_array_get_idx(choices, i);
+		if (json_object_object_get_ex(ch, "index", &v) &&
+		    json_object_is_type(v, json_type_int))
+			idx = json_object_get_int64(v);
+		if (idx < 0 || idx >= TG_API_N_MAX)
+			continue;
+		r->seen[idx / 64] |= 1ull << (idx % 64);
+		if (json_object_object_get_ex(ch, "finish_reason", &v) &&
+		    json_object_is_type(v, json_type_string))
+			r->finished[idx / 64] |= 1ull << (idx % 64);
+	}
+}
+
+bool
+tg_api_choices_whole(const struct tg_relay *r)
+{
+	/* Ended with [DONE], or every choice that began also ended. */
+	return r->ended || ((r->seen[0] | r->seen[1]) != 0 &&
+	                    (r->seen[0] & ~r->finished[0]) == 0 &&
+	                    (r->seen[1] & ~r->finished[1]) == 0);
+}
+
+/* The usage of a chunk (chat's shape: prompt_tokens, completion_tokens,
+ * total_tokens, prompt_tokens_details.cached_tokens).  false if absent or
+ * invalid. */
+static bool
+chunk_usage(struct json_object *usage, struct tg_usage *out)
+{
+	struct json_object *details;
+	struct tg_usage u;
+	bool has_prompt, has_completion, has_total, has_cached;
+
+	memset(&u, 0, sizeof(u));
+	if (!json_object_is_type(usage, json_type_object) ||
+	    !tg_api_get_count(usage, "prompt_tokens", &u.prompt_tokens,
+	                      &has_prompt) ||
+	    !tg_api_get_count(usage, "completion_tokens", &u.completion_tokens,
+	                      &has_completion) ||
+	    !tg_api_get_count(usage, "total_tokens", &u.total_tokens,
+	                      &has_total))
+		return false;
+	if (!has_prompt && !has_completion)
+		return false;
+	if (!has_total &&
+	    __builtin_add_overflow(u.prompt_tokens, u.completion_tokens,
+	                           &u.total_tokens))
+		return false;
+	if (json_object_object_get_ex(usage, "prompt_tokens_details",
+	                              &details) &&
+	    json_object_is_type(details, json_type_object) &&
+	    !tg_api_get_count(details, "cached_tokens", &u.cached_tokens,
+	                      &has_cached))
+		return false;
+	if (u.cached_tokens > u.prompt_tokens)
+		return false; /* cached tokens are a part of the prompt */
+	u.present = true;
+	*out = u;
+	return true;
+}
+
+bool
+tg_api_chat_usage(struct json_object *usage, struct tg_usage *out)
+{
+	return chunk_usage(usage, out);
+}
+
+enum tg_relay_action
+tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
+                     struct json_object *chunk,
+                     int64_t (*text_bytes)(struct json_object *))
+{
+	struct json_object *usage, *choices, *v;
+	tg_money cost = 0;
+	bool usage_only, priced = false;
+
+	if (ev->done) {
+		/* Held back: settlement comes first (SPEC 4.5), and the
+		 * dialect's closing says it then. */
+		r->ended = true;
+		return TG_RELAY_DROP;
+	}
+	if (chunk == NULL)
+		return TG_RELAY_FORWARD;
+	if (json_object_object_get_ex(chunk, "error", &v) && v != NULL)
+		r->failed = true;
+	r->answer.text_bytes += text_bytes(chunk);
+	note_choices(r, chunk);
+	if (r->answer.response_id[0] == '\0' &&
+	    json_object_object_get_ex(chunk, "id", &v) &&
+	    json_object_is_type(v, json_type_string))
+		tg_api_set_response_id(&r->answer, json_object_get_string(v));
+	if (!json_object_object_get_ex(chunk, "usage", &usage) ||
+	    !json_object_is_type(usage, json_type_object))
+		return TG_RELAY_FORWARD;
+	if (chunk_usage(usage, &r->answer.u)) {
+		struct tg_err ignored;
+
+		tg_err_clear(&ignored);
+		priced =
+		        tg_pricing_cost(&r->d->price, r->answer.u.prompt_tokens,
+		                        r->answer.u.completion_tokens,
+		                        r->answer.u.cached_tokens, &cost,
+		                        &ignored) == TG_OK;
+	}
+	usage_only = !json_object_object_get_ex(chunk, "choices", &choices) ||
+	             !json_object_is_type(choices, json_type_array) ||
+	             json_object_array_length(choices) == 0;
+	if (!r->client_usage)
+		/* Asked for by us, not by the client: not the client's. */
+		return usage_only ? TG_RELAY_DROP : TG_RELAY_FORWARD;
+	if (priced)
+		json_object_object_add(usage, "cost", tg_json_money(cost));
+	tg_relay_write_json(r, NULL, chunk);
+	return TG_RELAY_DROP;
+}
+
+void
+tg_api_choices_error_event(struct tg_relay *r, const struct tg_err *err)
+{
+	struct json_object *env = tg_error_envelope(err);
+
+	tg_relay_write_json(r, NULL, env);
+	json_object_put(env);
+}
+
+void
+tg_api_choices_prepare(struct json_object *body, bool streamed,
+                       bool *client_usage)
+{
+	struct json_object *opts, *v;
+
+	*client_usage = false;
+	if (!streamed)
+		return;
+	/* Whether the client asked for stream_options.include_usage; either
+	 * way it is asked of the upstream, which is how the charge is
+	 * known. */
+	if (!json_object_object_get_ex(body, "stream_options", &opts) ||
+	    !json_object_is_type(opts, json_type_object)) {
+		opts = json_object_new_object();
+		json_object_object_add(body, "stream_options", opts);
+	}
+	if (json_object_object_get_ex(opts, "include_usage", &v) &&
+	    json_object_is_type(v, json_type_boolean))
+		*client_usage = json_object_get_boolean(v);
+	json_object_object_add(opts, "include_usage",
+	                       json_object_new_boolean(1));
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""ledger_diff: the ledger's two ways agree, row for row.
+
+The ledger runs a call's admission and settlement either as one CALL of
+the procedures tg_admit and tg_settle (sql/007, sql/008) or as statements
+from lib/ledger.c (a database without the procedures, or a call they do not
+take); where a procedure repeats C, this proves the two the same.
+tests/unit/test-ledger runs one table of scenarios (a new customer, a tier,
+a key and a customer, refusals at the exact boundary, a hold of 0, a due
+reset, a duplicate request id, an unsettled row replaced, a budget deleted
+mid-call) on two databases of one server: "tollgate" with the procedures
+and "tollgate_long" with them dropped.  Then customers, api_keys,
+reservations and spend_logs of the two are compared row for row, every
+column but those the server's clock writes (created_at, updated_at,
+expires_at).  A procedure made to differ (a join, a condition) fails here.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+PROGRAM = os.path.join(H.BUILDDIR, "tests", "unit", "test-ledger")
+
+# Each table's columns as compared, its order, and a WHERE.
+TABLES = {
+    "customers": ("user_id, alias, blocked, spend, reserved, budget_id, "
+                  "allowed_model_region, default_model, spend_reset_at", "user_id"),
+    "api_keys": ("token, key_name, blocked, budget_id, spend, reserved, spend_reset_at",
+                 "token"),
+    "reservations": ("request_id, user_id, amount, model, api_key, start_time, key_token",
+                     "request_id"),
+    "spend_logs": ("request_id, end_user, model, model_id, api_key, call_type, status, spend, "
+                   "prompt_tokens, completion_tokens, total_tokens, start_time, end_time, "
+                   "request_duration_ms, api_base, metadata, response_id", "request_id"),
+    "budgets": ("budget_id, max_budget, budget_duration", "budget_id"),
+}
+
+
+def run(t, env, db, label):
+    url = env.db.url.replace("/tollgate?", "/%s?" % db)
+    penv = dict(os.environ, TG_TEST_DATABASE_URL=url)
+    penv.update(H.SANITIZER_ENV)
+    r = subprocess.run([PROGRAM], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=penv,
+                       timeout=120)
+    out = r.stdout.decode("utf-8", "replace")
+    plan, n = None, 0
+    for line in out.splitlines():
+        m = re.match(r"^(not ok|ok) \d+ - (.*)$", line)
+        if m:
+            n += 1
+            t.ok(m.group(1) == "ok", "%s: %s" % (label, m.group(2)))
+        elif re.match(r"^1\.\.\d+", line):
+            plan = line
+        elif line.startswith("#"):
+            t.diag("%s: %s" % (label, line[1:].strip()))
+    t.is_eq(r.returncode, 0, "%s: test-ledger exits with 0" % label, out[-2000:])
+    t.ok(plan is not None and plan == "1..%d" % n and n > 0,
+         "%s: test-ledger ran its %d checks (plan %r)" % (label, n, plan))
+
+
+def rows(env, db, table):
+    cols, order = TABLES[table]
+    return env.db.sql("SELECT %s FROM %s ORDER BY %s" % (cols, table, order), db=db)
+
+
+def main(t, env):
+    if not os.access(PROGRAM, os.X_OK):
+        t.fail("test-ledger is built (make check builds it)", "missing: %s" % PROGRAM)
+        return
+    env.migrate(database_url=env.db.url.replace("/tollgate?", "/tollgate_long?"))
+    env.db.sql("DROP PROCEDURE tg_admit; DROP PROCEDURE tg_settle", db="tollgate_long")
+    procs = env.db.sql("SELECT db, COUNT(*) FROM mysql.proc WHERE name IN "
+                       "('tg_admit', 'tg_settle') GROUP BY db", db=None)
+    t.is_eq(procs, [["tollgate", "2"]], "the procedures are in tollgate only")
+    run(t, env, "tollgate", "procedures")
+    run(t, env, "tollgate_long", "statements")
+    for table in TABLES:
+        a, b = rows(env, "tollgate", table), rows(env, "tollgate_long", table)
+        t.ok(len(a) > 0, "%s: the scenarios left %d rows" % (table, len(a)))
+        t.is_eq(b, a, "%s: the statements leave the rows the procedures leave (%d rows)"
+                % (table, len(a)))
+        diff = [(x, y) for x, y in zip(a, b) if x != y]
+        for x, y in diff[:5]:
+            t.diag("%s: procedures %r" % (table, x))
+            t.diag("%s: statements %r" % (table, y))
+    unsettled = env.db.sql("SELECT COUNT(*) FROM spend_logs WHERE status = 'unsettled'")
+    t.is_eq(unsettled, [["0"]], "the unsettled row was replaced by its settlement")
+
+
+H.run(main)

@@ -1,0 +1,408 @@
+/*
+ * test-api: what the meter reads of a call through its API's adapter
+ * (lib/api.h, lib/meter.c): the customer id (SPEC 4.1), the worst case of
+ * each API (SPEC 4.3, 11), the usage of its answers, and that every bound
+ * the front line rewrites reaches every provider as the integer the
+ * estimate used.  Requests go through the real front line
+ * (tg_app_front_line()), as a handler would see them.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "api.h"
+#include "app.h"
+#include "fields.h"
+#include "meter.h"
+#include "upstream.h"
+
+struct id_row {
+	int line;
+	const char *hdr_customer, *hdr_end_user, *body;
+	enum tg_rc rc;
+	bool found;
+	const char *id;
+};
+
+#define R(...)                                                                 \
+	{                                                                      \
+		__LINE__, __VA_ARGS__                                          \
+	}
+
+static const struct id_row id_rows[] = {
+        R("c", "e", "{\"user\":\"u\",\"metadata\":{\"user_id\":\"m\"}}", TG_OK,
+          true, "c"),
+        R(NULL, "e", "{\"user\":\"u\",\"metadata\":{\"user_id\":\"m\"}}", TG_OK,
+          true, "e"),
+        R(NULL, NULL, "{\"user\":\"u\",\"metadata\":{\"user_id\":\"m\"}}",
+          TG_OK, true, "u"),
+        R(NULL, NULL, "{\"metadata\":{\"user_id\":\"m\"}}", TG_OK, true, "m"),
+        R("", "  ", "{\"user\":\" \",\"metadata\":{\"user_id\":\"m\"}}", TG_OK,
+          true, "m"),
+        R(NULL, NULL, "{\"user\":12345}", TG_OK, true, "12345"),
+        R(NULL, NULL, "{\"user\":null,\"metadata\":{\"user_id\":7}}", TG_OK,
+          true, "7"),
+        R(NULL, NULL, "{}", TG_OK, false, NULL),
+        R(NULL, NULL, "{\"user\":\"\"}", TG_OK, false, NULL),
+        R(NULL, NULL, "{\"metadata\":\"x\"}", TG_OK, false, NULL),
+        R(NULL, NULL, "{\"user\":true}", TG_ERR_UNPROCESSABLE, false, NULL),
+        R(NULL, NULL, "{\"user\":[\"a\"]}", TG_ERR_UNPROCESSABLE, false, NULL),
+        R("\xff", NULL, "{}", TG_ERR_UNPROCESSABLE, false, NULL),
+        R(NULL, NULL, "{\"user\":\"Ishaan3\"}", TG_OK, true, "Ishaan3"),
+};
+
+static void
+test_ids(void)
+{
+	char longid[400];
+	char buf[256];
+	bool found;
+	struct tg_err err;
+	struct json_object *body = json_tokener_parse("{}");
+
+	for (size_t i = 0; i < sizeof(id_rows) / sizeof(id_rows[0]); i++) {
+		const struct id_row *r = &id_rows[i];
+		struct json_object *b = json_tokener_parse(r->body);
+		enum tg_rc rc;
+
+		found = false;
+		buf[0] = '\0';
+		tg_err_clear(&err);
+		rc = tg_meter_customer_id(r->hdr_customer, r->hdr_end_user, b,
+		                          buf, sizeof(buf), &found, &err);
+		tap_ok(rc == r->rc && (rc != TG_OK || found == r->found) &&
+		               (!r->found || strcmp(buf, r->id) == 0),
+		       __FILE__, r->line, "customer id (%s)", r->body);
+		json_object_put(b);
+	}
+	memset(longid, 'x', 300);
+	longid[300] = '\0';
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_meter_customer_id(longid, NULL, body, buf, sizeof(buf),
+	                            &found, &err),
+	       "an id above 255 bytes is refused");
+	longid[255] = '\0';
+	is_int(TG_OK,
+	       tg_meter_customer_id(longid, NULL, body, buf, sizeof(buf),
+	                            &found, &err),
+	       "255 bytes is taken");
+	json_object_put(body);
+}
+
+/* ---- requests through the front line ---- */
+
+static char config_path[64];
+
+static void
+write_config(void)
+{
+	int fd;
+	FILE *f;
+
+	snprintf(config_path, sizeof(config_path), "/tmp/tg-test-api-XXXXXX");
+	fd = mkstemp(config_path);
+	if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+		perror("mkstemp");
+		exit(1);
+	}
+	fputs("general_settings:\n  master_key: sk-test\n", f);
+	fclose(f);
+	setenv("TOLLGATE_CONFIG", config_path, 1);
+	unsetenv("DATABASE_URL");
+}
+
+/* What a test does with a request the front line passed. */
+struct seen {
+	const struct tg_api_adapter *api;
+	const struct tg_config *cfg;
+	struct tg_deployment *d;
+	enum tg_rc rc;
+	struct tg_err err;
+	struct tg_bounds b;
+	char *up_text; /* the upstream body, for d */
+};
+
+static void
+inspect(const struct tg_req *req, void *arg)
+{
+	struct seen *s = arg;
+	size_t len, up_len;
+	const char *text = tg_req_body(req, &len);
+
+	tg_err_clear(&s->err);
+	s->rc = s->api->bounds(s->cfg, s->d, req, &s->b, &s->err);
+	s->up_text =
+	        tg_upstream_body(s->d, tg_req_json(req), text, len, &up_len);
+}
+
+/*
+ * body sent to api's route through the front line; s->rc is the
+ * adapter's bounds() (s->b) when the front line passed it, else the front
+ * line's refusal.
+ */
+static enum tg_rc
+through(const struct tg_api_adapter *api, const struct tg_config *cfg,
+        struct tg_deployment *d, const char *body, struct seen *s)
+{
+	struct tg_route route = {"/t",        "POST",      TG_AUTH_MASTER,
+	                         TG_BODY_LLM, api->fields, api->nfields,
+	                         NULL};
+	struct tg_program prog = {"test-api", &route, 1};
+	char clen[48], *envp[5];
+	enum tg_rc rc;
+
+	memset(s, 0, sizeof(*s));
+	s->api = api;
+	s->cfg = cfg;
+	s->d = d;
+	snprintf(clen, sizeof(clen), "CONTENT_LENGTH=%zu", strlen(body));
+	envp[0] = (char *)"REQUEST_METHOD=POST";
+	envp[1] = (char *)"REQUEST_URI=/t";
+	envp[2] = (char *)"HTTP_AUTHORIZATION=Bearer sk-test";
+	envp[3] = clen;
+	envp[4] = NULL;
+	rc = tg_app_front_line(&prog, envp, body, strlen(body), inspect, s,
+	                       &s->err);
+	return rc != TG_OK ? rc : s->rc;
+}
+
+static struct tg_config cfg;
+
+static struct tg_deployment
+deployment(enum tg_provider p)
+{
+	struct tg_deployment d;
+
+	memset(&d, 0, sizeof(d));
+	d.provider = p;
+	d.model_name = (char *)"m";
+	d.litellm_model = (char *)"openai/up";
+	d.upstream_model = (char *)"up";
+	return d;
+}
+
+static void
+test_chat_bounds(void)
+{
+	struct tg_deployment d = deployment(TG_PROVIDER_OPENAI);
+	struct seen s;
+	const char *text;
+
+	text = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":"
+	       "\"hi\"}]}";
+	is_int(TG_OK, through(&tg_api_chat, &cfg, &d, text, &s), "chat");
+	is_int((long long)strlen(text), s.b.prompt,
+	       "prompt bound = body bytes");
+	is_int(4096, s.b.output, "output bound = default_max_tokens");
+	free(s.up_text);
+	d.price.max_output_tokens = 16384;
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	is_int(16384, s.b.output, "output bound = model's max_output_tokens");
+	free(s.up_text);
+
+	text = "{\"messages\":[{\"role\":\"user\"}],\"max_tokens\":50}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	is_int(50, s.b.output, "output bound = max_tokens");
+	is_string("max_tokens", s.b.output_field, "set by max_tokens");
+	free(s.up_text);
+
+	text = "{\"messages\":[{\"role\":\"user\"}],\"max_tokens\":50,"
+	       "\"max_completion_tokens\":70}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	is_int(70, s.b.output,
+	       "both bounds: the larger (max_completion_tokens)");
+	is_string("max_completion_tokens", s.b.output_field,
+	          "set by max_completion_tokens");
+	free(s.up_text);
+
+	/* An upstream may honour either: the estimate covers both. */
+	text = "{\"messages\":[{\"role\":\"user\"}],\"max_tokens\":90,"
+	       "\"max_completion_tokens\":70}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	is_int(90, s.b.output, "both bounds: the larger (max_tokens)");
+	free(s.up_text);
+
+	text = "{\"messages\":[{\"role\":\"user\"}],\"max_tokens\":10,"
+	       "\"n\":3}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	is_int(30, s.b.output, "n choices: n times the bound");
+	free(s.up_text);
+
+	text = "{\"messages\":[{\"role\":\"user\",\"content\":["
+	       "{\"type\":\"text\",\"text\":\"what is this\"},"
+	       "{\"type\":\"image_url\",\"image_url\":{\"url\":\"u\"}},"
+	       "{\"type\":\"image_url\",\"image_url\":{\"url\":\"v\"}}]}]}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	is_int((long long)strlen(text) + 2 * TG_IMAGE_TOKENS_MAX, s.b.prompt,
+	       "each image part adds the worst case");
+	free(s.up_text);
+}
+
+/*
+ * Issue 6: "max_tokens": "1" was reserved as 1 token but forwarded as the
+ * string "1", which an upstream may ignore.  Through the front line every
+ * accepted spelling of every adapter's TG_FIELD_TOKENS field reaches
+ * every provider's body as the JSON integer the front line made of it;
+ * for the chat bounds, that is the output bound the estimate used.
+ */
+static void
+test_forwarded_bounds(void)
+{
+	static const struct {
+		int line;
+		const char *field, *value; /* the client's spelling */
+		long long bound;
+	} rows[] = {
+	        R("max_tokens", "\"1\"", 1),
+	        R("max_tokens", "1.0", 1),
+	        R("max_tokens", "\"1e3\"", 1000),
+	        R("max_tokens", "7", 7),
+	        R("max_completion_tokens", "\"1\"", 1),
+	        R("max_completion_tokens", "\"2.5e1\"", 25),
+	        R("max_completion_tokens", "2147483647", 2147483647LL),
+	};
+	static const enum tg_provider providers[] = {
+	        TG_PROVIDER_OPENAI, TG_PROVIDER_AZURE, TG_PROVIDER_MISTRAL,
+	        TG_PROVIDER_MOCK};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text),
+		         "{\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+		         "\"content\":\"hi\"}],\"%s\":%s}",
+		         rows[i].field, rows[i].value);
+		for (size_t p = 0; p < sizeof(providers) / sizeof(providers[0]);
+		     p++) {
+			/* Mistral knows only max_tokens (SPEC 7). */
+			const char *sent = providers[p] == TG_PROVIDER_MISTRAL
+			                           ? "max_tokens"
+			                           : rows[i].field;
+			struct tg_deployment d = deployment(providers[p]);
+			struct json_object *up, *v = NULL;
+			struct seen s;
+			enum tg_rc rc;
+
+			rc = through(&tg_api_chat, &cfg, &d, text, &s);
+			tap_ok(rc == TG_OK && s.b.output == rows[i].bound,
+			       __FILE__, rows[i].line,
+			       "%s: %s is accepted, an output bound of %lld "
+			       "(got %lld: %s)",
+			       rows[i].field, rows[i].value, rows[i].bound,
+			       (long long)s.b.output, s.err.message);
+			up = s.up_text ? json_tokener_parse(s.up_text) : NULL;
+			json_object_object_get_ex(up, sent, &v);
+			tap_ok(json_object_is_type(v, json_type_int) &&
+			               json_object_get_int64(v) == s.b.output,
+			       __FILE__, rows[i].line,
+			       "provider %d gets %s: %lld as a JSON integer "
+			       "(got %s)",
+			       (int)providers[p], sent, (long long)s.b.output,
+			       s.up_text ? s.up_text : "nothing");
+			json_object_put(up);
+			free(s.up_text);
+		}
+	}
+}
+
+/*
+ * Every field the front line may rewrite in the body (TG_FIELD_TOKENS) of
+ * every adapter reaches the upstream as rewritten, also when the body is
+ * spliced from the client's text (lib/upstream.c's printed_members).
+ */
+static void
+test_rewritten_fields_forwarded(void)
+{
+	static const struct tg_api_adapter *const apis[] = {&tg_api_chat};
+	/* The rest of a body of each API, before the field. */
+	static const char *const bodies[] = {
+	        "\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+	        "\"content\":\"hi\"}]",
+	};
+	struct tg_deployment d = deployment(TG_PROVIDER_OPENAI);
+
+	for (size_t a = 0; a < sizeof(apis) / sizeof(apis[0]); a++)
+		for (size_t i = 0; i < apis[a]->nfields; i++) {
+			const char *name = apis[a]->fields[i].name;
+			struct json_object *up, *v = NULL;
+			struct seen s;
+			char text[256];
+
+			if (apis[a]->fields[i].kind != TG_FIELD_TOKENS)
+				continue;
+			snprintf(text, sizeof(text), "{%s,\"%s\":\"2\"}",
+			         bodies[a], name);
+			tap_ok(through(apis[a], &cfg, &d, text, &s) == TG_OK,
+			       __FILE__, __LINE__,
+			       "%s of %s: \"2\" is accepted (%s)", name,
+			       apis[a]->call_type, s.err.message);
+			up = s.up_text ? json_tokener_parse(s.up_text) : NULL;
+			json_object_object_get_ex(up, name, &v);
+			tap_ok(json_object_is_type(v, json_type_int) &&
+			               json_object_get_int64(v) == 2 &&
+			               strstr(s.up_text, "\"2\"") == NULL,
+			       __FILE__, __LINE__,
+			       "%s of %s: the spliced body has the integer 2, "
+			       "and only it (got %s)",
+			       name, apis[a]->call_type,
+			       s.up_text ? s.up_text : "nothing");
+			json_object_put(up);
+			free(s.up_text);
+		}
+}
+
+/* The deployment picker: a permutation every time, every order seen,
+ * and each deployment first about equally often. */
+static void
+test_shuffle(void)
+{
+	enum { RUNS = 6000 };
+	int first[3] = {0, 0, 0}, orders[6] = {0};
+	bool perm = true;
+	size_t one[1] = {7};
+
+	for (int run = 0; run < RUNS; run++) {
+		size_t idx[3] = {0, 1, 2};
+		int seen = 0;
+
+		tg_meter_shuffle(idx, 3);
+		for (int i = 0; i < 3; i++)
+			seen |= 1 << idx[i];
+		perm = perm && seen == 7;
+		first[idx[0]]++;
+		/* Number the 6 orders by their first two elements. */
+		orders[idx[0] * 2 + (idx[1] > idx[2] ? 1 : 0)]++;
+	}
+	ok(perm, "shuffle always yields a permutation");
+	for (int i = 0; i < 3; i++)
+		ok(first[i] > RUNS / 3 - RUNS / 10 &&
+		           first[i] < RUNS / 3 + RUNS / 10,
+		   "deployment %d first in %d of %d runs (about a third)", i,
+		   first[i], RUNS);
+	for (int i = 0; i < 6; i++)
+		ok(orders[i] > 0, "order %d of 6 occurs (%d times)", i,
+		   orders[i]);
+	tg_meter_shuffle(one, 1);
+	is_int(7, one[0], "a single deployment stays");
+	tg_meter_shuffle(one, 0);
+	ok(true, "an empty list is accepted");
+}
+
+int
+main(void)
+{
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.default_max_tokens = 4096;
+	write_config();
+	test_ids();
+	test_chat_bounds();
+	test_forwarded_bounds();
+	test_rewritten_fields_forwarded();
+	test_shuffle();
+	unlink(config_path);
+	return done_testing();
+}
