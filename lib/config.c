@@ -45,6 +45,8 @@ struct dep_parse {
 	struct opt_price info_input, info_output, info_cache_read;
 	struct opt_price params_input, params_output; /* litellm_params.* */
 	int64_t info_max_output_tokens;               /* 0: not given */
+	int64_t info_max_input_tokens;                /* 0: not given */
+	struct opt_price info_file_search, info_code_interpreter;
 	int base_model_line;
 };
 
@@ -81,6 +83,8 @@ enum kind {
 	K_ALERT_TYPES, /* list of event names: unsigned tg_event bits */
 	K_PERIOD,      /* long: seconds, 1..TG_CONFIG_MAX_PERIOD */
 	K_PATH,        /* char *: a file path; its line is kept for messages */
+	K_CALL_PRICE,  /* struct opt_price: USD per call (or session) */
+	K_TOOL_PRICES, /* a mapping of hosted tool names to K_CALL_PRICEs */
 };
 
 struct field {
@@ -118,6 +122,12 @@ static const struct field info_fields[] = {
          offsetof(struct dep_parse, info_cache_read)},
         {"max_output_tokens", K_TOKENS,
          offsetof(struct dep_parse, info_max_output_tokens)},
+        {"max_input_tokens", K_TOKENS,
+         offsetof(struct dep_parse, info_max_input_tokens)},
+        {"file_search_cost_per_1k_calls", K_CALL_PRICE,
+         offsetof(struct dep_parse, info_file_search)},
+        {"code_interpreter_cost_per_session", K_CALL_PRICE,
+         offsetof(struct dep_parse, info_code_interpreter)},
         {NULL, K_STRING, 0},
 };
 
@@ -166,6 +176,9 @@ static const struct field tollgate_fields[] = {
          offsetof(struct tg_config, alerting.retry_for_s)},
         {"webhook_retention", K_PERIOD,
          offsetof(struct tg_config, alerting.retention_s)},
+        {"tool_prices", K_TOOL_PRICES, 0},
+        {"default_max_tool_calls", K_TOKENS,
+         offsetof(struct tg_config, default_max_tool_calls)},
         {NULL, K_STRING, 0},
 };
 
@@ -398,6 +411,52 @@ tg_alerting_wants(const struct tg_alerting *a, enum tg_event e)
 	return a->slack_url != NULL && (e & TG_EVENT_BUDGET_ALERTS) != 0;
 }
 
+static enum tg_rc parse_field(struct loader *ld, const struct field *f,
+                              const yaml_node_t *v, void *base);
+
+/*
+ * tollgate_settings.tool_prices: a mapping of hosted tool names
+ * (tg_tool_name()) to their price per call.  An unknown name is an error:
+ * a price the operator meant for a tool must not be ignored.
+ */
+static enum tg_rc
+parse_tool_prices(struct loader *ld, const yaml_node_t *n, const char *key)
+{
+	static const struct field price = {"tool_prices", K_CALL_PRICE, 0};
+
+	if (n->type == YAML_SCALAR_NODE && is_null_scalar(n))
+		return TG_OK;
+	if (n->type != YAML_MAPPING_NODE)
+		return fail(ld, node_line(n), "'%s' must be a mapping", key);
+	for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+	     p < n->data.mapping.pairs.top; p++) {
+		const yaml_node_t *k = node_at(ld, p->key);
+		const char *name = k->type == YAML_SCALAR_NODE
+		                           ? (const char *)k->data.scalar.value
+		                           : "";
+		struct opt_price got = {false, 0};
+		size_t t;
+		enum tg_rc rc;
+
+		for (t = 0; t < TG_TOOL_COUNT; t++)
+			if (strcmp(name, tg_tool_name((enum tg_tool)t)) == 0)
+				break;
+		if (t == TG_TOOL_COUNT)
+			return fail(ld, node_line(k),
+			            "'%s': unknown hosted tool '%s' (known: "
+			            "web_search, web_search_preview, "
+			            "file_search, code_interpreter, "
+			            "image_generation)",
+			            key, name);
+		rc = parse_field(ld, &price, node_at(ld, p->value), &got);
+		if (rc != TG_OK)
+			return rc;
+		ld->cfg->has_tool_price[t] = got.set;
+		ld->cfg->tool_price[t] = got.value;
+	}
+	return TG_OK;
+}
+
 /* Parse value node v of key into base + f->offset as f->kind says. */
 static enum tg_rc
 parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
@@ -413,6 +472,8 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 		return parse_name_list(ld, v, f->key, NULL);
 	if (f->kind == K_ALERT_TYPES)
 		return parse_name_list(ld, v, f->key, (unsigned *)(void *)slot);
+	if (f->kind == K_TOOL_PRICES)
+		return parse_tool_prices(ld, v, f->key);
 	rc = scalar_text(ld, v, f->key, &text);
 	if (rc != TG_OK)
 		return rc;
@@ -495,7 +556,8 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 			            f->key, TG_CONFIG_MAX_BYTES);
 		*(size_t *)(void *)slot = (size_t)whole;
 		return TG_OK;
-	case K_PRICE: {
+	case K_PRICE:
+	case K_CALL_PRICE: {
 		struct opt_price *dst = (struct opt_price *)(void *)slot;
 		tg_price price;
 
@@ -505,9 +567,10 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 		}
 		if (!tg_price_parse(text, &price) || price < 0)
 			return fail(ld, line,
-			            "'%s' must be a price in USD per token "
+			            "'%s' must be a price in USD per %s "
 			            "(a decimal >= 0 with at most 15 decimals)",
-			            f->key);
+			            f->key,
+			            f->kind == K_PRICE ? "token" : "call");
 		dst->set = true;
 		dst->value = price;
 		return TG_OK;
@@ -528,7 +591,8 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 		return TG_OK;
 	}
 	case K_ALERTING:
-	case K_ALERT_TYPES: break; /* handled above */
+	case K_ALERT_TYPES:
+	case K_TOOL_PRICES: break; /* handled above */
 	}
 	return TG_OK;
 }
@@ -940,6 +1004,19 @@ overrides:
 	}
 	if (dp->info_max_output_tokens > 0)
 		d->price.max_output_tokens = dp->info_max_output_tokens;
+	if (dp->info_max_input_tokens > 0)
+		d->price.max_input_tokens = dp->info_max_input_tokens;
+	if (dp->info_file_search.set) {
+		/* Rounded up, as the price file's (lib/pricing.c). */
+		d->price.tool[TG_TOOL_FILE_SEARCH] =
+		        (dp->info_file_search.value + 999) / 1000;
+		d->price.has_tool[TG_TOOL_FILE_SEARCH] = true;
+	}
+	if (dp->info_code_interpreter.set) {
+		d->price.tool[TG_TOOL_CODE_INTERPRETER] =
+		        dp->info_code_interpreter.value;
+		d->price.has_tool[TG_TOOL_CODE_INTERPRETER] = true;
+	}
 	return TG_OK;
 }
 
@@ -1075,6 +1152,17 @@ tg_config_load(const char *path, const char *prices_default,
 	cfg->alerting.retry_base_s = 5;
 	cfg->alerting.retry_for_s = 86400;
 	cfg->alerting.retention_s = 7 * 86400;
+	cfg->default_max_tool_calls = 10;
+	/* OpenAI's list prices per call (a code interpreter's per session):
+	 * what a config that says nothing charges for them. */
+	tg_price_parse("0.01", &cfg->tool_price[TG_TOOL_WEB_SEARCH]);
+	tg_price_parse("0.025", &cfg->tool_price[TG_TOOL_WEB_SEARCH_PREVIEW]);
+	tg_price_parse("0.0025", &cfg->tool_price[TG_TOOL_FILE_SEARCH]);
+	tg_price_parse("0.03", &cfg->tool_price[TG_TOOL_CODE_INTERPRETER]);
+	cfg->has_tool_price[TG_TOOL_WEB_SEARCH] = true;
+	cfg->has_tool_price[TG_TOOL_WEB_SEARCH_PREVIEW] = true;
+	cfg->has_tool_price[TG_TOOL_FILE_SEARCH] = true;
+	cfg->has_tool_price[TG_TOOL_CODE_INTERPRETER] = true;
 
 	rc = load_document(&ld, &have_doc);
 	if (rc != TG_OK)
@@ -1145,4 +1233,34 @@ tg_config_has_model(const struct tg_config *cfg, const char *model_name)
 		if (strcmp(cfg->deployments[i].model_name, model_name) == 0)
 			return true;
 	return false;
+}
+
+bool
+tg_config_tool_price(const struct tg_config *cfg, const struct tg_deployment *d,
+                     enum tg_tool t, enum tg_search_context size, tg_price *out)
+{
+	const struct tg_price_entry *p = &d->price;
+
+	switch (t) {
+	case TG_TOOL_WEB_SEARCH:
+	case TG_TOOL_WEB_SEARCH_PREVIEW:
+		if (p->has_search_context && size < TG_SEARCH_SIZES) {
+			*out = p->search_context[size];
+			return true;
+		}
+		break;
+	case TG_TOOL_FILE_SEARCH:
+	case TG_TOOL_CODE_INTERPRETER:
+		if (p->has_tool[t]) {
+			*out = p->tool[t];
+			return true;
+		}
+		break;
+	case TG_TOOL_IMAGE_GENERATION:
+	case TG_TOOL_COUNT: break;
+	}
+	if (t >= TG_TOOL_COUNT || !cfg->has_tool_price[t])
+		return false;
+	*out = cfg->tool_price[t];
+	return true;
 }

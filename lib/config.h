@@ -109,6 +109,16 @@ struct tg_config {
 	 * every reclaim_interval (30 s). */
 	long hold_grace_s;
 	long reclaim_interval_s;
+	/* The hosted tools' prices per call when the price data has none
+	 * for a model (tollgate_settings.tool_prices; the defaults are
+	 * OpenAI's list prices: web_search 0.01, web_search_preview 0.025,
+	 * file_search 0.0025, code_interpreter 0.03 USD). */
+	bool has_tool_price[TG_TOOL_COUNT];
+	tg_price tool_price[TG_TOOL_COUNT];
+	/* The hosted tool calls a Responses hold covers when the request
+	 * gives no max_tool_calls (tollgate_settings.default_max_tool_calls,
+	 * 10). */
+	int64_t default_max_tool_calls;
 };
 
 /*
@@ -138,6 +148,17 @@ void tg_config_free(struct tg_config *cfg);
  */
 size_t tg_config_deployments(const struct tg_config *cfg,
                              const char *model_name, size_t *idx, size_t cap);
+
+/*
+ * The price of one call of hosted tool t on deployment d: the price data's
+ * for the model (search_context_cost_per_query at size for a web search,
+ * file_search_cost_per_1k_calls, code_interpreter_cost_per_session), else
+ * the config's tool_prices.  false: no price anywhere (tollgate then
+ * refuses a call that may use it).
+ */
+bool tg_config_tool_price(const struct tg_config *cfg,
+                          const struct tg_deployment *d, enum tg_tool t,
+                          enum tg_search_context size, tg_price *out);
 
 /* Whether any deployment is named model_name. */
 bool tg_config_has_model(const struct tg_config *cfg, const char *model_name);

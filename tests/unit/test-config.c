@@ -882,6 +882,147 @@ test_misc(void)
 	}
 }
 
+/*
+ * The hosted tools' prices (SPEC 11): the price data's for the model
+ * (search_context_cost_per_query by size, file_search_cost_per_1k_calls,
+ * code_interpreter_cost_per_session, or model_info's), else
+ * tollgate_settings.tool_prices, else OpenAI's list prices; a tool with
+ * none has no price.
+ */
+static void
+test_tool_prices(void)
+{
+	struct tg_config *cfg;
+	struct tg_err err;
+	tg_price p = -1;
+	const char *priced =
+	        "{\"priced\": {\"input_cost_per_token\": 1e-06,"
+	        " \"output_cost_per_token\": 2e-06, \"max_input_tokens\": 1000,"
+	        " \"search_context_cost_per_query\": "
+	        "{\"search_context_size_low\":"
+	        " 0.03, \"search_context_size_medium\": 0.035,"
+	        " \"search_context_size_high\": 0.05},"
+	        " \"file_search_cost_per_1k_calls\": 2.5,"
+	        " \"code_interpreter_cost_per_session\": 0.03}}";
+	char text[1024];
+
+	cfg = load("model_list:\n  - model_name: m\n    litellm_params:\n"
+	           "      model: gpt-4o\n",
+	           NULL, prices, &err);
+	ok(cfg != NULL, "a model without tool prices (%s)", err.message);
+	if (cfg != NULL) {
+		const struct tg_deployment *d = &cfg->deployments[0];
+
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_WEB_SEARCH,
+		                        TG_SEARCH_HIGH, &p) &&
+		           p == price_of("0.01"),
+		   "web_search: OpenAI's 0.01 by default");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_WEB_SEARCH_PREVIEW,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.025"),
+		   "web_search_preview: 0.025 by default");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_FILE_SEARCH,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.0025"),
+		   "file_search: 0.0025 by default");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_CODE_INTERPRETER,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.03"),
+		   "code_interpreter: 0.03 by default");
+		ok(!tg_config_tool_price(cfg, d, TG_TOOL_IMAGE_GENERATION,
+		                         TG_SEARCH_MEDIUM, &p),
+		   "image_generation: no price by default");
+		is_int(10, cfg->default_max_tool_calls,
+		       "default_max_tool_calls: 10");
+		is_int(128000, d->price.max_input_tokens,
+		       "max_input_tokens from the price file");
+	}
+	tg_config_free(cfg);
+
+	snprintf(text, sizeof(text), "%s", priced);
+	write_tmp("tools.json", text);
+	snprintf(text, sizeof(text),
+	         "model_list:\n  - model_name: m\n    litellm_params:\n"
+	         "      model: priced\n"
+	         "litellm_settings:\n  model_cost_map_path: %s/tools.json\n"
+	         "tollgate_settings:\n  default_max_tool_calls: 4\n"
+	         "  tool_prices:\n    web_search: 0.02\n"
+	         "    image_generation: 0.04\n    file_search: null\n",
+	         tmpdir);
+	cfg = load(text, NULL, prices, &err);
+	ok(cfg != NULL, "tool prices in the price data and the config (%s)",
+	   err.message);
+	if (cfg != NULL) {
+		const struct tg_deployment *d = &cfg->deployments[0];
+
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_WEB_SEARCH,
+		                        TG_SEARCH_LOW, &p) &&
+		           p == price_of("0.03"),
+		   "the model's search_context_cost_per_query, low");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_WEB_SEARCH,
+		                        TG_SEARCH_HIGH, &p) &&
+		           p == price_of("0.05"),
+		   "... high: the size asked for");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_FILE_SEARCH,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.0025"),
+		   "the model's file_search_cost_per_1k_calls / 1000 before "
+		   "the config's null");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_IMAGE_GENERATION,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.04"),
+		   "image_generation from tool_prices");
+		is_int(4, cfg->default_max_tool_calls,
+		       "default_max_tool_calls from the config");
+		is_int(1000, d->price.max_input_tokens,
+		       "max_input_tokens from the price data");
+	}
+	tg_config_free(cfg);
+
+	cfg = load("model_list:\n  - model_name: m\n    litellm_params:\n"
+	           "      model: gpt-4o\n    model_info:\n"
+	           "      max_input_tokens: 500\n"
+	           "      file_search_cost_per_1k_calls: 1\n"
+	           "      code_interpreter_cost_per_session: 0.5\n"
+	           "tollgate_settings:\n  tool_prices:\n"
+	           "    file_search: null\n",
+	           NULL, prices, &err);
+	ok(cfg != NULL, "tool prices in model_info (%s)", err.message);
+	if (cfg != NULL) {
+		const struct tg_deployment *d = &cfg->deployments[0];
+
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_FILE_SEARCH,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.001"),
+		   "model_info.file_search_cost_per_1k_calls / 1000");
+		ok(tg_config_tool_price(cfg, d, TG_TOOL_CODE_INTERPRETER,
+		                        TG_SEARCH_MEDIUM, &p) &&
+		           p == price_of("0.5"),
+		   "model_info.code_interpreter_cost_per_session");
+		is_int(500, d->price.max_input_tokens,
+		       "model_info.max_input_tokens");
+	}
+	tg_config_free(cfg);
+
+	cfg = load("tollgate_settings:\n  tool_prices:\n    web_serch: 1\n",
+	           NULL, prices, &err);
+	ok(cfg == NULL &&
+	           strstr(err.message, "unknown hosted tool 'web_serch'"),
+	   "an unknown tool is an error naming it: %s", err.message);
+	tg_config_free(cfg);
+	cfg = load("tollgate_settings:\n  tool_prices:\n    web_search: -1\n",
+	           NULL, prices, &err);
+	ok(cfg == NULL && strstr(err.message, "USD per call"),
+	   "a negative tool price is an error: %s", err.message);
+	tg_config_free(cfg);
+	cfg = load("tollgate_settings:\n  tool_prices: 5\n", NULL, prices,
+	           &err);
+	ok(cfg == NULL && strstr(err.message, "must be a mapping"),
+	   "tool_prices must be a mapping: %s", err.message);
+	tg_config_free(cfg);
+	unlink(write_tmp("tools.json", "{}"));
+}
+
 int
 main(void)
 {
@@ -903,6 +1044,7 @@ main(void)
 	test_lookups();
 	test_price_file_use();
 	test_misc();
+	test_tool_prices();
 	env_reset();
 	rmdir(tmpdir);
 	return done_testing();
