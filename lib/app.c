@@ -35,6 +35,8 @@
 extern char **environ;
 
 #define MAX_HEADERS 16
+/* The most "*" segments a route's path has. */
+#define TG_ROUTE_ARGS 2
 /* How long one replay of the spool may take, after a response, and how
  * long a process waits before trying again when the database was out of
  * reach (a replay's first settlement can take as long as the database's
@@ -75,6 +77,7 @@ struct tg_req {
 	const char *method;
 	char *path;
 	const char *query;
+	char *path_args[TG_ROUTE_ARGS]; /* what the route's "*"s matched */
 	char call_id[37];
 	int64_t start_us;
 	char key_hash[65];
@@ -125,6 +128,30 @@ on_term(int sig)
 	(void)sig;
 	app_stop = 1;
 	FCGX_ShutdownPending();
+}
+
+const char *
+tg_req_path_arg(const struct tg_req *req, size_t i)
+{
+	return i < TG_ROUTE_ARGS ? req->path_args[i] : NULL;
+}
+
+const char *
+tg_req_method(const struct tg_req *req)
+{
+	return req->method;
+}
+
+const char *
+tg_req_path(const struct tg_req *req)
+{
+	return req->path;
+}
+
+const char *
+tg_req_query(const struct tg_req *req)
+{
+	return req->query;
 }
 
 const char *
@@ -665,6 +692,54 @@ key_hash(struct tg_req *req, const char *key)
 	memcpy(req->key_hash, app_master_hash, sizeof(req->key_hash));
 }
 
+/*
+ * Whether path matches the route's pattern: its segments, where "*" is
+ * one non-empty segment of an id's characters (letters, digits, "-", "_",
+ * "."): what an upstream names its objects with, and nothing that would
+ * need decoding.  args (may be NULL) gets copies of what the "*"s
+ * matched.
+ */
+static bool
+path_matches(const char *pattern, const char *path, char **args)
+{
+	size_t nargs = 0;
+
+	while (*pattern != '\0' && *path != '\0') {
+		if (pattern[0] == '*' &&
+		    (pattern[1] == '/' || pattern[1] == '\0')) {
+			size_t n = 0;
+
+			while (path[n] != '\0' && path[n] != '/') {
+				char ch = path[n];
+
+				if (!isalnum((unsigned char)ch) && ch != '-' &&
+				    ch != '_' && ch != '.')
+					return false;
+				n++;
+			}
+			if (n == 0 || nargs == TG_ROUTE_ARGS)
+				return false;
+			if (args != NULL)
+				args[nargs] = tg_xstrndup(path, n);
+			nargs++;
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern != *path)
+			return false;
+		pattern++;
+		path++;
+	}
+	return *pattern == '\0' && *path == '\0';
+}
+
+bool
+tg_app_path_matches(const char *pattern, const char *path)
+{
+	return path_matches(pattern, path, NULL);
+}
+
 /* Route, authenticate, read and validate; then run the handler. */
 static enum tg_rc
 front_line(const struct tg_program *prog, struct tg_req *req,
@@ -679,7 +754,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	enum tg_rc rc;
 
 	for (size_t i = 0; i < prog->nroutes; i++) {
-		if (strcmp(prog->routes[i].path, req->path) != 0)
+		if (!path_matches(prog->routes[i].path, req->path, NULL))
 			continue;
 		path_known = true;
 		if (strcmp(prog->routes[i].method, req->method) == 0) {
@@ -701,6 +776,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 		                  req->method, req->path, allow);
 	}
 	req->route = route;
+	path_matches(route->path, req->path, req->path_args);
 
 	if (route->auth != TG_AUTH_NONE) {
 		app_load_config();
@@ -883,6 +959,8 @@ req_end(struct tg_req *req)
 	free(req->query_storage);
 	free(req->body);
 	free(req->path);
+	for (size_t i = 0; i < TG_ROUTE_ARGS; i++)
+		free(req->path_args[i]);
 	tg_log_set_request("");
 }
 

@@ -47,8 +47,11 @@ enum tg_auth {
 struct tg_req;
 
 struct tg_route {
-	const char *path;   /* exact, e.g. "/customer/new" */
-	const char *method; /* "GET" or "POST" */
+	/* e.g. "/customer/new"; a segment "*" matches any one non-empty
+	 * segment ("/v1/responses/ * /cancel"), which the handler reads
+	 * with tg_req_path_arg() */
+	const char *path;
+	const char *method; /* "GET", "POST" or "DELETE" */
 	unsigned auth;      /* enum tg_auth bits; TG_AUTH_NONE: open */
 	enum tg_body body;
 	const struct tg_field *fields;
@@ -63,6 +66,10 @@ struct tg_program {
 	const struct tg_route *routes;
 	size_t nroutes;
 };
+
+/* Whether path is one that route path pattern names (struct tg_route's
+ * path: "*" is any one segment of an id's characters). */
+bool tg_app_path_matches(const char *pattern, const char *path);
 
 /* Run prog until SIGTERM (FastCGI) or for one request (CGI).  Exit code. */
 int tg_app_main(const struct tg_program *prog);
@@ -87,6 +94,16 @@ enum tg_rc tg_app_front_line(const struct tg_program *prog, char **envp,
                              void *arg, struct tg_err *err);
 
 /* ---- what a handler may use ---- */
+
+/* The path segment matched by the route's i-th "*" (decoded: no
+ * percent-escapes are in it, the front line refuses them), or NULL. */
+const char *tg_req_path_arg(const struct tg_req *req, size_t i);
+/* The request's method ("GET", "POST", ...). */
+const char *tg_req_method(const struct tg_req *req);
+/* The request's path (without the query). */
+const char *tg_req_path(const struct tg_req *req);
+/* The query string as it came (after '?'), or NULL. */
+const char *tg_req_query(const struct tg_req *req);
 
 /* The request's id; also the x-litellm-call-id header and ledger key. */
 const char *tg_req_id(const struct tg_req *req);

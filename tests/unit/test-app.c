@@ -25,9 +25,13 @@ static const struct tg_route routes[] = {
         {"/t", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, fields, 2, NULL},
         {"/k", "GET", TG_AUTH_MASTER | TG_AUTH_KEY, TG_BODY_NONE, NULL, 0,
          NULL},
+        {"/r/*", "GET", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0, NULL},
+        {"/r/*/items", "GET", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0, NULL},
+        {"/r/*", "DELETE", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0, NULL},
 };
 
-static const struct tg_program program = {"test-app", routes, 2};
+static const struct tg_program program = {"test-app", routes,
+                                          sizeof(routes) / sizeof(routes[0])};
 
 #define KEY "HTTP_AUTHORIZATION=Bearer sk-test"
 /* Any other key is a virtual key or none; without a database, none. */
@@ -50,6 +54,23 @@ static const struct row {
         {ROW, "a path that is not UTF-8 gets a 404 in UTF-8", "GET",
          "/nope\xa0", KEY, BODY(""), TG_ERR_NOT_FOUND, "Not Found: /nope?"},
         {ROW, "wrong method", "GET", "/t", KEY, BODY(""), TG_ERR_METHOD, NULL},
+        /* A "*" segment: one id, nothing more or less. */
+        {ROW, "a * segment", "GET", "/r/resp_1-a.b", KEY, BODY(""), TG_OK,
+         NULL},
+        {ROW, "a * segment, then more", "GET", "/r/resp_1/items", KEY, BODY(""),
+         TG_OK, NULL},
+        {ROW, "a * segment, another method", "DELETE", "/r/x", KEY, BODY(""),
+         TG_OK, NULL},
+        {ROW, "a * segment, a method it lacks", "POST", "/r/x", KEY, BODY("{}"),
+         TG_ERR_METHOD, NULL},
+        {ROW, "an empty * segment", "GET", "/r/", KEY, BODY(""),
+         TG_ERR_NOT_FOUND, NULL},
+        {ROW, "two segments for one *", "GET", "/r/a/b", KEY, BODY(""),
+         TG_ERR_NOT_FOUND, NULL},
+        {ROW, "an escape in a * segment", "GET", "/r/a%2Fb", KEY, BODY(""),
+         TG_ERR_NOT_FOUND, NULL},
+        {ROW, "a * segment of other characters", "GET", "/r/a:b", KEY, BODY(""),
+         TG_ERR_NOT_FOUND, NULL},
         {ROW, "no key", "POST", "/t", NULL, BODY("{}"), TG_ERR_AUTH, NULL},
         {ROW, "another key, master only", "POST", "/t", OTHER_KEY, BODY("{}"),
          TG_ERR_AUTH, INVALID},
