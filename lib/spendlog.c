@@ -205,7 +205,7 @@ enum tg_rc
 tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
                  struct json_object **out, struct tg_err *err)
 {
-	struct tg_db_param params[8];
+	struct tg_db_param params[10];
 	struct tg_db_result res;
 	struct json_object *arr;
 	char start_s[20], end_s[20];
@@ -222,9 +222,10 @@ tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 		tg_time_sql(q->start, start_s);
 	if (q->has_end)
 		tg_time_sql(q->end, end_s);
-	if (q->request_id != NULL)
+	if (q->request_id != NULL) {
 		params[np++] = tg_db_str(q->request_id);
-	else if (q->end_user != NULL)
+		params[np++] = tg_db_str(q->request_id);
+	} else if (q->end_user != NULL)
 		params[np++] = tg_db_str(q->end_user);
 	else if (q->api_key != NULL)
 		params[np++] = tg_db_str(q->api_key);
@@ -235,15 +236,20 @@ tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 		params[np++] = tg_db_str(q->end_user);
 		params[np++] = tg_db_str(q->api_key);
 		params[np++] = tg_db_str(q->api_key);
+		params[np++] = tg_db_int(q->page_size);
+		params[np++] = tg_db_int(offset);
+		/* tollgate's id, or the upstream's id of its answer
+		 * (chatcmpl-..., resp_...: what a client has to look its
+		 * call up by), each served by its index. */
 		rc = tg_db_exec(db,
 		                "SELECT " LOG_COLUMNS " FROM spend_logs"
-		                " WHERE request_id = ? AND start_time >= ?"
-		                " AND start_time < ?"
+		                " WHERE (request_id = ? OR response_id = ?)"
+		                " AND start_time >= ? AND start_time < ?"
 		                " AND (? IS NULL OR end_user = ?)"
-		                " AND (? IS NULL OR api_key = ?)",
+		                " AND (? IS NULL OR api_key = ?) ORDER BY"
+		                " start_time DESC, request_id DESC"
+		                " LIMIT ? OFFSET ?",
 		                params, np, &res, err);
-		if (rc == TG_OK && offset > 0) /* one row at most: page 1 */
-			res.nrows = 0;
 	} else if (q->end_user != NULL) {
 		params[np++] = tg_db_str(q->api_key);
 		params[np++] = tg_db_str(q->api_key);
@@ -781,4 +787,52 @@ out:
 	free(days);
 	groups_free(&g);
 	return rc;
+}
+
+static char *
+dup_cell(const struct tg_db_result *res, size_t col)
+{
+	const char *v = tg_db_cell(res, 0, col);
+
+	return v != NULL ? tg_xstrdup(v) : NULL;
+}
+
+enum tg_rc
+tg_spendlog_origin(struct tg_db *db, const char *response_id,
+                   struct tg_spendlog_origin *out, struct tg_err *err)
+{
+	struct tg_db_param params[1];
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	params[0] = tg_db_str(response_id);
+	rc = tg_db_exec(db,
+	                "SELECT model, model_id, api_base, api_key FROM"
+	                " spend_logs WHERE response_id = ? AND status ="
+	                " 'success' ORDER BY start_time DESC LIMIT 1",
+	                params, 1, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 0) {
+		tg_db_result_free(&res);
+		return tg_err_set(err, TG_ERR_NOT_FOUND, NULL,
+		                  "Response with id '%s' not found.",
+		                  response_id);
+	}
+	out->model = dup_cell(&res, 0);
+	out->model_id = dup_cell(&res, 1);
+	out->api_base = dup_cell(&res, 2);
+	out->api_key = dup_cell(&res, 3);
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
+void
+tg_spendlog_origin_free(struct tg_spendlog_origin *o)
+{
+	free(o->model);
+	free(o->model_id);
+	free(o->api_base);
+	free(o->api_key);
+	memset(o, 0, sizeof(*o));
 }

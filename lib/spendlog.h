@@ -42,7 +42,8 @@ void tg_spendlog_ids_free(char **ids, size_t n);
 /* Filters of /spend/logs; NULL / unset = any. */
 struct tg_spendlog_query {
 	const char *end_user;
-	const char *request_id;
+	const char
+	        *request_id; /* tollgate's id, or the upstream's response id */
 	const char *api_key; /* a key's token (sha256 hex) */
 	bool has_start, has_end;
 	time_t start, end; /* [start, end) on start_time */
@@ -58,6 +59,24 @@ struct tg_spendlog_query {
  */
 enum tg_rc tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
                             struct json_object **out, struct tg_err *err);
+
+/* Where an upstream's answer came from, as its ledger row says. */
+struct tg_spendlog_origin {
+	char *model;    /* the client's model name */
+	char *model_id; /* the deployment's litellm_params.model */
+	char *api_base; /* the base it was called at */
+	char *api_key;  /* sha256 hex of the key that made the call */
+};
+
+/*
+ * The ledger row of the successful call whose upstream answer had id
+ * response_id (spend_logs.response_id, sql/008): TG_ERR_NOT_FOUND when
+ * there is none.  Free *out with tg_spendlog_origin_free().
+ */
+enum tg_rc tg_spendlog_origin(struct tg_db *db, const char *response_id,
+                              struct tg_spendlog_origin *out,
+                              struct tg_err *err);
+void tg_spendlog_origin_free(struct tg_spendlog_origin *o);
 
 /* Filters of /customer/daily/activity. */
 struct tg_activity_query {
