@@ -146,6 +146,27 @@ struct tg_api_adapter {
 extern const struct tg_api_adapter tg_api_chat;
 #define TG_API_CHAT_NFIELDS 6
 extern const struct tg_field tg_api_chat_fields[TG_API_CHAT_NFIELDS];
+extern const struct tg_api_adapter tg_api_responses;
+#define TG_API_RESPONSES_NFIELDS 10
+extern const struct tg_field tg_api_responses_fields[TG_API_RESPONSES_NFIELDS];
+extern const struct tg_api_adapter tg_api_embeddings;
+#define TG_API_EMBEDDINGS_NFIELDS 3
+extern const struct tg_field
+        tg_api_embeddings_fields[TG_API_EMBEDDINGS_NFIELDS];
+extern const struct tg_api_adapter tg_api_completions;
+#define TG_API_COMPLETIONS_NFIELDS 7
+extern const struct tg_field
+        tg_api_completions_fields[TG_API_COMPLETIONS_NFIELDS];
+
+/*
+ * The handler of the routes of a response an upstream keeps: GET
+ * /v1/responses/{id}, GET .../{id}/input_items, DELETE .../{id}, POST
+ * .../{id}/cancel (the route's method and path say which).  The call goes
+ * to the deployment that made the response (its ledger row says which),
+ * uncharged, and only for the key that made it or the master key: anyone
+ * else gets 404, as for a response that does not exist.
+ */
+enum tg_rc tg_api_responses_stored(struct tg_req *req, struct tg_err *err);
 
 /* ---- what the adapters share (lib/api_common.c) ---- */
 

@@ -1016,3 +1016,21 @@ tg_meter_chat(struct tg_req *req, struct tg_err *err)
 {
 	return meter(req, &tg_api_chat, err);
 }
+
+enum tg_rc
+tg_meter_responses(struct tg_req *req, struct tg_err *err)
+{
+	return meter(req, &tg_api_responses, err);
+}
+
+enum tg_rc
+tg_meter_embeddings(struct tg_req *req, struct tg_err *err)
+{
+	return meter(req, &tg_api_embeddings, err);
+}
+
+enum tg_rc
+tg_meter_completions(struct tg_req *req, struct tg_err *err)
+{
+	return meter(req, &tg_api_completions, err);
+}

@@ -109,6 +109,23 @@ def routes(t, env, srv, tag):
          "%s: /key/info of the key itself shows its spend" % tag, r.text[:200])
     r = env.chat(server=srv, user=user, path="/v1/chat/completions")
     t.is_eq(r.status, 200, "%s: /v1/chat/completions (chat_completions)" % tag)
+    # The other LLM APIs reach their programs, charged to the customer.
+    for path, body in (("/v1/responses", {"model": "fake-gpt", "input": "hi"}),
+                       ("/responses", {"model": "fake-gpt", "input": "hi"}),
+                       ("/v1/embeddings", {"model": "fake-gpt", "input": ["a", "b"]}),
+                       ("/embeddings", {"model": "fake-gpt", "input": "a"}),
+                       ("/v1/completions", {"model": "fake-gpt", "prompt": "hi"}),
+                       ("/completions", {"model": "fake-gpt", "prompt": "hi"})):
+        r = env.request("POST", path, server=srv, body=dict(body, user=user))
+        row = env.ledger_row(r.header("x-litellm-call-id") or "") or {}
+        t.is_eq((r.status, row.get("end_user")), (200, user),
+                "%s: %s (%s), charged to the customer" % (tag, path, path.split("/")[-1]),
+                r.text[:200])
+        if path == "/v1/responses":
+            rid = (r.json or {}).get("id")
+            g = env.request("GET", "/v1/responses/%s/input_items" % rid, server=srv)
+            t.is_eq(g.status, 200, "%s: GET /v1/responses/<id>/input_items (responses)"
+                    % tag, g.text[:200])
     r = env.request("GET", "/chat/completions", server=srv)
     env.check_error(r, 405, "invalid_request_error", what="%s: GET /chat/completions" % tag)
     r = env.request("GET", "/no/such/path?x=1", server=srv)
@@ -211,6 +228,24 @@ def stream(t, env, srv, tag, gzip=True):
     row = env.ledger_row(r.header("x-litellm-call-id") or "")
     t.is_eq(row and (row["status"], row["spend"]), ("success", cost(11, 7)),
             "%s: stream: charged the upstream's usage" % tag)
+    # A Responses stream, event by event too, its terminal event after
+    # the charge.
+    r = env.stream_chat(server=srv, path="/v1/responses", headers=headers, body={
+        "model": "fake-gpt", "input": "hi", "user": user, "stream": True,
+        "fake": {"chunks": 4, "stream_interval": 0.2,
+                 "usage": {"input_tokens": 5, "output_tokens": 6}}})
+    types = [(e["json"] or {}).get("type") for e in r.events]
+    t.ok(r.status == 200 and types and types[-1] == "response.completed"
+         and types.count("response.output_text.delta") == 4,
+         "%s: responses stream: 4 deltas, then response.completed" % tag, repr(types))
+    deltas = [e for e in r.events if (e["json"] or {}).get("type") ==
+              "response.output_text.delta"]
+    if len(deltas) == 4:
+        t.cmp_ok(deltas[3]["t"] - deltas[0]["t"], ">=", 0.4, "%s: responses stream: relayed "
+                 "while the upstream is still sending" % tag)
+    row = env.ledger_row(r.header("x-litellm-call-id") or "")
+    t.is_eq(row and (row["status"], row["spend"]), ("success", cost(5, 6)),
+            "%s: responses stream: charged the upstream's usage" % tag)
 
 
 def web_user_only(t, env, srv, tag):

@@ -19,6 +19,9 @@ extern const struct tg_program *const fuzz_prog_customer;
 extern const struct tg_program *const fuzz_prog_health;
 extern const struct tg_program *const fuzz_prog_key;
 extern const struct tg_program *const fuzz_prog_models;
+extern const struct tg_program *const fuzz_prog_responses;
+extern const struct tg_program *const fuzz_prog_embeddings;
+extern const struct tg_program *const fuzz_prog_completions;
 
 /* The renamed main() of each program. */
 int fuzz_main_budget(void);
@@ -27,5 +30,8 @@ int fuzz_main_customer(void);
 int fuzz_main_health(void);
 int fuzz_main_key(void);
 int fuzz_main_models(void);
+int fuzz_main_responses(void);
+int fuzz_main_embeddings(void);
+int fuzz_main_completions(void);
 
 #endif

@@ -131,14 +131,19 @@ static const struct tg_program *
 program_for(const char *path)
 {
 	const struct tg_program *const progs[] = {
-	        fuzz_prog_chat_completions, fuzz_prog_customer,
-	        fuzz_prog_budget,           fuzz_prog_key,
+	        fuzz_prog_chat_completions,
+	        fuzz_prog_responses,
+	        fuzz_prog_embeddings,
+	        fuzz_prog_completions,
+	        fuzz_prog_customer,
+	        fuzz_prog_budget,
+	        fuzz_prog_key,
 	        fuzz_prog_models,
 	};
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
 		for (size_t r = 0; r < progs[i]->nroutes; r++)
-			if (strcmp(progs[i]->routes[r].path, path) == 0)
+			if (tg_app_path_matches(progs[i]->routes[r].path, path))
 				return progs[i];
 	return fuzz_prog_health;
 }
@@ -477,7 +482,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	path[strcspn(path, "?")] = '\0';
 	rq.prog = program_for(path);
 	for (size_t r = 0; r < rq.prog->nroutes && rq.route == NULL; r++)
-		if (strcmp(rq.prog->routes[r].path, path) == 0 &&
+		if (tg_app_path_matches(rq.prog->routes[r].path, path) &&
 		    strcmp(rq.prog->routes[r].method,
 		           envp[0] + strlen("REQUEST_METHOD=")) == 0)
 			rq.route = &rq.prog->routes[r];

@@ -317,11 +317,16 @@ test_forwarded_bounds(void)
 static void
 test_rewritten_fields_forwarded(void)
 {
-	static const struct tg_api_adapter *const apis[] = {&tg_api_chat};
+	static const struct tg_api_adapter *const apis[] = {
+	        &tg_api_chat, &tg_api_responses, &tg_api_embeddings,
+	        &tg_api_completions};
 	/* The rest of a body of each API, before the field. */
 	static const char *const bodies[] = {
 	        "\"model\":\"m\",\"messages\":[{\"role\":\"user\","
 	        "\"content\":\"hi\"}]",
+	        "\"model\":\"m\",\"input\":\"hi\"",
+	        "\"model\":\"m\",\"input\":\"hi\"",
+	        "\"model\":\"m\",\"prompt\":\"hi\"",
 	};
 	struct tg_deployment d = deployment(TG_PROVIDER_OPENAI);
 
@@ -353,6 +358,165 @@ test_rewritten_fields_forwarded(void)
 			json_object_put(up);
 			free(s.up_text);
 		}
+}
+
+static void
+test_responses_bounds(void)
+{
+	struct tg_deployment d = deployment(TG_PROVIDER_OPENAI);
+	struct tg_config c = cfg;
+	struct seen s;
+	const char *text;
+	tg_price cent;
+
+	tg_price_parse("0.01", &cent);
+	c.default_max_tool_calls = 10;
+	c.has_tool_price[TG_TOOL_WEB_SEARCH] = true;
+	c.tool_price[TG_TOOL_WEB_SEARCH] = cent;
+	text = "{\"model\":\"m\",\"input\":\"hi\",\"max_output_tokens\":9}";
+	is_int(TG_OK, through(&tg_api_responses, &c, &d, text, &s),
+	       "responses");
+	is_int((long long)strlen(text), s.b.prompt, "prompt bound: the body");
+	is_int(9, s.b.output, "output bound: max_output_tokens");
+	is_int(0, s.b.tool_calls, "no hosted tool, no tool calls held");
+	free(s.up_text);
+
+	text = "{\"model\":\"m\",\"input\":\"hi\","
+	       "\"previous_response_id\":\"resp_1\"}";
+	is_int(TG_ERR_UNPROCESSABLE,
+	       through(&tg_api_responses, &c, &d, text, &s),
+	       "a chained response on a model without max_input_tokens: 422");
+	is_string("previous_response_id", s.err.param, "naming the field");
+	free(s.up_text);
+	d.price.max_input_tokens = 128000;
+	is_int(TG_OK, through(&tg_api_responses, &c, &d, text, &s),
+	       "chained: served");
+	is_int(128000, s.b.prompt,
+	       "chained: the prompt bound is the context window");
+	free(s.up_text);
+	text = "{\"model\":\"m\",\"conversation\":\"conv_1\"}";
+	through(&tg_api_responses, &c, &d, text, &s);
+	is_int(128000, s.b.prompt, "a conversation: the context window too");
+	free(s.up_text);
+	text = "{\"model\":\"m\",\"input\":[{\"type\":\"item_reference\","
+	       "\"id\":\"msg_1\"}]}";
+	through(&tg_api_responses, &c, &d, text, &s);
+	is_int(128000, s.b.prompt, "an item reference: the context window too");
+	free(s.up_text);
+
+	text = "{\"model\":\"m\",\"input\":\"hi\",\"tools\":[{\"type\":"
+	       "\"web_search\"},{\"type\":\"function\",\"name\":\"f\"}]}";
+	through(&tg_api_responses, &c, &d, text, &s);
+	ok(s.b.tool_calls == 10 && s.b.tool_call_price == cent,
+	   "a web search: default_max_tool_calls calls at its price held");
+	free(s.up_text);
+	text = "{\"model\":\"m\",\"input\":\"hi\",\"max_tool_calls\":\"3\","
+	       "\"tools\":[{\"type\":\"web_search\"}]}";
+	through(&tg_api_responses, &c, &d, text, &s);
+	is_int(3, s.b.tool_calls, "max_tool_calls bounds the calls held");
+	free(s.up_text);
+	text = "{\"model\":\"m\",\"input\":\"hi\",\"tools\":[{\"type\":"
+	       "\"image_generation\"}]}";
+	is_int(TG_ERR_UNPROCESSABLE,
+	       through(&tg_api_responses, &c, &d, text, &s),
+	       "a hosted tool without a price: 422");
+	ok(strcmp(s.err.param, "tools") == 0 &&
+	           strstr(s.err.message, "image_generation") != NULL,
+	   "naming it: %s", s.err.message);
+	free(s.up_text);
+}
+
+static void
+test_embeddings_completions_bounds(void)
+{
+	struct tg_deployment d = deployment(TG_PROVIDER_OPENAI);
+	struct seen s;
+
+	through(&tg_api_embeddings, &cfg, &d,
+	        "{\"model\":\"m\",\"input\":[\"ab\",\"\\u00e9\"]}", &s);
+	ok(s.b.prompt == 4 && s.b.output == 0,
+	   "embeddings: the text's bytes, no output (%lld, %lld)",
+	   (long long)s.b.prompt, (long long)s.b.output);
+	free(s.up_text);
+	through(&tg_api_embeddings, &cfg, &d,
+	        "{\"model\":\"m\",\"input\":[[1,2,3],[4]]}", &s);
+	is_int(4, s.b.prompt, "embeddings: one per token");
+	free(s.up_text);
+	through(&tg_api_completions, &cfg, &d,
+	        "{\"model\":\"m\",\"prompt\":\"hi\"}", &s);
+	is_int(16, s.b.output, "completions: max_tokens 16 by default");
+	free(s.up_text);
+	through(&tg_api_completions, &cfg, &d,
+	        "{\"model\":\"m\",\"prompt\":[\"a\",\"b\",\"c\"],"
+	        "\"max_tokens\":5,\"n\":2,\"best_of\":4}",
+	        &s);
+	is_int(60, s.b.output, "completions: 5 x best_of 4 x 3 prompts");
+	free(s.up_text);
+	through(&tg_api_completions, &cfg, &d,
+	        "{\"model\":\"m\",\"prompt\":[1,2,3],\"max_tokens\":5,"
+	        "\"n\":2}",
+	        &s);
+	is_int(10, s.b.output, "completions: tokens are one prompt");
+	free(s.up_text);
+}
+
+static void
+read_text(const struct tg_api_adapter *api, const char *text,
+          struct tg_answer *a)
+{
+	api->read_answer(text, strlen(text), a);
+}
+
+/* What the meter reads of a Responses answer. */
+static void
+test_responses_answer(void)
+{
+	static const char answer[] =
+	        "{\"id\":\"resp_1\",\"object\":\"response\",\"output\":["
+	        "{\"type\":\"web_search_call\",\"id\":\"ws_1\"},"
+	        "{\"type\":\"web_search_call\",\"id\":\"ws_2\"},"
+	        "{\"type\":\"code_interpreter_call\",\"container_id\":\"c1\"},"
+	        "{\"type\":\"code_interpreter_call\",\"container_id\":\"c1\"},"
+	        "{\"type\":\"code_interpreter_call\",\"container_id\":\"c2\"},"
+	        "{\"type\":\"file_search_call\"},"
+	        "{\"type\":\"function_call\",\"arguments\":\"{}\"},"
+	        "{\"type\":\"message\",\"content\":[{\"type\":"
+	        "\"output_text\",\"text\":\"hello\"}]}],"
+	        "\"usage\":{\"input_tokens\":100,\"input_tokens_details\":"
+	        "{\"cached_tokens\":40},\"output_tokens\":50,"
+	        "\"output_tokens_details\":{\"reasoning_tokens\":30},"
+	        "\"total_tokens\":150}}";
+	struct tg_answer a;
+
+	tg_api_responses.read_answer(answer, strlen(answer), &a);
+	ok(a.u.present && a.u.prompt_tokens == 100 && a.u.cached_tokens == 40 &&
+	           a.u.completion_tokens == 50 && a.u.total_tokens == 150,
+	   "responses: input, cached, output (reasoning included) tokens");
+	is_string("resp_1", a.response_id, "responses: the id");
+	ok(a.u.tool_calls[TG_TOOL_WEB_SEARCH] == 2 &&
+	           a.u.tool_calls[TG_TOOL_FILE_SEARCH] == 1 &&
+	           a.u.tool_calls[TG_TOOL_CODE_INTERPRETER] == 2 &&
+	           a.u.tool_calls[TG_TOOL_IMAGE_GENERATION] == 0,
+	   "responses: the hosted calls, a code interpreter once per "
+	   "container");
+	read_text(&tg_api_responses,
+	          "{\"output\":[{\"type\":\"message\",\"content\":[{\"text\":"
+	          "\"abc\"}]}]}",
+	          &a);
+	ok(!a.u.present && a.text_bytes == 3,
+	   "responses without usage: the text bounds it (%lld)",
+	   (long long)a.text_bytes);
+	read_text(&tg_api_embeddings,
+	          "{\"data\":[],\"usage\":{\"prompt_tokens\":7,"
+	          "\"total_tokens\":7}}",
+	          &a);
+	ok(a.u.present && a.u.prompt_tokens == 7 && a.u.completion_tokens == 0,
+	   "embeddings: prompt_tokens");
+	read_text(&tg_api_completions,
+	          "{\"id\":\"cmpl-1\",\"choices\":[{\"text\":\"hey\"}]}", &a);
+	ok(!a.u.present && a.text_bytes == 3 &&
+	           strcmp(a.response_id, "cmpl-1") == 0,
+	   "completions without usage: its text bounds it, and its id");
 }
 
 /* The deployment picker: a permutation every time, every order seen,
@@ -402,6 +566,9 @@ main(void)
 	test_chat_bounds();
 	test_forwarded_bounds();
 	test_rewritten_fields_forwarded();
+	test_responses_bounds();
+	test_embeddings_completions_bounds();
+	test_responses_answer();
 	test_shuffle();
 	unlink(config_path);
 	return done_testing();
