@@ -1,9 +1,11 @@
 /*
- * budget: the budget routes (SPEC 8): budgets are reusable limits rows
- * ("pricing tiers") that customers point at.  /budget/new, update, info,
- * list, delete.  /budget/new and /budget/update are lib/budget_routes.c's.
+ * budget: the budget routes (SPEC 8) other than /budget/new: budgets are
+ * reusable limits rows ("pricing tiers") that customers point at.
+ * /budget/update, info, list, delete; /budget/update is
+ * lib/budget_routes.c's.  /budget/new has a program of its own
+ * (cgi-bin/budget_new.c).
  *
- * One program for the resource (see cgi-bin/customer.c).
+ * One program for the rest of the resource (see cgi-bin/customer.c).
  */
 #include <stddef.h>
 
@@ -96,9 +98,6 @@ handle_delete(struct tg_req *req, struct tg_err *err)
 }
 
 static const struct tg_route routes[] = {
-        {"/budget/new", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,
-         tg_budget_routes_new_fields, NFIELDS(tg_budget_routes_new_fields),
-         tg_budget_routes_new},
         {"/budget/update", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,
          tg_budget_routes_update_fields,
          NFIELDS(tg_budget_routes_update_fields), tg_budget_routes_update},

@@ -1,14 +1,16 @@
 /*
- * customer: the customer routes (SPEC 8, 8.1), each also under /end_user/:
- * /customer/new, info, update, delete, list, block, unblock, and
- * daily/activity; and /spend/logs.  /spend/logs is the customers' ledger
- * and shares its reading code with daily/activity: a program of its own
- * would hold a third pool of processes and connections for two report
- * routes.  /customer/new, info and update are lib/customer_routes.c's.
+ * customer: the customer routes (SPEC 8, 8.1) other than new and info, each
+ * also under /end_user/: /customer/update, delete, list, block, unblock and
+ * daily/activity; and /spend/logs.  /customer/update is
+ * lib/customer_routes.c's.  /customer/new and /customer/info have programs
+ * of their own (cgi-bin/customer_new.c says why).
  *
- * One program per resource rather than per URL: each FastCGI program holds
- * its own database connection and statements, so one pool serves every
- * customer route.
+ * One program for the rest of the resource rather than one per URL: each
+ * FastCGI program holds its own database connection and statements, so one
+ * pool serves every other customer route.  /spend/logs is the customers'
+ * ledger and shares its reading code with daily/activity: a program of its
+ * own would hold another pool of processes and connections for two report
+ * routes.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -307,10 +309,6 @@ handle_activity(struct tg_req *req, struct tg_err *err)
 	}
 
 static const struct tg_route routes[] = {
-        ROUTES("new", "POST", TG_BODY_MGMT, tg_customer_routes_new_fields,
-               tg_customer_routes_new),
-        ROUTES("info", "GET", TG_BODY_NONE, tg_customer_routes_info_fields,
-               tg_customer_routes_info),
         ROUTES("update", "POST", TG_BODY_MGMT, tg_customer_routes_update_fields,
                tg_customer_routes_update),
         ROUTES("delete", "POST", TG_BODY_MGMT, ids_fields, handle_delete),

@@ -2,10 +2,10 @@
  * budget_routes: the handlers and field tables of /budget/new and
  * /budget/update (SPEC 8).
  *
- * They live in the library so that more than one program can serve them
- * from one copy: /budget/update reads the same field layout as /budget/new
- * and answers the same way, and the programs that serve these routes
- * declare them over this module.  The work is in lib/budget.c.
+ * They live in the library because two programs serve them from one copy:
+ * cgi-bin/budget_new, a program of its own for the customer flow, and
+ * cgi-bin/budget, whose /budget/update reads the same field layout as
+ * /budget/new and answers the same way.  The work is in lib/budget.c.
  */
 #include <stddef.h>
 

@@ -2,11 +2,11 @@
  * customer_routes: the handlers and field tables of /customer/new,
  * /customer/info and /customer/update (SPEC 8, 8.1).
  *
- * They live in the library so that more than one program can serve them
- * from one copy: /customer/update reads the same field layout as
- * /customer/new and answers the same way, and the programs that serve
- * these routes declare them over this module.  The work is in
- * lib/customer.c.
+ * They live in the library because three programs serve them from one
+ * copy: cgi-bin/customer_new and cgi-bin/customer_info, programs of their
+ * own for the customer flow, and cgi-bin/customer, whose /customer/update
+ * reads the same field layout as /customer/new and answers the same way.
+ * The work is in lib/customer.c.
  */
 #include <stddef.h>
 #include <string.h>

@@ -92,7 +92,8 @@ def routes(t, env, srv, tag):
     r = env.request("GET", "/models", server=srv)
     t.is_eq(r.status, 200, "%s: /models (models)" % tag)
     r = env.customer_info(user, server=srv, path="/end_user/info")
-    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, user), "%s: /end_user/info (customer)" % tag)
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, user),
+            "%s: /end_user/info (customer_info)" % tag)
     r = env.request("GET", "/spend/logs?end_user=" + user, server=srv)
     t.is_eq((r.status, len(r.json) if isinstance(r.json, list) else None), (200, 1),
             "%s: /spend/logs (customer): the call's row" % tag, r.text[:200])

@@ -72,7 +72,8 @@ DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
 UI_DIR = os.path.join(BUILDDIR, "ui", "www")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
-PROGRAMS = ("chat_completions", "customer", "budget", "health", "models", "key")
+PROGRAMS = ("chat_completions", "customer_new", "customer_info", "customer", "budget_new",
+            "budget", "health", "models", "key")
 MASTER_KEY = "sk-1234"
 UPSTREAM_KEY = "sk-fake-upstream"
 
@@ -1399,7 +1400,9 @@ class Apache:
         cmd = [os.path.join(self.vardir, "tollgate-spawn"), "-d", self.sockdir,
                "-p", os.path.join(self.sockdir, "tollgate-spawn.pid"),
                "-n", str(int(self.max_procs)), os.path.join(self.bindir, "chat_completions"),
-               "-n", "2"] + [os.path.join(self.bindir, p) for p in ("customer", "budget", "health")] + [
+               "-n", "2"] + [os.path.join(self.bindir, p)
+                             for p in ("customer_new", "customer_info", "customer", "budget_new",
+                                       "budget", "health")] + [
                "-n", "1", os.path.join(self.bindir, "models"), os.path.join(self.bindir, "key")]
         if os.geteuid() == 0:
             cmd = [_which("setpriv"), "--reuid=%d" % self.uid, "--regid=%d" % self.gid,

@@ -32,32 +32,32 @@ def main(t, env):
     env.check_error(r, 404, "not_found", what="cgi health: unknown path")
 
     # customer_new
-    r = env.cgi("customer", "POST", "/customer/new", body={"user_id": "cgi-1", "max_budget": "1"},
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-1", "max_budget": "1"},
                 config=cfg)
     t.is_eq((r.status, (r.json or {}).get("user_id")), (200, "cgi-1"), "cgi customer_new: creates")
     t.ok(bool(r.header("x-litellm-call-id")), "cgi customer_new: x-litellm-call-id")
-    r = env.cgi("customer", "POST", "/end_user/new", body={"user_id": "cgi-1"}, config=cfg)
+    r = env.cgi("customer_new", "POST", "/end_user/new", body={"user_id": "cgi-1"}, config=cfg)
     env.check_error(r, 400, "invalid_request_error",
                     message="Customer already exists, passed user_id=cgi-1. Please pass a new user_id.",
                     what="cgi customer_new: duplicate")
-    r = env.cgi("customer", "GET", "/customer/new", config=cfg)
+    r = env.cgi("customer_new", "GET", "/customer/new", config=cfg)
     env.check_error(r, 405, "invalid_request_error", what="cgi customer_new: GET")
     t.like(r.header("allow", ""), r"POST", "cgi customer_new: Allow: POST")
-    r = env.cgi("customer", "POST", "/customer/new", body={"user_id": "cgi-x"}, config=cfg,
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-x"}, config=cfg,
                 key="sk-wrong")
     env.check_error(r, 401, "auth_error",
                     message="Authentication Error, Invalid proxy server token passed.",
                     what="cgi customer_new: wrong key")
-    r = env.cgi("customer", "POST", "/customer/new", body={"user_id": "cgi-alt"}, config=cfg,
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-alt"}, config=cfg,
                 key=None, headers={"x-litellm-api-key": H.MASTER_KEY})
     t.is_eq(r.status, 200, "cgi customer_new: key in x-litellm-api-key (HTTP_X_LITELLM_API_KEY)")
 
     # budget_new
-    r = env.cgi("budget", "POST", "/budget/new", body={"budget_id": "cgi-tier", "max_budget": 2},
+    r = env.cgi("budget_new", "POST", "/budget/new", body={"budget_id": "cgi-tier", "max_budget": 2},
                 config=cfg)
     t.is_eq((r.status, (r.json or {}).get("budget_id"), dec((r.json or {}).get("max_budget"))),
             (200, "cgi-tier", Decimal(2)), "cgi budget_new: creates")
-    r = env.cgi("budget", "POST", "/budget/new", body={"budget_id": "cgi-tier2", "max_budget": -1},
+    r = env.cgi("budget_new", "POST", "/budget/new", body={"budget_id": "cgi-tier2", "max_budget": -1},
                 config=cfg)
     env.check_error(r, 422, "invalid_request_error", param="max_budget",
                     message="max_budget must be a non-negative finite number. Received: -1",
@@ -84,10 +84,10 @@ def main(t, env):
     env.check_error(r, 400, "invalid_request_error", param="model", what="cgi chat: unknown model")
 
     # customer_info
-    r = env.cgi("customer", "GET", "/customer/info?end_user_id=cgi-1", config=cfg)
+    r = env.cgi("customer_info", "GET", "/customer/info?end_user_id=cgi-1", config=cfg)
     t.is_eq((r.status, (r.json or {}).get("user_id"), dec((r.json or {}).get("spend"))),
             (200, "cgi-1", cost(21, 8)), "cgi customer_info: spend after the chat")
-    r = env.cgi("customer", "GET", "/end_user/info?end_user_id=cgi%2Dnone", config=cfg)
+    r = env.cgi("customer_info", "GET", "/end_user/info?end_user_id=cgi%2Dnone", config=cfg)
     env.check_error(r, 404, "not_found", param="end_user_id",
                     message="End User Id=cgi-none does not exist in db", what="cgi customer_info: unknown")
     row = env.customer_row("cgi-1") or {}
