@@ -1116,6 +1116,18 @@ class Lighttpd:
                 found[k] = found.get(k, 0) + 1
         return found
 
+    def config_load_of(self, call_id):
+        """(program, pid) of the process whose "config loaded" line carries
+        request id call_id, or None.  A FastCGI process loads its config on
+        its first request and logs the line under that request's id (its
+        x-litellm-call-id), so this names the process that served a request
+        that was the first of its process (plain CGI logs no such line)."""
+        for line in self.logs().splitlines():
+            m = re.search(r"tollgate\[(\S+) (\d+)\] \S+ \[([^\]]*)\] config loaded", line)
+            if m and call_id and m.group(3) == call_id:
+                return m.group(1), int(m.group(2))
+        return None
+
     def request(self, method, path, **kw):
         return http_request(self.port, method, path, **kw)
 
@@ -1491,6 +1503,9 @@ class Apache:
     def config_loads(self, program=None):
         return Lighttpd.config_loads(self, program)
 
+    def config_load_of(self, call_id):
+        return Lighttpd.config_load_of(self, call_id)
+
     def request(self, method, path, **kw):
         return http_request(self.port, method, path, **kw)
 
@@ -1817,6 +1832,23 @@ class Env:
         return resp
 
     # -- checks shared by the tests --
+    def check_served_by(self, srv, r, program, what=""):
+        """Response r came from a running process of program under srv (a
+        FastCGI shape), and r was that process's first request: it logged
+        "config loaded" under r's x-litellm-call-id (config_load_of).  For
+        the first request a test sends to a route after starting srv, this
+        shows that the web server passed the route to its own program."""
+        t = self.t
+        where = Tap._where()
+        label = what or "%s %s" % (program, r.header("x-litellm-call-id"))
+        call_id = r.header("x-litellm-call-id")
+        who = wait_for(lambda: srv.config_load_of(call_id), timeout=5)
+        t.ok(bool(who) and who[0] == program, "%s: served by %s" % (label, program),
+             "the config-loaded line of request %s: %r" % (call_id, who), where=where)
+        pids = srv.program_pids(program)
+        t.ok(bool(who) and who[1] in pids, "%s: by a running %s process" % (label, program),
+             "pid %r, %s runs as %r" % (who and who[1], program, pids), where=where)
+
     def check_error(self, r, status, etype, message=None, param=_DEFAULT_KEY, what=""):
         """The OpenAI envelope with status/type (and message: exact string,
         or a compiled regex; param when given; None = JSON null)."""

@@ -3,7 +3,8 @@
 
 Each program is run as plain CGI (the CGI/1.1 environment, the body on
 stdin, the answer on stdout with a Status: header) against the private
-MariaDB and the fake upstream, no web server involved.
+MariaDB and the fake upstream, no web server involved; and each answers 404
+for the routes of the programs beside it.
 """
 
 import os
@@ -93,6 +94,35 @@ def main(t, env):
     row = env.customer_row("cgi-1") or {}
     t.is_eq((row.get("spend"), row.get("reserved")), (env.ledger_sum("cgi-1"), Decimal(0)),
             "cgi: spend == ledger sum, nothing reserved")
+
+    # Each route has one program: the others answer 404 for it, as for any
+    # path they do not serve, so a web server that sent a route to another
+    # program would fail the tests that call it.  (Bodies that the right
+    # program would accept: nothing of them may land.)
+    wrong = [
+        ("customer", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("customer", "POST", "/end_user/new", {"user_id": "cgi-wrong"}),
+        ("customer_info", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("budget_new", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("customer", "GET", "/customer/info?end_user_id=cgi-1", None),
+        ("customer", "GET", "/end_user/info?end_user_id=cgi-1", None),
+        ("customer_new", "GET", "/customer/info?end_user_id=cgi-1", None),
+        ("budget", "POST", "/budget/new", {"budget_id": "cgi-wrong", "max_budget": 1}),
+        ("customer_new", "POST", "/budget/new", {"budget_id": "cgi-wrong", "max_budget": 1}),
+        ("customer_new", "POST", "/customer/update", {"user_id": "cgi-1", "alias": "wrong"}),
+        ("customer_info", "GET", "/customer/list", None),
+        ("budget_new", "POST", "/budget/update", {"budget_id": "cgi-tier", "max_budget": 9}),
+        ("budget_new", "GET", "/budget/list", None),
+        ("chat_completions", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+    ]
+    for prog, method, uri, body in wrong:
+        r = env.cgi(prog, method, uri, body=body, config=cfg)
+        what = "cgi %s: %s %s is not its route" % (prog, method, uri.split("?")[0])
+        env.check_error(r, 404, "not_found", what=what)
+    t.is_eq(int(env.sql("SELECT COUNT(*) FROM customers WHERE user_id = 'cgi-wrong'")[0][0]), 0,
+            "cgi: no customer made by a program that does not serve /customer/new")
+    t.is_eq(int(env.sql("SELECT COUNT(*) FROM budgets WHERE budget_id = 'cgi-wrong'")[0][0]), 0,
+            "cgi: no budget made by a program that does not serve /budget/new")
 
     # a streamed chat, and a body that is not JSON
     r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg,
