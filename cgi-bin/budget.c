@@ -1,14 +1,17 @@
 /*
- * budget: the budget routes (SPEC 8): budgets are reusable limits rows
- * ("pricing tiers") that customers point at.  /budget/new, update, info,
- * list, delete.
+ * budget: the budget routes (SPEC 8) other than /budget/new: budgets are
+ * reusable limits rows ("pricing tiers") that customers point at.
+ * /budget/update, info, list, delete; /budget/update is
+ * lib/budget_routes.c's.  /budget/new has a program of its own
+ * (cgi-bin/budget_new.c).
  *
- * One program for the resource (see cgi-bin/customer.c).
+ * One program for the rest of the resource (see cgi-bin/customer.c).
  */
 #include <stddef.h>
 
 #include "app.h"
 #include "budget.h"
+#include "budget_routes.h"
 
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
@@ -17,60 +20,6 @@ static const char *
 default_tier(struct tg_req *req)
 {
 	return tg_req_config(req)->max_end_user_budget_id;
-}
-
-static const struct tg_field new_fields[] = {
-        {"budget_id", TG_FIELD_ID, 0},
-        TG_BUDGET_FIELDS,
-};
-enum { F_BUDGET_ID, F_BUDGET /* the TG_BUDGET_FIELDS run */ };
-
-static enum tg_rc
-handle_new(struct tg_req *req, struct tg_err *err)
-{
-	struct tg_budget_input in;
-	struct tg_budget b;
-	struct tg_db *db;
-	const struct tg_value *v;
-	enum tg_rc rc;
-
-	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in);
-	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
-		return rc;
-	v = tg_req_field(req, F_BUDGET_ID);
-	rc = tg_budget_create(db, v->given ? v->str : NULL, &in, "master_key",
-	                      &b, err);
-	if (rc != TG_OK)
-		return rc;
-	tg_req_respond_json(req, 200, tg_budget_to_json(&b));
-	tg_budget_free(&b);
-	return TG_OK;
-}
-
-/* /budget/update: budget_id + the fields to change; null clears. */
-static const struct tg_field update_fields[] = {
-        {"budget_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
-        TG_BUDGET_FIELDS,
-};
-
-static enum tg_rc
-handle_update(struct tg_req *req, struct tg_err *err)
-{
-	struct tg_budget_input in;
-	struct tg_budget b;
-	struct tg_db *db;
-	enum tg_rc rc;
-
-	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in);
-	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
-		return rc;
-	rc = tg_budget_update(db, tg_req_field(req, F_BUDGET_ID)->str, &in,
-	                      "master_key", default_tier(req), &b, err);
-	if (rc != TG_OK)
-		return rc;
-	tg_req_respond_json(req, 200, tg_budget_to_json(&b));
-	tg_budget_free(&b);
-	return TG_OK;
 }
 
 /*
@@ -149,10 +98,9 @@ handle_delete(struct tg_req *req, struct tg_err *err)
 }
 
 static const struct tg_route routes[] = {
-        {"/budget/new", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, new_fields,
-         NFIELDS(new_fields), handle_new},
-        {"/budget/update", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, update_fields,
-         NFIELDS(update_fields), handle_update},
+        {"/budget/update", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,
+         tg_budget_routes_update_fields,
+         NFIELDS(tg_budget_routes_update_fields), tg_budget_routes_update},
         {"/budget/info", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, info_fields,
          NFIELDS(info_fields), handle_info},
         {"/budget/list", "GET", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0,

@@ -13,7 +13,8 @@ in each shape, on one MariaDB and one fake upstream:
                        handler cgi-script or fcgid-script
 
 Each: the seed flow (budget/new, customer/new, a chat with `user`,
-/customer/info with the spend; a budget refusal), every route reaching its
+/customer/info with the spend, each served by a process of its own program
+in the FastCGI shapes; a budget refusal), every route reaching its
 program, the admin UI's static files at /ui/, a stream arriving event by
 event while the upstream is still sending (through a host that compresses), the Authorization header passed
 (a wrong key is 401 in the envelope), bodies over 1 MB (2 MiB accepted, over
@@ -51,17 +52,39 @@ SHAPES = [
 EXCEEDED_RE = re.compile(r"^ExceededBudget: End User=(.*) over budget\. Spend=(\S+), Budget=(\S+)$")
 
 
+def fastcgi(srv):
+    """Whether srv runs the programs as FastCGI (not one process per
+    request): lighttpd (tests/e2e/install.py runs seed() behind it too) and
+    every Apache shape but the CGI ones."""
+    shape = getattr(srv, "shape", "lighttpd")
+    return shape in ("lighttpd", "apache-fcgid", "apache-proxy-fcgi") or (
+        shape == "apache-htaccess" and srv.htaccess_handler == "fcgid-script")
+
+
+def served_by(env, srv, tag, r, program, path):
+    """r, the first request to path on srv, came from a process of program
+    (FastCGI shapes: its first request logs "config loaded" under r's id;
+    a CGI process logs none, and the CGI shapes name each program's file
+    in the routing)."""
+    if fastcgi(srv):
+        env.check_served_by(srv, r, program, "%s: %s" % (tag, path))
+
+
 def seed(t, env, srv, tag):
-    """The customer flow of the README walkthrough."""
+    """The customer flow of the README walkthrough, each of its endpoints
+    served by a process of its own program."""
     tier = tag + "-tier"
     r = env.budget_new(server=srv, budget_id=tier, max_budget=1)
     t.is_eq((r.status, (r.json or {}).get("budget_id")), (200, tier), "%s: budget/new" % tag)
+    served_by(env, srv, tag, r, "budget_new", "/budget/new")
     user = tag + "-customer"
     r = env.customer_new(server=srv, user_id=user, budget_id=tier)
     t.is_eq((r.status, (r.json or {}).get("budget_id")), (200, tier),
             "%s: customer/new on the tier" % tag)
+    served_by(env, srv, tag, r, "customer_new", "/customer/new")
     r = env.chat(server=srv, user=user, fake={"usage": {"prompt_tokens": 13, "completion_tokens": 17}})
     t.is_eq(r.status, 200, "%s: chat with user: 200" % tag, r.text[:300])
+    served_by(env, srv, tag, r, "chat_completions", "/chat/completions")
     t.is_eq(dec(r.header("x-litellm-response-cost")), cost(13, 17), "%s: cost header" % tag)
     row = env.ledger_row(r.header("x-litellm-call-id") or "")
     t.is_eq(row and (row["end_user"], row["spend"], row["status"]), (user, cost(13, 17), "success"),
@@ -70,6 +93,7 @@ def seed(t, env, srv, tag):
     info = r.json if isinstance(r.json, dict) else {}
     t.is_eq((r.status, info.get("user_id"), dec(info.get("spend")), info.get("budget_id")),
             (200, user, cost(13, 17), tier), "%s: customer/info shows the spend" % tag, r.text[:300])
+    served_by(env, srv, tag, r, "customer_info", "/customer/info")
     t.is_eq(dec((info.get("litellm_budget_table") or {}).get("max_budget")), Decimal(1),
             "%s: customer/info shows the tier's max_budget" % tag)
     row = env.customer_row(user) or {}
@@ -92,7 +116,18 @@ def routes(t, env, srv, tag):
     r = env.request("GET", "/models", server=srv)
     t.is_eq(r.status, 200, "%s: /models (models)" % tag)
     r = env.customer_info(user, server=srv, path="/end_user/info")
-    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, user), "%s: /end_user/info (customer)" % tag)
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, user),
+            "%s: /end_user/info (customer_info)" % tag)
+    r = env.request("POST", "/end_user/new", body={"user_id": tag + "-eu"}, server=srv)
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, tag + "-eu"),
+            "%s: /end_user/new (customer_new)" % tag, r.text[:200])
+    r = env.request("POST", "/end_user/update", body={"user_id": tag + "-eu", "alias": "eu"},
+                    server=srv)
+    t.is_eq((r.status, (r.json or {}).get("alias")), (200, "eu"),
+            "%s: /end_user/update (customer)" % tag, r.text[:200])
+    r = env.request("POST", "/budget/update", body={"budget_id": tag + "-tier", "max_budget": 1},
+                    server=srv)
+    t.is_eq(r.status, 200, "%s: /budget/update (budget)" % tag, r.text[:200])
     r = env.request("GET", "/spend/logs?end_user=" + user, server=srv)
     t.is_eq((r.status, len(r.json) if isinstance(r.json, list) else None), (200, 1),
             "%s: /spend/logs (customer): the call's row" % tag, r.text[:200])

@@ -72,8 +72,8 @@ DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
 UI_DIR = os.path.join(BUILDDIR, "ui", "www")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
-PROGRAMS = ("chat_completions", "responses", "embeddings", "completions", "customer",
-            "budget", "health", "models", "key")
+PROGRAMS = ("chat_completions", "responses", "embeddings", "completions", "customer_new",
+            "customer_info", "customer", "budget_new", "budget", "health", "models", "key")
 MASTER_KEY = "sk-1234"
 UPSTREAM_KEY = "sk-fake-upstream"
 
@@ -1116,6 +1116,18 @@ class Lighttpd:
                 found[k] = found.get(k, 0) + 1
         return found
 
+    def config_load_of(self, call_id):
+        """(program, pid) of the process whose "config loaded" line carries
+        request id call_id, or None.  A FastCGI process loads its config on
+        its first request and logs the line under that request's id (its
+        x-litellm-call-id), so this names the process that served a request
+        that was the first of its process (plain CGI logs no such line)."""
+        for line in self.logs().splitlines():
+            m = re.search(r"tollgate\[(\S+) (\d+)\] \S+ \[([^\]]*)\] config loaded", line)
+            if m and call_id and m.group(3) == call_id:
+                return m.group(1), int(m.group(2))
+        return None
+
     def request(self, method, path, **kw):
         return http_request(self.port, method, path, **kw)
 
@@ -1401,8 +1413,10 @@ class Apache:
                "-p", os.path.join(self.sockdir, "tollgate-spawn.pid"),
                "-n", str(int(self.max_procs))] + [
                os.path.join(self.bindir, p) for p in ("chat_completions", "responses")] + [
-               "-n", "2"] + [os.path.join(self.bindir, p) for p in (
-                   "embeddings", "completions", "customer", "budget", "health")] + [
+               "-n", "2"] + [os.path.join(self.bindir, p)
+                             for p in ("embeddings", "completions", "customer_new",
+                                       "customer_info", "customer", "budget_new",
+                                       "budget", "health")] + [
                "-n", "1", os.path.join(self.bindir, "models"), os.path.join(self.bindir, "key")]
         if os.geteuid() == 0:
             cmd = [_which("setpriv"), "--reuid=%d" % self.uid, "--regid=%d" % self.gid,
@@ -1490,6 +1504,9 @@ class Apache:
 
     def config_loads(self, program=None):
         return Lighttpd.config_loads(self, program)
+
+    def config_load_of(self, call_id):
+        return Lighttpd.config_load_of(self, call_id)
 
     def request(self, method, path, **kw):
         return http_request(self.port, method, path, **kw)
@@ -1818,6 +1835,23 @@ class Env:
         return resp
 
     # -- checks shared by the tests --
+    def check_served_by(self, srv, r, program, what=""):
+        """Response r came from a running process of program under srv (a
+        FastCGI shape), and r was that process's first request: it logged
+        "config loaded" under r's x-litellm-call-id (config_load_of).  For
+        the first request a test sends to a route after starting srv, this
+        shows that the web server passed the route to its own program."""
+        t = self.t
+        where = Tap._where()
+        label = what or "%s %s" % (program, r.header("x-litellm-call-id"))
+        call_id = r.header("x-litellm-call-id")
+        who = wait_for(lambda: srv.config_load_of(call_id), timeout=5)
+        t.ok(bool(who) and who[0] == program, "%s: served by %s" % (label, program),
+             "the config-loaded line of request %s: %r" % (call_id, who), where=where)
+        pids = srv.program_pids(program)
+        t.ok(bool(who) and who[1] in pids, "%s: by a running %s process" % (label, program),
+             "pid %r, %s runs as %r" % (who and who[1], program, pids), where=where)
+
     def check_error(self, r, status, etype, message=None, param=_DEFAULT_KEY, what=""):
         """The OpenAI envelope with status/type (and message: exact string,
         or a compiled regex; param when given; None = JSON null)."""

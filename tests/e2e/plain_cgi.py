@@ -3,7 +3,8 @@
 
 Each program is run as plain CGI (the CGI/1.1 environment, the body on
 stdin, the answer on stdout with a Status: header) against the private
-MariaDB and the fake upstream, no web server involved.
+MariaDB and the fake upstream, no web server involved; and each answers 404
+for the routes of the programs beside it.
 """
 
 import os
@@ -32,32 +33,32 @@ def main(t, env):
     env.check_error(r, 404, "not_found", what="cgi health: unknown path")
 
     # customer_new
-    r = env.cgi("customer", "POST", "/customer/new", body={"user_id": "cgi-1", "max_budget": "1"},
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-1", "max_budget": "1"},
                 config=cfg)
     t.is_eq((r.status, (r.json or {}).get("user_id")), (200, "cgi-1"), "cgi customer_new: creates")
     t.ok(bool(r.header("x-litellm-call-id")), "cgi customer_new: x-litellm-call-id")
-    r = env.cgi("customer", "POST", "/end_user/new", body={"user_id": "cgi-1"}, config=cfg)
+    r = env.cgi("customer_new", "POST", "/end_user/new", body={"user_id": "cgi-1"}, config=cfg)
     env.check_error(r, 400, "invalid_request_error",
                     message="Customer already exists, passed user_id=cgi-1. Please pass a new user_id.",
                     what="cgi customer_new: duplicate")
-    r = env.cgi("customer", "GET", "/customer/new", config=cfg)
+    r = env.cgi("customer_new", "GET", "/customer/new", config=cfg)
     env.check_error(r, 405, "invalid_request_error", what="cgi customer_new: GET")
     t.like(r.header("allow", ""), r"POST", "cgi customer_new: Allow: POST")
-    r = env.cgi("customer", "POST", "/customer/new", body={"user_id": "cgi-x"}, config=cfg,
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-x"}, config=cfg,
                 key="sk-wrong")
     env.check_error(r, 401, "auth_error",
                     message="Authentication Error, Invalid proxy server token passed.",
                     what="cgi customer_new: wrong key")
-    r = env.cgi("customer", "POST", "/customer/new", body={"user_id": "cgi-alt"}, config=cfg,
+    r = env.cgi("customer_new", "POST", "/customer/new", body={"user_id": "cgi-alt"}, config=cfg,
                 key=None, headers={"x-litellm-api-key": H.MASTER_KEY})
     t.is_eq(r.status, 200, "cgi customer_new: key in x-litellm-api-key (HTTP_X_LITELLM_API_KEY)")
 
     # budget_new
-    r = env.cgi("budget", "POST", "/budget/new", body={"budget_id": "cgi-tier", "max_budget": 2},
+    r = env.cgi("budget_new", "POST", "/budget/new", body={"budget_id": "cgi-tier", "max_budget": 2},
                 config=cfg)
     t.is_eq((r.status, (r.json or {}).get("budget_id"), dec((r.json or {}).get("max_budget"))),
             (200, "cgi-tier", Decimal(2)), "cgi budget_new: creates")
-    r = env.cgi("budget", "POST", "/budget/new", body={"budget_id": "cgi-tier2", "max_budget": -1},
+    r = env.cgi("budget_new", "POST", "/budget/new", body={"budget_id": "cgi-tier2", "max_budget": -1},
                 config=cfg)
     env.check_error(r, 422, "invalid_request_error", param="max_budget",
                     message="max_budget must be a non-negative finite number. Received: -1",
@@ -84,15 +85,44 @@ def main(t, env):
     env.check_error(r, 400, "invalid_request_error", param="model", what="cgi chat: unknown model")
 
     # customer_info
-    r = env.cgi("customer", "GET", "/customer/info?end_user_id=cgi-1", config=cfg)
+    r = env.cgi("customer_info", "GET", "/customer/info?end_user_id=cgi-1", config=cfg)
     t.is_eq((r.status, (r.json or {}).get("user_id"), dec((r.json or {}).get("spend"))),
             (200, "cgi-1", cost(21, 8)), "cgi customer_info: spend after the chat")
-    r = env.cgi("customer", "GET", "/end_user/info?end_user_id=cgi%2Dnone", config=cfg)
+    r = env.cgi("customer_info", "GET", "/end_user/info?end_user_id=cgi%2Dnone", config=cfg)
     env.check_error(r, 404, "not_found", param="end_user_id",
                     message="End User Id=cgi-none does not exist in db", what="cgi customer_info: unknown")
     row = env.customer_row("cgi-1") or {}
     t.is_eq((row.get("spend"), row.get("reserved")), (env.ledger_sum("cgi-1"), Decimal(0)),
             "cgi: spend == ledger sum, nothing reserved")
+
+    # Each route has one program: the others answer 404 for it, as for any
+    # path they do not serve, so a web server that sent a route to another
+    # program would fail the tests that call it.  (Bodies that the right
+    # program would accept: nothing of them may land.)
+    wrong = [
+        ("customer", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("customer", "POST", "/end_user/new", {"user_id": "cgi-wrong"}),
+        ("customer_info", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("budget_new", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("customer", "GET", "/customer/info?end_user_id=cgi-1", None),
+        ("customer", "GET", "/end_user/info?end_user_id=cgi-1", None),
+        ("customer_new", "GET", "/customer/info?end_user_id=cgi-1", None),
+        ("budget", "POST", "/budget/new", {"budget_id": "cgi-wrong", "max_budget": 1}),
+        ("customer_new", "POST", "/budget/new", {"budget_id": "cgi-wrong", "max_budget": 1}),
+        ("customer_new", "POST", "/customer/update", {"user_id": "cgi-1", "alias": "wrong"}),
+        ("customer_info", "GET", "/customer/list", None),
+        ("budget_new", "POST", "/budget/update", {"budget_id": "cgi-tier", "max_budget": 9}),
+        ("budget_new", "GET", "/budget/list", None),
+        ("chat_completions", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+    ]
+    for prog, method, uri, body in wrong:
+        r = env.cgi(prog, method, uri, body=body, config=cfg)
+        what = "cgi %s: %s %s is not its route" % (prog, method, uri.split("?")[0])
+        env.check_error(r, 404, "not_found", what=what)
+    t.is_eq(int(env.sql("SELECT COUNT(*) FROM customers WHERE user_id = 'cgi-wrong'")[0][0]), 0,
+            "cgi: no customer made by a program that does not serve /customer/new")
+    t.is_eq(int(env.sql("SELECT COUNT(*) FROM budgets WHERE budget_id = 'cgi-wrong'")[0][0]), 0,
+            "cgi: no budget made by a program that does not serve /budget/new")
 
     # a streamed chat, and a body that is not JSON
     r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg,

@@ -5,7 +5,8 @@ Chat with `user` creates and charges the customer exactly; /customer/info
 returns the SPEC 8.1 object; customer id resolution order; chats without a
 customer; response headers; max_budget "0" refuses; pricing tiers and the
 default tier are enforced; blocked customers get 403; health endpoints;
-the demo config's mock models.
+the demo config's mock models; the flow's endpoints each served by their
+own program.
 """
 
 import hashlib
@@ -34,6 +35,35 @@ def check_invariant(t, env, user_id, what):
         return
     t.is_eq(row["spend"], env.ledger_sum(user_id), "%s: spend == SUM(spend_logs.spend)" % what)
     t.is_eq(row["reserved"], Decimal(0), "%s: nothing left reserved" % what)
+
+
+def own_programs(t, env):
+    """The endpoints of the flow each reach a process of their own program
+    (etc/lighttpd.conf.in): the first request of each on a fresh server is
+    the first of the process that serves it, which logs "config loaded"
+    under the request's id.  Sent to any other program, each would be a
+    404 (tests/e2e/plain_cgi.py)."""
+    srv = env.server
+    r = env.budget_new(budget_id="own-tier", max_budget=1)
+    t.is_eq(r.status, 200, "/budget/new: 200", r.text[:200])
+    env.check_served_by(srv, r, "budget_new", "/budget/new")
+    r = env.customer_new(user_id="own-1", budget_id="own-tier")
+    t.is_eq(r.status, 200, "/customer/new: 200", r.text[:200])
+    env.check_served_by(srv, r, "customer_new", "/customer/new")
+    r = env.chat(user="own-1")
+    t.is_eq(r.status, 200, "/chat/completions: 200", r.text[:200])
+    env.check_served_by(srv, r, "chat_completions", "/chat/completions")
+    r = env.customer_info("own-1")
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, "own-1"), "/customer/info: 200",
+            r.text[:200])
+    env.check_served_by(srv, r, "customer_info", "/customer/info")
+    # The rest of each resource stays with its program.
+    r = env.request("POST", "/customer/update", body={"user_id": "own-1", "alias": "own"})
+    t.is_eq(r.status, 200, "/customer/update: 200", r.text[:200])
+    env.check_served_by(srv, r, "customer", "/customer/update")
+    r = env.request("POST", "/budget/update", body={"budget_id": "own-tier", "max_budget": 2})
+    t.is_eq(r.status, 200, "/budget/update: 200", r.text[:200])
+    env.check_served_by(srv, r, "budget", "/budget/update")
 
 
 def health(t, env):
@@ -334,6 +364,7 @@ def demo_config(t, env):
 def main(t, env):
     cfg = env.write_config("main", env.config())
     env.start_lighttpd(cfg)
+    own_programs(t, env)
     health(t, env)
     first_chat(t, env)
     resolution_order(t, env)

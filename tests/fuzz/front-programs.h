@@ -14,8 +14,11 @@
 #include "app.h"
 
 extern const struct tg_program *const fuzz_prog_budget;
+extern const struct tg_program *const fuzz_prog_budget_new;
 extern const struct tg_program *const fuzz_prog_chat_completions;
 extern const struct tg_program *const fuzz_prog_customer;
+extern const struct tg_program *const fuzz_prog_customer_info;
+extern const struct tg_program *const fuzz_prog_customer_new;
 extern const struct tg_program *const fuzz_prog_health;
 extern const struct tg_program *const fuzz_prog_key;
 extern const struct tg_program *const fuzz_prog_models;
@@ -25,8 +28,11 @@ extern const struct tg_program *const fuzz_prog_completions;
 
 /* The renamed main() of each program. */
 int fuzz_main_budget(void);
+int fuzz_main_budget_new(void);
 int fuzz_main_chat_completions(void);
 int fuzz_main_customer(void);
+int fuzz_main_customer_info(void);
+int fuzz_main_customer_new(void);
 int fuzz_main_health(void);
 int fuzz_main_key(void);
 int fuzz_main_models(void);

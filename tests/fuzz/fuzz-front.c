@@ -131,13 +131,11 @@ static const struct tg_program *
 program_for(const char *path)
 {
 	const struct tg_program *const progs[] = {
-	        fuzz_prog_chat_completions,
-	        fuzz_prog_responses,
-	        fuzz_prog_embeddings,
-	        fuzz_prog_completions,
-	        fuzz_prog_customer,
-	        fuzz_prog_budget,
-	        fuzz_prog_key,
+	        fuzz_prog_chat_completions, fuzz_prog_responses,
+	        fuzz_prog_embeddings,       fuzz_prog_completions,
+	        fuzz_prog_customer_new,     fuzz_prog_customer_info,
+	        fuzz_prog_customer,         fuzz_prog_budget_new,
+	        fuzz_prog_budget,           fuzz_prog_key,
 	        fuzz_prog_models,
 	};
 
