@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
 """concurrency: hard budgets and exact spend under parallel load (SPEC 4.3, 3).
 
-1. 50 parallel chats for one customer whose budget admits 20 of them (each
-   request's admission estimate, body bytes x input price + max_tokens x
-   output price, equals its actual cost): spend never exceeds max_budget,
-   the others get 429 budget_exceeded, spend == SUM(spend_logs.spend),
-   nothing stays reserved.
+1. 50 parallel calls for one customer whose budget admits 20 of them (each
+   request's admission estimate equals its actual cost), on every LLM route
+   (chat, responses, embeddings, completions; SPEC 11): spend never exceeds
+   max_budget, the others get 429 budget_exceeded, spend ==
+   SUM(spend_logs.spend), nothing stays reserved.
 2. 200 parallel chats over 20 new customers (created by their first
    requests, concurrently): no lost update, each customer's spend equals
    its ledger sum and the expected total, no 5xx.
 """
 
 import collections
+import json
 import os
 import sys
 
@@ -22,19 +23,52 @@ from harness import parallel  # noqa: E402
 from harness import Decimal, cost, dec  # noqa: E402
 
 
-def budget_race(t, env, srv):
-    user = "race-customer"
+PATHS = {"chat": "/chat/completions", "responses": "/v1/responses",
+         "embeddings": "/v1/embeddings", "completions": "/v1/completions"}
+
+
+def exact_body(route, user, bound, fake):
+    """A body of route's API whose admission estimate equals its cost (the
+    fake reports the bounds as its usage), and that cost."""
+    if route == "chat":
+        body, n = H.exact_chat_body("fake-gpt", user, bound, fake=fake)
+        return body, cost(n, bound)
+    if route == "embeddings":
+        # The bound is the input's bytes; no output.
+        text = "exact embedding input"
+        obj = {"model": "fake-gpt", "input": text, "user": user,
+               "fake": dict(fake, usage={"prompt_tokens": len(text)})}
+        return json.dumps(obj).encode("utf-8"), cost(len(text), 0)
+    n = 0
+    for _ in range(20):
+        if route == "responses":
+            obj = {"model": "fake-gpt", "input": "hi", "max_output_tokens": bound,
+                   "user": user,
+                   "fake": dict(fake, usage={"input_tokens": n, "output_tokens": bound})}
+        else:
+            obj = {"model": "fake-gpt", "prompt": "hi", "max_tokens": bound, "user": user,
+                   "fake": dict(fake, usage={"prompt_tokens": n, "completion_tokens": bound})}
+        body = json.dumps(obj).encode("utf-8")
+        if len(body) == n:
+            return body, cost(n, bound)
+        n = len(body)
+    raise RuntimeError("exact_body did not converge")
+
+
+def budget_race(t, env, srv, route="chat"):
+    user = "race-" + route
     max_tokens = 100
     allowed = 20
-    body, n = H.exact_chat_body("fake-gpt", user, max_tokens, fake={"delay": 0.15})
-    est = cost(n, max_tokens)
+    body, est = exact_body(route, user, max_tokens, {"delay": 0.15})
+    n = len(body)
     max_budget = est * allowed + est / 2
+    what = "budget race %s: " % route
     r = env.customer_new(user_id=user, max_budget=str(max_budget), server=srv)
     if not t.is_eq(r.status, 200, "customer/new %s with max_budget %s" % (user, max_budget)):
         return
     env.upstream.reset()
 
-    results = parallel(50, [lambda: env.request("POST", "/chat/completions", body=body,
+    results = parallel(50, [lambda: env.request("POST", PATHS[route], body=body,
                                                 server=srv, timeout=120)] * 50)
     transport = [r for r in results if isinstance(r, Exception)]
     resps = [r for r in results if not isinstance(r, Exception)]
@@ -49,27 +83,27 @@ def budget_race(t, env, srv):
     to_upstream = sum(1 for q in env.upstream.requests()
                       if (q.get("json") or {}).get("user") == user)
 
-    t.diag("budget race: estimate per call %s (body %d bytes, max_tokens %d)" % (est, n, max_tokens))
-    t.diag("budget race: admitted %d, refused %d, other %s" % (
+    t.diag(what + "estimate per call %s (body %d bytes, max_tokens %d)" % (est, n, max_tokens))
+    t.diag(what + "admitted %d, refused %d, other %s" % (
         admitted, refused, dict((k, v) for k, v in statuses.items() if k not in (200, 429))))
-    t.diag("budget race: spend %s, max_budget %s, ledger sum %s, reserved %s" % (
+    t.diag(what + "spend %s, max_budget %s, ledger sum %s, reserved %s" % (
         spend, max_budget, ledger, row.get("reserved")))
 
-    t.is_eq(transport, [], "budget race: no transport errors")
-    t.is_eq(admitted + refused, 50, "budget race: every answer is 200 or 429", "statuses %s" % statuses)
-    t.cmp_ok(spend, "<=", max_budget, "budget race: spend never exceeds max_budget")
-    t.is_eq(spend, ledger, "budget race: spend == SUM(spend_logs.spend)")
-    t.is_eq(row.get("reserved"), Decimal(0), "budget race: reserved back to 0")
-    t.is_eq(admitted, allowed, "budget race: exactly floor(max_budget / estimate) admitted")
-    t.is_eq(spend, est * admitted, "budget race: spend = admitted x cost")
-    t.is_eq(ok_rows, admitted, "budget race: one success ledger row per admitted call")
-    t.is_eq(to_upstream, admitted, "budget race: refused calls never reached the upstream")
+    t.is_eq(transport, [], what + "no transport errors")
+    t.is_eq(admitted + refused, 50, what + "every answer is 200 or 429", "statuses %s" % statuses)
+    t.cmp_ok(spend, "<=", max_budget, what + "spend never exceeds max_budget")
+    t.is_eq(spend, ledger, what + "spend == SUM(spend_logs.spend)")
+    t.is_eq(row.get("reserved"), Decimal(0), what + "reserved back to 0")
+    t.is_eq(admitted, allowed, what + "exactly floor(max_budget / estimate) admitted")
+    t.is_eq(spend, est * admitted, what + "spend = admitted x cost")
+    t.is_eq(ok_rows, admitted, what + "one success ledger row per admitted call")
+    t.is_eq(to_upstream, admitted, what + "refused calls never reached the upstream")
     bad = [r for r in resps if r.status == 429 and not (
         r.error.get("type") == "budget_exceeded" and r.header("x-should-retry") == "false")]
-    t.is_eq(len(bad), 0, "budget race: every 429 is budget_exceeded with x-should-retry: false",
+    t.is_eq(len(bad), 0, what + "every 429 is budget_exceeded with x-should-retry: false",
             *[repr(r) for r in bad[:3]])
     costs = set(dec(r.header("x-litellm-response-cost")) for r in resps if r.status == 200)
-    t.is_eq(costs, {est} if admitted else set(), "budget race: each admitted call cost the estimate")
+    t.is_eq(costs, {est} if admitted else set(), what + "each admitted call cost the estimate")
 
 
 def many_customers(t, env, srv):
@@ -119,7 +153,8 @@ def many_customers(t, env, srv):
 def main(t, env):
     cfg = env.write_config("main", env.config())
     srv = env.start_lighttpd(cfg, max_procs=8)
-    budget_race(t, env, srv)
+    for route in ("chat", "responses", "embeddings", "completions"):
+        budget_race(t, env, srv, route)
     many_customers(t, env, srv)
 
 
