@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""faults: the ledger's promise under faults (SPEC 4.3, 4.4, 4.5).
+"""faults: the ledger's promise under faults (SPEC 4.3, 4.4, 4.5, 11).
 
-Each case runs mixed streamed and non-streamed load, one call per fresh
-customer (so a customer's rows are its call's), all customers on a tier
-with a max_budget, injects a fault, lets the spool replay and the reclaim
-run, and then checks:
+Each case runs mixed streamed and non-streamed load on the LLM routes
+(chat completions and the Responses API, streamed and not, and
+embeddings), one call per fresh customer (so a customer's rows are its
+call's), all customers on a tier with a max_budget, injects a fault, lets
+the spool replay and the reclaim run, and then checks:
 - every call the fake upstream answered has exactly one ledger row
   (success, failure or unsettled): nothing lost, no request id twice;
 - every answer a client received whole (a 200 body, or a stream that ended
-  with [DONE]) is charged in a success row;
+  as its API ends one: [DONE], response.completed) is charged in a success
+  row;
 - for every customer spend <= max_budget, spend == the sum of its rows and
   reserved == 0; no hold rows are left and the spool is empty.
 It prints calls, rows, lost, doubled, spooled, unsettled for each case.
 
-Faults: SIGKILL of chat workers (at least 5); MariaDB stopped for seconds
+Faults: SIGKILL of the LLM workers (at least 5); MariaDB stopped for seconds
 while streams run and started again on the same datadir; MariaDB stopped
 with SIGSTOP and resumed; the upstream killed mid-stream.  (SIGTERM of
 every chat worker during slow requests is tests/e2e/graceful.py.)
@@ -35,6 +37,18 @@ from harness import Decimal, dec  # noqa: E402
 TIMEOUT = 6  # the deployments' timeout: a hold lasts 6 + 1 s
 TIER = "fault-tier"
 TIER_MAX = Decimal("0.05")
+PATHS = {"chat": "/chat/completions", "responses": "/v1/responses",
+         "embeddings": "/v1/embeddings"}
+LLM_PROGRAMS = ("chat_completions", "responses", "embeddings")
+
+
+def ended(route, s):
+    """Whether a stream ended as its API ends a whole one."""
+    if not s.events:
+        return False
+    if route == "responses":
+        return (s.events[-1]["json"] or {}).get("type") == "response.completed"
+    return s.events[-1]["done"]
 
 
 class Load:
@@ -42,8 +56,9 @@ class Load:
     stopped.  Records what each client got."""
 
     def __init__(self, env, srv, case, threads=6, model="fake-gpt", stream_share=0.5,
-                 stream_fake=None, plain_fake=None):
+                 stream_fake=None, plain_fake=None, routes=("chat", "responses", "embeddings")):
         self.env, self.srv, self.case = env, srv, case
+        self.routes = routes
         self.model = model
         self.stream_share = stream_share
         self.stream_fake = stream_fake or {"chunks": 5, "stream_interval": 0.08}
@@ -59,24 +74,39 @@ class Load:
             self.n += 1
             return "%s-%d" % (self.case, self.n)
 
-    def one(self, user, stream):
+    def one(self, user, stream, route):
+        """One call of route ("chat", "responses", "embeddings")."""
+        kind = "%s %s" % (route, "stream" if stream else "plain")
         try:
             if stream:
-                s = self.env.stream_chat(user=user, model=self.model, fake=self.stream_fake,
-                                         server=self.srv, timeout=60)
-                complete = s.status == 200 and bool(s.events) and s.events[-1]["done"]
-                return ("stream", "complete" if complete else "status %s" % s.status)
-            r = self.env.chat(user=user, model=self.model, fake=self.plain_fake,
-                              server=self.srv)
-            return ("plain", "complete" if r.status == 200 else "status %s" % r.status)
+                body = self.body(route, user, self.stream_fake)
+                body["stream"] = True
+                s = self.env.stream_chat(body=body, path=PATHS[route], server=self.srv,
+                                         timeout=60)
+                return (kind, "complete" if s.status == 200 and ended(route, s)
+                        else "status %s" % s.status)
+            r = self.env.request("POST", PATHS[route], server=self.srv,
+                                 body=self.body(route, user, self.plain_fake))
+            return (kind, "complete" if r.status == 200 else "status %s" % r.status)
         except Exception as e:  # a dropped connection is an outcome too
-            return ("stream" if stream else "plain", "transport %s" % type(e).__name__)
+            return (kind, "transport %s" % type(e).__name__)
+
+    def body(self, route, user, fake):
+        if route == "responses":
+            return {"model": self.model, "input": "hello", "user": user, "fake": dict(fake)}
+        if route == "embeddings":
+            return {"model": self.model, "input": ["hello", "world"], "user": user,
+                    "fake": dict(fake)}
+        return self.env.chat_body(user=user, model=self.model, fake=dict(fake))
 
     def _run(self, i):
         rnd = random.Random(i)
         while not self.stop_ev.is_set():
             user = self._next()
-            res = self.one(user, rnd.random() < self.stream_share)
+            stream = rnd.random() < self.stream_share
+            route = rnd.choice(self.routes if not stream else
+                               [r for r in self.routes if r != "embeddings"])
+            res = self.one(user, stream, route)
             with self.lock:
                 self.results[user] = res
             if res[1] != "complete":
@@ -182,17 +212,21 @@ def kill_workers(t, env, srv, spool):
     kills = 0
     deadline = time.monotonic() + 12
     time.sleep(0.8)
+    killed = collections.Counter()
     while kills < 6 and time.monotonic() < deadline:
-        pids = srv.program_pids("chat_completions")
+        program = LLM_PROGRAMS[kills % len(LLM_PROGRAMS)]
+        pids = srv.program_pids(program)
         if pids:
             os.kill(random.choice(pids), signal.SIGKILL)
             kills += 1
+            killed[program] += 1
         time.sleep(0.9)
     time.sleep(1.0)
     load.stop()
-    t.cmp_ok(kills, ">=", 5, "%s: chat workers killed" % case)
-    t.ok(H.wait_for(lambda: len(srv.program_pids("chat_completions")) > 0, timeout=10),
-         "%s: lighttpd runs chat workers again" % case)
+    t.diag("%s: workers killed %s" % (case, dict(killed)))
+    t.cmp_ok(kills, ">=", 5, "%s: LLM workers killed (chat, responses, embeddings)" % case)
+    t.ok(H.wait_for(lambda: all(srv.program_pids(p) for p in LLM_PROGRAMS), timeout=10),
+         "%s: lighttpd runs the LLM workers again" % case)
     r = env.chat(user="%s-after" % case, server=srv)
     t.is_eq(r.status, 200, "%s: a call after the kills is served" % case)
     load.results["%s-after" % case] = ("plain", "complete" if r.status == 200 else "x")
@@ -239,7 +273,8 @@ def upstream_killed(t, env, srv, second, spool):
     # As many streams as lighttpd runs chat workers (4): all at the
     # upstream at once when it dies.
     load = Load(env, srv, case, threads=4, model="fake-gpt-b", stream_share=1.0,
-                stream_fake={"chunks": 20, "stream_interval": 0.2}).start()
+                stream_fake={"chunks": 20, "stream_interval": 0.2},
+                routes=("chat", "responses")).start()
     seen = H.wait_for(lambda: len(second.requests()) >= 4, timeout=10)
     t.ok(seen, "%s: streams running at the second upstream" % case)
     time.sleep(0.6)
@@ -254,7 +289,10 @@ def upstream_killed(t, env, srv, second, spool):
     t.ok(rows and all(s == "failure" and dec(v) > 0 for s, v in rows),
          "%s: the cut streams are failure rows with a charge" % case, repr(rows))
     cut = [u for u in users if load.results.get(u, ("", ""))[1] == "complete"]
-    t.ok(not cut, "%s: no cut stream ended with [DONE]" % case, repr(cut))
+    t.ok(not cut, "%s: no cut stream ended as a whole one ([DONE], response.completed)"
+         % case, repr(cut))
+    kinds = collections.Counter(load.results[u][0] for u in users if u in load.results)
+    t.diag("%s: cut streams by route %s" % (case, dict(kinds)))
     return figures
 
 
