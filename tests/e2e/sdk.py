@@ -13,16 +13,30 @@ JSON; the checks and the TAP are here:
   * a customer over budget: the SDK raises its 429 error (APIError /
     RateLimitError, type budget_exceeded) after exactly one request, since
     tollgate sends x-should-retry: false and the SDK (maxRetries 2) obeys;
-    the upstream saw nothing and nothing was charged.
+    the upstream saw nothing and nothing was charged;
+  * the Responses API (client.responses.create, streamed and not, and the
+    client.responses.stream helper): output_text, the events ending with
+    response.completed, the final response's usage, the exact charge and
+    a ledger row with call_type aresponses;
+  * client.embeddings.create with encoding_format float, the SDK's
+    default (it sends base64 and decodes to floats) and explicit base64:
+    two vectors, the same floats each way, charged prompt_tokens x IN,
+    call_type aembedding;
+  * client.completions.create (legacy): the text, the exact charge,
+    call_type atext_completion;
+  * a customer over budget on /v1/responses: the SDK's 429 after exactly
+    one request, nothing sent upstream, nothing charged.
 
 node_modules: tests/sdk/node_modules in the source tree (script/test runs
 `npm ci` there), else TG_SDK_NODE_MODULES, else the build tree's
 tests/sdk/node_modules, installed there with `npm ci` when missing.
 """
 
+import base64
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -49,6 +63,35 @@ def node_modules():
     return H.npm_modules(SDK_SRC, "openai", "TG_SDK_NODE_MODULES")
 
 
+def call_type(env, call_id):
+    rows = env.sql("SELECT call_type FROM spend_logs WHERE request_id = %s"
+                   % H.sql_quote(call_id or ""))
+    return rows[0][0] if rows else None
+
+
+def grew(step):
+    """How much a step's customer spend grew (from its before/after), or None."""
+    if not step.get("after"):
+        return None
+    return dec(step.get("after")) - dec(step.get("before") or 0)
+
+
+def floats(v):
+    """An embedding the SDK returned as a list of numbers, as Python floats."""
+    return [float(x) for x in v] if isinstance(v, list) else None
+
+
+def b64_floats(v):
+    """A base64 embedding (little-endian float32) as Python floats."""
+    try:
+        raw = base64.b64decode(v, validate=True)
+    except (TypeError, ValueError):
+        return None
+    if len(raw) % 4:
+        return None
+    return list(struct.unpack("<%df" % (len(raw) // 4), raw))
+
+
 def main(t, env):
     node = find_node()
     mods = node_modules()
@@ -58,17 +101,19 @@ def main(t, env):
 
     cfg = env.write_config("main", env.config())
     srv = env.start_lighttpd(cfg, max_procs=2)
-    user, over = "sdk-user", "sdk-over"
+    user, over, apis = "sdk-user", "sdk-over", "sdk-apis"
     r = env.customer_new(user_id=user, max_budget=10)
     t.is_eq(r.status, 200, "customer/new %s" % user)
     r = env.customer_new(user_id=over, max_budget=0)
     t.is_eq(r.status, 200, "customer/new %s (max_budget 0)" % over)
+    r = env.customer_new(user_id=apis, max_budget=10)
+    t.is_eq(r.status, 200, "customer/new %s" % apis)
     env.upstream.reset()
 
     run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": env.tmp,
                "NODE_PATH": mods, "TG_BASE_URL": "http://127.0.0.1:%d" % srv.port,
                "TG_API_KEY": H.MASTER_KEY, "TG_USER": user, "TG_OVER_USER": over,
-               "TG_MODEL": "fake-gpt"}
+               "TG_APIS_USER": apis, "TG_MODEL": "fake-gpt"}
     p = subprocess.run([node, SCRIPT], env=run_env, cwd=env.tmp, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=120)
     out_text = p.stdout.decode("utf-8", "replace")
@@ -143,6 +188,152 @@ def main(t, env):
     t.is_eq([(x["status"], x["spend"]) for x in env.ledger_rows(over)], [],
             "SDK: over budget: no spend_logs row for the customer (refused before any call, "
             "no retry)")
+
+    apis_checks(t, env, res, apis, over)
+
+
+def apis_checks(t, env, res, apis, over):
+    """The Responses API, embeddings and legacy completions through the SDK."""
+    total = Decimal(0)
+
+    # Responses, not streamed
+    rs = res.get("responses") or {}
+    want = cost(31, 37)
+    total += want
+    t.is_eq((rs.get("object"), rs.get("status")), ("response", "completed"),
+            "SDK responses: a completed response parsed")
+    t.is_eq(rs.get("output_text"), "Hello from the fake upstream.", "SDK responses: output_text")
+    t.is_eq(((rs.get("usage") or {}).get("input_tokens"),
+             (rs.get("usage") or {}).get("output_tokens")), (31, 37), "SDK responses: usage")
+    t.is_eq(grew(rs), want, "SDK responses: spend grows by exactly the fake usage's cost")
+    t.is_eq(dec(rs.get("cost_header")), want, "SDK responses: x-litellm-response-cost")
+    row = env.ledger_row(rs.get("call_id") or "")
+    t.is_eq(row and (row["end_user"], row["status"], row["spend"], row["prompt_tokens"],
+                     row["completion_tokens"]), (apis, "success", want, "31", "37"),
+            "SDK responses: ledger row for the call id")
+    t.is_eq(call_type(env, rs.get("call_id")), "aresponses", "SDK responses: call_type aresponses")
+
+    # Responses, streamed (create with stream: true)
+    rst = res.get("responses_stream") or {}
+    want = cost(41, 43)
+    total += want
+    types = rst.get("types") or []
+    t.diag("responses stream events: %s" % " ".join(types))
+    t.is_eq(types[:1] + types[-1:], ["response.created", "response.completed"],
+            "SDK responses stream: response.created first, response.completed last")
+    t.is_eq(types.count("response.completed"), 1, "SDK responses stream: one response.completed")
+    t.is_eq(rst.get("text"), "tok1 tok2 tok3", "SDK responses stream: the text deltas")
+    t.like(rst.get("content_type") or "", r"^text/event-stream",
+           "SDK responses stream: content type")
+    cu = rst.get("completed_usage") or {}
+    t.is_eq((rst.get("completed_status"), cu.get("input_tokens"), cu.get("output_tokens")),
+            ("completed", 41, 43), "SDK responses stream: response.completed carries the usage")
+    t.is_eq(grew(rst), want, "SDK responses stream: spend grows by exactly the fake usage's cost")
+    row = env.ledger_row(rst.get("call_id") or "")
+    t.is_eq(row and (row["end_user"], row["status"], row["spend"]), (apis, "success", want),
+            "SDK responses stream: ledger row for the call id")
+    t.is_eq(call_type(env, rst.get("call_id")), "aresponses",
+            "SDK responses stream: call_type aresponses")
+
+    # Responses, streamed (the responses.stream helper and finalResponse())
+    rh = res.get("responses_stream_helper") or {}
+    want = cost(13, 11)
+    total += want
+    types = rh.get("types") or []
+    t.is_eq(types[-1:], ["response.completed"], "SDK responses.stream(): last event "
+            "response.completed")
+    hu = rh.get("usage") or {}
+    # (the SDK's finalResponse() sets output_text only when it parses a
+    # text format or tools, so the text is that of the message items)
+    t.is_eq((rh.get("status"), rh.get("message_text"), hu.get("input_tokens"),
+             hu.get("output_tokens"), hu.get("total_tokens")),
+            ("completed", "tok1 tok2", 13, 11, 24),
+            "SDK responses.stream(): finalResponse() has the text and the usage")
+    t.is_eq(grew(rh), want, "SDK responses.stream(): spend grows by exactly the fake usage's cost")
+
+    # Embeddings
+    sent = {}
+    for q in env.upstream.requests():
+        js = q.get("json") or {}
+        if q.get("path", "").endswith("/embeddings") and js.get("user") == apis:
+            p = ((js.get("fake") or {}).get("usage") or {}).get("prompt_tokens")
+            sent[p] = js.get("encoding_format", "(absent)")
+    vecs = {}
+    for name, fmt, p, upstream_fmt, decode in (
+            ("embeddings_float", "float", 5, "float", floats),
+            ("embeddings_default", "the default", 6, "base64", floats),
+            ("embeddings_base64", "base64", 7, "base64", b64_floats)):
+        e = res.get(name) or {}
+        want = cost(p, 0)
+        total += want
+        what = "SDK embeddings (%s)" % fmt
+        t.is_eq(sent.get(p), upstream_fmt, "%s: the upstream got encoding_format %s"
+                % (what, upstream_fmt))
+        data = e.get("data") or []
+        t.is_eq([(d.get("index"), d.get("object")) for d in data],
+                [(0, "embedding"), (1, "embedding")], "%s: two embeddings" % what)
+        want_type = "string" if fmt == "base64" else "array"
+        t.ok(len(data) == 2 and all(d.get("type") == want_type for d in data)
+             and (fmt == "base64" or all(d.get("all_numbers") for d in data)),
+             "%s: the SDK returns %s" % (what, "base64 strings, undecoded" if fmt == "base64"
+                                         else "arrays of numbers"),
+             "got %r" % ([(d.get("type"), d.get("value")) for d in data],))
+        vs = [decode(d.get("value")) for d in data]
+        vecs[fmt] = vs
+        t.ok(len(vs) == 2 and all(v and len(v) == 8 and abs(sum(x * x for x in v) - 1) < 1e-5
+                                  for v in vs) and vs[0] != vs[1],
+             "%s: two distinct unit vectors of 8 floats" % what, "got %r" % (vs,))
+        t.is_eq((e.get("usage") or {}).get("prompt_tokens"), p, "%s: usage.prompt_tokens" % what)
+        t.is_eq(grew(e), want, "%s: spend grows by exactly prompt_tokens x IN" % what)
+        row = env.ledger_row(e.get("call_id") or "")
+        t.is_eq(row and (row["end_user"], row["status"], row["spend"]), (apis, "success", want),
+                "%s: ledger row for the call id" % what)
+        t.is_eq(call_type(env, e.get("call_id")), "aembedding", "%s: call_type aembedding" % what)
+    t.ok(vecs.get("float") and vecs.get("float") == vecs.get("the default")
+         == vecs.get("base64"),
+         "SDK embeddings: float, decoded default and decoded base64 are the same floats",
+         "got %r" % (vecs,))
+
+    # Legacy completions
+    c = res.get("completions") or {}
+    want = cost(23, 7)
+    total += want
+    t.is_eq(c.get("object"), "text_completion", "SDK completions: a text_completion parsed")
+    t.is_eq(c.get("text"), "Hello from the fake upstream.", "SDK completions: the text")
+    t.is_eq(((c.get("usage") or {}).get("prompt_tokens"),
+             (c.get("usage") or {}).get("completion_tokens")), (23, 7), "SDK completions: usage")
+    t.is_eq(grew(c), want, "SDK completions: spend grows by exactly the fake usage's cost")
+    t.is_eq(dec(c.get("cost_header")), want, "SDK completions: x-litellm-response-cost")
+    row = env.ledger_row(c.get("call_id") or "")
+    t.is_eq(row and (row["end_user"], row["status"], row["spend"]), (apis, "success", want),
+            "SDK completions: ledger row for the call id")
+    t.is_eq(call_type(env, c.get("call_id")), "atext_completion",
+            "SDK completions: call_type atext_completion")
+
+    crow = env.customer_row(apis) or {}
+    t.is_eq((crow.get("spend"), crow.get("reserved")), (total, Decimal(0)),
+            "SDK: %s's spend = its seven calls, nothing left held" % apis)
+    t.is_eq(crow.get("spend"), env.ledger_sum(apis), "SDK: %s's spend == ledger sum" % apis)
+
+    # Over budget on /v1/responses
+    ob = res.get("over_budget_responses") or {}
+    t.diag("over budget on /v1/responses, as the SDK saw it: %s" % json.dumps(ob, default=str))
+    t.ok(ob.get("raised") is True and ob.get("is_api_error") is True and ob.get("status") == 429
+         and ob.get("is_rate_limit_error") is True,
+         "SDK responses over budget: raises RateLimitError, status 429", "got %r" % (ob,))
+    t.is_eq((ob.get("error") or {}).get("type"), "budget_exceeded",
+            "SDK responses over budget: error.type budget_exceeded")
+    t.like((ob.get("error") or {}).get("message") or "", r"^ExceededBudget: End User=sdk-over ",
+           "SDK responses over budget: error.message")
+    t.is_eq(ob.get("should_retry"), "false", "SDK responses over budget: x-should-retry false")
+    t.is_eq(ob.get("requests"), 1, "SDK responses over budget: exactly one request")
+    t.is_eq([q.get("path") for q in env.upstream.requests()
+             if q.get("path", "").endswith("/responses")
+             and (q.get("json") or {}).get("user") == over], [],
+            "SDK responses over budget: the upstream saw nothing")
+    t.is_eq((dec(ob.get("before")), dec(ob.get("after"))), (Decimal(0), Decimal(0)),
+            "SDK responses over budget: spend stays 0")
+    t.is_eq(env.ledger_rows(over), [], "SDK responses over budget: no spend_logs row")
 
 
 if __name__ == "__main__":
