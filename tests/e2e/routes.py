@@ -28,7 +28,13 @@ and /v1/completions, against the fake upstream, which speaks the four APIs:
    hosted tool without a price is 422 naming it.
 10. Bad input on every route: a 4xx in the envelope, nothing held, sent,
     created or written.
-11. Providers: a model without the route's API (Mistral has no Responses
+11. Chained responses against a budget: a call that continues a stored
+    response holds the model's context window (max_input_tokens), so its
+    budget holds though the upstream adds input the body does not show;
+    usage above the hold is charged within the budget.
+12. Rate limits count every route: rpm across the four APIs, tpm the
+    tokens settled on any of them.
+13. Providers: a model without the route's API (Mistral has no Responses
     API) is 400; Azure's paths and api-version per API; embeddings'
     encoding_format and dimensions reach the upstream untouched.
 """
@@ -516,6 +522,84 @@ def providers(t, env):
          "embeddings: the base64 vectors relayed", r.text[:200])
 
 
+def chained(t, env):
+    # The hold of a call that continues a stored response: the context
+    # window (max_input_tokens 200 on "ctx") + 10 out; at the boundary.
+    hold = 200 * H.IN_PRICE + 10 * H.OUT_PRICE
+    r = call(env, "responses", body("responses", model="ctx", bound=10,
+                                    fake={"usage": usage("responses", 100, 10)}))
+    prev = (r.json or {}).get("id")
+    for j, delta in enumerate((Decimal(0), UNIT)):
+        user = "chain-b%d" % j
+        env.customer_new(user_id=user, max_budget=str(hold - delta))
+        b = body("responses", user=user, model="ctx", bound=10,
+                 extra={"previous_response_id": prev},
+                 fake={"usage": usage("responses", 1, 1)})
+        r = call(env, "responses", b)
+        t.is_eq(r.status, 429 if delta else 200, "chain: a continuation holds the context "
+                "window: %s" % ("refused 1e-10 below it" if delta else "admitted at it"),
+                r.text[:200])
+    r = call(env, "responses", body("responses", user="chain-b1", model="ctx", bound=10,
+                                    fake={"usage": usage("responses", 1, 1)}))
+    t.is_eq(r.status, 200, "chain: on that budget a call that continues nothing is served "
+            "(its hold is its body)", r.text[:200])
+    # A chain whose input outgrows its hold (the fake adds each stored
+    # response's tokens): charged within the budget, never past it.
+    user = "chain"
+    budget = Decimal("0.0005")
+    env.customer_new(user_id=user, max_budget=str(budget))
+    fake = {"usage": usage("responses", 100, 10)}
+    r = call(env, "responses", body("responses", user=user, model="ctx", bound=10, fake=fake))
+    prev = (r.json or {}).get("id")
+    statuses = [r.status]
+    for _ in range(5):
+        r = call(env, "responses", body("responses", user=user, model="ctx", bound=10, fake=fake,
+                                        extra={"previous_response_id": prev}))
+        statuses.append(r.status)
+        if r.status != 200:
+            t.is_eq(r.error.get("type"), "budget_exceeded", "chain: refused for its budget")
+            break
+        prev = (r.json or {}).get("id")
+    spend = (env.customer_row(user) or {}).get("spend")
+    rows = env.ledger_rows(user)
+    t.diag("chain: statuses %s, spend %s of %s, rows %s" % (
+        statuses, spend, budget, [(x["prompt_tokens"], str(x["spend"])) for x in rows]))
+    t.is_eq(statuses, [200, 200, 429], "chain: served while a context window fits, then "
+            "refused")
+    t.cmp_ok(spend, "<=", budget, "chain: spend never passes max_budget")
+    t.is_eq(spend, env.ledger_sum(user), "chain: spend == ledger sum")
+    t.is_eq([x["prompt_tokens"] for x in rows], ["100", "210"],
+            "chain: the upstream added the stored input (100, then 100 + 110)")
+    over = [x for x in rows if (x["metadata"] or {}).get("over_hold")]
+    t.is_eq(len(over), 1, "chain: the continuation's usage passed its hold and was charged "
+            "within the budget (over_hold)")
+
+
+def rate_limits(t, env):
+    r = env.budget_new(budget_id="rl-rpm", rpm_limit=3)
+    t.is_eq(r.status, 200, "a tier with rpm_limit 3")
+    env.customer_new(user_id="rl-1", budget_id="rl-rpm")
+    got = []
+    for route in ("responses", "embeddings", "completions", "chat"):
+        r = call(env, route, body(route, user="rl-1"))
+        got.append((r.status, r.error.get("type")))
+    t.is_eq(got, [(200, None)] * 3 + [(429, "rate_limit_error")],
+            "rpm_limit 3 counts the calls of every route")
+    t.ok("Limit type: requests" in r.error.get("message", ""), "the fourth: requests",
+         r.text[:200])
+    env.budget_new(budget_id="rl-tpm", tpm_limit=50)
+    env.customer_new(user_id="rl-2", budget_id="rl-tpm")
+    got = []
+    for route, u in (("responses", usage("responses", 20, 20)),
+                     ("embeddings", usage("embeddings", 15, 0)),
+                     ("completions", usage("completions", 1, 1))):
+        r = call(env, route, body(route, user="rl-2", fake={"usage": u}))
+        got.append((r.status, r.error.get("type")))
+    t.is_eq(got, [(200, None), (200, None), (429, "rate_limit_error")],
+            "tpm_limit 50: 40 tokens of a response and 15 of embeddings use it up")
+    t.ok("Limit type: tokens" in r.error.get("message", ""), "the third: tokens", r.text[:200])
+
+
 def main(t, env):
     rec = H.Receiver().up()
     try:
@@ -532,6 +616,9 @@ def main(t, env):
                       "api_key": "az-key", "api_version": "2025-04-01-preview"},
                    "model_info": {"input_cost_per_token": H.IN_PRICE,
                                   "output_cost_per_token": H.OUT_PRICE}}]
+        ctx = env.model("ctx")
+        ctx["model_info"]["max_input_tokens"] = 200
+        models.append(ctx)
         cfg = env.config(models=models, litellm_settings={"num_retries": 1},
                          general_settings={"alerting": ["webhook"]},
                          extra={"tollgate_settings": {"default_max_tool_calls": 2}})
@@ -547,6 +634,8 @@ def main(t, env):
         stored(t, env)
         tools(t, env)
         bad_input(t, env)
+        chained(t, env)
+        rate_limits(t, env)
         providers(t, env)
     finally:
         rec.down()
