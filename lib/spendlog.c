@@ -5,11 +5,11 @@
  * Both must stay fast on a ledger of millions of rows, so each filter
  * combination has its own statement whose WHERE an index serves (request_id
  * the primary key, end_user + start_time, api_key + start_time,
- * start_time, start_day + end_user + model): a catch-all "(? IS NULL OR
- * col = ?)" would leave the optimizer a full scan (it only narrows the
+ * start_time, start_day + end_user + model + call_type): a catch-all "(? IS
+ * NULL OR col = ?)" would leave the optimizer a full scan (it only narrows the
  * rows such an index found).  Daily activity is grouped in SQL by (day,
- * end user, model); the breakdowns are summed here from those groups,
- * exactly (tg_money, overflow-checked), and its answer, thousands of
+ * end user, model, call type); the breakdowns are summed here from those
+ * groups, exactly (tg_money, overflow-checked), and its answer, thousands of
  * objects for a busy day, is written as JSON text directly (jsonx's
  * writer) rather than built as json-c objects, which cost more than the
  * query.
@@ -313,13 +313,14 @@ struct metrics {
 };
 
 /*
- * One row of the grouped query: a (day, end user, model) and its sums.  The
- * strings are borrowed from the result the row was fetched into.
+ * One row of the grouped query: a (day, end user, model, call type) and its
+ * sums.  The strings are borrowed from the result the row was fetched into.
  */
 struct group {
 	const char *day; /* "YYYY-MM-DD" */
 	const char *end_user;
-	const char *model; /* "" for NULL */
+	const char *model;     /* "" for NULL */
+	const char *call_type; /* "" for NULL */
 	struct metrics m;
 };
 
@@ -338,17 +339,17 @@ struct day {
 };
 
 /*
- * The models of one day and their sums, found by name in an open-addressing
- * table: a day holds thousands of groups but few models, and the models
- * are printed sorted by name.
+ * The models (or call types) of one day and their sums, found by name in an
+ * open-addressing table: a day holds thousands of groups but few models,
+ * and they are printed sorted by name.
  */
-struct model_sum {
-	const char *model;
+struct name_sum {
+	const char *name;
 	struct metrics m;
 };
 
-struct model_sums {
-	struct model_sum *v;
+struct name_sums {
+	struct name_sum *v;
 	size_t n, cap;
 	size_t *slots; /* index + 1 into v; 0 is empty */
 	size_t nslots; /* a power of two, above 2n */
@@ -452,17 +453,18 @@ groups_add(struct groups *g, struct tg_db_result *res, struct tg_err *err)
 		const char *day = tg_db_cell(kept, i, 0);
 		const char *end_user = tg_db_cell(kept, i, 1);
 		const char *model = tg_db_cell(kept, i, 2);
-		const char *spend = tg_db_cell(kept, i, 3);
+		const char *call_type = tg_db_cell(kept, i, 3);
+		const char *spend = tg_db_cell(kept, i, 4);
 		int64_t requests = 0;
 
 		memset(x, 0, sizeof(*x));
 		if (day == NULL || strlen(day) != 10 || spend == NULL ||
 		    !tg_money_parse(spend, &x->m.spend) ||
-		    !cell_i64(tg_db_cell(kept, i, 4), &x->m.prompt) ||
-		    !cell_i64(tg_db_cell(kept, i, 5), &x->m.completion) ||
-		    !cell_i64(tg_db_cell(kept, i, 6), &x->m.total) ||
-		    !cell_i64(tg_db_cell(kept, i, 7), &requests) ||
-		    !cell_i64(tg_db_cell(kept, i, 8), &x->m.succeeded))
+		    !cell_i64(tg_db_cell(kept, i, 5), &x->m.prompt) ||
+		    !cell_i64(tg_db_cell(kept, i, 6), &x->m.completion) ||
+		    !cell_i64(tg_db_cell(kept, i, 7), &x->m.total) ||
+		    !cell_i64(tg_db_cell(kept, i, 8), &requests) ||
+		    !cell_i64(tg_db_cell(kept, i, 9), &x->m.succeeded))
 			return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 			                  "malformed spend_logs group");
 		x->m.requests = requests;
@@ -470,6 +472,7 @@ groups_add(struct groups *g, struct tg_db_result *res, struct tg_err *err)
 		x->day = day;
 		x->end_user = end_user != NULL ? end_user : "";
 		x->model = model != NULL ? model : "";
+		x->call_type = call_type != NULL ? call_type : "";
 		g->n++;
 	}
 	return TG_OK;
@@ -499,7 +502,7 @@ groups_order(struct groups *g)
 }
 
 static void
-model_sums_free(struct model_sums *ms)
+name_sums_free(struct name_sums *ms)
 {
 	free(ms->v);
 	free(ms->slots);
@@ -519,23 +522,22 @@ name_hash(const char *s)
 	return (size_t)h;
 }
 
-/* The slot of model in the table: where it is, or the empty one for it. */
+/* The slot of name in the table: where it is, or the empty one for it. */
 static size_t *
-model_slot(struct model_sums *ms, const char *model)
+name_slot(struct name_sums *ms, const char *name)
 {
 	size_t mask = ms->nslots - 1;
-	size_t i = name_hash(model) & mask;
+	size_t i = name_hash(name) & mask;
 
 	while (ms->slots[i] != 0 &&
-	       strcmp(ms->v[ms->slots[i] - 1].model, model) != 0)
+	       strcmp(ms->v[ms->slots[i] - 1].name, name) != 0)
 		i = (i + 1) & mask;
 	return &ms->slots[i];
 }
 
-/* Add m to model's sums; false on overflow. */
+/* Add m to name's sums; false on overflow. */
 static bool
-model_sums_add(struct model_sums *ms, const char *model,
-               const struct metrics *m)
+name_sums_add(struct name_sums *ms, const char *name, const struct metrics *m)
 {
 	size_t *slot;
 
@@ -545,23 +547,23 @@ model_sums_add(struct model_sums *ms, const char *model,
 		free(ms->slots);
 		ms->slots = tg_xcalloc(ms->nslots, sizeof(*ms->slots));
 		for (size_t k = 0; k < ms->n; k++)
-			*model_slot(ms, ms->v[k].model) = k + 1;
+			*name_slot(ms, ms->v[k].name) = k + 1;
 	}
-	slot = model_slot(ms, model);
+	slot = name_slot(ms, name);
 	if (*slot == 0) {
 		if (ms->n == ms->cap) {
 			ms->cap = ms->cap ? 2 * ms->cap : 8;
 			ms->v = tg_xrealloc(ms->v, ms->cap * sizeof(*ms->v));
 		}
 		memset(&ms->v[ms->n], 0, sizeof(ms->v[ms->n]));
-		ms->v[ms->n].model = model;
+		ms->v[ms->n].name = name;
 		*slot = ++ms->n;
 	}
 	return metrics_add(&ms->v[*slot - 1].m, m);
 }
 
 static void
-model_sums_clear(struct model_sums *ms)
+name_sums_clear(struct name_sums *ms)
 {
 	if (ms->slots != NULL)
 		memset(ms->slots, 0, ms->nslots * sizeof(*ms->slots));
@@ -569,34 +571,61 @@ model_sums_clear(struct model_sums *ms)
 }
 
 static int
-by_model(const void *a, const void *b)
+by_name(const void *a, const void *b)
 {
-	const struct model_sum *x = a, *y = b;
-	return strcmp(x->model, y->model);
+	const struct name_sum *x = a, *y = b;
+	return strcmp(x->name, y->name);
 }
 
-/*
- * Day d's "breakdown": its models sorted by name, then its end users (in
- * the order of g); false on overflow.
- */
+/* "<key>":{<name>:{"metrics":...},...}: the sums of d's groups by the name
+ * name_of reads of each, sorted by name; false on overflow. */
 static bool
-breakdown_text(struct tg_json_text *t, const struct groups *g,
-               const struct day *d, struct model_sums *ms)
+sums_text(struct tg_json_text *t, const char *key, const struct groups *g,
+          const struct day *d, struct name_sums *ms,
+          const char *(*name_of)(const struct group *))
 {
 	const struct group *v = g->v + d->first;
 
-	model_sums_clear(ms);
+	name_sums_clear(ms);
 	for (size_t i = 0; i < d->n; i++)
-		if (!model_sums_add(ms, v[i].model, &v[i].m))
+		if (!name_sums_add(ms, name_of(&v[i]), &v[i].m))
 			return false;
 	if (ms->n > 1)
-		qsort(ms->v, ms->n, sizeof(*ms->v), by_model);
-	tg_json_text_begin_object(t);
-	tg_json_text_key_literal(t, "models");
+		qsort(ms->v, ms->n, sizeof(*ms->v), by_name);
+	tg_json_text_key(t, key);
 	tg_json_text_begin_object(t);
 	for (size_t k = 0; k < ms->n; k++)
-		entry_text(t, ms->v[k].model, &ms->v[k].m);
+		entry_text(t, ms->v[k].name, &ms->v[k].m);
 	tg_json_text_end_object(t);
+	return true;
+}
+
+static const char *
+model_of(const struct group *x)
+{
+	return x->model;
+}
+
+static const char *
+call_type_of(const struct group *x)
+{
+	return x->call_type;
+}
+
+/*
+ * Day d's "breakdown": its models sorted by name, its end users (in the
+ * order of g), and (tollgate's, beside LiteLLM's) its call types sorted by
+ * name, which tell the LLM routes apart; false on overflow.
+ */
+static bool
+breakdown_text(struct tg_json_text *t, const struct groups *g,
+               const struct day *d, struct name_sums *ms)
+{
+	const struct group *v = g->v + d->first;
+
+	tg_json_text_begin_object(t);
+	if (!sums_text(t, "models", g, d, ms, model_of))
+		return false;
 	tg_json_text_key_literal(t, "entities");
 	tg_json_text_begin_object(t);
 	for (size_t i = 0; i < d->n;) {
@@ -610,17 +639,19 @@ breakdown_text(struct tg_json_text *t, const struct groups *g,
 		i = j;
 	}
 	tg_json_text_end_object(t);
+	if (!sums_text(t, "call_types", g, d, ms, call_type_of))
+		return false;
 	tg_json_text_end_object(t);
 	return true;
 }
 
 /*
  * The grouped rows of q (of end_user only when not NULL) into g.  Every end
- * user: the index on (start_day, end_user, model, ...) holds each summed
- * column, so the rows are read from it alone, in group order, and summed as
- * they stream (no temporary table, no sort); start_day bounds the range
- * for that index, start_time keeps the exact one.  One end user: the index
- * on (end_user, start_time).
+ * user: the index on (start_day, end_user, model, call_type, ...) holds
+ * each summed column, so the rows are read from it alone, in group order, and
+ * summed as they stream (no temporary table, no sort); start_day bounds the
+ * range for that index, start_time keeps the exact one.  One end user: the
+ * index on (end_user, start_time).
  */
 static enum tg_rc
 activity_query(struct tg_db *db, const struct tg_activity_query *q,
@@ -652,12 +683,14 @@ activity_query(struct tg_db *db, const struct tg_activity_query *q,
 	params[np++] = tg_db_str(q->model);
 	params[np++] = tg_db_str(q->model);
 #define ACTIVITY_SELECT                                                        \
-	"SELECT CAST(start_day AS CHAR), end_user, model, SUM(spend),"         \
+	"SELECT CAST(start_day AS CHAR), end_user, model, call_type,"          \
+	" SUM(spend),"                                                         \
 	" SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"      \
 	" COUNT(*), SUM(status = 'success') FROM spend_logs WHERE "
 #define ACTIVITY_REST                                                          \
 	"start_time >= ? AND start_time < ? AND (? IS NULL OR model = ?)"      \
-	" GROUP BY start_day, end_user, model ORDER BY start_day, end_user"
+	" GROUP BY start_day, end_user, model, call_type"                      \
+	" ORDER BY start_day, end_user"
 	if (end_user != NULL)
 		rc = tg_db_exec(
 		        db, ACTIVITY_SELECT "end_user = ? AND " ACTIVITY_REST,
@@ -680,7 +713,7 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
                            char **text, size_t *len, struct tg_err *err)
 {
 	struct groups g;
-	struct model_sums ms;
+	struct name_sums ms;
 	struct tg_json_text t;
 	struct day *days = NULL;
 	struct metrics total;
@@ -783,7 +816,7 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 		rc = too_much(err);
 out:
 	tg_json_text_free(&t);
-	model_sums_free(&ms);
+	name_sums_free(&ms);
 	free(days);
 	groups_free(&g);
 	return rc;

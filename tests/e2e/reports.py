@@ -2,9 +2,10 @@
 """reports: /spend/logs and /customer/daily/activity over the ledger (SPEC 8).
 
 Ledger rows are inserted on several days directly with SQL (and a few come
-from real chats); the reports must equal the ledger's own sums per day, per
-model and per customer, exactly, and their filters, paging and errors
-behave as SPEC 8 says.
+from real chats, on every call type); the reports must equal the ledger's
+own sums per day, per model, per customer and per call type (the LLM
+route), exactly, and their filters, paging and errors behave as SPEC 8
+says.
 """
 
 import collections
@@ -27,6 +28,7 @@ METRIC_KEYS = {"spend", "prompt_tokens", "completion_tokens", "total_tokens", "a
 DAYS = ["2026-03-%02d" % d for d in (1, 2, 4, 7, 8)]
 USERS = ["rep-a", "rep-b", "rep-c", "rep-d"]
 MODELS = ["fake-gpt", "fake-gpt-2", "other-model"]
+CALL_TYPES = ["acompletion", "aresponses", "aembedding", "atext_completion"]
 
 
 def q(path, **params):
@@ -43,20 +45,22 @@ def seed_ledger(env):
             n += 1
             user = rnd.choice(USERS)
             model = rnd.choice(MODELS)
+            call_type = rnd.choice(CALL_TYPES)
             pt, ct = rnd.randint(1, 500), rnd.randint(0, 300)
             spend = Decimal(rnd.randint(0, 10 ** 7)) / Decimal(10 ** 10) * rnd.randint(1, 9)
             status = "success" if rnd.random() < 0.8 else "failure"
             hh, mm, ss = rnd.randint(0, 23), rnd.randint(0, 59), rnd.randint(0, 59)
             start = "%s %02d:%02d:%02d.%06d" % (day, hh, mm, ss, n)
             rows.append({"request_id": "rep-req-%04d" % n, "end_user": user, "model": model,
+                         "call_type": call_type,
                          "status": status, "spend": spend, "prompt_tokens": pt,
                          "completion_tokens": ct, "total_tokens": pt + ct, "start": start,
                          "day": day})
     values = ",".join(
-        "(%s, %s, %s, 'fake-id', 'hash', 'completion', %s, %s, %d, %d, %d, %s, %s, 5,"
+        "(%s, %s, %s, 'fake-id', 'hash', %s, %s, %s, %d, %d, %d, %s, %s, 5,"
         " 'http://up', %s)" % (
             sql_quote(r["request_id"]), sql_quote(r["end_user"]), sql_quote(r["model"]),
-            sql_quote(r["status"]), str(r["spend"]), r["prompt_tokens"], r["completion_tokens"],
+            sql_quote(r["call_type"]), sql_quote(r["status"]), str(r["spend"]), r["prompt_tokens"], r["completion_tokens"],
             r["total_tokens"], sql_quote(r["start"]), sql_quote(r["start"]),
             sql_quote(json.dumps({"n": r["request_id"]})))
         for r in rows)
@@ -145,14 +149,15 @@ def env_rows(env):
 
 
 def sums(env, where):
-    """The ledger's own sums per (day, model, end_user) under where; a NULL
-    model is reported under the name ""."""
+    """The ledger's own sums per (day, model, end_user, call_type) under
+    where; a NULL model or call type is reported under the name ""."""
     out = {}
-    for day, model, user, spend, pt, ct, tt, n, ok in env.sql(
-            "SELECT DATE(start_time), model, end_user, SUM(spend), SUM(prompt_tokens),"
-            " SUM(completion_tokens), SUM(total_tokens), COUNT(*), SUM(status = 'success')"
-            " FROM spend_logs WHERE %s GROUP BY 1, 2, 3" % where):
-        key = (day, model if model is not None else "", user)
+    for day, model, user, call_type, spend, pt, ct, tt, n, ok in env.sql(
+            "SELECT DATE(start_time), model, end_user, call_type, SUM(spend),"
+            " SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens), COUNT(*),"
+            " SUM(status = 'success') FROM spend_logs WHERE %s GROUP BY 1, 2, 3, 4" % where):
+        key = (day, model if model is not None else "", user,
+               call_type if call_type is not None else "")
         v = (dec(spend), int(pt), int(ct), int(tt), int(n), int(ok))
         old = out.get(key, (Decimal(0), 0, 0, 0, 0, 0))
         out[key] = tuple(a + b for a, b in zip(old, v))
@@ -166,11 +171,13 @@ def expected(groups):
     per_day = collections.defaultdict(lambda: zero)
     per_model = collections.defaultdict(lambda: zero)
     per_user = collections.defaultdict(lambda: zero)
-    for (day, model, user), v in groups.items():
+    per_call = collections.defaultdict(lambda: zero)
+    for (day, model, user, call_type), v in groups.items():
         per_day[day] = add(per_day[day], v)
         per_model[(day, model)] = add(per_model[(day, model)], v)
         per_user[(day, user)] = add(per_user[(day, user)], v)
-    return per_day, per_model, per_user
+        per_call[(day, call_type)] = add(per_call[(day, call_type)], v)
+    return per_day, per_model, per_user, per_call
 
 
 def as_tuple(m):
@@ -186,11 +193,11 @@ def check_activity(t, env, what, params, where):
         t.diag(r.text[:400])
         return None
     body = r.json if isinstance(r.json, dict) else {}
-    per_day, per_model, per_user = expected(sums(env, where))
+    per_day, per_model, per_user, per_call = expected(sums(env, where))
     results = body.get("results") or []
     t.is_eq([x.get("date") for x in results], sorted(per_day), "%s: one result per day, oldest"
             " first" % what)
-    ok_day = ok_model = ok_user = ok_failed = True
+    ok_day = ok_model = ok_user = ok_call = ok_failed = True
     for x in results:
         d = x.get("date")
         m = x.get("metrics") or {}
@@ -203,9 +210,13 @@ def check_activity(t, env, what, params, where):
         ents = (x.get("breakdown") or {}).get("entities") or {}
         ok_user &= {(d, k): as_tuple(v.get("metrics") or {}) for k, v in ents.items()} == \
             {k: v for k, v in per_user.items() if k[0] == d}
+        calls = (x.get("breakdown") or {}).get("call_types") or {}
+        ok_call &= {(d, k): as_tuple(v.get("metrics") or {}) for k, v in calls.items()} == \
+            {k: v for k, v in per_call.items() if k[0] == d}
     t.ok(ok_day, "%s: each day's metrics equal the ledger's sums" % what)
     t.ok(ok_model, "%s: per-model breakdown equals the ledger's sums" % what)
     t.ok(ok_user, "%s: per-customer breakdown equals the ledger's sums" % what)
+    t.ok(ok_call, "%s: per-call-type (route) breakdown equals the ledger's sums" % what)
     t.ok(ok_failed, "%s: failed = requests - successful" % what)
     meta = body.get("metadata") or {}
     tot = (Decimal(0), 0, 0, 0, 0, 0)
