@@ -67,12 +67,14 @@ def seed(env):
     env.sql("INSERT INTO customers (user_id, alias) SELECT CONCAT('bulk-', LPAD(seq, 5, '0')),"
             " CONCAT('Bulk customer ', seq) FROM seq_1_to_%d" % BULK)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    for user, spend in (("exact-big", "123456789.0123456789"), ("exact-tiny", "0.0000000001")):
+    for user, spend, call_type in (("exact-big", "123456789.0123456789", "aresponses"),
+                                   ("exact-tiny", "0.0000000001", "aembedding")):
         env.sql("INSERT INTO customers (user_id, spend) VALUES (%s, %s)" % (H.sql_quote(user), spend))
-        env.sql("INSERT INTO spend_logs (request_id, end_user, model, status, spend, prompt_tokens,"
-                " completion_tokens, total_tokens, start_time, end_time) VALUES"
-                " (%s, %s, 'fake-gpt', 'success', %s, 1, 1, 2, '%s', '%s')"
-                % (H.sql_quote("seed-" + user), H.sql_quote(user), spend, now, now))
+        env.sql("INSERT INTO spend_logs (request_id, end_user, model, call_type, status, spend,"
+                " prompt_tokens, completion_tokens, total_tokens, start_time, end_time) VALUES"
+                " (%s, %s, 'fake-gpt', %s, 'success', %s, 1, 1, 2, '%s', '%s')"
+                % (H.sql_quote("seed-" + user), H.sql_quote(user), H.sql_quote(call_type), spend,
+                   now, now))
 
 
 def static_files(t, env):

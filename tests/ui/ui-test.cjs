@@ -293,6 +293,26 @@ async function usageAllFlow(page) {
   check(ids.length >= 3 && ids.length <= 10, "the top customers of the period (" + ids.length + ")");
   eq([ids[0], spends[0]], ["exact-big", "$123456789.0123456789"], "the largest first, its spend exact");
   eq(ids.includes("exact-tiny") ? spends[ids.indexOf("exact-tiny")] : "(not listed)", "$0.0000000001", "the smallest spend exact too");
+  // Spend by route: the breakdown by call type, summed over the days (the
+  // seed's two rows are the only Responses and embeddings calls).
+  const requests = {};
+  for (const day of act.json.results) {
+    for (const [type, e] of Object.entries(day.breakdown.call_types || {})) {
+      requests[type] = (requests[type] || 0) + Number(e.metrics.api_requests);
+    }
+  }
+  const routes = page.getByRole("table", { name: "Spend by route" });
+  const routeNames = await routes.locator("tbody th").allTextContents();
+  const cells = await routes.locator("tbody td").allTextContents();
+  const row = (route) => {
+    const i = routeNames.indexOf(route);
+    return i < 0 ? null : cells.slice(i * 3, i * 3 + 3);
+  };
+  eq(routeNames[0], "/v1/responses", "spend by route: the largest first (the Responses API's)");
+  eq(row("/v1/responses"), ["aresponses", "$123456789.0123456789", String(requests.aresponses)],
+    "spend by route: /v1/responses, its spend exact and its requests");
+  eq(row("/v1/embeddings"), ["aembedding", "$0.0000000001", String(requests.aembedding)],
+    "spend by route: /v1/embeddings, exact");
   await shot(page, "usage");
 }
 

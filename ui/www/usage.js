@@ -1,8 +1,8 @@
 // usage: the Usage tab: spend per day of the last 30 days for every
 // customer or one, from /customer/daily/activity, as a chart, with the
-// period's totals and its top 10 customers (summed exactly from the
-// report's breakdown by end user), and the chosen customer's recent
-// requests.
+// period's totals, its spend by route (the LLM API, from the breakdown by
+// call type) and its top 10 customers (summed exactly from the report's
+// breakdowns), and the chosen customer's recent requests.
 
 import { clear, go, h, statusLine, table } from "./dom.js";
 import { dailySpend } from "./customers.js";
@@ -25,6 +25,29 @@ export function topCustomers(results, n) {
     }
   }
   return [...by.values()].sort((a, b) => compare(b.spend, a.spend) || (a.user < b.user ? -1 : 1)).slice(0, n);
+}
+
+// The LLM route of each of LiteLLM's call types.
+const ROUTES = {
+  acompletion: "/v1/chat/completions",
+  aresponses: "/v1/responses",
+  aembedding: "/v1/embeddings",
+  atext_completion: "/v1/completions",
+};
+
+// The report's spend and requests by call type, summed over its days, the
+// largest spend first.
+export function byRoute(results) {
+  const by = new Map();
+  for (const day of results) {
+    for (const [type, e] of Object.entries((day.breakdown && day.breakdown.call_types) || {})) {
+      const acc = by.get(type) || { type, spend: "0", requests: 0 };
+      acc.spend = add(acc.spend, e.metrics.spend);
+      acc.requests += Number(e.metrics.api_requests);
+      by.set(type, acc);
+    }
+  }
+  return [...by.values()].sort((a, b) => compare(b.spend, a.spend) || (a.type < b.type ? -1 : 1));
 }
 
 export async function usageView(section, ctx) {
@@ -62,6 +85,12 @@ export async function usageView(section, ctx) {
     h("p", { class: "lead" }, subject + ", " + daily.start + " to " + daily.end + " (UTC days)."),
     totals,
     await spendChart(daily.points, subject + " per day, " + daily.start + " to " + daily.end),
+    table("Spend by route", [
+      { label: "Route", cell: (r) => ROUTES[r.type] || (r.type ? "other" : "(not recorded)") },
+      { label: "Call type", cell: (r) => r.type || "-" },
+      { label: "Spend", cell: (r) => usd(r.spend), class: "num money" },
+      { label: "Requests", cell: (r) => count(r.requests), class: "num" },
+    ], byRoute(daily.results), "No spend in these 30 days."),
     table("Spend per day (days with spend)", [
       { label: "Day", cell: ([d]) => d },
       { label: "Spend", cell: ([, v]) => usd(v), class: "num money" },
