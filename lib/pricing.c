@@ -131,7 +131,8 @@ tools_from_json(struct json_object *entry, struct tg_price_entry *e)
 /*
  * Fill *out from one entry of the file.  False when the entry has no usable
  * per-token input and output price (image, audio, per-second models, or a
- * figure that is not an exact decimal): such entries are skipped.
+ * figure that is not an exact decimal; an embedding model without an
+ * output price has 0): such entries are skipped.
  */
 static bool
 entry_from_json(struct json_object *entry, struct tg_price_entry *out)
@@ -143,9 +144,17 @@ entry_from_json(struct json_object *entry, struct tg_price_entry *out)
 	if (!json_object_object_get_ex(entry, "input_cost_per_token", &v) ||
 	    !price_from_json(v, &e.input))
 		return false;
-	if (!json_object_object_get_ex(entry, "output_cost_per_token", &v) ||
-	    !price_from_json(v, &e.output))
+	if (!json_object_object_get_ex(entry, "output_cost_per_token", &v)) {
+		/* An embedding model bills no output: LiteLLM's map leaves
+		 * the price out for some (mistral/mistral-embed). */
+		if (!json_object_object_get_ex(entry, "mode", &v) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    strcmp(json_object_get_string(v), "embedding") != 0)
+			return false;
+		e.output = 0;
+	} else if (!price_from_json(v, &e.output)) {
 		return false;
+	}
 	if (json_object_object_get_ex(entry, "cache_read_input_token_cost",
 	                              &v) &&
 	    price_from_json(v, &e.cache_read))

@@ -409,9 +409,12 @@ test_generated(void)
 			break;
 		}
 	}
-	/* A figure finer than 1e-15 is not exact: that entry is skipped. */
+	/* A figure finer than 1e-15 is not exact: that entry is skipped.  An
+	 * embedding model without an output price is kept, at 0. */
 	used += (size_t)snprintf(
 	        text + used, cap - used,
+	        "  \"embedding-5\": {\"input_cost_per_token\": 1e-07,"
+	        " \"mode\": \"embedding\"},\n"
 	        "  \"too-fine\": {\"input_cost_per_token\": "
 	        "1.23456789012345678e-07, "
 	        "\"output_cost_per_token\": 1e-06},\n"
@@ -443,7 +446,11 @@ test_generated(void)
 	           e->cache_read == price_of("1e-09"),
 	   "prov/model-1996: decimals, max_tokens, cache read");
 	ok(tg_pricing_find(p, "image-2") == NULL, "image entry skipped");
-	ok(tg_pricing_find(p, "embed-3") == NULL, "input-only entry skipped");
+	ok(tg_pricing_find(p, "embed-3") == NULL,
+	   "input-only entry without a mode skipped");
+	e = tg_pricing_find(p, "embedding-5");
+	ok(e && e->input == price_of("1e-07") && e->output == 0,
+	   "an embedding model without an output price: 0");
 	e = tg_pricing_find(p, "free-4");
 	ok(e && e->input == 0 && e->output == price_of("2e-06"),
 	   "integer and quoted prices");
