@@ -35,6 +35,10 @@ ROWS = {
     "stream: upstream direct (nginx)": None,
     "stream: Portkey gateway 1.15.2": "n/a (--no-portkey)",
     "stream: tollgate, customer with max_budget": None,
+    "embeddings: upstream direct (nginx)": None,
+    "embeddings: tollgate, customer with max_budget": None,
+    "stream responses: upstream direct (nginx)": None,
+    "stream responses: tollgate, customer with max_budget": None,
 }
 NUMBER = re.compile(r"^[\d,.]+( us| ms)?$")
 
@@ -84,17 +88,27 @@ def main(t, env):
         # sequential RPS, p50, 32-connection RPS, p99 at 32
         t.ok(len(cells) >= 4 and all(NUMBER.match(c) for c in cells[:4]),
              "%s: figures in every column" % label, "cells: %r" % cells)
-        if label.startswith(("tollgate", "stream: tollgate")):
+        if "tollgate" in label:
             t.ok(NUMBER.match(cells[-1]) is not None, "%s: database round trips" % label,
                  "cells: %r" % cells)
+    # Every LLM route is the same meter: a budgeted call on any costs what
+    # one on chat does (2 round trips: the admission and the settlement).
+    trips = {label: main_rows.get(label, ["-"])[-1] for label in (
+        "tollgate, customer with max_budget", "stream: tollgate, customer with max_budget",
+        "embeddings: tollgate, customer with max_budget",
+        "stream responses: tollgate, customer with max_budget")}
+    t.is_eq(set(trips.values()), {"2.00"}, "a budgeted call costs 2 round trips on every "
+            "route, streamed or not", repr(trips))
 
     rts = table_rows(out, "| scenario | Questions")
     t.ok(len(rts) >= 4 and all(NUMBER.match(v[0]) for v in rts.values()),
          "round trips per call for each tollgate scenario", "rows: %r" % rts)
     streams = table_rows(out, "| target | first byte")
-    row = streams.get("stream: tollgate, customer with max_budget")
-    t.ok(row and all(NUMBER.match(c) for c in row), "streaming first byte and last byte",
-         "rows: %r" % streams)
+    for label in ("stream: tollgate, customer with max_budget",
+                  "stream responses: tollgate, customer with max_budget"):
+        row = streams.get(label)
+        t.ok(row and all(NUMBER.match(c) for c in row),
+             "%s: streaming first byte and last byte" % label, "rows: %r" % streams)
     cpu = table_rows(out, "| scenario | mariadbd")
     t.ok(len(cpu) >= 5, "CPU per call of each server", "rows: %r" % cpu)
     t.like(out, r"Chat workers' RSS after [\d,]+ calls .*VmRSS [\d,]+", "worker RSS")
