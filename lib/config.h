@@ -126,7 +126,7 @@ struct tg_config {
  * naming the key and the limit.  Far above any real setting, and low enough
  * that nothing computed from them overflows: a body of TG_CONFIG_MAX_BYTES
  * plus its NUL fits the int lengths of json-c and libfcgi, and a hold of
- * timeout x (num_retries + 1) + hold_grace seconds fits a long (lib/chat.c).
+ * timeout x (num_retries + 1) + hold_grace seconds fits a long (lib/meter.c).
  */
 #define TG_CONFIG_MAX_BYTES   ((int64_t)1 << 30)    /* max_*_body: 1 GiB */
 #define TG_CONFIG_MAX_SECONDS 86400L                /* timeouts: one day */
