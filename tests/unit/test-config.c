@@ -637,7 +637,9 @@ static const struct {
          "6.6e-07"},
         {__LINE__, "azure/gpt-35-turbo", NULL, "azure/gpt-35-turbo", "5e-07",
          "1.5e-06"},
-        {__LINE__, "azure/gpt-4.1", NULL, "gpt-4.1", "2e-06", "8e-06"},
+        {__LINE__, "azure/gpt-4.1", NULL, "azure/gpt-4.1", "2e-06", "8e-06"},
+        /* no azure/o3 in the map: the name without its provider */
+        {__LINE__, "azure/o3", NULL, "o3", "2e-06", "8e-06"},
         {__LINE__, "mistral/mistral-large-latest", NULL,
          "mistral/mistral-large-latest", "5e-07", "1.5e-06"},
         {__LINE__, "mistral/open-mistral-nemo", NULL,
