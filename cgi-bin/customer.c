@@ -27,13 +27,6 @@
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static const char *
-str(struct tg_req *req, size_t i)
-{
-	const struct tg_value *v = tg_req_field(req, i);
-	return v->given ? v->str : NULL;
-}
-
-static const char *
 default_tier(struct tg_req *req)
 {
 	return tg_req_config(req)->max_end_user_budget_id;
@@ -147,8 +140,8 @@ handle_list(struct tg_req *req, struct tg_err *err)
 			return tg_err_set(err, TG_ERR_UNPROCESSABLE, "blocked",
 			                  "blocked must be true or false");
 	}
-	f.budget_id = str(req, 2);
-	f.search = str(req, 4);
+	f.budget_id = tg_req_str(req, 2);
+	f.search = tg_req_str(req, 4);
 	if (page->given)
 		f.page = page->num;
 	/* Without page_size every customer, as LiteLLM; a page without a
@@ -221,11 +214,11 @@ handle_logs(struct tg_req *req, struct tg_err *err)
 	enum tg_rc rc;
 
 	memset(&q, 0, sizeof(q));
-	q.end_user = str(req, 0);
-	q.request_id = str(req, 3);
+	q.end_user = tg_req_str(req, 0);
+	q.request_id = tg_req_str(req, 3);
 	/* A key ("sk-...") or its token: the ledger holds tokens. */
-	if (str(req, 6) != NULL) {
-		if (!tg_key_token_of(str(req, 6), token)) {
+	if (tg_req_str(req, 6) != NULL) {
+		if (!tg_key_token_of(tg_req_str(req, 6), token)) {
 			tg_req_respond_json(req, 200, json_object_new_array());
 			return TG_OK;
 		}
@@ -263,13 +256,13 @@ handle_activity(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_activity_query q;
 	struct tg_db *db;
-	const char *ids = str(req, 0);
+	const char *ids = tg_req_str(req, 0);
 	char *text = NULL;
 	size_t len = 0;
 	enum tg_rc rc;
 
 	memset(&q, 0, sizeof(q));
-	q.model = str(req, 3);
+	q.model = tg_req_str(req, 3);
 	if ((rc = bound(req, 1, "start_date", false, &q.has_start, &q.start,
 	                err)) != TG_OK ||
 	    (rc = bound(req, 2, "end_date", true, &q.has_end, &q.end, err)) !=
@@ -309,7 +302,7 @@ handle_activity(struct tg_req *req, struct tg_err *err)
 	}
 
 static const struct tg_route routes[] = {
-        ROUTES("update", "POST", TG_BODY_MGMT, tg_customer_routes_update_fields,
+        ROUTES("update", "POST", TG_BODY_MGMT, tg_customer_routes_fields,
                tg_customer_routes_update),
         ROUTES("delete", "POST", TG_BODY_MGMT, ids_fields, handle_delete),
         ROUTES("block", "POST", TG_BODY_MGMT, ids_fields, handle_block),

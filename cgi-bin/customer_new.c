@@ -16,8 +16,8 @@
 #define NEW_ROUTE(path)                                                        \
 	{                                                                      \
 		path, "POST", TG_AUTH_MASTER, TG_BODY_MGMT,                    \
-		        tg_customer_routes_new_fields,                         \
-		        TG_CUSTOMER_ROUTES_NEW_NFIELDS, tg_customer_routes_new \
+		        tg_customer_routes_fields, TG_CUSTOMER_ROUTES_NFIELDS, \
+		        tg_customer_routes_new                                 \
 	}
 
 static const struct tg_route routes[] = {

@@ -34,13 +34,6 @@ enum {
 	F_BUDGET /* the TG_BUDGET_FIELDS run */
 };
 
-static const char *
-str(struct tg_req *req, size_t i)
-{
-	const struct tg_value *v = tg_req_field(req, i);
-	return v->given ? v->str : NULL;
-}
-
 static struct tg_opt_str
 opt_str(struct tg_req *req, size_t i)
 {
@@ -63,7 +56,7 @@ object_text(struct tg_req *req, size_t i)
 static enum tg_rc
 token_field(struct tg_req *req, size_t i, char token[65], struct tg_err *err)
 {
-	const char *v = str(req, i);
+	const char *v = tg_req_str(req, i);
 
 	if (v == NULL || !tg_key_token_of(v, token))
 		return tg_err_set(err, TG_ERR_NOT_FOUND, "key",
@@ -95,7 +88,7 @@ handle_generate(struct tg_req *req, struct tg_err *err)
 	enum tg_rc rc;
 
 	memset(&in, 0, sizeof(in));
-	in.key = str(req, F_KEY);
+	in.key = tg_req_str(req, F_KEY);
 	if (in.key == NULL) {
 		tg_key_new_secret(secret);
 		in.key = secret;
@@ -110,8 +103,8 @@ handle_generate(struct tg_req *req, struct tg_err *err)
 		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "key",
 		                  "A virtual key cannot be the master key.");
 	}
-	in.key_alias = str(req, F_ALIAS);
-	in.duration = str(req, F_DURATION);
+	in.key_alias = tg_req_str(req, F_ALIAS);
+	in.duration = tg_req_str(req, F_DURATION);
 	if (tg_req_field(req, F_MODELS)->given) {
 		in.models = tg_req_field(req, F_MODELS)->json;
 		if ((rc = tg_key_check_models(in.models, err)) != TG_OK)
@@ -157,7 +150,7 @@ handle_info(struct tg_req *req, struct tg_err *err)
 	char token[65];
 	enum tg_rc rc;
 
-	if (str(req, 0) != NULL) {
+	if (tg_req_str(req, 0) != NULL) {
 		if ((rc = token_field(req, 0, token, err)) != TG_OK)
 			return rc;
 	} else if (self != NULL) {
@@ -296,7 +289,7 @@ handle_list(struct tg_req *req, struct tg_err *err)
 {
 	const struct tg_value *page = tg_req_field(req, 0);
 	const struct tg_value *size = tg_req_field(req, 1);
-	const char *full = str(req, 3);
+	const char *full = tg_req_str(req, 3);
 	struct tg_key_filter f = {NULL, 1, TG_KEY_PAGE_SIZE, false};
 	struct json_object *o;
 	struct tg_db *db;
@@ -318,7 +311,7 @@ handle_list(struct tg_req *req, struct tg_err *err)
 		f.page = page->num;
 	if (size->given)
 		f.page_size = size->num;
-	f.key_alias = str(req, 2);
+	f.key_alias = tg_req_str(req, 2);
 	f.full = full != NULL && strcmp(full, "true") == 0;
 	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
 		return rc;

@@ -176,6 +176,14 @@ tg_req_field(const struct tg_req *req, size_t i)
 	return &req->values[i];
 }
 
+const char *
+tg_req_str(const struct tg_req *req, size_t i)
+{
+	const struct tg_value *v = &req->values[i];
+
+	return v->given ? v->str : NULL;
+}
+
 struct json_object *
 tg_req_json(const struct tg_req *req)
 {

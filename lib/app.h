@@ -114,6 +114,8 @@ enum tg_rc tg_req_db(struct tg_req *req, struct tg_db **out,
                      struct tg_err *err);
 /* Validated field i of the route's table. */
 const struct tg_value *tg_req_field(const struct tg_req *req, size_t i);
+/* Field i's text (ID, STRING, DURATION, REGION) when given, else NULL. */
+const char *tg_req_str(const struct tg_req *req, size_t i);
 /* The parsed JSON body (TG_BODY_MGMT/LLM), borrowed. */
 struct json_object *tg_req_json(const struct tg_req *req);
 /* The raw body and its length. */

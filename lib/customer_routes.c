@@ -15,7 +15,8 @@
 #include "customer.h"
 #include "customer_routes.h"
 
-const struct tg_field tg_customer_routes_new_fields[] = {
+/* /customer/new and /customer/update (where null clears). */
+const struct tg_field tg_customer_routes_fields[] = {
         {"user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
         {"alias", TG_FIELD_ID, 0},
         {"blocked", TG_FIELD_BOOL, 0},
@@ -33,13 +34,6 @@ enum {
 	F_DEFAULT_MODEL,
 	F_BUDGET /* the TG_BUDGET_FIELDS run */
 };
-
-static const char *
-str(struct tg_req *req, size_t i)
-{
-	const struct tg_value *v = tg_req_field(req, i);
-	return v->given ? v->str : NULL;
-}
 
 static const char *
 default_tier(struct tg_req *req)
@@ -78,14 +72,14 @@ tg_customer_routes_new(struct tg_req *req, struct tg_err *err)
 	struct tg_db *db;
 	enum tg_rc rc;
 
-	in.user_id = str(req, F_USER_ID);
-	in.alias = str(req, F_ALIAS);
+	in.user_id = tg_req_str(req, F_USER_ID);
+	in.alias = tg_req_str(req, F_ALIAS);
 	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
 	in.blocked = tg_req_field(req, F_BLOCKED)->num != 0;
-	in.budget_id = str(req, F_BUDGET_ID);
+	in.budget_id = tg_req_str(req, F_BUDGET_ID);
 	tg_budget_input_from_values(tg_req_field(req, F_BUDGET), &in.budget);
-	in.allowed_model_region = str(req, F_REGION);
-	in.default_model = str(req, F_DEFAULT_MODEL);
+	in.allowed_model_region = tg_req_str(req, F_REGION);
+	in.default_model = tg_req_str(req, F_DEFAULT_MODEL);
 
 	if ((rc = check_model(req, in.default_model, err)) != TG_OK)
 		return rc;
@@ -114,17 +108,6 @@ tg_customer_routes_info(struct tg_req *req, struct tg_err *err)
 	return respond_customer(req, rc, &c);
 }
 
-/* /customer/update: the fields of /customer/new; null clears. */
-const struct tg_field tg_customer_routes_update_fields[] = {
-        {"user_id", TG_FIELD_ID, TG_FIELD_REQUIRED},
-        {"alias", TG_FIELD_ID, 0},
-        {"blocked", TG_FIELD_BOOL, 0},
-        {"budget_id", TG_FIELD_ID, 0},
-        {"allowed_model_region", TG_FIELD_REGION, 0},
-        {"default_model", TG_FIELD_STRING, 0},
-        TG_BUDGET_FIELDS,
-};
-
 static struct tg_opt_str
 opt_str(struct tg_req *req, size_t i)
 {
@@ -142,7 +125,7 @@ tg_customer_routes_update(struct tg_req *req, struct tg_err *err)
 	enum tg_rc rc;
 
 	memset(&in, 0, sizeof(in));
-	in.user_id = str(req, F_USER_ID);
+	in.user_id = tg_req_str(req, F_USER_ID);
 	in.alias = opt_str(req, F_ALIAS);
 	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
 	in.blocked = tg_req_field(req, F_BLOCKED)->num != 0;

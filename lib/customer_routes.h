@@ -12,11 +12,11 @@
 /*
  * POST /customer/new: create a customer, with a private budget, on a tier
  * (budget_id) or on the default tier; answers the customer as
- * /customer/info does.  Its field table is tg_customer_routes_new_fields.
+ * /customer/info does.  Its field table is tg_customer_routes_fields.
  */
-#define TG_CUSTOMER_ROUTES_NEW_NFIELDS (6 + TG_BUDGET_NFIELDS)
+#define TG_CUSTOMER_ROUTES_NFIELDS (6 + TG_BUDGET_NFIELDS)
 extern const struct tg_field
-        tg_customer_routes_new_fields[TG_CUSTOMER_ROUTES_NEW_NFIELDS];
+        tg_customer_routes_fields[TG_CUSTOMER_ROUTES_NFIELDS];
 enum tg_rc tg_customer_routes_new(struct tg_req *req, struct tg_err *err);
 
 /*
@@ -30,12 +30,9 @@ extern const struct tg_field
 enum tg_rc tg_customer_routes_info(struct tg_req *req, struct tg_err *err);
 
 /*
- * POST /customer/update: the fields of /customer/new, in the same order;
- * null clears.  Its field table is tg_customer_routes_update_fields.
+ * POST /customer/update: the fields of /customer/new
+ * (tg_customer_routes_fields); null clears.
  */
-#define TG_CUSTOMER_ROUTES_UPDATE_NFIELDS TG_CUSTOMER_ROUTES_NEW_NFIELDS
-extern const struct tg_field
-        tg_customer_routes_update_fields[TG_CUSTOMER_ROUTES_UPDATE_NFIELDS];
 enum tg_rc tg_customer_routes_update(struct tg_req *req, struct tg_err *err);
 
 #endif
