@@ -202,25 +202,45 @@ bool tg_api_members(const char *text, size_t len, const char *const *names,
                     size_t n, struct json_object **out);
 
 /*
- * A chat completion's (and a legacy completion's) usage object:
- * prompt_tokens, completion_tokens, total_tokens (their sum when absent),
- * prompt_tokens_details.cached_tokens.  false when absent or invalid.
+ * The names a usage object's counts go by: chat's (and legacy completions'
+ * and embeddings') prompt_tokens, completion_tokens,
+ * prompt_tokens_details.cached_tokens; the Responses API's input_tokens,
+ * output_tokens, input_tokens_details.cached_tokens.
  */
-bool tg_api_chat_usage(struct json_object *usage, struct tg_usage *out);
+struct tg_usage_names {
+	const char *prompt, *completion, *details;
+};
+extern const struct tg_usage_names tg_usage_chat, tg_usage_responses;
+
+/*
+ * Read a usage object into *out (its tool calls left as they were): the
+ * prompt and completion counts (one of them at least), total_tokens (their
+ * sum when absent), the cached part of the prompt.  false, *out unchanged,
+ * when absent or invalid.
+ */
+bool tg_api_usage(struct json_object *usage, const struct tg_usage_names *k,
+                  struct tg_usage *out);
 
 /* Copy id into a->response_id when it is a usable id (printable ASCII, at
  * most TG_RESPONSE_ID_MAX bytes). */
 void tg_api_set_response_id(struct tg_answer *a, const char *id);
 
 /*
- * The answer of an OpenAI-shaped stream of "choices" chunks (chat and
- * legacy completions): what lib/api_chat.c's dialect does, with text_bytes
- * reading a chunk's text.  For lib/api_completions.c.
+ * OpenAI's "choices" answers (chat and legacy completions), whose
+ * choice_bytes counts the bytes of text one choice carries (a whole
+ * answer's choice, or a chunk's): each token produced is at least one.
  */
-enum tg_relay_action
-tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
-                     struct json_object *obj,
-                     int64_t (*text_bytes)(struct json_object *));
+typedef int64_t (*tg_api_choice_bytes)(struct json_object *choice);
+
+/* Read a whole answer: its usage and id, and (only without usage) the
+ * bytes of its choices' text (of the whole body when it has none). */
+void tg_api_choices_answer(const char *body, size_t len, struct tg_answer *a,
+                           tg_api_choice_bytes choice_bytes);
+/* The stream dialect's parts. */
+enum tg_relay_action tg_api_choices_event(struct tg_relay *r,
+                                          const struct tg_sse_event *ev,
+                                          struct json_object *obj,
+                                          tg_api_choice_bytes choice_bytes);
 bool tg_api_choices_whole(const struct tg_relay *r);
 void tg_api_choices_error_event(struct tg_relay *r, const struct tg_err *err);
 /* Chat's and completions' prepare: a stream asks for its usage. */

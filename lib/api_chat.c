@@ -109,84 +109,52 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	return TG_OK;
 }
 
-/* Bytes of the choices' text: an upper bound of completion tokens when the
- * upstream did not say. */
+/* Bytes of text a message or a delta carries (content, refusal, reasoning,
+ * tool calls' names and arguments): each token produced is at least one of
+ * them. */
 static int64_t
-answer_text_bytes(const char *text, size_t len)
+message_bytes(struct json_object *m)
 {
-	struct json_object *obj = tg_json_parse(text, len);
-	struct json_object *choices, *msg, *content;
-	int64_t n = 0;
+	struct json_object *calls, *fn;
+	int64_t n;
 
-	if (obj != NULL &&
-	    json_object_object_get_ex(obj, "choices", &choices) &&
-	    json_object_is_type(choices, json_type_array)) {
-		for (size_t i = 0; i < json_object_array_length(choices); i++) {
-			struct json_object *c =
-			        json_object_array_get_idx(choices, i);
-			if (json_object_object_get_ex(c, "message", &msg) &&
-			    json_object_object_get_ex(msg, "content", &content))
-				n += (int64_t)strlen(
-				        json_object_get_string(content));
-		}
-	} else {
-		n = (int64_t)len;
-	}
-	json_object_put(obj);
+	n = tg_api_string_len(m, "content") + tg_api_string_len(m, "refusal") +
+	    tg_api_string_len(m, "reasoning_content");
+	if (!json_object_object_get_ex(m, "tool_calls", &calls) ||
+	    !json_object_is_type(calls, json_type_array))
+		return n;
+	for (size_t j = 0; j < json_object_array_length(calls); j++)
+		if (json_object_object_get_ex(
+		            json_object_array_get_idx(calls, j), "function",
+		            &fn))
+			n += tg_api_string_len(fn, "arguments") +
+			     tg_api_string_len(fn, "name");
 	return n;
 }
 
-/* The usage and id of a chat completion, and (only when it has no usage)
- * the bytes of its text. */
+static int64_t
+choice_bytes(struct json_object *choice)
+{
+	struct json_object *m;
+
+	return json_object_object_get_ex(choice, "message", &m)
+	               ? message_bytes(m)
+	               : 0;
+}
+
+static int64_t
+delta_bytes(struct json_object *choice)
+{
+	struct json_object *m;
+
+	return json_object_object_get_ex(choice, "delta", &m) ? message_bytes(m)
+	                                                      : 0;
+}
+
 static void
 read_answer(const char *body, size_t len, struct tg_answer *a)
 {
-	static const char *const names[] = {"usage", "id"};
-	struct json_object *v[2];
-
-	memset(a, 0, sizeof(*a));
-	if (tg_api_members(body, len, names, 2, v)) {
-		if (v[0] != NULL)
-			tg_api_chat_usage(v[0], &a->u);
-		if (json_object_is_type(v[1], json_type_string))
-			tg_api_set_response_id(a, json_object_get_string(v[1]));
-		json_object_put(v[0]);
-		json_object_put(v[1]);
-	}
-	if (!a->u.present)
-		a->text_bytes = answer_text_bytes(body, len);
-}
-
-/* Bytes of text a chunk's deltas carry (content, refusal, reasoning,
- * tool-call arguments): each token produced is at least one of them. */
-static int64_t
-delta_bytes(struct json_object *chunk)
-{
-	struct json_object *choices, *delta, *calls, *fn;
-	int64_t n = 0;
-
-	if (!json_object_object_get_ex(chunk, "choices", &choices) ||
-	    !json_object_is_type(choices, json_type_array))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(choices); i++) {
-		struct json_object *ch = json_object_array_get_idx(choices, i);
-
-		if (!json_object_object_get_ex(ch, "delta", &delta))
-			continue;
-		n += tg_api_string_len(delta, "content") +
-		     tg_api_string_len(delta, "refusal") +
-		     tg_api_string_len(delta, "reasoning_content");
-		if (!json_object_object_get_ex(delta, "tool_calls", &calls) ||
-		    !json_object_is_type(calls, json_type_array))
-			continue;
-		for (size_t j = 0; j < json_object_array_length(calls); j++)
-			if (json_object_object_get_ex(
-			            json_object_array_get_idx(calls, j),
-			            "function", &fn))
-				n += tg_api_string_len(fn, "arguments") +
-				     tg_api_string_len(fn, "name");
-	}
-	return n;
+	tg_api_choices_answer(body, len, a, choice_bytes);
 }
 
 static enum tg_relay_action

@@ -174,11 +174,14 @@ tg_api_choices_whole(const struct tg_relay *r)
 	                    (r->seen[1] & ~r->finished[1]) == 0);
 }
 
-/* The usage of a chunk (chat's shape: prompt_tokens, completion_tokens,
- * total_tokens, prompt_tokens_details.cached_tokens).  false if absent or
- * invalid. */
-static bool
-chunk_usage(struct json_object *usage, struct tg_usage *out)
+const struct tg_usage_names tg_usage_chat = {
+        "prompt_tokens", "completion_tokens", "prompt_tokens_details"};
+const struct tg_usage_names tg_usage_responses = {
+        "input_tokens", "output_tokens", "input_tokens_details"};
+
+bool
+tg_api_usage(struct json_object *usage, const struct tg_usage_names *k,
+             struct tg_usage *out)
 {
 	struct json_object *details;
 	struct tg_usage u;
@@ -186,9 +189,9 @@ chunk_usage(struct json_object *usage, struct tg_usage *out)
 
 	memset(&u, 0, sizeof(u));
 	if (!json_object_is_type(usage, json_type_object) ||
-	    !tg_api_get_count(usage, "prompt_tokens", &u.prompt_tokens,
+	    !tg_api_get_count(usage, k->prompt, &u.prompt_tokens,
 	                      &has_prompt) ||
-	    !tg_api_get_count(usage, "completion_tokens", &u.completion_tokens,
+	    !tg_api_get_count(usage, k->completion, &u.completion_tokens,
 	                      &has_completion) ||
 	    !tg_api_get_count(usage, "total_tokens", &u.total_tokens,
 	                      &has_total))
@@ -199,8 +202,7 @@ chunk_usage(struct json_object *usage, struct tg_usage *out)
 	    __builtin_add_overflow(u.prompt_tokens, u.completion_tokens,
 	                           &u.total_tokens))
 		return false;
-	if (json_object_object_get_ex(usage, "prompt_tokens_details",
-	                              &details) &&
+	if (json_object_object_get_ex(usage, k->details, &details) &&
 	    json_object_is_type(details, json_type_object) &&
 	    !tg_api_get_count(details, "cached_tokens", &u.cached_tokens,
 	                      &has_cached))
@@ -208,23 +210,62 @@ chunk_usage(struct json_object *usage, struct tg_usage *out)
 	if (u.cached_tokens > u.prompt_tokens)
 		return false; /* cached tokens are a part of the prompt */
 	u.present = true;
+	/* The hosted tools' calls are counted apart, from the output. */
+	memcpy(u.tool_calls, out->tool_calls, sizeof(u.tool_calls));
 	*out = u;
 	return true;
 }
 
-bool
-tg_api_chat_usage(struct json_object *usage, struct tg_usage *out)
+/* The bytes of text of obj's choices; -1 when it has no choices array. */
+static int64_t
+choices_bytes(struct json_object *obj, tg_api_choice_bytes choice_bytes)
 {
-	return chunk_usage(usage, out);
+	struct json_object *choices;
+	int64_t n = 0;
+
+	if (!json_object_object_get_ex(obj, "choices", &choices) ||
+	    !json_object_is_type(choices, json_type_array))
+		return -1;
+	for (size_t i = 0; i < json_object_array_length(choices); i++)
+		n += choice_bytes(json_object_array_get_idx(choices, i));
+	return n;
+}
+
+void
+tg_api_choices_answer(const char *body, size_t len, struct tg_answer *a,
+                      tg_api_choice_bytes choice_bytes)
+{
+	static const char *const names[] = {"usage", "id"};
+	struct json_object *v[2], *obj;
+
+	memset(a, 0, sizeof(*a));
+	if (tg_api_members(body, len, names, 2, v)) {
+		if (v[0] != NULL)
+			tg_api_usage(v[0], &tg_usage_chat, &a->u);
+		if (json_object_is_type(v[1], json_type_string))
+			tg_api_set_response_id(a, json_object_get_string(v[1]));
+		json_object_put(v[0]);
+		json_object_put(v[1]);
+	}
+	if (a->u.present)
+		return;
+	/* No usage: the text bounds the tokens produced (the whole body
+	 * when it is not the answer it should be). */
+	obj = tg_json_parse(body, len);
+	a->text_bytes = obj != NULL ? choices_bytes(obj, choice_bytes) : -1;
+	if (a->text_bytes < 0)
+		a->text_bytes = (int64_t)len;
+	json_object_put(obj);
 }
 
 enum tg_relay_action
 tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
                      struct json_object *chunk,
-                     int64_t (*text_bytes)(struct json_object *))
+                     tg_api_choice_bytes choice_bytes)
 {
 	struct json_object *usage, *choices, *v;
 	tg_money cost = 0;
+	int64_t n;
 	bool usage_only, priced = false;
 
 	if (ev->done) {
@@ -237,7 +278,8 @@ tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
 		return TG_RELAY_FORWARD;
 	if (json_object_object_get_ex(chunk, "error", &v) && v != NULL)
 		r->failed = true;
-	r->answer.text_bytes += text_bytes(chunk);
+	if ((n = choices_bytes(chunk, choice_bytes)) > 0)
+		r->answer.text_bytes += n;
 	note_choices(r, chunk);
 	if (r->answer.response_id[0] == '\0' &&
 	    json_object_object_get_ex(chunk, "id", &v) &&
@@ -246,7 +288,7 @@ tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
 	if (!json_object_object_get_ex(chunk, "usage", &usage) ||
 	    !json_object_is_type(usage, json_type_object))
 		return TG_RELAY_FORWARD;
-	if (chunk_usage(usage, &r->answer.u)) {
+	if (tg_api_usage(usage, &tg_usage_chat, &r->answer.u)) {
 		struct tg_err ignored;
 
 		tg_err_clear(&ignored);

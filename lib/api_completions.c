@@ -105,66 +105,24 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	return TG_OK;
 }
 
-/* Bytes of the choices' text, when the upstream said no usage. */
+/* Bytes of a choice's text, whole or streamed. */
 static int64_t
-answer_text_bytes(const char *text, size_t len)
+choice_bytes(struct json_object *choice)
 {
-	struct json_object *obj = tg_json_parse(text, len);
-	struct json_object *choices;
-	int64_t n = 0;
-
-	if (obj != NULL &&
-	    json_object_object_get_ex(obj, "choices", &choices) &&
-	    json_object_is_type(choices, json_type_array))
-		for (size_t i = 0; i < json_object_array_length(choices); i++)
-			n += tg_api_string_len(
-			        json_object_array_get_idx(choices, i), "text");
-	else
-		n = (int64_t)len;
-	json_object_put(obj);
-	return n;
+	return tg_api_string_len(choice, "text");
 }
 
 static void
 read_answer(const char *body, size_t len, struct tg_answer *a)
 {
-	static const char *const names[] = {"usage", "id"};
-	struct json_object *v[2];
-
-	memset(a, 0, sizeof(*a));
-	if (tg_api_members(body, len, names, 2, v)) {
-		if (v[0] != NULL)
-			tg_api_chat_usage(v[0], &a->u);
-		if (json_object_is_type(v[1], json_type_string))
-			tg_api_set_response_id(a, json_object_get_string(v[1]));
-		json_object_put(v[0]);
-		json_object_put(v[1]);
-	}
-	if (!a->u.present)
-		a->text_bytes = answer_text_bytes(body, len);
-}
-
-/* Bytes of text a chunk's choices carry. */
-static int64_t
-chunk_text_bytes(struct json_object *chunk)
-{
-	struct json_object *choices;
-	int64_t n = 0;
-
-	if (!json_object_object_get_ex(chunk, "choices", &choices) ||
-	    !json_object_is_type(choices, json_type_array))
-		return 0;
-	for (size_t i = 0; i < json_object_array_length(choices); i++)
-		n += tg_api_string_len(json_object_array_get_idx(choices, i),
-		                       "text");
-	return n;
+	tg_api_choices_answer(body, len, a, choice_bytes);
 }
 
 static enum tg_relay_action
 stream_event(struct tg_relay *r, const struct tg_sse_event *ev,
              struct json_object *obj)
 {
-	return tg_api_choices_event(r, ev, obj, chunk_text_bytes);
+	return tg_api_choices_event(r, ev, obj, choice_bytes);
 }
 
 static const struct tg_stream_dialect dialect = {

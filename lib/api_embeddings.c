@@ -54,7 +54,7 @@ read_answer(const char *body, size_t len, struct tg_answer *a)
 	memset(a, 0, sizeof(*a));
 	if (tg_api_members(body, len, names, 1, &usage)) {
 		if (usage != NULL)
-			tg_api_chat_usage(usage, &a->u);
+			tg_api_usage(usage, &tg_usage_chat, &a->u);
 		json_object_put(usage);
 	}
 }

@@ -300,44 +300,6 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 
 /* ---- the answer ---- */
 
-/* A response's usage: input_tokens (input_tokens_details.cached_tokens
- * of them cached), output_tokens (reasoning included), total_tokens. */
-static bool
-response_usage(struct json_object *usage, struct tg_usage *out)
-{
-	struct json_object *details;
-	struct tg_usage u;
-	bool has_in, has_out, has_total, has_cached;
-
-	memset(&u, 0, sizeof(u));
-	if (!json_object_is_type(usage, json_type_object) ||
-	    !tg_api_get_count(usage, "input_tokens", &u.prompt_tokens,
-	                      &has_in) ||
-	    !tg_api_get_count(usage, "output_tokens", &u.completion_tokens,
-	                      &has_out) ||
-	    !tg_api_get_count(usage, "total_tokens", &u.total_tokens,
-	                      &has_total) ||
-	    (!has_in && !has_out))
-		return false;
-	if (!has_total &&
-	    __builtin_add_overflow(u.prompt_tokens, u.completion_tokens,
-	                           &u.total_tokens))
-		return false;
-	if (json_object_object_get_ex(usage, "input_tokens_details",
-	                              &details) &&
-	    json_object_is_type(details, json_type_object) &&
-	    !tg_api_get_count(details, "cached_tokens", &u.cached_tokens,
-	                      &has_cached))
-		return false;
-	if (u.cached_tokens > u.prompt_tokens)
-		return false;
-	u.present = true;
-	/* The calls are the output's, counted apart. */
-	memcpy(u.tool_calls, out->tool_calls, sizeof(u.tool_calls));
-	*out = u;
-	return true;
-}
-
 /* The hosted tool a call item of the output is of ("web_search_call"). */
 static bool
 call_item(const char *type, enum tg_tool *t)
@@ -435,7 +397,7 @@ read_response(struct json_object *resp, struct tg_answer *a)
 			        json_object_array_get_idx(output, i));
 	}
 	if (json_object_object_get_ex(resp, "usage", &usage))
-		response_usage(usage, &a->u);
+		tg_api_usage(usage, &tg_usage_responses, &a->u);
 }
 
 static void

@@ -26,6 +26,9 @@ holds whose process died (SPEC 4.3, 4.4, 4.5).
 7. A customer whose budget has no period but whose spend_reset_at lies in
    the past (left from an earlier budget): a charge above the hold is still
    capped at max_budget (the cap must not take spend for reset).
+8. A whole answer without usage is charged its prompt bound and the bytes
+   of its text; one whose message content is null (a tool call's) is
+   answered and charged, not a crashed program (before the fix it was).
 """
 
 import collections
@@ -317,6 +320,25 @@ def over_hold_stale_reset(t, env, srv):
     t.is_eq(row and row["spend"], max_budget, "stale reset: spend == max_budget, not past it")
 
 
+def whole_no_usage(t, env, srv):
+    user = "holds-whole-no-usage"
+    for content, produced in ((None, 0), ("four", 4)):
+        body = {"model": "fake-gpt", "user": user, "max_tokens": 50,
+                "messages": [{"role": "user", "content": "hi"}],
+                "fake": {"content": content, "usage": None}}
+        raw = json.dumps(body).encode()
+        label = "no usage, content %s" % json.dumps(content)
+        r = env.request("POST", "/chat/completions", body=raw, server=srv)
+        t.is_eq(r.status, 200, "%s: answered" % label)
+        t.is_eq(dec(r.header("x-litellm-response-cost")), cost(len(raw), produced),
+                "%s: charged the prompt bound and %d output tokens" % (label, produced))
+    rows = env.ledger_rows(user)
+    t.is_eq([int(x["completion_tokens"]) for x in rows], [0, 4],
+            "no usage: the rows' completion tokens are the text's bytes")
+    t.ok(all(isinstance(x["metadata"], dict) and x["metadata"].get("usage_estimated")
+             for x in rows), "no usage: rows say usage_estimated")
+
+
 def main(t, env):
     cfg = env.config(models=[env.model("fake-gpt", timeout=HOLD_TIMEOUT)],
                      extra={"tollgate_settings": settings(env)})
@@ -327,6 +349,7 @@ def main(t, env):
     spool_after_reclaim(t, env, srv)
     n_choices(t, env, srv)
     over_hold_stale_reset(t, env, srv)
+    whole_no_usage(t, env, srv)
     killed_worker(t, env)
 
 

@@ -517,6 +517,19 @@ test_responses_answer(void)
 	ok(!a.u.present && a.text_bytes == 3 &&
 	           strcmp(a.response_id, "cmpl-1") == 0,
 	   "completions without usage: its text bounds it, and its id");
+	/* A tool call answers with "content": null (this crashed the
+	 * program); without usage, its name and arguments bound it as a
+	 * stream's deltas do. */
+	read_text(&tg_api_chat,
+	          "{\"choices\":[{\"message\":{\"content\":null,"
+	          "\"tool_calls\":[{\"type\":\"function\",\"function\":{"
+	          "\"name\":\"get\",\"arguments\":\"{\\\"a\\\":1}\"}}]}},"
+	          "{\"message\":{\"content\":\"hi\",\"refusal\":null}}]}",
+	          &a);
+	ok(!a.u.present && a.text_bytes == 3 + 7 + 2,
+	   "chat without usage: a tool call's name and arguments, a null "
+	   "content none (%lld)",
+	   (long long)a.text_bytes);
 }
 
 /* The deployment picker: a permutation every time, every order seen,
