@@ -1,0 +1,91 @@
+/*
+ * fuzz-answer: what the meter reads of an upstream's whole answer, for each
+ * API (the adapters' read_answer, lib/api_*.c).  An input is one byte that
+ * picks the API (its value modulo the number of APIs) and the body the
+ * upstream sent, any bytes.
+ *
+ * Whatever the body, the reader must not crash and its answer must be one
+ * the meter can charge: counts that are not negative (none without usage),
+ * cached tokens a part of the prompt, an id that is printable ASCII of at
+ * most TG_RESPONSE_ID_MAX bytes, and text bytes (the bound used without
+ * usage) no more than the body's length, since each is a byte of a string
+ * in it.  Reading the same body twice gives the same answer.
+ */
+#define _POSIX_C_SOURCE 200809L /* strnlen */
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond, what)                                                      \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz-answer: %s: %s\n", what, #cond); \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+
+static const struct tg_api_adapter *const apis[] = {
+        &tg_api_chat,
+        &tg_api_responses,
+        &tg_api_embeddings,
+        &tg_api_completions,
+};
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const struct tg_api_adapter *api;
+	struct tg_answer a, again;
+	const char *body;
+	size_t len, idlen;
+
+	if (size < 1)
+		return 0;
+	api = apis[data[0] % (sizeof(apis) / sizeof(apis[0]))];
+	body = (const char *)data + 1;
+	len = size - 1;
+
+	memset(&a, 0xa5, sizeof(a)); /* the reader must set every field */
+	api->read_answer(body, len, &a);
+
+	idlen = strnlen(a.response_id, sizeof(a.response_id));
+	CHECK(idlen <= TG_RESPONSE_ID_MAX, "the id is NUL-terminated");
+	for (size_t i = 0; i < idlen; i++)
+		CHECK(a.response_id[i] > ' ' && a.response_id[i] < 0x7f,
+		      "the id is printable ASCII");
+	CHECK(a.text_bytes >= 0 && (uint64_t)a.text_bytes <= len,
+	      "text bytes within the body");
+	for (size_t t = 0; t < TG_TOOL_COUNT; t++)
+		CHECK(a.u.tool_calls[t] >= 0, "tool calls not negative");
+	if (a.u.present) {
+		CHECK(a.u.prompt_tokens >= 0 && a.u.completion_tokens >= 0 &&
+		              a.u.total_tokens >= 0 && a.u.cached_tokens >= 0,
+		      "counts not negative");
+		CHECK(a.u.cached_tokens <= a.u.prompt_tokens,
+		      "cached tokens are a part of the prompt");
+	} else {
+		CHECK(a.u.prompt_tokens == 0 && a.u.completion_tokens == 0 &&
+		              a.u.total_tokens == 0 && a.u.cached_tokens == 0,
+		      "no counts without usage");
+	}
+
+	memset(&again, 0x5a, sizeof(again));
+	api->read_answer(body, len, &again);
+	CHECK(a.u.present == again.u.present &&
+	              a.u.prompt_tokens == again.u.prompt_tokens &&
+	              a.u.completion_tokens == again.u.completion_tokens &&
+	              a.u.total_tokens == again.u.total_tokens &&
+	              a.u.cached_tokens == again.u.cached_tokens &&
+	              memcmp(a.u.tool_calls, again.u.tool_calls,
+	                     sizeof(a.u.tool_calls)) == 0 &&
+	              strcmp(a.response_id, again.response_id) == 0 &&
+	              a.text_bytes == again.text_bytes,
+	      "the same body, the same answer");
+	return 0;
+}
