@@ -616,6 +616,31 @@ def exact_chat_body(model, user, max_tokens, content="hi", extra=None, fake=None
     raise RuntimeError("exact_chat_body did not converge")
 
 
+def relay_tap(t, program, label, env=None, timeout=120):
+    """Run a C test program (tests/tap.h) and make each of its checks a
+    check of t, named "<label>: <its name>"; its comments become diag lines.
+    A skip, a crash, a short plan or a non-zero exit fails."""
+    penv = dict(os.environ, **(env or {}))
+    penv.update(SANITIZER_ENV)
+    name = os.path.basename(program)
+    r = subprocess.run([program], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       env=penv, timeout=timeout)
+    out = r.stdout.decode("utf-8", "replace")
+    plan, n = None, 0
+    for line in out.splitlines():
+        m = re.match(r"^(not ok|ok) \d+ - (.*)$", line)
+        if m:
+            n += 1
+            t.ok(m.group(1) == "ok", "%s: %s" % (label, m.group(2)))
+        elif re.match(r"^1\.\.\d+", line):
+            plan = line
+        elif line.startswith("#"):
+            t.diag("%s: %s" % (label, line[1:].strip()))
+    t.is_eq(r.returncode, 0, "%s: %s exits with 0" % (label, name), out[-2000:])
+    t.ok(plan is not None and plan == "1..%d" % n and n > 0,
+         "%s: %s ran its %d checks (plan %r)" % (label, name, n, plan))
+
+
 def parallel(n_workers, jobs):
     """Run the callables in jobs on n_workers threads, released together."""
     go = threading.Event()
