@@ -530,6 +530,20 @@ response_event(const char *type, int *seq)
 	return e;
 }
 
+/* An output_text event of the message item's one part: key is the text. */
+static void
+text_event(struct buf *b, const char *type, int *seq, const char *msg_id,
+           const char *key, const char *text)
+{
+	struct json_object *e = response_event(type, seq);
+
+	add_str(e, "item_id", msg_id);
+	add_int(e, "output_index", 0);
+	add_int(e, "content_index", 0);
+	add_str(e, key, text);
+	add_event(b, type, e);
+}
+
 static void
 mock_response(const struct input *in, const char *answer, int64_t completion,
               bool cut, struct tg_upstream_response *r)
@@ -559,20 +573,11 @@ mock_response(const struct input *in, const char *answer, int64_t completion,
 	json_object_object_add(item, "content", json_object_new_array());
 	json_object_object_add(e, "item", item);
 	add_event(&b, "response.output_item.added", e);
-	if (answer[0] != '\0') {
-		e = response_event("response.output_text.delta", &seq);
-		add_str(e, "item_id", msg_id);
-		add_int(e, "output_index", 0);
-		add_int(e, "content_index", 0);
-		add_str(e, "delta", answer);
-		add_event(&b, "response.output_text.delta", e);
-	}
-	e = response_event("response.output_text.done", &seq);
-	add_str(e, "item_id", msg_id);
-	add_int(e, "output_index", 0);
-	add_int(e, "content_index", 0);
-	add_str(e, "text", answer);
-	add_event(&b, "response.output_text.done", e);
+	if (answer[0] != '\0')
+		text_event(&b, "response.output_text.delta", &seq, msg_id,
+		           "delta", answer);
+	text_event(&b, "response.output_text.done", &seq, msg_id, "text",
+	           answer);
 	e = response_event("response.output_item.done", &seq);
 	add_int(e, "output_index", 0);
 	json_object_object_add(e, "item",

@@ -582,14 +582,8 @@ class Handler(BaseHTTPRequestHandler):
             self._not_found()
 
     def _chat(self, seq, body, directive):
-        try:
-            req = json.loads(body or b"null")
-        except ValueError:
-            req = None
-        if not isinstance(req, dict):
-            self._send(400, {"error": {"message": "fake: body is not a JSON object",
-                                       "type": "invalid_request_error",
-                                       "param": None, "code": "400"}})
+        req = self._json_obj(body)
+        if req is None:
             return
         spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
         if "mistral" in directive:
@@ -601,24 +595,10 @@ class Handler(BaseHTTPRequestHandler):
                     "type": "invalid_request_error", "param": None, "code": None})
                 return
             spec = dict(spec, mistral=True)
-        if spec.get("delay"):
-            time.sleep(float(spec["delay"]))
-        if spec.get("close"):
-            self._drop()
+        if self._scripted(spec):
             return
         status = int(spec.get("status", 200))
         extra = spec.get("headers") or {}
-        if status >= 300:
-            eb = spec.get("error_body")
-            if eb is None:
-                eb = {"error": {"message": "fake upstream error %d" % status,
-                                "type": "server_error", "param": None,
-                                "code": str(status)}}
-            if isinstance(eb, str):
-                self._send(status, eb, ctype="text/plain", extra=extra)
-            else:
-                self._send(status, eb, extra=extra)
-            return
         if "content" in spec:
             content = spec["content"]
         elif spec.get("chunks"):
@@ -712,14 +692,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
 
         try:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Cache-Control", "no-cache")
-            self.send_header("Transfer-Encoding", "chunked")
-            for k, v in extra.items():
-                self.send_header(k, str(v))
-            self.end_headers()
-            self.wfile.flush()
+            self._start_sse(extra)
             for ev in events + ["[DONE]"]:
                 if error_after is not None and sent >= int(error_after):
                     outcome = "error_after"
@@ -753,7 +726,7 @@ class Handler(BaseHTTPRequestHandler):
         STATE.update(self.entry, events_sent=sent, stream_outcome=outcome,
                      stream_end=time.time())
 
-    # -- shared by the non-chat routes --
+    # -- shared by the routes --
     def _json_obj(self, body):
         """The body as a JSON object, or None after answering 400."""
         try:
@@ -768,8 +741,8 @@ class Handler(BaseHTTPRequestHandler):
         return req
 
     def _scripted(self, spec):
-        """fake.delay, fake.close, fake.status/error_body/headers as chat;
-        True when the request has been answered."""
+        """fake.delay, fake.close, fake.status/error_body/headers; True when
+        the request has been answered."""
         if spec.get("delay"):
             time.sleep(float(spec["delay"]))
         if spec.get("close"):

@@ -17,7 +17,7 @@
    or a stall past the timeout): the client gets an SSE error event in
    OpenAI's shape and the tokens produced are charged, on a ledger row
    naming the deployment.
-6. mock/ models stream too, and are charged.
+6. mock/ models stream too (chat and the Responses API), and are charged.
 7. 20 parallel streams for a customer whose budget admits about 8: spend
    never exceeds max_budget, equals the ledger sum; the refused get a 429
    budget_exceeded JSON answer before any stream began.
@@ -334,6 +334,33 @@ def mock_stream(t, env):
     row = env.ledger_row(r.header("x-litellm-call-id") or "")
     t.cmp_ok(row and row["spend"], ">", 0, "mock stream without include_usage: charged")
     settled(t, env, user, "mock stream")
+    # The Responses API's stream from the mock: created, the message item,
+    # its text's delta and done, the item done, completed with usage.
+    body = {"model": "mock-gpt", "user": user, "input": "hi", "stream": True}
+    r = env.stream_chat(body=body, path="/v1/responses")
+    t.is_eq(r.status, 200, "mock responses stream: 200")
+    evs = [e["json"] for e in r.events if isinstance(e.get("json"), dict)]
+    types = [e.get("type") for e in evs]
+    t.is_eq(types, ["response.created", "response.output_item.added",
+                    "response.output_text.delta", "response.output_text.done",
+                    "response.output_item.done", "response.completed"],
+            "mock responses stream: the events in order")
+    t.is_eq([e.get("sequence_number") for e in evs], list(range(len(evs))),
+            "mock responses stream: sequence numbers 0, 1, ...")
+    texts = [e.get("delta") for e in evs if e.get("type") == "response.output_text.delta"]
+    texts += [e.get("text") for e in evs if e.get("type") == "response.output_text.done"]
+    t.is_eq(texts, [MOCK_RESPONSE, MOCK_RESPONSE],
+            "mock responses stream: the delta and the done text are mock_response")
+    t.ok(all(e.get("item_id", "").startswith("msg_mock_") and e.get("output_index") == 0
+             and e.get("content_index") == 0 for e in evs if "text" in e or "delta" in e),
+         "mock responses stream: the text events name the message item")
+    usage = evs[-1].get("response", {}).get("usage") if evs else None
+    row = env.ledger_row(r.header("x-litellm-call-id") or "")
+    if t.ok(isinstance(usage, dict) and usage.get("output_tokens", 0) > 0,
+            "mock responses stream: completed carries usage", repr(usage)):
+        t.is_eq(row and row["spend"], cost(usage["input_tokens"], usage["output_tokens"]),
+                "mock responses stream: charged its usage")
+    settled(t, env, user, "mock responses stream")
 
 
 def parallel_budget(t, env, srv):
