@@ -43,7 +43,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -65,14 +64,6 @@ PROMPT = "Say hello."
 TIMEOUT = 60
 WEB_SEARCH_PRICE = Decimal("0.01")  # the shipped default per call
 DEFAULT_MAX_TOOL_CALLS = 10
-
-
-def find_node():
-    for name in ("node", "nodejs"):
-        p = shutil.which(name)
-        if p:
-            return p
-    raise H.SetupError("node not found (install nodejs and npm; script/test does)")
 
 
 def platform_package():
@@ -183,7 +174,7 @@ def check_binary(t, env, node, mods):
 
 
 def main(t, env):
-    node = find_node()
+    node = H.find_node()
     mods = H.npm_modules(CODEX_SRC, PACKAGE, "TG_CODEX_NODE_MODULES")
     if not check_binary(t, env, node, mods):
         return

@@ -740,6 +740,17 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return req
 
+    def _begin(self, body):
+        """(request, fake spec, extra headers) of a request still to be
+        answered; None once answered (a bad body, a scripted answer)."""
+        req = self._json_obj(body)
+        if req is None:
+            return None
+        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        if self._scripted(spec):
+            return None
+        return req, spec, spec.get("headers") or {}
+
     def _scripted(self, spec):
         """fake.delay, fake.close, fake.status/error_body/headers; True when
         the request has been answered."""
@@ -779,13 +790,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- Responses API --
     def _responses_create(self, seq, body):
-        req = self._json_obj(body)
-        if req is None:
+        got = self._begin(body)
+        if got is None:
             return
-        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
-        if self._scripted(spec):
-            return
-        extra = spec.get("headers") or {}
+        req, spec, extra = got
         usage, total_given = _resp_usage(spec)
         prev_id = req.get("previous_response_id")
         if prev_id is not None:
@@ -976,13 +984,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- Embeddings --
     def _embeddings(self, body):
-        req = self._json_obj(body)
-        if req is None:
+        got = self._begin(body)
+        if got is None:
             return
-        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
-        if self._scripted(spec):
-            return
-        extra = spec.get("headers") or {}
+        req, spec, extra = got
         batch = _batch(req.get("input"))
         if batch is None:
             self._send(400, _error("'$.input' is invalid: a string, an array of strings, "
@@ -1023,13 +1028,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- legacy completions --
     def _completions(self, seq, body):
-        req = self._json_obj(body)
-        if req is None:
+        got = self._begin(body)
+        if got is None:
             return
-        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
-        if self._scripted(spec):
-            return
-        extra = spec.get("headers") or {}
+        req, spec, extra = got
         batch = _batch(req.get("prompt", ""))
         if batch is None:
             self._send(400, _error("'$.prompt' is invalid: a string, an array of strings, "

@@ -111,6 +111,14 @@ def _which(name):
     return found
 
 
+def find_node():
+    for name in ("node", "nodejs"):
+        p = shutil.which(name)
+        if p:
+            return p
+    raise SetupError("node not found (install nodejs and npm; script/test does)")
+
+
 def npm_modules(src, package, env_var):
     """A node_modules holding the npm package pinned by src's package.json
     and package-lock.json (src: a folder of the source tree, such as

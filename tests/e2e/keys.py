@@ -631,7 +631,7 @@ def rate_limits(t, env, srv):
 def sdk(t, env, srv):
     """Part 11."""
     import sdk as S
-    node = S.find_node()
+    node = H.find_node()
     mods = S.node_modules()
     key, token = new_key(t, env, srv, models=["fake-gpt"])
     r = env.budget_new(budget_id="kl-tpm2", tpm_limit=2, server=srv)

@@ -35,7 +35,6 @@ tests/sdk/node_modules, installed there with `npm ci` when missing.
 import base64
 import json
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -48,14 +47,6 @@ from harness import Decimal, cost, dec  # noqa: E402
 SDK_SRC = os.path.join(H.SRCDIR, "tests", "sdk")
 SCRIPT = os.path.join(SDK_SRC, "sdk-test.cjs")
 PINNED = "5.23.2"
-
-
-def find_node():
-    for name in ("node", "nodejs"):
-        p = shutil.which(name)
-        if p:
-            return p
-    raise H.SetupError("node not found (install nodejs and npm; script/test does)")
 
 
 def node_modules():
@@ -93,7 +84,7 @@ def b64_floats(v):
 
 
 def main(t, env):
-    node = find_node()
+    node = H.find_node()
     mods = node_modules()
     with open(os.path.join(mods, "openai", "package.json")) as f:
         version = json.load(f).get("version")
