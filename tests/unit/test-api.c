@@ -322,8 +322,8 @@ test_rewritten_fields_forwarded(void)
 	        &tg_api_completions};
 	/* The rest of a body of each API, before the field. */
 	static const char *const bodies[] = {
-	        "\"model\":\"m\",\"messages\":[{\"role\":\"user\","
-	        "\"content\":\"hi\"}]",
+	        ("\"model\":\"m\",\"messages\":[{\"role\":\"user\","
+	         "\"content\":\"hi\"}]"),
 	        "\"model\":\"m\",\"input\":\"hi\"",
 	        "\"model\":\"m\",\"input\":\"hi\"",
 	        "\"model\":\"m\",\"prompt\":\"hi\"",
