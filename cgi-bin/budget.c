@@ -109,7 +109,8 @@ static const struct tg_route routes[] = {
          NFIELDS(delete_fields), handle_delete},
 };
 
-static const struct tg_program program = {"budget", routes, NFIELDS(routes)};
+static const struct tg_program program = {
+        .name = "budget", .routes = routes, .nroutes = NFIELDS(routes)};
 
 int
 main(void)

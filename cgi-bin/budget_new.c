@@ -14,8 +14,10 @@ static const struct tg_route routes[] = {
          tg_budget_routes_new},
 };
 
-static const struct tg_program program = {"budget_new", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "budget_new",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

@@ -10,8 +10,10 @@ static const struct tg_route routes[] = {
         TG_METER_ROUTE("/v1/chat/completions", chat),
 };
 
-static const struct tg_program program = {"chat_completions", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "chat_completions",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

@@ -11,8 +11,10 @@ static const struct tg_route routes[] = {
         TG_METER_ROUTE("/v1/completions", completions),
 };
 
-static const struct tg_program program = {"completions", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "completions",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

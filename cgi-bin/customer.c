@@ -314,7 +314,8 @@ static const struct tg_route routes[] = {
          NFIELDS(logs_fields), handle_logs},
 };
 
-static const struct tg_program program = {"customer", routes, NFIELDS(routes)};
+static const struct tg_program program = {
+        .name = "customer", .routes = routes, .nroutes = NFIELDS(routes)};
 
 int
 main(void)

@@ -21,8 +21,10 @@ static const struct tg_route routes[] = {
         INFO_ROUTE("/end_user/info"),
 };
 
-static const struct tg_program program = {"customer_info", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "customer_info",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

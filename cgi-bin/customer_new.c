@@ -25,8 +25,10 @@ static const struct tg_route routes[] = {
         NEW_ROUTE("/end_user/new"),
 };
 
-static const struct tg_program program = {"customer_new", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "customer_new",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

@@ -10,8 +10,10 @@ static const struct tg_route routes[] = {
         TG_METER_ROUTE("/v1/embeddings", embeddings),
 };
 
-static const struct tg_program program = {"embeddings", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "embeddings",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

@@ -81,8 +81,10 @@ static const struct tg_route routes[] = {
          readiness},
 };
 
-static const struct tg_program program = {"health", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "health",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

@@ -344,7 +344,8 @@ static const struct tg_route routes[] = {
               handle_list),
 };
 
-static const struct tg_program program = {"key", routes, NFIELDS(routes)};
+static const struct tg_program program = {
+        .name = "key", .routes = routes, .nroutes = NFIELDS(routes)};
 
 int
 main(void)

@@ -60,8 +60,10 @@ static const struct tg_route routes[] = {
         ROUTE("/v1/models"),
 };
 
-static const struct tg_program program = {"models", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "models",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

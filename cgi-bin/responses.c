@@ -26,8 +26,10 @@ static const struct tg_route routes[] = {
         STORED("/v1/responses/*/cancel", "POST"),
 };
 
-static const struct tg_program program = {"responses", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "responses",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 int
 main(void)

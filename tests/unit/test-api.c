@@ -151,7 +151,8 @@ through(const struct tg_api_adapter *api, const struct tg_config *cfg,
 	struct tg_route route = {"/t",        "POST",      TG_AUTH_MASTER,
 	                         TG_BODY_LLM, api->fields, api->nfields,
 	                         NULL};
-	struct tg_program prog = {"test-api", &route, 1};
+	struct tg_program prog = {
+	        .name = "test-api", .routes = &route, .nroutes = 1};
 	char clen[48], *envp[5];
 	enum tg_rc rc;
 

@@ -58,8 +58,10 @@ static const struct tg_route routes[] = {
         {"/long", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0, long_stream},
 };
 
-static const struct tg_program program = {"test-app-response", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "test-app-response",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 struct answer {
 	char *out; /* stdout, NUL-terminated */

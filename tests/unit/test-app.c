@@ -30,8 +30,10 @@ static const struct tg_route routes[] = {
         {"/r/*", "DELETE", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0, NULL},
 };
 
-static const struct tg_program program = {"test-app", routes,
-                                          sizeof(routes) / sizeof(routes[0])};
+static const struct tg_program program = {.name = "test-app",
+                                          .routes = routes,
+                                          .nroutes = sizeof(routes) /
+                                                     sizeof(routes[0])};
 
 #define KEY "HTTP_AUTHORIZATION=Bearer sk-test"
 /* Any other key is a virtual key or none; without a database, none. */
