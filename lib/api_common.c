@@ -292,11 +292,8 @@ tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
 		struct tg_err ignored;
 
 		tg_err_clear(&ignored);
-		priced =
-		        tg_pricing_cost(&r->d->price, r->answer.u.prompt_tokens,
-		                        r->answer.u.completion_tokens,
-		                        r->answer.u.cached_tokens, &cost,
-		                        &ignored) == TG_OK;
+		priced = tg_pricing_cost(&r->d->price, &r->answer.u, &cost,
+		                         &ignored) == TG_OK;
 	}
 	usage_only = !json_object_object_get_ex(chunk, "choices", &choices) ||
 	             !json_object_is_type(choices, json_type_array) ||

@@ -43,6 +43,7 @@ struct opt_price {
 struct dep_parse {
 	struct tg_deployment d;
 	struct opt_price info_input, info_output, info_cache_read;
+	struct opt_price info_cache_write, info_cache_write_1h;
 	struct opt_price params_input, params_output; /* litellm_params.* */
 	int64_t info_max_output_tokens;               /* 0: not given */
 	int64_t info_max_input_tokens;                /* 0: not given */
@@ -120,6 +121,10 @@ static const struct field info_fields[] = {
          offsetof(struct dep_parse, info_output)},
         {"cache_read_input_token_cost", K_PRICE,
          offsetof(struct dep_parse, info_cache_read)},
+        {"cache_creation_input_token_cost", K_PRICE,
+         offsetof(struct dep_parse, info_cache_write)},
+        {"cache_creation_input_token_cost_above_1hr", K_PRICE,
+         offsetof(struct dep_parse, info_cache_write_1h)},
         {"max_output_tokens", K_TOKENS,
          offsetof(struct dep_parse, info_max_output_tokens)},
         {"max_input_tokens", K_TOKENS,
@@ -1001,6 +1006,14 @@ overrides:
 	if (dp->info_cache_read.set) {
 		d->price.cache_read = dp->info_cache_read.value;
 		d->price.has_cache_read = true;
+	}
+	if (dp->info_cache_write.set) {
+		d->price.cache_write = dp->info_cache_write.value;
+		d->price.has_cache_write = true;
+	}
+	if (dp->info_cache_write_1h.set) {
+		d->price.cache_write_1h = dp->info_cache_write_1h.value;
+		d->price.has_cache_write_1h = true;
 	}
 	if (dp->info_max_output_tokens > 0)
 		d->price.max_output_tokens = dp->info_max_output_tokens;

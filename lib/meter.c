@@ -465,6 +465,20 @@ row_metadata(const struct tg_deployment *d, int attempts, bool estimated,
 	if (a != NULL && a->response_id[0] != '\0')
 		json_object_object_add(m, "response_id",
 		                       json_object_new_string(a->response_id));
+	/* The prompt's tokens by class, so that the charge can be derived
+	 * from the row again. */
+	if (a != NULL && a->u.cached_tokens > 0)
+		json_object_object_add(
+		        m, "cache_read_input_tokens",
+		        json_object_new_int64(a->u.cached_tokens));
+	if (a != NULL && a->u.cache_write_tokens > 0)
+		json_object_object_add(
+		        m, "cache_creation_5m_input_tokens",
+		        json_object_new_int64(a->u.cache_write_tokens));
+	if (a != NULL && a->u.cache_write_1h_tokens > 0)
+		json_object_object_add(
+		        m, "cache_creation_1h_input_tokens",
+		        json_object_new_int64(a->u.cache_write_1h_tokens));
 	for (size_t t = 0; a != NULL && t < TG_TOOL_COUNT; t++) {
 		char key[48];
 
@@ -709,11 +723,11 @@ answer_cost(struct call *c, const struct tg_deployment *d, struct tg_answer *a,
 		a->u.completion_tokens = text;
 		a->u.total_tokens = b.prompt + text;
 		a->u.cached_tokens = 0;
+		a->u.cache_write_tokens = 0;
+		a->u.cache_write_1h_tokens = 0;
 		*estimated = true;
 	}
-	rc = tg_pricing_cost(&d->price, a->u.prompt_tokens,
-	                     a->u.completion_tokens, a->u.cached_tokens, cost,
-	                     err);
+	rc = tg_pricing_cost(&d->price, &a->u, cost, err);
 	if (rc == TG_OK &&
 	    !tg_pricing_add_tools(cost, a->u.tool_calls, b.tool_price))
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,

@@ -128,6 +128,88 @@ tools_from_json(struct json_object *entry, struct tg_price_entry *e)
 		e->has_tool[TG_TOOL_CODE_INTERPRETER] = true;
 }
 
+/* The price at key of entry into *out, when it has a usable one. */
+static bool
+opt_price(struct json_object *entry, const char *key, tg_price *out)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(entry, key, &v) &&
+	       price_from_json(v, out);
+}
+
+/*
+ * The entry's rates as billed: a cache price the entry lacks is the input
+ * price (a cache write for 1 hour: the 5-minute write's), so a token is
+ * never billed at 0 because a price was left out.
+ */
+static struct tg_price_tier
+base_rates(const struct tg_price_entry *e)
+{
+	struct tg_price_tier r;
+
+	r.above = 0;
+	r.input = e->input;
+	r.output = e->output;
+	r.cache_read = e->has_cache_read ? e->cache_read : e->input;
+	r.cache_write = e->has_cache_write ? e->cache_write : e->input;
+	r.cache_write_1h =
+	        e->has_cache_write_1h ? e->cache_write_1h : r.cache_write;
+	return r;
+}
+
+/*
+ * The long-context tiers of an entry: for each threshold, the rates whose
+ * keys end in _above_<k>k_tokens (the 1-hour cache write's is
+ * cache_creation_input_token_cost_above_1hr_above_<k>k_tokens).  A tier
+ * exists when it gives an input or an output rate; what it does not give
+ * is the entry's own rate.
+ */
+static void
+tiers_from_json(struct json_object *entry, struct tg_price_entry *e)
+{
+	static const int64_t thresholds[TG_PRICE_TIERS] = {128000, 200000,
+	                                                   272000};
+	const struct tg_price_tier base = base_rates(e);
+	char key[96];
+
+	e->ntiers = 0;
+	for (size_t i = 0; i < TG_PRICE_TIERS; i++) {
+		struct tg_price_tier t = base;
+		int k = (int)(thresholds[i] / 1000);
+		bool in, out;
+
+		t.above = thresholds[i];
+		snprintf(key, sizeof(key),
+		         "input_cost_per_token_above_%dk_tokens", k);
+		in = opt_price(entry, key, &t.input);
+		snprintf(key, sizeof(key),
+		         "output_cost_per_token_above_%dk_tokens", k);
+		out = opt_price(entry, key, &t.output);
+		if (!in && !out)
+			continue;
+		snprintf(key, sizeof(key),
+		         "cache_read_input_token_cost_above_%dk_tokens", k);
+		if (!opt_price(entry, key, &t.cache_read) && in &&
+		    !e->has_cache_read)
+			t.cache_read = t.input;
+		snprintf(key, sizeof(key),
+		         "cache_creation_input_token_cost_above_%dk_tokens", k);
+		if (!opt_price(entry, key, &t.cache_write) && in &&
+		    !e->has_cache_write)
+			t.cache_write = t.input;
+		snprintf(key, sizeof(key),
+		         "cache_creation_input_token_cost_above_1hr_above_%dk_"
+		         "tokens",
+		         k);
+		/* A 1-hour write never costs less than a 5-minute one. */
+		if (!opt_price(entry, key, &t.cache_write_1h) &&
+		    t.cache_write_1h < t.cache_write)
+			t.cache_write_1h = t.cache_write;
+		e->tier[e->ntiers++] = t;
+	}
+}
+
 /*
  * Fill *out from one entry of the file.  False when the entry has no usable
  * per-token input and output price (image, audio, per-second models, or a
@@ -155,10 +237,14 @@ entry_from_json(struct json_object *entry, struct tg_price_entry *out)
 	} else if (!price_from_json(v, &e.output)) {
 		return false;
 	}
-	if (json_object_object_get_ex(entry, "cache_read_input_token_cost",
-	                              &v) &&
-	    price_from_json(v, &e.cache_read))
-		e.has_cache_read = true;
+	e.has_cache_read =
+	        opt_price(entry, "cache_read_input_token_cost", &e.cache_read);
+	e.has_cache_write = opt_price(entry, "cache_creation_input_token_cost",
+	                              &e.cache_write);
+	e.has_cache_write_1h =
+	        opt_price(entry, "cache_creation_input_token_cost_above_1hr",
+	                  &e.cache_write_1h);
+	tiers_from_json(entry, &e);
 	e.max_output_tokens = tokens_from_json(entry, "max_output_tokens");
 	e.max_input_tokens = tokens_from_json(entry, "max_input_tokens");
 	tools_from_json(entry, &e);
@@ -346,29 +432,60 @@ tg_pricing_find(const struct tg_pricing *p, const char *name)
 	return row ? &row->entry : NULL;
 }
 
-enum tg_rc
-tg_pricing_cost(const struct tg_price_entry *price, int64_t prompt_tokens,
-                int64_t completion_tokens, int64_t cached_tokens, tg_money *out,
-                struct tg_err *err)
+/* The rates a prompt of prompt_tokens is billed at: the highest tier it
+ * is above, else the entry's own. */
+static struct tg_price_tier
+rates_for(const struct tg_price_entry *price, int64_t prompt_tokens)
 {
-	tg_money total = 0;
-	int64_t uncached = prompt_tokens, cached = 0;
+	for (size_t i = price->ntiers; i > 0; i--)
+		if (prompt_tokens > price->tier[i - 1].above)
+			return price->tier[i - 1];
+	return base_rates(price);
+}
 
-	if (prompt_tokens < 0 || completion_tokens < 0 || cached_tokens < 0)
+/* The dearest of the input-side rates r has. */
+static tg_price
+dearest_input(const struct tg_price_tier *r)
+{
+	tg_price m = r->input;
+
+	if (r->cache_read > m)
+		m = r->cache_read;
+	if (r->cache_write > m)
+		m = r->cache_write;
+	if (r->cache_write_1h > m)
+		m = r->cache_write_1h;
+	return m;
+}
+
+enum tg_rc
+tg_pricing_cost(const struct tg_price_entry *price, const struct tg_usage *u,
+                tg_money *out, struct tg_err *err)
+{
+	struct tg_price_tier r;
+	tg_money total = 0;
+	int64_t plain = u->prompt_tokens, read = u->cached_tokens,
+	        write = u->cache_write_tokens,
+	        write_1h = u->cache_write_1h_tokens;
+	bool ok;
+
+	if (u->prompt_tokens < 0 || u->completion_tokens < 0 || read < 0 ||
+	    write < 0 || write_1h < 0)
 		return tg_err_set(err, TG_ERR_UNPROCESSABLE, NULL,
 		                  "negative token count");
-	/*
-	 * Cached tokens are a part of the prompt.  A count larger than the
-	 * prompt is inconsistent: then the whole prompt is billed at the
-	 * input price, which never undercharges.
-	 */
-	if (price->has_cache_read && cached_tokens <= prompt_tokens) {
-		cached = cached_tokens;
-		uncached = prompt_tokens - cached_tokens;
+	r = rates_for(price, u->prompt_tokens);
+	/* Each part is at most the prompt, so the sum cannot overflow. */
+	if (read <= plain && write <= plain && write_1h <= plain &&
+	    read + write + write_1h <= plain) {
+		plain -= read + write + write_1h;
+		ok = tg_money_add_cost(&total, plain, r.input) &&
+		     tg_money_add_cost(&total, read, r.cache_read) &&
+		     tg_money_add_cost(&total, write, r.cache_write) &&
+		     tg_money_add_cost(&total, write_1h, r.cache_write_1h);
+	} else {
+		ok = tg_money_add_cost(&total, plain, dearest_input(&r));
 	}
-	if (!tg_money_add_cost(&total, uncached, price->input) ||
-	    !tg_money_add_cost(&total, cached, price->cache_read) ||
-	    !tg_money_add_cost(&total, completion_tokens, price->output))
+	if (!ok || !tg_money_add_cost(&total, u->completion_tokens, r.output))
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "cost of the request overflows");
 	*out = total;
@@ -393,15 +510,29 @@ enum tg_rc
 tg_pricing_estimate(const struct tg_price_entry *price, int64_t prompt_bound,
                     int64_t output_bound, tg_money *out, struct tg_err *err)
 {
-	tg_money total = 0;
+	tg_money worst = 0;
 
 	if (prompt_bound < 0 || output_bound < 0)
 		return tg_err_set(err, TG_ERR_UNPROCESSABLE, NULL,
 		                  "negative token count");
-	if (!tg_money_add_cost(&total, prompt_bound, price->input) ||
-	    !tg_money_add_cost(&total, output_bound, price->output))
-		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                  "cost estimate of the request overflows");
-	*out = total;
+	/* The prompt may come in below the bound, so every tier up to the
+	 * bound's could apply: the dearest of them. */
+	for (size_t i = 0; i <= price->ntiers; i++) {
+		struct tg_price_tier r =
+		        i == 0 ? base_rates(price) : price->tier[i - 1];
+		tg_money total = 0;
+
+		if (i > 0 && prompt_bound <= r.above)
+			break;
+		if (!tg_money_add_cost(&total, prompt_bound,
+		                       dearest_input(&r)) ||
+		    !tg_money_add_cost(&total, output_bound, r.output))
+			return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+			                  "cost estimate of the request "
+			                  "overflows");
+		if (total > worst)
+			worst = total;
+	}
+	*out = worst;
 	return TG_OK;
 }

@@ -39,11 +39,35 @@ enum tg_search_context {
 	TG_SEARCH_SIZES
 };
 
+/* The most long-context tiers an entry has (LiteLLM's keys end in
+ * _above_128k_tokens, _above_200k_tokens, _above_272k_tokens). */
+#define TG_PRICE_TIERS 3
+
+/*
+ * A long-context tier: once a request's prompt (every input token, cached
+ * and written to the cache included) is above `above` tokens, every token
+ * of it is billed at these rates.  A rate the file does not give for the
+ * tier is the entry's own (resolved when the file is read).
+ */
+struct tg_price_tier {
+	int64_t above;
+	tg_price input, output, cache_read, cache_write, cache_write_1h;
+};
+
 struct tg_price_entry {
 	tg_price input;      /* input_cost_per_token */
 	tg_price output;     /* output_cost_per_token */
 	tg_price cache_read; /* cache_read_input_token_cost */
 	bool has_cache_read;
+	/* A prompt cache write (Anthropic): cache_creation_input_token_cost
+	 * for the 5-minute cache, ..._above_1hr for the 1-hour one.  Without
+	 * them a write is billed at the input price (the 1-hour one at the
+	 * 5-minute one's). */
+	tg_price cache_write, cache_write_1h;
+	bool has_cache_write, has_cache_write_1h;
+	/* Long-context tiers, lowest first. */
+	struct tg_price_tier tier[TG_PRICE_TIERS];
+	size_t ntiers;
 	int64_t max_output_tokens; /* 0 when unknown */
 	int64_t max_input_tokens;  /* 0 when unknown */
 	/* Per-call prices of the hosted tools (in tg_price units per call):
@@ -61,11 +85,16 @@ const char *tg_tool_name(enum tg_tool t);
 
 /* What an answer says it used, for its cost. */
 struct tg_usage {
-	bool present; /* the answer reported its token usage */
-	int64_t prompt_tokens;
+	bool present;          /* the answer reported its token usage */
+	int64_t prompt_tokens; /* every input token: read, written, cached */
 	int64_t completion_tokens;
 	int64_t total_tokens;
-	int64_t cached_tokens; /* a part of prompt_tokens */
+	int64_t cached_tokens;         /* read from the cache: a part of
+	                                  prompt_tokens */
+	int64_t cache_write_tokens;    /* written to a 5-minute cache: a part
+	                                  of prompt_tokens */
+	int64_t cache_write_1h_tokens; /* written to a 1-hour cache: a part of
+	                                  prompt_tokens */
 	int64_t tool_calls[TG_TOOL_COUNT];
 };
 
@@ -86,14 +115,17 @@ const struct tg_price_entry *tg_pricing_find(const struct tg_pricing *p,
                                              const char *name);
 
 /*
- * Cost of a completed request: prompt_tokens x input + completion_tokens x
- * output, where cached_tokens (a part of prompt_tokens) are billed at
- * cache_read when the entry has one.  Exact, rounded up to 1e-10 USD.
+ * Cost of a completed request's tokens (u's tool calls are not counted
+ * here): the prompt's tokens by class (read from the cache at cache_read,
+ * written to it at cache_write or cache_write_1h, the rest at input) and
+ * the completion at output, all at the rates of the highest tier the
+ * prompt is above.  Parts of the prompt that add up to more than it are
+ * inconsistent: then the whole prompt is billed at the dearest of its
+ * rates, which never undercharges.  Exact, rounded up to 1e-10 USD.
  * TG_ERR_UNPROCESSABLE on negative counts, TG_ERR_INTERNAL on overflow.
  */
 enum tg_rc tg_pricing_cost(const struct tg_price_entry *price,
-                           int64_t prompt_tokens, int64_t completion_tokens,
-                           int64_t cached_tokens, tg_money *out,
+                           const struct tg_usage *u, tg_money *out,
                            struct tg_err *err);
 
 /*
@@ -104,9 +136,11 @@ bool tg_pricing_add_tools(tg_money *acc, const int64_t calls[TG_TOOL_COUNT],
                           const tg_price price_per_call[TG_TOOL_COUNT]);
 
 /*
- * Worst-case cost of a request before it is sent (SPEC 4.3):
- * prompt_bound x input + output_bound x output.  The caller computes the
- * bounds (the API adapter's, lib/api.h); this only prices them.
+ * Worst-case cost of a request before it is sent (SPEC 4.3): prompt_bound
+ * tokens at the dearest input-side rate (input, a cache write of either
+ * kind) and output_bound at the output rate, at the dearest tier the
+ * prompt bound can reach.  The caller computes the bounds (the API
+ * adapter's, lib/api.h); this only prices them.
  */
 enum tg_rc tg_pricing_estimate(const struct tg_price_entry *price,
                                int64_t prompt_bound, int64_t output_bound,

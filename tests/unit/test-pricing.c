@@ -56,6 +56,21 @@ price_of(const char *text)
 }
 
 /* json-c gives back the exact text of a parsed number: pricing relies on it. */
+/* The cost of prompt tokens (cached of them read from the cache) and
+ * completion tokens. */
+static enum tg_rc
+cost3(const struct tg_price_entry *e, int64_t prompt, int64_t completion,
+      int64_t cached, tg_money *out, struct tg_err *err)
+{
+	struct tg_usage u;
+
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = prompt;
+	u.completion_tokens = completion;
+	u.cached_tokens = cached;
+	return tg_pricing_cost(e, &u, out, err);
+}
+
 static void
 test_jsonc_keeps_number_text(void)
 {
@@ -266,8 +281,8 @@ test_costs(const struct tg_pricing *p)
 		        rows[i].model))
 			continue;
 		tg_err_clear(&err);
-		rc = tg_pricing_cost(e, rows[i].prompt, rows[i].completion,
-		                     rows[i].cached, &m, &err);
+		rc = cost3(e, rows[i].prompt, rows[i].completion,
+		           rows[i].cached, &m, &err);
 		is_int(TG_OK, rc, "line %d: cost ok", rows[i].line);
 		is_string(rows[i].want, money_str(m),
 		          "line %d: %s %lld+%lld (cached %lld) = %s",
@@ -288,23 +303,22 @@ test_cost_edges(void)
 	tiny.input = 1; /* 1e-15 USD per token */
 	tiny.output = 1;
 	tg_err_clear(&err);
-	is_int(TG_OK, tg_pricing_cost(&tiny, 1, 0, 0, &m, &err),
-	       "tiny cost ok");
+	is_int(TG_OK, cost3(&tiny, 1, 0, 0, &m, &err), "tiny cost ok");
 	is_string("0.0000000001", money_str(m),
 	          "a fraction of 1e-10 USD rounds up");
-	is_int(TG_OK, tg_pricing_cost(&tiny, 100000, 0, 0, &m, &err),
+	is_int(TG_OK, cost3(&tiny, 100000, 0, 0, &m, &err),
 	       "1e5 tiny tokens ok");
 	is_string("0.0000000001", money_str(m), "1e-10 exactly");
-	is_int(TG_OK, tg_pricing_cost(&tiny, 100001, 0, 0, &m, &err),
+	is_int(TG_OK, cost3(&tiny, 100001, 0, 0, &m, &err),
 	       "1e5+1 tiny tokens ok");
 	is_string("0.0000000002", money_str(m), "just above rounds up");
 
 	m = 42;
-	is_int(TG_ERR_UNPROCESSABLE, tg_pricing_cost(&tiny, -1, 0, 0, &m, &err),
+	is_int(TG_ERR_UNPROCESSABLE, cost3(&tiny, -1, 0, 0, &m, &err),
 	       "negative prompt refused");
-	is_int(TG_ERR_UNPROCESSABLE, tg_pricing_cost(&tiny, 0, -1, 0, &m, &err),
+	is_int(TG_ERR_UNPROCESSABLE, cost3(&tiny, 0, -1, 0, &m, &err),
 	       "negative completion refused");
-	is_int(TG_ERR_UNPROCESSABLE, tg_pricing_cost(&tiny, 0, 0, -1, &m, &err),
+	is_int(TG_ERR_UNPROCESSABLE, cost3(&tiny, 0, 0, -1, &m, &err),
 	       "negative cached refused");
 	is_int(TG_ERR_UNPROCESSABLE,
 	       tg_pricing_estimate(&tiny, -1, 0, &m, &err),
@@ -313,8 +327,7 @@ test_cost_edges(void)
 
 	big.input = 1000000000000000LL; /* 1 USD per token */
 	big.output = 1000000000000000LL;
-	is_int(TG_ERR_INTERNAL,
-	       tg_pricing_cost(&big, INT64_MAX, 0, 0, &m, &err),
+	is_int(TG_ERR_INTERNAL, cost3(&big, INT64_MAX, 0, 0, &m, &err),
 	       "overflow refused");
 	is_int(TG_ERR_INTERNAL,
 	       tg_pricing_estimate(&big, INT64_MAX / 2, INT64_MAX / 2, &m,
@@ -516,6 +529,170 @@ test_bad_files(void)
 	ok(tg_pricing_find(NULL, "m") == NULL, "find in NULL table");
 }
 
+/* A usage of the prompt's parts and the completion. */
+static struct tg_usage
+usage(int64_t plain, int64_t read, int64_t write, int64_t write_1h,
+      int64_t completion)
+{
+	struct tg_usage u;
+
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = plain + read + write + write_1h;
+	u.cached_tokens = read;
+	u.cache_write_tokens = write;
+	u.cache_write_1h_tokens = write_1h;
+	u.completion_tokens = completion;
+	return u;
+}
+
+/*
+ * Every per-token dimension of an entry (the cache's reads and writes of
+ * both kinds, the long-context tier), against costs worked out by hand.
+ */
+static void
+test_dimensions(void)
+{
+	static const struct {
+		int line;
+		const char *model;
+		int64_t plain, read, write, write_1h, completion;
+		const char *want;
+	} rows[] = {
+	        /* 100 x 3e-6 + 200 x 3e-7 + 300 x 3.75e-6 + 400 x 6e-6
+	         * + 50 x 1.5e-5 */
+	        {__LINE__, "sonnet", 100, 200, 300, 400, 50, "0.004635"},
+	        /* 200,000 is not above 200k: 200000 x 3e-6 */
+	        {__LINE__, "sonnet", 200000, 0, 0, 0, 0, "0.6"},
+	        /* 200,001 is: 1 x 6e-6 + 200000 x 6e-7 + 10 x 2.25e-5 */
+	        {__LINE__, "sonnet", 1, 200000, 0, 0, 10, "0.120231"},
+	        /* a cache write counts toward the tier: 250000 x 1.2e-5 */
+	        {__LINE__, "sonnet", 0, 0, 0, 250000, 0, "3"},
+	        /* 199,000 + 2,000 written for 5 minutes: 199000 x 6e-6
+	         * + 2000 x 7.5e-6 */
+	        {__LINE__, "sonnet", 199000, 0, 2000, 0, 0, "1.209"},
+	        /* no 1-hour price above 200k: the tier's 5-minute write
+	         * (7.5e-6) when dearer than the entry's 1-hour one (6e-6):
+	         * 300000 x 7.5e-6 */
+	        {__LINE__, "sonnet4", 0, 0, 0, 300000, 0, "2.25"},
+	        /* no cache prices at all: every part at the input price,
+	         * 400 x 1e-6 + 5 x 2e-6 */
+	        {__LINE__, "plain", 100, 100, 100, 100, 5, "0.00041"},
+	        /* a 5-minute write price but no 1-hour one: 10 x 1e-6 +
+	         * 10 x 2e-6 + 10 x 2e-6 */
+	        {__LINE__, "write5m", 10, 0, 10, 10, 0, "0.00005"},
+	};
+	const char *path = write_tmp(
+	        "dims.json",
+	        "{\"sonnet\": {\"input_cost_per_token\": 3e-06,"
+	        " \"output_cost_per_token\": 1.5e-05,"
+	        " \"cache_read_input_token_cost\": 3e-07,"
+	        " \"cache_creation_input_token_cost\": 3.75e-06,"
+	        " \"cache_creation_input_token_cost_above_1hr\": 6e-06,"
+	        " \"input_cost_per_token_above_200k_tokens\": 6e-06,"
+	        " \"output_cost_per_token_above_200k_tokens\": 2.25e-05,"
+	        " \"cache_read_input_token_cost_above_200k_tokens\": 6e-07,"
+	        " \"cache_creation_input_token_cost_above_200k_tokens\":"
+	        " 7.5e-06,"
+	        " \"cache_creation_input_token_cost_above_1hr_above_200k_"
+	        "tokens\": 1.2e-05},"
+	        " \"sonnet4\": {\"input_cost_per_token\": 3e-06,"
+	        " \"output_cost_per_token\": 1.5e-05,"
+	        " \"cache_read_input_token_cost\": 3e-07,"
+	        " \"cache_creation_input_token_cost\": 3.75e-06,"
+	        " \"cache_creation_input_token_cost_above_1hr\": 6e-06,"
+	        " \"input_cost_per_token_above_200k_tokens\": 6e-06,"
+	        " \"output_cost_per_token_above_200k_tokens\": 2.25e-05,"
+	        " \"cache_read_input_token_cost_above_200k_tokens\": 6e-07,"
+	        " \"cache_creation_input_token_cost_above_200k_tokens\":"
+	        " 7.5e-06},"
+	        " \"plain\": {\"input_cost_per_token\": 1e-06,"
+	        " \"output_cost_per_token\": 2e-06},"
+	        " \"write5m\": {\"input_cost_per_token\": 1e-06,"
+	        " \"output_cost_per_token\": 2e-06,"
+	        " \"cache_creation_input_token_cost\": 2e-06}}");
+	struct tg_pricing *p = NULL;
+	const struct tg_price_entry *e;
+	struct tg_usage u;
+	struct tg_err err;
+	tg_money m;
+
+	tg_err_clear(&err);
+	if (!ok(tg_pricing_load(path, &p, &err) == TG_OK,
+	        "the dimensions' file loads (%s)", err.message))
+		return;
+	e = tg_pricing_find(p, "sonnet");
+	ok(e != NULL && e->ntiers == 1 && e->tier[0].above == 200000,
+	   "sonnet has one tier, above 200k");
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		e = tg_pricing_find(p, rows[i].model);
+		u = usage(rows[i].plain, rows[i].read, rows[i].write,
+		          rows[i].write_1h, rows[i].completion);
+		m = -1;
+		if (!ok(e != NULL, "line %d: %s found", rows[i].line,
+		        rows[i].model))
+			continue;
+		is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err),
+		       "line %d: cost ok", rows[i].line);
+		is_string(rows[i].want, money_str(m),
+		          "line %d: %s %lld plain, %lld read, %lld written 5m, "
+		          "%lld written 1h, %lld out = %s",
+		          rows[i].line, rows[i].model, (long long)rows[i].plain,
+		          (long long)rows[i].read, (long long)rows[i].write,
+		          (long long)rows[i].write_1h,
+		          (long long)rows[i].completion, rows[i].want);
+	}
+	/* Parts beyond the prompt: all of it at the dearest input-side
+	 * rate (the 1-hour write, 6e-6), never less. */
+	e = tg_pricing_find(p, "sonnet");
+	u = usage(0, 80, 50, 0, 0);
+	u.prompt_tokens = 100;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "inconsistent ok");
+	is_string("0.0006", money_str(m),
+	          "parts beyond the prompt: the prompt at the dearest rate");
+	/* The hold: every input token at the dearest rate that could apply
+	 * (1000 x 6e-6 + 100 x 1.5e-5), the tier's once the bound can
+	 * cross it (300000 x 1.2e-5). */
+	is_int(TG_OK, tg_pricing_estimate(e, 1000, 100, &m, &err),
+	       "estimate ok");
+	is_string("0.0075", money_str(m), "hold below the tier: 1-hour write");
+	is_int(TG_OK, tg_pricing_estimate(e, 300000, 0, &m, &err),
+	       "estimate ok");
+	is_string("3.6", money_str(m), "hold that can cross 200k: the tier");
+	is_int(TG_OK, tg_pricing_estimate(e, 200000, 10, &m, &err),
+	       "estimate ok");
+	/* 200000 x 6e-6 + 10 x 1.5e-5: a bound of 200k cannot be above it */
+	is_string("1.20015", money_str(m), "hold at exactly 200k: no tier");
+	tg_pricing_free(p);
+	unlink(path);
+}
+
+/* The Claude models ship with every price LiteLLM's map gives them. */
+static void
+test_shipped_claude(const struct tg_pricing *p)
+{
+	const struct tg_price_entry *e =
+	        tg_pricing_find(p, "claude-sonnet-4-5");
+	struct tg_usage u = usage(1000, 2000, 3000, 4000, 500);
+	struct tg_err err;
+	tg_money m = -1;
+
+	if (!ok(e != NULL, "claude-sonnet-4-5 is shipped"))
+		return;
+	is_int(price_of("3.75e-06"), e->cache_write, "its 5-minute write");
+	is_int(price_of("6e-06"), e->cache_write_1h, "its 1-hour write");
+	is_int(200000, e->ntiers == 1 ? e->tier[0].above : 0,
+	       "its long-context tier");
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "cost ok");
+	/* 1000 x 3e-6 + 2000 x 3e-7 + 3000 x 3.75e-6 + 4000 x 6e-6 +
+	 * 500 x 1.5e-5 */
+	is_string("0.04635", money_str(m), "a call with every part");
+	ok(tg_pricing_find(p, "claude-haiku-4-5") != NULL &&
+	           tg_pricing_find(p, "claude-opus-4-1") != NULL &&
+	           tg_pricing_find(p, "claude-opus-4-5") != NULL,
+	   "haiku 4.5, opus 4.1 and 4.5 too");
+}
+
 int
 main(void)
 {
@@ -531,8 +708,10 @@ main(void)
 		test_shipped_dated(shipped);
 		test_costs(shipped);
 		test_estimate(shipped);
+		test_shipped_claude(shipped);
 	}
 	test_cost_edges();
+	test_dimensions();
 	test_generated();
 	test_bad_files();
 	tg_pricing_free(shipped);
