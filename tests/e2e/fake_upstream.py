@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """fake_upstream: an OpenAI-compatible server (chat completions, responses,
-embeddings, legacy completions) for the tests.
+embeddings, legacy completions), and Anthropic's Messages API, for the tests.
 
 It answers any POST whose path ends in /chat/completions with a
 chat.completion (or a server-sent-events stream when the body says
@@ -158,10 +158,103 @@ per word (and the prompt first with echo), a finish chunk per choice
 stream_options.include_usage true (and not no_usage), then data: [DONE];
 error_after, end_after, error_event_after and stream_interval as chat.
 
+Anthropic Messages API: a POST whose path ends in /v1/messages (the query,
+e.g. ?beta=true, ignored) first checks the headers as Anthropic does: no
+x-api-key is a 401 {"type": "error", "error": {"type":
+"authentication_error", "message": "x-api-key header is required"}}, no
+anthropic-version a 400 invalid_request_error "anthropic-version: header
+is required" (the request is recorded before, headers included:
+x-api-key, anthropic-version, anthropic-beta).  Then the body: not a JSON
+object, "model" missing or not a string, "max_tokens" missing ("max_tokens:
+Field required"), not an integer or below 1, "messages" missing, not an
+array, empty, or with an item that is not {"role": "user" | "assistant",
+"content": string | array}, "system" not a string or array, "tools" not an
+array, "metadata" not an object, "stream" not a boolean (null counts as
+absent): a 400 invalid_request_error whose message names the field
+("<field>: ...").  Every error of this route is Anthropic's envelope
+{"type": "error", "error": {"type": T, "message": ...}}, T by status: 400
+invalid_request_error, 401 authentication_error, 402 billing_error, 403
+permission_error, 404 not_found_error, 413 request_too_large, 429
+rate_limit_error, 500 api_error, 504 timeout_error, 529 overloaded_error
+(another 5xx api_error, another 4xx invalid_request_error).  It answers
+{"id": "msg_fake_<seq>", "type": "message", "role": "assistant", "model":
+<the request's>, "content": [{"type": "text", "text": <content>}, then a
+{"type": "tool_use", "id": "toolu_fake_<seq>_<i>", "name", "input"} per
+scripted tool use], "stop_reason": "end_turn" ("tool_use" with tool uses),
+"stop_sequence": null, "usage": {"input_tokens": I,
+"cache_creation_input_tokens": W, "cache_read_input_tokens": R,
+"cache_creation": {"ephemeral_5m_input_tokens": A,
+"ephemeral_1h_input_tokens": B} (only when a split is scripted),
+"output_tokens": O, "server_tool_use": {"web_search_requests": N} (only
+when scripted)}}.  "content", "chunks", "status" (without error_body, the
+envelope above), "error_body", "delay", "close", "headers" and
+"stream_interval" behave as for chat; the others:
+
+    "fake": {
+        "usage": {"input_tokens": 10, "output_tokens": 20,  # merged over
+                  "cache_creation_input_tokens": 0,        # these defaults;
+                  "cache_read_input_tokens": 0,            # null means "no
+                  "cache_creation_5m": A, "cache_creation_1h": B,  # usage
+                  "web_search_requests": N},  # at all".  Either split key
+                                    # gives the cache_creation object (the
+                                    # other 0) and W = A + B unless
+                                    # cache_creation_input_tokens is given;
+                                    # "cache_creation": {...} and
+                                    # "server_tool_use": {...} merge into
+                                    # those objects; web_fetch_requests
+                                    # joins server_tool_use too; any other
+                                    # key (service_tier, ...) is copied
+        "content": null,            # no text block (just the tool uses)
+        "tool_use": [{"name": "get_weather", "input": {"city": "Paris"}}],
+                                    # tool_use blocks after the text
+        "stop_reason": "max_tokens",  # instead of end_turn / tool_use
+        "stop_sequence": "###",     # instead of null
+        # streaming ("stream": true) only; counted in events sent:
+        "delta_usage_steps": 3,     # that many message_delta events, the
+                                    # cumulative output_tokens growing to O
+                                    # (O*k//K, then O), only the last with
+                                    # stop_reason and stop_sequence
+        "error_after": 2,           # drop the connection abruptly (no
+                                    # message_stop, no last chunk of the
+                                    # chunked encoding)
+        "end_after": 2,             # end the chunked body cleanly, with
+                                    # no message_stop
+        "error_event_after": 2      # send "event: error" data {"type":
+                                    # "error", "error": {"type":
+                                    # "overloaded_error", "message":
+                                    # "Overloaded"}} and end cleanly
+    }
+
+A stream ("stream": true) is text/event-stream, chunked, each event
+"event: <type>\ndata: <json>\n\n" with "type" in the data: message_start
+{"message": the message with "content": [], "stop_reason": null,
+"stop_sequence": null and "usage" the input side (input_tokens,
+cache_creation_input_tokens, cache_read_input_tokens, cache_creation when
+scripted) with "output_tokens": 1}, a ping, then per content block
+content_block_start {"index", "content_block": {"type": "text", "text":
+""} or the tool_use block with "input": {}}, content_block_delta {"index",
+"delta": {"type": "text_delta", "text"}} one per word (as chat) or
+{"type": "input_json_delta", "partial_json"} ("" first, then the input's
+JSON in pieces of 8 characters), content_block_stop {"index"}; then
+message_delta {"delta": {"stop_reason", "stop_sequence"}, "usage":
+{input_tokens, cache_creation_input_tokens, cache_read_input_tokens,
+output_tokens (O: cumulative, as Anthropic's are), server_tool_use when
+scripted}} and message_stop.  With "usage": null, no usage anywhere.
+"usage_sent" records the usage of the whole message.
+
+POST .../v1/messages/count_tokens checks the headers and the body as
+above (without max_tokens) and answers {"input_tokens": N}, N =
+ceil(UTF-8 bytes / 4) of json.dumps (Python's defaults) of "messages",
+then "system", then "tools" (those present, concatenated), or
+fake.usage.input_tokens when given; never streamed.  delay, close,
+status, error_body and headers as above.
+
 The path may start with directives, so that deployments in a config can
 behave differently (each applies before the normal handling, on every
 route and method):
-    /_status/<code>/...   answer <code> with an error body
+    /_status/<code>/...   answer <code> with an error body (Anthropic's
+                          envelope when the rest of the path ends in
+                          /v1/messages or /v1/messages/count_tokens)
     /_delay/<seconds>/... wait before answering
     /_close/...           drop the connection without answering
     /_mistral/...         (chat completions only; ignored elsewhere)
@@ -427,6 +520,118 @@ def _batch(v):
     return None
 
 
+# -- Anthropic Messages API --
+
+_ANTH_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                     402: "billing_error", 403: "permission_error",
+                     404: "not_found_error", 413: "request_too_large",
+                     429: "rate_limit_error", 500: "api_error",
+                     504: "timeout_error", 529: "overloaded_error"}
+
+
+def _anth_error(message, status):
+    """Anthropic's error envelope, its type by the HTTP status."""
+    typ = _ANTH_ERROR_TYPES.get(status) or (
+        "api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": typ, "message": message}}
+
+
+def _anth_status_error(status):
+    return _anth_error("fake upstream error %d" % status, status)
+
+
+def _anth_path(path):
+    return path.endswith("/v1/messages") or path.endswith("/v1/messages/count_tokens")
+
+
+def _anth_invalid(req, count_tokens=False):
+    """What is wrong with a Messages (or count_tokens) body, as Anthropic
+    words it; None when nothing is.  A null optional field counts as
+    absent."""
+    if "model" not in req:
+        return "model: Field required"
+    if not isinstance(req["model"], str):
+        return "model: Input should be a valid string"
+    if not count_tokens:
+        if "max_tokens" not in req:
+            return "max_tokens: Field required"
+        if not _int(req["max_tokens"]):
+            return "max_tokens: Input should be a valid integer"
+        if req["max_tokens"] < 1:
+            return "max_tokens: Input should be greater than or equal to 1"
+    if "messages" not in req:
+        return "messages: Field required"
+    msgs = req["messages"]
+    if not isinstance(msgs, list):
+        return "messages: Input should be a valid list"
+    if not msgs:
+        return "messages: at least one message is required"
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            return "messages.%d: Input should be a valid dictionary" % i
+        if m.get("role") not in ("user", "assistant"):
+            return "messages.%d.role: Input should be 'user' or 'assistant'" % i
+        if "content" not in m:
+            return "messages.%d.content: Field required" % i
+        if not isinstance(m["content"], (str, list)):
+            return "messages.%d.content: Input should be a valid string or list" % i
+    for field, types, what in (("system", (str, list), "a valid string or list"),
+                               ("tools", (list,), "a valid list"),
+                               ("metadata", (dict,), "a valid dictionary"),
+                               ("stream", (bool,), "a valid boolean")):
+        if req.get(field) is not None and not isinstance(req[field], types):
+            return "%s: Input should be %s" % (field, what)
+    return None
+
+
+def _anth_usage(spec):
+    """The usage of a message: the defaults, then fake.usage (see the module
+    docstring); None for "no usage at all"."""
+    if "usage" in spec and spec["usage"] is None:
+        return None
+    u = spec.get("usage") if isinstance(spec.get("usage"), dict) else {}
+    split = None
+    if "cache_creation_5m" in u or "cache_creation_1h" in u or isinstance(
+            u.get("cache_creation"), dict):
+        split = {"ephemeral_5m_input_tokens": u.get("cache_creation_5m", 0),
+                 "ephemeral_1h_input_tokens": u.get("cache_creation_1h", 0)}
+        if isinstance(u.get("cache_creation"), dict):
+            split.update(u["cache_creation"])
+    if "cache_creation_input_tokens" in u:
+        written = u["cache_creation_input_tokens"]
+    elif split is not None:
+        written = sum(v for v in split.values() if _int(v))
+    else:
+        written = 0
+    usage = {"input_tokens": u.get("input_tokens", 10),
+             "cache_creation_input_tokens": written,
+             "cache_read_input_tokens": u.get("cache_read_input_tokens", 0)}
+    if split is not None:
+        usage["cache_creation"] = split
+    usage["output_tokens"] = u.get("output_tokens", 20)
+    stu = {}
+    for k in ("web_search_requests", "web_fetch_requests"):
+        if k in u:
+            stu[k] = u[k]
+    if isinstance(u.get("server_tool_use"), dict):
+        stu.update(u["server_tool_use"])
+    if stu:
+        usage["server_tool_use"] = stu
+    for k, v in u.items():  # anything else (service_tier, ...) as given
+        if k not in usage and k not in ("cache_creation_5m", "cache_creation_1h",
+                                        "web_search_requests", "web_fetch_requests"):
+            usage[k] = v
+    return usage
+
+
+def _anth_count(req):
+    """count_tokens' estimate: ceil(UTF-8 bytes / 4) of json.dumps (Python's
+    defaults) of messages, then system, then tools, those present."""
+    text = "".join(json.dumps(req[k]) for k in ("messages", "system", "tools")
+                   if req.get(k) is not None)
+    return max(1, -(-len(text.encode("utf-8", "surrogatepass")) // 4))
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "fake-upstream/1"
@@ -560,13 +765,20 @@ class Handler(BaseHTTPRequestHandler):
             return
         if "status" in directive:
             st = int(directive["status"])
+            if _anth_path(path):
+                self._send(st, _anth_status_error(st))
+                return
             self._send(st, {"error": {"message": "fake upstream error %d" % st,
                                       "type": "server_error", "param": None,
                                       "code": str(st)}})
             return
         method = self.command
         m = re.match(r"^.*/responses/([^/]+)(/input_items|/cancel)?$", path)
-        if method == "POST" and path.endswith("/chat/completions"):
+        if method == "POST" and path.endswith("/v1/messages"):
+            self._messages(seq, body)
+        elif method == "POST" and path.endswith("/v1/messages/count_tokens"):
+            self._count_tokens(body)
+        elif method == "POST" and path.endswith("/chat/completions"):
             self._chat(seq, body, directive)
         elif method == "POST" and path.endswith("/responses"):
             self._responses_create(seq, body)
@@ -751,9 +963,10 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return req, spec, spec.get("headers") or {}
 
-    def _scripted(self, spec):
+    def _scripted(self, spec, default_error=None):
         """fake.delay, fake.close, fake.status/error_body/headers; True when
-        the request has been answered."""
+        the request has been answered.  default_error(status): the body of
+        a scripted status without error_body (OpenAI's shape if None)."""
         if spec.get("delay"):
             time.sleep(float(spec["delay"]))
         if spec.get("close"):
@@ -763,6 +976,8 @@ class Handler(BaseHTTPRequestHandler):
         if status >= 300:
             extra = spec.get("headers") or {}
             eb = spec.get("error_body")
+            if eb is None and default_error is not None:
+                eb = default_error(status)
             if eb is None:
                 eb = {"error": {"message": "fake upstream error %d" % status,
                                 "type": "server_error", "param": None,
@@ -981,6 +1196,171 @@ class Handler(BaseHTTPRequestHandler):
                              "has_more": len(items) > limit})
         else:
             self._send(200, stored["response"])
+
+    # -- Anthropic Messages API --
+    def _anth_begin(self, body):
+        """Like _begin, in Anthropic's way: the x-api-key and
+        anthropic-version headers first, then the body, then the scripted
+        answers (errors in Anthropic's envelope)."""
+        if not self.headers.get("x-api-key"):
+            self._send(401, _anth_error("x-api-key header is required", 401))
+            return None
+        if not self.headers.get("anthropic-version"):
+            self._send(400, _anth_error("anthropic-version: header is required", 400))
+            return None
+        try:
+            req = json.loads(body or b"null")
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            self._send(400, _anth_error("fake: body is not a JSON object", 400))
+            return None
+        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        if self._scripted(spec, _anth_status_error):
+            return None
+        return req, spec, spec.get("headers") or {}
+
+    def _messages(self, seq, body):
+        got = self._anth_begin(body)
+        if got is None:
+            return
+        req, spec, extra = got
+        bad = _anth_invalid(req)
+        if bad:
+            self._send(400, _anth_error(bad, 400))
+            return
+        usage = _anth_usage(spec)
+        content = _content(spec)
+        blocks = []
+        if content is not None:
+            blocks.append({"type": "text", "text": content})
+        tools = spec.get("tool_use") if isinstance(spec.get("tool_use"), list) else []
+        for i, t in enumerate(tools):
+            t = t if isinstance(t, dict) else {}
+            blocks.append({"type": "tool_use", "id": "toolu_fake_%d_%d" % (seq, i),
+                           "name": t.get("name", "fake_tool"), "input": t.get("input", {})})
+        msg = {"id": "msg_fake_%d" % seq, "type": "message", "role": "assistant",
+               "model": req["model"], "content": blocks,
+               "stop_reason": spec.get("stop_reason", "tool_use" if tools else "end_turn"),
+               "stop_sequence": spec.get("stop_sequence")}
+        if usage is not None:
+            msg["usage"] = usage
+        if req.get("stream") is True:
+            self._messages_stream(msg, usage, spec, extra)
+            return
+        self._send(int(spec.get("status", 200)), msg, extra=extra)
+
+    def _messages_stream(self, msg, usage, spec, extra):
+        """The Messages API's server-sent events (see the module
+        docstring)."""
+        interval = float(spec.get("stream_interval") or 0)
+        error_after = spec.get("error_after")
+        error_event_after = spec.get("error_event_after")
+        end_after = spec.get("end_after")
+        events = []
+
+        def ev(typ, **fields):
+            d = {"type": typ}
+            d.update(fields)
+            events.append(d)
+
+        start = dict(msg, content=[], stop_reason=None, stop_sequence=None)
+        start.pop("usage", None)
+        if usage is not None:
+            start["usage"] = {k: usage[k] for k in (
+                "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens",
+                "cache_creation") if k in usage}
+            start["usage"]["output_tokens"] = 1
+        ev("message_start", message=start)
+        ev("ping")
+        for index, block in enumerate(msg["content"]):
+            if block["type"] == "text":
+                ev("content_block_start", index=index,
+                   content_block={"type": "text", "text": ""})
+                text = block["text"]
+                words = text.split(" ") if isinstance(text, str) and text else []
+                for i, w in enumerate(words):
+                    ev("content_block_delta", index=index,
+                       delta={"type": "text_delta", "text": w if i == 0 else " " + w})
+            else:
+                ev("content_block_start", index=index,
+                   content_block=dict(block, input={}))
+                js = json.dumps(block["input"])
+                for piece in [""] + [js[i:i + 8] for i in range(0, len(js), 8)]:
+                    ev("content_block_delta", index=index,
+                       delta={"type": "input_json_delta", "partial_json": piece})
+            ev("content_block_stop", index=index)
+        steps = spec.get("delta_usage_steps")
+        steps = steps if _int(steps) and steps > 1 and usage is not None else 1
+        for k in range(1, steps + 1):
+            last = k == steps
+            delta = {"stop_reason": msg["stop_reason"] if last else None,
+                     "stop_sequence": msg["stop_sequence"] if last else None}
+            if usage is None:
+                ev("message_delta", delta=delta)
+                continue
+            out = usage["output_tokens"]
+            if not last and _int(out):
+                out = out * k // steps
+            du = {key: usage[key] for key in (
+                "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")}
+            du["output_tokens"] = out
+            if "server_tool_use" in usage:
+                du["server_tool_use"] = usage["server_tool_use"]
+            ev("message_delta", delta=delta, usage=du)
+        ev("message_stop")
+
+        STATE.update(self.entry, usage_sent=usage, events_sent=0, stream_outcome="started")
+        sent = 0
+        outcome = "complete"
+
+        def write(data):
+            chunk = ("event: %s\ndata: %s\n\n" % (data["type"], json.dumps(data))).encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+
+        try:
+            self._start_sse(extra)
+            for d in events:
+                if error_after is not None and sent >= int(error_after):
+                    outcome = "error_after"
+                    self._drop()
+                    break
+                if end_after is not None and sent >= int(end_after):
+                    outcome = "end_after"
+                    self._end_chunked()
+                    break
+                if error_event_after is not None and sent >= int(error_event_after):
+                    outcome = "error_event"
+                    write({"type": "error", "error": {"type": "overloaded_error",
+                                                      "message": "Overloaded"}})
+                    self._end_chunked()
+                    break
+                if interval and sent > 0:
+                    time.sleep(interval)
+                write(d)
+                sent += 1
+                STATE.update(self.entry, events_sent=sent)
+            else:
+                self._end_chunked()
+        except (BrokenPipeError, ConnectionResetError):
+            outcome = "client_gone"
+            self.close_connection = True
+        STATE.update(self.entry, events_sent=sent, stream_outcome=outcome,
+                     stream_end=time.time())
+
+    def _count_tokens(self, body):
+        got = self._anth_begin(body)
+        if got is None:
+            return
+        req, spec, extra = got
+        bad = _anth_invalid(req, count_tokens=True)
+        if bad:
+            self._send(400, _anth_error(bad, 400))
+            return
+        u = spec.get("usage")
+        n = u["input_tokens"] if isinstance(u, dict) and "input_tokens" in u else _anth_count(req)
+        self._send(int(spec.get("status", 200)), {"input_tokens": n}, extra=extra)
 
     # -- Embeddings --
     def _embeddings(self, body):
