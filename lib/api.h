@@ -12,6 +12,7 @@
  *   lib/api_responses.c    /responses (the Responses API, SPEC 11)
  *   lib/api_embeddings.c   /embeddings
  *   lib/api_completions.c  /completions (legacy text completions)
+ *   lib/api_messages.c     /v1/messages (Anthropic's Messages API)
  */
 #ifndef TG_API_H
 #define TG_API_H
@@ -157,6 +158,29 @@ extern const struct tg_api_adapter tg_api_completions;
 #define TG_API_COMPLETIONS_NFIELDS 7
 extern const struct tg_field
         tg_api_completions_fields[TG_API_COMPLETIONS_NFIELDS];
+extern const struct tg_api_adapter tg_api_messages;
+#define TG_API_MESSAGES_NFIELDS 5
+extern const struct tg_field tg_api_messages_fields[TG_API_MESSAGES_NFIELDS];
+
+/*
+ * POST /v1/messages/count_tokens: the request (model, messages, and what
+ * else the client gives) goes to an anthropic/ deployment of the model,
+ * which counts its tokens; uncharged.  A model without one is 400.
+ */
+#define TG_API_COUNT_TOKENS_NFIELDS 2
+extern const struct tg_field
+        tg_api_count_tokens_fields[TG_API_COUNT_TOKENS_NFIELDS];
+enum tg_rc tg_api_messages_count_tokens(struct tg_req *req, struct tg_err *err);
+
+/*
+ * Read an Anthropic usage object over *u (the counts it gives replace
+ * u's, those it lacks stay: a stream's message_delta over its
+ * message_start): prompt_tokens is input + cache writes + cache reads,
+ * cached_tokens the reads, the writes split into the 5-minute and 1-hour
+ * caches by its cache_creation, web searches into tool_calls.  false, *u
+ * untouched, when it is not a usage object.
+ */
+bool tg_api_anthropic_usage(struct json_object *usage, struct tg_usage *u);
 
 /*
  * The handler of the routes of a response an upstream keeps: GET

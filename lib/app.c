@@ -74,6 +74,7 @@ struct tg_req {
 	size_t mem_body_left;
 
 	const struct tg_route *route;
+	enum tg_envelope envelope; /* the program's */
 	const char *method;
 	char *path;
 	const char *query;
@@ -524,17 +525,62 @@ tg_error_envelope(const struct tg_err *err)
 	return outer;
 }
 
+struct json_object *
+tg_error_envelope_anthropic(const struct tg_err *err, int *status)
+{
+	struct json_object *inner = json_object_new_object();
+	struct json_object *outer = json_object_new_object();
+	const char *type;
+	int st = tg_err_anthropic(err, &type);
+
+	json_object_object_add(outer, "type", json_object_new_string("error"));
+	json_object_object_add(inner, "type", json_object_new_string(type));
+	json_object_object_add(inner, "message",
+	                       json_object_new_string(err->message));
+	json_object_object_add(outer, "error", inner);
+	if (status != NULL)
+		*status = st;
+	return outer;
+}
+
+bool
+tg_error_envelope_is(enum tg_envelope e, const char *text, size_t len)
+{
+	struct json_object *obj = tg_json_parse(text, len), *v;
+	bool yes = obj != NULL && json_object_is_type(obj, json_type_object) &&
+	           json_object_object_get_ex(obj, "error", &v) &&
+	           json_object_is_type(v, json_type_object);
+
+	if (yes && e == TG_ENVELOPE_ANTHROPIC)
+		yes = json_object_object_get_ex(obj, "type", &v) &&
+		      json_object_is_type(v, json_type_string) &&
+		      strcmp(json_object_get_string(v), "error") == 0;
+	json_object_put(obj);
+	return yes;
+}
+
+enum tg_envelope
+tg_req_envelope(const struct tg_req *req)
+{
+	return req->envelope;
+}
+
 void
 tg_req_respond_error(struct tg_req *req, const struct tg_err *err)
 {
 	int status = tg_err_status(err);
+	struct json_object *body;
 
 	/* Server-side failures are logged once, here where they are handled;
 	 * client mistakes are not worth a log line each. */
 	if (status >= 500)
 		tg_log_error("%d %s: %s", status, tg_rc_str(err->rc),
 		             err->message);
-	tg_req_respond_json(req, status, tg_error_envelope(err));
+	if (req->envelope == TG_ENVELOPE_ANTHROPIC)
+		body = tg_error_envelope_anthropic(err, &status);
+	else
+		body = tg_error_envelope(err);
+	tg_req_respond_json(req, status, body);
 }
 
 /* Load the config once; after a failure, try again only now and then so
@@ -761,6 +807,7 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 	bool path_known = false;
 	enum tg_rc rc;
 
+	req->envelope = prog->envelope;
 	for (size_t i = 0; i < prog->nroutes; i++) {
 		if (!path_matches(prog->routes[i].path, req->path, NULL))
 			continue;

@@ -61,10 +61,19 @@ struct tg_route {
 	enum tg_rc (*handler)(struct tg_req *req, struct tg_err *err);
 };
 
+/* The shape a program answers its errors in, from the front line's on. */
+enum tg_envelope {
+	TG_ENVELOPE_OPENAI = 0, /* {"error": {message, type, param, code}} */
+	/* {"type": "error", "error": {type, message}}, at Anthropic's
+	 * statuses (tg_err_anthropic) */
+	TG_ENVELOPE_ANTHROPIC,
+};
+
 struct tg_program {
 	const char *name;
 	const struct tg_route *routes;
 	size_t nroutes;
+	enum tg_envelope envelope; /* unset: OpenAI's */
 };
 
 /* Whether path is one that route path pattern names (struct tg_route's
@@ -151,10 +160,21 @@ bool tg_req_stream_write(struct tg_req *req, const char *buf, size_t len);
 /* Whether an answer (whole or streamed) has been started. */
 bool tg_req_responded(const struct tg_req *req);
 
-/* Answer with err in the OpenAI envelope. */
+/* Answer with err in the program's envelope. */
 void tg_req_respond_error(struct tg_req *req, const struct tg_err *err);
+
+/* The program's envelope. */
+enum tg_envelope tg_req_envelope(const struct tg_req *req);
 
 /* The envelope {"error":{message,type,param,code}} for err (new ref). */
 struct json_object *tg_error_envelope(const struct tg_err *err);
+
+/* Anthropic's {"type":"error","error":{"type","message"}} for err (new
+ * ref); *status, when not NULL, the status it goes with. */
+struct json_object *tg_error_envelope_anthropic(const struct tg_err *err,
+                                                int *status);
+
+/* Whether text[0..len) is an error body in envelope e's shape. */
+bool tg_error_envelope_is(enum tg_envelope e, const char *text, size_t len);
 
 #endif

@@ -150,3 +150,27 @@ tg_err_type(const struct tg_err *err)
 {
 	return err->type[0] ? err->type : tg_rc_type(err->rc);
 }
+
+int
+tg_err_anthropic(const struct tg_err *err, const char **type)
+{
+	int status = tg_err_status(err);
+
+	switch (status) {
+	case 401: *type = "authentication_error"; return 401;
+	case 403: *type = "permission_error"; return 403;
+	case 404: *type = "not_found_error"; return 404;
+	case 413: *type = "request_too_large"; return 413;
+	case 429: *type = "rate_limit_error"; return 429;
+	case 408:
+	case 504: *type = "timeout_error"; return 504;
+	case 529: *type = "overloaded_error"; return 529;
+	default: break;
+	}
+	if (status >= 500) {
+		*type = "api_error";
+		return 500;
+	}
+	*type = "invalid_request_error";
+	return 400;
+}

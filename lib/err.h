@@ -65,4 +65,14 @@ void tg_err_clear(struct tg_err *err);
 int tg_err_status(const struct tg_err *err);
 const char *tg_err_type(const struct tg_err *err);
 
+/*
+ * The status and error type err stands for in Anthropic's API, whose
+ * clients know only its own: 400 invalid_request_error (tollgate's 422 and
+ * 405 too), 401 authentication_error, 403 permission_error, 404
+ * not_found_error, 413 request_too_large, 429 rate_limit_error (a budget
+ * refusal too), 504 timeout_error (408 too), 529 overloaded_error, and any
+ * other 5xx 500 api_error.
+ */
+int tg_err_anthropic(const struct tg_err *err, const char **type);
+
 #endif

@@ -666,26 +666,16 @@ upstream_type(long status)
 	}
 }
 
-/* Whether text is an OpenAI error envelope {"error": {...}}. */
-static bool
-is_envelope(const char *text, size_t len)
-{
-	struct json_object *obj = tg_json_parse(text, len);
-	struct json_object *e;
-	bool yes = obj != NULL && json_object_is_type(obj, json_type_object) &&
-	           json_object_object_get_ex(obj, "error", &e) &&
-	           json_object_is_type(e, json_type_object);
-
-	json_object_put(obj);
-	return yes;
-}
-
 /* The answer for a non-2xx upstream status (no charge). */
 static enum tg_rc
 upstream_error(struct tg_req *req, const struct tg_upstream_response *resp,
                struct tg_err *err)
 {
-	if (resp->body != NULL && is_envelope(resp->body, resp->body_len)) {
+	/* The upstream's own error, when it is in the client's API's
+	 * shape; else in tollgate's words, in that shape. */
+	if (resp->body != NULL &&
+	    tg_error_envelope_is(tg_req_envelope(req), resp->body,
+	                         resp->body_len)) {
 		tg_req_respond_raw(req, (int)resp->status, resp->body,
 		                   resp->body_len);
 		return TG_OK;
@@ -750,11 +740,17 @@ struct outcome {
  * attempt whose events reached the client is final (another try cannot
  * undo them).
  */
+static const char *
+client_header(const void *req, const char *name)
+{
+	return tg_req_header(req, name);
+}
+
 static void
 attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 {
 	struct tg_upstream_request rq;
-	char *up_body;
+	char *up_body, *headers[8];
 	size_t up_len;
 
 	memset(o, 0, sizeof(*o));
@@ -769,6 +765,9 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 		rq.body = up_body;
 		rq.body_len = up_len;
 		rq.timeout_s = o->d->timeout_s;
+		tg_upstream_client_headers(o->d, client_header, c->req, headers,
+		                           8);
+		rq.headers = (const char *const *)headers;
 		tg_err_clear(&o->up_err);
 		if (r != NULL) {
 			tg_relay_attempt(r, o->d);
@@ -780,6 +779,7 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 			                            &o->up_err);
 		}
 		free(up_body);
+		tg_upstream_headers_free(headers);
 		if ((r != NULL && r->started) ||
 		    !retryable(o->up_rc, &o->resp) ||
 		    o->attempts > c->cfg->num_retries)
@@ -1047,4 +1047,10 @@ enum tg_rc
 tg_meter_completions(struct tg_req *req, struct tg_err *err)
 {
 	return meter(req, &tg_api_completions, err);
+}
+
+enum tg_rc
+tg_meter_messages(struct tg_req *req, struct tg_err *err)
+{
+	return meter(req, &tg_api_messages, err);
 }

@@ -31,6 +31,7 @@ enum tg_rc tg_meter_chat(struct tg_req *req, struct tg_err *err);
 enum tg_rc tg_meter_responses(struct tg_req *req, struct tg_err *err);
 enum tg_rc tg_meter_embeddings(struct tg_req *req, struct tg_err *err);
 enum tg_rc tg_meter_completions(struct tg_req *req, struct tg_err *err);
+enum tg_rc tg_meter_messages(struct tg_req *req, struct tg_err *err);
 
 /* A metered route of the API whose adapter is tg_api_<api>: its fields,
  * its handler. */

@@ -6,16 +6,18 @@
 
 #include "provider.h"
 
+static const char *const anthropic_headers[] = {"anthropic-beta", NULL};
+
 static const struct tg_provider_info providers[] = {
         [TG_PROVIDER_OPENAI] = {.id = TG_PROVIDER_OPENAI,
                                 .name = "openai",
                                 .default_base = "https://api.openai.com/v1",
                                 .auth = TG_PROVIDER_AUTH_BEARER,
-                                .apis = TG_API_ALL},
+                                .apis = TG_API_OPENAI},
         [TG_PROVIDER_AZURE] = {.id = TG_PROVIDER_AZURE,
                                .name = "azure",
                                .auth = TG_PROVIDER_AUTH_API_KEY,
-                               .apis = TG_API_ALL,
+                               .apis = TG_API_OPENAI,
                                .azure_path = true},
         [TG_PROVIDER_MISTRAL] = {.id = TG_PROVIDER_MISTRAL,
                                  .name = "mistral",
@@ -34,6 +36,15 @@ static const struct tg_provider_info providers[] = {
                               .auth = TG_PROVIDER_AUTH_NONE,
                               .apis = TG_API_ALL,
                               .local = true},
+        [TG_PROVIDER_ANTHROPIC] = {.id = TG_PROVIDER_ANTHROPIC,
+                                   .name = "anthropic",
+                                   .default_base = "https://api.anthropic.com",
+                                   .auth = TG_PROVIDER_AUTH_X_API_KEY,
+                                   .apis = TG_API_BIT(TG_API_MESSAGES),
+                                   .version_header = "anthropic-version",
+                                   .default_version = "2023-06-01",
+                                   .client_headers = anthropic_headers,
+                                   .count_tokens = true},
 };
 #define NPROVIDERS (sizeof(providers) / sizeof(providers[0]))
 
@@ -63,6 +74,7 @@ tg_api_path(enum tg_api api)
 	case TG_API_RESPONSES: return "/responses";
 	case TG_API_EMBEDDINGS: return "/embeddings";
 	case TG_API_COMPLETIONS: return "/completions";
+	case TG_API_MESSAGES: return "/v1/messages";
 	case TG_API_COUNT: break;
 	}
 	return "/chat/completions";

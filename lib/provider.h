@@ -17,6 +17,7 @@ enum tg_provider {
 	TG_PROVIDER_AZURE,   /* azure/<deployment> */
 	TG_PROVIDER_MISTRAL, /* mistral/<m> */
 	TG_PROVIDER_MOCK, /* mock/<m>: answers locally, priced like any other */
+	TG_PROVIDER_ANTHROPIC, /* anthropic/<m>: the Messages API */
 };
 
 /*
@@ -28,18 +29,25 @@ enum tg_api {
 	TG_API_RESPONSES,   /* /responses (the OpenAI Responses API) */
 	TG_API_EMBEDDINGS,  /* /embeddings */
 	TG_API_COMPLETIONS, /* /completions (legacy text completions) */
+	TG_API_MESSAGES,    /* /v1/messages (Anthropic's Messages API) */
 	TG_API_COUNT
 };
 #define TG_API_BIT(a) (1u << (a))
 #define TG_API_ALL    (TG_API_BIT(TG_API_COUNT) - 1u)
+/* The APIs of OpenAI's shape. */
+#define TG_API_OPENAI                                                          \
+	(TG_API_BIT(TG_API_CHAT) | TG_API_BIT(TG_API_RESPONSES) |              \
+	 TG_API_BIT(TG_API_EMBEDDINGS) | TG_API_BIT(TG_API_COMPLETIONS))
 
-/* "/chat/completions", "/responses", ...: the API's path below a base. */
+/* "/chat/completions", "/responses", ...: the API's path below a base
+ * ("/v1/messages": Anthropic's base has no version in it). */
 const char *tg_api_path(enum tg_api api);
 
 enum tg_provider_auth {
 	TG_PROVIDER_AUTH_NONE,
-	TG_PROVIDER_AUTH_BEARER,  /* Authorization: Bearer <key> */
-	TG_PROVIDER_AUTH_API_KEY, /* api-key: <key> (Azure) */
+	TG_PROVIDER_AUTH_BEARER,    /* Authorization: Bearer <key> */
+	TG_PROVIDER_AUTH_API_KEY,   /* api-key: <key> (Azure) */
+	TG_PROVIDER_AUTH_X_API_KEY, /* x-api-key: <key> (Anthropic) */
 };
 
 struct tg_provider_info {
@@ -55,6 +63,16 @@ struct tg_provider_info {
 	 * chunk instead. */
 	bool no_stream_options;
 	bool local; /* no network: answered by lib/upstream_mock.c */
+	/* A header naming the API version, sent on every call with the
+	 * deployment's api_version, else default_version (Anthropic's
+	 * anthropic-version); NULL: none. */
+	const char *version_header;
+	const char *default_version;
+	/* The client's headers passed on to the upstream when present
+	 * (Anthropic's anthropic-beta), NULL-terminated; NULL: none. */
+	const char *const *client_headers;
+	/* Answers /v1/messages/count_tokens. */
+	bool count_tokens;
 };
 
 /* The row of p (never NULL). */
@@ -67,7 +85,7 @@ const struct tg_provider_info *tg_provider_by_name(const char *prefix,
 /* Whether deployments of p can serve api. */
 bool tg_provider_serves(enum tg_provider p, enum tg_api api);
 
-/* "openai", "azure", "mistral", "mock". */
+/* "openai", "azure", "mistral", "mock", "anthropic". */
 const char *tg_provider_name(enum tg_provider p);
 
 /* The names of every provider, ", "-separated, for messages. */

@@ -31,6 +31,7 @@ tg_relay_attempt(struct tg_relay *r, const struct tg_deployment *d)
 	memset(r->seen, 0, sizeof(r->seen));
 	memset(r->finished, 0, sizeof(r->finished));
 	r->sequence = 0;
+	r->output_counted = false;
 	r->held_len = 0;
 	tg_sse_free(&r->sse);
 	tg_sse_init(&r->sse, 0);

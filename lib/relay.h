@@ -39,6 +39,9 @@ struct tg_relay {
 	uint64_t seen[2], finished[2];
 	/* The Responses API: the last sequence_number relayed. */
 	int64_t sequence;
+	/* Anthropic's: a message_delta gave the output's count (until then
+	 * the text relayed bounds it). */
+	bool output_counted;
 
 	/* Internal. */
 	struct tg_sse sse;

@@ -509,7 +509,8 @@ perform(const struct tg_deployment *d, const struct tg_upstream_request *rq,
 	struct tg_upstream_response r;
 	struct curl_slist *headers = NULL;
 	struct sink sink = {NULL, 0, 0, false, NULL, fn, arg, TG_OK};
-	char *base = NULL, *url = NULL, *auth = NULL, *ct = NULL;
+	char *base = NULL, *url = NULL, *auth = NULL, *version = NULL;
+	char *ct = NULL;
 	char key[300], host[280];
 	enum tg_rc rc = TG_OK;
 	const char *method = rq->method != NULL ? rq->method : "POST";
@@ -568,9 +569,19 @@ perform(const struct tg_deployment *d, const struct tg_upstream_request *rq,
 		auth = prov->auth == TG_PROVIDER_AUTH_BEARER
 		               ? header_line("Authorization", "Bearer ",
 		                             d->api_key)
+		       : prov->auth == TG_PROVIDER_AUTH_X_API_KEY
+		               ? header_line("x-api-key", "", d->api_key)
 		               : header_line("api-key", "", d->api_key);
 		headers = curl_slist_append(headers, auth);
 	}
+	if (prov->version_header != NULL) {
+		version = header_line(prov->version_header, "",
+		                      d->api_version ? d->api_version
+		                                     : prov->default_version);
+		headers = curl_slist_append(headers, version);
+	}
+	for (size_t i = 0; rq->headers != NULL && rq->headers[i] != NULL; i++)
+		headers = curl_slist_append(headers, rq->headers[i]);
 	if (headers == NULL)
 		abort();
 
@@ -656,10 +667,39 @@ out:
 		memset(auth, 0, strlen(auth));
 		free(auth);
 	}
+	free(version);
 	free(sink.buf);
 	free(url);
 	free(base);
 	return rc;
+}
+
+void
+tg_upstream_client_headers(const struct tg_deployment *d,
+                           const char *(*get)(const void *arg,
+                                              const char *name),
+                           const void *arg, char **lines, size_t n)
+{
+	const char *const *names = tg_provider(d->provider)->client_headers;
+	size_t used = 0;
+
+	for (size_t i = 0; names != NULL && names[i] != NULL && used + 1 < n;
+	     i++) {
+		const char *v = get(arg, names[i]);
+
+		/* The web server gave the value; a line break in it could
+		 * only be an attack on the header block. */
+		if (v != NULL && v[0] != '\0' && strpbrk(v, "\r\n") == NULL)
+			lines[used++] = header_line(names[i], "", v);
+	}
+	lines[used] = NULL;
+}
+
+void
+tg_upstream_headers_free(char **lines)
+{
+	for (size_t i = 0; lines[i] != NULL; i++)
+		free(lines[i]);
 }
 
 enum tg_rc

@@ -64,7 +64,23 @@ struct tg_upstream_request {
 	const char *body;    /* NULL: no body */
 	size_t body_len;
 	long timeout_s; /* <= 0: the default, 600 s */
+	/* Header lines "name: value" to send besides the provider's own
+	 * (the client's that the provider row passes on), NULL-terminated;
+	 * NULL: none. */
+	const char *const *headers;
 };
+
+/*
+ * The header lines of the client's request that d's provider passes on
+ * (its client_headers: Anthropic's anthropic-beta), from get(arg, name)
+ * (NULL when the client sent none), into lines[0..n) as "name: value"
+ * strings, NULL-terminated (n >= 5).  Free with tg_upstream_headers_free().
+ */
+void tg_upstream_client_headers(const struct tg_deployment *d,
+                                const char *(*get)(const void *arg,
+                                                   const char *name),
+                                const void *arg, char **lines, size_t n);
+void tg_upstream_headers_free(char **lines);
 
 /*
  * Send rq to d's upstream and collect the answer (capped at 64 MiB).  Any

@@ -192,6 +192,14 @@ read_input(enum tg_api api, struct json_object *req, struct input *in)
 			read_prompt(v, in);
 		in->limit = int_member(req, "max_tokens", 16);
 		break;
+	case TG_API_MESSAGES:
+		if (json_object_object_get_ex(req, "system", &v))
+			in->prompt_bytes += content_text(v, NULL);
+		if (json_object_object_get_ex(req, "messages", &v) &&
+		    json_object_is_type(v, json_type_array))
+			read_items(v, in);
+		in->limit = int_member(req, "max_tokens", -1);
+		break;
 	case TG_API_COUNT: break;
 	}
 	if (json_object_object_get_ex(req, "stream", &v) &&
@@ -592,6 +600,112 @@ mock_response(const struct input *in, const char *answer, int64_t completion,
 	answer_stream(r, &b);
 }
 
+/* ---- Anthropic's Messages API ---- */
+
+static struct json_object *
+message_usage(int64_t prompt, int64_t completion)
+{
+	struct json_object *u = json_object_new_object();
+
+	add_int(u, "input_tokens", prompt);
+	add_int(u, "cache_creation_input_tokens", 0);
+	add_int(u, "cache_read_input_tokens", 0);
+	add_int(u, "output_tokens", completion);
+	return u;
+}
+
+/* A message object: its content one text block (none while a stream
+ * begins). */
+static struct json_object *
+message_object(const char *id, const struct input *in, const char *answer,
+               const char *stop_reason, struct json_object *usage)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *content = json_object_new_array();
+
+	add_str(o, "id", id);
+	add_str(o, "type", "message");
+	add_str(o, "role", "assistant");
+	add_str(o, "model", in->model);
+	if (answer != NULL) {
+		struct json_object *block = json_object_new_object();
+
+		add_str(block, "type", "text");
+		add_str(block, "text", answer);
+		json_object_array_add(content, block);
+	}
+	json_object_object_add(o, "content", content);
+	json_object_object_add(o, "stop_reason",
+	                       stop_reason ? json_object_new_string(stop_reason)
+	                                   : NULL);
+	json_object_object_add(o, "stop_sequence", NULL);
+	json_object_object_add(o, "usage", usage);
+	return o;
+}
+
+static void
+mock_message(const struct input *in, const char *answer, int64_t completion,
+             bool cut, struct tg_upstream_response *r)
+{
+	int64_t prompt = mock_tokens(in->prompt_bytes);
+	const char *stop = cut ? "max_tokens" : "end_turn";
+	struct json_object *e, *part, *u;
+	struct buf b = {NULL, 0};
+	char uuid[37], id[48];
+
+	tg_uuid_new(uuid);
+	snprintf(id, sizeof(id), "msg_mock_%s", uuid);
+	if (!in->stream) {
+		answer_json(r,
+		            message_object(id, in, answer, stop,
+		                           message_usage(prompt, completion)));
+		return;
+	}
+	/* message_start carries the input side; message_delta the
+	 * cumulative counts at the end. */
+	e = json_object_new_object();
+	add_str(e, "type", "message_start");
+	json_object_object_add(
+	        e, "message",
+	        message_object(id, in, NULL, NULL, message_usage(prompt, 1)));
+	add_event(&b, "message_start", e);
+	e = json_object_new_object();
+	add_str(e, "type", "content_block_start");
+	add_int(e, "index", 0);
+	part = json_object_new_object();
+	add_str(part, "type", "text");
+	add_str(part, "text", "");
+	json_object_object_add(e, "content_block", part);
+	add_event(&b, "content_block_start", e);
+	if (answer[0] != '\0') {
+		e = json_object_new_object();
+		add_str(e, "type", "content_block_delta");
+		add_int(e, "index", 0);
+		part = json_object_new_object();
+		add_str(part, "type", "text_delta");
+		add_str(part, "text", answer);
+		json_object_object_add(e, "delta", part);
+		add_event(&b, "content_block_delta", e);
+	}
+	e = json_object_new_object();
+	add_str(e, "type", "content_block_stop");
+	add_int(e, "index", 0);
+	add_event(&b, "content_block_stop", e);
+	e = json_object_new_object();
+	add_str(e, "type", "message_delta");
+	part = json_object_new_object();
+	add_str(part, "stop_reason", stop);
+	json_object_object_add(part, "stop_sequence", NULL);
+	json_object_object_add(e, "delta", part);
+	u = message_usage(prompt, completion);
+	json_object_object_add(e, "usage", u);
+	add_event(&b, "message_delta", e);
+	e = json_object_new_object();
+	add_str(e, "type", "message_stop");
+	add_event(&b, "message_stop", e);
+	answer_stream(r, &b);
+}
+
 /* ---- embeddings ---- */
 
 /* A deterministic vector of dims floats for text: bytes of its SHA-256,
@@ -721,6 +835,9 @@ tg_upstream_mock(const struct tg_deployment *d,
 		mock_response(&in, answer, completion, cut, r);
 		break;
 	case TG_API_EMBEDDINGS: mock_embeddings(req, &in, r); break;
+	case TG_API_MESSAGES:
+		mock_message(&in, answer, completion, cut, r);
+		break;
 	case TG_API_COUNT: answer_error(r, 404, "mock: no such API"); break;
 	}
 out:

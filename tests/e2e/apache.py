@@ -161,6 +161,18 @@ def routes(t, env, srv, tag):
             g = env.request("GET", "/v1/responses/%s/input_items" % rid, server=srv)
             t.is_eq(g.status, 200, "%s: GET /v1/responses/<id>/input_items (responses)"
                     % tag, g.text[:200])
+    # Anthropic's Messages API reaches its program (its errors in
+    # Anthropic's envelope), charged to the customer named in a header.
+    r = env.request("POST", "/v1/messages", server=srv, headers={"x-litellm-customer-id": user},
+                    body={"model": "fake-claude", "max_tokens": 10,
+                          "messages": [{"role": "user", "content": "hi"}]})
+    row = env.ledger_row(r.header("x-litellm-call-id") or "") or {}
+    t.is_eq((r.status, row.get("end_user")), (200, user),
+            "%s: /v1/messages (messages), charged to the customer" % tag, r.text[:200])
+    r = env.request("POST", "/v1/messages", server=srv, body={"model": "fake-claude"})
+    t.is_eq((r.status, (r.json or {}).get("type")), (400, "error"),
+            "%s: /v1/messages without max_tokens: 400 in Anthropic's envelope" % tag,
+            r.text[:200])
     r = env.request("GET", "/chat/completions", server=srv)
     env.check_error(r, 405, "invalid_request_error", what="%s: GET /chat/completions" % tag)
     r = env.request("GET", "/no/such/path?x=1", server=srv)
@@ -370,7 +382,13 @@ def deflate_holds_cgi_streams(t, env, srv, tag):
 
 
 def main(t, env):
-    cfg = env.write_config("main", env.config())
+    cfg = env.write_config("main", env.config(models=[
+        env.model("fake-gpt"), env.model("fake-gpt-2"),
+        {"model_name": "fake-claude",
+         "litellm_params": {"model": "anthropic/fake-claude", "api_base": env.upstream.base,
+                            "api_key": H.UPSTREAM_KEY},
+         "model_info": {"input_cost_per_token": H.IN_PRICE,
+                        "output_cost_per_token": H.OUT_PRICE}}]))
     for tag, shape, kw in SHAPES:
         why = H.apache_missing(shape)
         if why:

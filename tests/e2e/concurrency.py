@@ -3,8 +3,9 @@
 
 1. 50 parallel calls for one customer whose budget admits 20 of them (each
    request's admission estimate equals its actual cost), on every LLM route
-   (chat, responses, embeddings, completions; SPEC 11): spend never exceeds
-   max_budget, the others get 429 budget_exceeded, spend ==
+   (chat, responses, Anthropic's messages, embeddings, completions; SPEC
+   11): spend never exceeds max_budget, the others get 429 budget_exceeded
+   (rate_limit_error in Anthropic's envelope on /v1/messages), spend ==
    SUM(spend_logs.spend), nothing stays reserved.
 2. 200 parallel chats over 20 new customers (created by their first
    requests, concurrently): no lost update, each customer's spend equals
@@ -24,7 +25,9 @@ from harness import Decimal, cost, dec  # noqa: E402
 
 
 PATHS = {"chat": "/chat/completions", "responses": "/v1/responses",
-         "embeddings": "/v1/embeddings", "completions": "/v1/completions"}
+         "messages": "/v1/messages", "embeddings": "/v1/embeddings",
+         "completions": "/v1/completions"}
+ROUTES = ("chat", "responses", "messages", "embeddings", "completions")
 
 
 def exact_body(route, user, bound, fake):
@@ -44,6 +47,12 @@ def exact_body(route, user, bound, fake):
         if route == "responses":
             obj = {"model": "fake-gpt", "input": "hi", "max_output_tokens": bound,
                    "user": user,
+                   "fake": dict(fake, usage={"input_tokens": n, "output_tokens": bound})}
+        elif route == "messages":
+            # The model's anthropic/ deployment (main()), without cache
+            # prices: the hold is every byte at the input price.
+            obj = {"model": "fake-gpt", "max_tokens": bound, "metadata": {"user_id": user},
+                   "messages": [{"role": "user", "content": "hi"}],
                    "fake": dict(fake, usage={"input_tokens": n, "output_tokens": bound})}
         else:
             obj = {"model": "fake-gpt", "prompt": "hi", "max_tokens": bound, "user": user,
@@ -81,7 +90,8 @@ def budget_race(t, env, srv, route="chat"):
     ok_rows = int(env.sql("SELECT COUNT(*) FROM spend_logs WHERE end_user = %s AND status = "
                           "'success'" % H.sql_quote(user))[0][0])
     to_upstream = sum(1 for q in env.upstream.requests()
-                      if (q.get("json") or {}).get("user") == user)
+                      if user in ((q.get("json") or {}).get("user"),
+                                  ((q.get("json") or {}).get("metadata") or {}).get("user_id")))
 
     t.diag(what + "estimate per call %s (body %d bytes, max_tokens %d)" % (est, n, max_tokens))
     t.diag(what + "admitted %d, refused %d, other %s" % (
@@ -98,9 +108,10 @@ def budget_race(t, env, srv, route="chat"):
     t.is_eq(spend, est * admitted, what + "spend = admitted x cost")
     t.is_eq(ok_rows, admitted, what + "one success ledger row per admitted call")
     t.is_eq(to_upstream, admitted, what + "refused calls never reached the upstream")
+    refusal = "rate_limit_error" if route == "messages" else "budget_exceeded"
     bad = [r for r in resps if r.status == 429 and not (
-        r.error.get("type") == "budget_exceeded" and r.header("x-should-retry") == "false")]
-    t.is_eq(len(bad), 0, what + "every 429 is budget_exceeded with x-should-retry: false",
+        r.error.get("type") == refusal and r.header("x-should-retry") == "false")]
+    t.is_eq(len(bad), 0, what + "every 429 is %s with x-should-retry: false" % refusal,
             *[repr(r) for r in bad[:3]])
     costs = set(dec(r.header("x-litellm-response-cost")) for r in resps if r.status == 200)
     t.is_eq(costs, {est} if admitted else set(), what + "each admitted call cost the estimate")
@@ -151,9 +162,12 @@ def many_customers(t, env, srv):
 
 
 def main(t, env):
-    cfg = env.write_config("main", env.config())
+    # fake-gpt has an anthropic/ deployment too, for /v1/messages.
+    cfg = env.write_config("main", env.config(models=[
+        env.model("fake-gpt"), env.model("fake-gpt-2"),
+        env.model("fake-gpt", api_base=env.upstream.base, model="anthropic/fake-gpt")]))
     srv = env.start_lighttpd(cfg, max_procs=8)
-    for route in ("chat", "responses", "embeddings", "completions"):
+    for route in ROUTES:
         budget_race(t, env, srv, route)
     many_customers(t, env, srv)
 

@@ -2,14 +2,15 @@
 """faults: the ledger's promise under faults (SPEC 4.3, 4.4, 4.5, 11).
 
 Each case runs mixed streamed and non-streamed load on the LLM routes
-(chat completions and the Responses API, streamed and not, and
-embeddings), one call per fresh customer (so a customer's rows are its
+(chat completions, the Responses API and Anthropic's Messages API,
+streamed and not, and embeddings), one call per fresh customer (so a customer's rows are its
 call's), all customers on a tier with a max_budget, injects a fault, lets
 the spool replay and the reclaim run, and then checks:
 - every call the fake upstream answered has exactly one ledger row
   (success, failure or unsettled): nothing lost, no request id twice;
 - every answer a client received whole (a 200 body, or a stream that ended
-  as its API ends one: [DONE], response.completed) is charged in a success
+  as its API ends one: [DONE], response.completed, message_stop) is
+  charged in a success
   row;
 - for every customer spend <= max_budget, spend == the sum of its rows and
   reserved == 0; no hold rows are left and the spool is empty.
@@ -38,8 +39,9 @@ TIMEOUT = 6  # the deployments' timeout: a hold lasts 6 + 1 s
 TIER = "fault-tier"
 TIER_MAX = Decimal("0.05")
 PATHS = {"chat": "/chat/completions", "responses": "/v1/responses",
-         "embeddings": "/v1/embeddings"}
-LLM_PROGRAMS = ("chat_completions", "responses", "embeddings")
+         "messages": "/v1/messages", "embeddings": "/v1/embeddings"}
+LLM_PROGRAMS = ("chat_completions", "responses", "messages", "embeddings")
+ROUTES = ("chat", "responses", "messages", "embeddings")
 
 
 def ended(route, s):
@@ -48,6 +50,8 @@ def ended(route, s):
         return False
     if route == "responses":
         return (s.events[-1]["json"] or {}).get("type") == "response.completed"
+    if route == "messages":
+        return (s.events[-1]["json"] or {}).get("type") == "message_stop"
     return s.events[-1]["done"]
 
 
@@ -56,7 +60,7 @@ class Load:
     stopped.  Records what each client got."""
 
     def __init__(self, env, srv, case, threads=6, model="fake-gpt", stream_share=0.5,
-                 stream_fake=None, plain_fake=None, routes=("chat", "responses", "embeddings")):
+                 stream_fake=None, plain_fake=None, routes=ROUTES):
         self.env, self.srv, self.case = env, srv, case
         self.routes = routes
         self.model = model
@@ -75,7 +79,7 @@ class Load:
             return "%s-%d" % (self.case, self.n)
 
     def one(self, user, stream, route):
-        """One call of route ("chat", "responses", "embeddings")."""
+        """One call of route ("chat", "responses", "messages", "embeddings")."""
         kind = "%s %s" % (route, "stream" if stream else "plain")
         try:
             if stream:
@@ -97,6 +101,10 @@ class Load:
         if route == "embeddings":
             return {"model": self.model, "input": ["hello", "world"], "user": user,
                     "fake": dict(fake)}
+        if route == "messages":
+            # The model's anthropic/ deployment serves it (main()).
+            return {"model": self.model, "max_tokens": 100, "metadata": {"user_id": user},
+                    "messages": [{"role": "user", "content": "hello"}], "fake": dict(fake)}
         return self.env.chat_body(user=user, model=self.model, fake=dict(fake))
 
     def _run(self, i):
@@ -224,7 +232,7 @@ def kill_workers(t, env, srv, spool):
     time.sleep(1.0)
     load.stop()
     t.diag("%s: workers killed %s" % (case, dict(killed)))
-    t.cmp_ok(kills, ">=", 5, "%s: LLM workers killed (chat, responses, embeddings)" % case)
+    t.cmp_ok(kills, ">=", 5, "%s: LLM workers killed (chat, responses, messages, embeddings)" % case)
     t.ok(H.wait_for(lambda: all(srv.program_pids(p) for p in LLM_PROGRAMS), timeout=10),
          "%s: lighttpd runs the LLM workers again" % case)
     r = env.chat(user="%s-after" % case, server=srv)
@@ -274,11 +282,12 @@ def upstream_killed(t, env, srv, second, spool):
     # upstream at once when it dies.
     load = Load(env, srv, case, threads=4, model="fake-gpt-b", stream_share=1.0,
                 stream_fake={"chunks": 20, "stream_interval": 0.2},
-                routes=("chat", "responses")).start()
+                routes=("chat", "responses", "messages")).start()
     seen = H.wait_for(lambda: len(second.requests()) >= 4, timeout=10)
     t.ok(seen, "%s: streams running at the second upstream" % case)
     time.sleep(0.6)
-    users = {q["json"]["user"] for q in second.requests() if isinstance(q.get("json"), dict)}
+    users = {q["json"].get("user") or q["json"]["metadata"]["user_id"]
+             for q in second.requests() if isinstance(q.get("json"), dict)}
     os.kill(second.proc.pid, signal.SIGKILL)
     second.proc.wait()
     time.sleep(1.0)
@@ -289,7 +298,8 @@ def upstream_killed(t, env, srv, second, spool):
     t.ok(rows and all(s == "failure" and dec(v) > 0 for s, v in rows),
          "%s: the cut streams are failure rows with a charge" % case, repr(rows))
     cut = [u for u in users if load.results.get(u, ("", ""))[1] == "complete"]
-    t.ok(not cut, "%s: no cut stream ended as a whole one ([DONE], response.completed)"
+    t.ok(not cut, "%s: no cut stream ended as a whole one ([DONE], response.completed, "
+         "message_stop)"
          % case, repr(cut))
     kinds = collections.Counter(load.results[u][0] for u in users if u in load.results)
     t.diag("%s: cut streams by route %s" % (case, dict(kinds)))
@@ -301,9 +311,15 @@ def main(t, env):
     second = H.FakeUpstream(os.path.join(env.tmp))
     second.log = os.path.join(env.tmp, "fake_upstream_b.log")
     second.start()
+    # Each model name has an OpenAI-format and an anthropic/ deployment on
+    # the same upstream: each route's calls go to the one with its API.
     cfg = env.config(
         models=[env.model("fake-gpt", timeout=TIMEOUT),
-                env.model("fake-gpt-b", timeout=TIMEOUT, api_base=second.base + "/v1")],
+                env.model("fake-gpt", timeout=TIMEOUT, api_base=env.upstream.base,
+                          model="anthropic/fake-gpt"),
+                env.model("fake-gpt-b", timeout=TIMEOUT, api_base=second.base + "/v1"),
+                env.model("fake-gpt-b", timeout=TIMEOUT, api_base=second.base,
+                          model="anthropic/fake-gpt-b")],
         litellm_settings={"max_end_user_budget_id": TIER},
         extra={"tollgate_settings": {"hold_grace": 1, "reclaim_interval": 1,
                                      "spool_dir": spool}})

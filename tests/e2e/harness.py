@@ -72,8 +72,9 @@ DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
 UI_DIR = os.path.join(BUILDDIR, "ui", "www")
 FAKE_UPSTREAM = os.path.join(HERE, "fake_upstream.py")
 
-PROGRAMS = ("chat_completions", "responses", "embeddings", "completions", "customer_new",
-            "customer_info", "customer", "budget_new", "budget", "health", "models", "key")
+PROGRAMS = ("chat_completions", "responses", "messages", "embeddings", "completions",
+            "customer_new", "customer_info", "customer", "budget_new", "budget", "health",
+            "models", "key")
 MASTER_KEY = "sk-1234"
 UPSTREAM_KEY = "sk-fake-upstream"
 
@@ -1445,7 +1446,7 @@ class Apache:
         cmd = [os.path.join(self.vardir, "tollgate-spawn"), "-d", self.sockdir,
                "-p", os.path.join(self.sockdir, "tollgate-spawn.pid"),
                "-n", str(int(self.max_procs))] + [
-               os.path.join(self.bindir, p) for p in ("chat_completions", "responses")] + [
+               os.path.join(self.bindir, p) for p in ("chat_completions", "responses", "messages")] + [
                "-n", "2"] + [os.path.join(self.bindir, p)
                              for p in ("embeddings", "completions", "customer_new",
                                        "customer_info", "customer", "budget_new",

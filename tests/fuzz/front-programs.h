@@ -25,6 +25,7 @@ extern const struct tg_program *const fuzz_prog_models;
 extern const struct tg_program *const fuzz_prog_responses;
 extern const struct tg_program *const fuzz_prog_embeddings;
 extern const struct tg_program *const fuzz_prog_completions;
+extern const struct tg_program *const fuzz_prog_messages;
 
 /* The renamed main() of each program. */
 int fuzz_main_budget(void);
@@ -35,6 +36,7 @@ int fuzz_main_customer_info(void);
 int fuzz_main_customer_new(void);
 int fuzz_main_health(void);
 int fuzz_main_key(void);
+int fuzz_main_messages(void);
 int fuzz_main_models(void);
 int fuzz_main_responses(void);
 int fuzz_main_embeddings(void);

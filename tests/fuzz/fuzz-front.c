@@ -136,7 +136,7 @@ program_for(const char *path)
 	        fuzz_prog_customer_new,     fuzz_prog_customer_info,
 	        fuzz_prog_customer,         fuzz_prog_budget_new,
 	        fuzz_prog_budget,           fuzz_prog_key,
-	        fuzz_prog_models,
+	        fuzz_prog_models,           fuzz_prog_messages,
 	};
 
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++)
@@ -295,6 +295,46 @@ member_string(struct json_object *o, const char *key)
 	return json_object_get_string(v);
 }
 
+/* The answer in Anthropic's envelope (the messages program's): one of its
+ * client-error statuses and types, the same message. */
+static void
+check_anthropic(const struct tg_err *err)
+{
+	static const char *const types[] = {
+	        "invalid_request_error", "authentication_error",
+	        "permission_error",      "not_found_error",
+	        "request_too_large",
+	};
+	int status = 0;
+	struct json_object *env = tg_error_envelope_anthropic(err, &status);
+	struct json_object *back, *inner;
+	const char *text, *type;
+	size_t len;
+	bool known = false;
+
+	if (status != 400 && status != 401 && status != 404 && status != 413)
+		fail("Anthropic status %d for %d", status, tg_err_status(err));
+	text = json_object_to_json_string_length(
+	        env, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+	        &len);
+	back = json_tokener_parse(text);
+	type = back != NULL ? member_string(back, "type") : NULL;
+	if (type == NULL || strcmp(type, "error") != 0 ||
+	    !json_object_object_get_ex(back, "error", &inner))
+		fail("Anthropic's envelope does not read back: %s", text);
+	type = member_string(inner, "type");
+	for (size_t i = 0; type != NULL && i < sizeof(types) / sizeof(types[0]);
+	     i++)
+		known |= strcmp(type, types[i]) == 0;
+	if (!known)
+		fail("Anthropic's envelope has type %s", type ? type : "none");
+	if (member_string(inner, "message") == NULL ||
+	    strcmp(member_string(inner, "message"), err->message) != 0)
+		fail("Anthropic's envelope message differs: %s", text);
+	json_object_put(back);
+	json_object_put(env);
+}
+
 /* The answer a client gets for err. */
 static void
 check_error(const struct request *rq, const struct tg_err *err)
@@ -350,6 +390,8 @@ check_error(const struct request *rq, const struct tg_err *err)
 		fail("envelope code differs: %s", text);
 	json_object_put(back);
 	json_object_put(env);
+	if (rq->prog->envelope == TG_ENVELOPE_ANTHROPIC)
+		check_anthropic(err);
 }
 
 /* One line of in[*pos..end): its start and length without CR LF / LF. */

@@ -128,8 +128,8 @@ static const struct {
          NULL, 4, "model 'x' has no litellm_params.model"},
         {__LINE__,
          "model_list:\n  - model_name: c\n    litellm_params:\n"
-         "      model: anthropic/claude-3-haiku\n",
-         NULL, 4, "unsupported provider 'anthropic'"},
+         "      model: cohere/command-r\n",
+         NULL, 4, "unsupported provider 'cohere'"},
         {__LINE__,
          "model_list:\n  - model_name: c\n    litellm_params:\n"
          "      model: huggingface/meta/llama\n",
