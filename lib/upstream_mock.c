@@ -30,34 +30,19 @@ mock_tokens(size_t bytes)
 	return t < 1 ? 1 : t;
 }
 
-/* A growing text (the echo, a stream). */
-struct buf {
-	char *p;
-	size_t len;
-};
-
-static void
-buf_add(struct buf *b, const char *s, size_t n)
-{
-	b->p = tg_xrealloc(b->p, b->len + n + 1);
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
 /*
  * Text of a message's content: a string, or the "text" of each part of an
  * array of parts, appended to b (NULL: only counted).  Returns the bytes.
  */
 static size_t
-content_text(struct json_object *content, struct buf *b)
+content_text(struct json_object *content, struct tg_buf *b)
 {
 	size_t total = 0, n;
 
 	if (json_object_is_type(content, json_type_string)) {
 		n = (size_t)json_object_get_string_len(content);
 		if (b != NULL)
-			buf_add(b, json_object_get_string(content), n);
+			tg_buf_add(b, json_object_get_string(content), n);
 		return n;
 	}
 	if (!json_object_is_type(content, json_type_array))
@@ -79,7 +64,7 @@ content_text(struct json_object *content, struct buf *b)
  */
 struct input {
 	size_t prompt_bytes;
-	struct buf echo;
+	struct tg_buf echo;
 	int64_t limit;
 	bool stream, include_usage;
 	const char *model;
@@ -274,19 +259,19 @@ json_text(struct json_object *o, size_t *n)
 /* Append o to b as one event ("event: <name>\n" first unless NULL), and
  * drop the reference. */
 static void
-add_event(struct buf *b, const char *name, struct json_object *o)
+add_event(struct tg_buf *b, const char *name, struct json_object *o)
 {
 	size_t n;
 	const char *text = json_text(o, &n);
 
 	if (name != NULL) {
-		buf_add(b, "event: ", 7);
-		buf_add(b, name, strlen(name));
-		buf_add(b, "\n", 1);
+		tg_buf_add(b, "event: ", 7);
+		tg_buf_add(b, name, strlen(name));
+		tg_buf_add(b, "\n", 1);
 	}
-	buf_add(b, "data: ", 6);
-	buf_add(b, text, n);
-	buf_add(b, "\n\n", 2);
+	tg_buf_add(b, "data: ", 6);
+	tg_buf_add(b, text, n);
+	tg_buf_add(b, "\n\n", 2);
 	json_object_put(o);
 }
 
@@ -305,7 +290,7 @@ answer_json(struct tg_upstream_response *r, struct json_object *o)
 }
 
 static void
-answer_stream(struct tg_upstream_response *r, struct buf *b)
+answer_stream(struct tg_upstream_response *r, struct tg_buf *b)
 {
 	r->status = 200;
 	r->body = b->p;
@@ -336,9 +321,10 @@ answer_error(struct tg_upstream_response *r, int status, const char *message)
 /* One chunk of a choices stream (chat.completion.chunk or text_completion)
  * as "data: ...\n\n"; delta (chat) or text (completions). */
 static void
-choices_chunk(struct buf *b, enum tg_api api, const char *id, int64_t created,
-              const char *model, struct json_object *delta, const char *text,
-              const char *finish_reason, struct json_object *usage)
+choices_chunk(struct tg_buf *b, enum tg_api api, const char *id,
+              int64_t created, const char *model, struct json_object *delta,
+              const char *text, const char *finish_reason,
+              struct json_object *usage)
 {
 	struct json_object *c = json_object_new_object();
 	struct json_object *choices = json_object_new_array();
@@ -380,7 +366,7 @@ stream_choices(enum tg_api api, const struct input *in, const char *id,
                struct tg_upstream_response *r)
 {
 	int64_t created = (int64_t)time(NULL);
-	struct buf b = {NULL, 0};
+	struct tg_buf b = {NULL, 0};
 	struct json_object *delta;
 	bool chat = api == TG_API_CHAT;
 
@@ -406,7 +392,7 @@ stream_choices(enum tg_api api, const struct input *in, const char *id,
 		choices_chunk(
 		        &b, api, id, created, in->model, NULL, NULL, NULL,
 		        mock_usage(mock_tokens(in->prompt_bytes), completion));
-	buf_add(&b, "data: [DONE]\n\n", 14);
+	tg_buf_add(&b, "data: [DONE]\n\n", 14);
 	answer_stream(r, &b);
 }
 
@@ -540,7 +526,7 @@ response_event(const char *type, int *seq)
 
 /* An output_text event of the message item's one part: key is the text. */
 static void
-text_event(struct buf *b, const char *type, int *seq, const char *msg_id,
+text_event(struct tg_buf *b, const char *type, int *seq, const char *msg_id,
            const char *key, const char *text)
 {
 	struct json_object *e = response_event(type, seq);
@@ -559,7 +545,7 @@ mock_response(const struct input *in, const char *answer, int64_t completion,
 	int64_t prompt = mock_tokens(in->prompt_bytes);
 	char uuid[37], id[48], msg_id[48];
 	struct json_object *e, *item, *part;
-	struct buf b = {NULL, 0};
+	struct tg_buf b = {NULL, 0};
 	int seq = 0;
 
 	tg_uuid_new(uuid);
@@ -650,7 +636,7 @@ mock_message(const struct input *in, const char *answer, int64_t completion,
 	int64_t prompt = mock_tokens(in->prompt_bytes);
 	const char *stop = cut ? "max_tokens" : "end_turn";
 	struct json_object *e, *part, *u;
-	struct buf b = {NULL, 0};
+	struct tg_buf b = {NULL, 0};
 	char uuid[37], id[48];
 
 	tg_uuid_new(uuid);

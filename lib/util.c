@@ -691,3 +691,20 @@ tg_now_us(void)
 		abort(); /* cannot fail with a valid clock id */
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+void
+tg_buf_add(struct tg_buf *b, const char *s, size_t n)
+{
+	b->p = tg_xrealloc(b->p, b->len + n + 1);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void
+tg_buf_free(struct tg_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = 0;
+}

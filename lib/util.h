@@ -83,4 +83,15 @@ void *tg_xrealloc(void *p, size_t n);
 char *tg_xstrdup(const char *s);
 char *tg_xstrndup(const char *s, size_t n);
 
+/* A growing text, always NUL-terminated once anything was added ({NULL,
+ * 0} is empty). */
+struct tg_buf {
+	char *p;
+	size_t len;
+};
+
+/* Append s[0..n) to b. */
+void tg_buf_add(struct tg_buf *b, const char *s, size_t n);
+void tg_buf_free(struct tg_buf *b);
+
 #endif
