@@ -18,6 +18,16 @@ through like any unknown field:
         "delay": 2.5,               # seconds to wait before answering
         "close": true,              # drop the connection without answering
         "headers": {"name": "value"},  # extra response headers
+        "tool_calls": [{"name": "get_weather",  # the message's tool_calls
+                        "arguments": "{\\"city\\": \\"Paris\\"}",  # a string
+                                    # (default "{}"; another JSON value is
+                                    # sent as json.dumps of it)
+                        "id": "call_1"}],  # default "call_fake_<seq>_<i>"
+                                    # [{"id", "type": "function", "function":
+                                    # {"name", "arguments"}}], "content" null
+                                    # unless given, finish_reason
+                                    # "tool_calls" (the Responses route's
+                                    # "tool_calls" is another thing: below)
         # streaming ("stream": true) only:
         "chunks": 5,                # content events (content = "tok1 tok2 ..."
                                     # unless "content" is given: one per word)
@@ -44,7 +54,14 @@ through like any unknown field:
     }
 
 The usage-only chunk ({"choices": [], "usage": {...}}) is sent only when the
-request has stream_options.include_usage true, as OpenAI does.
+request has stream_options.include_usage true, as OpenAI does.  A stream
+is the role chunk (delta {"role": "assistant", "content": ""}; content null
+with tool calls and no content), one content chunk per word, then per tool
+call i a chunk whose delta is {"tool_calls": [{"index": i, "id", "type":
+"function", "function": {"name", "arguments": ""}}]} followed by the
+arguments in pieces of at most 8 characters, {"tool_calls": [{"index": i,
+"function": {"arguments": piece}}]}; then the finish chunk (finish_reason
+"stop", or "tool_calls"), the usage chunk, data: [DONE].
 
 Responses API: a POST whose path ends in /responses (/v1/responses,
 /openai/responses?api-version=...) answers a "response" object
@@ -266,6 +283,23 @@ route and method):
                           chunk, no stream_options needed)
 Any other path is a 404.
 
+A translated request (tollgate turning a /v1/messages call into a chat
+completion, or the reverse) loses the client's unknown fields, "fake"
+included, so the spec can be queued instead:
+    POST /_next   body: a spec object (what "fake" would hold); appended
+                  to a FIFO queue; answers {"ok": true, "queued": <length>}
+                  (400 if the body is not a JSON object).  Not recorded.
+The next request on an API route (chat, responses, embeddings, legacy
+completions, messages, count_tokens) whose body has no "fake" field (a
+"fake" of any value counts as one) takes the oldest queued spec off the
+queue and behaves as if its body had it; its entry in /_requests gets
+"fake_from_queue": <the spec>.  The spec is taken when the route reads
+it: after the path directives (a /_status or /_close path answers without
+taking one; /_delay waits, then the request takes one), after the body is
+found to be a JSON object, and on the Messages routes after the header
+checks; GETs, DELETEs, /responses/<id>/cancel and 404s never take one.
+POST /_reset empties the queue too.
+
 Every request (GET, POST, DELETE) is recorded (method, path, query,
 headers, body, json) and can be inspected with GET /_requests (a JSON
 array, oldest first) and cleared with POST /_reset.  A streamed answer
@@ -307,6 +341,7 @@ class State:
         self.requests = []
         self.counter = 0
         self.responses = {}  # Responses API: id -> {"response", "input_items"}
+        self.queue = []  # fake specs queued by POST /_next, oldest first
 
     def record(self, entry):
         with self.lock:
@@ -327,6 +362,17 @@ class State:
         with self.lock:
             self.requests = []
             self.responses = {}
+            self.queue = []
+
+    def push_spec(self, spec):
+        with self.lock:
+            self.queue.append(json.loads(json.dumps(spec)))
+            return len(self.queue)
+
+    def pop_spec(self):
+        """The oldest queued spec (removed), or None when none is queued."""
+        with self.lock:
+            return self.queue.pop(0) if self.queue else None
 
     def store_response(self, response, input_items=None):
         with self.lock:
@@ -378,6 +424,24 @@ def _content(spec):
 
 def _int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _chat_tool_calls(spec, seq):
+    """fake.tool_calls of the chat route (a list) as OpenAI's message
+    tool_calls; [] when absent or not a list (the Responses route's dict)."""
+    tc = spec.get("tool_calls")
+    if not isinstance(tc, list):
+        return []
+    calls = []
+    for i, c in enumerate(tc):
+        c = c if isinstance(c, dict) else {}
+        args = c.get("arguments", "{}")
+        if not isinstance(args, str):
+            args = json.dumps(args)
+        calls.append({"id": c.get("id", "call_fake_%d_%d" % (seq, i)), "type": "function",
+                      "function": {"name": c.get("name", "fake_function"),
+                                   "arguments": args}})
+    return calls
 
 
 # -- Responses API --
@@ -740,6 +804,19 @@ class Handler(BaseHTTPRequestHandler):
             STATE.reset()
             self._send(200, {"ok": True})
             return
+        if path == "/_next":
+            try:
+                spec = json.loads(body or b"null")
+            except ValueError:
+                spec = None
+            if not isinstance(spec, dict):
+                self._send(400, {"error": {"message": "fake: /_next takes a JSON object "
+                                                      "(a fake spec)",
+                                           "type": "invalid_request_error",
+                                           "param": None, "code": "400"}})
+                return
+            self._send(200, {"ok": True, "queued": STATE.push_spec(spec)})
+            return
         self._record(body)
         self._route(path, body)
 
@@ -797,7 +874,7 @@ class Handler(BaseHTTPRequestHandler):
         req = self._json_obj(body)
         if req is None:
             return
-        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        spec = self._spec(req)
         if "mistral" in directive:
             bad = [k for k in ("user", "stream_options", "max_completion_tokens") if k in req]
             if bad:
@@ -811,12 +888,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         status = int(spec.get("status", 200))
         extra = spec.get("headers") or {}
+        calls = _chat_tool_calls(spec, seq)
         if "content" in spec:
             content = spec["content"]
+        elif calls:
+            content = None
         elif spec.get("chunks"):
             content = " ".join("tok%d" % (i + 1) for i in range(int(spec["chunks"])))
         else:
             content = "Hello from the fake upstream."
+        finish = "tool_calls" if calls else "stop"
         usage = _usage(spec)
         if spec.get("ignore_string_bound") and usage is not None:
             bound = req.get("max_completion_tokens", req.get("max_tokens"))
@@ -828,8 +909,11 @@ class Handler(BaseHTTPRequestHandler):
         cid = "chatcmpl-fake-%d" % seq
         created = int(time.time())
         if req.get("stream"):
-            self._stream(cid, created, model, content, usage, req, extra, spec)
+            self._stream(cid, created, model, content, usage, req, extra, spec, calls)
             return
+        message = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
         resp = {
             "id": cid,
             "object": "chat.completion",
@@ -839,9 +923,9 @@ class Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": content},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
         }
@@ -849,9 +933,9 @@ class Handler(BaseHTTPRequestHandler):
             resp["usage"] = usage
         self._send(status, resp, extra=extra)
 
-    def _stream(self, cid, created, model, content, usage, req, extra, spec):
-        """Server-sent events, chunked, one event per word (see the module
-        docstring for the options)."""
+    def _stream(self, cid, created, model, content, usage, req, extra, spec, calls=()):
+        """Server-sent events, chunked, one event per word, then the tool
+        call deltas (see the module docstring for the options)."""
         so = req.get("stream_options") or {}
         include_usage = isinstance(so, dict) and so.get("include_usage") is True
         events = []
@@ -861,19 +945,32 @@ class Handler(BaseHTTPRequestHandler):
         # may send them): each its role, words and finish chunk.
         n = req.get("n") if isinstance(req.get("n"), int) and req.get("n") > 1 else 1
         words = content.split(" ") if content else []
+        finish = "tool_calls" if calls else "stop"
+        first = None if calls and content is None else ""
         for idx in range(n):
             events.append(dict(base, choices=[{"index": idx,
-                                               "delta": {"role": "assistant", "content": ""},
+                                               "delta": {"role": "assistant", "content": first},
                                                "logprobs": None, "finish_reason": None}]))
             for i, w in enumerate(words):
                 piece = w if i == 0 else " " + w
                 events.append(dict(base, choices=[{"index": idx, "delta": {"content": piece},
                                                    "logprobs": None, "finish_reason": None}]))
+            for ti, call in enumerate(calls):
+                fn = call["function"]
+                events.append(dict(base, choices=[{"index": idx, "delta": {"tool_calls": [
+                    {"index": ti, "id": call["id"], "type": "function",
+                     "function": {"name": fn["name"], "arguments": ""}}]},
+                    "logprobs": None, "finish_reason": None}]))
+                args = fn["arguments"]
+                for k in range(0, len(args), 8):
+                    events.append(dict(base, choices=[{"index": idx, "delta": {"tool_calls": [
+                        {"index": ti, "function": {"arguments": args[k:k + 8]}}]},
+                        "logprobs": None, "finish_reason": None}]))
             if idx < n - 1:
                 events.append(dict(base, choices=[{"index": idx, "delta": {}, "logprobs": None,
-                                                   "finish_reason": "stop"}]))
+                                                   "finish_reason": finish}]))
         last = dict(base, choices=[{"index": n - 1, "delta": {}, "logprobs": None,
-                                    "finish_reason": "stop"}])
+                                    "finish_reason": finish}])
         if spec.get("mistral") or spec.get("usage_in_last_chunk"):
             # usage always, in the last choice chunk (Mistral's way)
             if usage is not None and not spec.get("no_usage"):
@@ -952,13 +1049,25 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return req
 
+    def _spec(self, req):
+        """The fake spec of a request: its "fake" field (any value: {}
+        unless an object), else the oldest spec queued by POST /_next,
+        recorded in the request's entry as "fake_from_queue", else {}."""
+        if "fake" in req:
+            return req["fake"] if isinstance(req["fake"], dict) else {}
+        spec = STATE.pop_spec()
+        if spec is None:
+            return {}
+        STATE.update(self.entry, fake_from_queue=json.loads(json.dumps(spec)))
+        return spec
+
     def _begin(self, body):
         """(request, fake spec, extra headers) of a request still to be
         answered; None once answered (a bad body, a scripted answer)."""
         req = self._json_obj(body)
         if req is None:
             return None
-        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        spec = self._spec(req)
         if self._scripted(spec):
             return None
         return req, spec, spec.get("headers") or {}
@@ -1215,7 +1324,7 @@ class Handler(BaseHTTPRequestHandler):
         if not isinstance(req, dict):
             self._send(400, _anth_error("fake: body is not a JSON object", 400))
             return None
-        spec = req.get("fake") if isinstance(req.get("fake"), dict) else {}
+        spec = self._spec(req)
         if self._scripted(spec, _anth_status_error):
             return None
         return req, spec, spec.get("headers") or {}

@@ -977,6 +977,13 @@ class FakeUpstream:
     def reset(self):
         http_request(self.port, "POST", "/_reset", body=b"", key=None)
 
+    def next(self, spec):
+        """Queue a fake spec for the next request without a "fake" field
+        (POST /_next; see fake_upstream.py)."""
+        r = http_request(self.port, "POST", "/_next", body=spec, key=None)
+        if r.status != 200:
+            raise SetupError("fake upstream /_next: %d %s" % (r.status, r.text))
+
     def stop(self):
         _stop_process(self.proc, "fake upstream")
         if self.proc is not None and self.proc.stdout:
