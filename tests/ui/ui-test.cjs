@@ -342,6 +342,9 @@ async function editFlow(page, tier, user) {
   const b = await api("POST", "/budget/info", { budgets: [tier] });
   eq([rawField(b.text, "max_budget"), b.json[0].rpm_limit, b.json[0].budget_duration], ["5.5", 100, "30d"], "Edit a budget: the API has the new limits");
   const row = page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: tier, exact: true }) });
+  // The table reloads after the dialog closes: wait for it (up to 5 s),
+  // then read what it shows.
+  await row.locator("td").nth(0).filter({ hasText: "$5.5" }).waitFor({ timeout: 5000 }).catch(() => {});
   eq((await row.locator("td").nth(0).textContent()).trim(), "$5.5", "... and the table shows them");
 
   await searchCustomers(page, user);
