@@ -381,14 +381,20 @@ def deflate_holds_cgi_streams(t, env, srv, tag):
             f.write(text)
 
 
-def main(t, env):
-    cfg = env.write_config("main", env.config(models=[
+def config(env):
+    """The standard test config, with an anthropic/ model (fake-claude) for
+    /v1/messages: what seed() and routes() call."""
+    return env.config(models=[
         env.model("fake-gpt"), env.model("fake-gpt-2"),
         {"model_name": "fake-claude",
          "litellm_params": {"model": "anthropic/fake-claude", "api_base": env.upstream.base,
                             "api_key": H.UPSTREAM_KEY},
          "model_info": {"input_cost_per_token": H.IN_PRICE,
-                        "output_cost_per_token": H.OUT_PRICE}}]))
+                        "output_cost_per_token": H.OUT_PRICE}}])
+
+
+def main(t, env):
+    cfg = env.write_config("main", config(env))
     for tag, shape, kw in SHAPES:
         why = H.apache_missing(shape)
         if why:

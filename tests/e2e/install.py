@@ -195,7 +195,7 @@ def main(t, env):
     # Explicit paths, as a DESTDIR tree needs; the compiled-in defaults
     # when installed for real.
     price_file = "" if INSTALLED else os.path.join(at["pkgdatadir"], "model_prices.json")
-    cfg = env.write_config("main", env.config())
+    cfg = env.write_config("main", apache.config(env))
     srv = env.start_lighttpd(cfg, name="installed", bindir=at["cgibindir"], price_file=price_file,
                              uidir=os.path.join(at["pkgdatadir"], "ui"))
     pids = srv.program_pids("chat_completions")
