@@ -194,6 +194,9 @@ enum tg_rc tg_api_responses_stored(struct tg_req *req, struct tg_err *err);
 
 /* ---- what the adapters share (lib/api_common.c) ---- */
 
+/* The adapter of api. */
+const struct tg_api_adapter *tg_api_adapter(enum tg_api api);
+
 /*
  * The output bound of SPEC 4.3 from the given bound (0: none): else the
  * deployment's max_output_tokens, else default_max_tokens.

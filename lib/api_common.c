@@ -339,3 +339,17 @@ tg_api_choices_prepare(struct json_object *body, bool streamed,
 	json_object_object_add(opts, "include_usage",
 	                       json_object_new_boolean(1));
 }
+
+const struct tg_api_adapter *
+tg_api_adapter(enum tg_api api)
+{
+	switch (api) {
+	case TG_API_CHAT: return &tg_api_chat;
+	case TG_API_RESPONSES: return &tg_api_responses;
+	case TG_API_EMBEDDINGS: return &tg_api_embeddings;
+	case TG_API_COMPLETIONS: return &tg_api_completions;
+	case TG_API_MESSAGES: return &tg_api_messages;
+	case TG_API_COUNT: break;
+	}
+	return &tg_api_chat;
+}

@@ -350,7 +350,10 @@ read_answer(const char *body, size_t len, struct tg_answer *a)
 	memset(a, 0, sizeof(*a));
 	if (json_object_is_type(msg, json_type_object))
 		read_message(msg, a);
-	else
+	/* A tool's input counts as json-c prints it, which may be longer
+	 * than the text that came: the body bounds it. */
+	if (!json_object_is_type(msg, json_type_object) ||
+	    a->text_bytes > (int64_t)len)
 		a->text_bytes = (int64_t)len;
 	json_object_put(msg);
 }
@@ -366,7 +369,7 @@ read_answer(const char *body, size_t len, struct tg_answer *a)
 static void
 relayed(struct tg_relay *r, int64_t bytes)
 {
-	int64_t bound = tg_api_field_int(r->req, F_MAX_TOKENS);
+	int64_t bound = r->output_bound;
 	struct tg_usage *u = &r->answer.u;
 
 	r->answer.text_bytes += bytes;

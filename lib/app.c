@@ -551,10 +551,12 @@ tg_error_envelope_is(enum tg_envelope e, const char *text, size_t len)
 	           json_object_object_get_ex(obj, "error", &v) &&
 	           json_object_is_type(v, json_type_object);
 
-	if (yes && e == TG_ENVELOPE_ANTHROPIC)
-		yes = json_object_object_get_ex(obj, "type", &v) &&
-		      json_object_is_type(v, json_type_string) &&
-		      strcmp(json_object_get_string(v), "error") == 0;
+	/* Anthropic's says "type": "error" beside it; OpenAI's does not. */
+	if (yes)
+		yes = (json_object_object_get_ex(obj, "type", &v) &&
+		       json_object_is_type(v, json_type_string) &&
+		       strcmp(json_object_get_string(v), "error") == 0) ==
+		      (e == TG_ENVELOPE_ANTHROPIC);
 	json_object_put(obj);
 	return yes;
 }

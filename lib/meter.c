@@ -39,6 +39,7 @@
 #include "ratelimit.h"
 #include "relay.h"
 #include "spool.h"
+#include "translate.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -219,7 +220,10 @@ candidates(struct call *c, const struct tg_customer *cust, struct tg_err *err)
 	for (size_t i = 0; i < n; i++) {
 		const struct tg_deployment *d = &c->cfg->deployments[all[i]];
 
-		if (!tg_provider_serves(d->provider, c->api->api))
+		enum tg_api up;
+		const struct tg_translation *tr;
+
+		if (!tg_translate_route(c->api->api, d->provider, &up, &tr))
 			continue;
 		serving++;
 		if (cust != NULL && cust->allowed_model_region != NULL &&
@@ -232,7 +236,8 @@ candidates(struct call *c, const struct tg_customer *cust, struct tg_err *err)
 		return tg_err_set(
 		        err, TG_ERR_BAD_REQUEST, "model",
 		        "model=%s does not serve %s: no deployment of "
-		        "it is of a provider with that API",
+		        "it is of a provider with that API or one "
+		        "tollgate translates it to",
 		        c->model, tg_api_path(c->api->api));
 	if (c->ncand == 0)
 		return tg_err_set(err, TG_ERR_BAD_REQUEST, "model",
@@ -240,6 +245,26 @@ candidates(struct call *c, const struct tg_customer *cust, struct tg_err *err)
 		                  "customer's allowed region '%s'",
 		                  c->model, cust->allowed_model_region);
 	tg_meter_shuffle(c->cand, c->ncand);
+	return TG_OK;
+}
+
+/*
+ * The bounds of c's call on deployment d: the route's API's, and what a
+ * translation to d's API adds to the prompt.
+ */
+static enum tg_rc
+bounds_on(const struct call *c, const struct tg_deployment *d,
+          struct tg_bounds *b, struct tg_err *err)
+{
+	const struct tg_translation *tr;
+	enum tg_api up;
+	enum tg_rc rc;
+
+	if ((rc = c->api->bounds(c->cfg, d, c->req, b, err)) != TG_OK)
+		return rc;
+	if (tg_translate_route(c->api->api, d->provider, &up, &tr) &&
+	    tr != NULL && tr->prompt_overhead != NULL)
+		b->prompt += tr->prompt_overhead(c->req);
 	return TG_OK;
 }
 
@@ -259,7 +284,7 @@ worst_case_on(const struct call *c, const struct tg_deployment *d,
 	tg_money alone;
 	enum tg_rc rc;
 
-	if ((rc = c->api->bounds(c->cfg, d, c->req, &b, err)) != TG_OK)
+	if ((rc = bounds_on(c, d, &b, err)) != TG_OK)
 		return rc;
 	tg_err_clear(&ignored);
 	if (tg_pricing_estimate(&d->price, b.prompt, b.output, est, &ignored) ==
@@ -296,6 +321,25 @@ worst_case(struct call *c, tg_money *estimate, struct tg_err *err)
 			return rc;
 		if (est > *estimate)
 			*estimate = est;
+	}
+	return TG_OK;
+}
+
+/* What a candidate reached through a translation cannot carry of the
+ * request: a 4xx before anything is held. */
+static enum tg_rc
+translatable(const struct call *c, struct tg_err *err)
+{
+	for (size_t i = 0; i < c->ncand; i++) {
+		const struct tg_deployment *d =
+		        &c->cfg->deployments[c->cand[i]];
+		const struct tg_translation *tr;
+		enum tg_api up;
+		enum tg_rc rc;
+
+		if (tg_translate_route(c->api->api, d->provider, &up, &tr) &&
+		    tr != NULL && (rc = tr->check(c->req, err)) != TG_OK)
+			return rc;
 	}
 	return TG_OK;
 }
@@ -666,11 +710,34 @@ upstream_type(long status)
 	}
 }
 
+/*
+ * The message of an error body in either API's envelope (OpenAI's
+ * {"error": {"message"}}, Anthropic's {"type": "error", "error":
+ * {"message"}}) into err->message: the upstream's own words, for a client
+ * of the other API.
+ */
+static bool
+envelope_message(const char *text, size_t len, char *buf, size_t size)
+{
+	struct json_object *obj = tg_json_parse(text, len), *e, *m;
+	bool found = json_object_is_type(obj, json_type_object) &&
+	             json_object_object_get_ex(obj, "error", &e) &&
+	             json_object_object_get_ex(e, "message", &m) &&
+	             json_object_is_type(m, json_type_string);
+
+	if (found)
+		snprintf(buf, size, "%s", json_object_get_string(m));
+	json_object_put(obj);
+	return found;
+}
+
 /* The answer for a non-2xx upstream status (no charge). */
 static enum tg_rc
 upstream_error(struct tg_req *req, const struct tg_upstream_response *resp,
                struct tg_err *err)
 {
+	char said[sizeof(err->message)];
+
 	/* The upstream's own error, when it is in the client's API's
 	 * shape; else in tollgate's words, in that shape. */
 	if (resp->body != NULL &&
@@ -680,8 +747,13 @@ upstream_error(struct tg_req *req, const struct tg_upstream_response *resp,
 		                   resp->body_len);
 		return TG_OK;
 	}
-	tg_err_set(err, TG_ERR_UPSTREAM, NULL, "Upstream error %ld: %.300s",
-	           resp->status, resp->body ? resp->body : "");
+	if (resp->body != NULL &&
+	    envelope_message(resp->body, resp->body_len, said, sizeof(said)))
+		tg_err_set(err, TG_ERR_UPSTREAM, NULL, "%s", said);
+	else
+		tg_err_set(err, TG_ERR_UPSTREAM, NULL,
+		           "Upstream error %ld: %.300s", resp->status,
+		           resp->body ? resp->body : "");
 	err->status = (int)resp->status;
 	snprintf(err->type, sizeof(err->type), "%s",
 	         upstream_type(resp->status));
@@ -703,7 +775,7 @@ answer_cost(struct call *c, const struct tg_deployment *d, struct tg_answer *a,
 	enum tg_rc rc;
 
 	*estimated = false;
-	if ((rc = c->api->bounds(c->cfg, d, c->req, &b, err)) != TG_OK)
+	if ((rc = bounds_on(c, d, &b, err)) != TG_OK)
 		return rc;
 	if (!a->u.present) {
 		int64_t text =
@@ -728,6 +800,8 @@ answer_cost(struct call *c, const struct tg_deployment *d, struct tg_answer *a,
 /* An attempt's outcome, for the answer. */
 struct outcome {
 	const struct tg_deployment *d;
+	enum tg_api api;                 /* the API d was called with */
+	const struct tg_translation *tr; /* NULL: the route's own */
 	int attempts;
 	enum tg_rc up_rc;
 	struct tg_err up_err;
@@ -746,6 +820,34 @@ client_header(const void *req, const char *name)
 	return tg_req_header(req, name);
 }
 
+/*
+ * The body of c's call for o's deployment, in the API it is called with
+ * (o->api, o->tr set): the client's, spliced (tg_upstream_body), or its
+ * translation, with the output bound of the hold.
+ */
+static char *
+upstream_body(const struct call *c, struct outcome *o, size_t *len)
+{
+	struct json_object *obj;
+	struct tg_bounds b;
+	struct tg_err ignored;
+	char *text;
+
+	if (!tg_translate_route(c->api->api, o->d->provider, &o->api, &o->tr))
+		o->api = c->api->api; /* not a candidate: never so */
+	if (o->tr == NULL)
+		return tg_upstream_body(o->d, c->body, c->body_text,
+		                        c->body_len, len);
+	tg_err_clear(&ignored);
+	/* Admitted with these bounds, so they are known to be good. */
+	if (bounds_on(c, o->d, &b, &ignored) != TG_OK)
+		b.output = tg_api_output_bound(c->cfg, o->d, 0);
+	obj = o->tr->request(c->body, b.output, c->streamed);
+	text = tg_upstream_body(o->d, obj, NULL, 0, len);
+	json_object_put(obj);
+	return text;
+}
+
 static void
 attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 {
@@ -759,9 +861,8 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 		                                    c->ncand]];
 		o->attempts++;
 		memset(&rq, 0, sizeof(rq));
-		up_body = tg_upstream_body(o->d, c->body, c->body_text,
-		                           c->body_len, &up_len);
-		rq.api = c->api->api;
+		up_body = upstream_body(c, o, &up_len);
+		rq.api = o->api;
 		rq.body = up_body;
 		rq.body_len = up_len;
 		rq.timeout_s = o->d->timeout_s;
@@ -770,7 +871,17 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 		rq.headers = (const char *const *)headers;
 		tg_err_clear(&o->up_err);
 		if (r != NULL) {
-			tg_relay_attempt(r, o->d);
+			struct tg_bounds b;
+			struct tg_err ignored;
+
+			tg_relay_attempt(r, o->d,
+			                 tg_api_adapter(o->api)->stream, o->tr);
+			/* Admitted with these bounds: known to be good. */
+			tg_err_clear(&ignored);
+			r->output_bound =
+			        bounds_on(c, o->d, &b, &ignored) == TG_OK
+			                ? b.output
+			                : 0;
 			o->up_rc = tg_upstream_stream(o->d, &rq, tg_relay_data,
 			                              r, &o->resp, &o->up_err);
 			o->up_rc = tg_relay_finish(r, o->up_rc, &o->up_err);
@@ -790,6 +901,20 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 		tg_upstream_response_free(&o->resp);
 		memset(&o->resp, 0, sizeof(o->resp));
 	}
+}
+
+/* The upstream's whole answer to the client, in the client's API. */
+static void
+respond_answer(struct call *c, const struct outcome *o)
+{
+	struct json_object *answer;
+
+	if (o->tr == NULL ||
+	    (answer = o->tr->answer(o->resp.body, o->resp.body_len)) == NULL) {
+		tg_req_respond_raw(c->req, 200, o->resp.body, o->resp.body_len);
+		return;
+	}
+	tg_req_respond_json(c->req, 200, answer);
 }
 
 /*
@@ -819,7 +944,8 @@ answer_whole(struct call *c, struct outcome *o, struct tg_err *err)
 		                      "stream without an event");
 	}
 	if (success) {
-		c->api->read_answer(o->resp.body, o->resp.body_len, &a);
+		tg_api_adapter(o->api)->read_answer(o->resp.body,
+		                                    o->resp.body_len, &a);
 		if ((rc = answer_cost(c, o->d, &a, &cost, &estimated,
 		                      &o->up_err)) != TG_OK) {
 			success = false;
@@ -843,7 +969,7 @@ answer_whole(struct call *c, struct outcome *o, struct tg_err *err)
 		if (o->d->region != NULL)
 			tg_req_add_header(c->req, "x-litellm-model-region",
 			                  o->d->region);
-		tg_req_respond_raw(c->req, 200, o->resp.body, o->resp.body_len);
+		respond_answer(c, o);
 		rc = TG_OK;
 	} else if (o->up_rc != TG_OK) {
 		*err = o->up_err;
@@ -873,7 +999,7 @@ answer_stream(struct call *c, struct outcome *o, struct tg_relay *r)
 	tg_money cost = 0;
 	bool estimated = false, broken, cut;
 
-	cut = o->up_rc == TG_OK && !r->failed && !r->dialect->whole(r);
+	cut = o->up_rc == TG_OK && !r->failed && !r->up->whole(r);
 	if (cut)
 		o->up_rc = tg_err_set(&o->up_err, TG_ERR_UPSTREAM_CONNECT, NULL,
 		                      "Connection error: the upstream's stream "
@@ -968,6 +1094,8 @@ admit(struct call *c, struct tg_err *err)
 	 * of the model that serves the API. */
 	if (c->model != NULL) {
 		if ((rc = candidates(c, NULL, err)) != TG_OK)
+			return rc;
+		if ((rc = translatable(c, err)) != TG_OK)
 			return rc;
 		if ((rc = worst_case(c, &a.estimate, err)) != TG_OK)
 			return rc;

@@ -18,14 +18,24 @@ tg_relay_init(struct tg_relay *r, struct tg_req *req,
 	memset(r, 0, sizeof(*r));
 	r->req = req;
 	r->dialect = dialect;
+	r->up = dialect;
 	r->client_usage = client_usage;
+	r->usage_asked = client_usage;
 	tg_sse_init(&r->sse, 0);
 }
 
 void
-tg_relay_attempt(struct tg_relay *r, const struct tg_deployment *d)
+tg_relay_attempt(struct tg_relay *r, const struct tg_deployment *d,
+                 const struct tg_stream_dialect *up,
+                 const struct tg_translation *tr)
 {
 	r->d = d;
+	r->up = up;
+	r->tr = tr;
+	/* The upstream's dialect writes nothing itself when translating. */
+	r->client_usage = tr == NULL && r->usage_asked;
+	memset(&r->tx, 0, sizeof(r->tx));
+	r->tx.open = -1;
 	r->ended = r->failed = false;
 	memset(&r->answer, 0, sizeof(r->answer));
 	memset(r->seen, 0, sizeof(r->seen));
@@ -113,7 +123,14 @@ on_event(void *arg, const struct tg_sse_event *ev, struct tg_err *err)
 			obj = NULL;
 		}
 	}
-	action = r->dialect->event(r, ev, obj);
+	action = r->up->event(r, ev, obj);
+	if (r->tr != NULL) {
+		/* The client's events for it; its end waits for the
+		 * settlement (tg_relay_end). */
+		r->tr->event(r, ev, obj);
+		json_object_put(obj);
+		return TG_OK;
+	}
 	json_object_put(obj);
 	switch (action) {
 	case TG_RELAY_FORWARD: forward(r, ev, false); break;
@@ -154,6 +171,8 @@ tg_relay_end(struct tg_relay *r, bool settled, const struct tg_err *err,
 	}
 	if (r->held_len > 0)
 		tg_relay_write(r, r->held, r->held_len);
+	if (!r->failed && r->tr != NULL)
+		r->tr->finish(r);
 	if (!r->failed && r->dialect->closing != NULL)
 		tg_relay_write(r, r->dialect->closing,
 		               strlen(r->dialect->closing));

@@ -22,13 +22,25 @@
 #include "config.h"
 #include "err.h"
 #include "sse.h"
+#include "translate.h"
+
+/* The content blocks (tool calls) a translated stream keeps apart. */
+#define TG_RELAY_BLOCKS 64
 
 struct tg_relay {
 	struct tg_req *req;
 	const struct tg_deployment *d;
+	/* The client's API's: its closing and its error event. */
 	const struct tg_stream_dialect *dialect;
-	bool client_usage; /* the client asked for the usage it gets */
-	bool started;      /* the event stream to the client has begun */
+	/* The upstream's API's, which reads its events: the client's, or
+	 * another's when tr translates. */
+	const struct tg_stream_dialect *up;
+	const struct tg_translation *tr; /* NULL: the events go as they come */
+	bool client_usage;    /* the client asked for the usage it gets (false
+	                         to the upstream's dialect when translating) */
+	bool usage_asked;     /* the client asked for it, when translating */
+	int64_t output_bound; /* the hold's on this attempt's deployment */
+	bool started;         /* the event stream to the client has begun */
 
 	/* What the dialect noted of this attempt's stream. */
 	bool ended;  /* its proper end was seen ([DONE], a terminal event) */
@@ -43,6 +55,20 @@ struct tg_relay {
 	 * the text relayed bounds it). */
 	bool output_counted;
 
+	/* A translated stream: what the client was told so far
+	 * (lib/translate_*.c). */
+	struct {
+		bool begun;  /* its first event went out */
+		int open;    /* the open content block, -1: none */
+		int nblocks; /* blocks begun */
+		int tool[TG_RELAY_BLOCKS]; /* a block's tool call index, -1 */
+		int ntools;                /* tool calls begun */
+		char stop[32]; /* the upstream's stop or finish reason */
+		char id[TG_RESPONSE_ID_MAX + 1];
+		char model[128];
+		int64_t created;
+	} tx;
+
 	/* Internal. */
 	struct tg_sse sse;
 	char *held; /* the events held back, as received */
@@ -55,8 +81,11 @@ struct tg_relay {
 void tg_relay_init(struct tg_relay *r, struct tg_req *req,
                    const struct tg_stream_dialect *dialect, bool client_usage);
 
-/* Forget what a failed attempt saw, for an attempt on deployment d. */
-void tg_relay_attempt(struct tg_relay *r, const struct tg_deployment *d);
+/* Forget what a failed attempt saw, for an attempt on deployment d, whose
+ * events are read by dialect up and translated by tr (NULL: none). */
+void tg_relay_attempt(struct tg_relay *r, const struct tg_deployment *d,
+                      const struct tg_stream_dialect *up,
+                      const struct tg_translation *tr);
 
 /* The upstream's bytes (a tg_upstream_data_fn: arg is the relay). */
 enum tg_rc tg_relay_data(void *arg, const char *buf, size_t len);

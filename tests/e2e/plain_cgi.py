@@ -7,6 +7,7 @@ MariaDB and the fake upstream, no web server involved; and each answers 404
 for the routes of the programs beside it.
 """
 
+import json
 import os
 import sys
 
@@ -18,8 +19,18 @@ from harness import Decimal, cost, dec  # noqa: E402
 MSGS = [{"role": "user", "content": "hi"}]
 
 
+def json_type(data):
+    """The "type" of an event's JSON data (None when it has none)."""
+    try:
+        return json.loads(data).get("type")
+    except (ValueError, AttributeError):
+        return None
+
+
 def main(t, env):
-    cfg = env.write_config("main", env.config())
+    cfg = env.write_config("main", env.config(models=[
+        env.model("fake-gpt"), env.model("fake-gpt-2"),
+        env.model("fake-claude", api_base=env.upstream.base, model="anthropic/fake-claude")]))
 
     # health
     r = env.cgi("health", "GET", "/health/liveliness", config=cfg, key=None)
@@ -84,6 +95,34 @@ def main(t, env):
                 body={"model": "nope", "messages": MSGS})
     env.check_error(r, 400, "invalid_request_error", param="model", what="cgi chat: unknown model")
 
+    # messages (Anthropic's API; chat on the same model is translated)
+    r = env.cgi("messages", "POST", "/v1/messages", config=cfg, key=None,
+                headers={"x-api-key": H.MASTER_KEY, "x-litellm-customer-id": "cgi-m"},
+                body={"model": "fake-claude", "max_tokens": 10, "messages": MSGS,
+                      "fake": {"usage": {"input_tokens": 6, "output_tokens": 4}}})
+    t.is_eq((r.status, (r.json or {}).get("type")), (200, "message"),
+            "cgi messages: 200, a message", r.text[:300], r.stderr[-500:])
+    t.is_eq(env.ledger_sum("cgi-m"), cost(6, 4), "cgi messages: charged the usage")
+    r = env.cgi("messages", "POST", "/v1/messages", config=cfg,
+                body={"model": "fake-claude", "max_tokens": 10, "messages": MSGS, "stream": True,
+                      "metadata": {"user_id": "cgi-m2"},
+                      "fake": {"chunks": 2, "usage": {"input_tokens": 3, "output_tokens": 2}}})
+    events = [H.parse_sse_block(b) for b in r.text.replace("\r\n", "\n").split("\n\n")]
+    events = [json_type(e) for e in events if e is not None]
+    t.is_eq((r.status, events[:1], events[-1:]), (200, ["message_start"], ["message_stop"]),
+            "cgi messages stream: message_start ... message_stop", r.text[-300:])
+    t.is_eq(env.ledger_sum("cgi-m2"), cost(3, 2), "cgi messages stream: charged the usage")
+    r = env.cgi("messages", "POST", "/chat/completions", config=cfg,
+                body={"model": "fake-gpt", "messages": MSGS, "user": "cgi-wrong"})
+    t.is_eq((r.status, (r.json or {}).get("type"), ((r.json or {}).get("error") or {}).get("type")),
+            (404, "error", "not_found_error"),
+            "cgi messages: /chat/completions is not its route (Anthropic's envelope)", r.text[:300])
+    r = env.cgi("chat_completions", "POST", "/chat/completions", config=cfg,
+                body={"model": "fake-claude", "messages": MSGS, "user": "cgi-tr"})
+    t.is_eq((r.status, (r.json or {}).get("object")), (200, "chat.completion"),
+            "cgi chat_completions on an anthropic/ deployment: translated", r.text[:300],
+            r.stderr[-500:])
+
     # customer_info
     r = env.cgi("customer_info", "GET", "/customer/info?end_user_id=cgi-1", config=cfg)
     t.is_eq((r.status, (r.json or {}).get("user_id"), dec((r.json or {}).get("spend"))),
@@ -114,6 +153,9 @@ def main(t, env):
         ("budget_new", "POST", "/budget/update", {"budget_id": "cgi-tier", "max_budget": 9}),
         ("budget_new", "GET", "/budget/list", None),
         ("chat_completions", "POST", "/customer/new", {"user_id": "cgi-wrong"}),
+        ("chat_completions", "POST", "/v1/messages",
+         {"model": "fake-claude", "max_tokens": 5, "messages": MSGS,
+          "metadata": {"user_id": "cgi-wrong"}}),
     ]
     for prog, method, uri, body in wrong:
         r = env.cgi(prog, method, uri, body=body, config=cfg)

@@ -1,15 +1,17 @@
 /*
  * fuzz-answer: what the meter reads of an upstream's whole answer, for each
- * API (the adapters' read_answer, lib/api_*.c).  An input is one byte that
- * picks the API (its value modulo the number of APIs) and the body the
- * upstream sent, any bytes.
+ * API (the adapters' read_answer, lib/api_*.c: chat, responses, embeddings,
+ * completions, messages), and what the translations make of it
+ * (lib/translate_*.c).  An input is one byte that picks the API (its value
+ * modulo the number of APIs) and the body the upstream sent, any bytes.
  *
  * Whatever the body, the reader must not crash and its answer must be one
  * the meter can charge: counts that are not negative (none without usage),
  * cached tokens a part of the prompt, an id that is printable ASCII of at
  * most TG_RESPONSE_ID_MAX bytes, and text bytes (the bound used without
  * usage) no more than the body's length, since each is a byte of a string
- * in it.  Reading the same body twice gives the same answer.
+ * in it.  Reading the same body twice gives the same answer.  A
+ * translation's answer for the body is none or a JSON object.
  */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "translate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -31,10 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	} while (0)
 
 static const struct tg_api_adapter *const apis[] = {
-        &tg_api_chat,
-        &tg_api_responses,
-        &tg_api_embeddings,
-        &tg_api_completions,
+        &tg_api_chat,        &tg_api_responses, &tg_api_embeddings,
+        &tg_api_completions, &tg_api_messages,
+};
+
+static const struct tg_translation *const translations[] = {
+        &tg_translate_chat_to_messages,
+        &tg_translate_messages_to_chat,
 };
 
 int
@@ -69,6 +75,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "counts not negative");
 		CHECK(a.u.cached_tokens <= a.u.prompt_tokens,
 		      "cached tokens are a part of the prompt");
+		CHECK(a.u.cache_write_tokens >= 0 &&
+		              a.u.cache_write_1h_tokens >= 0 &&
+		              a.u.cached_tokens + a.u.cache_write_tokens +
+		                              a.u.cache_write_1h_tokens <=
+		                      a.u.prompt_tokens,
+		      "cache reads and writes are parts of the prompt");
 	} else {
 		CHECK(a.u.prompt_tokens == 0 && a.u.completion_tokens == 0 &&
 		              a.u.total_tokens == 0 && a.u.cached_tokens == 0,
@@ -87,5 +99,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	              strcmp(a.response_id, again.response_id) == 0 &&
 	              a.text_bytes == again.text_bytes,
 	      "the same body, the same answer");
+
+	/* A translation's answer for it: none, or a JSON object that
+	 * prints. */
+	for (size_t i = 0; i < sizeof(translations) / sizeof(translations[0]);
+	     i++) {
+		struct json_object *out = translations[i]->answer(body, len);
+
+		CHECK(out == NULL || json_object_is_type(out, json_type_object),
+		      "a translated answer is an object");
+		CHECK(out == NULL ||
+		              json_object_to_json_string_ext(
+		                      out, JSON_C_TO_STRING_PLAIN) != NULL,
+		      "a translated answer prints");
+		json_object_put(out);
+	}
 	return 0;
 }

@@ -31,6 +31,7 @@ export function topCustomers(results, n) {
 const ROUTES = {
   acompletion: "/v1/chat/completions",
   aresponses: "/v1/responses",
+  anthropic_messages: "/v1/messages",
   aembedding: "/v1/embeddings",
   atext_completion: "/v1/completions",
 };
