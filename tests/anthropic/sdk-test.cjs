@@ -20,16 +20,23 @@
 //   TG_OVER_KEY      a key over its budget (refusal_key, with TG_USER)
 //   TG_MASTER_KEY    optional: with it, each step reads the customer's spend
 //                    from /customer/info before and after ("before", "after")
+//   TG_GPT_MODEL     an OpenAI-format model name (default TG_MODEL) for the
+//                    gpt_* steps: tollgate sends the Messages API call as a
+//                    chat completion and answers in Anthropic's shape
 //   TG_SCENARIOS     optional: the steps to run, comma- or space-separated;
 //                    the command line's arguments, when given, win. Default:
 //                    all of create create_header create_x_api_key stream
 //                    count_tokens refusal refusal_stream refusal_key, in
-//                    that order.
+//                    that order (the gpt_* steps only when named: gpt_create
+//                    gpt_stream gpt_tool gpt_tool_stream).
 // It prints ONE JSON object on stdout: {"sdk_version", "max_retries",
 // "scenarios": [the names run], "errors": [...], <name>: what that step saw}.
 // Anything unexpected is reported in "errors", never thrown; the exit code is
 // 0 whenever the JSON was printed. Each request carries a "fake" field, which
-// tollgate passes to tests/e2e/fake_upstream.py to script the usage.
+// tollgate passes to tests/e2e/fake_upstream.py to script the usage; but the
+// gpt_* steps' requests are translated, which drops it, so they carry none:
+// the e2e test queues the fake's answers (POST /_next) in the order the
+// steps call (gpt_tool makes two calls).
 'use strict';
 
 const Anthropic = require('@anthropic-ai/sdk');
@@ -44,9 +51,11 @@ const overUser = process.env.TG_OVER_USER;
 const masterKey = process.env.TG_MASTER_KEY;
 const countUser = process.env.TG_COUNT_USER;
 const overKey = process.env.TG_OVER_KEY;
+const gptModel = process.env.TG_GPT_MODEL || model;
 
 const ALL = ['create', 'create_header', 'create_x_api_key', 'stream', 'count_tokens', 'refusal',
              'refusal_stream', 'refusal_key'];
+const GPT = ['gpt_create', 'gpt_stream', 'gpt_tool', 'gpt_tool_stream'];
 
 // The usage the fake upstream is told to report for each charged step
 // (tests/e2e/fake_upstream.py: cache_creation_5m / cache_creation_1h give
@@ -337,6 +346,159 @@ const steps = {
     res.after = await spendOf(overUser);
     return res;
   },
+
+  // --- an OpenAI-format model (TG_GPT_MODEL): the Messages API call is
+  // sent upstream as a chat completion and answered in Anthropic's shape ---
+
+  // messages.create, with a system prompt
+  async gpt_create() {
+    const before = await spendOf(user);
+    const { data, response } = await client.messages
+      .create({
+        model: gptModel,
+        max_tokens: 100,
+        system: 'Be brief.',
+        metadata: { user_id: user },
+        messages: [{ role: 'user', content: 'Say hello' }],
+      })
+      .withResponse();
+    return {
+      before,
+      after: await spendOf(user),
+      id: data.id,
+      type: data.type,
+      role: data.role,
+      model: data.model,
+      content: data.content,
+      text: textOf(data),
+      stop_reason: data.stop_reason,
+      stop_sequence: data.stop_sequence,
+      usage: data.usage,
+      call_id: response.headers.get('x-litellm-call-id'),
+      cost_header: response.headers.get('x-litellm-response-cost'),
+      requests: messageCalls().length,
+    };
+  },
+
+  // messages.stream: the events, the text deltas, finalMessage()
+  async gpt_stream() {
+    const before = await spendOf(user);
+    const stream = client.messages.stream({
+      model: gptModel,
+      max_tokens: 100,
+      metadata: { user_id: user },
+      messages: [{ role: 'user', content: 'Count to three' }],
+    });
+    const types = [];
+    let text = '';
+    let deltaUsage = null;
+    for await (const ev of stream) {
+      types.push(ev.type);
+      if (ev.type === 'content_block_delta' && ev.delta && ev.delta.type === 'text_delta') {
+        text += ev.delta.text;
+      }
+      if (ev.type === 'message_delta') deltaUsage = ev.usage;
+    }
+    const final = await stream.finalMessage();
+    const response = stream.response;
+    return {
+      before,
+      after: await spendOf(user),
+      types,
+      text,
+      delta_usage: deltaUsage,
+      final_content: final.content,
+      final_text: textOf(final),
+      final_stop_reason: final.stop_reason,
+      final_usage: final.usage,
+      content_type: response && response.headers.get('content-type'),
+      call_id: response && response.headers.get('x-litellm-call-id'),
+      requests: messageCalls().length,
+    };
+  },
+
+  // a tool use (the upstream answers tool_calls), then the tool's result
+  // sent back and the final text
+  async gpt_tool() {
+    const before = await spendOf(user);
+    const tools = [{
+      name: 'get_weather',
+      description: 'The weather in a city',
+      input_schema: {
+        type: 'object',
+        properties: { city: { type: 'string' }, days: { type: 'integer' } },
+        required: ['city'],
+      },
+    }];
+    const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const first = await client.messages
+      .create({ model: gptModel, max_tokens: 100, metadata: { user_id: user }, messages, tools })
+      .withResponse();
+    const uses = first.data.content.filter((b) => b.type === 'tool_use');
+    messages.push({ role: 'assistant', content: first.data.content });
+    messages.push({
+      role: 'user',
+      content: uses.map((b) => ({
+        type: 'tool_result', tool_use_id: b.id, content: 'sunny, 21 C',
+      })),
+    });
+    const second = await client.messages
+      .create({ model: gptModel, max_tokens: 100, metadata: { user_id: user }, messages, tools })
+      .withResponse();
+    return {
+      before,
+      after: await spendOf(user),
+      first: {
+        type: first.data.type,
+        content: first.data.content,
+        stop_reason: first.data.stop_reason,
+        usage: first.data.usage,
+        call_id: first.response.headers.get('x-litellm-call-id'),
+      },
+      second: {
+        type: second.data.type,
+        content: second.data.content,
+        text: textOf(second.data),
+        stop_reason: second.data.stop_reason,
+        usage: second.data.usage,
+        call_id: second.response.headers.get('x-litellm-call-id'),
+      },
+      requests: messageCalls().length,
+    };
+  },
+
+  // a tool use streamed: the SDK builds the input from input_json_delta
+  async gpt_tool_stream() {
+    const before = await spendOf(user);
+    const stream = client.messages.stream({
+      model: gptModel,
+      max_tokens: 100,
+      metadata: { user_id: user },
+      messages: [{ role: 'user', content: 'What is the weather in Lyon?' }],
+      tools: [{ name: 'get_weather', input_schema: { type: 'object' } }],
+    });
+    const types = [];
+    let partial = '';
+    for await (const ev of stream) {
+      types.push(ev.type);
+      if (ev.type === 'content_block_delta' && ev.delta && ev.delta.type === 'input_json_delta') {
+        partial += ev.delta.partial_json;
+      }
+    }
+    const final = await stream.finalMessage();
+    const response = stream.response;
+    return {
+      before,
+      after: await spendOf(user),
+      types,
+      partial_json: partial,
+      final_content: final.content,
+      final_stop_reason: final.stop_reason,
+      final_usage: final.usage,
+      call_id: response && response.headers.get('x-litellm-call-id'),
+      requests: messageCalls().length,
+    };
+  },
 };
 
 function chosen() {
@@ -355,7 +517,7 @@ async function main() {
   };
   for (const name of out.scenarios) {
     if (!Object.prototype.hasOwnProperty.call(steps, name)) {
-      out.errors.push(`${name}: no such scenario (known: ${ALL.join(' ')})`);
+      out.errors.push(`${name}: no such scenario (known: ${ALL.concat(GPT).join(' ')})`);
       continue;
     }
     fetchCalls = [];

@@ -35,6 +35,25 @@ as "Authorization: Bearer" (create_x_api_key: as x-api-key):
     since tollgate sends x-should-retry: false; the upstream saw nothing,
     nothing was charged or written.
 
+Then an OpenAI-format deployment (GPT_MODEL, priced IN_PRICE / OUT_PRICE)
+through the same SDK, with a key for it, in a second node run (the gpt_*
+steps), the fake's chat answers queued first (POST /_next: a translated
+request drops the "fake" field):
+
+  * messages.create: sent as a chat completion (system -> a system
+    message, metadata.user_id -> user), answered as a message: the text,
+    stop_reason end_turn, usage.cache_read_input_tokens = the fake's
+    prompt_tokens_details.cached_tokens, input_tokens the rest, the exact
+    charge and its ledger row;
+  * messages.stream: message_start ... message_delta, message_stop, the
+    text deltas, finalMessage()'s text, stop_reason and usage;
+  * a tool use: the fake answers tool_calls, the SDK gets a text block and
+    a tool_use block with the parsed input, stop_reason tool_use; the
+    tool_result sent back reaches the upstream as the assistant's
+    tool_calls and a "tool" message; the final text;
+  * the same tool use streamed: finalMessage() builds the input from the
+    input_json_delta pieces.
+
 node_modules: TG_ANTHROPIC_NODE_MODULES, else tests/anthropic/node_modules
 in the source tree (script/test runs `npm ci` there), else the build
 tree's tests/anthropic/node_modules, installed there with `npm ci` when
@@ -66,6 +85,50 @@ OUT = Decimal("1.5e-05")
 READ = Decimal("3e-07")
 WRITE_5M = Decimal("3.75e-06")
 WRITE_1H = Decimal("6e-06")
+
+# An OpenAI-format deployment (chat completions) on the fake upstream, priced
+# H.IN_PRICE / H.OUT_PRICE, and the fake's chat answers for the gpt_* steps,
+# queued in the order sdk-test.cjs calls (gpt_tool makes two calls).
+GPT_MODEL = "fake-gpt"
+GPT_UPSTREAM = "gpt-up"
+GPT_ANSWERS = [
+    ("create", {"content": "Bonjour from GPT.",
+                "usage": {"prompt_tokens": 50, "completion_tokens": 9,
+                          "prompt_tokens_details": {"cached_tokens": 20}}}),
+    ("stream", {"content": "one two three",
+                "usage": {"prompt_tokens": 33, "completion_tokens": 6,
+                          "prompt_tokens_details": {"cached_tokens": 12}}}),
+    ("tool_1", {"content": "Let me check.",
+                "tool_calls": [{"name": "get_weather",
+                                "arguments": "{\"city\": \"Paris\", \"days\": 2}"}],
+                "usage": {"prompt_tokens": 60, "completion_tokens": 15}}),
+    ("tool_2", {"content": "It is sunny in Paris.",
+                "usage": {"prompt_tokens": 90, "completion_tokens": 8,
+                          "prompt_tokens_details": {"cached_tokens": 64}}}),
+    ("tool_stream", {"tool_calls": [{"name": "get_weather",
+                                     "arguments": {"city": "Lyon", "days": 3}}],
+                     "usage": {"prompt_tokens": 44, "completion_tokens": 12}}),
+]
+
+
+def gpt_usage(name):
+    u = dict(GPT_ANSWERS)[name]["usage"]
+    return (u["prompt_tokens"], (u.get("prompt_tokens_details") or {}).get("cached_tokens", 0),
+            u["completion_tokens"])
+
+
+def gpt_price(name):
+    p, _, c = gpt_usage(name)
+    return p * H.IN_PRICE + c * H.OUT_PRICE
+
+
+def gpt_message_usage(name):
+    """The usage a message reports for the fake's chat usage: the cached
+    part of the prompt as cache reads, the rest as input_tokens."""
+    p, cached, c = gpt_usage(name)
+    return {"input_tokens": p - cached, "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": cached, "output_tokens": c}
+
 
 # What sdk-test.cjs tells the fake to report (its USAGE), priced by hand.
 USAGE = {
@@ -112,12 +175,34 @@ def key_row(env, token):
     return (dec(rows[0][0]), dec(rows[0][1])) if rows else None
 
 
-def generate_key(t, env, max_budget):
-    r = env.request("POST", "/key/generate", body={"models": [MODEL], "max_budget": max_budget})
+def generate_key(t, env, max_budget, model=MODEL):
+    r = env.request("POST", "/key/generate", body={"models": [model], "max_budget": max_budget})
     js = r.json or {}
     t.ok(r.status == 200 and js.get("key") and js.get("token"),
-         "key/generate (models [%s], max_budget %s)" % (MODEL, max_budget), r.text[:300])
+         "key/generate (models [%s], max_budget %s)" % (model, max_budget), r.text[:300])
     return js.get("key") or "", js.get("token") or ""
+
+
+def run_node(t, env, node, mods, srv, run_env, scenarios=(), what="sdk-test.cjs"):
+    """Run sdk-test.cjs (the given scenarios, else its default ones): its
+    JSON report, or None (and a failed test) when it did not print one."""
+    e = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": env.tmp,
+         "NODE_PATH": mods, "TG_BASE_URL": "http://127.0.0.1:%d" % srv.port,
+         "TG_MASTER_KEY": H.MASTER_KEY}
+    e.update(run_env)
+    p = subprocess.run([node, SCRIPT] + list(scenarios), env=e, cwd=env.tmp,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180)
+    out_text = p.stdout.decode("utf-8", "replace")
+    try:
+        res = json.loads(out_text.strip().splitlines()[-1], parse_float=Decimal)
+    except (ValueError, IndexError):
+        res = None
+    if not t.ok(p.returncode == 0 and isinstance(res, dict), "node ran %s" % what,
+                "exit %d" % p.returncode, "stdout: %s" % out_text[-2000:],
+                "stderr: %s" % p.stderr.decode("utf-8", "replace")[-2000:]):
+        return None
+    t.is_eq(res.get("errors"), [], "%s: the SDK calls raised nothing unexpected" % what)
+    return res
 
 
 def main(t, env):
@@ -127,7 +212,8 @@ def main(t, env):
         version = json.load(f).get("version")
     t.is_eq(version, PINNED, "the pinned %s is installed (%s)" % (PACKAGE, mods))
 
-    cfg = env.write_config("main", env.config(models=[deployment(env)]))
+    cfg = env.write_config("main", env.config(models=[
+        deployment(env), env.model(GPT_MODEL, upstream_model=GPT_UPSTREAM)]))
     srv = env.start_lighttpd(cfg, max_procs=2)
     user, header_user, over, count_user = "anth-user", "anth-header", "anth-over", "anth-count"
     r = env.customer_new(user_id=user, max_budget=10)
@@ -138,24 +224,11 @@ def main(t, env):
     over_key, over_token = generate_key(t, env, 0)
     env.upstream.reset()
 
-    run_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": env.tmp,
-               "NODE_PATH": mods, "TG_BASE_URL": "http://127.0.0.1:%d" % srv.port,
-               "TG_KEY": key, "TG_MODEL": MODEL, "TG_USER": user,
-               "TG_HEADER_USER": header_user, "TG_OVER_USER": over,
-               "TG_COUNT_USER": count_user, "TG_OVER_KEY": over_key,
-               "TG_MASTER_KEY": H.MASTER_KEY}
-    p = subprocess.run([node, SCRIPT], env=run_env, cwd=env.tmp, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=180)
-    out_text = p.stdout.decode("utf-8", "replace")
-    try:
-        res = json.loads(out_text.strip().splitlines()[-1], parse_float=Decimal)
-    except (ValueError, IndexError):
-        res = None
-    if not t.ok(p.returncode == 0 and isinstance(res, dict), "node ran sdk-test.cjs",
-                "exit %d" % p.returncode, "stdout: %s" % out_text[-2000:],
-                "stderr: %s" % p.stderr.decode("utf-8", "replace")[-2000:]):
+    res = run_node(t, env, node, mods, srv, {
+        "TG_KEY": key, "TG_MODEL": MODEL, "TG_USER": user, "TG_HEADER_USER": header_user,
+        "TG_OVER_USER": over, "TG_COUNT_USER": count_user, "TG_OVER_KEY": over_key})
+    if res is None:
         return
-    t.is_eq(res.get("errors"), [], "the SDK calls raised nothing unexpected")
     t.is_eq((res.get("sdk_version"), res.get("max_retries")), (PINNED, 2),
             "SDK %s, maxRetries at its default, 2" % PINNED)
 
@@ -310,6 +383,174 @@ def main(t, env):
     t.is_eq(key_row(env, over_token), (Decimal(0), Decimal(0)),
             "refusals: the key over budget charged and holding nothing")
     t.is_eq(int(env.sql("SELECT COUNT(*) FROM reservations")[0][0]), 0, "no hold left")
+
+    gpt_checks(t, env, node, mods, srv, (key, over_key))
+
+
+def gpt_checks(t, env, node, mods, srv, other_keys):
+    """The SDK against an OpenAI-format deployment: the Messages API call
+    sent as a chat completion, answered in Anthropic's shape."""
+    who = "anth-gpt"
+    r = env.customer_new(user_id=who, max_budget=10)
+    t.is_eq(r.status, 200, "customer/new %s (max_budget 10)" % who, r.text[:200])
+    key, token = generate_key(t, env, 10, model=GPT_MODEL)
+    env.upstream.reset()
+    for _, spec in GPT_ANSWERS:
+        env.upstream.next(spec)
+    scenarios = ["gpt_create", "gpt_stream", "gpt_tool", "gpt_tool_stream"]
+    res = run_node(t, env, node, mods, srv, {"TG_KEY": key, "TG_MODEL": GPT_MODEL,
+                                             "TG_GPT_MODEL": GPT_MODEL, "TG_USER": who},
+                   scenarios=scenarios, what="sdk-test.cjs (the gpt_* steps)")
+    if res is None:
+        return
+    t.is_eq(res.get("scenarios"), scenarios, "gpt: the node run did the four gpt_* steps")
+
+    posts = [q for q in env.upstream.requests() if q["method"] == "POST"]
+    t.is_eq([(q["path"], q.get("fake_from_queue")) for q in posts],
+            [("/v1/chat/completions", spec) for _, spec in GPT_ANSWERS],
+            "gpt: the upstream got five chat completions, each taking its queued answer in order")
+    t.ok(all(q["headers"].get("authorization") == "Bearer " + H.UPSTREAM_KEY
+             and q["headers"].get("x-api-key") is None for q in posts),
+         "gpt: upstream calls carry the deployment's key as Bearer, no x-api-key",
+         [{k: q["headers"].get(k) for k in ("authorization", "x-api-key")} for q in posts])
+    t.ok(posts and not any(k in json.dumps(q) for q in posts for k in (key,) + other_keys),
+         "gpt: the client's keys went nowhere upstream")
+    sent = [q.get("json") or {} for q in posts] + [{}] * 5
+    total = Decimal(0)
+
+    # -- messages.create --
+    s = res.get("gpt_create") or {}
+    t.diag("gpt_create: %s" % json.dumps(s, default=str))
+    want = gpt_price("create")
+    total += want
+    t.is_eq(sent[0], {"model": GPT_UPSTREAM, "max_tokens": 100, "user": who,
+                      "messages": [{"role": "system", "content": "Be brief."},
+                                   {"role": "user", "content": "Say hello"}]},
+            "gpt create: sent as a chat completion (system message, user)", json.dumps(sent[0]))
+    t.is_eq((s.get("type"), s.get("role"), s.get("content"), s.get("stop_reason"),
+             s.get("stop_sequence")),
+            ("message", "assistant", [{"type": "text", "text": "Bonjour from GPT."}],
+             "end_turn", None),
+            "gpt create: a message with the text, stop -> stop_reason end_turn")
+    t.is_eq(s.get("usage"), gpt_message_usage("create"),
+            "gpt create: usage: cached_tokens as cache_read_input_tokens, the rest input_tokens")
+    t.is_eq(s.get("requests"), 1, "gpt create: one HTTP request")
+    t.is_eq(grew(s), want, "gpt create: the customer's spend grows by exactly %s" % want)
+    t.is_eq(dec(s.get("cost_header")), want, "gpt create: x-litellm-response-cost")
+    p, _, c = gpt_usage("create")
+    row = env.ledger_row(s.get("call_id") or "-") or {}
+    t.is_eq((row.get("end_user"), row.get("status"), row.get("spend"), row.get("prompt_tokens"),
+             row.get("completion_tokens"), row.get("api_key")),
+            (who, "success", want, str(p), str(c), token),
+            "gpt create: ledger row (the customer, success, the cost, the key's token)")
+    t.is_eq(call_type(env, s.get("call_id")), "anthropic_messages",
+            "gpt create: call_type anthropic_messages")
+
+    # -- messages.stream --
+    st = res.get("gpt_stream") or {}
+    t.diag("gpt_stream: %s" % json.dumps(st, default=str))
+    want = gpt_price("stream")
+    total += want
+    t.is_eq((sent[1].get("stream"), sent[1].get("stream_options")),
+            (True, {"include_usage": True}), "gpt stream: the upstream is asked for its usage")
+    t.is_eq(st.get("types"), ["message_start", "content_block_start"]
+            + ["content_block_delta"] * 3 + ["content_block_stop", "message_delta",
+                                             "message_stop"],
+            "gpt stream: message_start, a text block's events, message_delta, message_stop")
+    t.is_eq((st.get("text"), st.get("final_text"), st.get("final_stop_reason")),
+            ("one two three", "one two three", "end_turn"),
+            "gpt stream: the text deltas, finalMessage()'s text and stop_reason end_turn")
+    t.is_eq(st.get("delta_usage"), gpt_message_usage("stream"),
+            "gpt stream: message_delta's usage")
+    fu = st.get("final_usage") or {}
+    t.is_eq({k: fu.get(k) for k in gpt_message_usage("stream")}, gpt_message_usage("stream"),
+            "gpt stream: finalMessage().usage")
+    t.like(st.get("content_type") or "", r"^text/event-stream", "gpt stream: content type")
+    t.is_eq(st.get("requests"), 1, "gpt stream: one HTTP request")
+    t.is_eq(grew(st), want, "gpt stream: the customer's spend grows by exactly %s" % want)
+    row = env.ledger_row(st.get("call_id") or "-") or {}
+    t.is_eq((row.get("end_user"), row.get("status"), row.get("spend")), (who, "success", want),
+            "gpt stream: ledger row")
+
+    # -- a tool use, and the result sent back --
+    tl = res.get("gpt_tool") or {}
+    t.diag("gpt_tool: %s" % json.dumps(tl, default=str))
+    want = gpt_price("tool_1") + gpt_price("tool_2")
+    total += want
+    t.is_eq(sent[2].get("tools"), [{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city",
+        "parameters": {"type": "object",
+                       "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+                       "required": ["city"]}}}],
+        "gpt tool: the tool sent as a chat function tool")
+    first, second = tl.get("first") or {}, tl.get("second") or {}
+    blocks = first.get("content") or []
+    use = blocks[-1] if blocks else {}
+    t.is_eq(([(b.get("type"), b.get("text"), b.get("name"), b.get("input")) for b in blocks],
+             first.get("stop_reason")),
+            ([("text", "Let me check.", None, None),
+              ("tool_use", None, "get_weather", {"city": "Paris", "days": 2})], "tool_use"),
+            "gpt tool: a text block, then a tool_use block with the parsed input; stop_reason "
+            "tool_use")
+    t.ok(isinstance(use.get("id"), str) and use.get("id"),
+         "gpt tool: the tool_use block has an id (%s)" % use.get("id"))
+    t.is_eq(first.get("usage"), gpt_message_usage("tool_1"), "gpt tool: usage")
+    msgs = sent[3].get("messages") or []
+    call = ((msgs[1].get("tool_calls") or [{}])[0] if len(msgs) > 1 else {})
+    try:
+        args = json.loads((call.get("function") or {}).get("arguments") or "null")
+    except ValueError:
+        args = "not JSON: %r" % (call.get("function") or {}).get("arguments")
+    t.is_eq((msgs[:1], len(msgs), msgs[1:2] and {k: v for k, v in msgs[1].items()
+                                                 if k != "tool_calls"},
+             call.get("id"), call.get("type"), (call.get("function") or {}).get("name"), args,
+             msgs[2:]),
+            ([{"role": "user", "content": "What is the weather in Paris?"}], 3,
+             {"role": "assistant", "content": "Let me check."}, use.get("id"), "function",
+             "get_weather", {"city": "Paris", "days": 2},
+             [{"role": "tool", "tool_call_id": use.get("id"), "content": "sunny, 21 C"}]),
+            "gpt tool: the tool_use went back as the assistant's tool_calls, the tool_result "
+            "as a tool message", json.dumps(msgs))
+    t.is_eq((second.get("content"), second.get("stop_reason"), second.get("usage")),
+            ([{"type": "text", "text": "It is sunny in Paris."}], "end_turn",
+             gpt_message_usage("tool_2")), "gpt tool: the final answer's text and usage")
+    for name, step in (("tool_1", first), ("tool_2", second)):
+        row = env.ledger_row(step.get("call_id") or "-") or {}
+        t.is_eq((row.get("end_user"), row.get("status"), row.get("spend")),
+                (who, "success", gpt_price(name)),
+                "gpt tool (%s): ledger row, charged %s" % (name, gpt_price(name)))
+    t.is_eq(tl.get("requests"), 2, "gpt tool: two HTTP requests")
+    t.is_eq(grew(tl), want, "gpt tool: the customer's spend grows by exactly %s" % want)
+
+    # -- a tool use, streamed --
+    ts = res.get("gpt_tool_stream") or {}
+    t.diag("gpt_tool_stream: %s" % json.dumps(ts, default=str))
+    want = gpt_price("tool_stream")
+    total += want
+    types = ts.get("types") or []
+    t.is_eq((types[:2], types[-3:], set(types[2:-3])),
+            (["message_start", "content_block_start"],
+             ["content_block_stop", "message_delta", "message_stop"], {"content_block_delta"}),
+            "gpt tool stream: message_start, one block's events, message_delta, message_stop")
+    fc = ts.get("final_content") or []
+    t.is_eq(([(b.get("type"), b.get("name"), b.get("input")) for b in fc],
+             json.loads(ts.get("partial_json") or "null"), ts.get("final_stop_reason")),
+            ([("tool_use", "get_weather", {"city": "Lyon", "days": 3})],
+             {"city": "Lyon", "days": 3}, "tool_use"),
+            "gpt tool stream: finalMessage() has the tool_use block with the input built from "
+            "the input_json_delta pieces; stop_reason tool_use")
+    fu = ts.get("final_usage") or {}
+    t.is_eq({k: fu.get(k) for k in gpt_message_usage("tool_stream")},
+            gpt_message_usage("tool_stream"), "gpt tool stream: finalMessage().usage")
+    t.is_eq(grew(ts), want, "gpt tool stream: the customer's spend grows by exactly %s" % want)
+
+    cu = env.customer_row(who) or {}
+    t.is_eq((cu.get("spend"), cu.get("reserved")), (total, Decimal(0)),
+            "gpt: %s's spend = its five calls (%s), nothing reserved" % (who, total))
+    t.is_eq(cu.get("spend"), env.ledger_sum(who), "gpt: %s's spend == ledger sum" % who)
+    t.is_eq(key_row(env, token), (total, Decimal(0)),
+            "gpt: the key's spend = the five charges, nothing reserved")
+    t.is_eq(int(env.sql("SELECT COUNT(*) FROM reservations")[0][0]), 0, "gpt: no hold left")
 
 
 if __name__ == "__main__":

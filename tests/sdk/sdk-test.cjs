@@ -9,9 +9,20 @@
 //   TG_APIS_USER   a customer with budget left for the Responses,
 //                  embeddings and legacy completions calls
 //   TG_MODEL       the model name to use
+//   TG_CLAUDE_MODEL   a model name whose deployment is anthropic/ (the
+//                  claude_* steps: tollgate translates the chat completion
+//                  into Anthropic's Messages API and back)
+//   TG_CLAUDE_USER    the customer of the claude_* steps (default TG_USER)
+//   TG_SCENARIOS   optional: the steps to run, comma- or space-separated;
+//                  the command line's arguments, when given, win. Default:
+//                  every step but the claude_* ones (DEFAULT below).
 // It does the calls, reads /customer/info around each, and prints ONE JSON
 // object on stdout with what it saw; sdk.py checks it and speaks TAP.
 // Anything unexpected is reported in the JSON ("errors"), never thrown.
+// The claude_* steps carry no "fake" field (a translated request drops
+// it): sdk.py queues the fake upstream's answers (POST /_next) before it
+// runs them, in the order they call (claude_create, claude_stream,
+// claude_tools: two calls).
 'use strict';
 
 const OpenAI = require('openai');
@@ -22,6 +33,21 @@ const user = process.env.TG_USER;
 const overUser = process.env.TG_OVER_USER;
 const model = process.env.TG_MODEL;
 const apisUser = process.env.TG_APIS_USER || user;
+const claudeModel = process.env.TG_CLAUDE_MODEL;
+const claudeUser = process.env.TG_CLAUDE_USER || user;
+
+const DEFAULT = ['nonstream', 'stream', 'stream_usage', 'models', 'over_budget', 'responses',
+                 'responses_stream', 'responses_stream_helper', 'embeddings_float',
+                 'embeddings_default', 'embeddings_base64', 'completions',
+                 'over_budget_responses'];
+const CLAUDE = ['claude_create', 'claude_stream', 'claude_tools'];
+
+function chosen() {
+  const args = process.argv.slice(2);
+  const names = args.length ? args : (process.env.TG_SCENARIOS || '').split(/[\s,]+/);
+  const list = names.filter((n) => n !== '');
+  return list.length ? list : DEFAULT;
+}
 
 let fetchCalls = [];
 const countingFetch = async (url, init) => {
@@ -75,8 +101,15 @@ function embeddingInfo(d) {
 }
 
 async function main() {
-  const out = { sdk_version: OpenAI.VERSION || null, errors: [] };
+  const scenarios = chosen();
+  const out = { sdk_version: OpenAI.VERSION || null, scenarios, errors: [] };
+  for (const name of scenarios) {
+    if (!DEFAULT.includes(name) && !CLAUDE.includes(name)) {
+      out.errors.push(`${name}: no such scenario (known: ${DEFAULT.concat(CLAUDE).join(' ')})`);
+    }
+  }
   const step = async (name, fn) => {
+    if (!scenarios.includes(name)) return;
     try {
       out[name] = await fn();
     } catch (e) {
@@ -348,6 +381,155 @@ async function main() {
     res.requests = fetchCalls.filter((c) => c.url.includes('/responses')).length;
     res.after = (await spendOf(overUser)).spend;
     return res;
+  });
+
+  // --- a Claude model (an anthropic/ deployment): the chat completion is
+  // sent as Anthropic's Messages API and answered back as chat ---
+  const chatCalls = () => fetchCalls.filter((c) => c.url.includes('/chat/completions')).length;
+
+  await step('claude_create', async () => {
+    const before = await spendOf(claudeUser);
+    fetchCalls = [];
+    const { data, response } = await client.chat.completions
+      .create({
+        model: claudeModel,
+        user: claudeUser,
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Say hello' },
+        ],
+      })
+      .withResponse();
+    const after = await spendOf(claudeUser);
+    const c = (data.choices && data.choices[0]) || {};
+    return {
+      before: before.spend,
+      after: after.spend,
+      id: data.id,
+      object: data.object,
+      model: data.model,
+      choices: (data.choices || []).length,
+      role: c.message && c.message.role,
+      content: c.message && c.message.content,
+      tool_calls: (c.message && c.message.tool_calls) || null,
+      finish_reason: c.finish_reason,
+      usage: data.usage,
+      call_id: response.headers.get('x-litellm-call-id'),
+      cost_header: response.headers.get('x-litellm-response-cost'),
+      requests: chatCalls(),
+    };
+  });
+
+  await step('claude_stream', async () => {
+    const before = await spendOf(claudeUser);
+    fetchCalls = [];
+    const { data: stream, response } = await client.chat.completions
+      .create({
+        model: claudeModel,
+        user: claudeUser,
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'Count to three' }],
+      })
+      .withResponse();
+    let text = '';
+    let chunks = 0;
+    const roles = [];
+    const finishReasons = [];
+    const objects = [];
+    const usageChunks = [];
+    for await (const chunk of stream) {
+      chunks++;
+      if (!objects.includes(chunk.object)) objects.push(chunk.object);
+      if (chunk.usage) {
+        usageChunks.push({ at: chunks, choices: chunk.choices, usage: chunk.usage });
+      }
+      for (const c of chunk.choices || []) {
+        if (c.delta && c.delta.role) roles.push(c.delta.role);
+        if (c.delta && typeof c.delta.content === 'string') text += c.delta.content;
+        if (c.finish_reason) finishReasons.push(c.finish_reason);
+      }
+    }
+    const after = await spendOf(claudeUser);
+    return {
+      before: before.spend,
+      after: after.spend,
+      text,
+      chunks,
+      objects,
+      roles,
+      finish_reasons: finishReasons,
+      usage_chunks: usageChunks,
+      call_id: response.headers.get('x-litellm-call-id'),
+      content_type: response.headers.get('content-type'),
+      requests: chatCalls(),
+    };
+  });
+
+  // A tool-call round trip: the model asks for get_weather, the
+  // application answers with a "tool" message, the model answers in text.
+  await step('claude_tools', async () => {
+    const before = await spendOf(claudeUser);
+    fetchCalls = [];
+    const tools = [{
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        description: 'The weather in a city',
+        parameters: {
+          type: 'object',
+          properties: { city: { type: 'string' }, days: { type: 'integer' } },
+          required: ['city'],
+        },
+      },
+    }];
+    const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
+    const first = await client.chat.completions
+      .create({ model: claudeModel, user: claudeUser, messages, tools })
+      .withResponse();
+    const c1 = (first.data.choices && first.data.choices[0]) || {};
+    const m1 = c1.message || {};
+    const calls = m1.tool_calls || [];
+    const args = calls.map((call) => {
+      try {
+        return { ok: true, value: JSON.parse(call.function.arguments) };
+      } catch (e) {
+        return { ok: false, text: call.function && call.function.arguments, error: String(e) };
+      }
+    });
+    // the assistant's message as the SDK returned it, then one tool answer per call
+    messages.push(m1);
+    for (const call of calls) {
+      messages.push({ role: 'tool', tool_call_id: call.id, content: 'sunny, 21 C' });
+    }
+    const second = await client.chat.completions
+      .create({ model: claudeModel, user: claudeUser, messages, tools })
+      .withResponse();
+    const c2 = (second.data.choices && second.data.choices[0]) || {};
+    const after = await spendOf(claudeUser);
+    return {
+      before: before.spend,
+      after: after.spend,
+      first: {
+        object: first.data.object,
+        finish_reason: c1.finish_reason,
+        content: m1.content === undefined ? 'undefined' : m1.content,
+        tool_calls: calls,
+        arguments: args,
+        usage: first.data.usage,
+        call_id: first.response.headers.get('x-litellm-call-id'),
+      },
+      assistant_message: m1,
+      second: {
+        object: second.data.object,
+        finish_reason: c2.finish_reason,
+        content: c2.message && c2.message.content,
+        tool_calls: (c2.message && c2.message.tool_calls) || null,
+        usage: second.data.usage,
+        call_id: second.response.headers.get('x-litellm-call-id'),
+      },
+      requests: chatCalls(),
+    };
   });
 
   process.stdout.write(JSON.stringify(out) + '\n');
