@@ -49,9 +49,9 @@ def exact_body(route, user, bound, fake):
                    "user": user,
                    "fake": dict(fake, usage={"input_tokens": n, "output_tokens": bound})}
         elif route == "messages":
-            # The model's anthropic/ deployment (main()), without cache
-            # prices: the hold is every byte at the input price.
-            obj = {"model": "fake-gpt", "max_tokens": bound, "metadata": {"user_id": user},
+            # An anthropic/ model (main()) without cache prices: the hold
+            # is every byte at the input price.
+            obj = {"model": "fake-claude", "max_tokens": bound, "metadata": {"user_id": user},
                    "messages": [{"role": "user", "content": "hi"}],
                    "fake": dict(fake, usage={"input_tokens": n, "output_tokens": bound})}
         else:
@@ -162,10 +162,11 @@ def many_customers(t, env, srv):
 
 
 def main(t, env):
-    # fake-gpt has an anthropic/ deployment too, for /v1/messages.
+    # fake-claude is an anthropic/ model, for /v1/messages (a deployment
+    # of fake-gpt would serve chat too, translated).
     cfg = env.write_config("main", env.config(models=[
         env.model("fake-gpt"), env.model("fake-gpt-2"),
-        env.model("fake-gpt", api_base=env.upstream.base, model="anthropic/fake-gpt")]))
+        env.model("fake-claude", api_base=env.upstream.base, model="anthropic/fake-claude")]))
     srv = env.start_lighttpd(cfg, max_procs=8)
     for route in ROUTES:
         budget_race(t, env, srv, route)

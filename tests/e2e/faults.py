@@ -102,8 +102,9 @@ class Load:
             return {"model": self.model, "input": ["hello", "world"], "user": user,
                     "fake": dict(fake)}
         if route == "messages":
-            # The model's anthropic/ deployment serves it (main()).
-            return {"model": self.model, "max_tokens": 100, "metadata": {"user_id": user},
+            # fake-gpt's anthropic/ twin, fake-claude (main()).
+            return {"model": self.model.replace("fake-gpt", "fake-claude"), "max_tokens": 100,
+                    "metadata": {"user_id": user},
                     "messages": [{"role": "user", "content": "hello"}], "fake": dict(fake)}
         return self.env.chat_body(user=user, model=self.model, fake=dict(fake))
 
@@ -311,15 +312,16 @@ def main(t, env):
     second = H.FakeUpstream(os.path.join(env.tmp))
     second.log = os.path.join(env.tmp, "fake_upstream_b.log")
     second.start()
-    # Each model name has an OpenAI-format and an anthropic/ deployment on
-    # the same upstream: each route's calls go to the one with its API.
+    # Each upstream has an OpenAI-format model and an anthropic/ one (for
+    # /v1/messages; a deployment of the same name would serve chat too,
+    # translated, without the fake's directives).
     cfg = env.config(
         models=[env.model("fake-gpt", timeout=TIMEOUT),
-                env.model("fake-gpt", timeout=TIMEOUT, api_base=env.upstream.base,
-                          model="anthropic/fake-gpt"),
+                env.model("fake-claude", timeout=TIMEOUT, api_base=env.upstream.base,
+                          model="anthropic/fake-claude"),
                 env.model("fake-gpt-b", timeout=TIMEOUT, api_base=second.base + "/v1"),
-                env.model("fake-gpt-b", timeout=TIMEOUT, api_base=second.base,
-                          model="anthropic/fake-gpt-b")],
+                env.model("fake-claude-b", timeout=TIMEOUT, api_base=second.base,
+                          model="anthropic/fake-claude-b")],
         litellm_settings={"max_end_user_budget_id": TIER},
         extra={"tollgate_settings": {"hold_grace": 1, "reclaim_interval": 1,
                                      "spool_dir": spool}})
