@@ -112,6 +112,10 @@ tg_event_webhook_body(const struct tg_event_info *ev)
 	        json_object_new_string(tg_account_kind_name(ev->group)));
 	event_message(ev, msg, sizeof(msg));
 	json_object_object_add(o, "event_message", json_object_new_string(msg));
+	/* Beside the seed's: which API the charged call was of. */
+	if (ev->event == TG_EVENT_SPEND_TRACKED && ev->call_type != NULL)
+		json_object_object_add(o, "call_type",
+		                       json_object_new_string(ev->call_type));
 	return take_text(o);
 }
 
@@ -312,6 +316,7 @@ event_of(const struct tg_event_account *acct, struct tg_event_info *ev)
 	ev->customer_id = acct->kind == TG_ACCOUNT_CUSTOMER ? acct->id : NULL;
 	ev->token = acct->token;
 	ev->key_alias = acct->key_alias;
+	ev->call_type = acct->call_type;
 }
 
 /*

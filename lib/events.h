@@ -35,9 +35,10 @@ struct tg_event_info {
 	tg_money spend;             /* the call's cost, or the period's total */
 	bool has_max_budget;
 	tg_money max_budget;
-	int percent;          /* threshold_crossed: 85 or 95 */
-	bool refused;         /* budget_crossed raised by a refusal */
-	tg_money soft_budget; /* soft_budget_crossed */
+	int percent;           /* threshold_crossed: 85 or 95 */
+	bool refused;          /* budget_crossed raised by a refusal */
+	tg_money soft_budget;  /* soft_budget_crossed */
+	const char *call_type; /* spend_tracked: the call's, or NULL */
 };
 
 /* "spend_tracked", "threshold_crossed", ... */
@@ -57,6 +58,9 @@ struct tg_event_account {
 	                          its own (may be NULL); unused for keys */
 	const char *token;     /* sha256 hex of the key the call used */
 	const char *key_alias; /* that key's alias, if a virtual key's */
+	/* A charge's call type (LiteLLM's: acompletion, anthropic_messages,
+	 * ...), in its spend_tracked event; NULL: none. */
+	const char *call_type;
 };
 
 /*

@@ -232,8 +232,9 @@ refused(struct tg_db *db, const struct admit_account *acct,
         const struct tg_hold_request *hr, tg_money spend, tg_money max_budget,
         struct tg_err *err)
 {
-	struct tg_event_account ev = {acct->kind, acct->id, acct->budget_id,
-	                              hr->api_key_hash, acct->key_alias};
+	struct tg_event_account ev = {acct->kind,      acct->id,
+	                              acct->budget_id, hr->api_key_hash,
+	                              acct->key_alias, NULL};
 	struct tg_err ev_err;
 
 	tg_err_clear(&ev_err);
@@ -959,9 +960,12 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	}
 	for (size_t i = 0; i < a->nparty && rc == TG_OK; i++) {
 		struct party *p = &a->party[i];
-		struct tg_event_account ev = {p->kind, p->id, p->budget_id,
+		struct tg_event_account ev = {p->kind,
+		                              p->id,
+		                              p->budget_id,
 		                              e->api_key_hash,
-		                              a->acct->key_alias};
+		                              a->acct->key_alias,
+		                              e->call_type};
 
 		if (p->kind == TG_ACCOUNT_CUSTOMER)
 			p->released = released;

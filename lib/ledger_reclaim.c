@@ -204,9 +204,9 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 		const char *alias = n > 1 && p[1].key_alias[0] != '\0'
 		                            ? p[1].key_alias
 		                            : NULL;
-		struct tg_event_account ev = {p[k].kind, p[k].id,
-		                              a->default_budget_id, api_key,
-		                              alias};
+		struct tg_event_account ev = {
+		        p[k].kind, p[k].id, a->default_budget_id,
+		        api_key,   alias,   NULL};
 
 		rc = tg_ledger_charge_account(
 		        db, p[k].kind, p[k].id,

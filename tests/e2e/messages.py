@@ -36,6 +36,9 @@ requires x-api-key and anthropic-version:
 7. 50 parallel streamed calls against a budget: never exceeded, spend =
    the ledger's sum, nothing left reserved.
 8. /spend/logs?request_id= with the message's id (msg_...).
+9. rpm_limit counts /v1/messages beside chat (429 rate_limit_error in
+   Anthropic's envelope); the webhook's spend_tracked carries the call's
+   cost and call_type anthropic_messages.
 """
 
 import json
@@ -356,6 +359,38 @@ def race(t, env):
     t.is_eq(row["reserved"], Decimal(0), "nothing left reserved")
 
 
+def limits_and_webhook(t, env, rec):
+    """rpm_limit counts /v1/messages with the other routes (429 in
+    Anthropic's envelope, retry-after); the webhook's spend_tracked has
+    the call's cost and call_type."""
+    env.budget_new(budget_id="m-rpm", rpm_limit=2)
+    env.customer_new(user_id="m-rl", budget_id="m-rpm")
+    r = env.request("POST", "/v1/chat/completions",
+                    body=env.chat_body(user="m-rl", model="fake-gpt"))
+    t.is_eq(r.status, 200, "rpm 2: a chat call")
+    r = post(env, body(user="m-rl"))
+    t.is_eq(r.status, 200, "rpm 2: a messages call")
+    r = post(env, body(user="m-rl"))
+    err = anth_error(r) or {}
+    t.is_eq((r.status, err.get("type")), (429, "rate_limit_error"),
+            "rpm 2: the third call of the minute, on /v1/messages, is 429 rate_limit_error "
+            "in Anthropic's envelope", r.text[:300])
+    t.ok("Limit type: requests" in err.get("message", "") and r.header("retry-after"),
+         "it names the limit and says when to retry", r.text[:300], r.header("retry-after"))
+    r = post(env, body(user="m-wh", fake={"usage": {"input_tokens": 9, "output_tokens": 6}}))
+    t.is_eq(r.status, 200, "a call for the webhook")
+
+    def arrived():
+        got = [e for e, _ in rec.events() if e.get("event") == "spend_tracked"
+               and e.get("customer_id") == "m-wh"]
+        return got or None
+    got = (H.wait_for(arrived, timeout=30) or [{}])[0]
+    t.is_eq(Decimal(str(got.get("spend", "-1"))), 9 * IN + 6 * OUT,
+            "the webhook's spend_tracked carries the call's cost")
+    t.is_eq(got.get("call_type"), "anthropic_messages",
+            "and its call_type, anthropic_messages", repr(got)[:300])
+
+
 def spend_logs(t, env):
     r = post(env, body(user="m-logs"))
     mid = (r.json or {}).get("id", "")
@@ -367,14 +402,16 @@ def spend_logs(t, env):
 
 
 def main(t, env):
-    models = [sonnet("claude", env.upstream.base),
+    rec = H.Receiver().up()
+    models = [sonnet("claude", env.upstream.base), env.model("fake-gpt"),
               sonnet("fo", env.upstream.base + "/_status/529"),
               sonnet("fo", env.upstream.base),
               {"model_name": "mock-claude",
                "litellm_params": {"model": "mock/claude-sonnet-4-5"},
                "model_info": {"base_model": "claude-sonnet-4-5"}}]
-    cfg = env.config(models=models, litellm_settings={"num_retries": 1})
-    env.start_lighttpd(env.write_config("main", cfg))
+    cfg = env.config(models=models, litellm_settings={"num_retries": 1},
+                     general_settings={"alerting": ["webhook"]})
+    env.start_lighttpd(env.write_config("main", cfg), extra_env={"WEBHOOK_URL": rec.url})
     seed_flow(t, env)
     dimensions(t, env)
     boundary(t, env)
@@ -383,6 +420,8 @@ def main(t, env):
     count_tokens(t, env)
     race(t, env)
     spend_logs(t, env)
+    limits_and_webhook(t, env, rec)
+    rec.down()
 
 
 H.run(main)

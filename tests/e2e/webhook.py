@@ -48,6 +48,8 @@ SECRET = "whsec-test-secret"
 SEED_FIELDS = ["spend", "max_budget", "token", "customer_id", "user_id", "team_id",
                "user_email", "key_alias", "projected_exceeded_date", "projected_spend",
                "event", "event_group", "event_message"]
+# spend_tracked adds, after the seed's, the charged call's type (SPEC 11).
+TRACKED_FIELDS = SEED_FIELDS + ["call_type"]
 KEY_HASH = hashlib.sha256(H.MASTER_KEY.encode()).hexdigest()
 
 
@@ -129,7 +131,9 @@ def seed_payload(t, env, rec, srv):
     if not got:
         return
     ev = got[0]
-    t.is_eq(list(ev.keys()), SEED_FIELDS, "the seed's fields, in the seed's order")
+    t.is_eq(list(ev.keys()), TRACKED_FIELDS,
+            "the seed's fields, in the seed's order, then call_type")
+    t.is_eq(ev.get("call_type"), "acompletion", "call_type: the chat route's, acompletion")
     charge = dec(r.header("x-litellm-response-cost"))
     t.is_eq(dec(ev["spend"]), charge, "spend is the call's cost, exactly (%s)" % charge)
     t.is_eq(dec(ev["spend"]), cost(10, 20), "spend = 10 x in + 20 x out")
@@ -169,7 +173,7 @@ def seed_payload(t, env, rec, srv):
         t.ok(row is not None and dec(got[1]["spend"]) == row["spend"],
              "streamed spend equals its ledger row: %r vs %r" % (
                  got[1]["spend"], row and row["spend"]))
-        t.is_eq(list(got[1].keys()), SEED_FIELDS, "streamed: the seed's fields")
+        t.is_eq(list(got[1].keys()), TRACKED_FIELDS, "streamed: the seed's fields, call_type")
     info = env.customer_info("krrish12").json
     total = sum(dec(e["spend"]) for e in events_for(rec, "krrish12"))
     t.is_eq(total, dec(info["spend"]), "the events' spend adds up to the customer's")
