@@ -15,9 +15,12 @@ metadata.user_id).  CLAUDE_CODE_MAX_RETRIES is left at its default: the
 refusal shows that Claude Code obeys tollgate's x-should-retry: false.
 The deployment claude-sonnet-4-5 is an anthropic/ model on the fake
 upstream priced from the shipped price file (model_info.base_model
-claude-sonnet-4-5: 3e-06 per input token, 1.5e-05 per output token); the
-fake answers with its defaults (Claude Code cannot send the "fake" field):
-"Hello from the fake upstream.", 10 input and 20 output tokens.
+claude-sonnet-4-5: 3e-06 per input token, 3e-07 per cache read, 3.75e-06
+and 6e-06 per token written to the cache for 5 minutes and for an hour,
+1.5e-05 per output token); the fake answers "Hello from the fake
+upstream." with the usage of a Claude Code turn, queued for it (Claude
+Code cannot send the "fake" field): 10 input tokens, 20,000 read from the
+cache, 3,000 and 1,000 written to it, 20 output tokens.
 
 1. The pinned version is installed and its native binary runs here (a
    machine where it cannot run fails this test, with the reason).
@@ -28,10 +31,11 @@ fake answers with its defaults (Claude Code cannot send the "fake" field):
    anthropic-version 2023-06-01, Claude Code's anthropic-beta passed on,
    the deployment's model name, "stream": true, max_tokens 32000, Claude
    Code's tools and metadata; one ledger row (call_type
-   anthropic_messages, success, 10 and 20 tokens, api_key the key's
+   anthropic_messages, success, 24,010 prompt and 20 output tokens, the
+   cache reads and writes by class in its metadata, api_key the key's
    token, the customer of the header, not of metadata.user_id), and the
-   key's and the customer's spend are both exactly 10 x 3e-06 + 20 x
-   1.5e-05; nothing is left reserved.
+   key's and the customer's spend are both exactly that usage at those
+   prices; nothing is left reserved.
 3. The same with a key whose max_budget, 0.01, is below the hold of Claude
    Code's request (about body bytes x 6e-06 + 32000 x 1.5e-05, some $1):
    claude prints tollgate's 429 and its message ("API Error: Request
@@ -72,6 +76,8 @@ TIMEOUT = 240
 # Claude Sonnet 4.5 in etc/model_prices.json, USD per token.
 IN = Decimal("3e-06")
 OUT = Decimal("1.5e-05")
+READ = Decimal("3e-07")
+WRITE_5M = Decimal("3.75e-06")
 WRITE_1H = Decimal("6e-06")  # the dearest input-side rate: the hold's
 TOOLS_OVERHEAD = 1024        # the hold's allowance for a request with tools
 MAX_TOKENS = 32000           # what Claude Code asks for
@@ -206,6 +212,12 @@ def main(t, env):
     t.is_eq(r.status, 200, "customer/new %s (max_budget %s)" % (CUSTOMER, budget), r.text[:200])
     key, token = generate_key(t, env, budget)
     env.upstream.reset()
+    # What a Claude Code turn costs: its system prompt and tools read from
+    # the prompt cache, some written to it for 5 minutes and for an hour.
+    # Claude Code cannot send the fake's directives: they are queued.
+    usage = {"input_tokens": 10, "cache_read_input_tokens": 20000,
+             "cache_creation_5m": 3000, "cache_creation_1h": 1000, "output_tokens": 20}
+    env.upstream.next({"usage": usage})
 
     # -- a session, charged --
     s = Session(t, env, claude, "session", key, srv.port)
@@ -246,7 +258,7 @@ def main(t, env):
          "its metadata.user_id (a JSON text with session_id) passed on",
          js.get("metadata"))
 
-    want = 10 * IN + 20 * OUT
+    want = 10 * IN + 20000 * READ + 3000 * WRITE_5M + 1000 * WRITE_1H + 20 * OUT
     rows = env.ledger_rows(CUSTOMER)
     t.is_eq(len(rows), 1, "one ledger row for the customer", rows)
     row = rows[0] if rows else {}
@@ -254,8 +266,15 @@ def main(t, env):
                  % H.sql_quote(row.get("request_id") or "-"))
     t.is_eq(ct, [["anthropic_messages"]], "the row's call_type is anthropic_messages")
     t.is_eq((row.get("status"), row.get("prompt_tokens"), row.get("completion_tokens"),
-             row.get("spend")), ("success", "10", "20", want),
-            "the row: success, 10 input and 20 output tokens, their cost")
+             row.get("spend")), ("success", "24010", "20", want),
+            "the row: success, 24,010 prompt tokens (10 + 20,000 read + 4,000 written) and "
+            "20 output tokens, their cost")
+    meta = row.get("metadata") or {}
+    t.is_eq((meta.get("cache_read_input_tokens"), meta.get("cache_creation_5m_input_tokens"),
+             meta.get("cache_creation_1h_input_tokens")), (20000, 3000, 1000),
+            "the row's metadata: the prompt's tokens by class")
+    t.diag("the spend_logs row: %s" % json.dumps(
+        {k: (str(v) if isinstance(v, Decimal) else v) for k, v in row.items()}))
     t.is_eq(row.get("model"), MODEL, "the row names the model Claude Code asked for")
     t.is_eq(row.get("api_key"), token, "the row's api_key is the key's token")
     t.is_eq((row.get("metadata") or {}).get("response_id"), "msg_fake_%s" % q.get("seq"),
@@ -263,14 +282,15 @@ def main(t, env):
     t.is_eq([r_[0] for r_ in env.sql("SELECT user_id FROM customers ORDER BY user_id")],
             [CUSTOMER], "the header named the customer (metadata.user_id made none)")
     crow = env.customer_row(CUSTOMER) or {}
-    t.is_eq(crow.get("spend"), want, "the customer's spend is exactly 10 x %s + 20 x %s = %s"
-            % (IN, OUT, want))
+    t.is_eq(crow.get("spend"), want, "the customer's spend is exactly 10 x %s + 20,000 x %s + "
+            "3,000 x %s + 1,000 x %s + 20 x %s = %s"
+            % (IN, READ, WRITE_5M, WRITE_1H, OUT, want))
     t.is_eq(key_row(env, token), (want, Decimal(0)),
             "the key's spend is exactly %s, nothing reserved" % want)
     t.is_eq(crow.get("reserved"), Decimal(0), "nothing reserved for the customer")
     t.is_eq(int(env.sql("SELECT COUNT(*) FROM reservations")[0][0]), 0, "no hold left")
-    t.diag("the session's charge: %s USD (10 x %s + 20 x %s), ledger row %s" % (
-        row.get("spend"), IN, OUT, row.get("request_id")))
+    t.diag("the session's charge: %s USD, ledger row %s" % (
+        row.get("spend"), row.get("request_id")))
 
     # -- a session refused: the key's budget is below the hold --
     small = Decimal("0.01")
