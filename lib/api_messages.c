@@ -233,11 +233,16 @@ read_counts(struct json_object *usage, struct counts *c)
 		if (!count_of(split, "ephemeral_5m_input_tokens", &m5) ||
 		    !count_of(split, "ephemeral_1h_input_tokens", &h1))
 			return false;
+		int64_t split_sum;
+
 		if (h1 >= 0)
 			c->written_1h = h1;
 		/* Writes the split names beyond the total: the larger. */
-		if ((m5 > 0 ? m5 : 0) + (h1 > 0 ? h1 : 0) > c->written)
-			c->written = (m5 > 0 ? m5 : 0) + (h1 > 0 ? h1 : 0);
+		if (__builtin_add_overflow(m5 > 0 ? m5 : 0, h1 > 0 ? h1 : 0,
+		                           &split_sum))
+			return false;
+		if (split_sum > c->written)
+			c->written = split_sum;
 	}
 	if (json_object_object_get_ex(usage, "server_tool_use", &tools) &&
 	    json_object_is_type(tools, json_type_object) &&
@@ -257,18 +262,24 @@ usage_of(const struct counts *c, struct tg_usage *u)
 	int64_t read = c->read > 0 ? c->read : 0;
 	int64_t out = c->output > 0 ? c->output : 0;
 
+	int64_t prompt, total;
+
 	if (c->input < 0 && c->output < 0)
 		return false;
 	if (h1 > written)
 		h1 = written;
-	/* Each count is below 2^62 (tg_api_get_count), so the sums fit. */
+	/* Counts no answer can have: not a usage. */
+	if (__builtin_add_overflow(in, written, &prompt) ||
+	    __builtin_add_overflow(prompt, read, &prompt) ||
+	    __builtin_add_overflow(prompt, out, &total))
+		return false;
 	u->present = true;
-	u->prompt_tokens = in + written + read;
+	u->prompt_tokens = prompt;
 	u->cached_tokens = read;
 	u->cache_write_1h_tokens = h1;
 	u->cache_write_tokens = written - h1;
 	u->completion_tokens = out;
-	u->total_tokens = u->prompt_tokens + out;
+	u->total_tokens = total;
 	if (c->searches > 0)
 		u->tool_calls[TG_TOOL_WEB_SEARCH] = c->searches;
 	return true;
@@ -379,7 +390,9 @@ relayed(struct tg_relay *r, int64_t bytes)
 		u->completion_tokens = r->answer.text_bytes < bound
 		                               ? r->answer.text_bytes
 		                               : bound;
-	u->total_tokens = u->prompt_tokens + u->completion_tokens;
+	if (__builtin_add_overflow(u->prompt_tokens, u->completion_tokens,
+	                           &u->total_tokens))
+		u->total_tokens = INT64_MAX;
 }
 
 static enum tg_relay_action
