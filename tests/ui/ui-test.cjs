@@ -318,15 +318,17 @@ async function usageAllFlow(page) {
 
 async function blockFlow(page, user) {
   await searchCustomers(page, user);
-  await page.getByRole("button", { name: "Block customer " + user }).click();
-  await page.getByRole("button", { name: "Unblock customer " + user }).waitFor();
+  // exact: a name is otherwise matched as a substring, in any case, and
+  // "Unblock customer x" would do for "Block customer x".
+  await page.getByRole("button", { name: "Block customer " + user, exact: true }).click();
+  await page.getByRole("button", { name: "Unblock customer " + user, exact: true }).waitFor();
   eq(await cellTexts(page, 7), ["Blocked"], "Block: the table shows it blocked");
   const info = await api("GET", "/customer/info?end_user_id=" + user);
   eq(info.json && info.json.blocked, true, "... and so does the API");
   const r = await chat(user, 1, 1);
   eq(r.status, 403, "its next chat is refused with 403");
-  await page.getByRole("button", { name: "Unblock customer " + user }).click();
-  await page.getByRole("button", { name: "Block customer " + user }).waitFor();
+  await page.getByRole("button", { name: "Unblock customer " + user, exact: true }).click();
+  await page.getByRole("button", { name: "Block customer " + user, exact: true }).waitFor();
   eq((await chat(user, 1, 1)).status, 200, "Unblock: it may call again");
 }
 
