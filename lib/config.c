@@ -671,7 +671,10 @@ deployment_free_strings(struct tg_deployment *d)
 	free(d->price_name);
 }
 
-/* Split litellm_params.model into provider and upstream name. */
+/*
+ * Split litellm_params.model into provider and upstream name; a provider
+ * with a model_prefix (Fireworks) gets it before a name without '/'.
+ */
 static enum tg_rc
 parse_provider(struct loader *ld, struct dep_parse *dp, int line)
 {
@@ -696,7 +699,74 @@ parse_provider(struct loader *ld, struct dep_parse *dp, int line)
 		return fail(ld, line,
 		            "model '%s' has no name after the provider", model);
 	dp->d.provider = prov->id;
-	dp->d.upstream_model = tg_xstrdup(slash + 1);
+	if (prov->model_prefix != NULL && strchr(slash + 1, '/') == NULL) {
+		size_t n = strlen(prov->model_prefix);
+
+		dp->d.upstream_model = tg_xmalloc(n + strlen(slash + 1) + 1);
+		memcpy(dp->d.upstream_model, prov->model_prefix, n);
+		strcpy(dp->d.upstream_model + n, slash + 1);
+	} else {
+		dp->d.upstream_model = tg_xstrdup(slash + 1);
+	}
+	return TG_OK;
+}
+
+/* A copy of getenv(name), or NULL when unset or empty. */
+static char *
+env_dup(const char *name)
+{
+	const char *v = getenv(name);
+
+	return (v && v[0]) ? tg_xstrdup(v) : NULL;
+}
+
+/*
+ * What the provider's row says of a deployment's api_base and api_key
+ * beyond what the config gives: the environment variables LiteLLM reads
+ * when api_key or api_base is absent (read once, here, as os.environ/ is),
+ * the provider's base_path after an api_base that lacks it, and a load
+ * error for a provider with no default base and no api_base at all.
+ */
+static enum tg_rc
+apply_provider_env(struct loader *ld, struct dep_parse *dp, int line)
+{
+	const struct tg_provider_info *prov = tg_provider(dp->d.provider);
+	struct tg_deployment *d = &dp->d;
+
+	if (d->api_key == NULL && prov->key_env != NULL)
+		for (size_t i = 0; prov->key_env[i] != NULL && !d->api_key; i++)
+			d->api_key = env_dup(prov->key_env[i]);
+	if (d->api_base == NULL && prov->base_env != NULL) {
+		d->api_base = env_dup(prov->base_env);
+		if (d->api_base != NULL && !is_http_url(d->api_base))
+			return fail(ld, line,
+			            "model '%s': %s must start with http:// or "
+			            "https://",
+			            d->model_name, prov->base_env);
+	}
+	if (d->api_base != NULL && prov->base_path != NULL) {
+		size_t blen = strlen(d->api_base);
+		size_t plen = strlen(prov->base_path);
+		char *base;
+
+		while (blen > 0 && d->api_base[blen - 1] == '/')
+			blen--;
+		if (blen < plen || memcmp(d->api_base + blen - plen,
+		                          prov->base_path, plen) != 0) {
+			base = tg_xmalloc(blen + plen + 1);
+			memcpy(base, d->api_base, blen);
+			strcpy(base + blen, prov->base_path);
+			free(d->api_base);
+			d->api_base = base;
+		}
+	}
+	if (d->api_base == NULL && prov->default_base == NULL && !prov->local)
+		return fail(ld, line,
+		            "model '%s': %s needs litellm_params.api_base%s%s",
+		            d->model_name, prov->name,
+		            prov->base_env ? " or the environment variable "
+		                           : "",
+		            prov->base_env ? prov->base_env : "");
 	return TG_OK;
 }
 
@@ -772,6 +842,9 @@ parse_deployment(struct loader *ld, const yaml_node_t *n)
 		          dp.d.api_base == NULL ? "api_base" : "api_version");
 		goto out;
 	}
+	rc = apply_provider_env(ld, &dp, model_line);
+	if (rc != TG_OK)
+		goto out;
 
 	if (ld->ndeps == ld->capdeps) {
 		ld->capdeps = ld->capdeps ? ld->capdeps * 2 : 8;
@@ -861,15 +934,6 @@ parse_root(struct loader *ld, const yaml_node_t *root)
 	return TG_OK;
 }
 
-/* A copy of getenv(name), or NULL when unset or empty. */
-static char *
-env_dup(const char *name)
-{
-	const char *v = getenv(name);
-
-	return (v && v[0]) ? tg_xstrdup(v) : NULL;
-}
-
 /*
  * The price file to use: model_cost_map_path (a relative path is taken
  * from the config file's directory, since the web server's working
@@ -892,6 +956,19 @@ price_file_path(const struct loader *ld, const char *prices_default)
 	memcpy(path, ld->path, dirlen);
 	strcpy(path + dirlen, p);
 	return path;
+}
+
+/* "<prefix>/<model>", malloc'd. */
+static char *
+prefixed(const char *prefix, const char *model)
+{
+	size_t plen = strlen(prefix);
+	char *name = tg_xmalloc(plen + 1 + strlen(model) + 1);
+
+	memcpy(name, prefix, plen);
+	name[plen] = '/';
+	strcpy(name + plen + 1, model);
+	return name;
 }
 
 /* Try one price name; remember it in the "looked up" list. */
@@ -970,13 +1047,17 @@ resolve_price(struct loader *ld, struct dep_parse *dp,
 			            d->base_model);
 	}
 	if (found == NULL) {
-		const char *prov = tg_provider_name(d->provider);
-		size_t plen = strlen(prov);
-
-		name = tg_xmalloc(plen + 1 + strlen(d->upstream_model) + 1);
-		memcpy(name, prov, plen);
-		name[plen] = '/';
-		strcpy(name + plen + 1, d->upstream_model);
+		name = prefixed(tg_provider_name(d->provider),
+		                d->upstream_model);
+		found = try_name(*table, name, tried, sizeof(tried));
+		if (found != NULL)
+			found_name = name;
+	}
+	/* The provider's other price prefix (ollama_chat/ as ollama/). */
+	if (found == NULL && tg_provider(d->provider)->price_prefix != NULL) {
+		free(name);
+		name = prefixed(tg_provider(d->provider)->price_prefix,
+		                d->upstream_model);
 		found = try_name(*table, name, tried, sizeof(tried));
 		if (found != NULL)
 			found_name = name;

@@ -18,6 +18,23 @@ enum tg_provider {
 	TG_PROVIDER_MISTRAL, /* mistral/<m> */
 	TG_PROVIDER_MOCK, /* mock/<m>: answers locally, priced like any other */
 	TG_PROVIDER_ANTHROPIC, /* anthropic/<m>: the Messages API */
+	/* LiteLLM's OpenAI-compatible providers: OpenAI's shape, their own
+	 * base URL, key variables and prices (README, Configuration). */
+	TG_PROVIDER_DEEPSEEK,     /* deepseek/<m> */
+	TG_PROVIDER_GEMINI,       /* gemini/<m>: Google's OpenAI endpoint */
+	TG_PROVIDER_GROQ,         /* groq/<m> */
+	TG_PROVIDER_OPENROUTER,   /* openrouter/<vendor>/<m> */
+	TG_PROVIDER_XAI,          /* xai/<m> */
+	TG_PROVIDER_TOGETHER_AI,  /* together_ai/<org>/<m> */
+	TG_PROVIDER_FIREWORKS_AI, /* fireworks_ai/<m> */
+	TG_PROVIDER_PERPLEXITY,   /* perplexity/<m> */
+	TG_PROVIDER_HOSTED_VLLM,  /* hosted_vllm/<m>: api_base required */
+	TG_PROVIDER_OLLAMA_CHAT,  /* ollama_chat/<m> */
+	TG_PROVIDER_CEREBRAS,     /* cerebras/<m> */
+	TG_PROVIDER_DEEPINFRA,    /* deepinfra/<org>/<m> */
+	TG_PROVIDER_LM_STUDIO,    /* lm_studio/<m> */
+	TG_PROVIDER_NVIDIA_NIM,   /* nvidia_nim/<org>/<m> */
+	TG_PROVIDER_COUNT         /* not a provider: how many there are */
 };
 
 /*
@@ -73,6 +90,42 @@ struct tg_provider_info {
 	const char *const *client_headers;
 	/* Answers /v1/messages/count_tokens. */
 	bool count_tokens;
+	/*
+	 * Where a deployment without litellm_params.api_key takes its key
+	 * (read at load, like os.environ/): the first of these environment
+	 * variables that is set and not empty, the names LiteLLM reads;
+	 * NULL-terminated, NULL: none (no key unless api_key is given).
+	 */
+	const char *const *key_env;
+	/* The same for api_base (LiteLLM's <PROVIDER>_API_BASE); NULL: none.
+	 * The variable's value must be an http(s) URL. */
+	const char *base_env;
+	/*
+	 * A path appended to an api_base that does not already end with it
+	 * (trailing '/' aside), for providers whose LiteLLM api_base is the
+	 * server's root while tollgate speaks its OpenAI-compatible API
+	 * below it: Ollama's "/v1", Gemini's "/v1beta/openai".  NULL: the
+	 * api_base is used as given.  default_base already includes it.
+	 */
+	const char *base_path;
+	/*
+	 * Prepended to an upstream model name that has no '/' (Fireworks'
+	 * "accounts/fireworks/models/"), as LiteLLM does: the name sent
+	 * upstream and the one priced.  NULL: the name as given.
+	 */
+	const char *model_prefix;
+	/*
+	 * Another prefix the price file names this provider's models under
+	 * (LiteLLM prices ollama_chat/<m> as ollama/<m>), tried after
+	 * "<name>/<m>" and before the bare "<m>" (SPEC 7.2).  NULL: none.
+	 */
+	const char *price_prefix;
+	/*
+	 * The usage counts reasoning tokens apart from completion_tokens
+	 * (xAI's completion_tokens_details.reasoning_tokens), where OpenAI's
+	 * include them: they are added to the completion before pricing.
+	 */
+	bool reasoning_apart;
 };
 
 /* The row of p (never NULL). */
@@ -85,7 +138,7 @@ const struct tg_provider_info *tg_provider_by_name(const char *prefix,
 /* Whether deployments of p can serve api. */
 bool tg_provider_serves(enum tg_provider p, enum tg_api api);
 
-/* "openai", "azure", "mistral", "mock", "anthropic". */
+/* The row's name: "openai", "azure", "deepseek", ... */
 const char *tg_provider_name(enum tg_provider p);
 
 /* The names of every provider, ", "-separated, for messages. */

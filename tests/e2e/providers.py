@@ -15,8 +15,24 @@ Each provider's request is checked from what the fake upstream recorded:
 Keys come from the environment (os.environ/NAME); the client's key never
 reaches an upstream.  Prices: model_info.base_model and <provider>/<name>
 lookups in the shipped price file.  Streaming works for each provider.
+
+LiteLLM's OpenAI-compatible prefixes (deepseek/, gemini/, groq/,
+openrouter/, xai/, together_ai/, fireworks_ai/, perplexity/, hosted_vllm/,
+ollama_chat/, cerebras/, deepinfra/, lm_studio/, nvidia_nim/) on a second
+server: each is called once and checked for the path below its api_base
+(gemini/ and ollama_chat/ add the path of their OpenAI-compatible API to a
+root api_base), the Bearer key (os.environ/, else the provider's own
+variable, DEEPSEEK_API_KEY and the like, when api_key is absent; none for
+keyless local servers), the body (fireworks_ai/ names its models
+accounts/fireworks/models/<m>; xai/, fireworks_ai/ and deepinfra/ take
+max_tokens) and the charge, from LiteLLM's price map entry under the
+prefixed name (ollama_chat/<m> as ollama/<m>).  The map is the shipped
+price file when it has those entries, else an excerpt of LiteLLM's map
+written for the test; either way the expected charge is computed here from
+the entry's published prices.
 """
 
+import json
 import os
 import sys
 
@@ -242,6 +258,213 @@ def missing_env(t, env):
            "unset variable: the message names it")
 
 
+# LiteLLM's OpenAI-compatible providers ------------------------------------
+
+# Entries of LiteLLM's model_prices_and_context_window.json (BerriAI/litellm
+# at 00035b69), as named and priced there: used when the shipped price file
+# does not have them (yet).
+LITELLM_MAP_EXCERPT = {
+    "deepseek/deepseek-chat": ("2.8e-07", "4.2e-07", "deepseek"),
+    "gemini/gemini-2.5-flash": ("3e-07", "2.5e-06", "gemini"),
+    "groq/llama-3.1-8b-instant": ("5e-08", "8e-08", "groq"),
+    "openrouter/openai/gpt-4o": ("2.5e-06", "1e-05", "openrouter"),
+    "xai/grok-3-mini": ("3e-07", "5e-07", "xai"),
+    "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo": ("8.8e-07", "8.8e-07", "together_ai"),
+    "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct":
+        ("1e-07", "1e-07", "fireworks_ai"),
+    "perplexity/sonar": ("1e-06", "1e-06", "perplexity"),
+    "ollama/llama3": ("0.0", "0.0", "ollama"),
+    "cerebras/llama3.1-8b": ("1e-07", "1e-07", "cerebras"),
+    "deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct": ("3e-08", "5e-08", "deepinfra"),
+}
+
+# Keys the deployments read: through os.environ/ or, with no api_key, from
+# the variable LiteLLM reads for the provider.
+COMPAT_ENV = {
+    "DEEPSEEK_API_KEY": "ds-key-0001",
+    "GEMINI_API_KEY": "gemini-key-0002",
+    "TG_TEST_GROQ_KEY": "gsk-0003",
+    "TG_TEST_OR_KEY": "sk-or-0004",
+    "XAI_API_KEY": "xai-key-0005",
+    "TOGETHERAI_API_KEY": "together-key-0006",
+    "TG_TEST_FW_KEY": "fw-key-0007",
+    "PERPLEXITYAI_API_KEY": "pplx-0008",
+    "CEREBRAS_API_KEY": "csk-0009",
+    "TG_TEST_DI_KEY": "di-key-0010",
+    "NVIDIA_NIM_API_KEY": "nvapi-0011",
+}
+
+# (model_name, litellm_params.model, path below the fake's root for
+#  api_base or None, more litellm_params, the path the fake must see,
+#  the Bearer key or None, the model in the body, the price name or None
+#  for model_info prices, max_completion_tokens sent as max_tokens)
+COMPAT = [
+    ("c-deepseek", "deepseek/deepseek-chat", "/_deepseek/v1", {},
+     "/_deepseek/v1/chat/completions", "DEEPSEEK_API_KEY", "deepseek-chat",
+     "deepseek/deepseek-chat", False),
+    ("c-gemini", "gemini/gemini-2.5-flash", "/_gemini", {},
+     "/_gemini/v1beta/openai/chat/completions", "GEMINI_API_KEY", "gemini-2.5-flash",
+     "gemini/gemini-2.5-flash", False),
+    ("c-groq", "groq/llama-3.1-8b-instant", "/_groq/openai/v1",
+     {"api_key": "os.environ/TG_TEST_GROQ_KEY"},
+     "/_groq/openai/v1/chat/completions", "TG_TEST_GROQ_KEY", "llama-3.1-8b-instant",
+     "groq/llama-3.1-8b-instant", False),
+    ("c-openrouter", "openrouter/openai/gpt-4o", "/_openrouter/api/v1",
+     {"api_key": "os.environ/TG_TEST_OR_KEY"},
+     "/_openrouter/api/v1/chat/completions", "TG_TEST_OR_KEY", "openai/gpt-4o",
+     "openrouter/openai/gpt-4o", False),
+    ("c-xai", "xai/grok-3-mini", "/_xai/v1", {},
+     "/_xai/v1/chat/completions", "XAI_API_KEY", "grok-3-mini", "xai/grok-3-mini", True),
+    ("c-together", "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "/_together/v1", {},
+     "/_together/v1/chat/completions", "TOGETHERAI_API_KEY",
+     "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+     "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", False),
+    ("c-fireworks", "fireworks_ai/llama-v3p1-8b-instruct", "/_fireworks/inference/v1",
+     {"api_key": "os.environ/TG_TEST_FW_KEY"},
+     "/_fireworks/inference/v1/chat/completions", "TG_TEST_FW_KEY",
+     "accounts/fireworks/models/llama-v3p1-8b-instruct",
+     "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct", True),
+    ("c-perplexity", "perplexity/sonar", "/_perplexity", {},
+     "/_perplexity/chat/completions", "PERPLEXITYAI_API_KEY", "sonar", "perplexity/sonar",
+     False),
+    # api_base from HOSTED_VLLM_API_BASE; no key anywhere: no header.
+    ("c-vllm", "hosted_vllm/my-vllm-model", None, {},
+     "/_vllm/v1/chat/completions", None, "my-vllm-model", None, False),
+    # LiteLLM's api_base for Ollama is the server root.
+    ("c-ollama", "ollama_chat/llama3", "/_ollama", {},
+     "/_ollama/v1/chat/completions", None, "llama3", "ollama/llama3", False),
+    ("c-cerebras", "cerebras/llama3.1-8b", "/_cerebras/v1", {},
+     "/_cerebras/v1/chat/completions", "CEREBRAS_API_KEY", "llama3.1-8b",
+     "cerebras/llama3.1-8b", False),
+    ("c-deepinfra", "deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct", "/_deepinfra/v1/openai",
+     {"api_key": "os.environ/TG_TEST_DI_KEY"},
+     "/_deepinfra/v1/openai/chat/completions", "TG_TEST_DI_KEY",
+     "meta-llama/Meta-Llama-3.1-8B-Instruct",
+     "deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct", True),
+    # api_base from LM_STUDIO_API_BASE.
+    ("c-lmstudio", "lm_studio/qwen2.5-7b-instruct", None, {},
+     "/_lmstudio/v1/chat/completions", None, "qwen2.5-7b-instruct", None, False),
+    ("c-nim", "nvidia_nim/meta/llama3-8b-instruct", "/_nim/v1", {},
+     "/_nim/v1/chat/completions", "NVIDIA_NIM_API_KEY", "meta/llama3-8b-instruct", None,
+     False),
+]
+
+
+def compat_prices(t, env):
+    """The price map to use and its entries {name: (in, out)} as Decimals:
+    the shipped file when it has every entry, else the excerpt."""
+    with open(H.PRICE_FILE) as f:
+        shipped = json.load(f, parse_float=Decimal)
+    want = [c[7] for c in COMPAT if c[7]]
+    if all(isinstance(shipped.get(n), dict) for n in want):
+        t.diag("LiteLLM prefixes priced from the shipped price file")
+        return None, {n: (shipped[n].get("input_cost_per_token", Decimal(0)),
+                          shipped[n].get("output_cost_per_token", Decimal(0))) for n in want}
+    t.diag("the shipped price file lacks %s: using an excerpt of LiteLLM's map"
+           % ", ".join(n for n in want if not isinstance(shipped.get(n), dict)))
+    path = os.path.join(env.tmp, "litellm_prices.json")
+    with open(path, "w") as f:
+        f.write("{%s}" % ", ".join(
+            '"%s": {"input_cost_per_token": %s, "output_cost_per_token": %s, '
+            '"litellm_provider": "%s", "mode": "chat"}' % (n, i, o, p)
+            for n, (i, o, p) in LITELLM_MAP_EXCERPT.items()))
+    return path, {n: (Decimal(i), Decimal(o)) for n, (i, o, _) in LITELLM_MAP_EXCERPT.items()}
+
+
+def compat_models(env):
+    out = []
+    for name, model, base, more, _, _, _, price_name, _ in COMPAT:
+        lp = {"model": model}
+        if base is not None:
+            lp["api_base"] = env.upstream.base + base
+        lp.update(more)
+        m = {"model_name": name, "litellm_params": lp}
+        if price_name is None:
+            m["model_info"] = {"input_cost_per_token": H.IN_PRICE,
+                               "output_cost_per_token": H.OUT_PRICE}
+        out.append(m)
+    return out
+
+
+def compat_providers(t, env):
+    price_file, prices = compat_prices(t, env)
+    ls = {"model_cost_map_path": price_file} if price_file else None
+    cfg = env.write_config("compat", env.config(models=compat_models(env), litellm_settings=ls))
+    extra = dict(COMPAT_ENV)
+    extra["HOSTED_VLLM_API_BASE"] = env.upstream.base + "/_vllm/v1"
+    extra["LM_STUDIO_API_BASE"] = env.upstream.base + "/_lmstudio/v1"
+    srv = env.start_lighttpd(cfg, name="compat", max_procs=1, extra_env=extra)
+    for name, model, _, _, path, key_var, body_model, price_name, mapped in COMPAT:
+        env.upstream.reset()
+        fake = {"usage": {"prompt_tokens": 1234, "completion_tokens": 567}}
+        r = env.chat(user="prov-compat", model=name, fake=fake, server=srv,
+                     extra={"max_completion_tokens": 99, "temperature": 0.3})
+        reqs = env.upstream.requests()
+        q = reqs[-1] if reqs else {}
+        t.is_eq((r.status, len(reqs)), (200, 1), "%s: 200, one upstream request" % model,
+                r.text[:300])
+        t.is_eq(q.get("path"), path, "%s: POST %s" % (model, path))
+        h = q.get("headers") or {}
+        if key_var:
+            t.is_eq(h.get("authorization"), "Bearer " + COMPAT_ENV[key_var],
+                    "%s: Bearer key from %s" % (model, key_var))
+        else:
+            t.ok("authorization" not in h, "%s: no key, no Authorization header" % model,
+                 "authorization: %r" % h.get("authorization"))
+        no_client_key(t, q, model)
+        js = q.get("json") or {}
+        t.is_eq((js.get("model"), js.get("user"), js.get("temperature"), js.get("messages")),
+                (body_model, "prov-compat", 0.3, [{"role": "user", "content": "hello"}]),
+                "%s: body model %s, user and the rest forwarded" % (model, body_model))
+        if mapped:
+            t.is_eq((js.get("max_tokens"), "max_completion_tokens" in js), (99, False),
+                    "%s: max_completion_tokens sent as max_tokens" % model)
+        else:
+            t.is_eq((js.get("max_completion_tokens"), "max_tokens" in js), (99, False),
+                    "%s: max_completion_tokens unchanged" % model)
+        if price_name:
+            want = cost(1234, 567, *prices[price_name])
+            what = "priced as %s from the map" % price_name
+        else:
+            want = cost(1234, 567)
+            what = "priced by model_info"
+        t.is_eq(dec(r.header("x-litellm-response-cost")), want, "%s: %s" % (model, what))
+        charged(t, env, r, want, model, model)
+        row = env.ledger_row(r.header("x-litellm-call-id") or "")
+        t.is_eq(row and row["api_base"], env.upstream.base + path[:-len("/chat/completions")],
+                "%s: ledger api_base" % model)
+
+    # Streamed through one of them: usage from the upstream, as for openai/.
+    env.upstream.reset()
+    r = env.stream_chat(user="prov-compat", model="c-deepseek", server=srv,
+                        fake={"usage": {"prompt_tokens": 7, "completion_tokens": 3}})
+    q = (env.upstream.requests() or [{}])[-1]
+    t.ok(r.status == 200 and bool(r.events) and r.events[-1]["done"],
+         "deepseek/ stream: 200, ends with [DONE]")
+    t.is_eq(((q.get("json") or {}).get("stream_options"), q.get("path")),
+            ({"include_usage": True}, "/_deepseek/v1/chat/completions"),
+            "deepseek/ stream: stream_options sent, same path")
+    charged(t, env, r, cost(7, 3, *prices["deepseek/deepseek-chat"]), "deepseek/deepseek-chat",
+            "deepseek/ stream")
+
+    r = env.request("GET", "/v1/models", server=srv)
+    data = (r.json or {}).get("data") if isinstance(r.json, dict) else None
+    got = {m.get("id"): m.get("owned_by") for m in data or [] if isinstance(m, dict)}
+    t.is_eq(got, {c[0]: c[1].split("/", 1)[0] for c in COMPAT},
+            "GET /v1/models: the new prefixes as owned_by")
+
+    # hosted_vllm/ has no default base: a config without one is an error.
+    cfg = env.write_config("novllm", env.config(models=[
+        {"model_name": "v", "litellm_params": {"model": "hosted_vllm/m"},
+         "model_info": {"input_cost_per_token": H.IN_PRICE,
+                        "output_cost_per_token": H.OUT_PRICE}}]))
+    srv = env.start_lighttpd(cfg, name="novllm", max_procs=1)
+    r = env.chat(model="v", server=srv)
+    env.check_error(r, 500, "internal_server_error", what="hosted_vllm/ without api_base")
+    t.like(r.error.get("message") or "", r"^Configuration error: .*HOSTED_VLLM_API_BASE",
+           "hosted_vllm/ without api_base: the message names HOSTED_VLLM_API_BASE")
+
+
 def main(t, env):
     cfg = env.write_config("main", env.config(models=models(env)))
     env.start_lighttpd(cfg, max_procs=2, extra_env={
@@ -254,6 +477,7 @@ def main(t, env):
     openai_compatible(t, env)
     models_endpoint(t, env)
     missing_env(t, env)
+    compat_providers(t, env)
 
 
 if __name__ == "__main__":

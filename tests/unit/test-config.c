@@ -31,6 +31,16 @@ env_reset(void)
 {
 	for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
 		unsetenv(env_names[i]);
+	/* And every provider's key and base variables (provider.h), which
+	 * the test's own environment may have set. */
+	for (int p = 0; p < TG_PROVIDER_COUNT; p++) {
+		const struct tg_provider_info *row = tg_provider(p);
+
+		for (size_t k = 0; row->key_env && row->key_env[k]; k++)
+			unsetenv(row->key_env[k]);
+		if (row->base_env != NULL)
+			unsetenv(row->base_env);
+	}
 }
 
 /* "NAME=value;NAME2=value2" */
@@ -1025,6 +1035,271 @@ test_tool_prices(void)
 	unlink(write_tmp("tools.json", "{}"));
 }
 
+/* ------------------------------------------- LiteLLM's OpenAI-compatible */
+
+/* Entries of LiteLLM's model_prices_and_context_window.json, named and
+ * priced as there (USD per token). */
+static const char litellm_prices[] =
+        "{\"deepseek/deepseek-chat\": {\"input_cost_per_token\": 2.8e-07,"
+        " \"output_cost_per_token\": 4.2e-07,"
+        " \"litellm_provider\": \"deepseek\", \"mode\": \"chat\"},"
+        " \"gemini/gemini-2.5-flash\": {\"input_cost_per_token\": 3e-07,"
+        " \"output_cost_per_token\": 2.5e-06,"
+        " \"litellm_provider\": \"gemini\", \"mode\": \"chat\"},"
+        " \"groq/llama-3.1-8b-instant\": {\"input_cost_per_token\": 5e-08,"
+        " \"output_cost_per_token\": 8e-08,"
+        " \"litellm_provider\": \"groq\", \"mode\": \"chat\"},"
+        " \"openrouter/openai/gpt-4o\": {\"input_cost_per_token\": 2.5e-06,"
+        " \"output_cost_per_token\": 1e-05,"
+        " \"litellm_provider\": \"openrouter\", \"mode\": \"chat\"},"
+        " \"xai/grok-3-mini\": {\"input_cost_per_token\": 3e-07,"
+        " \"output_cost_per_token\": 5e-07,"
+        " \"litellm_provider\": \"xai\", \"mode\": \"chat\"},"
+        " \"together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo\":"
+        " {\"input_cost_per_token\": 8.8e-07,"
+        " \"output_cost_per_token\": 8.8e-07,"
+        " \"litellm_provider\": \"together_ai\", \"mode\": \"chat\"},"
+        " \"fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct\":"
+        " {\"input_cost_per_token\": 1e-07, \"output_cost_per_token\": 1e-07,"
+        " \"litellm_provider\": \"fireworks_ai\", \"mode\": \"chat\"},"
+        " \"perplexity/sonar\": {\"input_cost_per_token\": 1e-06,"
+        " \"output_cost_per_token\": 1e-06,"
+        " \"litellm_provider\": \"perplexity\", \"mode\": \"chat\"},"
+        " \"ollama/llama3\": {\"input_cost_per_token\": 0.0,"
+        " \"output_cost_per_token\": 0.0,"
+        " \"litellm_provider\": \"ollama\", \"mode\": \"chat\"},"
+        " \"cerebras/llama3.1-8b\": {\"input_cost_per_token\": 1e-07,"
+        " \"output_cost_per_token\": 1e-07,"
+        " \"litellm_provider\": \"cerebras\", \"mode\": \"chat\"},"
+        " \"deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct\":"
+        " {\"input_cost_per_token\": 3e-08, \"output_cost_per_token\": 5e-08,"
+        " \"litellm_provider\": \"deepinfra\", \"mode\": \"chat\"}}";
+
+#define INFO_PRICES                                                            \
+	"    model_info:\n      input_cost_per_token: 1e-06\n"                 \
+	"      output_cost_per_token: 2e-06\n"
+
+/* The rows as LiteLLM's defaults and the providers' documentation state
+ * them (README, Configuration). */
+#define CHAT (1u << TG_API_CHAT)
+#define EMB  (1u << TG_API_EMBEDDINGS)
+#define CMPL (1u << TG_API_COMPLETIONS)
+static const struct {
+	const char *name, *base;
+	unsigned apis;
+	const char *first_key_env, *base_env;
+} compat_rows[] = {
+        {"deepseek", "https://api.deepseek.com/v1", CHAT, "DEEPSEEK_API_KEY",
+         "DEEPSEEK_API_BASE"},
+        {"gemini", "https://generativelanguage.googleapis.com/v1beta/openai",
+         CHAT | EMB, "GOOGLE_API_KEY", "GEMINI_API_BASE"},
+        {"groq", "https://api.groq.com/openai/v1", CHAT, "GROQ_API_KEY",
+         "GROQ_API_BASE"},
+        {"openrouter", "https://openrouter.ai/api/v1", CHAT | CMPL,
+         "OPENROUTER_API_KEY", "OPENROUTER_API_BASE"},
+        {"xai", "https://api.x.ai/v1", CHAT, "XAI_API_KEY", "XAI_API_BASE"},
+        {"together_ai", "https://api.together.xyz/v1", CHAT | EMB | CMPL,
+         "TOGETHER_API_KEY", "TOGETHER_AI_API_BASE"},
+        {"fireworks_ai", "https://api.fireworks.ai/inference/v1",
+         CHAT | EMB | CMPL, "FIREWORKS_API_KEY", "FIREWORKS_API_BASE"},
+        {"perplexity", "https://api.perplexity.ai", CHAT,
+         "PERPLEXITYAI_API_KEY", "PERPLEXITY_API_BASE"},
+        {"hosted_vllm", NULL, CHAT | EMB | CMPL, "HOSTED_VLLM_API_KEY",
+         "HOSTED_VLLM_API_BASE"},
+        {"ollama_chat", "http://localhost:11434/v1", CHAT | EMB | CMPL,
+         "OLLAMA_API_KEY", "OLLAMA_API_BASE"},
+        {"cerebras", "https://api.cerebras.ai/v1", CHAT, "CEREBRAS_API_KEY",
+         "CEREBRAS_API_BASE"},
+        {"deepinfra", "https://api.deepinfra.com/v1/openai", CHAT | EMB | CMPL,
+         "DEEPINFRA_API_KEY", "DEEPINFRA_API_BASE"},
+        {"lm_studio", "http://localhost:1234/v1", CHAT | EMB | CMPL,
+         "LM_STUDIO_API_KEY", "LM_STUDIO_API_BASE"},
+        {"nvidia_nim", "https://integrate.api.nvidia.com/v1", CHAT | EMB,
+         "NVIDIA_NIM_API_KEY", "NVIDIA_NIM_API_BASE"},
+};
+
+/* A deployment of each prefix: what it is sent as, to where, with which
+ * key, and the name it is priced under. */
+static const struct {
+	int line;
+	const char *model;
+	const char *more; /* further litellm_params and model_info lines */
+	const char *env;
+	const char *want_upstream, *want_base, *want_key, *want_price;
+	const char *want_in; /* input price, when want_price is the map's */
+} compat[] = {
+        {__LINE__, "deepseek/deepseek-chat", "", "DEEPSEEK_API_KEY=ds-env",
+         "deepseek-chat", NULL, "ds-env", "deepseek/deepseek-chat", "2.8e-07"},
+        {__LINE__, "deepseek/deepseek-chat", "      api_key: given\n",
+         "DEEPSEEK_API_KEY=ds-env", "deepseek-chat", NULL, "given",
+         "deepseek/deepseek-chat", "2.8e-07"},
+        {__LINE__, "deepseek/deepseek-chat", "",
+         "DEEPSEEK_API_BASE=http://127.0.0.1:9/v1", "deepseek-chat",
+         "http://127.0.0.1:9/v1", NULL, "deepseek/deepseek-chat", "2.8e-07"},
+        {__LINE__, "gemini/gemini-2.5-flash", "", "GEMINI_API_KEY=gem",
+         "gemini-2.5-flash", NULL, "gem", "gemini/gemini-2.5-flash", "3e-07"},
+        {__LINE__, "gemini/gemini-2.5-flash", "",
+         "GEMINI_API_KEY=gem;GOOGLE_API_KEY=goo", "gemini-2.5-flash", NULL,
+         "goo", "gemini/gemini-2.5-flash", "3e-07"},
+        {__LINE__, "gemini/gemini-2.5-flash", "",
+         "GEMINI_API_BASE=https://gl.example", "gemini-2.5-flash",
+         "https://gl.example/v1beta/openai", NULL, "gemini/gemini-2.5-flash",
+         "3e-07"},
+        {__LINE__, "gemini/gemini-2.5-flash",
+         "      api_base: https://gl.example/v1beta/openai/\n", NULL,
+         "gemini-2.5-flash", "https://gl.example/v1beta/openai", NULL,
+         "gemini/gemini-2.5-flash", "3e-07"},
+        {__LINE__, "groq/llama-3.1-8b-instant", "", "GROQ_API_KEY=gq",
+         "llama-3.1-8b-instant", NULL, "gq", "groq/llama-3.1-8b-instant",
+         "5e-08"},
+        {__LINE__, "openrouter/openai/gpt-4o", "", "OR_API_KEY=or",
+         "openai/gpt-4o", NULL, "or", "openrouter/openai/gpt-4o", "2.5e-06"},
+        {__LINE__, "xai/grok-3-mini", "", "XAI_API_KEY=xk", "grok-3-mini", NULL,
+         "xk", "xai/grok-3-mini", "3e-07"},
+        {__LINE__, "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "",
+         "TOGETHERAI_API_KEY=t3", "meta-llama/Llama-3.3-70B-Instruct-Turbo",
+         NULL, "t3", "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo",
+         "8.8e-07"},
+        {__LINE__, "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "",
+         "TOGETHER_API_KEY=t1;TOGETHERAI_API_KEY=t3",
+         "meta-llama/Llama-3.3-70B-Instruct-Turbo", NULL, "t1",
+         "together_ai/meta-llama/Llama-3.3-70B-Instruct-Turbo", "8.8e-07"},
+        {__LINE__, "fireworks_ai/llama-v3p1-8b-instruct", "",
+         "FIREWORKS_AI_API_KEY=fw",
+         "accounts/fireworks/models/llama-v3p1-8b-instruct", NULL, "fw",
+         "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct",
+         "1e-07"},
+        {__LINE__,
+         "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct", "",
+         NULL, "accounts/fireworks/models/llama-v3p1-8b-instruct", NULL, NULL,
+         "fireworks_ai/accounts/fireworks/models/llama-v3p1-8b-instruct",
+         "1e-07"},
+        {__LINE__, "perplexity/sonar", "", "PERPLEXITY_API_KEY=px", "sonar",
+         NULL, "px", "perplexity/sonar", "1e-06"},
+        {__LINE__, "hosted_vllm/my-llm", INFO_PRICES,
+         "HOSTED_VLLM_API_BASE=http://127.0.0.1:8000/v1", "my-llm",
+         "http://127.0.0.1:8000/v1", NULL, "model_info", NULL},
+        {__LINE__, "hosted_vllm/my-llm",
+         "      api_base: http://vllm.example/v1\n" INFO_PRICES,
+         "HOSTED_VLLM_API_KEY=hv", "my-llm", "http://vllm.example/v1", "hv",
+         "model_info", NULL},
+        {__LINE__, "ollama_chat/llama3", "", NULL, "llama3", NULL, NULL,
+         "ollama/llama3", "0"},
+        {__LINE__, "ollama_chat/llama3",
+         "      api_base: http://127.0.0.1:11434\n", NULL, "llama3",
+         "http://127.0.0.1:11434/v1", NULL, "ollama/llama3", "0"},
+        {__LINE__, "ollama_chat/llama3", "",
+         "OLLAMA_API_BASE=http://gpu.example:11434/", "llama3",
+         "http://gpu.example:11434/v1", NULL, "ollama/llama3", "0"},
+        {__LINE__, "cerebras/llama3.1-8b", "", "CEREBRAS_API_KEY=cb",
+         "llama3.1-8b", NULL, "cb", "cerebras/llama3.1-8b", "1e-07"},
+        {__LINE__, "deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct", "",
+         "DEEPINFRA_API_KEY=di", "meta-llama/Meta-Llama-3.1-8B-Instruct", NULL,
+         "di", "deepinfra/meta-llama/Meta-Llama-3.1-8B-Instruct", "3e-08"},
+        {__LINE__, "lm_studio/qwen2.5-7b-instruct", INFO_PRICES, NULL,
+         "qwen2.5-7b-instruct", NULL, NULL, "model_info", NULL},
+        {__LINE__, "nvidia_nim/meta/llama3-8b-instruct", INFO_PRICES,
+         "NVIDIA_NIM_API_KEY=nv", "meta/llama3-8b-instruct", NULL, "nv",
+         "model_info", NULL},
+};
+
+static void
+test_compat_providers(void)
+{
+	char yaml[2048];
+	struct tg_config *cfg;
+	struct tg_err err;
+
+	for (int p = 0; p < TG_PROVIDER_COUNT; p++) {
+		const struct tg_provider_info *row = tg_provider(p);
+
+		ok(row->id == (enum tg_provider)p && row->name != NULL &&
+		           tg_provider_by_name(row->name, strlen(row->name)) ==
+		                   row,
+		   "provider %d: a row with its id and name %s", p,
+		   row->name ? row->name : "(none)");
+	}
+	for (size_t i = 0; i < sizeof(compat_rows) / sizeof(compat_rows[0]);
+	     i++) {
+		const char *name = compat_rows[i].name;
+		const struct tg_provider_info *row =
+		        tg_provider_by_name(name, strlen(name));
+
+		if (!ok(row != NULL, "%s/ is a provider", name))
+			continue;
+		is_string(compat_rows[i].base, row->default_base,
+		          "%s: default base", name);
+		is_int(TG_PROVIDER_AUTH_BEARER, row->auth, "%s: Bearer", name);
+		is_int(compat_rows[i].apis, row->apis, "%s: APIs served", name);
+		is_string(compat_rows[i].first_key_env,
+		          row->key_env ? row->key_env[0] : NULL,
+		          "%s: key variable", name);
+		is_string(compat_rows[i].base_env, row->base_env,
+		          "%s: base variable", name);
+		ok(strstr(tg_provider_names(), name) != NULL,
+		   "%s: named in the supported list", name);
+	}
+
+	write_tmp("litellm.json", litellm_prices);
+	for (size_t i = 0; i < sizeof(compat) / sizeof(compat[0]); i++) {
+		const struct tg_deployment *d;
+		int line = compat[i].line;
+
+		snprintf(yaml, sizeof(yaml),
+		         "model_list:\n  - model_name: m\n    litellm_params:\n"
+		         "      model: %s\n%s"
+		         "litellm_settings:\n  model_cost_map_path: "
+		         "litellm.json\n",
+		         compat[i].model, compat[i].more);
+		cfg = load(yaml, compat[i].env, prices, &err);
+		if (!ok(cfg != NULL, "line %d: %s loads", line,
+		        compat[i].model)) {
+			diag("%s", err.message);
+			continue;
+		}
+		d = &cfg->deployments[0];
+		is_string(compat[i].want_upstream, d->upstream_model,
+		          "line %d: upstream model", line);
+		is_string(compat[i].want_base, d->api_base, "line %d: api_base",
+		          line);
+		is_string(compat[i].want_key, d->api_key, "line %d: api_key",
+		          line);
+		is_string(compat[i].want_price, d->price_name,
+		          "line %d: priced as %s", line, compat[i].want_price);
+		if (compat[i].want_in != NULL)
+			is_int(price_of(compat[i].want_in), d->price.input,
+			       "line %d: input price %s", line,
+			       compat[i].want_in);
+		tg_config_free(cfg);
+	}
+
+	/* hosted_vllm has no default base: api_base or its variable. */
+	cfg = load("model_list:\n  - model_name: v\n    litellm_params:\n"
+	           "      model: hosted_vllm/m\n" INFO_PRICES,
+	           NULL, prices, &err);
+	ok(cfg == NULL && strstr(err.message,
+	                         ":4: model 'v': hosted_vllm needs "
+	                         "litellm_params.api_base or the environment "
+	                         "variable HOSTED_VLLM_API_BASE") != NULL,
+	   "hosted_vllm without api_base: %s", err.message);
+	tg_config_free(cfg);
+	cfg = load("model_list:\n  - model_name: v\n    litellm_params:\n"
+	           "      model: lm_studio/m\n" INFO_PRICES,
+	           "LM_STUDIO_API_BASE=localhost:1234", prices, &err);
+	ok(cfg == NULL && strstr(err.message, "LM_STUDIO_API_BASE must start "
+	                                      "with http") != NULL,
+	   "a base variable that is no URL: %s", err.message);
+	tg_config_free(cfg);
+	/* An empty variable is unset, and the next name is tried. */
+	cfg = load("model_list:\n  - model_name: v\n    litellm_params:\n"
+	           "      model: fireworks_ai/m\n" INFO_PRICES,
+	           "FIREWORKS_API_KEY=;FIREWORKS_AI_TOKEN=tok", prices, &err);
+	ok(cfg != NULL && tap_streq("tok", cfg->deployments[0].api_key),
+	   "an empty key variable is skipped");
+	tg_config_free(cfg);
+	unlink(write_tmp("litellm.json", "{}"));
+}
+
 int
 main(void)
 {
@@ -1047,6 +1322,7 @@ main(void)
 	test_price_file_use();
 	test_misc();
 	test_tool_prices();
+	test_compat_providers();
 	env_reset();
 	rmdir(tmpdir);
 	return done_testing();
