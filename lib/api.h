@@ -64,7 +64,30 @@ struct tg_bounds {
 	/* Each hosted tool's price per call for this request (a web search's
 	 * depends on its search_context_size). */
 	tg_price tool_price[TG_TOOL_COUNT];
+	/* The service tiers the call may be billed at (TG_SERVICE_BIT()s,
+	 * from the request's service_tier); 0: any. */
+	unsigned service_tiers;
+	/* Web searches the call is billed for whatever its answer says
+	 * (chat's web_search_options: one per call), at
+	 * tool_price[TG_TOOL_WEB_SEARCH]; also in tool_calls. */
+	int64_t searches;
 };
+
+/*
+ * The service tiers a request's service_tier lets it be billed at (the
+ * default's always among them: an upstream may fall back to it): "default"
+ * or Anthropic's "standard_only" none other, "flex" and "priority" that one
+ * too, anything else ("auto", none) any (a project's default may be
+ * priority).
+ */
+unsigned tg_api_service_tiers(struct json_object *body);
+
+/* A web search's search_context_size in o ("low", "medium", "high";
+ * medium when absent, as OpenAI's default). */
+enum tg_search_context tg_api_search_context(struct json_object *o);
+
+/* The service tier an answer reports, from its service_tier member. */
+enum tg_service_tier tg_api_service_tier_of(struct json_object *v);
 
 /* What an answer says of itself: its usage (u.present false when it
  * said nothing), its id and the bytes of text it produced. */
@@ -235,15 +258,21 @@ bool tg_api_members(const char *text, size_t len, const char *const *names,
  * output_tokens, input_tokens_details.cached_tokens.
  */
 struct tg_usage_names {
-	const char *prompt, *completion, *details;
+	const char *prompt, *completion, *details, *out_details;
 };
 extern const struct tg_usage_names tg_usage_chat, tg_usage_responses;
 
 /*
- * Read a usage object into *out (its tool calls left as they were): the
- * prompt and completion counts (one of them at least), total_tokens (their
- * sum when absent), the cached part of the prompt.  false, *out unchanged,
- * when absent or invalid.
+ * Read a usage object into *out (its tool calls and service tier left as
+ * they were): the prompt and completion counts (one of them at least),
+ * total_tokens (their sum when absent), and the parts of them by class
+ * that every provider of OpenAI's shape reports in its own way: the
+ * cached part of the prompt (<details>.cached_tokens, DeepSeek's
+ * prompt_cache_hit_tokens), its audio (<details>.audio_tokens), the
+ * completion's reasoning and audio (<out_details>.reasoning_tokens,
+ * .audio_tokens), web searches (Perplexity's num_search_queries), and the
+ * cost the upstream reports (OpenRouter's usage.cost, exact from its
+ * text).  false, *out unchanged, when absent or invalid.
  */
 bool tg_api_usage(struct json_object *usage, const struct tg_usage_names *k,
                   struct tg_usage *out);

@@ -75,6 +75,45 @@ count_image_parts(struct json_object *messages)
 	return images;
 }
 
+/*
+ * A web search: a chat call with web_search_options (OpenAI's search
+ * models, Gemini's grounding) is billed one search, at the price of its
+ * search_context_size (the model's search_context_cost_per_query, else
+ * tollgate_settings.tool_prices.web_search).  A provider that counts its
+ * searches in the usage (Perplexity's num_search_queries) is billed
+ * those at the same price, which is why it is set for every call that
+ * has one.
+ */
+static enum tg_rc
+search_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
+              struct json_object *body, struct tg_bounds *b, struct tg_err *err)
+{
+	struct json_object *opts = NULL;
+	bool asked =
+	        json_object_object_get_ex(body, "web_search_options", &opts) &&
+	        opts != NULL;
+	enum tg_search_context size = tg_api_search_context(opts);
+
+	if (!tg_config_tool_price(cfg, d, TG_TOOL_WEB_SEARCH, size,
+	                          &b->tool_price[TG_TOOL_WEB_SEARCH])) {
+		if (asked)
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE,
+			                  "web_search_options",
+			                  "web search has no price for "
+			                  "model=%s: set "
+			                  "tollgate_settings.tool_prices."
+			                  "web_search",
+			                  d->model_name);
+		return TG_OK;
+	}
+	if (asked) {
+		b->searches = 1;
+		b->tool_calls = 1;
+		b->tool_call_price = b->tool_price[TG_TOOL_WEB_SEARCH];
+	}
+	return TG_OK;
+}
+
 static enum tg_rc
 bounds(const struct tg_config *cfg, const struct tg_deployment *d,
        const struct tg_req *req, struct tg_bounds *b, struct tg_err *err)
@@ -85,8 +124,8 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	int64_t n = tg_api_field_int(req, F_N);
 	size_t body_len;
 
-	(void)err;
 	memset(b, 0, sizeof(*b));
+	b->service_tiers = tg_api_service_tiers(body);
 	b->prompt_field = "messages";
 	/* A BPE token covers at least one byte of text, so the body's size
 	 * bounds the prompt; an image is billed by its size, not its bytes. */
@@ -106,7 +145,7 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	 * checked before, so the product fits). */
 	if (n > 1)
 		b->output *= n;
-	return TG_OK;
+	return search_bounds(cfg, d, body, b, err);
 }
 
 /* Bytes of text a message or a delta carries (content, refusal, reasoning,

@@ -175,17 +175,96 @@ tg_api_choices_whole(const struct tg_relay *r)
 }
 
 const struct tg_usage_names tg_usage_chat = {
-        "prompt_tokens", "completion_tokens", "prompt_tokens_details"};
+        "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+        "completion_tokens_details"};
 const struct tg_usage_names tg_usage_responses = {
-        "input_tokens", "output_tokens", "input_tokens_details"};
+        "input_tokens", "output_tokens", "input_tokens_details",
+        "output_tokens_details"};
+
+unsigned
+tg_api_service_tiers(struct json_object *body)
+{
+	struct json_object *v;
+	const char *s;
+
+	if (!json_object_object_get_ex(body, "service_tier", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return TG_SERVICE_ANY;
+	s = json_object_get_string(v);
+	if (strcmp(s, "default") == 0 || strcmp(s, "standard_only") == 0)
+		return TG_SERVICE_BIT(TG_SERVICE_DEFAULT);
+	if (strcmp(s, "flex") == 0)
+		return TG_SERVICE_BIT(TG_SERVICE_DEFAULT) |
+		       TG_SERVICE_BIT(TG_SERVICE_FLEX);
+	if (strcmp(s, "priority") == 0)
+		return TG_SERVICE_BIT(TG_SERVICE_DEFAULT) |
+		       TG_SERVICE_BIT(TG_SERVICE_PRIORITY);
+	return TG_SERVICE_ANY;
+}
+
+enum tg_search_context
+tg_api_search_context(struct json_object *o)
+{
+	struct json_object *v;
+	const char *size;
+
+	if (!json_object_object_get_ex(o, "search_context_size", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return TG_SEARCH_MEDIUM;
+	size = json_object_get_string(v);
+	if (strcmp(size, "low") == 0)
+		return TG_SEARCH_LOW;
+	if (strcmp(size, "high") == 0)
+		return TG_SEARCH_HIGH;
+	return TG_SEARCH_MEDIUM;
+}
+
+enum tg_service_tier
+tg_api_service_tier_of(struct json_object *v)
+{
+	return json_object_is_type(v, json_type_string)
+	               ? tg_service_tier_parse(json_object_get_string(v))
+	               : TG_SERVICE_DEFAULT;
+}
+
+/*
+ * The count at key of details (an object or absent) into *n; false when
+ * it is there and not a count.
+ */
+static bool
+detail_count(struct json_object *details, const char *key, int64_t *n)
+{
+	bool has;
+
+	return !json_object_is_type(details, json_type_object) ||
+	       tg_api_get_count(details, key, n, &has);
+}
+
+/* The upstream's own cost of the call (OpenRouter's usage.cost, USD), exact
+ * from the number's text; false when absent or not a cost. */
+static bool
+reported_cost(struct json_object *usage, tg_money *out)
+{
+	struct json_object *v;
+	tg_money m;
+
+	if (!json_object_object_get_ex(usage, "cost", &v) ||
+	    !(json_object_is_type(v, json_type_double) ||
+	      json_object_is_type(v, json_type_int)) ||
+	    !tg_money_parse(json_object_get_string(v), &m) || m < 0)
+		return false;
+	*out = m;
+	return true;
+}
 
 bool
 tg_api_usage(struct json_object *usage, const struct tg_usage_names *k,
              struct tg_usage *out)
 {
-	struct json_object *details;
+	struct json_object *details, *out_details, *v;
 	struct tg_usage u;
-	bool has_prompt, has_completion, has_total, has_cached;
+	int64_t searches;
+	bool has_prompt, has_completion, has_total, has_cached, has;
 
 	memset(&u, 0, sizeof(u));
 	if (!json_object_is_type(usage, json_type_object) ||
@@ -202,16 +281,39 @@ tg_api_usage(struct json_object *usage, const struct tg_usage_names *k,
 	    __builtin_add_overflow(u.prompt_tokens, u.completion_tokens,
 	                           &u.total_tokens))
 		return false;
-	if (json_object_object_get_ex(usage, k->details, &details) &&
-	    json_object_is_type(details, json_type_object) &&
+	details = json_object_object_get_ex(usage, k->details, &v) ? v : NULL;
+	has_cached = false;
+	if (json_object_is_type(details, json_type_object) &&
 	    !tg_api_get_count(details, "cached_tokens", &u.cached_tokens,
 	                      &has_cached))
 		return false;
+	/* DeepSeek: prompt_cache_hit_tokens (+ _miss_tokens) instead. */
+	if (!has_cached && !tg_api_get_count(usage, "prompt_cache_hit_tokens",
+	                                     &u.cached_tokens, &has_cached))
+		return false;
+	if (!detail_count(details, "audio_tokens", &u.audio_prompt_tokens))
+		return false;
+	out_details =
+	        json_object_object_get_ex(usage, k->out_details, &v) ? v : NULL;
+	if (!detail_count(out_details, "reasoning_tokens",
+	                  &u.reasoning_tokens) ||
+	    !detail_count(out_details, "audio_tokens",
+	                  &u.audio_completion_tokens))
+		return false;
 	if (u.cached_tokens > u.prompt_tokens)
 		return false; /* cached tokens are a part of the prompt */
+	u.has_cost = reported_cost(usage, &u.cost);
 	u.present = true;
-	/* The hosted tools' calls are counted apart, from the output. */
+	/* The hosted tools' calls are counted apart, from the output, and
+	 * the service tier from the answer, not its usage. */
 	memcpy(u.tool_calls, out->tool_calls, sizeof(u.tool_calls));
+	u.service_tier = out->service_tier;
+	/* Perplexity counts its searches in the usage. */
+	if (!tg_api_get_count(usage, "num_search_queries", &searches, &has) ||
+	    !has)
+		searches = 0;
+	if (searches > u.tool_calls[TG_TOOL_WEB_SEARCH])
+		u.tool_calls[TG_TOOL_WEB_SEARCH] = searches;
 	*out = u;
 	return true;
 }
@@ -235,17 +337,18 @@ void
 tg_api_choices_answer(const char *body, size_t len, struct tg_answer *a,
                       tg_api_choice_bytes choice_bytes)
 {
-	static const char *const names[] = {"usage", "id"};
-	struct json_object *v[2], *obj;
+	static const char *const names[] = {"usage", "id", "service_tier"};
+	struct json_object *v[3], *obj;
 
 	memset(a, 0, sizeof(*a));
-	if (tg_api_members(body, len, names, 2, v)) {
+	if (tg_api_members(body, len, names, 3, v)) {
+		a->u.service_tier = tg_api_service_tier_of(v[2]);
 		if (v[0] != NULL)
 			tg_api_usage(v[0], &tg_usage_chat, &a->u);
 		if (json_object_is_type(v[1], json_type_string))
 			tg_api_set_response_id(a, json_object_get_string(v[1]));
-		json_object_put(v[0]);
-		json_object_put(v[1]);
+		for (size_t i = 0; i < 3; i++)
+			json_object_put(v[i]);
 	}
 	if (a->u.present)
 		return;
@@ -285,6 +388,14 @@ tg_api_choices_event(struct tg_relay *r, const struct tg_sse_event *ev,
 	    json_object_object_get_ex(chunk, "id", &v) &&
 	    json_object_is_type(v, json_type_string))
 		tg_api_set_response_id(&r->answer, json_object_get_string(v));
+	if (json_object_object_get_ex(chunk, "service_tier", &v))
+		r->answer.u.service_tier = tg_api_service_tier_of(v);
+	/* Groq streams its usage as x_groq.usage in the last chunk. */
+	if (!json_object_object_get_ex(chunk, "usage", &usage) &&
+	    json_object_object_get_ex(chunk, "x_groq", &v) &&
+	    json_object_object_get_ex(v, "usage", &usage) &&
+	    tg_api_usage(usage, &tg_usage_chat, &r->answer.u))
+		return TG_RELAY_FORWARD;
 	if (!json_object_object_get_ex(chunk, "usage", &usage) ||
 	    !json_object_is_type(usage, json_type_object))
 		return TG_RELAY_FORWARD;

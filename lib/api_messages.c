@@ -143,6 +143,7 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	bool search = false;
 
 	memset(b, 0, sizeof(*b));
+	b->service_tiers = tg_api_service_tiers(tg_req_json(req));
 	b->prompt_field = "messages";
 	/* A token covers at least one byte of the text the body carries. */
 	tg_req_body(req, &body_len);
@@ -307,9 +308,15 @@ tg_api_anthropic_usage(struct json_object *usage, struct tg_usage *u)
 {
 	struct counts c = counts_of(u);
 
+	struct json_object *v;
+
 	if (!json_object_is_type(usage, json_type_object) ||
 	    !read_counts(usage, &c))
 		return false;
+	/* Anthropic reports its service tier ("standard", "priority",
+	 * "batch") in the usage. */
+	if (json_object_object_get_ex(usage, "service_tier", &v))
+		u->service_tier = tg_api_service_tier_of(v);
 	return usage_of(&c, u);
 }
 

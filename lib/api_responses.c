@@ -93,18 +93,6 @@ string_member(struct json_object *o, const char *key)
 	return NULL;
 }
 
-static enum tg_search_context
-search_context(struct json_object *tool)
-{
-	const char *size = string_member(tool, "search_context_size");
-
-	if (size != NULL && strcmp(size, "low") == 0)
-		return TG_SEARCH_LOW;
-	if (size != NULL && strcmp(size, "high") == 0)
-		return TG_SEARCH_HIGH;
-	return TG_SEARCH_MEDIUM;
-}
-
 /*
  * The price per call of each hosted tool on d (b->tool_price; web searches
  * of both kinds count under TG_TOOL_WEB_SEARCH: their calls look alike in
@@ -135,8 +123,8 @@ tool_prices(const struct tg_config *cfg, const struct tg_deployment *d,
 
 		if (type == NULL || !hosted_tool(type, &t))
 			continue;
-		if (!tg_config_tool_price(cfg, d, t, search_context(tool),
-		                          &price))
+		if (!tg_config_tool_price(cfg, d, t,
+		                          tg_api_search_context(tool), &price))
 			return tg_err_set(
 			        err, TG_ERR_UNPROCESSABLE, "tools",
 			        "The hosted tool '%s' has no price for "
@@ -261,6 +249,7 @@ bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 	enum tg_rc rc;
 
 	memset(b, 0, sizeof(*b));
+	b->service_tiers = tg_api_service_tiers(tg_req_json(req));
 	b->prompt_field = "input";
 	tg_req_body(req, &body_len);
 	b->prompt = (int64_t)body_len +
@@ -396,6 +385,8 @@ read_response(struct json_object *resp, struct tg_answer *a)
 			a->text_bytes += item_text_bytes(
 			        json_object_array_get_idx(output, i));
 	}
+	if (json_object_object_get_ex(resp, "service_tier", &usage))
+		a->u.service_tier = tg_api_service_tier_of(usage);
 	if (json_object_object_get_ex(resp, "usage", &usage))
 		tg_api_usage(usage, &tg_usage_responses, &a->u);
 }

@@ -48,6 +48,10 @@ struct dep_parse {
 	int64_t info_max_output_tokens;               /* 0: not given */
 	int64_t info_max_input_tokens;                /* 0: not given */
 	struct opt_price info_file_search, info_code_interpreter;
+	struct opt_price info_reasoning, info_audio_input, info_audio_output;
+	struct opt_price info_per_request;
+	/* model_info's rates of the priority and flex service tiers. */
+	struct opt_price info_service[TG_SERVICE_TIERS][3]; /* in, out, read */
 	int base_model_line;
 };
 
@@ -86,6 +90,7 @@ enum kind {
 	K_PATH,        /* char *: a file path; its line is kept for messages */
 	K_CALL_PRICE,  /* struct opt_price: USD per call (or session) */
 	K_TOOL_PRICES, /* a mapping of hosted tool names to K_CALL_PRICEs */
+	K_BOOL,        /* bool: true or false */
 };
 
 struct field {
@@ -133,6 +138,30 @@ static const struct field info_fields[] = {
          offsetof(struct dep_parse, info_file_search)},
         {"code_interpreter_cost_per_session", K_CALL_PRICE,
          offsetof(struct dep_parse, info_code_interpreter)},
+        {"output_cost_per_reasoning_token", K_PRICE,
+         offsetof(struct dep_parse, info_reasoning)},
+        {"input_cost_per_audio_token", K_PRICE,
+         offsetof(struct dep_parse, info_audio_input)},
+        {"output_cost_per_audio_token", K_PRICE,
+         offsetof(struct dep_parse, info_audio_output)},
+        {"input_cost_per_request", K_CALL_PRICE,
+         offsetof(struct dep_parse, info_per_request)},
+        {"input_cost_per_token_priority", K_PRICE,
+         offsetof(struct dep_parse, info_service[TG_SERVICE_PRIORITY][0])},
+        {"output_cost_per_token_priority", K_PRICE,
+         offsetof(struct dep_parse, info_service[TG_SERVICE_PRIORITY][1])},
+        {"cache_read_input_token_cost_priority", K_PRICE,
+         offsetof(struct dep_parse, info_service[TG_SERVICE_PRIORITY][2])},
+        {"input_cost_per_token_flex", K_PRICE,
+         offsetof(struct dep_parse, info_service[TG_SERVICE_FLEX][0])},
+        {"output_cost_per_token_flex", K_PRICE,
+         offsetof(struct dep_parse, info_service[TG_SERVICE_FLEX][1])},
+        {"cache_read_input_token_cost_flex", K_PRICE,
+         offsetof(struct dep_parse, info_service[TG_SERVICE_FLEX][2])},
+        /* OpenRouter reports each call's cost in its usage: charge that
+         * instead of the prices (which still bound the hold). */
+        {"trust_upstream_cost", K_BOOL,
+         offsetof(struct dep_parse, d.trust_upstream_cost)},
         {NULL, K_STRING, 0},
 };
 
@@ -595,6 +624,18 @@ parse_field(struct loader *ld, const struct field *f, const yaml_node_t *v,
 			            f->key);
 		return TG_OK;
 	}
+	case K_BOOL:
+		if (text == NULL)
+			return TG_OK;
+		if (strcmp(text, "true") == 0 || strcmp(text, "True") == 0)
+			*(bool *)(void *)slot = true;
+		else if (strcmp(text, "false") == 0 ||
+		         strcmp(text, "False") == 0)
+			*(bool *)(void *)slot = false;
+		else
+			return fail(ld, line, "'%s' must be true or false",
+			            f->key);
+		return TG_OK;
 	case K_ALERTING:
 	case K_ALERT_TYPES:
 	case K_TOOL_PRICES: break; /* handled above */
@@ -1110,6 +1151,32 @@ overrides:
 		d->price.tool[TG_TOOL_CODE_INTERPRETER] =
 		        dp->info_code_interpreter.value;
 		d->price.has_tool[TG_TOOL_CODE_INTERPRETER] = true;
+	}
+	if (dp->info_reasoning.set) {
+		d->price.reasoning = dp->info_reasoning.value;
+		d->price.has_reasoning = true;
+	}
+	if (dp->info_audio_input.set) {
+		d->price.audio_input = dp->info_audio_input.value;
+		d->price.has_audio_input = true;
+	}
+	if (dp->info_audio_output.set) {
+		d->price.audio_output = dp->info_audio_output.value;
+		d->price.has_audio_output = true;
+	}
+	if (dp->info_per_request.set) {
+		d->price.per_request = dp->info_per_request.value;
+		d->price.has_per_request = true;
+	}
+	for (int st = TG_SERVICE_PRIORITY; st < TG_SERVICE_TIERS; st++) {
+		const struct opt_price *g = dp->info_service[st];
+
+		if (g[0].set || g[1].set || g[2].set)
+			tg_pricing_set_service(&d->price,
+			                       (enum tg_service_tier)st,
+			                       g[0].set ? &g[0].value : NULL,
+			                       g[1].set ? &g[1].value : NULL,
+			                       g[2].set ? &g[2].value : NULL);
 	}
 	return TG_OK;
 }

@@ -31,6 +31,9 @@ struct tg_deployment {
 	char *base_model;     /* model_info.base_model or NULL */
 	long timeout_s;       /* litellm_params.timeout, else request_timeout */
 	struct tg_price_entry price; /* resolved at load (SPEC 7.2 order) */
+	/* model_info.trust_upstream_cost: charge the cost the upstream
+	 * reports in its usage (OpenRouter's usage.cost) when it does. */
+	bool trust_upstream_cost;
 	char *price_name; /* the name the price was found under, or "model_info"
 	                   */
 	int line;         /* line in the config, for messages */

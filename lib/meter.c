@@ -282,17 +282,19 @@ worst_case_on(const struct call *c, const struct tg_deployment *d,
 	struct tg_bounds b;
 	struct tg_err ignored;
 	tg_money alone;
+	unsigned services;
 	enum tg_rc rc;
 
 	if ((rc = bounds_on(c, d, &b, err)) != TG_OK)
 		return rc;
 	tg_err_clear(&ignored);
-	if (tg_pricing_estimate(&d->price, b.prompt, b.output, est, &ignored) ==
-	            TG_OK &&
+	services = b.service_tiers ? b.service_tiers : TG_SERVICE_ANY;
+	if (tg_pricing_estimate(&d->price, b.prompt, b.output, services, est,
+	                        &ignored) == TG_OK &&
 	    tg_money_add_cost(est, b.tool_calls, b.tool_call_price))
 		return TG_OK;
-	if (tg_pricing_estimate(&d->price, b.prompt, 0, &alone, &ignored) !=
-	    TG_OK)
+	if (tg_pricing_estimate(&d->price, b.prompt, 0, services, &alone,
+	                        &ignored) != TG_OK)
 		return tg_err_set(err, TG_ERR_TOO_LARGE, b.prompt_field,
 		                  "Request too large for model=%s: the "
 		                  "worst-case cost of its %lld prompt tokens "
@@ -523,6 +525,30 @@ row_metadata(const struct tg_deployment *d, int attempts, bool estimated,
 		json_object_object_add(
 		        m, "cache_creation_1h_input_tokens",
 		        json_object_new_int64(a->u.cache_write_1h_tokens));
+	if (a != NULL && a->u.audio_prompt_tokens > 0)
+		json_object_object_add(
+		        m, "audio_input_tokens",
+		        json_object_new_int64(a->u.audio_prompt_tokens));
+	if (a != NULL && a->u.reasoning_tokens > 0)
+		json_object_object_add(
+		        m, "reasoning_tokens",
+		        json_object_new_int64(a->u.reasoning_tokens));
+	if (a != NULL && a->u.audio_completion_tokens > 0)
+		json_object_object_add(
+		        m, "audio_output_tokens",
+		        json_object_new_int64(a->u.audio_completion_tokens));
+	if (a != NULL && a->u.service_tier != TG_SERVICE_DEFAULT)
+		json_object_object_add(
+		        m, "service_tier",
+		        json_object_new_string(
+		                tg_service_tier_name(a->u.service_tier)));
+	if (a != NULL && a->u.has_cost && d->trust_upstream_cost) {
+		char buf[48];
+
+		tg_money_format(a->u.cost, buf, sizeof(buf));
+		json_object_object_add(m, "upstream_cost",
+		                       json_object_new_string(buf));
+	}
 	for (size_t t = 0; a != NULL && t < TG_TOOL_COUNT; t++) {
 		char key[48];
 
@@ -787,7 +813,31 @@ answer_cost(struct call *c, const struct tg_deployment *d, struct tg_answer *a,
 		a->u.cached_tokens = 0;
 		a->u.cache_write_tokens = 0;
 		a->u.cache_write_1h_tokens = 0;
+		a->u.audio_prompt_tokens = 0;
+		a->u.reasoning_tokens = 0;
+		a->u.audio_completion_tokens = 0;
+		a->u.has_cost = false;
 		*estimated = true;
+	}
+	/* A usage that counts reasoning apart from the completion (xAI's):
+	 * tollgate's completion holds it. */
+	if (!*estimated && tg_provider(d->provider)->reasoning_apart &&
+	    a->u.reasoning_tokens > 0 &&
+	    (__builtin_add_overflow(a->u.completion_tokens,
+	                            a->u.reasoning_tokens,
+	                            &a->u.completion_tokens) ||
+	     __builtin_add_overflow(a->u.total_tokens, a->u.reasoning_tokens,
+	                            &a->u.total_tokens)))
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "cost of the request overflows");
+	/* The searches the request was billed for whatever the answer
+	 * says (chat's web_search_options). */
+	if (a->u.tool_calls[TG_TOOL_WEB_SEARCH] < b.searches)
+		a->u.tool_calls[TG_TOOL_WEB_SEARCH] = b.searches;
+	if (d->trust_upstream_cost && a->u.has_cost) {
+		/* The upstream's own figure, tools and all (OpenRouter's). */
+		*cost = a->u.cost;
+		return TG_OK;
 	}
 	rc = tg_pricing_cost(&d->price, &a->u, cost, err);
 	if (rc == TG_OK &&

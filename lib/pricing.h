@@ -2,9 +2,11 @@
  * pricing: per-token prices in LiteLLM's model_prices_and_context_window.json
  * format, and the cost of a request.
  *
- * The price file is read once per process, when the config is loaded; each
- * deployment's price is resolved then and kept in the deployment, so a
- * request never searches the table (O(1) per request whatever its size).
+ * The price file is read when the config is loaded (again when either
+ * changes, lib/app.c); each deployment's price is resolved then and kept in
+ * the deployment, so a request never searches the table (O(1) per request
+ * whatever its size).  With its index (lib/price_table.h) only the entries
+ * the config names are parsed.
  */
 #ifndef TG_PRICING_H
 #define TG_PRICING_H
@@ -39,6 +41,25 @@ enum tg_search_context {
 	TG_SEARCH_SIZES
 };
 
+/*
+ * The service tiers a provider bills at (OpenAI's service_tier, as the
+ * answer reports it): LiteLLM's keys ending in _priority and _flex.  A
+ * model without a tier's prices bills it at the default's.
+ */
+enum tg_service_tier {
+	TG_SERVICE_DEFAULT, /* "default", "auto", "standard", none */
+	TG_SERVICE_PRIORITY,
+	TG_SERVICE_FLEX,
+	TG_SERVICE_TIERS
+};
+#define TG_SERVICE_BIT(t) (1u << (t))
+#define TG_SERVICE_ANY    (TG_SERVICE_BIT(TG_SERVICE_TIERS) - 1u)
+
+/* The tier a service_tier value names (an unknown one: the default). */
+enum tg_service_tier tg_service_tier_parse(const char *s);
+/* "default", "priority", "flex". */
+const char *tg_service_tier_name(enum tg_service_tier t);
+
 /* The most long-context tiers an entry has (LiteLLM's keys end in
  * _above_128k_tokens, _above_200k_tokens, _above_272k_tokens). */
 #define TG_PRICE_TIERS 3
@@ -52,6 +73,22 @@ enum tg_search_context {
 struct tg_price_tier {
 	int64_t above;
 	tg_price input, output, cache_read, cache_write, cache_write_1h;
+	/* Reasoning tokens (output_cost_per_reasoning_token), audio in
+	 * and out (input_cost_per_audio_token, output_cost_per_audio_token):
+	 * without their own price, the text's. */
+	tg_price reasoning, audio_input, audio_output;
+};
+
+/*
+ * The rates of a service tier other than the default (priority, flex):
+ * its own base rates and long-context tiers, each rate the file does not
+ * give for it the default's (a long-context rate never below the tier's
+ * own base rate).
+ */
+struct tg_price_service {
+	struct tg_price_tier base;
+	struct tg_price_tier tier[TG_PRICE_TIERS];
+	size_t ntiers;
 };
 
 struct tg_price_entry {
@@ -65,9 +102,20 @@ struct tg_price_entry {
 	 * 5-minute one's). */
 	tg_price cache_write, cache_write_1h;
 	bool has_cache_write, has_cache_write_1h;
+	/* Reasoning and audio tokens at their own rates (see
+	 * struct tg_price_tier). */
+	tg_price reasoning, audio_input, audio_output;
+	bool has_reasoning, has_audio_input, has_audio_output;
+	/* A price per call on top of the tokens' (input_cost_per_request). */
+	tg_price per_request;
+	bool has_per_request;
 	/* Long-context tiers, lowest first. */
 	struct tg_price_tier tier[TG_PRICE_TIERS];
 	size_t ntiers;
+	/* The priority and flex tiers' rates ([TG_SERVICE_DEFAULT] unused:
+	 * the fields above), resolved when the file is read. */
+	struct tg_price_service service[TG_SERVICE_TIERS];
+	bool has_service[TG_SERVICE_TIERS];
 	int64_t max_output_tokens; /* 0 when unknown */
 	int64_t max_input_tokens;  /* 0 when unknown */
 	/* Per-call prices of the hosted tools (in tg_price units per call):
@@ -79,6 +127,15 @@ struct tg_price_entry {
 	tg_price tool[TG_TOOL_COUNT];
 };
 
+/*
+ * Rates of service tier st given in the config (model_info's
+ * input_cost_per_token_priority and the like; NULL: not given) over e's:
+ * what is not given stays as the price file had it, or the default's.
+ */
+void tg_pricing_set_service(struct tg_price_entry *e, enum tg_service_tier st,
+                            const tg_price *input, const tg_price *output,
+                            const tg_price *cache_read);
+
 /* "web_search", "web_search_preview", "file_search", "code_interpreter",
  * "image_generation": the tool's name in config and messages. */
 const char *tg_tool_name(enum tg_tool t);
@@ -89,12 +146,20 @@ struct tg_usage {
 	int64_t prompt_tokens; /* every input token: read, written, cached */
 	int64_t completion_tokens;
 	int64_t total_tokens;
-	int64_t cached_tokens;         /* read from the cache: a part of
-	                                  prompt_tokens */
-	int64_t cache_write_tokens;    /* written to a 5-minute cache: a part
-	                                  of prompt_tokens */
-	int64_t cache_write_1h_tokens; /* written to a 1-hour cache: a part of
-	                                  prompt_tokens */
+	int64_t cached_tokens;           /* read from the cache: a part of
+	                                    prompt_tokens */
+	int64_t cache_write_tokens;      /* written to a 5-minute cache: a part
+	                                    of prompt_tokens */
+	int64_t cache_write_1h_tokens;   /* written to a 1-hour cache: a part of
+	                                    prompt_tokens */
+	int64_t audio_prompt_tokens;     /* audio: a part of prompt_tokens */
+	int64_t reasoning_tokens;        /* a part of completion_tokens */
+	int64_t audio_completion_tokens; /* a part of completion_tokens */
+	enum tg_service_tier service_tier; /* as the answer reports it */
+	/* The cost the upstream reported (OpenRouter's usage.cost), charged
+	 * instead of the prices when the deployment trusts it. */
+	bool has_cost;
+	tg_money cost;
 	int64_t tool_calls[TG_TOOL_COUNT];
 };
 
@@ -116,12 +181,14 @@ const struct tg_price_entry *tg_pricing_find(const struct tg_pricing *p,
 
 /*
  * Cost of a completed request's tokens (u's tool calls are not counted
- * here): the prompt's tokens by class (read from the cache at cache_read,
- * written to it at cache_write or cache_write_1h, the rest at input) and
- * the completion at output, all at the rates of the highest tier the
- * prompt is above.  Parts of the prompt that add up to more than it are
- * inconsistent: then the whole prompt is billed at the dearest of its
- * rates, which never undercharges.  Exact, rounded up to 1e-10 USD.
+ * here), at the rates of the service tier it reports and of the highest
+ * long-context tier its prompt is above: the prompt's tokens by class
+ * (read from the cache at cache_read, written to it at cache_write or
+ * cache_write_1h, audio at audio_input, the rest at input), the
+ * completion's (reasoning at reasoning, audio at audio_output, the rest at
+ * output), and the price per request.  Parts that add up to more than
+ * their whole are inconsistent: then the whole is billed at the dearest of
+ * its rates, which never undercharges.  Exact, rounded up to 1e-10 USD.
  * TG_ERR_UNPROCESSABLE on negative counts, TG_ERR_INTERNAL on overflow.
  */
 enum tg_rc tg_pricing_cost(const struct tg_price_entry *price,
@@ -138,12 +205,16 @@ bool tg_pricing_add_tools(tg_money *acc, const int64_t calls[TG_TOOL_COUNT],
 /*
  * Worst-case cost of a request before it is sent (SPEC 4.3): prompt_bound
  * tokens at the dearest input-side rate (input, a cache write of either
- * kind) and output_bound at the output rate, at the dearest tier the
- * prompt bound can reach.  The caller computes the bounds (the API
- * adapter's, lib/api.h); this only prices them.
+ * kind, audio) and output_bound at the dearest output-side one (output,
+ * reasoning, audio), at the dearest long-context tier the prompt bound
+ * can reach, of the service tiers in services (TG_SERVICE_BIT()s; the
+ * default's is always among them), plus the price per request.  The
+ * caller computes the bounds (the API adapter's, lib/api.h); this only
+ * prices them.
  */
 enum tg_rc tg_pricing_estimate(const struct tg_price_entry *price,
                                int64_t prompt_bound, int64_t output_bound,
-                               tg_money *out, struct tg_err *err);
+                               unsigned services, tg_money *out,
+                               struct tg_err *err);
 
 #endif

@@ -46,6 +46,9 @@ through like any unknown field:
                                     # chunked encoding) with no finish
                                     # chunk and no [DONE]: a stream cut
                                     # off by something in between
+        "service_tier": "priority",  # the answer's service_tier (every
+                                    # chunk's when streamed; the Responses
+                                    # API's response.service_tier too)
         "ignore_string_bound": true  # like an upstream that reads only
                                     # integer bounds: max_completion_tokens
                                     # (else max_tokens) as a JSON integer
@@ -931,6 +934,8 @@ class Handler(BaseHTTPRequestHandler):
         }
         if usage is not None:
             resp["usage"] = usage
+        if "service_tier" in spec:
+            resp["service_tier"] = spec["service_tier"]
         self._send(status, resp, extra=extra)
 
     def _stream(self, cid, created, model, content, usage, req, extra, spec, calls=()):
@@ -941,6 +946,8 @@ class Handler(BaseHTTPRequestHandler):
         events = []
         base = {"id": cid, "object": "chat.completion.chunk",
                 "created": created, "model": model, "system_fingerprint": "fp_fake"}
+        if "service_tier" in spec:
+            base["service_tier"] = spec["service_tier"]
         # "n" choices, one after the other (index 0 first, as a stream
         # may send them): each its role, words and finish chunk.
         n = req.get("n") if isinstance(req.get("n"), int) and req.get("n") > 1 else 1
@@ -1162,6 +1169,8 @@ class Handler(BaseHTTPRequestHandler):
             "usage": usage,
             "metadata": req.get("metadata"),
         }
+        if "service_tier" in spec:
+            resp["service_tier"] = spec["service_tier"]
         if "conversation" in req:
             c = req["conversation"]
             resp["conversation"] = {"id": c} if isinstance(c, str) else c

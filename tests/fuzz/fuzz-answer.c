@@ -75,6 +75,36 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      "counts not negative");
 		CHECK(a.u.cached_tokens <= a.u.prompt_tokens,
 		      "cached tokens are a part of the prompt");
+		CHECK(a.u.audio_prompt_tokens >= 0 &&
+		              a.u.reasoning_tokens >= 0 &&
+		              a.u.audio_completion_tokens >= 0,
+		      "audio and reasoning counts not negative");
+		CHECK(a.u.service_tier >= TG_SERVICE_DEFAULT &&
+		              a.u.service_tier < TG_SERVICE_TIERS,
+		      "a known service tier");
+		CHECK(!a.u.has_cost || a.u.cost >= 0,
+		      "a reported cost is not negative");
+		/* Whatever the counts, they can be priced: never refused
+		 * as negative, at worst too large for the ledger. */
+		{
+			struct tg_price_entry e;
+			struct tg_err err;
+			tg_money m;
+			enum tg_rc rc;
+
+			memset(&e, 0, sizeof(e));
+			e.input = 1000;
+			e.output = 3000;
+			e.has_reasoning = true;
+			e.reasoning = 5000;
+			e.has_audio_input = true;
+			e.audio_input = 7000;
+			tg_err_clear(&err);
+			rc = tg_pricing_cost(&e, &a.u, &m, &err);
+			CHECK(rc == TG_OK || rc == TG_ERR_INTERNAL,
+			      "the usage can be priced");
+			CHECK(rc != TG_OK || m >= 0, "a cost is not negative");
+		}
 		CHECK(a.u.cache_write_tokens >= 0 &&
 		              a.u.cache_write_1h_tokens >= 0 &&
 		              a.u.cached_tokens + a.u.cache_write_tokens +
@@ -94,6 +124,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	              a.u.completion_tokens == again.u.completion_tokens &&
 	              a.u.total_tokens == again.u.total_tokens &&
 	              a.u.cached_tokens == again.u.cached_tokens &&
+	              a.u.reasoning_tokens == again.u.reasoning_tokens &&
+	              a.u.service_tier == again.u.service_tier &&
 	              memcmp(a.u.tool_calls, again.u.tool_calls,
 	                     sizeof(a.u.tool_calls)) == 0 &&
 	              strcmp(a.response_id, again.response_id) == 0 &&

@@ -533,6 +533,82 @@ test_responses_answer(void)
 	   (long long)a.text_bytes);
 }
 
+/* The usage shapes of the providers of OpenAI's shape: each class of
+ * tokens read where that provider puts it. */
+static void
+test_usage_shapes(void)
+{
+	struct tg_answer a;
+
+	read_text(&tg_api_chat,
+	          "{\"id\":\"c1\",\"service_tier\":\"priority\","
+	          "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":"
+	          "50,\"prompt_tokens_details\":{\"cached_tokens\":20,"
+	          "\"audio_tokens\":30},\"completion_tokens_details\":{"
+	          "\"reasoning_tokens\":10,\"audio_tokens\":5}}}",
+	          &a);
+	ok(a.u.present && a.u.cached_tokens == 20 &&
+	           a.u.audio_prompt_tokens == 30 &&
+	           a.u.reasoning_tokens == 10 &&
+	           a.u.audio_completion_tokens == 5 &&
+	           a.u.service_tier == TG_SERVICE_PRIORITY && !a.u.has_cost,
+	   "chat: cached, audio in, reasoning, audio out, service tier");
+	read_text(&tg_api_chat,
+	          "{\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":"
+	          "5,\"prompt_cache_hit_tokens\":64,"
+	          "\"prompt_cache_miss_tokens\":36}}",
+	          &a);
+	ok(a.u.present && a.u.cached_tokens == 64 &&
+	           a.u.service_tier == TG_SERVICE_DEFAULT,
+	   "DeepSeek: prompt_cache_hit_tokens are the cached part");
+	read_text(&tg_api_chat,
+	          "{\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":"
+	          "5,\"prompt_tokens_details\":{\"cached_tokens\":10},"
+	          "\"prompt_cache_hit_tokens\":64}}",
+	          &a);
+	ok(a.u.cached_tokens == 10,
+	   "cached_tokens given: prompt_cache_hit_tokens not read as well");
+	read_text(&tg_api_chat,
+	          "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":"
+	          "5,\"cost\":0.0000123}}",
+	          &a);
+	ok(a.u.has_cost && a.u.cost == 123000, /* 1e-10 units */
+	   "OpenRouter: usage.cost, exact from its text (%lld)",
+	   (long long)a.u.cost);
+	read_text(&tg_api_chat,
+	          "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":"
+	          "5,\"cost\":-1}}",
+	          &a);
+	ok(a.u.present && !a.u.has_cost, "a negative usage.cost is no cost");
+	read_text(&tg_api_chat,
+	          "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":"
+	          "5,\"num_search_queries\":2}}",
+	          &a);
+	ok(a.u.tool_calls[TG_TOOL_WEB_SEARCH] == 2,
+	   "Perplexity: num_search_queries are web searches");
+	read_text(&tg_api_chat,
+	          "{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":"
+	          "5,\"completion_tokens_details\":{\"reasoning_tokens\":"
+	          "\"x\"}}}",
+	          &a);
+	ok(!a.u.present, "a reasoning count that is not a count: no usage");
+	read_text(&tg_api_responses,
+	          "{\"service_tier\":\"flex\",\"usage\":{\"input_tokens\":"
+	          "10,\"output_tokens\":40,\"output_tokens_details\":{"
+	          "\"reasoning_tokens\":30}}}",
+	          &a);
+	ok(a.u.present && a.u.reasoning_tokens == 30 &&
+	           a.u.service_tier == TG_SERVICE_FLEX,
+	   "responses: reasoning tokens and the service tier");
+	read_text(&tg_api_messages,
+	          "{\"id\":\"msg_1\",\"content\":[],\"usage\":{"
+	          "\"input_tokens\":10,\"output_tokens\":4,"
+	          "\"service_tier\":\"priority\"}}",
+	          &a);
+	ok(a.u.present && a.u.service_tier == TG_SERVICE_PRIORITY,
+	   "messages: Anthropic's service tier, in its usage");
+}
+
 /* The deployment picker: a permutation every time, every order seen,
  * and each deployment first about equally often. */
 static void
@@ -583,6 +659,7 @@ main(void)
 	test_responses_bounds();
 	test_embeddings_completions_bounds();
 	test_responses_answer();
+	test_usage_shapes();
 	test_shuffle();
 	unlink(config_path);
 	return done_testing();

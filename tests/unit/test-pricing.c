@@ -321,7 +321,9 @@ test_cost_edges(void)
 	is_int(TG_ERR_UNPROCESSABLE, cost3(&tiny, 0, 0, -1, &m, &err),
 	       "negative cached refused");
 	is_int(TG_ERR_UNPROCESSABLE,
-	       tg_pricing_estimate(&tiny, -1, 0, &m, &err),
+	       tg_pricing_estimate(&tiny, -1, 0,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
 	       "negative estimate refused");
 	is_int(42, m, "out untouched on error");
 
@@ -330,7 +332,8 @@ test_cost_edges(void)
 	is_int(TG_ERR_INTERNAL, cost3(&big, INT64_MAX, 0, 0, &m, &err),
 	       "overflow refused");
 	is_int(TG_ERR_INTERNAL,
-	       tg_pricing_estimate(&big, INT64_MAX / 2, INT64_MAX / 2, &m,
+	       tg_pricing_estimate(&big, INT64_MAX / 2, INT64_MAX / 2,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
 	                           &err),
 	       "estimate overflow refused");
 	is_int(42, m, "out untouched on overflow");
@@ -346,16 +349,152 @@ test_estimate(const struct tg_pricing *p)
 	if (!ok(e != NULL, "gpt-4o-mini for estimate"))
 		return;
 	tg_err_clear(&err);
-	is_int(TG_OK, tg_pricing_estimate(e, 1000, 4096, &m, &err),
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 1000, 4096,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
 	       "estimate ok");
 	/* 1000 x 1.5e-07 + 4096 x 6e-07 */
 	is_string("0.0026076", money_str(m), "estimate 1000 + 4096");
-	is_int(TG_OK, tg_pricing_estimate(e, 1000, 500, &m, &err),
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 1000, 500,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
 	       "estimate ok");
 	is_string("0.00045", money_str(m), "estimate = cost when exact");
 }
 
 /* A generated file of 2,000 entries, in the forms LiteLLM's file has. */
+/*
+ * Reasoning, audio, service tiers and a price per request, each computed
+ * by hand from the entry's prices.
+ */
+static void
+test_more_dimensions(void)
+{
+	const char *path = write_tmp(
+	        "more.json",
+	        "{\"reason\": {\"input_cost_per_token\": 1e-06,"
+	        " \"output_cost_per_token\": 2e-06,"
+	        " \"output_cost_per_reasoning_token\": 3e-06},"
+	        " \"audio\": {\"input_cost_per_token\": 2.5e-06,"
+	        " \"output_cost_per_token\": 1e-05,"
+	        " \"input_cost_per_audio_token\": 4e-05,"
+	        " \"output_cost_per_audio_token\": 8e-05},"
+	        " \"svc\": {\"input_cost_per_token\": 1.25e-06,"
+	        " \"output_cost_per_token\": 1e-05,"
+	        " \"cache_read_input_token_cost\": 1.25e-07,"
+	        " \"input_cost_per_token_priority\": 2.5e-06,"
+	        " \"output_cost_per_token_priority\": 2e-05,"
+	        " \"cache_read_input_token_cost_priority\": 2.5e-07,"
+	        " \"input_cost_per_token_flex\": 6.25e-07,"
+	        " \"output_cost_per_token_flex\": 5e-06,"
+	        " \"cache_read_input_token_cost_flex\": 6.25e-08},"
+	        " \"svctier\": {\"input_cost_per_token\": 1e-06,"
+	        " \"output_cost_per_token\": 2e-06,"
+	        " \"input_cost_per_token_above_272k_tokens\": 2e-06,"
+	        " \"output_cost_per_token_above_272k_tokens\": 3e-06,"
+	        " \"input_cost_per_token_priority\": 3e-06,"
+	        " \"input_cost_per_token_above_272k_tokens_priority\": 5e-06},"
+	        " \"perreq\": {\"input_cost_per_token\": 1e-06,"
+	        " \"output_cost_per_token\": 1e-06,"
+	        " \"input_cost_per_request\": 0.005}}");
+	struct tg_pricing *p = NULL;
+	const struct tg_price_entry *e;
+	struct tg_usage u;
+	struct tg_err err;
+	tg_money m;
+
+	tg_err_clear(&err);
+	if (!ok(tg_pricing_load(path, &p, &err) == TG_OK,
+	        "the more dimensions' file loads (%s)", err.message))
+		return;
+	/* 100 x 1e-6 + 30 x 2e-6 + 20 reasoning x 3e-6 */
+	e = tg_pricing_find(p, "reason");
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = 100;
+	u.completion_tokens = 50;
+	u.reasoning_tokens = 20;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "reasoning ok");
+	is_string("0.00022", money_str(m), "reasoning tokens at their rate");
+	/* More reasoning than output: all of it at the dearest (3e-6). */
+	u.prompt_tokens = 0;
+	u.completion_tokens = 10;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "inconsistent ok");
+	is_string("0.00003", money_str(m),
+	          "reasoning beyond the output: the output at the dearest");
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 100, 100,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
+	       "estimate ok");
+	is_string("0.0004", money_str(m),
+	          "the hold: the output bound at the reasoning rate");
+	/* 60 x 2.5e-6 + 40 audio x 4e-5 + 20 x 1e-5 + 10 audio x 8e-5 */
+	e = tg_pricing_find(p, "audio");
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = 100;
+	u.audio_prompt_tokens = 40;
+	u.completion_tokens = 30;
+	u.audio_completion_tokens = 10;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "audio ok");
+	is_string("0.00275", money_str(m), "audio tokens at their rates");
+	/* gpt-5's shape: 800 x in + 200 cached x read + 100 x out. */
+	e = tg_pricing_find(p, "svc");
+	ok(e->has_service[TG_SERVICE_PRIORITY] &&
+	           e->has_service[TG_SERVICE_FLEX],
+	   "priority and flex read");
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = 1000;
+	u.cached_tokens = 200;
+	u.completion_tokens = 100;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "default ok");
+	is_string("0.002025", money_str(m), "default tier");
+	u.service_tier = TG_SERVICE_PRIORITY;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "priority ok");
+	is_string("0.00405", money_str(m), "priority tier");
+	u.service_tier = TG_SERVICE_FLEX;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "flex ok");
+	is_string("0.0010125", money_str(m), "flex tier");
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 1000, 100, TG_SERVICE_ANY, &m, &err),
+	       "estimate ok");
+	is_string("0.0045", money_str(m),
+	          "a call that may get priority is held at priority rates");
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 1000, 100,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT) |
+	                                   TG_SERVICE_BIT(TG_SERVICE_FLEX),
+	                           &m, &err),
+	       "estimate ok");
+	is_string("0.00225", money_str(m),
+	          "a flex call is held at the default's (it may fall back)");
+	/* Priority above 272k: its own input (5e-6), the output the larger
+	 * of the tier's (3e-6) and priority's (2e-6, the default's). */
+	e = tg_pricing_find(p, "svctier");
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = 300000;
+	u.completion_tokens = 10;
+	u.service_tier = TG_SERVICE_PRIORITY;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "priority tier ok");
+	is_string("1.50003", money_str(m), "priority's long-context tier");
+	u.prompt_tokens = 1000;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "short priority ok");
+	is_string("0.00302", money_str(m),
+	          "a short priority prompt: 1000 x 3e-6 + 10 x 2e-6");
+	/* 10 x 1e-6 + 10 x 1e-6 + 0.005 */
+	e = tg_pricing_find(p, "perreq");
+	memset(&u, 0, sizeof(u));
+	u.prompt_tokens = 10;
+	u.completion_tokens = 10;
+	is_int(TG_OK, tg_pricing_cost(e, &u, &m, &err), "per request ok");
+	is_string("0.00502", money_str(m), "the price per request");
+	is_int(TG_OK, tg_pricing_estimate(e, 10, 10, TG_SERVICE_ANY, &m, &err),
+	       "estimate ok");
+	is_string("0.00502", money_str(m), "held too");
+	tg_pricing_free(p);
+}
+
 static void
 test_generated(void)
 {
@@ -652,13 +791,22 @@ test_dimensions(void)
 	/* The hold: every input token at the dearest rate that could apply
 	 * (1000 x 6e-6 + 100 x 1.5e-5), the tier's once the bound can
 	 * cross it (300000 x 1.2e-5). */
-	is_int(TG_OK, tg_pricing_estimate(e, 1000, 100, &m, &err),
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 1000, 100,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
 	       "estimate ok");
 	is_string("0.0075", money_str(m), "hold below the tier: 1-hour write");
-	is_int(TG_OK, tg_pricing_estimate(e, 300000, 0, &m, &err),
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 300000, 0,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
 	       "estimate ok");
 	is_string("3.6", money_str(m), "hold that can cross 200k: the tier");
-	is_int(TG_OK, tg_pricing_estimate(e, 200000, 10, &m, &err),
+	is_int(TG_OK,
+	       tg_pricing_estimate(e, 200000, 10,
+	                           TG_SERVICE_BIT(TG_SERVICE_DEFAULT), &m,
+	                           &err),
 	       "estimate ok");
 	/* 200000 x 6e-6 + 10 x 1.5e-5: a bound of 200k cannot be above it */
 	is_string("1.20015", money_str(m), "hold at exactly 200k: no tier");
@@ -712,6 +860,7 @@ main(void)
 	}
 	test_cost_edges();
 	test_dimensions();
+	test_more_dimensions();
 	test_generated();
 	test_bad_files();
 	tg_pricing_free(shipped);
