@@ -59,6 +59,8 @@ extern char **environ;
 #define OUTBOX_BACKOFF_MAX_US (300 * 1000000LL)
 /* How long a failed config load is remembered before trying again. */
 #define CONFIG_RETRY_US (5 * 1000000LL)
+/* How often a long-lived process looks for a new config or price file. */
+#define CONFIG_CHECK_US (1000000LL)
 
 struct tg_hdr {
 	char *name;
@@ -101,6 +103,12 @@ struct tg_req {
 static struct tg_config *app_config;
 static struct tg_err app_config_err;
 static int64_t app_config_tried_us;
+/* The config file as it was loaded, and when it was last looked at; the
+ * files as they were when a reload failed (app_refresh_config()). */
+static struct tg_file_stamp app_config_stamp;
+static int64_t app_config_checked_us;
+static bool app_reload_failed;
+static struct tg_file_stamp app_failed_config, app_failed_prices;
 static struct tg_db *app_db;
 static int64_t app_reclaim_us;
 static int64_t app_spool_retry_us;  /* no replay before this */
@@ -585,13 +593,36 @@ tg_req_respond_error(struct tg_req *req, const struct tg_err *err)
 	tg_req_respond_json(req, status, body);
 }
 
+/* The config file (TOLLGATE_CONFIG, else the default, in fallback). */
+static const char *
+config_path(char *fallback, size_t len)
+{
+	const char *path = getenv("TOLLGATE_CONFIG");
+
+	if (path == NULL || path[0] == '\0') {
+		snprintf(fallback, len, "%s/tollgate/config.yaml",
+		         TG_SYSCONFDIR);
+		path = fallback;
+	}
+	return path;
+}
+
+/* The price file unless the config names one (TOLLGATE_PRICE_FILE, else
+ * the shipped one). */
+static const char *
+default_prices(void)
+{
+	const char *prices = getenv("TOLLGATE_PRICE_FILE");
+
+	return prices && prices[0] ? prices : TG_DATADIR "/model_prices.json";
+}
+
 /* Load the config once; after a failure, try again only now and then so
  * a broken file costs a stat, not a parse, per request. */
 static void
 app_load_config(void)
 {
-	const char *path = getenv("TOLLGATE_CONFIG");
-	const char *prices = getenv("TOLLGATE_PRICE_FILE");
+	const char *path, *prices = default_prices();
 	char fallback[512];
 	int64_t now = tg_now_us();
 
@@ -599,13 +630,11 @@ app_load_config(void)
 	                           now - app_config_tried_us < CONFIG_RETRY_US))
 		return;
 	app_config_tried_us = now;
-	if (path == NULL || path[0] == '\0') {
-		snprintf(fallback, sizeof(fallback), "%s/tollgate/config.yaml",
-		         TG_SYSCONFDIR);
-		path = fallback;
-	}
-	if (prices == NULL || prices[0] == '\0')
-		prices = TG_DATADIR "/model_prices.json";
+	path = config_path(fallback, sizeof(fallback));
+	/* Before the load: a change while it reads is seen at the next look
+	 * (app_refresh_config()), never missed. */
+	tg_file_stamp_get(path, &app_config_stamp);
+	app_config_checked_us = now;
 	tg_err_clear(&app_config_err);
 	if (tg_config_load(path, prices, &app_config, &app_config_err) !=
 	    TG_OK) {
@@ -615,6 +644,77 @@ app_load_config(void)
 		tg_log_info("config loaded: %zu models from %s",
 		            app_config->ndeployments, path);
 	}
+}
+
+static bool
+same_string(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/*
+ * Between two requests of a long-lived process, at most once a second: a
+ * look (one stat() each) at the config file and at the price file its
+ * prices came from.  When either changed (another inode, size or
+ * modification time: `tollgate-prices update` renames a new map into
+ * place), the config is loaded again and, if it loads, replaces the old
+ * one.  No request holds the old one then (the last has finished, the next
+ * has not begun), so a call is priced by the old map or the new, never a
+ * mix.  A config that does not load leaves the old one in use; the error is
+ * logged once, and the load tried again only when a file changes again.
+ */
+static void
+app_refresh_config(void)
+{
+	struct tg_file_stamp config_now, prices_now;
+	struct tg_config *fresh = NULL;
+	struct tg_err err;
+	const char *path;
+	char fallback[512];
+	bool prices_used;
+	int64_t now = tg_now_us();
+
+	if (app_config == NULL || now - app_config_checked_us < CONFIG_CHECK_US)
+		return;
+	app_config_checked_us = now;
+	path = config_path(fallback, sizeof(fallback));
+	tg_file_stamp_get(path, &config_now);
+	prices_used = app_config->price_file_stamp.present;
+	memset(&prices_now, 0, sizeof(prices_now));
+	if (prices_used)
+		tg_file_stamp_get(app_config->price_file, &prices_now);
+	if (tg_file_stamp_eq(&config_now, &app_config_stamp) &&
+	    (!prices_used ||
+	     tg_file_stamp_eq(&prices_now, &app_config->price_file_stamp)))
+		return;
+	if (app_reload_failed &&
+	    tg_file_stamp_eq(&config_now, &app_failed_config) &&
+	    tg_file_stamp_eq(&prices_now, &app_failed_prices))
+		return;
+	tg_err_clear(&err);
+	if (tg_config_load(path, default_prices(), &fresh, &err) != TG_OK) {
+		app_reload_failed = true;
+		app_failed_config = config_now;
+		app_failed_prices = prices_now;
+		tg_log_error("config: a changed file does not load, the "
+		             "config loaded before stays in use: %s",
+		             err.message);
+		return;
+	}
+	app_reload_failed = false;
+	if (app_db != NULL &&
+	    !same_string(fresh->database_url, app_config->database_url)) {
+		tg_db_close(app_db);
+		app_db = NULL;
+	}
+	tg_config_free(app_config);
+	app_config = fresh;
+	app_config_stamp = config_now;
+	tg_log_info("config reloaded: %zu models from %s, prices from %s",
+	            app_config->ndeployments, path,
+	            app_config->price_file_stamp.present
+	                    ? app_config->price_file
+	                    : "the config");
 }
 
 /*
@@ -1091,8 +1191,10 @@ serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 	struct tg_err err;
 	enum tg_rc rc;
 
-	if (fcgx != NULL)
+	if (fcgx != NULL) {
 		import_server_env(envp);
+		app_refresh_config();
+	}
 	tg_err_clear(&err);
 	req_begin(&req, fcgx, envp);
 	rc = front_line(prog, &req, &err);

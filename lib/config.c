@@ -69,6 +69,9 @@ struct loader {
 	int alert_types_line;
 	bool alert_types_set;
 	int cost_map_line;
+	/* The price file, whatever model_cost_map_path says
+	 * (tg_config_load_prices()), or NULL. */
+	const char *price_forced;
 
 	char **logged; /* unknown keys already logged */
 	size_t nlogged;
@@ -987,6 +990,8 @@ price_file_path(const struct loader *ld, const char *prices_default)
 	char *path;
 	size_t dirlen;
 
+	if (ld->price_forced != NULL)
+		return tg_xstrdup(ld->price_forced);
 	if (p == NULL)
 		return prices_default ? tg_xstrdup(prices_default) : NULL;
 	slash = strrchr(ld->path, '/');
@@ -1029,13 +1034,14 @@ try_name(const struct tg_pricing *table, const char *name, char *tried,
 
 /*
  * Resolve dp's price in SPEC 7.2 order: model_info (or litellm_params)
- * overrides, model_info.base_model, "<provider>/<name>", "<name>".  The
- * table is loaded on first need, so a config that prices everything itself
- * never reads the file.
+ * overrides, model_info.base_model, "<provider>/<name>", the provider's
+ * price_prefix "<alias>/<name>" if it has one, "<name>".  The table is
+ * loaded on first need, so a config that prices everything itself never
+ * reads the file.
  */
 static enum tg_rc
 resolve_price(struct loader *ld, struct dep_parse *dp,
-              const char *prices_default, struct tg_pricing **table)
+              struct tg_pricing **table)
 {
 	struct tg_deployment *d = &dp->d;
 	struct opt_price in =
@@ -1059,7 +1065,7 @@ resolve_price(struct loader *ld, struct dep_parse *dp,
 	}
 
 	if (*table == NULL) {
-		char *path = price_file_path(ld, prices_default);
+		const char *path = ld->cfg->price_file;
 		struct tg_err perr;
 
 		if (path == NULL)
@@ -1069,12 +1075,13 @@ resolve_price(struct loader *ld, struct dep_parse *dp,
 			            d->model_name);
 		tg_err_clear(&perr);
 		rc = tg_pricing_load(path, table, &perr);
-		free(path);
 		if (rc != TG_OK)
 			return fail(ld,
 			            ld->cost_map_line ? ld->cost_map_line
 			                              : d->line,
 			            "price file: %s", perr.message);
+		/* What a running process watches for a new map. */
+		tg_pricing_stamp(*table, &ld->cfg->price_file_stamp);
 	}
 
 	if (d->base_model != NULL) {
@@ -1225,12 +1232,13 @@ finish(struct loader *ld, const char *prices_default)
 		        "sent",
 		        ld->path, ld->alert_types_line);
 
+	cfg->price_file = price_file_path(ld, prices_default);
 	for (size_t i = 0; i < ld->ndeps; i++) {
 		struct dep_parse *dp = &ld->deps[i];
 
 		if (dp->d.timeout_s == 0)
 			dp->d.timeout_s = cfg->request_timeout;
-		rc = resolve_price(ld, dp, prices_default, &table);
+		rc = resolve_price(ld, dp, &table);
 		if (rc != TG_OK)
 			goto out;
 	}
@@ -1284,9 +1292,11 @@ load_document(struct loader *ld, bool *have_doc)
 	return rc;
 }
 
-enum tg_rc
-tg_config_load(const char *path, const char *prices_default,
-               struct tg_config **out, struct tg_err *err)
+/* tg_config_load(), with the price file price_forced when not NULL. */
+static enum tg_rc
+config_load(const char *path, const char *prices_default,
+            const char *price_forced, struct tg_config **out,
+            struct tg_err *err)
 {
 	struct loader ld;
 	struct tg_config *cfg;
@@ -1296,6 +1306,7 @@ tg_config_load(const char *path, const char *prices_default,
 
 	memset(&ld, 0, sizeof(ld));
 	ld.path = path;
+	ld.price_forced = price_forced;
 	ld.err = err;
 	cfg = tg_xcalloc(1, sizeof(*cfg));
 	ld.cfg = cfg;
@@ -1355,6 +1366,20 @@ out:
 	return rc;
 }
 
+enum tg_rc
+tg_config_load(const char *path, const char *prices_default,
+               struct tg_config **out, struct tg_err *err)
+{
+	return config_load(path, prices_default, NULL, out, err);
+}
+
+enum tg_rc
+tg_config_load_prices(const char *path, const char *price_file,
+                      struct tg_config **out, struct tg_err *err)
+{
+	return config_load(path, NULL, price_file, out, err);
+}
+
 void
 tg_config_free(struct tg_config *cfg)
 {
@@ -1372,6 +1397,7 @@ tg_config_free(struct tg_config *cfg)
 	free(cfg->spool_dir);
 	free(cfg->max_end_user_budget_id);
 	free(cfg->model_cost_map_path);
+	free(cfg->price_file);
 	free(cfg);
 }
 

@@ -1,6 +1,7 @@
 /*
  * config: LiteLLM's config.yaml (the subset SPEC section 2 lists), read with
- * libyaml once per process.
+ * libyaml once per process, and again when it or its price file changes
+ * (lib/app.c).
  *
  * A config is loaded whole or not at all: on any error nothing is returned
  * and err->message is "<file>:<line>: <reason>", which the caller logs and
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "price_table.h"
 #include "pricing.h"
 #include "provider.h"
 
@@ -99,6 +101,12 @@ struct tg_config {
 	int num_retries;              /* 0 unless set */
 	enum tg_enforcement budget_enforcement;
 	char *model_cost_map_path; /* NULL: the shipped price file */
+	/* The price file the config's prices come from (model_cost_map_path
+	 * from the config's directory, else the default; NULL: neither), and
+	 * its identity as it was read (present false when no deployment
+	 * needed it), so that a process can tell when it changes. */
+	char *price_file;
+	struct tg_file_stamp price_file_stamp;
 
 	size_t max_management_body; /* 64 KiB unless
 	                               tollgate_settings.max_management_body */
@@ -145,6 +153,13 @@ struct tg_config {
  */
 enum tg_rc tg_config_load(const char *path, const char *prices_default,
                           struct tg_config **out, struct tg_err *err);
+/*
+ * tg_config_load() with the price file price_file, whatever the config's
+ * model_cost_map_path says: tollgate-prices checks a new map against the
+ * config before it replaces the old one.
+ */
+enum tg_rc tg_config_load_prices(const char *path, const char *price_file,
+                                 struct tg_config **out, struct tg_err *err);
 void tg_config_free(struct tg_config *cfg);
 
 /* Deployments named model_name: fills idx (capacity cap) and returns the count.

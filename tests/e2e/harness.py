@@ -64,7 +64,13 @@ BUILDDIR = os.path.abspath(os.environ.get("TG_BUILDDIR") or SRCDIR)
 BINDIR = os.path.join(BUILDDIR, "cgi-bin")
 MIGRATE = os.path.join(BUILDDIR, "tools", "tollgate-migrate")
 DELIVER = os.path.join(BUILDDIR, "tools", "tollgate-deliver")
-PRICE_FILE = os.path.join(SRCDIR, "etc", "model_prices.json")
+# The build's copy of the price map, which has its index beside it (a
+# VPATH build copies the map into the build tree to make one), else the
+# source tree's (correct, but read whole by every process).
+PRICE_FILE = next((p for p in (os.path.join(BUILDDIR, "etc", "model_prices.json"),
+                               os.path.join(SRCDIR, "etc", "model_prices.json"))
+                   if os.path.exists(p)))
+PRICES_TOOL = os.path.join(BUILDDIR, "tools", "tollgate-prices")
 SQL_DIR = os.path.join(SRCDIR, "sql")
 LIGHTTPD_TEMPLATE = os.path.join(SRCDIR, "etc", "lighttpd.conf.in")
 DEMO_CONFIG = os.path.join(SRCDIR, "etc", "config.demo.yaml")
@@ -1418,6 +1424,12 @@ class Apache:
             shutil.copy2(src, os.path.join(self.bindir, prog))
         shutil.copy2(PRICE_FILE, self.price_file)
         os.chmod(self.price_file, 0o644)
+        # A copy is another file: its own index, as an operator makes one
+        # after uploading the map.
+        if os.access(PRICES_TOOL, os.X_OK):
+            subprocess.run([PRICES_TOOL, "index", self.price_file], check=True,
+                           stdout=subprocess.DEVNULL)
+            os.chmod(self.price_file + ".idx", 0o644)
         if os.path.isdir(UI_DIR):
             shutil.rmtree(self.uidir, ignore_errors=True)
             shutil.copytree(UI_DIR, self.uidir)

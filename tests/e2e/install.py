@@ -41,7 +41,7 @@ from harness import Decimal, cost, dec  # noqa: E402
 import apache  # noqa: E402  (its seed flow and routes, behind any server)
 
 INSTALLED = os.environ.get("TG_INSTALLED") == "1"
-TOOLS = ("tollgate-migrate", "tollgate-deliver", "tollgate-spawn")
+TOOLS = ("tollgate-migrate", "tollgate-deliver", "tollgate-spawn", "tollgate-prices")
 DIRS = ("prefix", "bindir", "cgibindir", "pkgdatadir", "sqldir", "spooldir")
 
 
@@ -137,6 +137,15 @@ def check_tree(t, dest, dirs):
         os.path.join(H.UI_DIR, r), os.path.join(ui_dir, r), shallow=False)]
     t.is_eq(differ, [], "the installed UI is the built one")
     t.ok(os.path.isdir(at["spooldir"]), "the spool directory %s is made" % dirs["spooldir"])
+    # The price file's index, made beside the installed file (it names
+    # the file's inode and time, so it is made there, not copied).
+    prices = os.path.join(at["pkgdatadir"], "model_prices.json")
+    r = subprocess.run([os.path.join(at["bindir"], "tollgate-prices"), "check", "--no-config",
+                        prices], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       env=dict(os.environ, **H.SANITIZER_ENV), timeout=120)
+    t.ok(r.returncode == 0 and b"model_prices.json.idx: valid" in r.stdout,
+         "the installed price file has a valid index beside it",
+         r.stdout.decode("utf-8", "replace")[-2000:])
     if not INSTALLED:
         outside = [p for p in installed_files(dest) if not p.startswith(at["prefix"] + "/")]
         t.is_eq(outside, [], "nothing is installed outside the prefix")

@@ -648,8 +648,12 @@ static const struct {
         {__LINE__, "azure/gpt-35-turbo", NULL, "azure/gpt-35-turbo", "5e-07",
          "1.5e-06"},
         {__LINE__, "azure/gpt-4.1", NULL, "azure/gpt-4.1", "2e-06", "8e-06"},
-        /* no azure/o3 in the map: the name without its provider */
-        {__LINE__, "azure/o3", NULL, "o3", "2e-06", "8e-06"},
+        /* no azure/chatgpt-4o-latest in the map: the name without its
+         * provider */
+        {__LINE__, "azure/chatgpt-4o-latest", NULL, "chatgpt-4o-latest",
+         "5e-06", "1.5e-05"},
+        /* azure/o3 is in LiteLLM's whole map, at o3's price */
+        {__LINE__, "azure/o3", NULL, "azure/o3", "2e-06", "8e-06"},
         {__LINE__, "mistral/mistral-large-latest", NULL,
          "mistral/mistral-large-latest", "5e-07", "1.5e-06"},
         {__LINE__, "mistral/open-mistral-nemo", NULL,
