@@ -10,31 +10,97 @@
 #include "period.h"
 #include "util.h"
 
+/*
+ * The statements of a kind whose rows are table, identified by id, with
+ * alias the expression of a key's alias (NULL for other kinds).
+ *
+ * reset: spend is assigned before spend_reset_at, so it sees the old
+ * value: a first period start keeps the spend, a due reset zeroes it.  The
+ * WHERE makes a concurrent second application match nothing.
+ */
+#define KIND_SQL(table, id, alias)                                             \
+	{                                                                      \
+		.reset = "UPDATE " table " SET spend = IF(spend_reset_at IS"   \
+		         " NULL, spend, 0), spend_reset_at = ?, updated_at ="  \
+		         " UTC_TIMESTAMP(6) WHERE " id " = ? AND"              \
+		         " (spend_reset_at IS NULL OR spend_reset_at <= ?)",   \
+		.lock = "SELECT UNIX_TIMESTAMP() FROM " table " WHERE " id     \
+		        " = ? FOR UPDATE",                                     \
+		.reserve = "UPDATE " table " SET reserved = reserved +"        \
+		           " CAST(? AS DECIMAL(20,10)) WHERE " id " = ?",      \
+		.reserve_if =                                                  \
+		        "UPDATE " table " a LEFT JOIN budgets b"               \
+		        " ON b.budget_id = COALESCE(a.budget_id, ?)"           \
+		        " SET a.reserved = a.reserved +"                       \
+		        " CAST(? AS DECIMAL(20,10)) WHERE a." id " = ? AND"    \
+		        " (b.max_budget IS NULL OR a.spend + a.reserved +"     \
+		        " CAST(? AS DECIMAL(20,10)) <= b.max_budget)",         \
+		.spend = "SELECT a.spend, b.max_budget FROM " table " a"       \
+		         " LEFT JOIN budgets b ON b.budget_id ="               \
+		         " COALESCE(a.budget_id, ?) WHERE a." id " = ?",       \
+		.charge = "UPDATE " table " SET"                               \
+		          " spend = IF(? IS NOT NULL AND spend_reset_at <= ?," \
+		          " 0, spend) + CAST(? AS DECIMAL(20,10)),"            \
+		          " spend_reset_at = IF(? IS NOT NULL AND"             \
+		          " (spend_reset_at IS NULL OR spend_reset_at <= ?),"  \
+		          " ?, spend_reset_at),"                               \
+		          " reserved = GREATEST(reserved -"                    \
+		          " CAST(? AS DECIMAL(20,10)), 0) WHERE " id " = ?",   \
+		.room = "SELECT IF(? IS NOT NULL AND a.spend_reset_at <= ?,"   \
+		        " 0, a.spend), a.reserved, b.max_budget FROM " table   \
+		        " a LEFT JOIN budgets b ON b.budget_id ="              \
+		        " COALESCE(a.budget_id, ?) WHERE a." id " = ?"         \
+		        " FOR UPDATE",                                         \
+		.correct =                                                     \
+		        "UPDATE " table " SET"                                 \
+		        " spend = IF(? IS NOT NULL AND spend_reset_at <= ?,"   \
+		        " spend, spend + IF(spend_reset_at <=>"                \
+		        " CAST(? AS DATETIME(6)), CAST(? AS DECIMAL(20,10))"   \
+		        " - CAST(? AS DECIMAL(20,10)), 0)) WHERE " id " = ?",  \
+		.period =                                                      \
+		        "SELECT DATE_FORMAT(a.spend_reset_at,"                 \
+		        " '%Y-%m-%d %T'), b.budget_duration,"                  \
+		        " (a.spend_reset_at IS NULL OR"                        \
+		        " a.spend_reset_at <= UTC_TIMESTAMP()),"               \
+		        " DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T'), " alias \
+		        " FROM " table " a LEFT JOIN budgets b"                \
+		        " ON b.budget_id = COALESCE(a.budget_id, ?)"           \
+		        " WHERE a." id " = ? FOR UPDATE",                      \
+		.state = "SELECT a.spend, a.spend_reset_at, b.max_budget,"     \
+		         " b.soft_budget FROM " table " a LEFT JOIN budgets b" \
+		         " ON b.budget_id = COALESCE(a.budget_id, ?)"          \
+		         " WHERE a." id " = ?",                                \
+	}
+
+static const struct tg_account_kind_info kinds[] = {
+        [TG_ACCOUNT_CUSTOMER] = {.kind = TG_ACCOUNT_CUSTOMER,
+                                 .name = "customer",
+                                 .table = "customers",
+                                 .id_column = "user_id",
+                                 .sql = KIND_SQL("customers", "user_id",
+                                                 "NULL")},
+        [TG_ACCOUNT_KEY] = {.kind = TG_ACCOUNT_KEY,
+                            .name = "key",
+                            .table = "api_keys",
+                            .id_column = "token",
+                            .sql = KIND_SQL("api_keys", "token",
+                                            "a.key_alias")},
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+const struct tg_account_kind_info *
+tg_account_kind(enum tg_account_kind kind)
+{
+	if ((size_t)kind >= NKINDS)
+		return &kinds[TG_ACCOUNT_CUSTOMER];
+	return &kinds[kind];
+}
+
 const char *
 tg_account_kind_name(enum tg_account_kind kind)
 {
-	switch (kind) {
-	case TG_ACCOUNT_CUSTOMER: return "customer";
-	case TG_ACCOUNT_KEY: return "key";
-	}
-	return "customer";
+	return tg_account_kind(kind)->name;
 }
-
-/*
- * spend is assigned before spend_reset_at, so it sees the old value: a
- * first period start keeps the spend, a due reset zeroes it.  The WHERE
- * makes a concurrent second application match nothing.
- */
-#define RESET_SQL(table, id)                                                   \
-	"UPDATE " table " SET spend = IF(spend_reset_at IS NULL, spend, 0),"   \
-	" spend_reset_at = ?, updated_at = UTC_TIMESTAMP(6)"                   \
-	" WHERE " id " = ? AND (spend_reset_at IS NULL"                        \
-	" OR spend_reset_at <= ?)"
-
-static const char *const reset_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = RESET_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = RESET_SQL("api_keys", "token"),
-};
 
 enum tg_rc
 tg_account_apply_reset(struct tg_db *db, enum tg_account_kind kind,
@@ -59,7 +125,8 @@ tg_account_apply_reset(struct tg_db *db, enum tg_account_kind kind,
 	params[0] = tg_db_str(next_s);
 	params[1] = tg_db_str(id);
 	params[2] = tg_db_str(now_s);
-	rc = tg_db_run(db, reset_sql[kind], params, 3, NULL, err);
+	rc = tg_db_run(db, tg_account_kind(kind)->sql.reset, params, 3, NULL,
+	               err);
 	if (rc != TG_OK)
 		return rc;
 	*changed = true;

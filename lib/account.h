@@ -5,11 +5,11 @@
  * point at a budget row for their limits; a call with a virtual key and a
  * customer id is admitted, limited, charged and alerted on for both.
  *
- * The modules that do so (ledger, ratelimit, events) keep one statement
- * text per kind, so that each kind's table is read through its own primary
- * key; the rows they share (rate_windows, in_flight, alert_marks) carry
- * the kind's name, since a customer id may be any text, a key's token
- * included.
+ * The modules that do so (ledger, reclaim, ratelimit, events) run one
+ * statement text per kind, from the kind's row below, so that each kind's
+ * table is read through its own primary key; the rows they share
+ * (rate_windows, in_flight, alert_marks) carry the kind's name, since a
+ * customer id may be any text, a key's token included.
  */
 #ifndef TG_ACCOUNT_H
 #define TG_ACCOUNT_H
@@ -27,8 +27,63 @@ enum tg_account_kind {
 	TG_ACCOUNT_KEY,      /* api_keys, by token (sha256 hex of the key) */
 };
 
-/* "customer" or "key": the kind column of the shared tables, and the
- * webhook event_group (SPEC 9). */
+/*
+ * What tollgate knows of each kind of account, in one table (as the
+ * provider table is for upstreams): its name, its table and the column
+ * that identifies a row, and the statements the ledger, the reclaim, the
+ * rate limits, the alerts and the period resets run on an account of that
+ * kind, each made from those.  A kind is a row of lib/account.c; the
+ * modules never name an account's table themselves.
+ *
+ * Every statement reads the account's budget as budgets.budget_id =
+ * COALESCE(a.budget_id, ?): a customer without a budget of its own falls
+ * back to the default tier (the parameter); a key's is passed NULL.
+ */
+struct tg_account_kind_info {
+	enum tg_account_kind kind;
+	/* "customer" or "key": the kind column of the shared tables, and the
+	 * webhook event_group (SPEC 9). */
+	const char *name;
+	const char *table;     /* "customers", "api_keys" */
+	const char *id_column; /* "user_id", "token" */
+	struct {
+		/* tg_account_apply_reset(): (next, id, now). */
+		const char *reset;
+		/* The row locked, with the server's clock (the rate limits'
+		 * admissions of one account one at a time): (id). */
+		const char *lock;
+		/* reserved += amount: (amount, id). */
+		const char *reserve;
+		/* reserved += amount if spend + reserved + amount <=
+		 * max_budget or no max_budget: (default budget, amount, id,
+		 * amount). */
+		const char *reserve_if;
+		/* spend, max_budget: (default budget, id). */
+		const char *spend;
+		/* A charge and a release, after a due reset: (next, now,
+		 * charge, next, now, next, release, id); next NULL without
+		 * periods. */
+		const char *charge;
+		/* spend as the charge would see it, reserved, max_budget,
+		 * locked: (next, now, default budget, id). */
+		const char *room;
+		/* The correction of an unsettled charge in the period it
+		 * went into: (next, now, period_end, charge, unsettled, id). */
+		const char *correct;
+		/* The reclaim's view, locked: spend_reset_at, budget_duration,
+		 * a reset due, the server's clock, the key's alias (NULL for
+		 * a customer): (default budget, id). */
+		const char *period;
+		/* The alerts' view: spend, spend_reset_at, max_budget,
+		 * soft_budget: (default budget, id). */
+		const char *state;
+	} sql;
+};
+
+/* The row of kind (never NULL). */
+const struct tg_account_kind_info *tg_account_kind(enum tg_account_kind kind);
+
+/* tg_account_kind(kind)->name. */
 const char *tg_account_kind_name(enum tg_account_kind kind);
 
 /*

@@ -219,16 +219,6 @@ struct account_state {
 	tg_money max_budget, soft_budget;
 };
 
-#define STATE_SQL(table, id)                                                   \
-	"SELECT a.spend, a.spend_reset_at, b.max_budget, b.soft_budget"        \
-	" FROM " table " a LEFT JOIN budgets b"                                \
-	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"
-
-static const char *const state_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = STATE_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = STATE_SQL("api_keys", "token"),
-};
-
 /* acct's spend, period and limits, as this transaction sees them after
  * its charge. */
 static enum tg_rc
@@ -244,7 +234,8 @@ account_state(struct tg_db *db, const struct tg_event_account *acct,
 	p[0] = tg_db_str(acct->kind == TG_ACCOUNT_CUSTOMER ? acct->budget_id
 	                                                   : NULL);
 	p[1] = tg_db_str(acct->id);
-	rc = tg_db_exec(db, state_sql[acct->kind], p, 2, &res, err);
+	rc = tg_db_exec(db, tg_account_kind(acct->kind)->sql.state, p, 2, &res,
+	                err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&

@@ -76,32 +76,6 @@ struct admit_account {
 	const char *key_alias;      /* for its events */
 };
 
-#define RESERVE_SQL(table, id)                                                 \
-	"UPDATE " table " SET reserved = reserved + CAST(? AS DECIMAL(20,10))" \
-	" WHERE " id " = ?"
-#define RESERVE_IF_SQL(table, id)                                              \
-	"UPDATE " table " a LEFT JOIN budgets b"                               \
-	" ON b.budget_id = COALESCE(a.budget_id, ?)"                           \
-	" SET a.reserved = a.reserved + CAST(? AS DECIMAL(20,10))"             \
-	" WHERE a." id " = ? AND (b.max_budget IS NULL OR"                     \
-	" a.spend + a.reserved + CAST(? AS DECIMAL(20,10)) <= b.max_budget)"
-#define SPEND_SQL(table, id)                                                   \
-	"SELECT a.spend, b.max_budget FROM " table " a LEFT JOIN budgets b"    \
-	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"
-
-static const char *const reserve_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = RESERVE_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = RESERVE_SQL("api_keys", "token"),
-};
-static const char *const reserve_if_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = RESERVE_IF_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = RESERVE_IF_SQL("api_keys", "token"),
-};
-static const char *const spend_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = SPEND_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = SPEND_SQL("api_keys", "token"),
-};
-
 /* The refusal of acct's budget, in the words LiteLLM uses for each. */
 static enum tg_rc
 refuse(const struct admit_account *acct, tg_money spend, tg_money max_budget,
@@ -177,8 +151,9 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		if (!a->conditional[i]) {
 			params[0] = tg_db_money(a->estimate);
 			params[1] = tg_db_str(acct->id);
-			rc = tg_db_run(db, reserve_sql[acct->kind], params, 2,
-			               NULL, err);
+			rc = tg_db_run(db,
+			               tg_account_kind(acct->kind)->sql.reserve,
+			               params, 2, NULL, err);
 			if (rc != TG_OK)
 				return rc;
 			continue;
@@ -187,8 +162,8 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		params[1] = tg_db_money(a->estimate);
 		params[2] = tg_db_str(acct->id);
 		params[3] = tg_db_money(a->estimate);
-		rc = tg_db_run(db, reserve_if_sql[acct->kind], params, 4,
-		               &affected, err);
+		rc = tg_db_run(db, tg_account_kind(acct->kind)->sql.reserve_if,
+		               params, 4, &affected, err);
 		if (rc != TG_OK)
 			return rc;
 		if (affected == 0) {
@@ -213,8 +188,8 @@ current_spend(struct tg_db *db, const struct admit_account *acct,
 	*max_budget = acct->max_budget;
 	params[0] = tg_db_str(acct->budget_id);
 	params[1] = tg_db_str(acct->id);
-	if (tg_db_exec(db, spend_sql[acct->kind], params, 2, &res, &ignored) !=
-	    TG_OK)
+	if (tg_db_exec(db, tg_account_kind(acct->kind)->sql.spend, params, 2,
+	               &res, &ignored) != TG_OK)
 		return;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
 	    tg_db_cell(&res, 0, 1) != NULL &&
@@ -563,21 +538,6 @@ tg_ledger_account_of(const struct tg_customer *c, const struct tg_key *k)
 	return a;
 }
 
-#define CHARGE_SQL(table, id)                                                  \
-	"UPDATE " table " SET"                                                 \
-	" spend = IF(? IS NOT NULL AND spend_reset_at <= ?, 0,"                \
-	" spend) + CAST(? AS DECIMAL(20,10)),"                                 \
-	" spend_reset_at = IF(? IS NOT NULL AND"                               \
-	" (spend_reset_at IS NULL OR spend_reset_at <= ?), ?,"                 \
-	" spend_reset_at),"                                                    \
-	" reserved = GREATEST(reserved - CAST(? AS DECIMAL(20,10)), 0)"        \
-	" WHERE " id " = ?"
-
-static const char *const charge_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = CHARGE_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = CHARGE_SQL("api_keys", "token"),
-};
-
 enum tg_rc
 tg_ledger_charge_account(struct tg_db *db, enum tg_account_kind kind,
                          const char *id, const char *next_s, const char *now_s,
@@ -593,7 +553,8 @@ tg_ledger_charge_account(struct tg_db *db, enum tg_account_kind kind,
 	params[5] = params[0];
 	params[6] = tg_db_money(release);
 	params[7] = tg_db_str(id);
-	return tg_db_run(db, charge_sql[kind], params, 8, NULL, err);
+	return tg_db_run(db, tg_account_kind(kind)->sql.charge, params, 8, NULL,
+	                 err);
 }
 
 /* One account a settlement charges: the customer or the key. */
@@ -615,17 +576,6 @@ struct settle_arg {
 	size_t nparty;
 	tg_money charged;
 	bool already; /* the ledger row exists: settled by a lost commit */
-};
-
-#define ROOM_SQL(table, id)                                                    \
-	"SELECT IF(? IS NOT NULL AND a.spend_reset_at <= ?, 0, a.spend),"      \
-	" a.reserved, b.max_budget FROM " table " a LEFT JOIN budgets b"       \
-	" ON b.budget_id = COALESCE(a.budget_id, ?) WHERE a." id " = ?"        \
-	" FOR UPDATE"
-
-static const char *const room_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = ROOM_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = ROOM_SQL("api_keys", "token"),
 };
 
 /*
@@ -653,7 +603,8 @@ over_hold_room(struct tg_db *db, const struct settle_arg *a,
 	params[1] = tg_db_str(now_s);
 	params[2] = tg_db_str(p->budget_id);
 	params[3] = tg_db_str(p->id);
-	rc = tg_db_exec(db, room_sql[p->kind], params, 4, &res, err);
+	rc = tg_db_exec(db, tg_account_kind(p->kind)->sql.room, params, 4, &res,
+	                err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 2) != NULL &&
@@ -751,18 +702,6 @@ existing_row(struct tg_db *db, const struct settle_arg *a, struct existing *x,
 	return TG_OK;
 }
 
-#define CORRECT_SQL(table, id)                                                 \
-	"UPDATE " table " SET"                                                 \
-	" spend = IF(? IS NOT NULL AND spend_reset_at <= ?, spend,"            \
-	" spend + IF(spend_reset_at <=> CAST(? AS DATETIME(6)),"               \
-	" CAST(? AS DECIMAL(20,10)) - CAST(? AS DECIMAL(20,10)), 0))"          \
-	" WHERE " id " = ?"
-
-static const char *const correct_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = CORRECT_SQL("customers", "user_id"),
-        [TG_ACCOUNT_KEY] = CORRECT_SQL("api_keys", "token"),
-};
-
 /*
  * The unsettled charge went into the period that was the account's when
  * the hold was reclaimed (its period_end).  Only while that period is still
@@ -785,7 +724,8 @@ correct_account(struct tg_db *db, const struct settle_arg *a,
 	params[3] = tg_db_money(a->charged);
 	params[4] = tg_db_money(x->spend);
 	params[5] = tg_db_str(p->id);
-	return tg_db_run(db, correct_sql[p->kind], params, 6, NULL, err);
+	return tg_db_run(db, tg_account_kind(p->kind)->sql.correct, params, 6,
+	                 NULL, err);
 }
 
 /* The accounts of a settlement, with their periods as of now. */

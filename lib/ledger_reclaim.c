@@ -42,20 +42,6 @@ struct reclaimed {
 	char key_alias[256]; /* a key's, for its events ("" for none) */
 };
 
-#define PERIOD_SQL(table, id, alias)                                           \
-	"SELECT DATE_FORMAT(a.spend_reset_at, '%Y-%m-%d %T'),"                 \
-	" b.budget_duration, (a.spend_reset_at IS NULL OR"                     \
-	" a.spend_reset_at <= UTC_TIMESTAMP()),"                               \
-	" DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T'), " alias " FROM " table  \
-	" a LEFT JOIN budgets b"                                               \
-	" ON b.budget_id = COALESCE(a.budget_id, ?)"                           \
-	" WHERE a." id " = ? FOR UPDATE"
-
-static const char *const period_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = PERIOD_SQL("customers", "user_id", "NULL"),
-        [TG_ACCOUNT_KEY] = PERIOD_SQL("api_keys", "token", "a.key_alias"),
-};
-
 /*
  * The account's period (and the server's clock): p->has_next and next_s
  * when its budget has one, and period_end.  The row is locked until the
@@ -76,7 +62,8 @@ reclaim_period(struct tg_db *db, const struct reclaim_arg *a,
 	params[0] = tg_db_str(
 	        p->kind == TG_ACCOUNT_CUSTOMER ? a->default_budget_id : NULL);
 	params[1] = tg_db_str(p->id);
-	rc = tg_db_exec(db, period_sql[p->kind], params, 2, &res, err);
+	rc = tg_db_exec(db, tg_account_kind(p->kind)->sql.period, params, 2,
+	                &res, err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 1 && tg_db_cell(&res, 0, 3) != NULL &&

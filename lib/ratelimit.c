@@ -48,14 +48,6 @@ cell_i64(const char *s, int64_t *out)
 	return s != NULL && tg_decimal_parse(s, 0, out);
 }
 
-/* The account's row, locked: admissions of one account run one at a time. */
-static const char *const lock_sql[] = {
-        [TG_ACCOUNT_CUSTOMER] = "SELECT UNIX_TIMESTAMP() FROM customers"
-                                " WHERE user_id = ? FOR UPDATE",
-        [TG_ACCOUNT_KEY] = "SELECT UNIX_TIMESTAMP() FROM api_keys"
-                           " WHERE token = ? FOR UPDATE",
-};
-
 struct admit_arg {
 	const struct tg_ratelimit_account *accounts;
 	size_t n;
@@ -199,7 +191,8 @@ check_account(struct tg_db *db, struct admit_arg *a,
 	enum tg_rc rc;
 
 	*present = *fresh = false;
-	rc = tg_db_exec(db, lock_sql[acct->kind], &param, 1, &res, err);
+	rc = tg_db_exec(db, tg_account_kind(acct->kind)->sql.lock, &param, 1,
+	                &res, err);
 	if (rc != TG_OK)
 		return rc;
 	if (res.nrows == 0) {
