@@ -126,6 +126,13 @@ struct tg_provider_info {
 	 * include them: they are added to the completion before pricing.
 	 */
 	bool reasoning_apart;
+	/*
+	 * The upstream reports a call's cost in its usage only when asked
+	 * ("usage": {"include": true}, OpenRouter's usage accounting): asked
+	 * for a deployment with model_info.trust_upstream_cost, unless the
+	 * client's body has a "usage" of its own.
+	 */
+	bool cost_on_request;
 };
 
 /* The row of p (never NULL). */

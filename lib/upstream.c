@@ -47,6 +47,16 @@ tg_upstream_base(const struct tg_deployment *d)
 
 /* ---- body mapping ------------------------------------------------------- */
 
+/* Whether d's call asks its upstream for the call's cost (the provider's
+ * cost_on_request), which the client's body does not do itself. */
+static bool
+ask_cost(const struct tg_provider_info *prov, const struct tg_deployment *d,
+         struct json_object *body)
+{
+	return prov->cost_on_request && d->trust_upstream_cost &&
+	       !json_object_object_get_ex(body, "usage", NULL);
+}
+
 /*
  * The mapped body built from json-c's objects: a deep copy, changed and
  * printed.  For what the walk of the client's text is not sure of.
@@ -81,6 +91,13 @@ body_from_json(const struct tg_provider_info *prov,
 		json_object_object_add(copy, "max_tokens",
 		                       json_object_get(mct));
 		json_object_object_del(copy, "max_completion_tokens");
+	}
+	if (ask_cost(prov, d, body)) {
+		struct json_object *u = json_object_new_object();
+
+		json_object_object_add(u, "include",
+		                       json_object_new_boolean(1));
+		json_object_object_add(copy, "usage", u);
 	}
 	text = json_object_to_json_string_length(
 	        copy, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
@@ -250,6 +267,10 @@ body_from_text(const struct tg_provider_info *prov,
 			print_member(&t, body, "max_completion_tokens", name);
 		else
 			print_member(&t, body, name, NULL);
+	}
+	if (ask_cost(prov, d, body)) {
+		tg_json_text_key_literal(&t, "usage");
+		tg_json_text_raw(&t, "{\"include\":true}", 16);
 	}
 	tg_json_text_end_object(&t);
 	if (!tg_json_text_finish(&t, out, len))

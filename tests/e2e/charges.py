@@ -345,6 +345,15 @@ def table(t, env):
         if not t.is_eq(r.status, 200, "%s: 200" % what, r.text[:300]):
             results.append((entry, dim, tokens, want, None))
             continue
+        if model.startswith("or-gpt-4o"):
+            # OpenRouter reports usage.cost only when asked: tollgate asks
+            # for a deployment that trusts it, and only then.
+            sent = [q.get("json") or {} for q in env.upstream.requests()
+                    if q.get("method") == "POST"][-1:]
+            asked = bool(sent) and sent[0].get("usage") == {"include": True}
+            t.is_eq(asked, model == "or-gpt-4o-trusted",
+                    "%s: the upstream was asked for usage.include: %s"
+                    % (what, model == "or-gpt-4o-trusted"), sent)
         row = env.ledger_row(r.header("x-litellm-call-id") or "") or {}
         got = row.get("spend")
         t.is_eq((row.get("status"), got), ("success", want),

@@ -224,6 +224,48 @@ check_body(int line, enum tg_provider provider, const char *in,
 	json_object_put(obj);
 }
 
+/* OpenRouter's usage accounting: asked for by a deployment that trusts the
+ * upstream's cost, never over the client's own "usage", never otherwise. */
+static void
+test_body_cost(void)
+{
+	static const struct {
+		int line;
+		bool trust;
+		const char *in, *want;
+	} rows[] = {
+	        {ROW, true, "{\"model\":\"m\",\"user\":\"u\"}",
+	         "{\"model\":\"up\",\"user\":\"u\",\"usage\":{\"include\":"
+	         "true}}"},
+	        {ROW, true, "{\"model\":\"m\",\"usage\":{\"include\":false}}",
+	         "{\"model\":\"up\",\"usage\":{\"include\":false}}"},
+	        {ROW, false, "{\"model\":\"m\",\"user\":\"u\"}",
+	         "{\"model\":\"up\",\"user\":\"u\"}"},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct tg_deployment d =
+		        deployment(TG_PROVIDER_OPENROUTER, "up", NULL, NULL);
+		struct json_object *obj = json_tokener_parse(rows[i].in);
+		char *spliced, *printed;
+		size_t len = 0, plen = 0;
+
+		d.trust_upstream_cost = rows[i].trust;
+		spliced = tg_upstream_body(&d, obj, rows[i].in,
+		                           strlen(rows[i].in), &len);
+		printed = tg_upstream_body(&d, obj, NULL, 0, &plen);
+		if (!tap_ok(same_json(spliced, rows[i].want), __FILE__,
+		            rows[i].line, "openrouter body, from the text"))
+			diag("  wanted %s\n#    got %s", rows[i].want, spliced);
+		if (!tap_ok(same_json(printed, rows[i].want), __FILE__,
+		            rows[i].line, "openrouter body, from the objects"))
+			diag("  wanted %s\n#    got %s", rows[i].want, printed);
+		free(spliced);
+		free(printed);
+		json_object_put(obj);
+	}
+}
+
 static void
 test_body(void)
 {
@@ -795,6 +837,7 @@ main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
 	test_body();
+	test_body_cost();
 	test_usage();
 	test_mock();
 	test_mock_stream();
