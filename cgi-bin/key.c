@@ -144,7 +144,7 @@ static enum tg_rc
 handle_info(struct tg_req *req, struct tg_err *err)
 {
 	const struct tg_key *self = tg_req_key(req);
-	struct json_object *o;
+	struct json_object *o, *info, *ms = NULL;
 	struct tg_key k;
 	struct tg_db *db;
 	char token[65];
@@ -167,9 +167,16 @@ handle_info(struct tg_req *req, struct tg_err *err)
 		return rc;
 	if ((rc = tg_key_get(db, token, &k, err)) != TG_OK)
 		return rc;
+	rc = tg_account_model_spend(db, TG_ACCOUNT_KEY, k.token, &ms, err);
+	if (rc != TG_OK) {
+		tg_key_free(&k);
+		return rc;
+	}
 	o = json_object_new_object();
 	json_object_object_add(o, "key", json_object_new_string(k.token));
-	json_object_object_add(o, "info", tg_key_to_json(&k));
+	info = tg_key_to_json(&k);
+	json_object_object_add(info, "model_spend", ms);
+	json_object_object_add(o, "info", info);
 	tg_key_free(&k);
 	tg_req_respond_json(req, 200, o);
 	return TG_OK;

@@ -7,6 +7,7 @@
 
 #include "account.h"
 #include "budget.h"
+#include "jsonx.h"
 #include "period.h"
 #include "util.h"
 
@@ -130,5 +131,74 @@ tg_account_apply_reset(struct tg_db *db, enum tg_account_kind kind,
 	if (rc != TG_OK)
 		return rc;
 	*changed = true;
+	return TG_OK;
+}
+
+enum tg_rc
+tg_account_forget(struct tg_db *db, enum tg_account_kind kind, const char *id,
+                  size_t id_len, struct tg_err *err)
+{
+	static const char *const sql[] = {
+	        "DELETE FROM rate_windows WHERE kind = ? AND user_id = ?",
+	        "DELETE FROM alert_marks WHERE kind = ? AND user_id = ?",
+	        "DELETE FROM model_spend WHERE kind = ? AND account_id = ?",
+	};
+	struct tg_db_param params[2];
+	enum tg_rc rc = TG_OK;
+
+	params[0] = tg_db_str(tg_account_kind_name(kind));
+	params[1] = tg_db_strn(id, id_len);
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]) && rc == TG_OK;
+	     i++) {
+		rc = tg_db_run(db, sql[i], params, 2, NULL, err);
+		/* 1146: no such table (model_spend before sql/010). */
+		if (rc == TG_ERR_DB && i == 2 && tg_db_errno(db) == 1146) {
+			tg_err_clear(err);
+			rc = TG_OK;
+		}
+	}
+	return rc;
+}
+
+enum tg_rc
+tg_account_model_spend(struct tg_db *db, enum tg_account_kind kind,
+                       const char *id, struct json_object **out,
+                       struct tg_err *err)
+{
+	struct tg_db_param params[3];
+	struct tg_db_result res;
+	struct json_object *o;
+	char now_s[20];
+	enum tg_rc rc;
+
+	/* A period that has ended but not been started again (that happens
+	 * at the next admission) has spent nothing yet in the current one. */
+	tg_time_sql(time(NULL), now_s);
+	params[0] = tg_db_str(now_s);
+	params[1] = tg_db_str(tg_account_kind_name(kind));
+	params[2] = tg_db_str(id);
+	rc = tg_db_exec(db,
+	                "SELECT model, IF(spend_reset_at IS NOT NULL AND"
+	                " spend_reset_at <= ?, 0, spend) FROM model_spend"
+	                " WHERE kind = ? AND account_id = ? ORDER BY model",
+	                params, 3, &res, err);
+	if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+		tg_err_clear(err);
+		*out = json_object_new_object();
+		return TG_OK;
+	}
+	if (rc != TG_OK)
+		return rc;
+	o = json_object_new_object();
+	for (size_t i = 0; i < res.nrows; i++) {
+		tg_money m;
+
+		if (tg_db_cell(&res, i, 0) != NULL &&
+		    tg_money_parse(tg_db_cell(&res, i, 1), &m))
+			json_object_object_add(o, tg_db_cell(&res, i, 0),
+			                       tg_json_money(m));
+	}
+	tg_db_result_free(&res);
+	*out = o;
 	return TG_OK;
 }

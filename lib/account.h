@@ -15,6 +15,9 @@
 #define TG_ACCOUNT_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
 
 #include "db.h"
 #include "err.h"
@@ -85,6 +88,27 @@ const struct tg_account_kind_info *tg_account_kind(enum tg_account_kind kind);
 
 /* tg_account_kind(kind)->name. */
 const char *tg_account_kind_name(enum tg_account_kind kind);
+
+/*
+ * What tollgate keeps of account id (id_len bytes: a customer id may hold
+ * any byte) of kind beside its own row, deleted
+ * with it: its rate-limit windows, its budget alert marks (an account
+ * created again under the id is new: its alerts are raised again,
+ * lib/events.h) and its per-model spend (model_spend; a schema before
+ * sql/010 has none).  Its ledger rows stay.
+ */
+enum tg_rc tg_account_forget(struct tg_db *db, enum tg_account_kind kind,
+                             const char *id, size_t id_len, struct tg_err *err);
+
+/*
+ * The spend of account id (of kind) on each model its budget caps
+ * (model_max_budget), in the current period of each, as LiteLLM's
+ * model_spend: {"<model>": <USD>}, into *out (the caller's).  A schema
+ * before sql/010 has none: {}.
+ */
+enum tg_rc tg_account_model_spend(struct tg_db *db, enum tg_account_kind kind,
+                                  const char *id, struct json_object **out,
+                                  struct tg_err *err);
 
 /*
  * Budget periods pass lazily (SPEC 6): when budget has a budget_duration

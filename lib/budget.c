@@ -118,6 +118,102 @@ opt_i64_param(struct tg_opt_i64 v)
 	return v.set ? tg_db_int(v.v) : tg_db_null();
 }
 
+/* The budget_limit of a cap, exact from the number's text. */
+static bool
+cap_limit(struct json_object *cap, tg_money *out)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(cap, "budget_limit", &v) &&
+	       (json_object_is_type(v, json_type_double) ||
+	        json_object_is_type(v, json_type_int)) &&
+	       tg_money_parse(json_object_get_string(v), out) && *out >= 0;
+}
+
+/* The time_period of a cap: true with *out (NULL: none) when valid. */
+static bool
+cap_period(struct json_object *cap, const char **out)
+{
+	struct json_object *v;
+	struct tg_period p;
+
+	*out = NULL;
+	if (!json_object_object_get_ex(cap, "time_period", &v) || v == NULL)
+		return true;
+	if (!json_object_is_type(v, json_type_string) ||
+	    !tg_period_parse(json_object_get_string(v), &p))
+		return false;
+	*out = json_object_get_string(v);
+	return true;
+}
+
+enum tg_rc
+tg_budget_check_model_max_budget(const char *text, struct tg_err *err)
+{
+	struct json_object *o;
+	enum tg_rc rc = TG_OK;
+
+	if (text == NULL)
+		return TG_OK;
+	o = json_tokener_parse(text);
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "model_max_budget",
+		                  "model_max_budget must be an object of "
+		                  "{\"<model>\": {\"budget_limit\": <USD>, "
+		                  "\"time_period\": \"<duration>\"}}");
+	}
+	json_object_object_foreach(o, model, cap)
+	{
+		tg_money limit;
+		const char *period;
+
+		if (!json_object_is_type(cap, json_type_object) ||
+		    !cap_limit(cap, &limit)) {
+			rc = tg_err_set(
+			        err, TG_ERR_UNPROCESSABLE, "model_max_budget",
+			        "model_max_budget for model=%.200s: "
+			        "budget_limit must be a number >= 0 with "
+			        "at most 10 decimals",
+			        model);
+			break;
+		}
+		if (!cap_period(cap, &period)) {
+			rc = tg_err_set(
+			        err, TG_ERR_UNPROCESSABLE, "model_max_budget",
+			        "model_max_budget for model=%.200s: "
+			        "invalid time_period (a duration such as "
+			        "\"1d\", \"30d\", \"1mo\")",
+			        model);
+			break;
+		}
+	}
+	json_object_put(o);
+	return rc;
+}
+
+bool
+tg_budget_model_cap(const struct tg_budget *b, const char *model,
+                    tg_money *limit, char *period, size_t period_len)
+{
+	struct json_object *o, *cap;
+	const char *p = NULL;
+	bool found = false;
+
+	if (b == NULL || b->model_max_budget == NULL || model == NULL)
+		return false;
+	o = json_tokener_parse(b->model_max_budget);
+	if (json_object_is_type(o, json_type_object) &&
+	    json_object_object_get_ex(o, model, &cap) &&
+	    json_object_is_type(cap, json_type_object) &&
+	    cap_limit(cap, limit) && cap_period(cap, &p)) {
+		tg_strlcpy(period, period_len, p);
+		found = true;
+	}
+	json_object_put(o);
+	return found;
+}
+
 enum tg_rc
 tg_budget_insert(struct tg_db *db, const char *budget_id,
                  const struct tg_budget_input *in, const char *created_by,
@@ -130,6 +226,9 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 	time_t reset = 0;
 	enum tg_rc rc;
 
+	if ((rc = tg_budget_check_model_max_budget(in->model_max_budget,
+	                                           err)) != TG_OK)
+		return rc;
 	if (in->budget_reset_at.set) {
 		reset = in->budget_reset_at.v;
 		have_reset = true;
@@ -437,6 +536,9 @@ tg_budget_apply(struct tg_db *db, const char *budget_id,
 	time_t reset = 0;
 	enum tg_rc rc;
 
+	if ((rc = tg_budget_check_model_max_budget(in->model_max_budget,
+	                                           err)) != TG_OK)
+		return rc;
 	params[0] = tg_db_str(budget_id);
 	rc = tg_db_exec(db,
 	                "SELECT budget_duration FROM budgets"

@@ -110,6 +110,24 @@ bool tg_budget_input_any(const struct tg_budget_input *in);
 enum tg_budget_field tg_budget_input_first(const struct tg_budget_input *in);
 
 /*
+ * model_max_budget (LiteLLM's shape: {"<model name>": {"budget_limit":
+ * <USD>, "time_period": "<duration>"}}, time_period optional: no reset):
+ * TG_ERR_UNPROCESSABLE, naming the model and the field, unless text (NULL:
+ * none) is an object of such caps, each budget_limit a number >= 0 in
+ * whole 1e-10 USD and each time_period a budget_duration.
+ */
+enum tg_rc tg_budget_check_model_max_budget(const char *text,
+                                            struct tg_err *err);
+
+/*
+ * The cap b's model_max_budget sets on model (the client's model name):
+ * true with *limit and period (its time_period, "" for none), false when
+ * it caps no such model.
+ */
+bool tg_budget_model_cap(const struct tg_budget *b, const char *model,
+                         tg_money *limit, char *period, size_t period_len);
+
+/*
  * Insert a budget.  budget_id NULL makes a UUID.  When budget_reset_at is
  * not given and budget_duration is, it is the period's next reset from now.
  * TG_ERR_CONFLICT "Budget with id '<id>' already exists." on a duplicate.

@@ -541,19 +541,9 @@ delete_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		rc = tg_db_run(db, "DELETE FROM budgets WHERE private_for = ?",
 		               params, 1, NULL, err);
 		if (rc == TG_OK)
-			rc = tg_db_run(db,
-			               "DELETE FROM rate_windows"
-			               " WHERE kind = 'customer'"
-			               " AND user_id = ?",
-			               params, 1, NULL, err);
-		/* A customer who calls again is new: its budget alerts are
-		 * raised again (lib/events.h). */
-		if (rc == TG_OK)
-			rc = tg_db_run(db,
-			               "DELETE FROM alert_marks"
-			               " WHERE kind = 'customer'"
-			               " AND user_id = ?",
-			               params, 1, NULL, err);
+			rc = tg_account_forget(db, TG_ACCOUNT_CUSTOMER,
+			                       params[0].str, params[0].len,
+			                       err);
 	}
 	return rc;
 }

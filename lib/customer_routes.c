@@ -105,7 +105,20 @@ tg_customer_routes_info(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_get(db, tg_req_field(req, 0)->str, default_tier(req),
 	                     &c, err);
-	return respond_customer(req, rc, &c);
+	if (rc == TG_OK) {
+		struct json_object *o = tg_customer_to_json(&c), *ms = NULL;
+
+		rc = tg_account_model_spend(db, TG_ACCOUNT_CUSTOMER, c.user_id,
+		                            &ms, err);
+		tg_customer_free(&c);
+		if (rc != TG_OK) {
+			json_object_put(o);
+			return rc;
+		}
+		json_object_object_add(o, "model_spend", ms);
+		tg_req_respond_json(req, 200, o);
+	}
+	return rc;
 }
 
 static struct tg_opt_str

@@ -652,15 +652,8 @@ delete_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			               " WHERE private_for_key = ?",
 			               &param, 1, NULL, err);
 		if (rc == TG_OK)
-			rc = tg_db_run(db,
-			               "DELETE FROM rate_windows"
-			               " WHERE kind = 'key' AND user_id = ?",
-			               &param, 1, NULL, err);
-		if (rc == TG_OK)
-			rc = tg_db_run(db,
-			               "DELETE FROM alert_marks"
-			               " WHERE kind = 'key' AND user_id = ?",
-			               &param, 1, NULL, err);
+			rc = tg_account_forget(db, TG_ACCOUNT_KEY, param.str,
+			                       param.len, err);
 	}
 	return rc;
 }

@@ -74,7 +74,81 @@ struct admit_account {
 	bool has_max;               /* its budget has a max_budget */
 	tg_money spend, max_budget; /* as loaded */
 	const char *key_alias;      /* for its events */
+	/* Its budget's model_max_budget caps the call's model: at cap, with
+	 * period ("" for none) ending at cap_next if one began now. */
+	bool has_cap;
+	tg_money cap;
+	char cap_period[32];
+	char cap_next[20];
 };
+
+/*
+ * An account's row of model_spend for the call's model, opened for a hold:
+ * created, or its period started again when it ended or its time_period
+ * changed (spend is assigned before spend_reset_at and time_period, so
+ * each test sees the old values), with the cap it is admitted under.
+ */
+#define MODEL_OPEN_SQL                                                         \
+	"INSERT INTO model_spend (kind, account_id, model, budget_limit,"      \
+	" time_period, spend_reset_at) VALUES (?, ?, ?,"                       \
+	" CAST(? AS DECIMAL(20,10)), ?, ?) ON DUPLICATE KEY UPDATE"            \
+	" spend = IF((spend_reset_at IS NOT NULL AND spend_reset_at <= ?)"     \
+	" OR NOT (time_period <=> VALUES(time_period)), 0, spend),"            \
+	" spend_reset_at = IF((spend_reset_at IS NOT NULL AND"                 \
+	" spend_reset_at <= ?) OR NOT (time_period <=> VALUES(time_period)),"  \
+	" VALUES(spend_reset_at), spend_reset_at),"                            \
+	" time_period = VALUES(time_period),"                                  \
+	" budget_limit = VALUES(budget_limit)"
+/* The hold on it: in reserve mode only if spend + reserved + hold <= cap,
+ * in post mode (LiteLLM's rule) while spend < cap. */
+#define MODEL_RESERVE_SQL                                                      \
+	"UPDATE model_spend SET reserved = reserved +"                         \
+	" CAST(? AS DECIMAL(20,10)) WHERE kind = ? AND account_id = ?"         \
+	" AND model = ? AND spend + reserved + CAST(? AS DECIMAL(20,10))"      \
+	" <= budget_limit"
+#define MODEL_RESERVE_POST_SQL                                                 \
+	"UPDATE model_spend SET reserved = reserved +"                         \
+	" CAST(? AS DECIMAL(20,10)) WHERE kind = ? AND account_id = ?"         \
+	" AND model = ? AND spend < budget_limit"
+
+/* The cap of acct's budget on model, if any, into acct. */
+static void
+model_cap_of(struct admit_account *acct, const struct tg_budget *b,
+             const char *model, time_t now)
+{
+	struct tg_period period;
+
+	acct->has_cap =
+	        tg_budget_model_cap(b, model, &acct->cap, acct->cap_period,
+	                            sizeof(acct->cap_period));
+	acct->cap_next[0] = '\0';
+	if (acct->has_cap && acct->cap_period[0] != '\0' &&
+	    tg_period_parse(acct->cap_period, &period))
+		tg_time_sql(tg_period_next(&period, now), acct->cap_next);
+}
+
+/* The refusal of acct's cap on model: LiteLLM's words for a key's. */
+static enum tg_rc
+refuse_model(const struct admit_account *acct, const char *model,
+             tg_money spend, struct tg_err *err)
+{
+	char s[TG_MONEY_STRLEN], m[TG_MONEY_STRLEN];
+
+	tg_money_format(spend, s, sizeof(s));
+	tg_money_format(acct->cap, m, sizeof(m));
+	if (acct->kind == TG_ACCOUNT_KEY)
+		return tg_err_set(err, TG_ERR_BUDGET, NULL,
+		                  "LiteLLM Virtual Key: %s, key_alias: %s, "
+		                  "exceeded budget for model=%s. Current cost: "
+		                  "%s, Max budget: %s",
+		                  acct->id,
+		                  acct->key_alias ? acct->key_alias : "None",
+		                  model, s, m);
+	return tg_err_set(err, TG_ERR_BUDGET, NULL,
+	                  "ExceededBudget: End User=%s over budget for "
+	                  "model=%s. Spend=%s, Budget=%s",
+	                  acct->id, model, s, m);
+}
 
 /* The refusal of acct's budget, in the words LiteLLM uses for each. */
 static enum tg_rc
@@ -104,9 +178,49 @@ struct admit_arg {
 	const char *key_token; /* NULL without a key */
 	tg_money estimate;
 	const struct tg_hold_request *hr;
-	size_t refused; /* TG_ERR_BUDGET: acct[refused] refused */
-	bool already;   /* the hold exists: a retried commit had gone through */
+	size_t refused;     /* TG_ERR_BUDGET: acct[refused] refused */
+	bool refused_model; /* ... its cap on the call's model did */
+	bool already; /* the hold exists: a retried commit had gone through */
+	bool post;    /* post mode (LiteLLM's rule) */
+	unsigned model_accounts; /* TG_HOLD_MODEL() of those with a cap */
+	char now_s[20];
 };
+
+/* Open acct's model_spend row and hold the estimate on it (TG_ERR_BUDGET:
+ * refused). */
+static enum tg_rc
+reserve_model(struct tg_db *db, struct admit_arg *a,
+              const struct admit_account *acct, struct tg_err *err)
+{
+	const char *kind = tg_account_kind_name(acct->kind);
+	struct tg_db_param params[8];
+	uint64_t affected = 0;
+	enum tg_rc rc;
+
+	params[0] = tg_db_str(kind);
+	params[1] = tg_db_str(acct->id);
+	params[2] = tg_db_str(a->hr->model);
+	params[3] = tg_db_money(acct->cap);
+	params[4] =
+	        acct->cap_next[0] ? tg_db_str(acct->cap_period) : tg_db_null();
+	params[5] =
+	        acct->cap_next[0] ? tg_db_str(acct->cap_next) : tg_db_null();
+	params[6] = tg_db_str(a->now_s);
+	params[7] = tg_db_str(a->now_s);
+	rc = tg_db_run(db, MODEL_OPEN_SQL, params, 8, NULL, err);
+	if (rc != TG_OK)
+		return rc;
+	params[0] = tg_db_money(a->estimate);
+	params[1] = tg_db_str(kind);
+	params[2] = tg_db_str(acct->id);
+	params[3] = tg_db_str(a->hr->model);
+	params[4] = tg_db_money(a->estimate);
+	rc = tg_db_run(db, a->post ? MODEL_RESERVE_POST_SQL : MODEL_RESERVE_SQL,
+	               params, a->post ? 4 : 5, &affected, err);
+	if (rc == TG_OK && affected == 0)
+		rc = TG_ERR_BUDGET;
+	return rc;
+}
 
 /*
  * INSERT the hold first, then add it to each account's reserved (only if
@@ -117,7 +231,7 @@ static enum tg_rc
 admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct admit_arg *a = varg;
-	struct tg_db_param params[8];
+	struct tg_db_param params[9];
 	char start_s[32];
 	uint64_t affected = 0;
 	enum tg_rc rc;
@@ -132,13 +246,25 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	params[5] = tg_db_str(a->hr->api_key_hash);
 	params[6] = tg_db_str(start_s);
 	params[7] = tg_db_str(a->key_token);
+	params[8] = tg_db_int((int64_t)a->model_accounts);
+	/* model_accounts only when there is something to say: a schema
+	 * older than sql/010 takes every other hold. */
 	rc = tg_db_run(db,
-	               "INSERT INTO reservations (request_id, user_id, amount,"
-	               " expires_at, created_at, model, api_key, start_time,"
-	               " key_token) VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
-	               " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
-	               " UTC_TIMESTAMP(6), ?, ?, ?, ?)",
-	               params, 8, NULL, err);
+	               a->model_accounts == 0
+	                       ? "INSERT INTO reservations (request_id,"
+	                         " user_id, amount, expires_at, created_at,"
+	                         " model, api_key, start_time, key_token)"
+	                         " VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
+	                         " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
+	                         " UTC_TIMESTAMP(6), ?, ?, ?, ?)"
+	                       : "INSERT INTO reservations (request_id,"
+	                         " user_id, amount, expires_at, created_at,"
+	                         " model, api_key, start_time, key_token,"
+	                         " model_accounts) VALUES (?, ?,"
+	                         " CAST(? AS DECIMAL(20,10)),"
+	                         " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
+	                         " UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)",
+	               params, a->model_accounts == 0 ? 8 : 9, NULL, err);
 	if (rc == TG_ERR_CONFLICT) {
 		a->already = true;
 		return TG_ERR_CONFLICT; /* roll back nothing; caller: held */
@@ -154,21 +280,31 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			rc = tg_db_run(db,
 			               tg_account_kind(acct->kind)->sql.reserve,
 			               params, 2, NULL, err);
-			if (rc != TG_OK)
-				return rc;
-			continue;
+		} else {
+			params[0] = tg_db_str(acct->budget_id);
+			params[1] = tg_db_money(a->estimate);
+			params[2] = tg_db_str(acct->id);
+			params[3] = tg_db_money(a->estimate);
+			rc = tg_db_run(
+			        db, tg_account_kind(acct->kind)->sql.reserve_if,
+			        params, 4, &affected, err);
+			if (rc == TG_OK && affected == 0) {
+				a->refused = i;
+				return TG_ERR_BUDGET;
+			}
 		}
-		params[0] = tg_db_str(acct->budget_id);
-		params[1] = tg_db_money(a->estimate);
-		params[2] = tg_db_str(acct->id);
-		params[3] = tg_db_money(a->estimate);
-		rc = tg_db_run(db, tg_account_kind(acct->kind)->sql.reserve_if,
-		               params, 4, &affected, err);
 		if (rc != TG_OK)
 			return rc;
-		if (affected == 0) {
-			a->refused = i;
-			return TG_ERR_BUDGET;
+		/* The account's row is locked now: its model row is taken
+		 * under it, so admissions of one account never race on it. */
+		if (acct->has_cap) {
+			rc = reserve_model(db, a, acct, err);
+			if (rc == TG_ERR_BUDGET) {
+				a->refused = i;
+				a->refused_model = true;
+			}
+			if (rc != TG_OK)
+				return rc;
 		}
 	}
 	return TG_OK;
@@ -220,6 +356,31 @@ refused(struct tg_db *db, const struct admit_account *acct,
 	return refuse(acct, spend, max_budget, err);
 }
 
+/* The spend of acct's model_spend row for model now, for a refusal's
+ * message (left as it is when it cannot be read). */
+static void
+model_spend_now(struct tg_db *db, const struct admit_account *acct,
+                const char *model, tg_money *spend)
+{
+	struct tg_db_param params[3];
+	struct tg_db_result res;
+	struct tg_err ignored;
+	tg_money s;
+
+	params[0] = tg_db_str(tg_account_kind_name(acct->kind));
+	params[1] = tg_db_str(acct->id);
+	params[2] = tg_db_str(model);
+	tg_err_clear(&ignored);
+	if (tg_db_exec(db,
+	               "SELECT spend FROM model_spend WHERE kind = ? AND"
+	               " account_id = ? AND model = ?",
+	               params, 3, &res, &ignored) != TG_OK)
+		return;
+	if (res.nrows == 1 && tg_money_parse(tg_db_cell(&res, 0, 0), &s))
+		*spend = s;
+	tg_db_result_free(&res);
+}
+
 /*
  * The admission as statements: the hold of estimate for customer c (NULL:
  * none, held under user_id "") and key k (NULL: none) as loaded, in one
@@ -233,6 +394,7 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 {
 	struct tg_reservation r;
 	struct admit_arg arg;
+	time_t now;
 	enum tg_rc rc = TG_OK;
 
 	memset(&r, 0, sizeof(r));
@@ -262,6 +424,20 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 		ak->max_budget = k->budget.max_budget.v;
 		ak->key_alias = k->key_alias;
 	}
+	now = time(NULL);
+	tg_time_sql(now, arg.now_s);
+	for (size_t i = 0; i < arg.n; i++) {
+		struct admit_account *acct = &arg.acct[i];
+		const struct tg_budget *b =
+		        acct->kind == TG_ACCOUNT_KEY
+		                ? (k->has_budget ? &k->budget : NULL)
+		                : (c->has_budget ? &c->budget : NULL);
+
+		model_cap_of(acct, b, hr->model, now);
+		if (acct->has_cap)
+			arg.model_accounts |= TG_HOLD_MODEL(acct->kind);
+	}
+	arg.post = mode == TG_ENFORCE_POST;
 	for (size_t i = 0; i < arg.n; i++) {
 		const struct admit_account *acct = &arg.acct[i];
 
@@ -289,6 +465,13 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 	rc = tg_db_txn(db, admit_txn, &arg, err);
 	if (rc == TG_ERR_CONFLICT && arg.already)
 		rc = TG_OK;
+	if (rc == TG_ERR_BUDGET && arg.refused_model) {
+		tg_money spend = 0;
+
+		model_spend_now(db, &arg.acct[arg.refused], hr->model, &spend);
+		return refuse_model(&arg.acct[arg.refused], hr->model, spend,
+		                    err);
+	}
 	if (rc == TG_ERR_BUDGET) {
 		const struct admit_account *acct = &arg.acct[arg.refused];
 		tg_money spend, max_budget;
@@ -309,6 +492,7 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 	tg_strlcpy(r.user_id, sizeof(r.user_id), arg.user_id);
 	tg_strlcpy(r.key_token, sizeof(r.key_token), arg.key_token);
 	r.amount = estimate;
+	r.model_accounts = arg.model_accounts;
 	*out = r;
 	return TG_OK;
 }
@@ -467,14 +651,15 @@ out:
 	return rc;
 }
 
-/* Whether the virtual key has rate limits (SPEC 5, 13): the procedure
- * does not take them. */
+/* Whether the virtual key has rate limits (SPEC 5, 13) or per-model
+ * budgets: the procedure does not take them. */
 static bool
 key_limited(const struct tg_key *k)
 {
 	return k->has_budget &&
 	       (k->budget.rpm_limit.set || k->budget.tpm_limit.set ||
-	        k->budget.max_parallel_requests.set);
+	        k->budget.max_parallel_requests.set ||
+	        k->budget.model_max_budget != NULL);
 }
 
 enum tg_rc
@@ -566,6 +751,7 @@ struct party {
 	bool has_next;         /* its budget has a period ... */
 	char next_s[20];       /* ... that would end here if one began now */
 	tg_money released;     /* what this settlement gives back of its hold */
+	bool model;            /* the hold is on its model_spend row too */
 };
 
 struct settle_arg {
@@ -651,6 +837,10 @@ struct existing {
 	 * or key_period_end, "" for an account without periods. */
 	bool period_known[2];
 	char period_end[2][20];
+	/* The same for the model_spend row it was charged to
+	 * (model_period_end, key_model_period_end; "" for none). */
+	bool model_known[2];
+	char model_period_end[2][20];
 };
 
 /*
@@ -687,6 +877,19 @@ existing_row(struct tg_db *db, const struct settle_arg *a, struct existing *x,
 			const char *field = a->party[i].kind == TG_ACCOUNT_KEY
 			                            ? "key_period_end"
 			                            : "period_end";
+			const char *mfield = a->party[i].kind == TG_ACCOUNT_KEY
+			                             ? "key_model_period_end"
+			                             : "model_period_end";
+
+			if (meta != NULL &&
+			    json_object_object_get_ex(meta, mfield, &v)) {
+				x->model_known[i] = true;
+				if (json_object_is_type(v, json_type_string))
+					tg_strlcpy(
+					        x->model_period_end[i],
+					        sizeof(x->model_period_end[i]),
+					        json_object_get_string(v));
+			}
 			if (meta == NULL ||
 			    !json_object_object_get_ex(meta, field, &v))
 				continue;
@@ -744,6 +947,9 @@ parties(struct settle_arg *a, time_t now)
 		p->id = acct->user_id;
 		p->budget_id = acct->budget_id;
 		p->budgeted = a->r != NULL && a->r->held && a->r->budgeted;
+		p->model = a->r != NULL && a->r->held &&
+		           (a->r->model_accounts &
+		            TG_HOLD_MODEL(TG_ACCOUNT_CUSTOMER)) != 0;
 		if (acct->budget_duration != NULL &&
 		    tg_period_parse(acct->budget_duration, &period)) {
 			tg_time_sql(tg_period_next(&period, now), p->next_s);
@@ -757,6 +963,9 @@ parties(struct settle_arg *a, time_t now)
 		p->kind = TG_ACCOUNT_KEY;
 		p->id = acct->key_token;
 		p->budgeted = a->r != NULL && a->r->held && a->r->key_budgeted;
+		p->model = a->r != NULL && a->r->held &&
+		           (a->r->model_accounts &
+		            TG_HOLD_MODEL(TG_ACCOUNT_KEY)) != 0;
 		if (acct->key_budget_duration != NULL &&
 		    tg_period_parse(acct->key_budget_duration, &period)) {
 			tg_time_sql(tg_period_next(&period, now), p->next_s);
@@ -791,6 +1000,102 @@ row_params(struct tg_db_param *params, const struct tg_ledger_entry *e,
 	params[13] = tg_db_int((end_us - start_us) / 1000);
 	params[14] = tg_db_str(e->api_base);
 	params[15] = tg_db_str(metadata);
+}
+
+/* p's row locked, as over_hold_room() locks it. */
+static enum tg_rc
+lock_account(struct tg_db *db, const struct party *p, struct tg_err *err)
+{
+	struct tg_db_param param = tg_db_str(p->id);
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	rc = tg_db_exec(db, tg_account_kind(p->kind)->sql.lock, &param, 1, &res,
+	                err);
+	if (rc == TG_OK)
+		tg_db_result_free(&res);
+	return rc;
+}
+
+/*
+ * What a charge above its hold may be on p's model_spend row: as much as
+ * keeps spend + reserved <= the cap once the hold is given back (the
+ * model's counterpart of over_hold_room()).  The row is locked.
+ */
+static enum tg_rc
+model_room(struct tg_db *db, const struct settle_arg *a, const struct party *p,
+           bool *capped, tg_money *room, struct tg_err *err)
+{
+	struct tg_db_param params[4];
+	struct tg_db_result res;
+	tg_money r;
+	enum tg_rc rc;
+
+	*capped = false;
+	params[0] = tg_db_money(a->r->amount);
+	params[1] = tg_db_str(tg_account_kind_name(p->kind));
+	params[2] = tg_db_str(p->id);
+	params[3] = tg_db_str(a->e->model);
+	rc = tg_db_exec(db,
+	                "SELECT budget_limit - spend - reserved +"
+	                " CAST(? AS DECIMAL(20,10)) FROM model_spend"
+	                " WHERE kind = ? AND account_id = ? AND model = ?"
+	                " AND budget_limit IS NOT NULL FOR UPDATE",
+	                params, 4, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 && tg_money_parse(tg_db_cell(&res, 0, 0), &r)) {
+		*room = r > 0 ? r : 0;
+		*capped = true;
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
+/*
+ * The charge of p's model_spend row and the release of its hold there, as
+ * the account's; a settlement that replaces an unsettled row corrects it
+ * instead, by the difference, only while the row is in the period the
+ * unsettled charge went into (the unsettled row's model_period_end).
+ */
+static enum tg_rc
+charge_model(struct tg_db *db, const struct settle_arg *a,
+             const struct party *p, const struct existing *x, size_t i,
+             struct tg_err *err)
+{
+	struct tg_db_param params[6];
+
+	if (x->replace) {
+		if (!x->model_known[i])
+			return TG_OK;
+		params[0] = tg_db_money(a->charged);
+		params[1] = tg_db_money(x->spend);
+		params[2] = tg_db_str(tg_account_kind_name(p->kind));
+		params[3] = tg_db_str(p->id);
+		params[4] = tg_db_str(a->e->model);
+		params[5] = x->model_period_end[i][0] != '\0'
+		                    ? tg_db_str(x->model_period_end[i])
+		                    : tg_db_null();
+		return tg_db_run(db,
+		                 "UPDATE model_spend SET spend = GREATEST(spend"
+		                 " + CAST(? AS DECIMAL(20,10))"
+		                 " - CAST(? AS DECIMAL(20,10)), 0)"
+		                 " WHERE kind = ? AND account_id = ? AND"
+		                 " model = ? AND spend_reset_at <=>"
+		                 " CAST(? AS DATETIME)",
+		                 params, 6, NULL, err);
+	}
+	params[0] = tg_db_money(a->charged);
+	params[1] = tg_db_money(p->released);
+	params[2] = tg_db_str(tg_account_kind_name(p->kind));
+	params[3] = tg_db_str(p->id);
+	params[4] = tg_db_str(a->e->model);
+	return tg_db_run(db,
+	                 "UPDATE model_spend SET spend = spend +"
+	                 " CAST(? AS DECIMAL(20,10)), reserved ="
+	                 " GREATEST(reserved - CAST(? AS DECIMAL(20,10)), 0)"
+	                 " WHERE kind = ? AND account_id = ? AND model = ?",
+	                 params, 5, NULL, err);
 }
 
 static enum tg_rc
@@ -828,10 +1133,24 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			bool capped = false;
 			tg_money room = 0;
 
-			if (!a->party[i].budgeted)
+			/* The account's row before its model's: the order
+			 * the admission locks them in. */
+			if (a->party[i].budgeted) {
+				rc = over_hold_room(db, a, &a->party[i], now_s,
+				                    &capped, &room, err);
+				if (rc != TG_OK)
+					break;
+				if (capped && room < a->charged)
+					a->charged = room;
+				any |= capped;
+			}
+			if (!a->party[i].model)
 				continue;
-			rc = over_hold_room(db, a, &a->party[i], now_s, &capped,
-			                    &room, err);
+			if (!a->party[i].budgeted)
+				rc = lock_account(db, &a->party[i], err);
+			if (rc == TG_OK)
+				rc = model_room(db, a, &a->party[i], &capped,
+				                &room, err);
 			if (capped && room < a->charged)
 				a->charged = room;
 			any |= capped;
@@ -920,6 +1239,8 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			        db, p->kind, p->id,
 			        p->has_next ? p->next_s : NULL, now_s,
 			        a->charged, p->released, err);
+		if (rc == TG_OK && p->model)
+			rc = charge_model(db, a, p, &x, i, err);
 		if (rc == TG_OK)
 			rc = tg_events_charged(db, a->acct->alerts, &ev,
 			                       e->success || a->charged > 0,
@@ -939,6 +1260,9 @@ static bool
 settle_fast_applies(const struct settle_arg *a)
 {
 	if (a->r != NULL && a->r->held && a->e->spend > a->r->amount)
+		return false;
+	/* A hold on model_spend rows: the statements charge them. */
+	if (a->r != NULL && a->r->held && a->r->model_accounts != 0)
 		return false;
 	return a->nparty == 0 || !tg_events_on(a->acct->alerts);
 }

@@ -25,6 +25,14 @@
  * A settlement of the same request that arrives later (from the spool,
  * SPEC 4.4) replaces the unsettled charge with the real one.
  *
+ * A budget's model_max_budget caps the spend of one model (the client's
+ * model name) in an account of its own: a model_spend row per account and
+ * model, with its spend, reserved and period (sql/010).  An account whose
+ * budget caps the call's model is admitted only if that row admits the
+ * hold too, in the same transaction; the hold row records which accounts
+ * did (model_accounts), and whoever deletes it (the settlement, the
+ * reclaim) charges and releases those rows as it does the accounts.
+ *
  * A call made with a virtual key (SPEC 13) has two accounts, the customer
  * and the key, each with its own spend, reserved and budget.  Its one hold
  * row names both (user_id, key_token), and every transaction that takes,
@@ -56,7 +64,14 @@ struct tg_reservation {
 	char user_id[256];  /* "" for a request without a customer */
 	char key_token[65]; /* "" for a request without a virtual key */
 	tg_money amount;    /* held from each account */
+	/* The accounts that also held it on their model_spend row for the
+	 * call's model (a model_max_budget cap): TG_HOLD_MODEL(kind) bits. */
+	unsigned model_accounts;
 };
+
+/* The bit of an account kind in tg_reservation.model_accounts (and the
+ * reservations column of the same name). */
+#define TG_HOLD_MODEL(kind) (1u << (kind))
 
 /* What a hold records of its request, for an unsettled row. */
 struct tg_hold_request {

@@ -40,7 +40,57 @@ struct reclaimed {
 	char period_end[32]; /* the end of the period the charge lands in
 	                        ("" for none) */
 	char key_alias[256]; /* a key's, for its events ("" for none) */
+	bool model;          /* the hold is on its model_spend row too ... */
+	char model_period_end[32]; /* ... whose period ends then ("" none) */
 };
+
+/* The end of the period of p's model_spend row for model (the row locked)
+ * into p->model_period_end, for the unsettled row's metadata. */
+static enum tg_rc
+model_period(struct tg_db *db, struct reclaimed *p, const char *model,
+             struct tg_err *err)
+{
+	struct tg_db_param params[3];
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	params[0] = tg_db_str(tg_account_kind_name(p->kind));
+	params[1] = tg_db_str(p->id);
+	params[2] = tg_db_str(model);
+	rc = tg_db_exec(db,
+	                "SELECT DATE_FORMAT(spend_reset_at, '%Y-%m-%d %T')"
+	                " FROM model_spend WHERE kind = ? AND account_id = ?"
+	                " AND model = ? FOR UPDATE",
+	                params, 3, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1)
+		tg_strlcpy(p->model_period_end, sizeof(p->model_period_end),
+		           tg_db_cell(&res, 0, 0));
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
+/* The hold of amount on p's model_spend row for model: charged (or not,
+ * when charged is false) and released, as a settlement would. */
+static enum tg_rc
+model_charge(struct tg_db *db, const struct reclaimed *p, const char *model,
+             tg_money amount, bool charged, struct tg_err *err)
+{
+	struct tg_db_param params[5];
+
+	params[0] = tg_db_money(charged ? amount : 0);
+	params[1] = tg_db_money(amount);
+	params[2] = tg_db_str(tg_account_kind_name(p->kind));
+	params[3] = tg_db_str(p->id);
+	params[4] = tg_db_str(model);
+	return tg_db_run(db,
+	                 "UPDATE model_spend SET spend = spend +"
+	                 " CAST(? AS DECIMAL(20,10)), reserved ="
+	                 " GREATEST(reserved - CAST(? AS DECIMAL(20,10)), 0)"
+	                 " WHERE kind = ? AND account_id = ? AND model = ?",
+	                 params, 5, NULL, err);
+}
 
 /*
  * The account's period (and the server's clock): p->has_next and next_s
@@ -105,7 +155,7 @@ reclaim_metadata(const char *expired_s, const struct reclaimed *p, size_t n)
 	         "cost",
 	         expired_s != NULL ? expired_s : "");
 	json_object_object_add(m, "reason", json_object_new_string(reason));
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		json_object_object_add(
 		        m,
 		        p[i].kind == TG_ACCOUNT_KEY ? "key_period_end"
@@ -113,6 +163,17 @@ reclaim_metadata(const char *expired_s, const struct reclaimed *p, size_t n)
 		        p[i].period_end[0]
 		                ? json_object_new_string(p[i].period_end)
 		                : NULL);
+		if (p[i].model)
+			json_object_object_add(
+			        m,
+			        p[i].kind == TG_ACCOUNT_KEY
+			                ? "key_model_period_end"
+			                : "model_period_end",
+			        p[i].model_period_end[0]
+			                ? json_object_new_string(
+			                          p[i].model_period_end)
+			                : NULL);
+	}
 	meta = tg_xstrdup(
 	        json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN));
 	json_object_put(m);
@@ -132,6 +193,9 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	const char *start_s = tg_db_cell(holds, i, 5);
 	const char *expired_s = tg_db_cell(holds, i, 6);
 	const char *key_token = tg_db_cell(holds, i, 7);
+	/* sql/010's model_accounts; a schema before it has none. */
+	const char *model_s = holds->ncols > 8 ? tg_db_cell(holds, i, 8) : NULL;
+	unsigned models = model_s != NULL ? (unsigned)atoi(model_s) : 0;
 	struct tg_db_param params[8];
 	struct reclaimed p[2];
 	size_t n = 0;
@@ -159,8 +223,17 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 		p[n].kind = TG_ACCOUNT_KEY;
 		p[n++].id = key_token;
 	}
-	for (size_t k = 0; k < n; k++)
+	for (size_t k = 0; k < n; k++) {
+		p[k].model = (models & TG_HOLD_MODEL(p[k].kind)) != 0 &&
+		             tg_db_cell(holds, i, 3) != NULL;
 		if ((rc = reclaim_period(db, a, &p[k], err)) != TG_OK)
+			return rc;
+	}
+	/* The model rows' periods, before the row that records them. */
+	for (size_t k = 0; k < n; k++)
+		if (p[k].model &&
+		    (rc = model_period(db, &p[k], tg_db_cell(holds, i, 3),
+		                       err)) != TG_OK)
 			return rc;
 
 	meta = reclaim_metadata(expired_s, p, n);
@@ -199,6 +272,9 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 		        db, p[k].kind, p[k].id,
 		        p[k].has_next ? p[k].next_s : NULL, p[k].now_s,
 		        charged ? amount : 0, amount, err);
+		if (rc == TG_OK && p[k].model)
+			rc = model_charge(db, &p[k], tg_db_cell(holds, i, 3),
+			                  amount, charged, err);
 		if (rc == TG_OK && charged)
 			rc = tg_events_charged(db, a->alerts, &ev, false, 0,
 			                       err);
@@ -209,6 +285,19 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	return TG_OK;
 }
 
+#define HOLDS_SQL(extra, where)                                                \
+	"SELECT request_id, user_id, amount, model, api_key, start_time,"      \
+	" expires_at, key_token" extra " FROM reservations WHERE" where        \
+	" expires_at <= UTC_TIMESTAMP(6) ORDER BY expires_at"                  \
+	" LIMIT ? FOR UPDATE SKIP LOCKED"
+
+/* [with model_accounts][of one customer] */
+static const char *const holds_sql[2][2] = {
+        {HOLDS_SQL("", ""), HOLDS_SQL("", " user_id = ? AND")},
+        {HOLDS_SQL(", model_accounts", ""),
+         HOLDS_SQL(", model_accounts", " user_id = ? AND")},
+};
+
 static enum tg_rc
 reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
@@ -218,28 +307,22 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	enum tg_rc rc;
 
 	a->reclaimed = 0;
-	/* SKIP LOCKED: holds being settled right now are not ours to take. */
-	if (a->user_id != NULL) {
-		params[0] = tg_db_str(a->user_id);
-		params[1] = tg_db_int(a->limit);
-		rc = tg_db_exec(
-		        db,
-		        "SELECT request_id, user_id, amount, model,"
-		        " api_key, start_time, expires_at, key_token FROM"
-		        " reservations WHERE user_id = ? AND expires_at"
-		        " <= UTC_TIMESTAMP(6) ORDER BY expires_at"
-		        " LIMIT ? FOR UPDATE SKIP LOCKED",
-		        params, 2, &holds, err);
-	} else {
-		params[0] = tg_db_int(a->limit);
-		rc = tg_db_exec(
-		        db,
-		        "SELECT request_id, user_id, amount, model,"
-		        " api_key, start_time, expires_at, key_token FROM"
-		        " reservations WHERE expires_at <="
-		        " UTC_TIMESTAMP(6) ORDER BY expires_at"
-		        " LIMIT ? FOR UPDATE SKIP LOCKED",
-		        params, 1, &holds, err);
+	/* SKIP LOCKED: holds being settled right now are not ours to take.
+	 * A schema before sql/010 has no model_accounts (1054: unknown
+	 * column): its holds are on no model_spend row. */
+	for (int with_models = 1; with_models >= 0; with_models--) {
+		if (a->user_id != NULL) {
+			params[0] = tg_db_str(a->user_id);
+			params[1] = tg_db_int(a->limit);
+		} else {
+			params[0] = tg_db_int(a->limit);
+		}
+		rc = tg_db_exec(db, holds_sql[with_models][a->user_id != NULL],
+		                params, a->user_id != NULL ? 2 : 1, &holds,
+		                err);
+		if (rc == TG_OK || !with_models || tg_db_errno(db) != 1054)
+			break;
+		tg_err_clear(err);
 	}
 	if (rc != TG_OK)
 		return rc;

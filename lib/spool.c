@@ -181,6 +181,12 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 		json_object_object_add(
 		        h, "key_budgeted",
 		        json_object_new_boolean(r->key_budgeted));
+		/* Only when there is something to say: a file without it
+		 * is read as a hold on no model_spend row. */
+		if (r->model_accounts != 0)
+			json_object_object_add(
+			        h, "model_accounts",
+			        json_object_new_int64(r->model_accounts));
 		json_object_object_add(o, "hold", h);
 	}
 	return o;
@@ -477,6 +483,9 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 		r.held = true;
 		r.budgeted = get_bool(h, "budgeted");
 		r.key_budgeted = get_bool(h, "key_budgeted");
+		r.model_accounts = (unsigned)get_int(h, "model_accounts") &
+		                   (TG_HOLD_MODEL(TG_ACCOUNT_CUSTOMER) |
+		                    TG_HOLD_MODEL(TG_ACCOUNT_KEY));
 		tg_strlcpy(r.request_id, sizeof(r.request_id), rid);
 		tg_strlcpy(r.user_id, sizeof(r.user_id), uid);
 		tg_strlcpy(r.key_token, sizeof(r.key_token),

@@ -16,6 +16,18 @@ function customerLink(id) {
   return h("a", { href: "#/customer/" + encodeURIComponent(id) }, id);
 }
 
+// A budget's model_max_budget with what each capped model has spent in its
+// period (/customer/info's model_spend): "gpt-4o: $1.20 of $5.00 per 1d".
+function modelBudgets(caps, spent) {
+  const names = caps && typeof caps === "object" ? Object.keys(caps).sort() : [];
+  if (!names.length) return "none";
+  return names.map((m) => {
+    const cap = caps[m] || {};
+    return m + ": " + usd((spent && spent[m]) || "0") + " of " + usd(cap.budget_limit) +
+      (cap.time_period ? " per " + cap.time_period : "");
+  }).join(" · ");
+}
+
 function budgetLabel(c, tiers) {
   if (c.budget_id && tiers.has(c.budget_id)) return c.budget_id;
   if (c.budget_id) return "own limits";
@@ -266,6 +278,7 @@ export async function customerView(section, ctx) {
         h("dt", null, "Budget"), h("dd", null, budgetLabel(c, tierNames)),
         h("dt", null, "Max budget"), h("dd", { class: "money" }, usd(b && b.max_budget)),
         h("dt", null, "Soft budget"), h("dd", { class: "money" }, usd(b && b.soft_budget)),
+        h("dt", null, "Per-model budgets"), h("dd", { "data-field": "model_budgets" }, modelBudgets(b && b.model_max_budget, c.model_spend)),
         h("dt", null, "Limits"), h("dd", null, LIMIT_FIELDS.slice(2, 5).map((f) => f.label + " " + count(b && b[f.name])).join(" · ")),
         h("dt", null, "Reset period"), h("dd", null, (b && b.budget_duration) || "never"),
         h("dt", null, "Period reset"), h("dd", null, when(c.spend_reset_at)),
