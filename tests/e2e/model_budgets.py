@@ -23,7 +23,9 @@ that model, in the same admission as the account itself.
 4. A period ("2s"): a customer at its cap is refused, and admitted again
    once the period has passed, its model spend starting from 0.
 5. A chat worker killed while its call is at the upstream: the reclaim
-   charges the hold to the model's row too, and releases it there.
+   charges the hold to the model's row too, and releases it there.  And a
+   settlement spooled while MariaDB was down whose hold was reclaimed
+   meanwhile: the replay corrects the model's row to the real charge.
 6. Bad input: a cap that is not an object, a budget_limit that is not a
    number or is negative, an unknown time_period: 422 naming the model, on
    /customer/new, /budget/new and /key/generate; nothing created.
@@ -250,6 +252,70 @@ def killed_worker(t, env):
     srv.stop()
 
 
+def spooled_after_reclaim(t, env):
+    """A capped customer's settlement spooled while MariaDB was down, whose
+    hold expired (charged as unsettled, to the model's row too) before the
+    spool was replayed: the replay corrects the model's row to the real
+    charge, once."""
+    spool = os.path.join(env.tmp, "spool")
+    aside = os.path.join(env.tmp, "spool-aside")
+    os.makedirs(aside, exist_ok=True)
+    cfg = env.config(models=[env.model("fake-gpt", timeout=HOLD_TIMEOUT)],
+                     extra={"tollgate_settings": {"hold_grace": 1, "reclaim_interval": 1,
+                                                  "spool_dir": spool}})
+    srv = env.start_lighttpd(env.write_config("spool", cfg), name="spool", max_procs=2)
+    user = "mb-spooled"
+    env.customer_new(user_id=user, model_max_budget=caps("fake-gpt", "1", "1d"), server=srv)
+    b = body(user, "fake-gpt")
+    b["fake"]["delay"] = 1.5
+    raw = json.dumps(b).encode()
+    hold = cost(len(raw), 20)
+    env.upstream.reset()
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault(
+        "r", env.request("POST", "/chat/completions", body=raw, server=srv, timeout=30)))
+    th.start()
+    H.wait_for(lambda: any(q.get("json", {}).get("user") == user
+                           for q in env.upstream.requests()), timeout=10)
+    env.db.stop()  # the answer arrives while the database is down
+    th.join(30)
+    r = out.get("r")
+    t.is_eq(r and r.status, 200, "spooled: answered with the database down")
+    files = H.spool_files(spool)
+    t.is_eq(len(files), 1, "spooled: one settlement in the spool")
+    for f in files:
+        os.rename(f, os.path.join(aside, os.path.basename(f)))
+    env.db.start()
+
+    def charged():
+        env.request("GET", "/health/readiness", server=srv, key=None)
+        return env.ledger_rows(user)
+    rows = H.wait_for(charged, timeout=HOLD_TIMEOUT + 15, interval=0.5)
+    t.is_eq([(x["status"], x["spend"]) for x in rows], [("unsettled", hold)],
+            "spooled: meanwhile the expired hold is charged as unsettled")
+    row = model_row(env, "customer", user, "fake-gpt") or {}
+    t.is_eq((row.get("spend"), row.get("reserved")), (hold, Decimal(0)),
+            "spooled: ... to the model's row too")
+    for f in files:
+        os.rename(os.path.join(aside, os.path.basename(f)), f)
+
+    def replayed():
+        env.request("GET", "/health/readiness", server=srv, key=None)
+        rows = env.ledger_rows(user)
+        return rows if rows and rows[0]["status"] != "unsettled" else None
+    rows = H.wait_for(replayed, timeout=15, interval=0.5) or env.ledger_rows(user)
+    t.is_eq([(x["status"], x["spend"]) for x in rows], [("success", CALL_COST)],
+            "spooled: the replay replaced it with the real charge")
+    check_model_books(t, env, "spooled", "customer", user, "end_user", "fake-gpt",
+                      Decimal(1))
+    replay_again = env.request("GET", "/health/readiness", server=srv, key=None)
+    t.is_eq(replay_again.status, 200, "spooled: readiness after the replay")
+    row = model_row(env, "customer", user, "fake-gpt") or {}
+    t.is_eq(row.get("spend"), CALL_COST, "spooled: corrected once, to the real charge")
+    t.ok(not H.spool_files(spool), "spooled: spool empty")
+    srv.stop()
+
+
 def bad_input(t, env, srv):
     cases = [
         ("not an object", {"fake-gpt": 5}),
@@ -296,6 +362,8 @@ def main(t, env):
     srv.stop()
     t.diag("case: a killed worker")
     killed_worker(t, env)
+    t.diag("case: a spooled settlement whose hold was reclaimed")
+    spooled_after_reclaim(t, env)
 
 
 if __name__ == "__main__":
