@@ -53,13 +53,31 @@ check_model(struct tg_req *req, const char *model, struct tg_err *err)
 	return TG_OK;
 }
 
-/* Answer with customer c when rc says it was loaded (and free it). */
+/*
+ * Answer with customer c when rc says it was loaded (and free it), with
+ * its spend on each model its budget caps (model_spend), the same on
+ * every route that answers with a customer.
+ */
 static enum tg_rc
-respond_customer(struct tg_req *req, enum tg_rc rc, struct tg_customer *c)
+respond_customer(struct tg_req *req, enum tg_rc rc, struct tg_customer *c,
+                 struct tg_err *err)
 {
+	struct json_object *o, *ms = NULL;
+	struct tg_db *db;
+
 	if (rc != TG_OK)
 		return rc;
-	tg_req_respond_json(req, 200, tg_customer_to_json(c));
+	rc = tg_req_db(req, &db, err);
+	if (rc == TG_OK)
+		rc = tg_account_model_spend(db, TG_ACCOUNT_CUSTOMER, c->user_id,
+		                            &ms, err);
+	if (rc != TG_OK) {
+		tg_customer_free(c);
+		return rc;
+	}
+	o = tg_customer_to_json(c);
+	json_object_object_add(o, "model_spend", ms);
+	tg_req_respond_json(req, 200, o);
 	tg_customer_free(c);
 	return TG_OK;
 }
@@ -87,7 +105,7 @@ tg_customer_routes_new(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_create(db, &in, default_tier(req), "master_key", &c,
 	                        err);
-	return respond_customer(req, rc, &c);
+	return respond_customer(req, rc, &c, err);
 }
 
 const struct tg_field tg_customer_routes_info_fields[] = {
@@ -105,20 +123,7 @@ tg_customer_routes_info(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_get(db, tg_req_field(req, 0)->str, default_tier(req),
 	                     &c, err);
-	if (rc == TG_OK) {
-		struct json_object *o = tg_customer_to_json(&c), *ms = NULL;
-
-		rc = tg_account_model_spend(db, TG_ACCOUNT_CUSTOMER, c.user_id,
-		                            &ms, err);
-		tg_customer_free(&c);
-		if (rc != TG_OK) {
-			json_object_put(o);
-			return rc;
-		}
-		json_object_object_add(o, "model_spend", ms);
-		tg_req_respond_json(req, 200, o);
-	}
-	return rc;
+	return respond_customer(req, rc, &c, err);
 }
 
 static struct tg_opt_str
@@ -152,5 +157,5 @@ tg_customer_routes_update(struct tg_req *req, struct tg_err *err)
 		return rc;
 	rc = tg_customer_update(db, &in, default_tier(req), "master_key", &c,
 	                        err);
-	return respond_customer(req, rc, &c);
+	return respond_customer(req, rc, &c, err);
 }
