@@ -8,11 +8,11 @@ take); where a procedure repeats C, this proves the two the same.
 tests/unit/test-ledger runs one table of scenarios (a new customer, a tier,
 a key and a customer, refusals at the exact boundary, a hold of 0, a due
 reset, a duplicate request id, an unsettled row replaced, a budget deleted
-mid-call) on two databases of one server: "tollgate" with the procedures
+mid-call, a model_max_budget cap) on two databases of one server: "tollgate" with the procedures
 and "tollgate_long" with them dropped.  Then customers, api_keys,
 reservations and spend_logs of the two are compared row for row, every
 column but those the server's clock writes (created_at, updated_at,
-expires_at).  A procedure made to differ (a join, a condition) fails here.
+expires_at), and model_spend, the per-model accounts.  A procedure made to differ (a join, a condition) fails here.
 """
 
 import os
@@ -30,8 +30,10 @@ TABLES = {
                   "allowed_model_region, default_model, spend_reset_at", "user_id"),
     "api_keys": ("token, key_name, blocked, budget_id, spend, reserved, spend_reset_at",
                  "token"),
-    "reservations": ("request_id, user_id, amount, model, api_key, start_time, key_token",
-                     "request_id"),
+    "reservations": ("request_id, user_id, amount, model, api_key, start_time, key_token, "
+                     "model_accounts", "request_id"),
+    "model_spend": ("kind, account_id, model, spend, reserved, budget_limit, time_period, "
+                    "spend_reset_at", "kind, account_id, model"),
     "spend_logs": ("request_id, end_user, model, model_id, api_key, call_type, status, spend, "
                    "prompt_tokens, completion_tokens, total_tokens, start_time, end_time, "
                    "request_duration_ms, api_base, metadata, response_id", "request_id"),
@@ -68,6 +70,13 @@ def main(t, env):
         for x, y in diff[:5]:
             t.diag("%s: procedures %r" % (table, x))
             t.diag("%s: statements %r" % (table, y))
+    for db in ("tollgate", "tollgate_long"):
+        capped = env.db.sql("SELECT spend, reserved FROM model_spend WHERE kind = 'customer'"
+                            " AND account_id = 'cap-1' AND model = 'm'", db=db)
+        t.is_eq([[H.dec(x) for x in r] for r in capped],
+                [[H.Decimal("0.875"), H.Decimal(0)]],
+                "%s: the capped model's spend is its three charges (0.5 + 0.25 + the "
+                "unsettled 0.2 replaced by 0.125), nothing reserved" % db)
     unsettled = env.db.sql("SELECT COUNT(*) FROM spend_logs WHERE status = 'unsettled'")
     t.is_eq(unsettled, [["0"]], "the unsettled row was replaced by its settlement")
 

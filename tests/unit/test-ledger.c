@@ -330,6 +330,45 @@ budget_deleted(void)
 	call_done(&c);
 }
 
+/* A budget's model_max_budget on the call's model "m": a cap of 1 on the
+ * model_spend row beside the account, held, refused at the boundary,
+ * charged, and an unsettled charge replaced (the row corrected). */
+static void
+model_cap(void)
+{
+	struct call a = {.request_id = "r-cap-1", .user_id = "cap-1"};
+	struct call b = {.request_id = "r-cap-2", .user_id = "cap-1"};
+	struct call c = {.request_id = "r-cap-3", .user_id = "cap-1"};
+	struct call d = {.request_id = "r-cap-4", .user_id = "cap-1"};
+	struct tg_err err;
+	int n = 0;
+
+	sql("INSERT INTO budgets (budget_id, max_budget, model_max_budget)"
+	    " VALUES ('capped', 100, '{\"m\": {\"budget_limit\": 1}}')");
+	sql("INSERT INTO customers (user_id, budget_id, created_at, updated_at)"
+	    " VALUES ('cap-1', 'capped', '2026-01-01', '2026-01-01')");
+	is_int(TG_OK, admit(&a, "0.6", NULL, NULL), "model cap: held");
+	is_int(TG_ERR_BUDGET, admit(&b, "0.5", NULL, NULL),
+	       "model cap: 0.6 + 0.5 > 1 on the model is refused");
+	is_int(TG_OK, settle(&a, "0.5", true), "model cap: settled");
+	is_int(TG_OK, admit(&c, "0.5", NULL, NULL),
+	       "model cap: 0.5 + 0.5 = 1 exactly: held");
+	is_int(TG_OK, settle(&c, "0.25", true), "model cap: settled below");
+	is_int(TG_OK, admit(&d, "0.2", NULL, NULL), "model cap: held again");
+	sql("UPDATE reservations SET expires_at = '2020-01-01'"
+	    " WHERE request_id = 'r-cap-4'");
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_ledger_reclaim(db, "cap-1", NULL, NULL, 10, &n, &err),
+	       "model cap: reclaimed (%s)", err.message);
+	is_int(1, n, "model cap: one hold charged as unsettled");
+	is_int(TG_OK, settle(&d, "0.125", true),
+	       "model cap: the late settlement replaces the charge");
+	call_done(&a);
+	call_done(&b);
+	call_done(&c);
+	call_done(&d);
+}
+
 static void
 no_customer_key_only(void)
 {
@@ -387,6 +426,7 @@ main(void)
 	duplicate();
 	unsettled_replaced();
 	budget_deleted();
+	model_cap();
 	no_customer_key_only();
 	in_flight();
 	tg_db_close(db);
