@@ -82,7 +82,7 @@ count_image_parts(struct json_object *messages)
  * tollgate_settings.tool_prices.web_search).  A provider that counts its
  * searches in the usage (Perplexity's num_search_queries) is billed
  * those at the same price, which is why it is set for every call that
- * has one.
+ * has one, and held for one: its models search unasked.
  */
 static enum tg_rc
 search_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
@@ -106,8 +106,12 @@ search_bounds(const struct tg_config *cfg, const struct tg_deployment *d,
 			                  d->model_name);
 		return TG_OK;
 	}
-	if (asked) {
+	/* Billed one whatever the answer says when asked; held for one
+	 * when the model searches unasked too (Perplexity), whose answer
+	 * counts them. */
+	if (asked)
 		b->searches = 1;
+	if (asked || tg_provider(d->provider)->searches_unasked) {
 		b->tool_calls = 1;
 		b->tool_call_price = b->tool_price[TG_TOOL_WEB_SEARCH];
 	}

@@ -133,6 +133,12 @@ struct tg_provider_info {
 	 * client's body has a "usage" of its own.
 	 */
 	bool cost_on_request;
+	/*
+	 * Its chat models search the web on every call, unasked, and bill
+	 * the searches the usage counts (Perplexity's num_search_queries):
+	 * the hold covers one, as for a call with web_search_options.
+	 */
+	bool searches_unasked;
 };
 
 /* The row of p (never NULL). */

@@ -241,6 +241,35 @@ test_chat_bounds(void)
 	is_int((long long)strlen(text) + 2 * TG_IMAGE_TOKENS_MAX, s.b.prompt,
 	       "each image part adds the worst case");
 	free(s.up_text);
+
+	/* Web searches: held (and billed) for one when asked; held for one
+	 * on a model that searches unasked (Perplexity), billed as its
+	 * usage counts them; else none. */
+	d.price.has_search_context = true;
+	for (size_t i = 0; i < TG_SEARCH_SIZES; i++)
+		d.price.search_context[i] = (tg_price)(i + 1) * 1000000000000LL;
+	text = "{\"messages\":[{\"role\":\"user\"}]}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	ok(s.b.tool_calls == 0 && s.b.searches == 0,
+	   "no web_search_options: no search held");
+	free(s.up_text);
+	text = "{\"messages\":[{\"role\":\"user\"}],"
+	       "\"web_search_options\":{\"search_context_size\":\"high\"}}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	ok(s.b.tool_calls == 1 && s.b.searches == 1 &&
+	           s.b.tool_call_price ==
+	                   d.price.search_context[TG_SEARCH_HIGH],
+	   "web_search_options: one search held and billed, at its size's "
+	   "price");
+	free(s.up_text);
+	d.provider = TG_PROVIDER_PERPLEXITY;
+	text = "{\"messages\":[{\"role\":\"user\"}]}";
+	through(&tg_api_chat, &cfg, &d, text, &s);
+	ok(s.b.tool_calls == 1 && s.b.searches == 0 &&
+	           s.b.tool_call_price ==
+	                   d.price.search_context[TG_SEARCH_MEDIUM],
+	   "perplexity: one search held (medium), none billed unless counted");
+	free(s.up_text);
 }
 
 /*
