@@ -1008,18 +1008,28 @@ dir_of(const char *path)
 	return tg_xstrndup(path, (size_t)(slash - path));
 }
 
-/* data[0..len) as the new content of path: a new file beside it, written,
- * fsync()ed and renamed over it, then the directory fsync()ed. */
-static enum tg_rc
-write_atomic(const char *path, const unsigned char *data, size_t len,
-             struct tg_err *err)
+void
+tg_pricing_sync_dir(const char *path)
 {
+	char *dir = dir_of(path);
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	free(dir);
+}
+
+char *
+tg_pricing_write_beside(const char *path, const void *data, size_t len,
+                        bool keep_mode, struct tg_err *err)
+{
+	const unsigned char *bytes = data;
 	size_t plen = strlen(path);
-	char *tmp = tg_xmalloc(plen + 40), *dir;
-	const char *what = "create";
-	enum tg_rc rc = TG_OK;
-	bool created = false;
-	int fd = -1, dfd;
+	char *tmp = tg_xmalloc(plen + 40);
+	struct stat st;
+	int fd = -1;
 
 	for (int tries = 0; fd < 0 && tries < 100; tries++) {
 		unsigned char r[4];
@@ -1031,49 +1041,63 @@ write_atomic(const char *path, const unsigned char *data, size_t len,
 		if (fd < 0 && errno != EEXIST)
 			break;
 	}
-	if (fd < 0)
-		goto fail;
-	created = true;
-	what = "write";
+	if (fd < 0) {
+		tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		           "cannot create a file beside %s: %s", path,
+		           strerror(errno));
+		free(tmp);
+		return NULL;
+	}
+	if (keep_mode && stat(path, &st) == 0)
+		fchmod(fd, st.st_mode & 07777);
 	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, data + done, len - done);
+		ssize_t n = write(fd, bytes + done, len - done);
 
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			tg_err_set(err, TG_ERR_INTERNAL, NULL,
+			           "%s: cannot write: %s", tmp,
+			           strerror(n < 0 ? errno : ENOSPC));
 			goto fail;
+		}
 		done += (size_t)n;
 	}
-	if (fsync(fd) != 0)
-		goto fail;
-	what = "close";
-	if (close(fd) != 0) {
+	if (fsync(fd) != 0 || close(fd) != 0) {
 		fd = -1;
+		tg_err_set(err, TG_ERR_INTERNAL, NULL, "%s: cannot write: %s",
+		           tmp, strerror(errno));
 		goto fail;
 	}
-	fd = -1;
-	what = "rename";
-	if (rename(tmp, path) != 0)
-		goto fail;
-	dir = dir_of(path);
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	free(dir);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	free(tmp);
-	return TG_OK;
+	return tmp;
 fail:
-	rc = tg_err_set(err, TG_ERR_INTERNAL, NULL, "%s: cannot %s: %s",
-	                strcmp(what, "rename") == 0 ? path : tmp, what,
-	                strerror(errno));
 	if (fd >= 0)
 		close(fd);
-	if (created)
-		unlink(tmp);
+	unlink(tmp);
 	free(tmp);
-	return rc;
+	return NULL;
+}
+
+/* data[0..len) as the new content of path: a new file beside it, written,
+ * fsync()ed and renamed over it, then the directory fsync()ed. */
+static enum tg_rc
+write_atomic(const char *path, const unsigned char *data, size_t len,
+             struct tg_err *err)
+{
+	char *tmp = tg_pricing_write_beside(path, data, len, false, err);
+
+	if (tmp == NULL)
+		return TG_ERR_INTERNAL;
+	if (rename(tmp, path) != 0) {
+		tg_err_set(err, TG_ERR_INTERNAL, NULL, "%s: cannot rename: %s",
+		           path, strerror(errno));
+		unlink(tmp);
+		free(tmp);
+		return TG_ERR_INTERNAL;
+	}
+	tg_pricing_sync_dir(path);
+	free(tmp);
+	return TG_OK;
 }
 
 enum tg_rc

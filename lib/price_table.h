@@ -77,6 +77,19 @@ void tg_pricing_stamp(const struct tg_pricing *p, struct tg_file_stamp *out);
 /* Whether p answers from the index (false: the file was parsed whole). */
 bool tg_pricing_uses_index(const struct tg_pricing *p);
 
+/*
+ * data[0..len) as a new file beside path (its name: path with a random
+ * suffix, malloc'd), written whole and fsync()ed, with path's permissions
+ * when keep_mode and path exists; NULL with err (TG_ERR_INTERNAL, the
+ * path and the reason) when it cannot be, and nothing left behind.  The
+ * caller renames it over path, then calls tg_pricing_sync_dir(path).
+ */
+char *tg_pricing_write_beside(const char *path, const void *data, size_t len,
+                              bool keep_mode, struct tg_err *err);
+
+/* fsync() the directory of path, so that a rename into it lasts. */
+void tg_pricing_sync_dir(const char *path);
+
 /* The index of price file path: path with ".idx" appended (malloc'd). */
 char *tg_pricing_index_path(const char *path);
 

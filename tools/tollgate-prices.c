@@ -525,90 +525,6 @@ fetch(const struct opts *o, size_t *len, char *why, size_t whylen)
 	return NULL;
 }
 
-/* The directory part of path ("." when none), malloc'd. */
-static char *
-dir_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (slash == NULL)
-		return tg_xstrdup(".");
-	if (slash == path)
-		return tg_xstrdup("/");
-	return tg_xstrndup(path, (size_t)(slash - path));
-}
-
-static void
-fsync_dir(const char *path)
-{
-	char *dir = dir_of(path);
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	free(dir);
-}
-
-/*
- * data as a new file beside path, with path's permissions if it exists:
- * written and fsync()ed.  Its name (malloc'd), or NULL with why set.
- */
-static char *
-write_beside(const char *path, const char *data, size_t len, char *why,
-             size_t whylen)
-{
-	size_t plen = strlen(path);
-	char *tmp = tg_xmalloc(plen + 40);
-	struct stat st;
-	int fd = -1;
-
-	for (int tries = 0; fd < 0 && tries < 100; tries++) {
-		unsigned char r[4];
-
-		tg_random_bytes(r, sizeof(r));
-		snprintf(tmp, plen + 40, "%s.new.%ld.%02x%02x%02x%02x", path,
-		         (long)getpid(), r[0], r[1], r[2], r[3]);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd < 0 && errno != EEXIST)
-			break;
-	}
-	if (fd < 0) {
-		snprintf(why, whylen, "cannot create a file beside %s: %s",
-		         path, strerror(errno));
-		free(tmp);
-		return NULL;
-	}
-	if (stat(path, &st) == 0)
-		fchmod(fd, st.st_mode & 07777);
-	for (size_t done = 0; done < len;) {
-		ssize_t n = write(fd, data + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(why, whylen, "%s: cannot write: %s", tmp,
-			         strerror(n < 0 ? errno : ENOSPC));
-			goto fail;
-		}
-		done += (size_t)n;
-	}
-	if (fsync(fd) != 0 || close(fd) != 0) {
-		fd = -1;
-		snprintf(why, whylen, "%s: cannot write: %s", tmp,
-		         strerror(errno));
-		goto fail;
-	}
-	return tmp;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	free(tmp);
-	return NULL;
-}
-
 /* ---- the config ---- */
 
 /*
@@ -825,9 +741,10 @@ cmd_update(const struct opts *o, const char *file, const char *prices_default)
 		goto out;
 	}
 
-	tmp = write_beside(file, text, len, why, sizeof(why));
+	tg_err_clear(&err);
+	tmp = tg_pricing_write_beside(file, text, len, true, &err);
 	if (tmp == NULL) {
-		fprintf(stderr, "tollgate-prices: %s\n", why);
+		fprintf(stderr, "tollgate-prices: %s\n", err.message);
 		goto out;
 	}
 	/* The loader's own verdict, on the bytes as written. */
@@ -869,7 +786,7 @@ cmd_update(const struct opts *o, const char *file, const char *prices_default)
 		tg_pricing_index_write(file, NULL, &err);
 		goto out;
 	}
-	fsync_dir(file);
+	tg_pricing_sync_dir(file);
 	free(tmp);
 	tmp = NULL;
 	printf("%s updated from %s, with its index %s\n", file, o->url, idx);
