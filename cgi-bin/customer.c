@@ -22,6 +22,7 @@
 #include "customer_routes.h"
 #include "key.h"
 #include "spendlog.h"
+#include "tag_routes.h"
 #include "util.h"
 
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
@@ -312,6 +313,16 @@ static const struct tg_route routes[] = {
                handle_activity),
         {"/spend/logs", "GET", TG_AUTH_MASTER, TG_BODY_NONE, logs_fields,
          NFIELDS(logs_fields), handle_logs},
+        {"/tag/new", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, tg_tag_routes_fields,
+         TG_TAG_ROUTES_NFIELDS, tg_tag_routes_new},
+        {"/tag/update", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,
+         tg_tag_routes_fields, TG_TAG_ROUTES_NFIELDS, tg_tag_routes_update},
+        {"/tag/info", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,
+         tg_tag_routes_info_fields, 1, tg_tag_routes_info},
+        {"/tag/delete", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,
+         tg_tag_routes_delete_fields, 1, tg_tag_routes_delete},
+        {"/tag/list", "GET", TG_AUTH_MASTER, TG_BODY_NONE, NULL, 0,
+         tg_tag_routes_list},
 };
 
 static const struct tg_program program = {

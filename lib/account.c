@@ -1,5 +1,5 @@
 /*
- * account: what customers and virtual keys share (see account.h).
+ * account: what customers, virtual keys and tags share (see account.h).
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -86,6 +86,11 @@ static const struct tg_account_kind_info kinds[] = {
                             .id_column = "token",
                             .sql = KIND_SQL("api_keys", "token",
                                             "a.key_alias")},
+        [TG_ACCOUNT_TAG] = {.kind = TG_ACCOUNT_TAG,
+                            .name = "tag",
+                            .table = "tags",
+                            .id_column = "tag_name",
+                            .sql = KIND_SQL("tags", "tag_name", "NULL")},
 };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 

@@ -1,9 +1,10 @@
 /*
- * account: what customers (SPEC 3) and virtual keys (SPEC 13) share as the
- * accounts a call is charged to.  Both hold spend (the current period's),
- * reserved (the holds of their calls in flight) and spend_reset_at, and
- * point at a budget row for their limits; a call with a virtual key and a
- * customer id is admitted, limited, charged and alerted on for both.
+ * account: what customers (SPEC 3), virtual keys (SPEC 13) and tags (SPEC
+ * 14) share as the accounts a call is charged to.  Each holds spend (the
+ * current period's), reserved (the holds of its calls in flight) and
+ * spend_reset_at, and points at a budget row for its limits; a call with a
+ * virtual key, a customer id and tags is admitted, limited, charged and
+ * alerted on for each.
  *
  * The modules that do so (ledger, reclaim, ratelimit, events) run one
  * statement text per kind, from the kind's row below, so that each kind's
@@ -28,6 +29,7 @@ struct tg_opt_time; /* budget.h */
 enum tg_account_kind {
 	TG_ACCOUNT_CUSTOMER, /* customers, by user_id */
 	TG_ACCOUNT_KEY,      /* api_keys, by token (sha256 hex of the key) */
+	TG_ACCOUNT_TAG,      /* tags, by tag_name (SPEC 14) */
 };
 
 /*
@@ -44,11 +46,11 @@ enum tg_account_kind {
  */
 struct tg_account_kind_info {
 	enum tg_account_kind kind;
-	/* "customer" or "key": the kind column of the shared tables, and the
-	 * webhook event_group (SPEC 9). */
+	/* "customer", "key" or "tag": the kind column of the shared tables,
+	 * and the webhook event_group (SPEC 9). */
 	const char *name;
-	const char *table;     /* "customers", "api_keys" */
-	const char *id_column; /* "user_id", "token" */
+	const char *table;     /* "customers", "api_keys", "tags" */
+	const char *id_column; /* "user_id", "token", "tag_name" */
 	struct {
 		/* tg_account_apply_reset(): (next, id, now). */
 		const char *reset;

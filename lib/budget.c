@@ -620,8 +620,9 @@ tg_budget_apply(struct tg_db *db, const char *budget_id,
 	if (rc != TG_OK || !duration_changed)
 		return rc;
 	/*
-	 * A new period length: the customers' current periods end where the
-	 * budget's new one does (never when the duration was cleared).
+	 * A new period length: the current periods of the accounts on it
+	 * (customers, keys, tags) end where the budget's new one does (never
+	 * when the duration was cleared).
 	 */
 	params[0] = have_reset ? tg_db_str(reset_s) : tg_db_null();
 	params[1] = tg_db_str(budget_id);
@@ -635,6 +636,18 @@ tg_budget_apply(struct tg_db *db, const char *budget_id,
 		               " updated_at = UTC_TIMESTAMP(6)"
 		               " WHERE budget_id = ?",
 		               params, 2, NULL, err);
+	if (rc == TG_OK) {
+		rc = tg_db_run(db,
+		               "UPDATE tags SET spend_reset_at = ?,"
+		               " updated_at = UTC_TIMESTAMP(6)"
+		               " WHERE budget_id = ?",
+		               params, 2, NULL, err);
+		/* 1146: no tags before sql/011. */
+		if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+			tg_err_clear(err);
+			rc = TG_OK;
+		}
+	}
 	if (rc != TG_OK || default_budget_id == NULL ||
 	    strcmp(default_budget_id, budget_id) != 0)
 		return rc;
@@ -789,6 +802,55 @@ append_rows(struct tg_db *db, const struct tg_db_result *res, bool listed,
 	return rc;
 }
 
+/*
+ * The tags on each listed budget of arr: "tag_count", and
+ * "private_for_tag", the tag a budget was made for (null for a shared
+ * one).  One grouped read of the tags that have a budget; none before
+ * sql/011.
+ */
+static enum tg_rc
+add_tags(struct tg_db *db, struct json_object *arr, struct tg_err *err)
+{
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	memset(&res, 0, sizeof(res));
+	rc = tg_db_exec(db,
+	                "SELECT budget_id, MAX(IF(budget_private, tag_name,"
+	                " NULL)), COUNT(*) FROM tags WHERE budget_id IS NOT"
+	                " NULL GROUP BY budget_id",
+	                NULL, 0, &res, err);
+	if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+		tg_err_clear(err);
+		return TG_OK;
+	}
+	if (rc != TG_OK)
+		return rc;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *o = json_object_array_get_idx(arr, i);
+		struct json_object *id;
+		const char *owner = NULL;
+		long long n = 0;
+
+		if (!json_object_object_get_ex(o, "budget_id", &id))
+			continue;
+		for (size_t r = 0; r < res.nrows; r++)
+			if (tg_db_cell(&res, r, 0) != NULL &&
+			    tg_db_cell(&res, r, 2) != NULL &&
+			    strcmp(tg_db_cell(&res, r, 0),
+			           json_object_get_string(id)) == 0) {
+				owner = tg_db_cell(&res, r, 1);
+				n = strtoll(tg_db_cell(&res, r, 2), NULL, 10);
+			}
+		json_object_object_add(o, "private_for_tag",
+		                       tg_json_str(owner));
+		json_object_object_add(o, "tag_count",
+		                       json_object_new_int64(n));
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
 enum tg_rc
 tg_budget_list(struct tg_db *db, struct json_object *ids,
                const char *default_budget_id, struct json_object **out,
@@ -811,6 +873,8 @@ tg_budget_list(struct tg_db *db, struct json_object *ids,
 			rc = append_rows(db, &res, true, arr, err);
 			tg_db_result_free(&res);
 		}
+		if (rc == TG_OK)
+			rc = add_tags(db, arr, err);
 	}
 	/* One keyed read per id: the statement stays one cached text. */
 	for (size_t i = 0;

@@ -187,9 +187,11 @@ enum tg_rc tg_budget_advance(struct tg_db *db, struct tg_budget *b,
  * its order, the unknown ones left out (as LiteLLM's /budget/info).  The
  * budgets of virtual keys are theirs alone and never listed.  Every
  * budget's row (/budget/list) adds to tg_budget_to_json()'s fields
- * "private_for" (the customer a private budget was made for, else null)
- * and "customer_count" (the customers on it; for default_budget_id, which
- * may be NULL, also those without a budget_id).
+ * "private_for" (the customer a private budget was made for, else null),
+ * "customer_count" (the customers on it; for default_budget_id, which
+ * may be NULL, also those without a budget_id), "private_for_tag" (the tag
+ * a budget was made for by /tag/new, else null) and "tag_count" (the tags
+ * on it).
  */
 enum tg_rc tg_budget_list(struct tg_db *db, struct json_object *ids,
                           const char *default_budget_id,
