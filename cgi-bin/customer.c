@@ -202,7 +202,7 @@ static const struct tg_field logs_fields[] = {
         {"end_user", TG_FIELD_ID, 0},     {"start_date", TG_FIELD_STRING, 0},
         {"end_date", TG_FIELD_STRING, 0}, {"request_id", TG_FIELD_ID, 0},
         {"page", TG_FIELD_COUNT, 0},      {"page_size", TG_FIELD_COUNT, 0},
-        {"api_key", TG_FIELD_STRING, 0},
+        {"api_key", TG_FIELD_STRING, 0},  {"tags", TG_FIELD_STRING, 0},
 };
 
 static enum tg_rc
@@ -232,9 +232,19 @@ handle_logs(struct tg_req *req, struct tg_err *err)
 	    (rc = paging(req, 4, 5, TG_SPENDLOG_PAGE_SIZE, &q.page,
 	                 &q.page_size, err)) != TG_OK)
 		return rc;
-	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
-		return rc;
-	if ((rc = tg_spendlog_list(db, &q, &arr, err)) != TG_OK)
+	/* Rows naming any of these tags (SPEC 14). */
+	if (tg_req_str(req, 7) != NULL &&
+	    !tg_spendlog_split_ids(tg_req_str(req, 7), TG_SPENDLOG_MAX_TAGS,
+	                           &q.tags, &q.ntags))
+		return tg_err_set(
+		        err, TG_ERR_UNPROCESSABLE, "tags",
+		        "tags must be a comma list of at most %d tags",
+		        TG_SPENDLOG_MAX_TAGS);
+	rc = tg_req_db(req, &db, err);
+	if (rc == TG_OK)
+		rc = tg_spendlog_list(db, &q, &arr, err);
+	tg_spendlog_ids_free(q.tags, q.ntags);
+	if (rc != TG_OK)
 		return rc;
 	tg_req_respond_json(req, 200, arr);
 	return TG_OK;

@@ -31,11 +31,14 @@ event_message(const struct tg_event_info *ev, char *buf, size_t cap)
 {
 	char spend[TG_MONEY_STRLEN], limit[TG_MONEY_STRLEN];
 	bool key = ev->group == TG_ACCOUNT_KEY;
-	/* "Customer=<id>", or "Key=<alias>" (its token when it has none). */
-	const char *who = key ? "Key" : "Customer";
+	bool tag = ev->group == TG_ACCOUNT_TAG;
+	/* "Customer=<id>", "Key=<alias>" (its token when it has none), or
+	 * "Tag=<name>". */
+	const char *who = key ? "Key" : tag ? "Tag" : "Customer";
 	const char *id =
-	        key ? (ev->key_alias != NULL ? ev->key_alias : ev->token)
-	            : ev->customer_id;
+	        key   ? (ev->key_alias != NULL ? ev->key_alias : ev->token)
+	        : tag ? ev->tag
+	              : ev->customer_id;
 
 	if (id == NULL)
 		id = "";
@@ -112,7 +115,10 @@ tg_event_webhook_body(const struct tg_event_info *ev)
 	        json_object_new_string(tg_account_kind_name(ev->group)));
 	event_message(ev, msg, sizeof(msg));
 	json_object_object_add(o, "event_message", json_object_new_string(msg));
-	/* Beside the seed's: which API the charged call was of. */
+	/* Beside the seed's: the tag of a tag's event, and which API the
+	 * charged call was of. */
+	if (ev->group == TG_ACCOUNT_TAG)
+		json_object_object_add(o, "tag", tg_json_str(ev->tag));
 	if (ev->event == TG_EVENT_SPEND_TRACKED && ev->call_type != NULL)
 		json_object_object_add(o, "call_type",
 		                       json_object_new_string(ev->call_type));
@@ -305,6 +311,7 @@ event_of(const struct tg_event_account *acct, struct tg_event_info *ev)
 	memset(ev, 0, sizeof(*ev));
 	ev->group = acct->kind;
 	ev->customer_id = acct->kind == TG_ACCOUNT_CUSTOMER ? acct->id : NULL;
+	ev->tag = acct->kind == TG_ACCOUNT_TAG ? acct->id : NULL;
 	ev->token = acct->token;
 	ev->key_alias = acct->key_alias;
 	ev->call_type = acct->call_type;

@@ -30,6 +30,7 @@ struct tg_event_info {
 	enum tg_event event;
 	enum tg_account_kind group; /* whose: event_group */
 	const char *customer_id;    /* NULL for a key's event */
+	const char *tag;            /* a tag's event: its name; else NULL */
 	const char *token;          /* sha256 hex of the key used */
 	const char *key_alias;      /* that virtual key's alias */
 	tg_money spend;             /* the call's cost, or the period's total */
@@ -53,7 +54,7 @@ char *tg_event_slack_body(const struct tg_event_info *ev);
 /* The account a charge or a refusal concerns.  Strings not owned. */
 struct tg_event_account {
 	enum tg_account_kind kind;
-	const char *id;        /* the customer's user_id, or the key's token */
+	const char *id; /* the customer's user_id, the key's token, the tag */
 	const char *budget_id; /* a customer's tier when it has no budget of
 	                          its own (may be NULL); unused for keys */
 	const char *token;     /* sha256 hex of the key the call used */

@@ -65,6 +65,58 @@ wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+char *
+tg_ledger_tags_text(const struct tg_reservation *r)
+{
+	struct json_object *o;
+	char *text;
+
+	if (r->ntags == 0)
+		return NULL;
+	o = json_object_new_object();
+	for (size_t i = 0; i < r->ntags && i < TG_TAG_MAX; i++)
+		json_object_object_add(
+		        o, r->tags[i].name,
+		        json_object_new_int((int)r->tags[i].flags));
+	text = tg_xstrdup(
+	        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return text;
+}
+
+bool
+tg_ledger_tags_parse(const char *text, struct tg_reservation *r)
+{
+	struct json_object *o;
+	bool ok = true;
+
+	r->ntags = 0;
+	if (text == NULL)
+		return true;
+	o = json_tokener_parse(text);
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		return false;
+	}
+	json_object_object_foreach(o, name, v)
+	{
+		if (r->ntags == TG_TAG_MAX || strlen(name) >= 256 ||
+		    !json_object_is_type(v, json_type_int)) {
+			ok = false;
+			break;
+		}
+		tg_strlcpy(r->tags[r->ntags].name,
+		           sizeof(r->tags[r->ntags].name), name);
+		r->tags[r->ntags++].flags =
+		        (unsigned)json_object_get_int(v) &
+		        (TG_HOLD_TAG_BUDGETED | TG_HOLD_TAG_MODEL);
+	}
+	json_object_put(o);
+	if (!ok)
+		r->ntags = 0;
+	return ok;
+}
+
 /* One account a hold is taken from. */
 struct admit_account {
 	enum tg_account_kind kind;
@@ -74,6 +126,7 @@ struct admit_account {
 	bool has_max;               /* its budget has a max_budget */
 	tg_money spend, max_budget; /* as loaded */
 	const char *key_alias;      /* for its events */
+	const struct tg_budget *budget; /* its budget, or NULL */
 	/* Its budget's model_max_budget caps the call's model: at cap, with
 	 * period ("" for none) ending at cap_next if one began now. */
 	bool has_cap;
@@ -144,6 +197,11 @@ refuse_model(const struct admit_account *acct, const char *model,
 		                  acct->id,
 		                  acct->key_alias ? acct->key_alias : "None",
 		                  model, s, m);
+	if (acct->kind == TG_ACCOUNT_TAG)
+		return tg_err_set(err, TG_ERR_BUDGET, NULL,
+		                  "ExceededBudget: Tag=%s over budget for "
+		                  "model=%s. Spend=%s, Budget=%s",
+		                  acct->id, model, s, m);
 	return tg_err_set(err, TG_ERR_BUDGET, NULL,
 	                  "ExceededBudget: End User=%s over budget for "
 	                  "model=%s. Spend=%s, Budget=%s",
@@ -164,18 +222,30 @@ refuse(const struct admit_account *acct, tg_money spend, tg_money max_budget,
 		                  "Budget has been exceeded! Current cost: %s, "
 		                  "Max budget: %s",
 		                  s, m);
+	if (acct->kind == TG_ACCOUNT_TAG)
+		return tg_err_set(
+		        err, TG_ERR_BUDGET, NULL,
+		        "ExceededBudget: Tag=%s over budget. Spend=%s, "
+		        "Budget=%s",
+		        acct->id, s, m);
 	return tg_err_set(err, TG_ERR_BUDGET, NULL,
 	                  "ExceededBudget: End User=%s over budget. Spend=%s, "
 	                  "Budget=%s",
 	                  acct->id, s, m);
 }
 
+/* The most accounts of one call: its customer, its key, its tags. */
+#define MAX_ACCOUNTS (2 + TG_TAG_MAX)
+
 struct admit_arg {
-	struct admit_account acct[2]; /* the customer, then the key */
+	/* the customer, then the key, then the tags by name */
+	struct admit_account acct[MAX_ACCOUNTS];
 	size_t n;
-	bool conditional[2];   /* reserve mode with a max_budget */
-	const char *user_id;   /* the hold's: "" without a customer */
-	const char *key_token; /* NULL without a key */
+	bool conditional[MAX_ACCOUNTS]; /* reserve mode with a max_budget */
+	bool gone[MAX_ACCOUNTS];        /* a tag deleted since it was read */
+	const char *user_id;            /* the hold's: "" without a customer */
+	const char *key_token;          /* NULL without a key */
+	const char *tags;               /* the hold's tags column; NULL: none */
 	tg_money estimate;
 	const struct tg_hold_request *hr;
 	size_t refused;     /* TG_ERR_BUDGET: acct[refused] refused */
@@ -222,6 +292,26 @@ reserve_model(struct tg_db *db, struct admit_arg *a,
 	return rc;
 }
 
+/* Whether tag acct's row is gone (deleted since the call read it). */
+static enum tg_rc
+tag_gone(struct tg_db *db, const struct admit_account *acct, bool *gone,
+         struct tg_err *err)
+{
+	struct tg_db_param params[2];
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	params[0] = tg_db_null();
+	params[1] = tg_db_str(acct->id);
+	rc = tg_db_exec(db, tg_account_kind(TG_ACCOUNT_TAG)->sql.spend, params,
+	                2, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	*gone = res.nrows == 0;
+	tg_db_result_free(&res);
+	return TG_OK;
+}
+
 /*
  * INSERT the hold first, then add it to each account's reserved (only if
  * its budget allows it, when conditional): a refusal rolls it all back
@@ -231,7 +321,7 @@ static enum tg_rc
 admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
 	struct admit_arg *a = varg;
-	struct tg_db_param params[9];
+	struct tg_db_param params[10];
 	char start_s[32];
 	uint64_t affected = 0;
 	enum tg_rc rc;
@@ -247,10 +337,20 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	params[6] = tg_db_str(start_s);
 	params[7] = tg_db_str(a->key_token);
 	params[8] = tg_db_int((int64_t)a->model_accounts);
-	/* model_accounts only when there is something to say: a schema
-	 * older than sql/010 takes every other hold. */
+	params[9] = tg_db_str(a->tags);
+	/* model_accounts and tags only when there is something to say: a
+	 * schema older than sql/010 takes every other hold (a call has tags
+	 * only with sql/011's tags table). */
 	rc = tg_db_run(db,
-	               a->model_accounts == 0
+	               a->tags != NULL
+	                       ? "INSERT INTO reservations (request_id,"
+	                         " user_id, amount, expires_at, created_at,"
+	                         " model, api_key, start_time, key_token,"
+	                         " model_accounts, tags) VALUES (?, ?,"
+	                         " CAST(? AS DECIMAL(20,10)),"
+	                         " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
+	                         " UTC_TIMESTAMP(6), ?, ?, ?, ?, ?, ?)"
+	               : a->model_accounts == 0
 	                       ? "INSERT INTO reservations (request_id,"
 	                         " user_id, amount, expires_at, created_at,"
 	                         " model, api_key, start_time, key_token)"
@@ -264,7 +364,11 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	                         " CAST(? AS DECIMAL(20,10)),"
 	                         " UTC_TIMESTAMP(6) + INTERVAL ? SECOND,"
 	                         " UTC_TIMESTAMP(6), ?, ?, ?, ?, ?)",
-	               params, a->model_accounts == 0 ? 8 : 9, NULL, err);
+	               params,
+	               a->tags != NULL          ? 10
+	               : a->model_accounts == 0 ? 8
+	                                        : 9,
+	               NULL, err);
 	if (rc == TG_ERR_CONFLICT) {
 		a->already = true;
 		return TG_ERR_CONFLICT; /* roll back nothing; caller: held */
@@ -279,7 +383,7 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			params[1] = tg_db_str(acct->id);
 			rc = tg_db_run(db,
 			               tg_account_kind(acct->kind)->sql.reserve,
-			               params, 2, NULL, err);
+			               params, 2, &affected, err);
 		} else {
 			params[0] = tg_db_str(acct->budget_id);
 			params[1] = tg_db_money(a->estimate);
@@ -288,13 +392,22 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			rc = tg_db_run(
 			        db, tg_account_kind(acct->kind)->sql.reserve_if,
 			        params, 4, &affected, err);
-			if (rc == TG_OK && affected == 0) {
-				a->refused = i;
-				return TG_ERR_BUDGET;
-			}
 		}
 		if (rc != TG_OK)
 			return rc;
+		/* A tag deleted since it was read is no account any more:
+		 * what its hold says of it is released on nothing. */
+		if (affected == 0 && acct->kind == TG_ACCOUNT_TAG) {
+			rc = tag_gone(db, acct, &a->gone[i], err);
+			if (rc != TG_OK)
+				return rc;
+			if (a->gone[i])
+				continue;
+		}
+		if (affected == 0 && a->conditional[i]) {
+			a->refused = i;
+			return TG_ERR_BUDGET;
+		}
 		/* The account's row is locked now: its model row is taken
 		 * under it, so admissions of one account never race on it. */
 		if (acct->has_cap) {
@@ -383,17 +496,19 @@ model_spend_now(struct tg_db *db, const struct admit_account *acct,
 
 /*
  * The admission as statements: the hold of estimate for customer c (NULL:
- * none, held under user_id "") and key k (NULL: none) as loaded, in one
- * transaction (tg_ledger_admit()'s contract).
+ * none, held under user_id ""), key k (NULL: none) and tags[0..ntags) as
+ * loaded, in one transaction (tg_ledger_admit()'s contract).
  */
 static enum tg_rc
 admit_statements(struct tg_db *db, const struct tg_customer *c,
-                 const struct tg_key *k, tg_money estimate,
-                 enum tg_enforcement mode, const struct tg_hold_request *hr,
-                 struct tg_reservation *out, struct tg_err *err)
+                 const struct tg_key *k, const struct tg_tag *tags,
+                 size_t ntags, tg_money estimate, enum tg_enforcement mode,
+                 const struct tg_hold_request *hr, struct tg_reservation *out,
+                 struct tg_err *err)
 {
 	struct tg_reservation r;
 	struct admit_arg arg;
+	char *tags_text = NULL;
 	time_t now;
 	enum tg_rc rc = TG_OK;
 
@@ -423,18 +538,30 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 		ak->spend = k->spend;
 		ak->max_budget = k->budget.max_budget.v;
 		ak->key_alias = k->key_alias;
+		ak->budget = k->has_budget ? &k->budget : NULL;
 	}
+	/* Then the tags, by name (as loaded). */
+	for (size_t i = 0; i < ntags && i < TG_TAG_MAX; i++) {
+		struct admit_account *at = &arg.acct[arg.n++];
+
+		at->kind = TG_ACCOUNT_TAG;
+		at->id = tags[i].name;
+		at->has_max =
+		        tags[i].has_budget && tags[i].budget.max_budget.set;
+		at->spend = tags[i].spend;
+		at->max_budget = tags[i].budget.max_budget.v;
+		at->budget = tags[i].has_budget ? &tags[i].budget : NULL;
+	}
+	if (c != NULL)
+		arg.acct[0].budget = c->has_budget ? &c->budget : NULL;
 	now = time(NULL);
 	tg_time_sql(now, arg.now_s);
 	for (size_t i = 0; i < arg.n; i++) {
 		struct admit_account *acct = &arg.acct[i];
-		const struct tg_budget *b =
-		        acct->kind == TG_ACCOUNT_KEY
-		                ? (k->has_budget ? &k->budget : NULL)
-		                : (c->has_budget ? &c->budget : NULL);
 
-		model_cap_of(acct, b, hr->model, now);
-		if (acct->has_cap)
+		model_cap_of(acct, acct->budget, hr->model, now);
+		/* A tag's cap is in its flags (below). */
+		if (acct->has_cap && acct->kind != TG_ACCOUNT_TAG)
 			arg.model_accounts |= TG_HOLD_MODEL(acct->kind);
 	}
 	arg.post = mode == TG_ENFORCE_POST;
@@ -458,11 +585,25 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 	arg.key_token = k != NULL ? k->token : NULL;
 	arg.estimate = estimate;
 	arg.hr = hr;
+	/* What the hold says of its tags, known before it is taken. */
+	for (size_t i = 0; i < arg.n; i++) {
+		struct tg_hold_tag *t;
+
+		if (arg.acct[i].kind != TG_ACCOUNT_TAG)
+			continue;
+		t = &r.tags[r.ntags++];
+		tg_strlcpy(t->name, sizeof(t->name), arg.acct[i].id);
+		t->flags = (arg.conditional[i] ? TG_HOLD_TAG_BUDGETED : 0) |
+		           (arg.acct[i].has_cap ? TG_HOLD_TAG_MODEL : 0);
+	}
+	tags_text = tg_ledger_tags_text(&r);
+	arg.tags = tags_text;
 	/*
 	 * No reclaim of expired holds before refusing: a reclaimed hold is
 	 * charged, not refunded, so it would not make room.
 	 */
 	rc = tg_db_txn(db, admit_txn, &arg, err);
+	free(tags_text);
 	if (rc == TG_ERR_CONFLICT && arg.already)
 		rc = TG_OK;
 	if (rc == TG_ERR_BUDGET && arg.refused_model) {
@@ -485,7 +626,7 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 	for (size_t i = 0; i < arg.n; i++) {
 		if (arg.acct[i].kind == TG_ACCOUNT_KEY)
 			r.key_budgeted = arg.conditional[i];
-		else
+		else if (arg.acct[i].kind == TG_ACCOUNT_CUSTOMER)
 			r.budgeted = arg.conditional[i];
 	}
 	tg_strlcpy(r.request_id, sizeof(r.request_id), hr->request_id);
@@ -675,10 +816,10 @@ tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
 	/* A hold is how a call whose process dies is still charged; without
 	 * a customer and a virtual key there is no account to charge, and no
 	 * hold (ledger.h). */
-	if (a->user_id == NULL && a->key == NULL)
+	if (a->user_id == NULL && a->key == NULL && a->ntags == 0)
 		return gate(gate_arg, NULL, a, err);
 	if (a->estimate_known && a->mode == TG_ENFORCE_RESERVE &&
-	    (a->key == NULL || !key_limited(a->key))) {
+	    a->ntags == 0 && (a->key == NULL || !key_limited(a->key))) {
 		bool slow = false;
 
 		rc = admit_call(db, a->user_id, a->default_budget_id, a->key,
@@ -698,7 +839,8 @@ tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
 	if (rc != TG_OK)
 		return rc;
 	return admit_statements(db, *has_customer ? cust : NULL, a->key,
-	                        a->estimate, a->mode, &a->hold, out, err);
+	                        a->tags, a->ntags, a->estimate, a->mode,
+	                        &a->hold, out, err);
 }
 
 struct tg_ledger_account
@@ -758,7 +900,8 @@ struct settle_arg {
 	const struct tg_ledger_account *acct;
 	const struct tg_ledger_entry *e;
 	const struct tg_reservation *r;
-	struct party party[2]; /* the customer, then the key */
+	/* the customer, then the key, then the tags by name */
+	struct party party[MAX_ACCOUNTS];
 	size_t nparty;
 	tg_money charged;
 	bool already; /* the ledger row exists: settled by a lost commit */
@@ -833,15 +976,50 @@ over_hold_metadata(const char *metadata, tg_money uncapped)
 struct existing {
 	bool replace;   /* "unsettled": this settlement replaces it */
 	tg_money spend; /* what it charged */
-	/* Per party (customer, key): the unsettled row's metadata.period_end
-	 * or key_period_end, "" for an account without periods. */
-	bool period_known[2];
-	char period_end[2][20];
+	/* Per party: the unsettled row's metadata.period_end, key_period_end
+	 * or tag_period_end.<name>, "" for an account without periods. */
+	bool period_known[MAX_ACCOUNTS];
+	char period_end[MAX_ACCOUNTS][20];
 	/* The same for the model_spend row it was charged to
-	 * (model_period_end, key_model_period_end; "" for none). */
-	bool model_known[2];
-	char model_period_end[2][20];
+	 * (model_period_end, key_model_period_end, tag_model_period_end.<name>;
+	 * "" for none). */
+	bool model_known[MAX_ACCOUNTS];
+	char model_period_end[MAX_ACCOUNTS][20];
 };
+
+/*
+ * Whether the unsettled row's metadata (meta) says where the period of
+ * account (kind, id) ended (model: of its model_spend row): its member of
+ * meta (or of meta's "tag_..." object for a tag), into *v (NULL: it said
+ * null, a period of none).
+ */
+static bool
+period_member(struct json_object *meta, enum tg_account_kind kind,
+              const char *id, bool model, struct json_object **v)
+{
+	struct json_object *tags;
+
+	*v = NULL;
+	if (meta == NULL)
+		return false;
+	switch (kind) {
+	case TG_ACCOUNT_CUSTOMER:
+		return json_object_object_get_ex(
+		        meta, model ? "model_period_end" : "period_end", v);
+	case TG_ACCOUNT_KEY:
+		return json_object_object_get_ex(
+		        meta, model ? "key_model_period_end" : "key_period_end",
+		        v);
+	case TG_ACCOUNT_TAG:
+		return json_object_object_get_ex(meta,
+		                                 model ? "tag_model_period_end"
+		                                       : "tag_period_end",
+		                                 &tags) &&
+		       json_object_is_type(tags, json_type_object) &&
+		       json_object_object_get_ex(tags, id, v);
+	}
+	return false;
+}
 
 /*
  * The row of the request is there already.  A settled one means this is
@@ -874,15 +1052,9 @@ existing_row(struct tg_db *db, const struct settle_arg *a, struct existing *x,
 		               ? json_tokener_parse(tg_db_cell(&res, 0, 2))
 		               : NULL;
 		for (size_t i = 0; i < a->nparty; i++) {
-			const char *field = a->party[i].kind == TG_ACCOUNT_KEY
-			                            ? "key_period_end"
-			                            : "period_end";
-			const char *mfield = a->party[i].kind == TG_ACCOUNT_KEY
-			                             ? "key_model_period_end"
-			                             : "model_period_end";
+			const struct party *p = &a->party[i];
 
-			if (meta != NULL &&
-			    json_object_object_get_ex(meta, mfield, &v)) {
+			if (period_member(meta, p->kind, p->id, true, &v)) {
 				x->model_known[i] = true;
 				if (json_object_is_type(v, json_type_string))
 					tg_strlcpy(
@@ -890,8 +1062,7 @@ existing_row(struct tg_db *db, const struct settle_arg *a, struct existing *x,
 					        sizeof(x->model_period_end[i]),
 					        json_object_get_string(v));
 			}
-			if (meta == NULL ||
-			    !json_object_object_get_ex(meta, field, &v))
+			if (!period_member(meta, p->kind, p->id, false, &v))
 				continue;
 			x->period_known[i] = true;
 			if (json_object_is_type(v, json_type_string))
@@ -972,6 +1143,78 @@ parties(struct settle_arg *a, time_t now)
 			p->has_next = true;
 		}
 	}
+	/* The tags the hold was taken from: a call is charged to those that
+	 * admitted it (their periods as the database has them: next_s by
+	 * tag_periods()). */
+	for (size_t i = 0; a->r != NULL && a->r->held && i < a->r->ntags &&
+	                   a->nparty < MAX_ACCOUNTS;
+	     i++) {
+		struct party *p = &a->party[a->nparty++];
+
+		memset(p, 0, sizeof(*p));
+		p->kind = TG_ACCOUNT_TAG;
+		p->id = a->r->tags[i].name;
+		p->budgeted = (a->r->tags[i].flags & TG_HOLD_TAG_BUDGETED) != 0;
+		p->model = (a->r->tags[i].flags & TG_HOLD_TAG_MODEL) != 0;
+	}
+}
+
+/*
+ * The periods of a settlement's tags (their budgets' budget_duration), as
+ * a settlement's caller gives the customer's and the key's: one read of
+ * them all, not locking (their rows are locked by their charges, in the
+ * order of every transaction), with now.  A tag deleted meanwhile keeps
+ * none; its charge changes nothing.
+ */
+static enum tg_rc
+tag_periods(struct tg_db *db, struct settle_arg *a, time_t now,
+            struct tg_err *err)
+{
+	struct tg_db_param params[TG_TAG_MAX];
+	struct tg_db_result res;
+	char sql[160 + 3 * TG_TAG_MAX];
+	size_t n = 0, first = a->nparty, len;
+	struct tg_period period;
+	enum tg_rc rc;
+
+	for (size_t i = 0; i < a->nparty; i++)
+		if (a->party[i].kind == TG_ACCOUNT_TAG && n < TG_TAG_MAX) {
+			if (first == a->nparty)
+				first = i;
+			params[n++] = tg_db_str(a->party[i].id);
+		}
+	if (n == 0)
+		return TG_OK;
+	len = (size_t)snprintf(sql, sizeof(sql),
+	                       "SELECT t.tag_name, b.budget_duration FROM tags"
+	                       " t JOIN budgets b ON b.budget_id = t.budget_id"
+	                       " WHERE t.tag_name IN (?");
+	for (size_t i = 1; i < n; i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, ", ?");
+	snprintf(sql + len, sizeof(sql) - len, ")");
+	rc = tg_db_exec(db, sql, params, n, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	for (size_t r = 0; r < res.nrows; r++) {
+		const char *name = tg_db_cell(&res, r, 0);
+		const char *duration = tg_db_cell(&res, r, 1);
+
+		if (name == NULL || duration == NULL ||
+		    !tg_period_parse(duration, &period))
+			continue;
+		for (size_t i = first; i < a->nparty; i++) {
+			struct party *p = &a->party[i];
+
+			if (p->kind == TG_ACCOUNT_TAG &&
+			    strcmp(p->id, name) == 0) {
+				tg_time_sql(tg_period_next(&period, now),
+				            p->next_s);
+				p->has_next = true;
+			}
+		}
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
 }
 
 /*
@@ -1098,6 +1341,29 @@ charge_model(struct tg_db *db, const struct settle_arg *a,
 	                 params, 5, NULL, err);
 }
 
+enum tg_rc
+tg_ledger_index_tags(struct tg_db *db, const char *request_id,
+                     const char *start_s, const char *const *tags, size_t ntags,
+                     struct tg_err *err)
+{
+	struct tg_db_param params[3];
+	enum tg_rc rc = TG_OK;
+
+	params[1] = tg_db_str(request_id);
+	params[2] = tg_db_str(start_s);
+	for (size_t i = 0; i < ntags && rc == TG_OK; i++) {
+		params[0] = tg_db_str(tags[i]);
+		rc = tg_db_run(
+		        db,
+		        "INSERT INTO spend_log_tags (tag, request_id,"
+		        " start_time) VALUES (?, ?,"
+		        " COALESCE(?, UTC_TIMESTAMP(6))) ON DUPLICATE KEY"
+		        " UPDATE start_time = VALUES(start_time)",
+		        params, 3, NULL, err);
+	}
+	return rc;
+}
+
 static enum tg_rc
 settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
@@ -1122,6 +1388,8 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	time_us_sql(start_us, start_s);
 	time_us_sql(end_us, end_s);
 	parties(a, now);
+	if ((rc = tag_periods(db, a, now, err)) != TG_OK)
+		return rc;
 
 	a->charged = e->spend;
 	if (a->r != NULL && a->r->held && e->spend > a->r->amount) {
@@ -1204,6 +1472,10 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	if (rc != TG_OK)
 		goto out;
 	tg_db_result_free(&res);
+	rc = tg_ledger_index_tags(db, e->request_id, start_s, e->tags, e->ntags,
+	                          err);
+	if (rc != TG_OK)
+		goto out;
 
 	if (a->r != NULL && a->r->held) {
 		params[0] = tg_db_str(a->r->request_id);
@@ -1226,12 +1498,14 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		                              a->acct->key_alias,
 		                              e->call_type};
 
-		if (p->kind == TG_ACCOUNT_CUSTOMER)
-			p->released = released;
-		else
+		/* The key and the tags get the hold back only if it was
+		 * taken from them (a tag's party comes from the hold). */
+		if (p->kind == TG_ACCOUNT_KEY)
 			p->released = a->r != NULL && a->r->key_token[0] != '\0'
 			                      ? released
 			                      : 0;
+		else
+			p->released = released;
 		if (x.replace)
 			rc = correct_account(db, a, p, &x, i, now_s, err);
 		else
@@ -1261,8 +1535,12 @@ settle_fast_applies(const struct settle_arg *a)
 {
 	if (a->r != NULL && a->r->held && a->e->spend > a->r->amount)
 		return false;
-	/* A hold on model_spend rows: the statements charge them. */
-	if (a->r != NULL && a->r->held && a->r->model_accounts != 0)
+	/* A hold on model_spend rows or on tags: the statements charge
+	 * them; a row with tags: they index it. */
+	if (a->r != NULL && a->r->held &&
+	    (a->r->model_accounts != 0 || a->r->ntags != 0))
+		return false;
+	if (a->e->ntags != 0)
 		return false;
 	return a->nparty == 0 || !tg_events_on(a->acct->alerts);
 }

@@ -34,13 +34,15 @@
  * reclaim) charges and releases those rows as it does the accounts.
  *
  * A call made with a virtual key (SPEC 13) has two accounts, the customer
- * and the key, each with its own spend, reserved and budget.  Its one hold
- * row names both (user_id, key_token), and every transaction that takes,
- * settles or reclaims it does so for both: admission is granted only if
- * both budgets admit it, and whoever deletes the row releases and charges
- * both.  No state exists in which one account holds or was charged for a
- * call and the other was not.  Rows of both accounts are always locked
- * customer first, then key.
+ * and the key, each with its own spend, reserved and budget, and each tag
+ * it names that exists (SPEC 14) is one more.  Its one hold row names them
+ * all (user_id, key_token, tags), and every transaction that takes,
+ * settles or reclaims it does so for all: admission is granted only if
+ * every budget admits it, and whoever deletes the row releases and charges
+ * each.  No state exists in which one account holds or was charged for a
+ * call and another was not.  Rows of the accounts are always locked
+ * customer first, then key, then the tags by name.  A call with tags takes
+ * the statements' way (the procedures know customers and keys only).
  */
 #ifndef TG_LEDGER_H
 #define TG_LEDGER_H
@@ -54,6 +56,16 @@
 #include "err.h"
 #include "key.h"
 #include "money.h"
+#include "tag.h"
+
+/* A tag a hold was taken from (SPEC 14), and what of it: the
+ * reservations row's tags column holds {"<name>": flags, ...}. */
+struct tg_hold_tag {
+	char name[256];
+	unsigned flags; /* TG_HOLD_TAG_* */
+};
+#define TG_HOLD_TAG_BUDGETED 1u /* admitted against its max_budget */
+#define TG_HOLD_TAG_MODEL    2u /* held on its model_spend row too */
 
 struct tg_reservation {
 	bool held;     /* false: nothing was reserved (admission failed) */
@@ -65,9 +77,21 @@ struct tg_reservation {
 	char key_token[65]; /* "" for a request without a virtual key */
 	tg_money amount;    /* held from each account */
 	/* The accounts that also held it on their model_spend row for the
-	 * call's model (a model_max_budget cap): TG_HOLD_MODEL(kind) bits. */
+	 * call's model (a model_max_budget cap): TG_HOLD_MODEL(kind) bits of
+	 * the customer and the key (a tag's say so in its flags). */
 	unsigned model_accounts;
+	/* The tags it was held from, in the order they are locked (by name). */
+	size_t ntags;
+	struct tg_hold_tag tags[TG_TAG_MAX];
 };
+
+/*
+ * The tags of r as the reservations row's tags column holds them (JSON
+ * text, caller frees; NULL when r has none), and back: false when text is
+ * not such an object (r's tags are then none).
+ */
+char *tg_ledger_tags_text(const struct tg_reservation *r);
+bool tg_ledger_tags_parse(const char *text, struct tg_reservation *r);
 
 /* The bit of an account kind in tg_reservation.model_accounts (and the
  * reservations column of the same name). */
@@ -89,6 +113,10 @@ struct tg_admission {
 	const char *user_id;           /* the customer's id; NULL: none */
 	const char *default_budget_id; /* the tier of customers without one */
 	const struct tg_key *key;      /* the virtual key; NULL: none */
+	/* The tags the call names that exist, as loaded, ordered by name
+	 * (tg_tag_load()); the others are no accounts. */
+	const struct tg_tag *tags;
+	size_t ntags;
 	enum tg_enforcement mode;
 	/* The worst-case cost over every deployment that may serve the call
 	 * for a customer without limits on them; estimate_known false when it
@@ -177,6 +205,10 @@ struct tg_ledger_entry {
 	int64_t prompt_tokens, completion_tokens, total_tokens;
 	int64_t start_us, end_us; /* Unix epoch microseconds */
 	const char *metadata;     /* JSON object text or NULL */
+	/* The tags the call named (every one; SPEC 14), for the row's index
+	 * by tag (spend_log_tags).  The accounts charged are the hold's. */
+	const char *const *tags;
+	size_t ntags;
 };
 
 /*

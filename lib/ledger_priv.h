@@ -23,4 +23,12 @@ enum tg_rc tg_ledger_charge_account(struct tg_db *db, enum tg_account_kind kind,
                                     const char *now_s, tg_money charge,
                                     tg_money release, struct tg_err *err);
 
+/*
+ * Index ledger row request_id (started at start_s; NULL: now) under each of
+ * tags[0..ntags) (spend_log_tags), as often as it is written.
+ */
+enum tg_rc tg_ledger_index_tags(struct tg_db *db, const char *request_id,
+                                const char *start_s, const char *const *tags,
+                                size_t ntags, struct tg_err *err);
+
 #endif

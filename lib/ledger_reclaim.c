@@ -139,6 +139,44 @@ reclaim_period(struct tg_db *db, const struct reclaim_arg *a,
 	return TG_OK;
 }
 
+/* The member of m's object name (made when absent). */
+static struct json_object *
+member_object(struct json_object *m, const char *name)
+{
+	struct json_object *o;
+
+	if (!json_object_object_get_ex(m, name, &o)) {
+		o = json_object_new_object();
+		json_object_object_add(m, name, o);
+	}
+	return o;
+}
+
+/* A tag's periods in the unsettled row's metadata: its name in "tags",
+ * in "tag_period_end" and (held on its model_spend row) in
+ * "tag_model_period_end". */
+static void
+tag_period_metadata(struct json_object *m, const struct reclaimed *p)
+{
+	struct json_object *tags;
+
+	if (!json_object_object_get_ex(m, "tags", &tags)) {
+		tags = json_object_new_array();
+		json_object_object_add(m, "tags", tags);
+	}
+	json_object_array_add(tags, json_object_new_string(p->id));
+	json_object_object_add(member_object(m, "tag_period_end"), p->id,
+	                       p->period_end[0]
+	                               ? json_object_new_string(p->period_end)
+	                               : NULL);
+	if (p->model)
+		json_object_object_add(
+		        member_object(m, "tag_model_period_end"), p->id,
+		        p->model_period_end[0]
+		                ? json_object_new_string(p->model_period_end)
+		                : NULL);
+}
+
 /* The unsettled row's metadata (caller frees): why, and which period of
  * each account the charge went into, so that a settlement replacing the
  * row later corrects only those. */
@@ -156,6 +194,10 @@ reclaim_metadata(const char *expired_s, const struct reclaimed *p, size_t n)
 	         expired_s != NULL ? expired_s : "");
 	json_object_object_add(m, "reason", json_object_new_string(reason));
 	for (size_t i = 0; i < n; i++) {
+		if (p[i].kind == TG_ACCOUNT_TAG) {
+			tag_period_metadata(m, &p[i]);
+			continue;
+		}
 		json_object_object_add(
 		        m,
 		        p[i].kind == TG_ACCOUNT_KEY ? "key_period_end"
@@ -193,11 +235,15 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	const char *start_s = tg_db_cell(holds, i, 5);
 	const char *expired_s = tg_db_cell(holds, i, 6);
 	const char *key_token = tg_db_cell(holds, i, 7);
-	/* sql/010's model_accounts; a schema before it has none. */
+	/* sql/010's model_accounts and sql/011's tags; a schema before them
+	 * has none. */
 	const char *model_s = holds->ncols > 8 ? tg_db_cell(holds, i, 8) : NULL;
+	const char *tags_s = holds->ncols > 9 ? tg_db_cell(holds, i, 9) : NULL;
 	unsigned models = model_s != NULL ? (unsigned)atoi(model_s) : 0;
 	struct tg_db_param params[8];
-	struct reclaimed p[2];
+	struct reclaimed p[2 + TG_TAG_MAX];
+	struct tg_reservation tags;
+	const char *alias = NULL;
 	size_t n = 0;
 	uint64_t deleted = 0;
 	char *meta;
@@ -215,19 +261,32 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	               params, 1, &deleted, err);
 	if (rc != TG_OK || deleted == 0)
 		return rc;
-	/* Both accounts the hold was taken from: customer, then key. */
+	/* Every account the hold was taken from: customer, key, tags (the
+	 * order they are locked in). */
 	memset(p, 0, sizeof(p));
+	memset(&tags, 0, sizeof(tags));
+	if (!tg_ledger_tags_parse(tags_s, &tags))
+		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                  "malformed tags of reservation %s", rid);
 	p[n].kind = TG_ACCOUNT_CUSTOMER;
 	p[n++].id = uid;
 	if (key_token != NULL) {
 		p[n].kind = TG_ACCOUNT_KEY;
 		p[n++].id = key_token;
 	}
+	for (size_t t = 0; t < tags.ntags; t++) {
+		p[n].kind = TG_ACCOUNT_TAG;
+		p[n].id = tags.tags[t].name;
+		p[n++].model = (tags.tags[t].flags & TG_HOLD_TAG_MODEL) != 0;
+	}
 	for (size_t k = 0; k < n; k++) {
-		p[k].model = (models & TG_HOLD_MODEL(p[k].kind)) != 0 &&
-		             tg_db_cell(holds, i, 3) != NULL;
+		if (p[k].kind != TG_ACCOUNT_TAG)
+			p[k].model = (models & TG_HOLD_MODEL(p[k].kind)) != 0;
+		p[k].model = p[k].model && tg_db_cell(holds, i, 3) != NULL;
 		if ((rc = reclaim_period(db, a, &p[k], err)) != TG_OK)
 			return rc;
+		if (p[k].kind == TG_ACCOUNT_KEY && p[k].key_alias[0] != '\0')
+			alias = p[k].key_alias;
 	}
 	/* The model rows' periods, before the row that records them. */
 	for (size_t k = 0; k < n; k++)
@@ -258,12 +317,16 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 		/* Settled after all (the hold outlived its row): release. */
 		charged = false;
 		rc = TG_OK;
+	} else if (rc == TG_OK && tags.ntags > 0) {
+		const char *names[TG_TAG_MAX];
+
+		for (size_t t = 0; t < tags.ntags; t++)
+			names[t] = tags.tags[t].name;
+		rc = tg_ledger_index_tags(db, rid, start_s, names, tags.ntags,
+		                          err);
 	}
 	/* As a settlement would: a due reset first, then the charge. */
 	for (size_t k = 0; k < n && rc == TG_OK; k++) {
-		const char *alias = n > 1 && p[1].key_alias[0] != '\0'
-		                            ? p[1].key_alias
-		                            : NULL;
 		struct tg_event_account ev = {
 		        p[k].kind, p[k].id, a->default_budget_id,
 		        api_key,   alias,   NULL};
@@ -291,11 +354,13 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	" expires_at <= UTC_TIMESTAMP(6) ORDER BY expires_at"                  \
 	" LIMIT ? FOR UPDATE SKIP LOCKED"
 
-/* [with model_accounts][of one customer] */
-static const char *const holds_sql[2][2] = {
+/* [schema: before sql/010, before sql/011, since][of one customer] */
+static const char *const holds_sql[3][2] = {
         {HOLDS_SQL("", ""), HOLDS_SQL("", " user_id = ? AND")},
         {HOLDS_SQL(", model_accounts", ""),
          HOLDS_SQL(", model_accounts", " user_id = ? AND")},
+        {HOLDS_SQL(", model_accounts, tags", ""),
+         HOLDS_SQL(", model_accounts, tags", " user_id = ? AND")},
 };
 
 static enum tg_rc
@@ -308,19 +373,20 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 
 	a->reclaimed = 0;
 	/* SKIP LOCKED: holds being settled right now are not ours to take.
-	 * A schema before sql/010 has no model_accounts (1054: unknown
-	 * column): its holds are on no model_spend row. */
-	for (int with_models = 1; with_models >= 0; with_models--) {
+	 * A schema before sql/010 has no model_accounts, one before sql/011
+	 * no tags (1054: unknown column): its holds are on no model_spend
+	 * row, on no tag. */
+	for (int schema = 2; schema >= 0; schema--) {
 		if (a->user_id != NULL) {
 			params[0] = tg_db_str(a->user_id);
 			params[1] = tg_db_int(a->limit);
 		} else {
 			params[0] = tg_db_int(a->limit);
 		}
-		rc = tg_db_exec(db, holds_sql[with_models][a->user_id != NULL],
+		rc = tg_db_exec(db, holds_sql[schema][a->user_id != NULL],
 		                params, a->user_id != NULL ? 2 : 1, &holds,
 		                err);
-		if (rc == TG_OK || !with_models || tg_db_errno(db) != 1054)
+		if (rc == TG_OK || schema == 0 || tg_db_errno(db) != 1054)
 			break;
 		tg_err_clear(err);
 	}

@@ -39,6 +39,7 @@
 #include "ratelimit.h"
 #include "relay.h"
 #include "spool.h"
+#include "tag.h"
 #include "translate.h"
 #include "upstream.h"
 #include "util.h"
@@ -58,6 +59,14 @@ struct call {
 	bool has_customer; /* cust holds it as loaded */
 	struct tg_customer cust;
 	const struct tg_key *key; /* the virtual key used, or NULL (SPEC 13) */
+	/* The tags it names (SPEC 14), and those of them that exist, as
+	 * loaded, by name. */
+	const char *tag_names[TG_TAG_MAX];
+	size_t ntag_names;
+	char tag_header[4096];        /* x-litellm-tags, split in place */
+	struct json_object *tag_list; /* metadata.tags, taken off the body */
+	struct tg_tag tags[TG_TAG_MAX];
+	size_t ntags;
 	const char *model;
 	size_t cand[TG_METER_MAX_CANDIDATES];
 	size_t ncand;
@@ -202,6 +211,31 @@ unknown_model(const struct call *c, struct tg_err *err)
 	                  "`/v1/models` to view available models for your "
 	                  "key.",
 	                  c->model);
+}
+
+/*
+ * What the call's tags allow (SPEC 14): none of them blocked, and each
+ * that names its models names the call's.
+ */
+static enum tg_rc
+tags_allow(const struct call *c, struct tg_err *err)
+{
+	for (size_t i = 0; i < c->ntags; i++) {
+		const struct tg_tag *t = &c->tags[i];
+
+		if (t->blocked)
+			return tg_err_set(err, TG_ERR_FORBIDDEN, NULL,
+			                  "Tag blocked from making LLM API "
+			                  "Calls. Tag=%s",
+			                  t->name);
+		if (!tg_tag_allows_model(t, c->model))
+			return tg_err_set(err, TG_ERR_AUTH, "model",
+			                  "tag=%s not allowed to access "
+			                  "model=%s. This tag can only access "
+			                  "models=%s.",
+			                  t->name, c->model, t->models);
+	}
+	return TG_OK;
 }
 
 /*
@@ -411,6 +445,12 @@ rate_limit(struct call *c, const struct tg_customer *cust, struct tg_err *err)
 		accounts[n++].budget =
 		        c->key->has_budget ? &c->key->budget : NULL;
 	}
+	for (size_t i = 0; i < c->ntags && n < TG_RATELIMIT_ACCOUNTS; i++) {
+		accounts[n].kind = TG_ACCOUNT_TAG;
+		accounts[n].id = c->tags[i].name;
+		accounts[n++].budget =
+		        c->tags[i].has_budget ? &c->tags[i].budget : NULL;
+	}
 	rc = tg_ratelimit_admit(c->db, accounts, n, tg_req_id(c->req),
 	                        hold_seconds(c), &c->limits, err);
 	if (rc == TG_ERR_RATE_LIMIT) {
@@ -481,6 +521,8 @@ gate(void *arg, const struct tg_customer *cust, struct tg_admission *a,
 		                  "User blocked from making LLM API Calls. "
 		                  "User=%s",
 		                  cust->user_id);
+	if ((rc = tags_allow(c, err)) != TG_OK)
+		return rc;
 	if ((rc = candidates(c, cust, err)) != TG_OK)
 		return rc;
 	if ((rc = worst_case(c, &a->estimate, err)) != TG_OK)
@@ -492,16 +534,46 @@ gate(void *arg, const struct tg_customer *cust, struct tg_admission *a,
 
 /* ---- the ledger row ---- */
 
+/* Whether the call's tag named i exists (was loaded). */
+static bool
+tag_known(const struct call *c, size_t i)
+{
+	for (size_t k = 0; k < c->ntags; k++)
+		if (strcmp(c->tags[k].name, c->tag_names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* The ledger row's metadata JSON text (caller frees). */
 static char *
-row_metadata(const struct tg_deployment *d, int attempts, bool estimated,
-             const struct tg_answer *a)
+row_metadata(const struct call *c, const struct tg_deployment *d, int attempts,
+             bool estimated, const struct tg_answer *a)
 {
 	struct json_object *m = json_object_new_object();
 	char *text;
 
 	json_object_object_add(m, "model_group",
 	                       json_object_new_string(d->model_name));
+	/* The tags the call named (LiteLLM's request_tags), and those of
+	 * them that were no account, charged nothing. */
+	if (c->ntag_names > 0) {
+		struct json_object *all = json_object_new_array();
+		struct json_object *unknown = json_object_new_array();
+
+		for (size_t i = 0; i < c->ntag_names; i++) {
+			json_object_array_add(
+			        all, json_object_new_string(c->tag_names[i]));
+			if (!tag_known(c, i))
+				json_object_array_add(unknown,
+				                      json_object_new_string(
+				                              c->tag_names[i]));
+		}
+		json_object_object_add(m, "tags", all);
+		if (json_object_array_length(unknown) > 0)
+			json_object_object_add(m, "unknown_tags", unknown);
+		else
+			json_object_put(unknown);
+	}
 	json_object_object_add(m, "attempts", json_object_new_int(attempts));
 	if (estimated)
 		json_object_object_add(m, "usage_estimated",
@@ -588,6 +660,8 @@ entry_init(struct call *c, const struct tg_deployment *d, const char *api_base,
 	e->start_us = tg_req_start_us(c->req);
 	e->end_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 	e->metadata = meta;
+	e->tags = c->tag_names;
+	e->ntags = c->ntag_names;
 }
 
 /* The accounts of c's call, for its settlement. */
@@ -637,6 +711,27 @@ release_unknown_hold(struct call *c)
 	tg_strlcpy(r.user_id, sizeof(r.user_id), c->has_id ? c->user_id : "");
 	tg_strlcpy(r.key_token, sizeof(r.key_token),
 	           c->key != NULL ? c->key->token : "");
+	/* The tags it may hold, as the admission would have taken them:
+	 * the replay releases each (a flag too many changes nothing). */
+	for (size_t i = 0; i < c->ntags && i < TG_TAG_MAX; i++) {
+		char period[32];
+		tg_money cap;
+
+		tg_strlcpy(r.tags[i].name, sizeof(r.tags[i].name),
+		           c->tags[i].name);
+		r.tags[i].flags =
+		        (c->tags[i].has_budget &&
+		                         c->tags[i].budget.max_budget.set
+		                 ? TG_HOLD_TAG_BUDGETED
+		                 : 0) |
+		        (c->tags[i].has_budget &&
+		                         tg_budget_model_cap(
+		                                 &c->tags[i].budget, c->model,
+		                                 &cap, period, sizeof(period))
+		                 ? TG_HOLD_TAG_MODEL
+		                 : 0);
+		r.ntags++;
+	}
 	r.amount = c->estimate;
 	entry_init(c, d, NULL,
 	           "{\"reason\":\"the database was lost while admitting the "
@@ -1003,7 +1098,8 @@ answer_whole(struct call *c, struct outcome *o, struct tg_err *err)
 			o->up_rc = rc;
 		}
 	}
-	meta = row_metadata(o->d, o->attempts, estimated, success ? &a : NULL);
+	meta = row_metadata(c, o->d, o->attempts, estimated,
+	                    success ? &a : NULL);
 	entry_init(c, o->d, o->resp.api_base, meta, &e);
 	e.success = success;
 	e.spend = cost;
@@ -1062,7 +1158,7 @@ answer_stream(struct call *c, struct outcome *o, struct tg_relay *r)
 	/* A failure is never charged more than its hold. */
 	if (broken && c->resv.held && cost > c->resv.amount)
 		cost = c->resv.amount;
-	meta = row_metadata(o->d, o->attempts, estimated, &r->answer);
+	meta = row_metadata(c, o->d, o->attempts, estimated, &r->answer);
 	entry_init(c, o->d, o->resp.api_base, meta, &e);
 	e.success = !broken;
 	e.spend = cost;
@@ -1113,6 +1209,27 @@ call_upstream(struct call *c, struct tg_err *err)
 /* ---- the call ---- */
 
 /*
+ * metadata.tags is tollgate's (as LiteLLM's): taken off the body the
+ * upstream gets (a provider refuses a list in metadata; metadata without
+ * anything else goes too), and kept, since c->tag_names points into it.
+ */
+static void
+take_tags(struct call *c)
+{
+	struct json_object *meta, *tags;
+
+	if (c->body == NULL ||
+	    !json_object_object_get_ex(c->body, "metadata", &meta) ||
+	    !json_object_is_type(meta, json_type_object) ||
+	    !json_object_object_get_ex(meta, "tags", &tags))
+		return;
+	c->tag_list = json_object_get(tags);
+	json_object_object_del(meta, "tags");
+	if (json_object_object_length(meta) == 0)
+		json_object_object_del(c->body, "metadata");
+}
+
+/*
  * Steps 3 to 8 of SPEC 4.2: the model (and the key's models), the
  * customer, and the admission, which the ledger runs (ledger.h), with
  * gate() for what it must check on the way.
@@ -1152,9 +1269,22 @@ admit(struct call *c, struct tg_err *err)
 		c->estimate = a.estimate;
 		a.estimate_known = true;
 	}
+	/* The tags it names, and of them those that are accounts. */
+	rc = tg_tag_names(c->body, tg_req_header(c->req, "x-litellm-tags"),
+	                  c->tag_header, sizeof(c->tag_header), c->tag_names,
+	                  &c->ntag_names, err);
+	if (rc != TG_OK)
+		return rc;
+	take_tags(c);
+	if (c->ntag_names > 0 &&
+	    (rc = tg_tag_load(c->db, c->tag_names, c->ntag_names, c->tags,
+	                      &c->ntags, err)) != TG_OK)
+		return rc;
 	a.user_id = c->has_id ? c->user_id : NULL;
 	a.default_budget_id = c->cfg->max_end_user_budget_id;
 	a.key = c->key;
+	a.tags = c->tags;
+	a.ntags = c->ntags;
 	a.mode = c->cfg->budget_enforcement;
 	hold_request(c, &a.hold);
 	rc = tg_ledger_admit(c->db, &a, gate, c, &c->cust, &c->has_customer,
@@ -1200,6 +1330,9 @@ out:
 	release_limits(&c, 0);
 	if (c.has_customer)
 		tg_customer_free(&c.cust);
+	for (size_t i = 0; i < c.ntags; i++)
+		tg_tag_free(&c.tags[i]);
+	json_object_put(c.tag_list);
 	return rc;
 }
 

@@ -337,8 +337,9 @@ tg_ratelimit_admit(struct tg_db *db,
 		        "Rate limit exceeded for %s: %s. Limit type: %s. "
 		        "Current limit: %lld, Remaining: 0. Limit resets at: "
 		        "%s UTC",
-		        arg.refused->kind == TG_ACCOUNT_KEY ? "api_key"
-		                                            : "end_user",
+		        arg.refused->kind == TG_ACCOUNT_KEY   ? "api_key"
+		        : arg.refused->kind == TG_ACCOUNT_TAG ? "tag"
+		                                              : "end_user",
 		        arg.refused->id, arg.limit_type, (long long)arg.limit,
 		        resets);
 		/* A parallel slot frees when any call in flight ends, usually

@@ -21,6 +21,7 @@
 #include "budget.h"
 #include "db.h"
 #include "err.h"
+#include "tag.h"
 
 /* An account whose budget may limit a call. */
 struct tg_ratelimit_account {
@@ -29,8 +30,9 @@ struct tg_ratelimit_account {
 	const struct tg_budget *budget; /* its limits; NULL: none */
 };
 
-/* The most accounts one call is limited by: its customer and its key. */
-#define TG_RATELIMIT_ACCOUNTS 2
+/* The most accounts one call is limited by: its customer, its key and
+ * its tags. */
+#define TG_RATELIMIT_ACCOUNTS (2 + TG_TAG_MAX)
 
 /*
  * A refusal for a minute window whose reset is further off than this gets
@@ -56,17 +58,17 @@ struct tg_ratelimit_hold {
 
 /*
  * Admit request_id against the limits of accounts[0..n) (n <=
- * TG_RATELIMIT_ACCOUNTS; customer before key, the order every transaction
- * locks them in).  Accounts without any of the three limits cost nothing,
- * and with none at all it returns TG_OK at once, touching no database, and
- * *out is not active.  Otherwise, in one transaction serialised on each
+ * TG_RATELIMIT_ACCOUNTS; customer, key, then tags by name, the order every
+ * transaction locks them in).  Accounts without any of the three limits cost
+ * nothing, and with none at all it returns TG_OK at once, touching no database,
+ * and *out is not active.  Otherwise, in one transaction serialised on each
  * limited account's row: fewer than max_parallel_requests unexpired
  * requests in flight (this one is then recorded, expiring after
  * hold_seconds), fewer than rpm_limit requests admitted this UTC minute
  * (then counted), fewer than tpm_limit tokens settled this minute.  Every
  * account must admit; a refusal records nothing for any.
  *
- * Refusal: TG_ERR_RATE_LIMIT "Rate limit exceeded for <end_user|api_key>:
+ * Refusal: TG_ERR_RATE_LIMIT "Rate limit exceeded for <end_user|api_key|tag>:
  * <id>. Limit type: <requests|tokens|parallel_requests>. Current limit:
  * <n>, Remaining: 0. Limit resets at: <YYYY-MM-DD HH:MM:SS> UTC", and,
  * unlike other errors, out->retry_after set (>= 1 second) for the caller's

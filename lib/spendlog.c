@@ -16,6 +16,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -145,6 +146,23 @@ time_json(const char *sql_time)
 	" end_time, request_duration_ms, api_base, metadata"
 #define LOG_NCOLUMNS 16
 
+/* The tags row o's metadata says the call named (a new array). */
+static struct json_object *
+request_tags(struct json_object *o)
+{
+	struct json_object *meta, *tags, *out = json_object_new_array();
+
+	if (json_object_object_get_ex(o, "metadata", &meta) &&
+	    json_object_is_type(meta, json_type_object) &&
+	    json_object_object_get_ex(meta, "tags", &tags) &&
+	    json_object_is_type(tags, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(tags); i++)
+			json_object_array_add(
+			        out, json_object_get(json_object_array_get_idx(
+			                     tags, i)));
+	return out;
+}
+
 static bool
 log_row_json(const struct tg_db_result *res, size_t row,
              struct json_object **out)
@@ -189,16 +207,102 @@ log_row_json(const struct tg_db_result *res, size_t row,
 		}
 		json_object_object_add(o, names[col], v);
 	}
-	/* LiteLLM's names for the times, for scripts written against it. */
+	/* LiteLLM's names for the times and the tags, for scripts written
+	 * against it. */
 	json_object_object_add(o, "startTime",
 	                       time_json(tg_db_cell(res, row, 11)));
 	json_object_object_add(o, "endTime",
 	                       time_json(tg_db_cell(res, row, 12)));
+	json_object_object_add(o, "request_tags", request_tags(o));
 	*out = o;
 	return true;
 bad:
 	json_object_put(o);
 	return false;
+}
+
+/* res's rows as /spend/logs answers them (res freed), into *out. */
+static enum tg_rc
+log_rows(struct tg_db_result *res, struct json_object **out, struct tg_err *err)
+{
+	struct json_object *arr = json_object_new_array();
+	enum tg_rc rc = TG_OK;
+
+	for (size_t i = 0; i < res->nrows; i++) {
+		struct json_object *o;
+		if (!log_row_json(res, i, &o)) {
+			rc = tg_err_set(
+			        err, TG_ERR_INTERNAL, NULL,
+			        "malformed spend_logs row in the database");
+			break;
+		}
+		json_object_array_add(arr, o);
+	}
+	tg_db_result_free(res);
+	if (rc != TG_OK) {
+		json_object_put(arr);
+		return rc;
+	}
+	*out = arr;
+	return TG_OK;
+}
+
+/*
+ * The rows of q naming any of its tags: those spend_log_tags finds by tag
+ * and time, then the other filters.  A schema without tags (before
+ * sql/011) has none.
+ */
+static enum tg_rc
+list_tagged(struct tg_db *db, const struct tg_spendlog_query *q,
+            const char *start_s, const char *end_s, int64_t offset,
+            struct json_object **out, struct tg_err *err)
+{
+	struct tg_db_param params[TG_SPENDLOG_MAX_TAGS + 13];
+	struct tg_db_result res;
+	char sql[1024 + 3 * TG_SPENDLOG_MAX_TAGS];
+	size_t np = 0, len;
+	enum tg_rc rc;
+
+	len = (size_t)snprintf(sql, sizeof(sql),
+	                       "SELECT " LOG_COLUMNS " FROM spend_logs WHERE"
+	                       " request_id IN (SELECT t.request_id FROM"
+	                       " spend_log_tags t WHERE t.tag IN (?");
+	for (size_t i = 0; i < q->ntags && i < TG_SPENDLOG_MAX_TAGS; i++) {
+		params[np++] = tg_db_str(q->tags[i]);
+		if (i > 0)
+			len += (size_t)snprintf(sql + len, sizeof(sql) - len,
+			                        ", ?");
+	}
+	snprintf(sql + len, sizeof(sql) - len,
+	         ") AND t.start_time >= ? AND t.start_time < ?)"
+	         " AND start_time >= ? AND start_time < ?"
+	         " AND (? IS NULL OR end_user = ?)"
+	         " AND (? IS NULL OR api_key = ?)"
+	         " AND (? IS NULL OR request_id = ? OR response_id = ?)"
+	         " ORDER BY start_time DESC, request_id DESC"
+	         " LIMIT ? OFFSET ?");
+	params[np++] = tg_db_str(start_s);
+	params[np++] = tg_db_str(end_s);
+	params[np++] = tg_db_str(start_s);
+	params[np++] = tg_db_str(end_s);
+	params[np++] = tg_db_str(q->end_user);
+	params[np++] = tg_db_str(q->end_user);
+	params[np++] = tg_db_str(q->api_key);
+	params[np++] = tg_db_str(q->api_key);
+	params[np++] = tg_db_str(q->request_id);
+	params[np++] = tg_db_str(q->request_id);
+	params[np++] = tg_db_str(q->request_id);
+	params[np++] = tg_db_int(q->page_size);
+	params[np++] = tg_db_int(offset);
+	rc = tg_db_exec(db, sql, params, np, &res, err);
+	if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+		tg_err_clear(err);
+		*out = json_object_new_array();
+		return TG_OK;
+	}
+	if (rc != TG_OK)
+		return rc;
+	return log_rows(&res, out, err);
 }
 
 enum tg_rc
@@ -207,7 +311,6 @@ tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 {
 	struct tg_db_param params[10];
 	struct tg_db_result res;
-	struct json_object *arr;
 	char start_s[20], end_s[20];
 	int64_t offset;
 	size_t np = 0;
@@ -222,6 +325,10 @@ tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 		tg_time_sql(q->start, start_s);
 	if (q->has_end)
 		tg_time_sql(q->end, end_s);
+	if (q->ntags > 0)
+		return list_tagged(db, q, q->has_start ? start_s : NO_START,
+		                   q->has_end ? end_s : NO_END, offset, out,
+		                   err);
 	if (q->request_id != NULL) {
 		params[np++] = tg_db_str(q->request_id);
 		params[np++] = tg_db_str(q->request_id);
@@ -285,24 +392,7 @@ tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 	}
 	if (rc != TG_OK)
 		return rc;
-	arr = json_object_new_array();
-	for (size_t i = 0; i < res.nrows; i++) {
-		struct json_object *o;
-		if (!log_row_json(&res, i, &o)) {
-			rc = tg_err_set(
-			        err, TG_ERR_INTERNAL, NULL,
-			        "malformed spend_logs row in the database");
-			break;
-		}
-		json_object_array_add(arr, o);
-	}
-	tg_db_result_free(&res);
-	if (rc != TG_OK) {
-		json_object_put(arr);
-		return rc;
-	}
-	*out = arr;
-	return TG_OK;
+	return log_rows(&res, out, err);
 }
 
 /* ---- /customer/daily/activity ---- */

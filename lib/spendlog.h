@@ -45,6 +45,10 @@ struct tg_spendlog_query {
 	const char
 	        *request_id; /* tollgate's id, or the upstream's response id */
 	const char *api_key; /* a key's token (sha256 hex) */
+	/* Rows naming any of these tags (metadata.tags; SPEC 14); n 0:
+	 * any row. */
+	char **tags;
+	size_t ntags;
 	bool has_start, has_end;
 	time_t start, end; /* [start, end) on start_time */
 	int64_t page;      /* from 1 */
@@ -55,8 +59,11 @@ struct tg_spendlog_query {
  * Ledger rows matching q, newest first (start_time, then request_id,
  * descending), as a JSON array (new reference in *out) of objects with the
  * SPEC 3 fields (money exact, times ISO 8601 UTC, metadata as JSON) plus
- * LiteLLM's startTime and endTime.  Each filter is served by an index.
+ * LiteLLM's startTime, endTime and request_tags (the tags the call named,
+ * [] for none).  Each filter is served by an index (tags: spend_log_tags;
+ * at most TG_SPENDLOG_MAX_TAGS).
  */
+#define TG_SPENDLOG_MAX_TAGS 16
 enum tg_rc tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
                             struct json_object **out, struct tg_err *err);
 

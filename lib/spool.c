@@ -167,6 +167,14 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 	                       json_object_new_int64(e->start_us));
 	json_object_object_add(row, "end_us", json_object_new_int64(e->end_us));
 	add_str(row, "metadata", e->metadata);
+	if (e->ntags > 0) {
+		struct json_object *tags = json_object_new_array();
+
+		for (size_t i = 0; i < e->ntags; i++)
+			json_object_array_add(
+			        tags, json_object_new_string(e->tags[i]));
+		json_object_object_add(row, "tags", tags);
+	}
 	json_object_object_add(o, "entry", row);
 
 	if (r != NULL && r->held) {
@@ -187,6 +195,15 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 			json_object_object_add(
 			        h, "model_accounts",
 			        json_object_new_int64(r->model_accounts));
+		/* The tags it was held from, as the reservations row says
+		 * them ({"<name>": flags}); none: absent. */
+		if (r->ntags > 0) {
+			char *tags = tg_ledger_tags_text(r);
+
+			json_object_object_add(h, "tags",
+			                       json_tokener_parse(tags));
+			free(tags);
+		}
 		json_object_object_add(o, "hold", h);
 	}
 	return o;
@@ -425,7 +442,8 @@ static enum tg_rc
 replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
            size_t len, struct tg_err *err)
 {
-	struct json_object *o, *a, *row, *h;
+	struct json_object *o, *a, *row, *h, *tags;
+	const char *names[TG_TAG_MAX];
 	struct tg_ledger_account acct;
 	struct tg_ledger_entry e;
 	struct tg_reservation r;
@@ -464,6 +482,26 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 	e.start_us = get_int(row, "start_us");
 	e.end_us = get_int(row, "end_us");
 	e.metadata = get_str(row, "metadata");
+	if (json_object_object_get_ex(row, "tags", &tags)) {
+		if (!json_object_is_type(tags, json_type_array) ||
+		    json_object_array_length(tags) > TG_TAG_MAX) {
+			json_object_put(o);
+			return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+			                  "malformed spool file");
+		}
+		for (size_t i = 0; i < json_object_array_length(tags); i++) {
+			struct json_object *t =
+			        json_object_array_get_idx(tags, i);
+
+			if (!json_object_is_type(t, json_type_string)) {
+				json_object_put(o);
+				return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+				                  "malformed spool file");
+			}
+			names[e.ntags++] = json_object_get_string(t);
+		}
+		e.tags = names;
+	}
 	if (e.request_id == NULL || !get_money(row, "spend", &e.spend)) {
 		json_object_put(o);
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
@@ -490,6 +528,14 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 		tg_strlcpy(r.user_id, sizeof(r.user_id), uid);
 		tg_strlcpy(r.key_token, sizeof(r.key_token),
 		           get_str(h, "key_token"));
+		if (json_object_object_get_ex(h, "tags", &tags) &&
+		    !tg_ledger_tags_parse(json_object_to_json_string_ext(
+		                                  tags, JSON_C_TO_STRING_PLAIN),
+		                          &r)) {
+			json_object_put(o);
+			return tg_err_set(err, TG_ERR_INTERNAL, NULL,
+			                  "malformed spool file");
+		}
 	}
 	rc = tg_ledger_settle(db, &acct, &e, &r, NULL, err);
 	json_object_put(o);

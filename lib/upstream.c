@@ -151,8 +151,9 @@ body_member(void *arg, const char *key, size_t key_len, size_t value,
  * object, which go upstream as the object has them: model (replaced
  * here), the token bounds and counts of every API's field table
  * (lib/fields.c, TG_FIELD_TOKENS: "5" or 5.0 goes as 5, the bound the
- * estimate used) and stream_options (lib/api_chat.c asks for
- * include_usage).  Whatever else changes the body must be named here;
+ * estimate used), stream_options (lib/api_chat.c asks for include_usage)
+ * and metadata (lib/meter.c takes its tags off).  Whatever else changes
+ * the body must be named here;
  * tests/unit/test-api.c checks every TG_FIELD_TOKENS field of every
  * adapter's table.
  */
@@ -163,7 +164,8 @@ static const char *const printed_members[] = {"model",
                                               "best_of",
                                               "max_output_tokens",
                                               "max_tool_calls",
-                                              "stream_options"};
+                                              "stream_options",
+                                              "metadata"};
 
 static bool
 printed_member(const char *key, size_t len)
