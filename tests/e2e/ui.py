@@ -15,8 +15,9 @@ customers inserted by SQL and two with spends a float cannot hold
     tier, its spend after chats in the table and in the Usage chart,
     totals and top 10 equal to the API's, block (its next chat 403) and
     unblock, editing a budget and a customer, deleting with confirmation,
-    keys (generate, copy, curl with it, block, delete), and one flow by
-    keyboard alone;
+    keys (generate, copy, curl with it, block, delete), tags (create with
+    a budget, a tagged call's spend in the table, block, delete), and one
+    flow by keyboard alone;
   * the same script drives Debian's firefox-esr through WebDriver BiDi
     (playwright-core's moz-firefox channel) over the main views, the
     exact amounts, the seed's dialog and a chart.

@@ -431,6 +431,46 @@ async function keysFlow(page, context) {
   eq((await api("GET", "/key/info?key=" + token)).status, 404, "... and gone from /key/info");
 }
 
+// Tags: create one with a budget through the dialog, a call naming it
+// charged to it in the table, block (its next call 403), delete.
+async function tagsFlow(page) {
+  await page.getByRole("link", { name: "Tags" }).click();
+  await page.getByRole("button", { name: "+ Create Tag" }).click();
+  const dlg = page.getByRole("dialog", { name: "Create Tag" });
+  await dlg.getByLabel("Tag", { exact: true }).fill("ui-team");
+  await dlg.getByLabel("Description").fill("The UI team");
+  await dlg.getByLabel("Max Budget (USD)", { exact: true }).fill("0.5");
+  await dlg.getByLabel("Reset Period").fill("30d");
+  await dlg.getByRole("button", { name: "Create Tag" }).click();
+  await dlg.waitFor({ state: "detached" });
+  const info = await api("POST", "/tag/info", { names: ["ui-team"] });
+  const t = info.json && info.json["ui-team"];
+  eq([t && t.description, t && rawField(JSON.stringify(t.litellm_budget_table), "max_budget"),
+    t && t.litellm_budget_table.budget_duration], ["The UI team", "0.5", "30d"],
+  "Create Tag makes the tag with its budget");
+  const call = (status) => api("POST", "/chat/completions", {
+    model: "fake-gpt", user: "ui-tagged", messages: [{ role: "user", content: "hi" }],
+    metadata: { tags: ["ui-team"] }, fake: { usage: { prompt_tokens: 1000, completion_tokens: 500 } },
+  }).then((r) => eq(r.status, status, "a call naming the tag: " + status));
+  await call(200);
+  await page.getByRole("link", { name: "Customers" }).click();
+  await page.getByRole("link", { name: "Tags" }).click();
+  const row = page.getByRole("row").filter({ has: page.getByRole("rowheader", { name: /^ui-team/ }) });
+  eq((await row.locator("td").nth(0).textContent()).trim(), "$0.002", "the tag's spend in the table (1000 + 500 tokens)");
+  await shot(page, "tags");
+  await page.getByRole("button", { name: "Block tag ui-team" }).click();
+  await page.getByRole("button", { name: "Unblock tag ui-team" }).waitFor();
+  await call(403);
+  await page.getByRole("button", { name: "Unblock tag ui-team" }).click();
+  await page.getByRole("button", { name: "Block tag ui-team" }).waitFor();
+  await call(200);
+  await page.getByRole("button", { name: "Delete tag ui-team" }).click();
+  const del = page.getByRole("dialog", { name: "Delete tag ui-team?" });
+  await del.getByRole("button", { name: "Delete tag" }).click();
+  await del.waitFor({ state: "detached" });
+  eq((await api("POST", "/tag/info", { names: ["ui-team"] })).status, 404, "Delete, confirmed: the tag is gone");
+}
+
 // Keyboard only: sign in, go to Budgets, create a tier through the
 // dialog, sign out; no click, no fill.
 async function keyboardFlow(browser) {
@@ -561,6 +601,7 @@ async function main() {
         ["edit", () => editFlow(page, "my-free-tier", "ui-customer")],
         ["delete", () => deleteFlow(page)],
         ["keys", () => keysFlow(page, context)],
+        ["tags", () => tagsFlow(page)],
         ["keyboard", () => keyboardFlow(browser)],
       ];
   for (const [name, fn] of flows) {

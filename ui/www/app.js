@@ -1,7 +1,7 @@
 // app: tollgate's admin UI (SPEC 14).  Sign-in with the master key (kept
-// in sessionStorage, so it ends with the tab), then four sections, each a
+// in sessionStorage, so it ends with the tab), then five sections, each a
 // hash route: #/customers (and #/customer/<id>), #/budgets, #/usage,
-// #/keys.  Every view calls the JSON API of the same origin with the key.
+// #/keys, #/tags.  Every view calls the JSON API of the same origin with the key.
 
 import { ApiError, call, forgetKey, saveKey, savedKey, setUnauthorizedHandler } from "./api.js";
 import { alertBox, clear, h, showError } from "./dom.js";
@@ -9,6 +9,7 @@ import { customersView, customerView } from "./customers.js";
 import { budgetsView } from "./budgets.js";
 import { usageView } from "./usage.js";
 import { keysView } from "./keys.js";
+import { tagsView } from "./tags.js";
 
 const main = document.getElementById("main");
 const tabs = document.getElementById("tabs");
@@ -73,8 +74,9 @@ const routes = {
   budgets: budgetsView,
   usage: usageView,
   keys: keysView,
+  tags: tagsView,
 };
-const titles = { customers: "Customers", customer: "Customer", budgets: "Budgets", usage: "Usage", keys: "Keys" };
+const titles = { customers: "Customers", customer: "Customer", budgets: "Budgets", usage: "Usage", keys: "Keys", tags: "Tags" };
 
 let generation = 0;
 

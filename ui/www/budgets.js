@@ -44,7 +44,7 @@ export function limitValues(form, row) {
 // Shared tiers (not a customer's private budget), for pickers.
 export async function sharedTiers() {
   const { data } = await get("/budget/list");
-  return data.filter((b) => !b.private_for);
+  return data.filter((b) => !b.private_for && !b.private_for_tag);
 }
 
 function budgetDialog(row, done) {
@@ -74,7 +74,8 @@ export async function budgetsView(section, ctx) {
   const refresh = async (message) => {
     const { data } = await get("/budget/list");
     if (!ctx.isCurrent()) return;
-    const tiers = data.filter((b) => !b.private_for);
+    // A tag's own budget is shown with the tag (Tags tab).
+    const tiers = data.filter((b) => !b.private_for && !b.private_for_tag);
     const own = data.filter((b) => b.private_for);
     const actions = (b) => h("div", { class: "actions" },
       h("button", { type: "button", onclick: () => budgetDialog(b, refresh), "aria-label": "Edit budget " + b.budget_id }, "Edit"),
