@@ -65,6 +65,13 @@ wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int
+cmp_hold_tag(const void *x, const void *y)
+{
+	return strcmp(((const struct tg_hold_tag *)x)->name,
+	              ((const struct tg_hold_tag *)y)->name);
+}
+
 char *
 tg_ledger_tags_text(const struct tg_reservation *r)
 {
@@ -114,6 +121,8 @@ tg_ledger_tags_parse(const char *text, struct tg_reservation *r)
 	json_object_put(o);
 	if (!ok)
 		r->ntags = 0;
+	/* Ordered by name: the order every transaction locks tags in. */
+	qsort(r->tags, r->ntags, sizeof(r->tags[0]), cmp_hold_tag);
 	return ok;
 }
 
@@ -661,12 +670,12 @@ no_procedure(const struct tg_db *db)
  */
 static enum tg_rc
 admit_call(struct tg_db *db, const char *user_id, const char *default_budget_id,
-           const struct tg_key *k, tg_money estimate,
+           const struct tg_key *k, const char *tags, tg_money estimate,
            const struct tg_hold_request *hr, bool *slow,
            struct tg_customer *cust, bool *loaded, struct tg_reservation *out,
            struct tg_err *err)
 {
-	struct tg_db_param params[10];
+	struct tg_db_param params[11];
 	struct tg_db_result res;
 	struct tg_reservation r;
 	struct admit_account acct;
@@ -694,10 +703,11 @@ admit_call(struct tg_db *db, const char *user_id, const char *default_budget_id,
 	params[7] = tg_db_str(hr->api_key_hash);
 	params[8] = tg_db_str(start_s);
 	params[9] = tg_db_str(now_s);
+	params[10] = tg_db_str(tags);
 	rc = tg_db_call(db,
-	                "CALL tg_admit(?, ?, ?, ?, CAST(? AS DECIMAL(20,10)),"
-	                " ?, ?, ?, ?, ?)",
-	                params, 10, &res, err);
+	                "CALL tg_admit_v11(?, ?, ?, ?,"
+	                " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?)",
+	                params, 11, &res, err);
 	if (rc == TG_ERR_DB && no_procedure(db)) {
 		*slow = true;
 		return TG_OK;
@@ -705,15 +715,18 @@ admit_call(struct tg_db *db, const char *user_id, const char *default_budget_id,
 	if (rc != TG_OK)
 		return rc;
 	outcome = res.nrows == 1 ? tg_db_cell(&res, 0, 0) : NULL;
-	if (outcome == NULL || res.ncols != 7) {
+	if (outcome == NULL || res.ncols != 11) {
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                "malformed answer of tg_admit");
+		                "malformed answer of tg_admit_v11");
 		goto out;
 	}
 	if (strcmp(outcome, "slow") == 0) {
 		*slow = true;
 		goto out;
 	}
+	/* No customer, no key, no tag that exists: nothing to hold. */
+	if (strcmp(outcome, "none") == 0)
+		goto out;
 	if (user_id != NULL) {
 		const char *spend = tg_db_cell(&res, 0, 3);
 		const char *budget_id = tg_db_cell(&res, 0, 4);
@@ -765,12 +778,31 @@ admit_call(struct tg_db *db, const char *user_id, const char *default_budget_id,
 		rc = refused(db, &acct, hr, spend, max_budget, err);
 		goto out;
 	}
+	if (strcmp(outcome, "refused_tag") == 0 &&
+	    tg_db_cell(&res, 0, 8) != NULL) {
+		tg_money spend = 0, max_budget = 0;
+
+		if (tg_db_cell(&res, 0, 9) != NULL)
+			(void)tg_money_parse(tg_db_cell(&res, 0, 9), &spend);
+		if (tg_db_cell(&res, 0, 10) != NULL)
+			(void)tg_money_parse(tg_db_cell(&res, 0, 10),
+			                     &max_budget);
+		acct.kind = TG_ACCOUNT_TAG;
+		acct.id = tg_db_cell(&res, 0, 8);
+		rc = refused(db, &acct, hr, spend, max_budget, err);
+		goto out;
+	}
 	if (strcmp(outcome, "held") != 0 && strcmp(outcome, "already") != 0) {
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                "tg_admit answered '%.32s'", outcome);
+		                "tg_admit_v11 answered '%.32s'", outcome);
 		goto out;
 	}
 	memset(&r, 0, sizeof(r));
+	if (!tg_ledger_tags_parse(tg_db_cell(&res, 0, 7), &r)) {
+		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                "malformed tags in the answer of tg_admit_v11");
+		goto out;
+	}
 	r.held = true;
 	r.budgeted = have_cust && c.has_budget && c.budget.max_budget.set;
 	r.key_budgeted = k != NULL && k->has_budget && k->budget.max_budget.set;
@@ -790,6 +822,37 @@ out:
 		tg_customer_free(&c);
 	}
 	return rc;
+}
+
+static int
+cmp_name(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* The tag names of a call as tg_admit_v11 takes them: a JSON array,
+ * sorted by their bytes (the order the tags are locked in); NULL for
+ * none.  Caller frees. */
+static char *
+tags_json(const char *const *names, size_t n)
+{
+	const char *sorted[TG_TAG_MAX];
+	struct json_object *arr;
+	char *text;
+
+	if (n == 0)
+		return NULL;
+	if (n > TG_TAG_MAX)
+		n = TG_TAG_MAX;
+	memcpy(sorted, names, n * sizeof(*sorted));
+	qsort(sorted, n, sizeof(*sorted), cmp_name);
+	arr = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(arr, json_object_new_string(sorted[i]));
+	text = tg_xstrdup(
+	        json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+	json_object_put(arr);
+	return text;
 }
 
 /* Whether the virtual key has rate limits (SPEC 5, 13) or per-model
@@ -813,21 +876,32 @@ tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
 
 	memset(out, 0, sizeof(*out));
 	*has_customer = false;
+	a->ntags = 0;
 	/* A hold is how a call whose process dies is still charged; without
-	 * a customer and a virtual key there is no account to charge, and no
-	 * hold (ledger.h). */
-	if (a->user_id == NULL && a->key == NULL && a->ntags == 0)
+	 * a customer, a virtual key or a tag there is no account to charge,
+	 * and no hold (ledger.h). */
+	if (a->user_id == NULL && a->key == NULL && a->ntag_names == 0)
 		return gate(gate_arg, NULL, a, err);
 	if (a->estimate_known && a->mode == TG_ENFORCE_RESERVE &&
-	    a->ntags == 0 && (a->key == NULL || !key_limited(a->key))) {
+	    (a->key == NULL || !key_limited(a->key))) {
+		char *tags = tags_json(a->tag_names, a->ntag_names);
 		bool slow = false;
 
 		rc = admit_call(db, a->user_id, a->default_budget_id, a->key,
-		                a->estimate, &a->hold, &slow, cust,
+		                tags, a->estimate, &a->hold, &slow, cust,
 		                has_customer, out, err);
+		free(tags);
 		if (rc != TG_OK || !slow)
 			return rc;
 	}
+	if (a->ntag_names > 0) {
+		rc = tg_tag_load(db, a->tag_names, a->ntag_names, a->tags,
+		                 &a->ntags, err);
+		if (rc != TG_OK)
+			return rc;
+	}
+	if (a->user_id == NULL && a->key == NULL && a->ntags == 0)
+		return gate(gate_arg, NULL, a, err);
 	if (a->user_id != NULL) {
 		rc = tg_customer_upsert(db, a->user_id, a->default_budget_id,
 		                        cust, err);
@@ -899,7 +973,9 @@ struct party {
 struct settle_arg {
 	const struct tg_ledger_account *acct;
 	const struct tg_ledger_entry *e;
-	const struct tg_reservation *r;
+	const struct tg_reservation *r;     /* the caller's, or &held */
+	const struct tg_reservation *given; /* the caller's */
+	struct tg_reservation held; /* given, with its hold row's tags */
 	/* the customer, then the key, then the tags by name */
 	struct party party[MAX_ACCOUNTS];
 	size_t nparty;
@@ -1364,6 +1440,41 @@ tg_ledger_index_tags(struct tg_db *db, const char *request_id,
 	return rc;
 }
 
+/*
+ * The hold's tags as its row says them, locked (the caller's answer of the
+ * admission was lost): a->r becomes a->held, the caller's hold with them.
+ * A hold row that is gone, or a schema without tags (1054), has none.
+ */
+static enum tg_rc
+hold_tags(struct tg_db *db, struct settle_arg *a, struct tg_err *err)
+{
+	struct tg_db_param param = tg_db_str(a->given->request_id);
+	struct tg_db_result res;
+	enum tg_rc rc;
+
+	a->held = *a->given;
+	a->held.tags_unknown = false;
+	a->held.ntags = 0;
+	a->r = &a->held;
+	rc = tg_db_exec(db,
+	                "SELECT tags FROM reservations WHERE request_id = ?"
+	                " FOR UPDATE",
+	                &param, 1, &res, err);
+	if (rc == TG_ERR_DB && tg_db_errno(db) == 1054) {
+		tg_err_clear(err);
+		return TG_OK;
+	}
+	if (rc != TG_OK)
+		return rc;
+	if (res.nrows == 1 &&
+	    !tg_ledger_tags_parse(tg_db_cell(&res, 0, 0), &a->held))
+		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
+		                "malformed tags of reservation %s",
+		                a->given->request_id);
+	tg_db_result_free(&res);
+	return rc;
+}
+
 static enum tg_rc
 settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 {
@@ -1387,6 +1498,10 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	tg_time_sql(now, now_s);
 	time_us_sql(start_us, start_s);
 	time_us_sql(end_us, end_s);
+	a->r = a->given;
+	if (a->r != NULL && a->r->held && a->r->tags_unknown &&
+	    (rc = hold_tags(db, a, err)) != TG_OK)
+		return rc;
 	parties(a, now);
 	if ((rc = tag_periods(db, a, now, err)) != TG_OK)
 		return rc;
@@ -1526,7 +1641,7 @@ out:
 }
 
 /*
- * What the one-round-trip settlement (sql/007's tg_settle) cannot do: cap a
+ * What the one-round-trip settlement (sql/011's tg_settle_v11) cannot do: cap a
  * charge above its hold (that reads the accounts first) and write events
  * (lib/events.c builds their bodies).  Those settlements take the long way.
  */
@@ -1535,19 +1650,21 @@ settle_fast_applies(const struct settle_arg *a)
 {
 	if (a->r != NULL && a->r->held && a->e->spend > a->r->amount)
 		return false;
-	/* A hold on model_spend rows or on tags: the statements charge
-	 * them; a row with tags: they index it. */
+	/* A hold on model_spend rows (a tag's too): the statements charge
+	 * them; a hold whose tags are for its row to say: they read it. */
 	if (a->r != NULL && a->r->held &&
-	    (a->r->model_accounts != 0 || a->r->ntags != 0))
+	    (a->r->model_accounts != 0 || a->r->tags_unknown))
 		return false;
-	if (a->e->ntags != 0)
-		return false;
+	for (size_t i = 0; a->r != NULL && a->r->held && i < a->r->ntags; i++)
+		if (a->r->tags[i].flags & TG_HOLD_TAG_MODEL)
+			return false;
 	return a->nparty == 0 || !tg_events_on(a->acct->alerts);
 }
 
 /*
- * The settlement in one CALL.  *dup: the request's row was there already
- * (nothing done; the long way finds out what it is).
+ * The settlement in one CALL of tg_settle_v11.  *dup: the request's row
+ * was there already, or a tag's period is due (nothing done; the long way
+ * finds out what it is, or starts the period).
  */
 static enum tg_rc
 settle_call(struct tg_db *db, struct settle_arg *a, bool *dup,
@@ -1555,9 +1672,10 @@ settle_call(struct tg_db *db, struct settle_arg *a, bool *dup,
 {
 	const struct tg_ledger_entry *e = a->e;
 	const struct party *cust = NULL, *key = NULL;
-	struct tg_db_param params[24];
+	struct tg_db_param params[25];
 	struct tg_db_result res;
 	char start_s[32], end_s[32], now_s[20];
+	char *row_tags;
 	int64_t start_us, end_us;
 	time_t now;
 	bool held = a->r != NULL && a->r->held;
@@ -1571,10 +1689,11 @@ settle_call(struct tg_db *db, struct settle_arg *a, bool *dup,
 	tg_time_sql(now, now_s);
 	time_us_sql(start_us, start_s);
 	time_us_sql(end_us, end_s);
+	/* The tags are the procedure's to find, from the hold's row. */
 	for (size_t i = 0; i < a->nparty; i++) {
 		if (a->party[i].kind == TG_ACCOUNT_CUSTOMER)
 			cust = &a->party[i];
-		else
+		else if (a->party[i].kind == TG_ACCOUNT_KEY)
 			key = &a->party[i];
 	}
 	row_params(params, e, e->spend, e->metadata, start_s, end_s, start_us,
@@ -1590,20 +1709,25 @@ settle_call(struct tg_db *db, struct settle_arg *a, bool *dup,
 	/* The key gets the hold back only if the hold was taken from it. */
 	params[22] = tg_db_int(held && a->r->key_token[0] != '\0' ? 1 : 0);
 	params[23] = tg_db_str(now_s);
+	row_tags = tags_json(e->tags, e->ntags);
+	params[24] = tg_db_str(row_tags);
 	rc = tg_db_call(db,
-	                "CALL tg_settle(?, ?, ?, ?, ?, ?, ?,"
+	                "CALL tg_settle_v11(?, ?, ?, ?, ?, ?, ?,"
 	                " CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?, ?,"
-	                " ?, CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?)",
-	                params, 24, &res, err);
+	                " ?, CAST(? AS DECIMAL(20,10)), ?, ?, ?, ?, ?, ?, ?)",
+	                params, 25, &res, err);
+	free(row_tags);
 	if (rc != TG_OK)
 		return rc;
 	outcome = res.nrows == 1 && res.ncols == 1 ? tg_db_cell(&res, 0, 0)
 	                                           : NULL;
-	if (outcome != NULL && strcmp(outcome, "duplicate") == 0)
+	/* A row there already, or a tag's period due: the long way. */
+	if (outcome != NULL &&
+	    (strcmp(outcome, "duplicate") == 0 || strcmp(outcome, "long") == 0))
 		*dup = true;
 	else if (outcome == NULL || strcmp(outcome, "settled") != 0)
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
-		                "malformed answer of tg_settle");
+		                "malformed answer of tg_settle_v11");
 	tg_db_result_free(&res);
 	if (rc == TG_OK && !*dup)
 		a->charged = e->spend;
@@ -1626,7 +1750,7 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 	memset(&arg, 0, sizeof(arg));
 	arg.acct = acct != NULL ? acct : &none;
 	arg.e = e;
-	arg.r = r;
+	arg.r = arg.given = r;
 	parties(&arg,
 	        (time_t)((e->end_us != 0 ? e->end_us : wall_us()) / 1000000));
 	if (settle_fast_applies(&arg)) {

@@ -83,12 +83,15 @@ struct tg_reservation {
 	/* The tags it was held from, in the order they are locked (by name). */
 	size_t ntags;
 	struct tg_hold_tag tags[TG_TAG_MAX];
+	/* The admission's answer was lost: which tags it held (if any) is
+	 * for its hold row to say (the settlement reads it there). */
+	bool tags_unknown;
 };
 
 /*
  * The tags of r as the reservations row's tags column holds them (JSON
- * text, caller frees; NULL when r has none), and back: false when text is
- * not such an object (r's tags are then none).
+ * text, caller frees; NULL when r has none), and back, ordered by name:
+ * false when text is not such an object (r's tags are then none).
  */
 char *tg_ledger_tags_text(const struct tg_reservation *r);
 bool tg_ledger_tags_parse(const char *text, struct tg_reservation *r);
@@ -113,9 +116,13 @@ struct tg_admission {
 	const char *user_id;           /* the customer's id; NULL: none */
 	const char *default_budget_id; /* the tier of customers without one */
 	const struct tg_key *key;      /* the virtual key; NULL: none */
-	/* The tags the call names that exist, as loaded, ordered by name
-	 * (tg_tag_load()); the others are no accounts. */
-	const struct tg_tag *tags;
+	/* The tags the call names (tg_tag_names()), and where those of them
+	 * that exist are loaded (the caller's array of TG_TAG_MAX, freed by
+	 * it) when the admission takes the statements' way: ntags of them,
+	 * ordered by name; the others are no accounts. */
+	const char *const *tag_names;
+	size_t ntag_names;
+	struct tg_tag *tags;
 	size_t ntags;
 	enum tg_enforcement mode;
 	/* The worst-case cost over every deployment that may serve the call
@@ -142,26 +149,29 @@ typedef enum tg_rc (*tg_ledger_gate_fn)(void *arg, const struct tg_customer *c,
 /*
  * The admission of a call: load the customer a->user_id (creating it when
  * new: tg_customer_upsert()), and take the hold of the call's worst-case
- * cost from it and from the virtual key a->key, in one transaction: held
- * from both or from neither.  For each account with a max_budget, reserve
- * mode grants it only if spend + reserved + estimate <= max_budget,
- * atomically; post mode admits while spend < max_budget.  A call with
- * neither a customer nor a key has no account to hold from: only gate runs
+ * cost from it, from the virtual key a->key and from each tag of
+ * a->tag_names that exists, in one transaction: held from all or from
+ * none.  For each account with a max_budget, reserve mode grants it only
+ * if spend + reserved + estimate <= max_budget, atomically; post mode
+ * admits while spend < max_budget.  A call with neither a customer, a key
+ * nor a tag that exists has no account to hold from: only gate runs
  * (ledger.h's rule for such calls), and *out is not held.
  *
  * The ledger alone decides how: the common call (its estimate known,
- * reserve mode, a key without rate limits, a customer that is neither
- * blocked, limited to a region, rate-limited nor due a period reset) in
- * one round trip, the procedure tg_admit of sql/008, which needs no gate
- * for it; every other call, or a database without the procedure, with
- * statements: the customer loaded, gate(gate_arg, customer, a, err), then
- * the hold of a->estimate.
+ * reserve mode, a key without rate limits, a customer and tags that are
+ * neither blocked, limited to a region or models, rate-limited, capped per
+ * model nor due a period reset) in one round trip, the procedure
+ * tg_admit_v11 of sql/011, which needs no gate for it; every other call,
+ * or a database without the procedure, with statements: the tags and the
+ * customer loaded, gate(gate_arg, customer, a, err), then the hold of
+ * a->estimate.
  *
  * Refusal: TG_ERR_BUDGET "ExceededBudget: End User=<id> over budget.
  * Spend=<spend>, Budget=<max_budget>" for the customer's budget, "Budget
  * has been exceeded! Current cost: <spend>, Max budget: <max_budget>"
- * (LiteLLM's) for the key's, and hold.alerts' budget_crossed event the
- * first time in that account's period.  On TG_OK *out is the hold, to be
+ * (LiteLLM's) for the key's, "ExceededBudget: Tag=<name> over budget. ..."
+ * for a tag's, and hold.alerts' budget_crossed event the first time in
+ * that account's period.  On TG_OK *out is the hold, to be
  * given to tg_ledger_settle().  Whatever the outcome, *has_customer tells
  * that *cust holds the customer as loaded (the caller frees it with
  * tg_customer_free()): all of it on the statements' way, and what a

@@ -60,7 +60,7 @@ struct call {
 	struct tg_customer cust;
 	const struct tg_key *key; /* the virtual key used, or NULL (SPEC 13) */
 	/* The tags it names (SPEC 14), and those of them that exist, as
-	 * loaded, by name. */
+	 * loaded (by name) when the admission takes the statements' way. */
 	const char *tag_names[TG_TAG_MAX];
 	size_t ntag_names;
 	char tag_header[4096];        /* x-litellm-tags, split in place */
@@ -218,10 +218,11 @@ unknown_model(const struct call *c, struct tg_err *err)
  * that names its models names the call's.
  */
 static enum tg_rc
-tags_allow(const struct call *c, struct tg_err *err)
+tags_allow(const struct call *c, const struct tg_admission *a,
+           struct tg_err *err)
 {
-	for (size_t i = 0; i < c->ntags; i++) {
-		const struct tg_tag *t = &c->tags[i];
+	for (size_t i = 0; i < a->ntags; i++) {
+		const struct tg_tag *t = &a->tags[i];
 
 		if (t->blocked)
 			return tg_err_set(err, TG_ERR_FORBIDDEN, NULL,
@@ -427,7 +428,8 @@ hold_seconds(const struct call *c)
  * would otherwise hold the caller's call for up to a minute per retry.
  */
 static enum tg_rc
-rate_limit(struct call *c, const struct tg_customer *cust, struct tg_err *err)
+rate_limit(struct call *c, const struct tg_customer *cust,
+           const struct tg_admission *a, struct tg_err *err)
 {
 	struct tg_ratelimit_account accounts[TG_RATELIMIT_ACCOUNTS];
 	char retry_after[24];
@@ -445,11 +447,11 @@ rate_limit(struct call *c, const struct tg_customer *cust, struct tg_err *err)
 		accounts[n++].budget =
 		        c->key->has_budget ? &c->key->budget : NULL;
 	}
-	for (size_t i = 0; i < c->ntags && n < TG_RATELIMIT_ACCOUNTS; i++) {
+	for (size_t i = 0; i < a->ntags && n < TG_RATELIMIT_ACCOUNTS; i++) {
 		accounts[n].kind = TG_ACCOUNT_TAG;
-		accounts[n].id = c->tags[i].name;
+		accounts[n].id = a->tags[i].name;
 		accounts[n++].budget =
-		        c->tags[i].has_budget ? &c->tags[i].budget : NULL;
+		        a->tags[i].has_budget ? &a->tags[i].budget : NULL;
 	}
 	rc = tg_ratelimit_admit(c->db, accounts, n, tg_req_id(c->req),
 	                        hold_seconds(c), &c->limits, err);
@@ -521,7 +523,7 @@ gate(void *arg, const struct tg_customer *cust, struct tg_admission *a,
 		                  "User blocked from making LLM API Calls. "
 		                  "User=%s",
 		                  cust->user_id);
-	if ((rc = tags_allow(c, err)) != TG_OK)
+	if ((rc = tags_allow(c, a, err)) != TG_OK)
 		return rc;
 	if ((rc = candidates(c, cust, err)) != TG_OK)
 		return rc;
@@ -529,17 +531,18 @@ gate(void *arg, const struct tg_customer *cust, struct tg_admission *a,
 		return rc;
 	c->estimate = a->estimate;
 	hold_request(c, &a->hold);
-	return rate_limit(c, cust, err);
+	return rate_limit(c, cust, a, err);
 }
 
 /* ---- the ledger row ---- */
 
-/* Whether the call's tag named i exists (was loaded). */
+/* Whether the call's tag named i is an account (its hold was taken from
+ * it). */
 static bool
 tag_known(const struct call *c, size_t i)
 {
-	for (size_t k = 0; k < c->ntags; k++)
-		if (strcmp(c->tags[k].name, c->tag_names[i]) == 0)
+	for (size_t k = 0; c->resv.held && k < c->resv.ntags; k++)
+		if (strcmp(c->resv.tags[k].name, c->tag_names[i]) == 0)
 			return true;
 	return false;
 }
@@ -711,27 +714,8 @@ release_unknown_hold(struct call *c)
 	tg_strlcpy(r.user_id, sizeof(r.user_id), c->has_id ? c->user_id : "");
 	tg_strlcpy(r.key_token, sizeof(r.key_token),
 	           c->key != NULL ? c->key->token : "");
-	/* The tags it may hold, as the admission would have taken them:
-	 * the replay releases each (a flag too many changes nothing). */
-	for (size_t i = 0; i < c->ntags && i < TG_TAG_MAX; i++) {
-		char period[32];
-		tg_money cap;
-
-		tg_strlcpy(r.tags[i].name, sizeof(r.tags[i].name),
-		           c->tags[i].name);
-		r.tags[i].flags =
-		        (c->tags[i].has_budget &&
-		                         c->tags[i].budget.max_budget.set
-		                 ? TG_HOLD_TAG_BUDGETED
-		                 : 0) |
-		        (c->tags[i].has_budget &&
-		                         tg_budget_model_cap(
-		                                 &c->tags[i].budget, c->model,
-		                                 &cap, period, sizeof(period))
-		                 ? TG_HOLD_TAG_MODEL
-		                 : 0);
-		r.ntags++;
-	}
+	/* Which tags it holds, if it holds, is for its row to say. */
+	r.tags_unknown = c->ntag_names > 0;
 	r.amount = c->estimate;
 	entry_init(c, d, NULL,
 	           "{\"reason\":\"the database was lost while admitting the "
@@ -1276,19 +1260,17 @@ admit(struct call *c, struct tg_err *err)
 	if (rc != TG_OK)
 		return rc;
 	take_tags(c);
-	if (c->ntag_names > 0 &&
-	    (rc = tg_tag_load(c->db, c->tag_names, c->ntag_names, c->tags,
-	                      &c->ntags, err)) != TG_OK)
-		return rc;
 	a.user_id = c->has_id ? c->user_id : NULL;
 	a.default_budget_id = c->cfg->max_end_user_budget_id;
 	a.key = c->key;
+	a.tag_names = c->tag_names;
+	a.ntag_names = c->ntag_names;
 	a.tags = c->tags;
-	a.ntags = c->ntags;
 	a.mode = c->cfg->budget_enforcement;
 	hold_request(c, &a.hold);
 	rc = tg_ledger_admit(c->db, &a, gate, c, &c->cust, &c->has_customer,
 	                     &c->resv, err);
+	c->ntags = a.ntags; /* loaded: freed with the call */
 	if (rc == TG_OK && c->resv.held)
 		c->estimate = c->resv.amount;
 	if (rc == TG_ERR_BUDGET)

@@ -196,7 +196,11 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 			        h, "model_accounts",
 			        json_object_new_int64(r->model_accounts));
 		/* The tags it was held from, as the reservations row says
-		 * them ({"<name>": flags}); none: absent. */
+		 * them ({"<name>": flags}; none: absent), or that its row
+		 * is to say them (the admission's answer was lost). */
+		if (r->tags_unknown)
+			json_object_object_add(h, "tags_unknown",
+			                       json_object_new_boolean(1));
 		if (r->ntags > 0) {
 			char *tags = tg_ledger_tags_text(r);
 
@@ -528,6 +532,7 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 		tg_strlcpy(r.user_id, sizeof(r.user_id), uid);
 		tg_strlcpy(r.key_token, sizeof(r.key_token),
 		           get_str(h, "key_token"));
+		r.tags_unknown = get_bool(h, "tags_unknown");
 		if (json_object_object_get_ex(h, "tags", &tags) &&
 		    !tg_ledger_tags_parse(json_object_to_json_string_ext(
 		                                  tags, JSON_C_TO_STRING_PLAIN),

@@ -6,9 +6,13 @@ Through lighttpd with one chat worker (reclaim_interval long, so that no
 periodic work falls among the counted calls):
 1. Round trips: MariaDB's Questions per call, over 20 calls made one by one
    once the worker is warm, minus the cost of reading the counter: 2 for a
-   customer with a max_budget (CALL tg_admit, CALL tg_settle), streamed or
-   not, and for a customer without a budget; 1 for a call without a
-   customer or key (its ledger row).  The books hold: spend == the sum of
+   customer with a max_budget (CALL tg_admit_v11, CALL tg_settle_v11),
+   streamed or not, for a customer without a budget, and for a customer
+   naming a tag that does not exist; 3 for a customer and a virtual key
+   (the key's authentication is a read of its own), and as many with a tag
+   as well, each of the three accounts with a max_budget: a third account
+   costs no round trip; 1 for a call without a customer or key (its ledger
+   row).  The books hold: spend == the sum of
    the ledger rows, nothing reserved, no hold row left.
 2. A call without a customer or key takes no hold row while it is at the
    upstream, and its ledger row is written.
@@ -30,6 +34,7 @@ periodic work falls among the counted calls):
 """
 
 import hashlib
+import json
 import os
 import re
 import subprocess
@@ -102,6 +107,37 @@ def round_trips(t, env):
     t.is_eq(per_call(env, plain(free)), Decimal(2),
             "a customer without a budget: 2 round trips per call")
     books(t, env, free, "free")
+    r = env.request("POST", "/key/generate", body={"max_budget": 5})
+    key = json.loads(r.text).get("key") if r.status == 200 else None
+    t.ok(key is not None, "a virtual key with a max_budget", r.text[:200])
+    r = env.request("POST", "/tag/new", body={"name": "hp-tag", "max_budget": 5})
+    t.is_eq(r.status, 200, "a tag with a max_budget", r.text[:200])
+
+    def tagged(user, tag, key):
+        def call():
+            r = env.request("POST", "/chat/completions", key=key,
+                            headers={"x-litellm-tags": tag},
+                            body=H.Env.chat_body(user=user, fake=USAGE))
+            t.ok(r.status == 200, "tagged call of %s: 200" % user, r.text[:300])
+        return call
+    three = "hp-three"
+    env.customer_new(user_id=three, max_budget=5)
+    tagged(three, "hp-tag", key)()
+    tagged(budgeted, "hp-no-such-tag", H._DEFAULT_KEY)()
+    t.is_eq(per_call(env, tagged(three, "", key)), Decimal(3),
+            "a customer and a key, each with a max_budget: 3 round trips per call"
+            " (the key's authentication, the admission, the settlement)")
+    t.is_eq(per_call(env, tagged(three, "hp-tag", key)), Decimal(3),
+            "a customer, a key and a tag, each with a max_budget: as many")
+    books(t, env, three, "three accounts")
+    tag = env.sql("SELECT spend, reserved FROM tags WHERE tag_name = 'hp-tag'")
+    rows = env.sql("SELECT SUM(s.spend), COUNT(*) FROM spend_logs s JOIN spend_log_tags x"
+                   " ON x.request_id = s.request_id WHERE x.tag = 'hp-tag'")
+    t.is_eq([dec(x) for x in tag[0]], [dec(rows[0][0]), Decimal(0)],
+            "three accounts: the tag's spend == its rows (%s), nothing reserved" % rows[0][1])
+    t.is_eq(per_call(env, tagged(budgeted, "hp-no-such-tag", H._DEFAULT_KEY)), Decimal(2),
+            "a customer naming a tag that does not exist: 2 round trips per call")
+    books(t, env, budgeted, "an unknown tag")
     before = int(env.sql("SELECT COUNT(*) FROM spend_logs WHERE end_user = ''")[0][0])
     t.is_eq(per_call(env, plain(None)), Decimal(1),
             "no customer: 1 round trip per call (its ledger row)")
@@ -269,8 +305,8 @@ def without_execute(t, env):
 
 
 def without_procedures(t, env):
-    env.sql("DROP PROCEDURE tg_admit")
-    env.sql("DROP PROCEDURE tg_settle")
+    for name in ("tg_admit", "tg_settle", "tg_admit_v11", "tg_settle_v11"):
+        env.sql("DROP PROCEDURE %s" % name)
     user = "hp-old-schema"
     env.customer_new(user_id=user, max_budget=1)
     for i in range(3):

@@ -8,11 +8,13 @@ take); where a procedure repeats C, this proves the two the same.
 tests/unit/test-ledger runs one table of scenarios (a new customer, a tier,
 a key and a customer, refusals at the exact boundary, a hold of 0, a due
 reset, a duplicate request id, an unsettled row replaced, a budget deleted
-mid-call, a model_max_budget cap) on two databases of one server: "tollgate" with the procedures
-and "tollgate_long" with them dropped.  Then customers, api_keys,
-reservations and spend_logs of the two are compared row for row, every
-column but those the server's clock writes (created_at, updated_at,
-expires_at), and model_spend, the per-model accounts.  A procedure made to differ (a join, a condition) fails here.
+mid-call, a model_max_budget cap, tags with a customer and a key, alone,
+refused, reclaimed and replaced) on two databases of one server:
+"tollgate" with the procedures and "tollgate_long" with them dropped.  Then
+customers, api_keys, reservations and spend_logs of the two are compared
+row for row, every column but those the server's clock writes (created_at,
+updated_at, expires_at), and model_spend, the per-model accounts, tags and
+the ledger's index by tag.  A procedure made to differ (a join, a condition) fails here.
 """
 
 import os
@@ -31,7 +33,9 @@ TABLES = {
     "api_keys": ("token, key_name, blocked, budget_id, spend, reserved, spend_reset_at",
                  "token"),
     "reservations": ("request_id, user_id, amount, model, api_key, start_time, key_token, "
-                     "model_accounts", "request_id"),
+                     "model_accounts, tags", "request_id"),
+    "tags": ("tag_name, budget_id, spend, reserved, spend_reset_at", "tag_name"),
+    "spend_log_tags": ("tag, request_id, start_time", "tag, request_id"),
     "model_spend": ("kind, account_id, model, spend, reserved, budget_limit, time_period, "
                     "spend_reset_at", "kind, account_id, model"),
     "spend_logs": ("request_id, end_user, model, model_id, api_key, call_type, status, spend, "
@@ -55,10 +59,12 @@ def main(t, env):
         t.fail("test-ledger is built (make check builds it)", "missing: %s" % PROGRAM)
         return
     env.migrate(database_url=env.db.url.replace("/tollgate?", "/tollgate_long?"))
-    env.db.sql("DROP PROCEDURE tg_admit; DROP PROCEDURE tg_settle", db="tollgate_long")
+    env.db.sql("DROP PROCEDURE tg_admit; DROP PROCEDURE tg_settle; DROP PROCEDURE"
+               " tg_admit_v11; DROP PROCEDURE tg_settle_v11", db="tollgate_long")
     procs = env.db.sql("SELECT db, COUNT(*) FROM mysql.proc WHERE name IN "
-                       "('tg_admit', 'tg_settle') GROUP BY db", db=None)
-    t.is_eq(procs, [["tollgate", "2"]], "the procedures are in tollgate only")
+                       "('tg_admit', 'tg_settle', 'tg_admit_v11', 'tg_settle_v11')"
+                       " GROUP BY db", db=None)
+    t.is_eq(procs, [["tollgate", "4"]], "the procedures are in tollgate only")
     run(t, env, "tollgate", "procedures")
     run(t, env, "tollgate_long", "statements")
     for table in TABLES:
@@ -77,6 +83,14 @@ def main(t, env):
                 [[H.Decimal("0.875"), H.Decimal(0)]],
                 "%s: the capped model's spend is its three charges (0.5 + 0.25 + the "
                 "unsettled 0.2 replaced by 0.125), nothing reserved" % db)
+    for db in ("tollgate", "tollgate_long"):
+        tagged = env.db.sql("SELECT tag_name, spend, reserved FROM tags ORDER BY tag_name",
+                            db=db)
+        t.is_eq([[r[0], H.dec(r[1]), H.dec(r[2])] for r in tagged],
+                [["t-a", H.Decimal("0.875"), H.Decimal(0)],
+                 ["t-b", H.Decimal("0.625"), H.Decimal(0)]],
+                "%s: t-a's spend is its three charges (0.5 + 0.25 + the unsettled 0.2"
+                " replaced by 0.125), t-b's its two (0.5 + 0.125), nothing reserved" % db)
     unsettled = env.db.sql("SELECT COUNT(*) FROM spend_logs WHERE status = 'unsettled'")
     t.is_eq(unsettled, [["0"]], "the unsettled row was replaced by its settlement")
 

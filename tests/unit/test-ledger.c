@@ -1,9 +1,10 @@
 /*
  * test-ledger: one table of ledger scenarios (lib/ledger.c), run against the
  * database of TG_TEST_DATABASE_URL.  tests/e2e/ledger_diff.py runs it twice,
- * on a schema with the procedures of sql/007 and sql/008 and on one without
- * them, and compares the rows the two runs leave (customers, api_keys,
- * reservations, spend_logs) row for row: the ledger decides which way a
+ * on a schema with the procedures (sql/011's tg_admit_v11, tg_settle_v11)
+ * and on one without them, and compares the rows the two runs leave
+ * (customers, api_keys, tags, reservations, spend_logs and more) row for
+ * row: the ledger decides which way a
  * transaction runs, and both ways must do the same thing.  Without the
  * variable it says SKIP.
  *
@@ -87,6 +88,9 @@ struct call {
 	const char *request_id;
 	const char *user_id; /* NULL: none */
 	bool with_key;
+	const char *tags[4]; /* the tags it names, NULL-ended */
+	struct tg_tag loaded[TG_TAG_MAX];
+	size_t nloaded;
 	struct tg_customer cust;
 	bool has_customer;
 	struct tg_key key;
@@ -106,6 +110,10 @@ admit(struct call *c, const char *estimate, const char *default_budget,
 	a.user_id = c->user_id;
 	a.default_budget_id = default_budget;
 	a.key = c->with_key ? &c->key : NULL;
+	while (a.ntag_names < 4 && c->tags[a.ntag_names] != NULL)
+		a.ntag_names++;
+	a.tag_names = c->tags;
+	a.tags = c->loaded;
 	a.mode = TG_ENFORCE_RESERVE;
 	a.estimate = money(estimate);
 	a.estimate_known = true;
@@ -117,6 +125,7 @@ admit(struct call *c, const char *estimate, const char *default_budget,
 	tg_err_clear(&err);
 	rc = tg_ledger_admit(db, &a, gate, g != NULL ? g : &none, &c->cust,
 	                     &c->has_customer, &c->resv, &err);
+	c->nloaded = a.ntags;
 	if (rc != TG_OK && rc != TG_ERR_BUDGET)
 		diag("admit %s: %s", c->request_id, err.message);
 	return rc;
@@ -148,6 +157,9 @@ settle(struct call *c, const char *spend, bool success)
 	e.start_us = START_US;
 	e.end_us = END_US;
 	e.metadata = "{\"model_group\":\"m\"}";
+	e.tags = c->tags;
+	while (e.ntags < 4 && c->tags[e.ntags] != NULL)
+		e.ntags++;
 	tg_err_clear(&err);
 	rc = tg_ledger_settle(db, &acct, &e, &c->resv, NULL, &err);
 	if (rc != TG_OK)
@@ -162,6 +174,8 @@ call_done(struct call *c)
 		tg_customer_free(&c->cust);
 	if (c->with_key)
 		tg_key_free(&c->key);
+	for (size_t i = 0; i < c->nloaded; i++)
+		tg_tag_free(&c->loaded[i]);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -369,6 +383,66 @@ model_cap(void)
 	call_done(&d);
 }
 
+/*
+ * Tags (SPEC 14): t-a with a max_budget of 1, t-b without a budget, t-x
+ * never made.  Held with a customer and the key, refused at the boundary
+ * for t-a alone, held exactly to it, an unsettled charge replaced (each
+ * tag corrected), and a call naming only the unknown tag (nothing held).
+ */
+static void
+tags(void)
+{
+	struct call a = {.request_id = "r-tag-1",
+	                 .user_id = "tag-1",
+	                 .with_key = true,
+	                 .tags = {"t-b", "t-a", "t-x", NULL}};
+	struct call b = {.request_id = "r-tag-2", .tags = {"t-a", NULL}};
+	struct call c = {.request_id = "r-tag-3", .tags = {"t-a", NULL}};
+	struct call d = {.request_id = "r-tag-4", .tags = {"t-a", "t-b", NULL}};
+	struct call e = {.request_id = "r-tag-5", .tags = {"t-x", NULL}};
+	struct tg_err err;
+	int n = 0;
+
+	sql("INSERT INTO budgets (budget_id, max_budget) VALUES ('t-a-own', "
+	    "1)");
+	sql("INSERT INTO tags (tag_name, budget_id, budget_private, created_at,"
+	    " updated_at) VALUES ('t-a', 't-a-own', 1, '2026-01-01',"
+	    " '2026-01-01'), ('t-b', NULL, 0, '2026-01-01', '2026-01-01')");
+	load_key(&a);
+	is_int(TG_OK, admit(&a, "0.6", NULL, NULL),
+	       "tags: held from the customer, the key and two tags");
+	is_int(2, (int)a.resv.ntags, "tags: the hold names t-a and t-b");
+	ok(a.resv.ntags == 2 && strcmp(a.resv.tags[0].name, "t-a") == 0 &&
+	           a.resv.tags[0].flags == TG_HOLD_TAG_BUDGETED &&
+	           strcmp(a.resv.tags[1].name, "t-b") == 0 &&
+	           a.resv.tags[1].flags == 0,
+	   "tags: by name, t-a against its max_budget");
+	is_int(TG_OK, settle(&a, "0.5", true), "tags: settled");
+	is_int(TG_ERR_BUDGET, admit(&b, "0.6", NULL, NULL),
+	       "tags: 0.5 + 0.6 > 1 on t-a is refused (no customer, no key)");
+	is_int(TG_OK, admit(&c, "0.5", NULL, NULL),
+	       "tags: 0.5 + 0.5 = 1 exactly: held");
+	is_int(TG_OK, settle(&c, "0.25", true), "tags: settled below");
+	is_int(TG_OK, admit(&d, "0.2", NULL, NULL), "tags: held again");
+	sql("UPDATE reservations SET expires_at = '2020-01-01'"
+	    " WHERE request_id = 'r-tag-4'");
+	tg_err_clear(&err);
+	is_int(TG_OK, tg_ledger_reclaim(db, NULL, NULL, NULL, 10, &n, &err),
+	       "tags: reclaimed (%s)", err.message);
+	is_int(1, n, "tags: one hold charged as unsettled");
+	is_int(TG_OK, settle(&d, "0.125", true),
+	       "tags: the late settlement replaces the charge");
+	is_int(TG_OK, admit(&e, "0.1", NULL, NULL),
+	       "tags: an unknown tag alone is admitted");
+	ok(!e.resv.held, "tags: ... with nothing held (no account)");
+	is_int(TG_OK, settle(&e, "0.1", true), "tags: its row written");
+	call_done(&a);
+	call_done(&b);
+	call_done(&c);
+	call_done(&d);
+	call_done(&e);
+}
+
 static void
 no_customer_key_only(void)
 {
@@ -429,6 +503,7 @@ main(void)
 	model_cap();
 	no_customer_key_only();
 	in_flight();
+	tags();
 	tg_db_close(db);
 	return done_testing();
 }
