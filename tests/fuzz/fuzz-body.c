@@ -14,6 +14,8 @@
  * json-c reads otherwise, or for what is not strict JSON, would show here.  The
  * walk itself must also agree with json-c wherever it is sure: the same number
  * of members (when no key repeats), each key and value where json-c has them.
+ * The same input gives the call's tags (metadata.tags, and the text as an
+ * x-litellm-tags header).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -22,7 +24,9 @@
 
 #include <json-c/json.h>
 
+#include "fields.h"
 #include "jsonx.h"
+#include "tag.h"
 #include "upstream.h"
 #include "util.h"
 
@@ -254,6 +258,36 @@ member(void *arg, const char *key, size_t key_len, size_t value,
 	return true;
 }
 
+/*
+ * The tags of a call (lib/tag.c): the body's metadata.tags, and its text
+ * as an x-litellm-tags header.  Whatever it says, at most TG_TAG_MAX, each
+ * once, each a valid id; or an error, never a crash.
+ */
+static void
+tags(struct json_object *obj, const char *text, size_t size)
+{
+	const char *names[TG_TAG_MAX];
+	char buf[4096];
+	char *header = tg_xstrndup(text, size);
+	size_t n = 0;
+	struct tg_err err;
+	enum tg_rc rc;
+
+	tg_err_clear(&err);
+	rc = tg_tag_names(obj, header, buf, sizeof(buf), names, &n, &err);
+	free(header);
+	if (rc != TG_OK) {
+		CHECK(err.message[0] != '\0', "a refusal says why");
+		return;
+	}
+	CHECK(n <= TG_TAG_MAX, "at most TG_TAG_MAX tags");
+	for (size_t i = 0; i < n; i++) {
+		CHECK(tg_id_valid(names[i], strlen(names[i])), "a valid id");
+		for (size_t j = 0; j < i; j++)
+			CHECK(strcmp(names[i], names[j]) != 0, "each once");
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -316,6 +350,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(spliced);
 		free(printed);
 	}
+	tags(obj, text, size);
 	json_object_put(obj);
 	return 0;
 }
