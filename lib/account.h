@@ -23,6 +23,8 @@
 #include "db.h"
 #include "err.h"
 
+#include "money.h"
+
 struct tg_budget;   /* budget.h */
 struct tg_opt_time; /* budget.h */
 
@@ -30,6 +32,27 @@ enum tg_account_kind {
 	TG_ACCOUNT_CUSTOMER, /* customers, by user_id */
 	TG_ACCOUNT_KEY,      /* api_keys, by token (sha256 hex of the key) */
 	TG_ACCOUNT_TAG,      /* tags, by tag_name (SPEC 14) */
+};
+
+/*
+ * An account as the ledger's admission and the rate limits see it,
+ * whatever its kind: a view into a customer, a key or a tag as loaded
+ * (tg_customer_account(), tg_key_account(), tg_tag_account()), valid while
+ * that lives.  A call's accounts are its customer, its key and its tags
+ * that exist, in that order (tags by name): the order every transaction
+ * locks them in.
+ */
+struct tg_account {
+	enum tg_account_kind kind;
+	const char *id; /* user_id, the key's token, the tag's name */
+	/* Its effective budget (NULL: none), and that budget's id as the
+	 * kind's statements take it (their "default budget" parameter: a
+	 * customer's own or its tier's; NULL for the other kinds, whose own
+	 * row names it). */
+	const struct tg_budget *budget;
+	const char *budget_id;
+	tg_money spend;        /* as loaded, in its current period */
+	const char *key_alias; /* a key's alias (its events), else NULL */
 };
 
 /*

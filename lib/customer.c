@@ -761,6 +761,19 @@ tg_customer_to_json(const struct tg_customer *c)
 	return o;
 }
 
+struct tg_account
+tg_customer_account(const struct tg_customer *c)
+{
+	struct tg_account a = {
+	        TG_ACCOUNT_CUSTOMER, c->user_id, NULL, NULL, c->spend, NULL};
+
+	if (c->has_budget) {
+		a.budget = &c->budget;
+		a.budget_id = c->budget.budget_id;
+	}
+	return a;
+}
+
 void
 tg_customer_free(struct tg_customer *c)
 {

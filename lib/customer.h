@@ -162,6 +162,9 @@ char *tg_customer_ids_text(struct json_object *ids);
 /* The customer object of SPEC 8.1 (new reference for the caller). */
 struct json_object *tg_customer_to_json(const struct tg_customer *c);
 
+/* c as an account (lib/account.h), a view valid while c lives. */
+struct tg_account tg_customer_account(const struct tg_customer *c);
+
 void tg_customer_free(struct tg_customer *c);
 
 #endif

@@ -846,6 +846,17 @@ tg_key_to_json(const struct tg_key *k)
 	return o;
 }
 
+struct tg_account
+tg_key_account(const struct tg_key *k)
+{
+	struct tg_account a = {TG_ACCOUNT_KEY, k->token, NULL,
+	                       NULL,           k->spend, k->key_alias};
+
+	if (k->has_budget)
+		a.budget = &k->budget;
+	return a;
+}
+
 void
 tg_key_free(struct tg_key *k)
 {

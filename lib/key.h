@@ -180,6 +180,9 @@ enum tg_rc tg_key_list(struct tg_db *db, const struct tg_key_filter *f,
  * that ended reads as spend 0. */
 struct json_object *tg_key_to_json(const struct tg_key *k);
 
+/* k as an account (lib/account.h), a view valid while k lives. */
+struct tg_account tg_key_account(const struct tg_key *k);
+
 void tg_key_free(struct tg_key *k);
 
 #endif

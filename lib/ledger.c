@@ -504,20 +504,21 @@ model_spend_now(struct tg_db *db, const struct admit_account *acct,
 }
 
 /*
- * The admission as statements: the hold of estimate for customer c (NULL:
- * none, held under user_id ""), key k (NULL: none) and tags[0..ntags) as
- * loaded, in one transaction (tg_ledger_admit()'s contract).
+ * The admission as statements: the hold of estimate from accounts[0..n)
+ * as loaded (tg_ledger_admit()'s order), in one transaction
+ * (tg_ledger_admit()'s contract); key_alias is the alias of the call's key
+ * (NULL: none), which its customer's events name.
  */
 static enum tg_rc
-admit_statements(struct tg_db *db, const struct tg_customer *c,
-                 const struct tg_key *k, const struct tg_tag *tags,
-                 size_t ntags, tg_money estimate, enum tg_enforcement mode,
-                 const struct tg_hold_request *hr, struct tg_reservation *out,
-                 struct tg_err *err)
+admit_statements(struct tg_db *db, const struct tg_account *accounts, size_t n,
+                 const char *key_alias, tg_money estimate,
+                 enum tg_enforcement mode, const struct tg_hold_request *hr,
+                 struct tg_reservation *out, struct tg_err *err)
 {
 	struct tg_reservation r;
 	struct admit_arg arg;
 	char *tags_text = NULL;
+	const char *user_id = "", *key_token = NULL;
 	time_t now;
 	enum tg_rc rc = TG_OK;
 
@@ -526,43 +527,26 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 	if (estimate < 0)
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "negative cost estimate");
-	/* Customer first, then key: the order every transaction locks them. */
-	if (c != NULL) {
-		struct admit_account *ac = &arg.acct[arg.n++];
+	for (size_t i = 0; i < n && arg.n < MAX_ACCOUNTS; i++) {
+		const struct tg_account *a = &accounts[i];
+		struct admit_account *acct = &arg.acct[arg.n++];
 
-		ac->kind = TG_ACCOUNT_CUSTOMER;
-		ac->id = c->user_id;
-		ac->budget_id = c->has_budget ? c->budget.budget_id : NULL;
-		ac->has_max = c->has_budget && c->budget.max_budget.set;
-		ac->spend = c->spend;
-		ac->max_budget = c->budget.max_budget.v;
-		ac->key_alias = k != NULL ? k->key_alias : NULL;
+		acct->kind = a->kind;
+		acct->id = a->id;
+		acct->budget_id = a->budget_id;
+		acct->budget = a->budget;
+		acct->has_max = a->budget != NULL && a->budget->max_budget.set;
+		acct->spend = a->spend;
+		acct->max_budget =
+		        a->budget != NULL ? a->budget->max_budget.v : 0;
+		acct->key_alias = a->kind == TG_ACCOUNT_KEY ? a->key_alias
+		                  : a->kind == TG_ACCOUNT_CUSTOMER ? key_alias
+		                                                   : NULL;
+		if (a->kind == TG_ACCOUNT_CUSTOMER)
+			user_id = a->id;
+		else if (a->kind == TG_ACCOUNT_KEY)
+			key_token = a->id;
 	}
-	if (k != NULL) {
-		struct admit_account *ak = &arg.acct[arg.n++];
-
-		ak->kind = TG_ACCOUNT_KEY;
-		ak->id = k->token;
-		ak->has_max = k->has_budget && k->budget.max_budget.set;
-		ak->spend = k->spend;
-		ak->max_budget = k->budget.max_budget.v;
-		ak->key_alias = k->key_alias;
-		ak->budget = k->has_budget ? &k->budget : NULL;
-	}
-	/* Then the tags, by name (as loaded). */
-	for (size_t i = 0; i < ntags && i < TG_TAG_MAX; i++) {
-		struct admit_account *at = &arg.acct[arg.n++];
-
-		at->kind = TG_ACCOUNT_TAG;
-		at->id = tags[i].name;
-		at->has_max =
-		        tags[i].has_budget && tags[i].budget.max_budget.set;
-		at->spend = tags[i].spend;
-		at->max_budget = tags[i].budget.max_budget.v;
-		at->budget = tags[i].has_budget ? &tags[i].budget : NULL;
-	}
-	if (c != NULL)
-		arg.acct[0].budget = c->has_budget ? &c->budget : NULL;
 	now = time(NULL);
 	tg_time_sql(now, arg.now_s);
 	for (size_t i = 0; i < arg.n; i++) {
@@ -590,8 +574,8 @@ admit_statements(struct tg_db *db, const struct tg_customer *c,
 			break;
 		}
 	}
-	arg.user_id = c != NULL ? c->user_id : "";
-	arg.key_token = k != NULL ? k->token : NULL;
+	arg.user_id = user_id;
+	arg.key_token = key_token;
 	arg.estimate = estimate;
 	arg.hr = hr;
 	/* What the hold says of its tags, known before it is taken. */
@@ -877,6 +861,7 @@ tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
 	memset(out, 0, sizeof(*out));
 	*has_customer = false;
 	a->ntags = 0;
+	a->naccounts = 0;
 	/* A hold is how a call whose process dies is still charged; without
 	 * a customer, a virtual key or a tag there is no account to charge,
 	 * and no hold (ledger.h). */
@@ -909,12 +894,20 @@ tg_ledger_admit(struct tg_db *db, struct tg_admission *a,
 			return rc;
 		*has_customer = true;
 	}
+	/* The call's accounts, in the order they are locked. */
+	a->naccounts = 0;
+	if (*has_customer)
+		a->accounts[a->naccounts++] = tg_customer_account(cust);
+	if (a->key != NULL)
+		a->accounts[a->naccounts++] = tg_key_account(a->key);
+	for (size_t i = 0; i < a->ntags; i++)
+		a->accounts[a->naccounts++] = tg_tag_account(&a->tags[i]);
 	rc = gate(gate_arg, *has_customer ? cust : NULL, a, err);
 	if (rc != TG_OK)
 		return rc;
-	return admit_statements(db, *has_customer ? cust : NULL, a->key,
-	                        a->tags, a->ntags, a->estimate, a->mode,
-	                        &a->hold, out, err);
+	return admit_statements(db, a->accounts, a->naccounts,
+	                        a->key != NULL ? a->key->key_alias : NULL,
+	                        a->estimate, a->mode, &a->hold, out, err);
 }
 
 struct tg_ledger_account

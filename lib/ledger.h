@@ -124,6 +124,10 @@ struct tg_admission {
 	size_t ntag_names;
 	struct tg_tag *tags;
 	size_t ntags;
+	/* On the statements' way, before the gate: the call's accounts (its
+	 * customer, key and tags, in the order they are locked). */
+	struct tg_account accounts[2 + TG_TAG_MAX];
+	size_t naccounts;
 	enum tg_enforcement mode;
 	/* The worst-case cost over every deployment that may serve the call
 	 * for a customer without limits on them; estimate_known false when it

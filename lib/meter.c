@@ -421,40 +421,22 @@ hold_seconds(const struct call *c)
 }
 
 /*
- * Step 7: rpm, tpm and parallel requests (SPEC 5) of the customer and of
- * the virtual key (SPEC 13): both must admit.  A refusal says when to
+ * Step 7: rpm, tpm and parallel requests (SPEC 5) of each of the call's
+ * accounts (the customer, the virtual key, the tags; lib/account.h): every
+ * one must admit.  A refusal says when to
  * retry; when that is further off than an SDK's own backoff it also says
  * not to retry on its own (TG_RATELIMIT_RETRY_INLINE_S): an OpenAI SDK
  * would otherwise hold the caller's call for up to a minute per retry.
  */
 static enum tg_rc
-rate_limit(struct call *c, const struct tg_customer *cust,
-           const struct tg_admission *a, struct tg_err *err)
+rate_limit(struct call *c, const struct tg_admission *a, struct tg_err *err)
 {
-	struct tg_ratelimit_account accounts[TG_RATELIMIT_ACCOUNTS];
 	char retry_after[24];
-	size_t n = 0;
 	enum tg_rc rc;
 
-	if (cust != NULL) {
-		accounts[n].kind = TG_ACCOUNT_CUSTOMER;
-		accounts[n].id = cust->user_id;
-		accounts[n++].budget = cust->has_budget ? &cust->budget : NULL;
-	}
-	if (c->key != NULL) {
-		accounts[n].kind = TG_ACCOUNT_KEY;
-		accounts[n].id = c->key->token;
-		accounts[n++].budget =
-		        c->key->has_budget ? &c->key->budget : NULL;
-	}
-	for (size_t i = 0; i < a->ntags && n < TG_RATELIMIT_ACCOUNTS; i++) {
-		accounts[n].kind = TG_ACCOUNT_TAG;
-		accounts[n].id = a->tags[i].name;
-		accounts[n++].budget =
-		        a->tags[i].has_budget ? &a->tags[i].budget : NULL;
-	}
-	rc = tg_ratelimit_admit(c->db, accounts, n, tg_req_id(c->req),
-	                        hold_seconds(c), &c->limits, err);
+	rc = tg_ratelimit_admit(c->db, a->accounts, a->naccounts,
+	                        tg_req_id(c->req), hold_seconds(c), &c->limits,
+	                        err);
 	if (rc == TG_ERR_RATE_LIMIT) {
 		snprintf(retry_after, sizeof(retry_after), "%ld",
 		         c->limits.retry_after);
@@ -531,7 +513,7 @@ gate(void *arg, const struct tg_customer *cust, struct tg_admission *a,
 		return rc;
 	c->estimate = a->estimate;
 	hold_request(c, &a->hold);
-	return rate_limit(c, cust, a, err);
+	return rate_limit(c, a, err);
 }
 
 /* ---- the ledger row ---- */

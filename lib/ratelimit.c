@@ -33,7 +33,7 @@
 #include "util.h"
 
 static bool
-has_limits(const struct tg_ratelimit_account *a)
+has_limits(const struct tg_account *a)
 {
 	const struct tg_budget *b = a->budget;
 
@@ -49,14 +49,14 @@ cell_i64(const char *s, int64_t *out)
 }
 
 struct admit_arg {
-	const struct tg_ratelimit_account *accounts;
+	const struct tg_account *accounts;
 	size_t n;
 	const char *request_id;
 	long hold_seconds;
 	bool in_flight[TG_RATELIMIT_ACCOUNTS]; /* a row was recorded */
 	bool already; /* a lost commit had admitted this request */
 	/* On refusal: */
-	const struct tg_ratelimit_account *refused;
+	const struct tg_account *refused;
 	const char *limit_type;
 	int64_t limit;
 	time_t now, resets_at;
@@ -67,7 +67,7 @@ struct admit_arg {
  * does not count. */
 static enum tg_rc
 check_parallel(struct tg_db *db, struct admit_arg *a,
-               const struct tg_ratelimit_account *acct, struct tg_err *err)
+               const struct tg_account *acct, struct tg_err *err)
 {
 	const struct tg_budget *b = acct->budget;
 	struct tg_db_param params[3];
@@ -109,8 +109,8 @@ check_parallel(struct tg_db *db, struct admit_arg *a,
  * tells that the minute has no row yet (the account's first request). */
 static enum tg_rc
 check_window(struct tg_db *db, struct admit_arg *a,
-             const struct tg_ratelimit_account *acct, const char *window,
-             time_t window_t, bool *fresh, struct tg_err *err)
+             const struct tg_account *acct, const char *window, time_t window_t,
+             bool *fresh, struct tg_err *err)
 {
 	const struct tg_budget *b = acct->budget;
 	struct tg_db_param params[3];
@@ -154,8 +154,8 @@ out:
 
 /* Past minutes and expired holds of the account, a bounded number. */
 static enum tg_rc
-sweep(struct tg_db *db, const struct tg_ratelimit_account *acct,
-      const char *window, struct tg_err *err)
+sweep(struct tg_db *db, const struct tg_account *acct, const char *window,
+      struct tg_err *err)
 {
 	struct tg_db_param params[3];
 	enum tg_rc rc;
@@ -180,8 +180,8 @@ sweep(struct tg_db *db, const struct tg_ratelimit_account *acct,
  * since it was loaded: nothing left to limit). */
 static enum tg_rc
 check_account(struct tg_db *db, struct admit_arg *a,
-              const struct tg_ratelimit_account *acct, bool *present,
-              char window[20], bool *fresh, struct tg_err *err)
+              const struct tg_account *acct, bool *present, char window[20],
+              bool *fresh, struct tg_err *err)
 {
 	const struct tg_budget *b = acct->budget;
 	struct tg_db_param param = tg_db_str(acct->id);
@@ -222,7 +222,7 @@ static enum tg_rc
 record_account(struct tg_db *db, struct admit_arg *a, size_t i,
                const char *window, bool fresh, struct tg_err *err)
 {
-	const struct tg_ratelimit_account *acct = &a->accounts[i];
+	const struct tg_account *acct = &a->accounts[i];
 	const struct tg_budget *b = acct->budget;
 	struct tg_db_param params[4];
 	enum tg_rc rc;
@@ -298,9 +298,8 @@ admit_txn(struct tg_db *db, void *varg, struct tg_err *err)
 }
 
 enum tg_rc
-tg_ratelimit_admit(struct tg_db *db,
-                   const struct tg_ratelimit_account *accounts, size_t n,
-                   const char *request_id, long hold_seconds,
+tg_ratelimit_admit(struct tg_db *db, const struct tg_account *accounts,
+                   size_t n, const char *request_id, long hold_seconds,
                    struct tg_ratelimit_hold *out, struct tg_err *err)
 {
 	struct tg_ratelimit_hold h;

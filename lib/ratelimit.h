@@ -23,13 +23,6 @@
 #include "err.h"
 #include "tag.h"
 
-/* An account whose budget may limit a call. */
-struct tg_ratelimit_account {
-	enum tg_account_kind kind;
-	const char *id;                 /* user_id, or the key's token */
-	const struct tg_budget *budget; /* its limits; NULL: none */
-};
-
 /* The most accounts one call is limited by: its customer, its key and
  * its tags. */
 #define TG_RATELIMIT_ACCOUNTS (2 + TG_TAG_MAX)
@@ -57,7 +50,7 @@ struct tg_ratelimit_hold {
 };
 
 /*
- * Admit request_id against the limits of accounts[0..n) (n <=
+ * Admit request_id against the limits of the budgets of accounts[0..n) (n <=
  * TG_RATELIMIT_ACCOUNTS; customer, key, then tags by name, the order every
  * transaction locks them in).  Accounts without any of the three limits cost
  * nothing, and with none at all it returns TG_OK at once, touching no database,
@@ -75,9 +68,9 @@ struct tg_ratelimit_hold {
  * retry-after header.  TG_ERR_DB when the database fails.
  */
 enum tg_rc tg_ratelimit_admit(struct tg_db *db,
-                              const struct tg_ratelimit_account *accounts,
-                              size_t n, const char *request_id,
-                              long hold_seconds, struct tg_ratelimit_hold *out,
+                              const struct tg_account *accounts, size_t n,
+                              const char *request_id, long hold_seconds,
+                              struct tg_ratelimit_hold *out,
                               struct tg_err *err);
 
 /*

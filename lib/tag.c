@@ -609,6 +609,17 @@ tg_tag_to_json(const struct tg_tag *t)
 	return o;
 }
 
+struct tg_account
+tg_tag_account(const struct tg_tag *t)
+{
+	struct tg_account a = {TG_ACCOUNT_TAG, t->name,  NULL,
+	                       NULL,           t->spend, NULL};
+
+	if (t->has_budget)
+		a.budget = &t->budget;
+	return a;
+}
+
 void
 tg_tag_free(struct tg_tag *t)
 {

@@ -123,6 +123,9 @@ struct json_object *tg_tag_to_json(const struct tg_tag *t);
 /* Whether t may be used with model (its models list is empty or has it). */
 bool tg_tag_allows_model(const struct tg_tag *t, const char *model);
 
+/* t as an account (lib/account.h), a view valid while t lives. */
+struct tg_account tg_tag_account(const struct tg_tag *t);
+
 void tg_tag_free(struct tg_tag *t);
 
 #endif
