@@ -276,6 +276,45 @@ tg_budget_insert(struct tg_db *db, const char *budget_id,
 }
 
 enum tg_rc
+tg_budget_copy(struct tg_db *db, const char *source_id, const char *by,
+               enum tg_account_kind owner_kind, const char *owner, char out[37],
+               struct tg_err *err)
+{
+	struct tg_db_param params[5];
+	struct tg_budget_input empty;
+	uint64_t copied = 0;
+	enum tg_rc rc;
+
+	tg_uuid_new(out);
+	if (source_id != NULL) {
+		params[0] = tg_db_str(out);
+		params[1] = tg_db_str(owner_kind == TG_ACCOUNT_CUSTOMER ? owner
+		                                                        : NULL);
+		params[2] = tg_db_str(by);
+		params[3] = tg_db_str(by);
+		params[4] = tg_db_str(source_id);
+		rc = tg_db_run(
+		        db,
+		        "INSERT INTO budgets (budget_id, max_budget,"
+		        " soft_budget, max_parallel_requests, tpm_limit,"
+		        " rpm_limit, model_max_budget, budget_duration,"
+		        " budget_reset_at, private_for, created_at, created_by,"
+		        " updated_at, updated_by) SELECT ?, max_budget,"
+		        " soft_budget, max_parallel_requests, tpm_limit,"
+		        " rpm_limit, model_max_budget, budget_duration,"
+		        " budget_reset_at, ?, UTC_TIMESTAMP(6), ?,"
+		        " UTC_TIMESTAMP(6), ? FROM budgets WHERE budget_id = ?",
+		        params, 5, &copied, err);
+		if (rc != TG_OK)
+			return rc;
+	}
+	if (copied > 0)
+		return TG_OK;
+	memset(&empty, 0, sizeof(empty));
+	return tg_budget_insert(db, out, &empty, by, owner_kind, owner, err);
+}
+
+enum tg_rc
 tg_budget_create(struct tg_db *db, const char *budget_id,
                  const struct tg_budget_input *in, const char *created_by,
                  struct tg_budget *out, struct tg_err *err)

@@ -206,6 +206,17 @@ enum tg_rc tg_budget_delete(struct tg_db *db, const char *budget_id,
                             struct tg_budget *out, struct tg_err *err);
 
 /*
+ * A budget of an account's own, copied from source_id (NULL, or a row that
+ * is not there: an empty one), inside the caller's transaction: a new id
+ * into out; owner as tg_budget_insert() records it (a customer's only).
+ * How an account on a shared tier changes its budget fields without
+ * changing the tier's.
+ */
+enum tg_rc tg_budget_copy(struct tg_db *db, const char *source_id,
+                          const char *by, enum tg_account_kind owner_kind,
+                          const char *owner, char out[37], struct tg_err *err);
+
+/*
  * For modules that join budgets (customer, ledger): the column list, with
  * the alias b, that tg_budget_from_row() reads, and reading it from row of
  * res starting at column col0.  False when the row is malformed or b's
