@@ -430,17 +430,18 @@ update_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		move = true;
 	} else if (tg_budget_input_any(&in->budget) ||
 	           in->budget.cleared != 0) {
-		if (was_private) {
-			rc = tg_budget_apply(db, old_budget, &in->budget, a->by,
-			                     NULL, err);
-		} else {
-			/* Its own budget, made now from the fields. */
-			tg_uuid_new(own);
-			rc = tg_budget_insert(db, own, &in->budget, a->by,
-			                      TG_ACCOUNT_TAG, in->name, err);
+		if (!was_private) {
+			/* Its own budget now, a copy of its shared one (the
+			 * tier changes only through /budget/update). */
+			rc = tg_budget_copy(db, old_budget, a->by,
+			                    TG_ACCOUNT_TAG, in->name, own, err);
+			if (rc != TG_OK)
+				goto out;
 			budget_id = own;
 			move = made = true;
 		}
+		rc = tg_budget_apply(db, was_private ? old_budget : own,
+		                     &in->budget, a->by, NULL, err);
 		if (rc != TG_OK)
 			goto out;
 	}

@@ -95,8 +95,9 @@ enum tg_rc tg_tag_create(struct tg_db *db, const struct tg_tag_input *in,
 
 /*
  * Change a tag (/tag/update): only what in gives.  Budget fields change
- * its own budget (made now when it has none, leaving a shared one);
- * budget_id moves it to a shared one (its own is deleted).
+ * its own budget (made now when it has none: a copy of the shared one it
+ * was on, which does not change); budget_id moves it to a shared one (its
+ * own is deleted).
  * TG_ERR_NOT_FOUND when absent.
  */
 enum tg_rc tg_tag_update(struct tg_db *db, const struct tg_tag_input *in,

@@ -7,8 +7,9 @@ or a key: it is admitted, held and charged in the same transaction as
 them; a tag never made is recorded on the row and charged nothing.
 
 1. /tag/new, /tag/info, /tag/update, /tag/list, /tag/delete in LiteLLM's
-   shapes and messages; bad input is a 4xx in the envelope and creates
-   nothing.
+   shapes and messages; budget fields on a tag of a shared tier give it a
+   copy of its own (the tier unchanged); bad input is a 4xx in the
+   envelope and creates nothing.
 2. 50 calls at once over two models, two tags (one with a per-model cap),
    five customers and a virtual key, every one of them near its limit:
    no limit passed, every account's spend = the sum of its rows, nothing
@@ -165,6 +166,22 @@ def routes(t, env, srv):
     names = [x.get("name") for x in json.loads(r.text)] if r.status == 200 else []
     t.is_eq(names, ["eng", "ops"], "list: every tag, by name", r.text[:200])
 
+    # Budget fields on a tag of a shared tier: a copy of its own, the tier
+    # unchanged (as a customer's).
+    r = env.request("POST", "/tag/update", body={"name": "ops", "rpm_limit": 100}, server=srv)
+    ops = (json.loads(r.text).get("tag") or {}) if r.status == 200 else {}
+    own_ops = ops.get("litellm_budget_table") or {}
+    t.ok(ops.get("budget_id") not in (None, "tag-tier")
+         and dec(own_ops.get("max_budget")) == Decimal(7) and own_ops.get("rpm_limit") == 100,
+         "update: budget fields on a tag of a tier give it a copy with them", r.text[:300])
+    tier = env.sql("SELECT max_budget, rpm_limit FROM budgets WHERE budget_id = 'tag-tier'")
+    t.is_eq((dec(tier[0][0]), tier[0][1]), (Decimal(7), None), "update: the tier is unchanged")
+    r = env.request("POST", "/tag/update", body={"name": "ops", "budget_id": "tag-tier"},
+                    server=srv)
+    t.ok(r.status == 200 and json.loads(r.text)["tag"]["budget_id"] == "tag-tier"
+         and env.sql("SELECT COUNT(*) FROM budgets WHERE budget_id = %s"
+                     % H.sql_quote(ops.get("budget_id") or ""))[0][0] == "0",
+         "update: budget_id puts it back on the tier; its own budget goes", r.text[:200])
     r = env.request("POST", "/tag/delete", body={"name": "ops"}, server=srv)
     t.is_eq((r.status, json.loads(r.text).get("message") if r.status == 200 else None),
             (200, "Tag ops deleted successfully"), "delete: LiteLLM's message")
@@ -230,7 +247,8 @@ def fifty(t, env, srv):
     t.ok(key is not None, "fifty: a virtual key with a budget", r.text[:200])
 
     def job(i):
-        model = "fake-gpt" if i % 2 == 0 else "fake-gpt-2"
+        # Every way of naming tags with both models.
+        model = "fake-gpt" if (i // 4) % 2 == 0 else "fake-gpt-2"
         user = users[i % 5]
         which = i % 4
         tags = header = None
@@ -264,7 +282,8 @@ def fifty(t, env, srv):
     check_tag_books(t, env, "fifty", "tg-a", limits["tg-a"])
     row_b, _ = check_tag_books(t, env, "fifty", "tg-b", limits["tg-b"])
     mb = model_row(env, "tag", "tg-b", "fake-gpt") or {}
-    total, _ = tag_rows_sum(env, "tg-b", "fake-gpt")
+    total, n_b = tag_rows_sum(env, "tg-b", "fake-gpt")
+    t.ok(n_b > 0, "fifty: tg-b served fake-gpt calls (%d)" % n_b)
     t.cmp_ok(mb.get("spend"), "<=", cap_b, "fifty: tg-b's fake-gpt spend <= its cap")
     t.is_eq((mb.get("spend"), mb.get("reserved")), (total, Decimal(0)),
             "fifty: tg-b's fake-gpt spend = its fake-gpt rows, nothing reserved")
