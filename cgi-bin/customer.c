@@ -232,7 +232,7 @@ handle_logs(struct tg_req *req, struct tg_err *err)
 	    (rc = paging(req, 4, 5, TG_SPENDLOG_PAGE_SIZE, &q.page,
 	                 &q.page_size, err)) != TG_OK)
 		return rc;
-	/* Rows naming any of these tags (SPEC 14). */
+	/* Rows naming any of these tags (SPEC 11). */
 	if (tg_req_str(req, 7) != NULL &&
 	    !tg_spendlog_split_ids(tg_req_str(req, 7), TG_SPENDLOG_MAX_TAGS,
 	                           &q.tags, &q.ntags))

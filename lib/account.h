@@ -1,6 +1,6 @@
 /*
  * account: what customers (SPEC 3), virtual keys (SPEC 13) and tags (SPEC
- * 14) share as the accounts a call is charged to.  Each holds spend (the
+ * 11) share as the accounts a call is charged to.  Each holds spend (the
  * current period's), reserved (the holds of its calls in flight) and
  * spend_reset_at, and points at a budget row for its limits; a call with a
  * virtual key, a customer id and tags is admitted, limited, charged and
@@ -31,7 +31,7 @@ struct tg_opt_time; /* budget.h */
 enum tg_account_kind {
 	TG_ACCOUNT_CUSTOMER, /* customers, by user_id */
 	TG_ACCOUNT_KEY,      /* api_keys, by token (sha256 hex of the key) */
-	TG_ACCOUNT_TAG,      /* tags, by tag_name (SPEC 14) */
+	TG_ACCOUNT_TAG,      /* tags, by tag_name (SPEC 11) */
 };
 
 /*

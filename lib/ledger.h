@@ -35,7 +35,7 @@
  *
  * A call made with a virtual key (SPEC 13) has two accounts, the customer
  * and the key, each with its own spend, reserved and budget, and each tag
- * it names that exists (SPEC 14) is one more.  Its one hold row names them
+ * it names that exists (SPEC 11) is one more.  Its one hold row names them
  * all (user_id, key_token, tags), and every transaction that takes,
  * settles or reclaims it does so for all: admission is granted only if
  * every budget admits it, and whoever deletes the row releases and charges
@@ -58,7 +58,7 @@
 #include "money.h"
 #include "tag.h"
 
-/* A tag a hold was taken from (SPEC 14), and what of it: the
+/* A tag a hold was taken from (SPEC 11), and what of it: the
  * reservations row's tags column holds {"<name>": flags, ...}. */
 struct tg_hold_tag {
 	char name[256];
@@ -219,7 +219,7 @@ struct tg_ledger_entry {
 	int64_t prompt_tokens, completion_tokens, total_tokens;
 	int64_t start_us, end_us; /* Unix epoch microseconds */
 	const char *metadata;     /* JSON object text or NULL */
-	/* The tags the call named (every one; SPEC 14), for the row's index
+	/* The tags the call named (every one; SPEC 11), for the row's index
 	 * by tag (spend_log_tags).  The accounts charged are the hold's. */
 	const char *const *tags;
 	size_t ntags;

@@ -59,7 +59,7 @@ struct call {
 	bool has_customer; /* cust holds it as loaded */
 	struct tg_customer cust;
 	const struct tg_key *key; /* the virtual key used, or NULL (SPEC 13) */
-	/* The tags it names (SPEC 14), and those of them that exist, as
+	/* The tags it names (SPEC 11), and those of them that exist, as
 	 * loaded (by name) when the admission takes the statements' way. */
 	const char *tag_names[TG_TAG_MAX];
 	size_t ntag_names;
@@ -214,7 +214,7 @@ unknown_model(const struct call *c, struct tg_err *err)
 }
 
 /*
- * What the call's tags allow (SPEC 14): none of them blocked, and each
+ * What the call's tags allow (SPEC 11): none of them blocked, and each
  * that names its models names the call's.
  */
 static enum tg_rc

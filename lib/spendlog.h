@@ -45,7 +45,7 @@ struct tg_spendlog_query {
 	const char
 	        *request_id; /* tollgate's id, or the upstream's response id */
 	const char *api_key; /* a key's token (sha256 hex) */
-	/* Rows naming any of these tags (metadata.tags; SPEC 14); n 0:
+	/* Rows naming any of these tags (metadata.tags; SPEC 11); n 0:
 	 * any row. */
 	char **tags;
 	size_t ntags;

@@ -1,5 +1,5 @@
 /*
- * tag: tags, the third kind of account (SPEC 14; lib/account.h).
+ * tag: tags, the third kind of account (SPEC 11; lib/account.h).
  *
  * A call names its tags in metadata.tags and the x-litellm-tags header (on
  * every LLM route).  A tag made with /tag/new is an account like a

@@ -1,6 +1,6 @@
 /*
  * tag_routes: the handlers and field tables of /tag/new, /tag/update,
- * /tag/info, /tag/delete and /tag/list (SPEC 14), in LiteLLM's shapes.
+ * /tag/info, /tag/delete and /tag/list (SPEC 11), in LiteLLM's shapes.
  * cgi-bin/customer serves them (tags are accounts of the same kind of
  * program); the work is in lib/tag.c.
  */

@@ -1,4 +1,4 @@
--- tollgate schema, version 11: tags (SPEC 14).
+-- tollgate schema, version 11: tags (SPEC 11).
 --
 -- A tag is an account a call names (metadata.tags, the x-litellm-tags
 -- header), as LiteLLM's tags are: spend (the current period's), reserved

@@ -384,7 +384,7 @@ model_cap(void)
 }
 
 /*
- * Tags (SPEC 14): t-a with a max_budget of 1, t-b without a budget, t-x
+ * Tags (SPEC 11): t-a with a max_budget of 1, t-b without a budget, t-x
  * never made.  Held with a customer and the key, refused at the boundary
  * for t-a alone, held exactly to it, an unsettled charge replaced (each
  * tag corrected), and a call naming only the unknown tag (nothing held).

@@ -1,4 +1,4 @@
-// tags: the Tags tab (SPEC 14): tags as accounts, with LiteLLM's /tag/*
+// tags: the Tags tab (SPEC 14; tags: SPEC 11): tags as accounts, with LiteLLM's /tag/*
 // routes (list, new, update, delete).  A tag's spend, reserved and budget
 // are shown as the customers' are; "+ Create Tag" makes one with a budget
 // of its own from the limit fields.
