@@ -140,6 +140,30 @@ tg_account_apply_reset(struct tg_db *db, enum tg_account_kind kind,
 }
 
 enum tg_rc
+tg_account_load(struct tg_db *db, enum tg_account_kind kind,
+                tg_account_read_fn read_row, void *arg, bool advance,
+                bool *found, struct tg_err *err)
+{
+	struct tg_account_row row;
+	bool changed = false;
+	enum tg_rc rc;
+
+	rc = read_row(db, arg, found, &row, err);
+	if (rc != TG_OK || !*found)
+		return rc;
+	rc = tg_account_apply_reset(db, kind, row.id, row.budget,
+	                            row.spend_reset_at, &changed, err);
+	if (rc == TG_OK && changed) {
+		rc = read_row(db, arg, found, &row, err);
+		if (rc != TG_OK || !*found)
+			return rc;
+	}
+	if (rc == TG_OK && advance && row.budget != NULL)
+		rc = tg_budget_advance(db, row.budget, err);
+	return rc;
+}
+
+enum tg_rc
 tg_account_forget(struct tg_db *db, enum tg_account_kind kind, const char *id,
                   size_t id_len, struct tg_err *err)
 {

@@ -136,6 +136,40 @@ enum tg_rc tg_account_model_spend(struct tg_db *db, enum tg_account_kind kind,
                                   struct tg_err *err);
 
 /*
+ * What a kind's reader says of the account it has just read, for
+ * tg_account_load(): its id, its budget (NULL: none; advanced in place)
+ * and its spend_reset_at, each pointing into the kind's own row.
+ */
+struct tg_account_row {
+	const char *id;
+	struct tg_budget *budget;
+	const struct tg_opt_time *spend_reset_at;
+};
+
+/*
+ * A kind's reader: read the account's row (again: it replaces what it read
+ * before) into the place arg names; *found false when there is none (then
+ * nothing is held), else *row says where its account's parts are.
+ */
+typedef enum tg_rc (*tg_account_read_fn)(struct tg_db *db, void *arg,
+                                         bool *found,
+                                         struct tg_account_row *row,
+                                         struct tg_err *err);
+
+/*
+ * The load of an account of any kind as it is now (SPEC 6), the one
+ * sequence every kind's reading goes through: read it, start its next
+ * period if one is due (tg_account_apply_reset()) and, when that changed
+ * the row (or another process did), read it again; then, with advance,
+ * move its budget's own budget_reset_at on (tg_budget_advance()).
+ * *found as read_row's.  On an error the reader may hold a row, which the
+ * caller frees as it would on success.
+ */
+enum tg_rc tg_account_load(struct tg_db *db, enum tg_account_kind kind,
+                           tg_account_read_fn read_row, void *arg, bool advance,
+                           bool *found, struct tg_err *err);
+
+/*
  * Budget periods pass lazily (SPEC 6): when budget has a budget_duration
  * and the account's period ended (spend_reset_at, unset: never started),
  * start the next one: spend 0 (kept when the first period starts) and

@@ -89,43 +89,58 @@ load(struct tg_db *db, const char *user_id, const char *default_budget_id,
 	return rc;
 }
 
-/* load + due reset; NOT_FOUND when absent. */
+/* A customer being read by tg_account_load(). */
+struct reader {
+	const char *user_id;
+	const char *default_budget_id;
+	struct tg_customer c;
+	bool have; /* c holds a row */
+};
+
+static enum tg_rc
+read_customer(struct tg_db *db, void *varg, bool *found,
+              struct tg_account_row *row, struct tg_err *err)
+{
+	struct reader *r = varg;
+	enum tg_rc rc;
+
+	if (r->have)
+		tg_customer_free(&r->c);
+	r->have = false;
+	rc = load(db, r->user_id, r->default_budget_id, found, &r->c, err);
+	if (rc != TG_OK || !*found)
+		return rc;
+	r->have = true;
+	row->id = r->c.user_id;
+	row->budget = r->c.has_budget ? &r->c.budget : NULL;
+	row->spend_reset_at = &r->c.spend_reset_at;
+	return TG_OK;
+}
+
+/* The customer as it is now (tg_account_load()); NOT_FOUND when absent. */
 static enum tg_rc
 load_current(struct tg_db *db, const char *user_id,
              const char *default_budget_id, struct tg_customer *out,
              struct tg_err *err)
 {
-	struct tg_customer c;
-	bool found = false, changed = false;
+	struct reader r;
+	bool found = false;
 	enum tg_rc rc;
 
-	rc = load(db, user_id, default_budget_id, &found, &c, err);
-	if (rc != TG_OK)
-		return rc;
-	if (!found)
-		return tg_err_set(err, TG_ERR_NOT_FOUND, "end_user_id",
-		                  "End User Id=%s does not exist in db",
-		                  user_id);
-	rc = tg_account_apply_reset(db, TG_ACCOUNT_CUSTOMER, c.user_id,
-	                            c.has_budget ? &c.budget : NULL,
-	                            &c.spend_reset_at, &changed, err);
-	if (rc == TG_OK && changed) {
-		tg_customer_free(&c);
-		rc = load(db, user_id, default_budget_id, &found, &c, err);
-		if (rc != TG_OK)
-			return rc;
-		if (!found)
-			return tg_err_set(err, TG_ERR_NOT_FOUND, "end_user_id",
-			                  "End User Id=%s does not exist in db",
-			                  user_id);
-	}
-	if (rc == TG_OK && c.has_budget)
-		rc = tg_budget_advance(db, &c.budget, err);
+	memset(&r, 0, sizeof(r));
+	r.user_id = user_id;
+	r.default_budget_id = default_budget_id;
+	rc = tg_account_load(db, TG_ACCOUNT_CUSTOMER, read_customer, &r, true,
+	                     &found, err);
+	if (rc == TG_OK && !found)
+		rc = tg_err_set(err, TG_ERR_NOT_FOUND, "end_user_id",
+		                "End User Id=%s does not exist in db", user_id);
 	if (rc != TG_OK) {
-		tg_customer_free(&c);
+		if (r.have)
+			tg_customer_free(&r.c);
 		return rc;
 	}
-	*out = c;
+	*out = r.c;
 	return TG_OK;
 }
 

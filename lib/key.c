@@ -214,32 +214,54 @@ load(struct tg_db *db, const char *token, bool *found, struct tg_key *out,
 	return rc;
 }
 
-/* load + due reset; *found as load's. */
+/* A key being read by tg_account_load(). */
+struct reader {
+	const char *token;
+	char *now_s; /* the database's clock at the read (may be NULL) */
+	struct tg_key k;
+	bool have; /* k holds a row */
+};
+
+static enum tg_rc
+read_key(struct tg_db *db, void *varg, bool *found, struct tg_account_row *row,
+         struct tg_err *err)
+{
+	struct reader *r = varg;
+	enum tg_rc rc;
+
+	if (r->have)
+		tg_key_free(&r->k);
+	r->have = false;
+	rc = load(db, r->token, found, &r->k, r->now_s, err);
+	if (rc != TG_OK || !*found)
+		return rc;
+	r->have = true;
+	row->id = r->k.token;
+	row->budget = r->k.has_budget ? &r->k.budget : NULL;
+	row->spend_reset_at = &r->k.spend_reset_at;
+	return TG_OK;
+}
+
+/* The key as it is now (tg_account_load(); a key's budget is its own and
+ * keeps its budget_reset_at); *found as load's. */
 static enum tg_rc
 load_current(struct tg_db *db, const char *token, bool *found,
              struct tg_key *out, char now_s[20], struct tg_err *err)
 {
-	struct tg_key k;
-	bool changed = false;
+	struct reader r;
 	enum tg_rc rc;
 
-	rc = load(db, token, found, &k, now_s, err);
-	if (rc != TG_OK || !*found)
-		return rc;
-	rc = tg_account_apply_reset(db, TG_ACCOUNT_KEY, k.token,
-	                            k.has_budget ? &k.budget : NULL,
-	                            &k.spend_reset_at, &changed, err);
-	if (rc == TG_OK && changed) {
-		tg_key_free(&k);
-		rc = load(db, token, found, &k, now_s, err);
-		if (rc != TG_OK || !*found)
-			return rc;
-	}
-	if (rc != TG_OK) {
-		tg_key_free(&k);
+	memset(&r, 0, sizeof(r));
+	r.token = token;
+	r.now_s = now_s;
+	rc = tg_account_load(db, TG_ACCOUNT_KEY, read_key, &r, false, found,
+	                     err);
+	if (rc != TG_OK || !*found) {
+		if (r.have)
+			tg_key_free(&r.k);
 		return rc;
 	}
-	*out = k;
+	*out = r.k;
 	return TG_OK;
 }
 

@@ -205,6 +205,43 @@ load_rows(struct tg_db *db, const char *const *names, size_t n,
 	return rc;
 }
 
+/* A tag being read by tg_account_load(): first as the batch read it, then
+ * read again alone. */
+struct reader {
+	struct tg_tag *t;
+	bool read; /* *t has been given once */
+};
+
+static enum tg_rc
+read_tag(struct tg_db *db, void *varg, bool *found, struct tg_account_row *row,
+         struct tg_err *err)
+{
+	struct reader *r = varg;
+	const char *one[1];
+	struct tg_tag again;
+	size_t got = 0;
+	enum tg_rc rc;
+
+	*found = true;
+	if (r->read) {
+		/* Deleted meanwhile: as it was, with nothing spent (its
+		 * charges go nowhere). */
+		one[0] = r->t->name;
+		rc = load_rows(db, one, 1, &again, &got, err);
+		if (rc != TG_OK)
+			return rc;
+		if (got == 1) {
+			tg_tag_free(r->t);
+			*r->t = again;
+		}
+	}
+	r->read = true;
+	row->id = r->t->name;
+	row->budget = r->t->has_budget ? &r->t->budget : NULL;
+	row->spend_reset_at = &r->t->spend_reset_at;
+	return TG_OK;
+}
+
 enum tg_rc
 tg_tag_load(struct tg_db *db, const char *const *names, size_t n,
             struct tg_tag *out, size_t *nout, struct tg_err *err)
@@ -213,27 +250,11 @@ tg_tag_load(struct tg_db *db, const char *const *names, size_t n,
 
 	rc = load_rows(db, names, n, out, nout, err);
 	for (size_t i = 0; i < *nout && rc == TG_OK; i++) {
-		struct tg_tag *t = &out[i];
-		const char *one[1];
-		struct tg_tag again;
-		size_t got = 0;
-		bool changed = false;
+		struct reader r = {&out[i], false};
+		bool found = false;
 
-		rc = tg_account_apply_reset(db, TG_ACCOUNT_TAG, t->name,
-		                            t->has_budget ? &t->budget : NULL,
-		                            &t->spend_reset_at, &changed, err);
-		if (rc == TG_OK && changed) {
-			/* Read again: deleted meanwhile reads as before, with
-			 * nothing spent (its charges go nowhere). */
-			one[0] = t->name;
-			rc = load_rows(db, one, 1, &again, &got, err);
-			if (rc == TG_OK && got == 1) {
-				tg_tag_free(t);
-				*t = again;
-			}
-		}
-		if (rc == TG_OK && t->has_budget)
-			rc = tg_budget_advance(db, &t->budget, err);
+		rc = tg_account_load(db, TG_ACCOUNT_TAG, read_tag, &r, true,
+		                     &found, err);
 	}
 	if (rc != TG_OK) {
 		for (size_t i = 0; i < *nout; i++)
