@@ -30,6 +30,9 @@ them; a tag never made is recorded on the row and charged nothing.
    model row) as unsettled, with the tag's period in the row; a spooled
    settlement of a hold reclaimed meanwhile corrects the tag to the real
    charge, once.
+8. Alerts: a tag's soft budget and a refusal for its budget send the
+   webhook's soft_budget_crossed and budget_crossed, event_group tag,
+   naming the tag.
 """
 
 import json
@@ -449,6 +452,36 @@ def deleted(t, env, srv):
             "deleted: made again, it starts from 0")
 
 
+# ---- 8. alerts ----
+
+def alerts(t, env):
+    rec = H.Receiver().up()
+    cfg = env.config(models=[env.model("fake-gpt")],
+                     general_settings={"alerting": ["webhook"]})
+    srv = env.start_lighttpd(env.write_config("alerts", cfg), name="alerts", max_procs=2,
+                             extra_env={"WEBHOOK_URL": rec.url})
+    b = body("tg-alert-u", tags=["tg-alert"])
+    raw = json.dumps(b).encode()
+    hold = cost(len(raw), 20)
+    tag_new(env, srv, name="tg-alert", max_budget=float(hold + CALL_COST / 2),
+            soft_budget=float(CALL_COST / 2))
+    first = env.request("POST", "/chat/completions", body=raw, server=srv)
+    second = env.request("POST", "/chat/completions", body=raw, server=srv)
+    t.is_eq((first.status, second.status), (200, 429), "alerts: served, then refused")
+
+    def tag_events():
+        return [e for e, _ in rec.events() if e.get("event_group") == "tag"]
+    got = H.wait_for(lambda: len(tag_events()) >= 2 and tag_events(), timeout=15) or []
+    kinds = sorted(e.get("event") for e in got)
+    t.is_eq(kinds, ["budget_crossed", "soft_budget_crossed"],
+            "alerts: the tag's soft budget and its refusal raise its events", repr(got)[:400])
+    t.ok(all(e.get("tag") == "tg-alert" and "Tag=tg-alert" in e.get("event_message", "")
+             and e.get("customer_id") is None for e in got),
+         "alerts: each names the tag (event_group tag)", repr(got)[:400])
+    srv.stop()
+    rec.down()
+
+
 # ---- 7. a killed worker, a spooled settlement ----
 
 def killed_worker(t, env):
@@ -567,6 +600,8 @@ def main(t, env):
     killed_worker(t, env)
     t.diag("case: a spooled settlement whose hold was reclaimed")
     spooled_after_reclaim(t, env)
+    t.diag("case: alerts")
+    alerts(t, env)
 
 
 if __name__ == "__main__":
