@@ -2,10 +2,13 @@
  * health: liveness and readiness probes (no key needed), and the answer
  * for any path no other program serves (the web server sends unknown
  * paths here, and the front line answers 404 in the envelope).
+ * Readiness says "db": "connected" or "unreachable"; why it is unreachable
+ * goes to the error log, and to the master key as "db_error".
  */
 #include <stdio.h>
 
 #include "app.h"
+#include "log.h"
 #include "outbox.h"
 #include "spool.h"
 
@@ -32,10 +35,20 @@ readiness(struct tg_req *req, struct tg_err *err)
 	json_object_object_add(
 	        o, "status",
 	        json_object_new_string(rc == TG_OK ? "healthy" : "unhealthy"));
+	/* Only the master key is told why: the database's own words can
+	 * name its host and user.  The error log always has them. */
 	json_object_object_add(o, "db",
 	                       json_object_new_string(rc == TG_OK
 	                                                      ? "connected"
-	                                                      : err->message));
+	                                                      : "unreachable"));
+	if (rc != TG_OK) {
+		tg_log_warn("readiness: the database is unreachable: %s",
+		            err->message);
+		if (tg_req_master(req))
+			json_object_object_add(
+			        o, "db_error",
+			        json_object_new_string(err->message));
+	}
 	/* Settlements waiting on this machine for the database (SPEC 4.4),
 	 * and those it refused, for the operator. */
 	if (tg_req_config(req) != NULL) {

@@ -784,6 +784,40 @@ blank_hash_comments(char *s, size_t len)
 }
 
 /*
+ * The key a request presents (SPEC 1): "Authorization: Bearer <key>",
+ * else x-litellm-api-key, api-key or x-api-key (each may say "Bearer ");
+ * NULL for none or a malformed Authorization.
+ */
+static const char *
+presented_key(const struct tg_req *req)
+{
+	const char *key;
+
+	if ((key = tg_req_header(req, "authorization")) != NULL)
+		return strncasecmp(key, "Bearer ", 7) == 0 ? key + 7 : NULL;
+	if ((key = tg_req_header(req, "x-litellm-api-key")) ||
+	    (key = tg_req_header(req, "api-key")) ||
+	    (key = tg_req_header(req, "x-api-key"))) {
+		if (strncasecmp(key, "Bearer ", 7) == 0)
+			key += 7;
+	}
+	return key;
+}
+
+bool
+tg_req_master(struct tg_req *req)
+{
+	const char *key = presented_key(req);
+
+	app_load_config();
+	if (key == NULL || key[0] == '\0' || app_config == NULL ||
+	    app_config->master_key == NULL || app_config->master_key[0] == '\0')
+		return false;
+	return tg_memeq_const_time(key, strlen(key), app_config->master_key,
+	                           strlen(app_config->master_key));
+}
+
+/*
  * Which principal key is, and whether req->route admits it (SPEC 1, 13).
  * The master key first, in constant time; any other key is a virtual key
  * or nothing (no database configured: no virtual keys either).
@@ -945,20 +979,12 @@ front_line(const struct tg_program *prog, struct tg_req *req,
 		    app_config->master_key[0] == '\0')
 			return tg_err_set(err, TG_ERR_CONFIG, NULL,
 			                  "No master key configured");
-		if ((auth = tg_req_header(req, "authorization")) != NULL) {
-			if (strncasecmp(auth, "Bearer ", 7) != 0)
-				return tg_err_set(
-				        err, TG_ERR_AUTH, NULL,
-				        "Malformed API Key passed in. "
-				        "Ensure Key has `Bearer ` "
-				        "prefix.");
-			key = auth + 7;
-		} else if ((key = tg_req_header(req, "x-litellm-api-key")) ||
-		           (key = tg_req_header(req, "api-key")) ||
-		           (key = tg_req_header(req, "x-api-key"))) {
-			if (strncasecmp(key, "Bearer ", 7) == 0)
-				key += 7;
-		}
+		auth = tg_req_header(req, "authorization");
+		if (auth != NULL && strncasecmp(auth, "Bearer ", 7) != 0)
+			return tg_err_set(err, TG_ERR_AUTH, NULL,
+			                  "Malformed API Key passed in. "
+			                  "Ensure Key has `Bearer ` prefix.");
+		key = presented_key(req);
 		if (key == NULL || key[0] == '\0')
 			return tg_err_set(err, TG_ERR_AUTH, NULL,
 			                  "Authentication Error, No api key "

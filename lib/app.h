@@ -136,6 +136,9 @@ const char *tg_req_key_hash(const struct tg_req *req);
 /* The virtual key that authenticated the request, with its budget and
  * limits as loaded (borrowed); NULL for the master key or no key. */
 const struct tg_key *tg_req_key(const struct tg_req *req);
+/* Whether the request presents the master key (compared in constant
+ * time), on any route, an open one too (what it may be told). */
+bool tg_req_master(struct tg_req *req);
 /* When the request started (Unix epoch microseconds). */
 int64_t tg_req_start_us(const struct tg_req *req);
 

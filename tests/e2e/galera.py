@@ -253,15 +253,18 @@ def isolated(t, env, cluster, servers):
     tag = "galera non-primary"
     node, srv = cluster.nodes[2], servers[2]
 
-    def ready(s):
-        return s.request("GET", "/health/readiness", key=None, timeout=10)
+    def ready(s, key=None):
+        return s.request("GET", "/health/readiness", key=key, timeout=10)
     t.is_eq(ready(srv).status, 200, "%s: web node 3 ready before" % tag)
     H.MariaDB.sql(node, "SET GLOBAL wsrep_provider_options = 'gmcast.isolate=1'", db=None)
     t0 = time.monotonic()
     r = H.wait_for(lambda: (lambda x: x if x.status == 503 else None)(ready(srv)), timeout=30)
     t.ok(r and (r.json or {}).get("status") == "unhealthy"
-         and "not ready" in str((r.json or {}).get("db")),
-         "%s: web node 3's /health/readiness answers 503, saying why" % tag, r and r.text)
+         and (r.json or {}).get("db") == "unreachable",
+         "%s: web node 3's /health/readiness answers 503" % tag, r and r.text)
+    r = ready(srv, key=H.MASTER_KEY)
+    t.ok(r.status == 503 and "not ready" in str((r.json or {}).get("db_error")),
+         "%s: ... and tells the master key why" % tag, r.text)
     t.diag("%s: node 3 out of the primary component (%s) after %.1f s" % (
         tag, node.status("wsrep_cluster_status"), time.monotonic() - t0))
     r = env.chat(user="galera-race-customer", server=srv)
@@ -277,9 +280,9 @@ def several_hosts(t, env):
     """A database_url naming more than one host is refused, saying why
     (README: failover between nodes is the deployment's)."""
     cfg = env.write_config("hosts", env.config())
-    r = env.cgi("health", "GET", "/health/readiness", config=cfg, key=None,
+    r = env.cgi("health", "GET", "/health/readiness", config=cfg, key=H.MASTER_KEY,
                 database_url="mysql://root@127.0.0.1:3306,127.0.0.2:3306/tollgate")
-    t.ok(r.status == 503 and "more than one host" in str((r.json or {}).get("db")),
+    t.ok(r.status == 503 and "more than one host" in str((r.json or {}).get("db_error")),
          "galera: a database_url with several hosts is refused, saying why", r.text)
 
 
