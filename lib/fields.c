@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "fields.h"
@@ -555,6 +556,31 @@ tg_fields_from_query(const struct tg_field *fields, size_t n, const char *query,
 	}
 	free(buf);
 	free(copy);
+	/* A query's true or false is a word: the ones FastAPI takes. */
+	for (size_t i = 0; i < n; i++) {
+		static const char *const yes[] = {"true", "1", "yes", "on"};
+		static const char *const no[] = {"false", "0", "no", "off"};
+		struct json_object *v;
+		const char *w;
+
+		if (fields[i].kind != TG_FIELD_BOOL ||
+		    !json_object_object_get_ex(obj, fields[i].name, &v))
+			continue;
+		w = json_object_get_string(v);
+		for (size_t k = 0; k < 4; k++) {
+			if (strcasecmp(w, yes[k]) == 0)
+				json_object_object_add(
+				        obj, fields[i].name,
+				        json_object_new_boolean(1));
+			else if (strcasecmp(w, no[k]) == 0)
+				json_object_object_add(
+				        obj, fields[i].name,
+				        json_object_new_boolean(0));
+			else
+				continue;
+			break;
+		}
+	}
 
 	rc = tg_fields_from_json(fields, n, obj, out, err);
 	if (rc == TG_OK) {

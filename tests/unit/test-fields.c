@@ -157,6 +157,51 @@ test_query(void)
 	free(storage);
 }
 
+/* A query's booleans are words (GET /spend/logs?summarize=true). */
+static void
+test_query_bool(void)
+{
+	static const struct tg_field q[] = {
+	        {"summarize", TG_FIELD_BOOL, 0},
+	};
+	static const struct {
+		const char *query;
+		enum tg_rc rc;
+		int64_t num;
+	} words[] = {
+	        {"summarize=true", TG_OK, 1},
+	        {"summarize=True", TG_OK, 1},
+	        {"summarize=1", TG_OK, 1},
+	        {"summarize=yes", TG_OK, 1},
+	        {"summarize=on", TG_OK, 1},
+	        {"summarize=false", TG_OK, 0},
+	        {"summarize=FALSE", TG_OK, 0},
+	        {"summarize=0", TG_OK, 0},
+	        {"summarize=no", TG_OK, 0},
+	        {"summarize=off", TG_OK, 0},
+	        {"summarize=", TG_ERR_UNPROCESSABLE, 0},
+	        {"summarize=truth", TG_ERR_UNPROCESSABLE, 0},
+	        {"summarize=2", TG_ERR_UNPROCESSABLE, 0},
+	};
+	struct tg_value v[1];
+	struct tg_err err;
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		char *storage = NULL;
+		enum tg_rc rc;
+
+		tg_err_clear(&err);
+		rc = tg_fields_from_query(q, 1, words[i].query, v, &storage,
+		                          &err);
+		is_int(words[i].rc, rc, "%s: %s", words[i].query,
+		       rc == TG_OK ? "parsed" : err.message);
+		if (rc == TG_OK && words[i].rc == TG_OK)
+			is_int(words[i].num, v[0].num, "%s: its value",
+			       words[i].query);
+		free(storage);
+	}
+}
+
 /* ---- token bounds and chat messages (SPEC 4.3, issue 6) ----------------- */
 
 static const struct tg_field chat_table[] = {
@@ -451,6 +496,7 @@ main(void)
 	}
 	test_ids();
 	test_query();
+	test_query_bool();
 	test_chat_fields();
 	test_prompt_and_input();
 	return done_testing();
