@@ -1596,6 +1596,16 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		 * to each account it was held from. */
 		if (deleted > 0)
 			released = a->r->amount;
+		/* A new row for a hold that is gone: a settlement and the
+		 * reclaim of a hold each delete it with writing the row, so
+		 * this one went through before and its row was archived
+		 * since (tollgate-archive).  Nothing more to charge. */
+		if (deleted == 0 && !x.replace) {
+			a->charged = 0;
+			a->already = true;
+			rc = TG_ERR_CONFLICT;
+			goto out;
+		}
 	}
 	for (size_t i = 0; i < a->nparty && rc == TG_OK; i++) {
 		struct party *p = &a->party[i];
