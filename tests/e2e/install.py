@@ -41,7 +41,8 @@ from harness import Decimal, cost, dec  # noqa: E402
 import apache  # noqa: E402  (its seed flow and routes, behind any server)
 
 INSTALLED = os.environ.get("TG_INSTALLED") == "1"
-TOOLS = ("tollgate-migrate", "tollgate-deliver", "tollgate-spawn", "tollgate-prices")
+TOOLS = ("tollgate-migrate", "tollgate-deliver", "tollgate-spawn", "tollgate-prices",
+         "tollgate-archive")
 DIRS = ("prefix", "bindir", "cgibindir", "pkgdatadir", "sqldir", "spooldir")
 
 
