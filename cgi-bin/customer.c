@@ -203,6 +203,7 @@ static const struct tg_field logs_fields[] = {
         {"end_date", TG_FIELD_STRING, 0}, {"request_id", TG_FIELD_ID, 0},
         {"page", TG_FIELD_COUNT, 0},      {"page_size", TG_FIELD_COUNT, 0},
         {"api_key", TG_FIELD_STRING, 0},  {"tags", TG_FIELD_STRING, 0},
+        {"summarize", TG_FIELD_BOOL, 0},
 };
 
 static enum tg_rc
@@ -240,6 +241,27 @@ handle_logs(struct tg_req *req, struct tg_err *err)
 		        err, TG_ERR_UNPROCESSABLE, "tags",
 		        "tags must be a comma list of at most %d tags",
 		        TG_SPENDLOG_MAX_TAGS);
+	/* LiteLLM's sums per day (archived days too), or the rows. */
+	if (tg_req_field(req, 8)->given && tg_req_field(req, 8)->num != 0) {
+		char *text = NULL;
+		size_t len = 0;
+
+		if (q.ntags > 0 || q.request_id != NULL)
+			rc = tg_err_set(err, TG_ERR_UNPROCESSABLE, "summarize",
+			                "summarize=true takes the end_user and "
+			                "api_key filters, not tags or "
+			                "request_id");
+		else
+			rc = tg_req_db(req, &db, err);
+		if (rc == TG_OK)
+			rc = tg_spendlog_summary(db, &q, &text, &len, err);
+		tg_spendlog_ids_free(q.tags, q.ntags);
+		if (rc != TG_OK)
+			return rc;
+		tg_req_respond_raw(req, 200, text, len);
+		free(text);
+		return TG_OK;
+	}
 	rc = tg_req_db(req, &db, err);
 	if (rc == TG_OK)
 		rc = tg_spendlog_list(db, &q, &arr, err);

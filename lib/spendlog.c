@@ -411,6 +411,7 @@ struct group {
 	const char *end_user;
 	const char *model;     /* "" for NULL */
 	const char *call_type; /* "" for NULL */
+	const char *api_key;   /* "" for NULL, or not asked for */
 	struct metrics m;
 };
 
@@ -518,7 +519,8 @@ groups_free(struct groups *g)
 }
 
 /*
- * Append the rows of res (day, end_user, model, sums...) to g, which takes
+ * Append the rows of res (day, end_user, model, call_type, the six sums,
+ * and an api_key when there is an eleventh column) to g, which takes
  * res over (its strings stay where they were fetched: no copy).
  */
 static enum tg_rc
@@ -563,6 +565,9 @@ groups_add(struct groups *g, struct tg_db_result *res, struct tg_err *err)
 		x->end_user = end_user != NULL ? end_user : "";
 		x->model = model != NULL ? model : "";
 		x->call_type = call_type != NULL ? call_type : "";
+		x->api_key = kept->ncols > 10 && tg_db_cell(kept, i, 10) != NULL
+		                     ? tg_db_cell(kept, i, 10)
+		                     : "";
 		g->n++;
 	}
 	return TG_OK;
@@ -745,7 +750,8 @@ breakdown_text(struct tg_json_text *t, const struct groups *g,
  */
 static enum tg_rc
 activity_query(struct tg_db *db, const struct tg_activity_query *q,
-               const char *end_user, struct groups *g, struct tg_err *err)
+               const char *end_user, bool archive, struct groups *g,
+               struct tg_err *err)
 {
 	struct tg_db_param params[7];
 	struct tg_db_result res;
@@ -793,9 +799,76 @@ activity_query(struct tg_db *db, const struct tg_activity_query *q,
 		                params, np, &res, err);
 #undef ACTIVITY_SELECT
 #undef ACTIVITY_REST
+	if (rc == TG_OK)
+		rc = groups_add(g, &res, err);
+	if (rc != TG_OK || !archive)
+		return rc;
+
+	/* The archived days of the range (sql/012), whole days: their rows
+	 * are summed per day, customer, key, model and route. */
+	np = 0;
+	if (end_user != NULL)
+		params[np++] = tg_db_str(end_user);
+	params[np++] = tg_db_strn(q->has_start ? start_s : NO_START, 10);
+	params[np++] = tg_db_strn(q->has_end ? last_s : NO_END, 10);
+	params[np++] = tg_db_str(q->model);
+	params[np++] = tg_db_str(q->model);
+#define ARCHIVE_SELECT                                                         \
+	"SELECT CAST(day AS CHAR), end_user, model, call_type, SUM(spend),"    \
+	" SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens),"      \
+	" SUM(requests), SUM(successful_requests) FROM spend_archive WHERE "
+#define ARCHIVE_REST                                                           \
+	"day >= ? AND day <= ? AND (? IS NULL OR model = ?)"                   \
+	" GROUP BY day, end_user, model, call_type ORDER BY day, end_user"
+	rc = tg_db_exec(db,
+	                end_user != NULL ? ARCHIVE_SELECT
+	                        "end_user = ? AND " ARCHIVE_REST
+	                                 : ARCHIVE_SELECT ARCHIVE_REST,
+	                params, np, &res, err);
+#undef ARCHIVE_SELECT
+#undef ARCHIVE_REST
 	if (rc != TG_OK)
 		return rc;
 	return groups_add(g, &res, err);
+}
+
+/*
+ * Whether the archive (sql/012) holds a day of q's range: its first and
+ * last day are two reads of its primary key, and a report of recent days
+ * then reads nothing more of it.  False before sql/012.
+ */
+static enum tg_rc
+archive_in_range(struct tg_db *db, const struct tg_activity_query *q, bool *in,
+                 struct tg_err *err)
+{
+	struct tg_db_result res;
+	char first[20], last[20];
+	const char *lo, *hi;
+	enum tg_rc rc;
+
+	*in = false;
+	rc = tg_db_exec(db,
+	                "SELECT CAST(MIN(day) AS CHAR), CAST(MAX(day) AS CHAR)"
+	                " FROM spend_archive",
+	                NULL, 0, &res, err);
+	if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+		tg_err_clear(err);
+		return TG_OK;
+	}
+	if (rc != TG_OK)
+		return rc;
+	lo = res.nrows == 1 ? tg_db_cell(&res, 0, 0) : NULL;
+	hi = res.nrows == 1 ? tg_db_cell(&res, 0, 1) : NULL;
+	if (lo != NULL && hi != NULL) {
+		if (q->has_start)
+			tg_time_sql(q->start, first);
+		if (q->has_end)
+			tg_time_sql(q->end - 1, last);
+		*in = (!q->has_start || strncmp(hi, first, 10) >= 0) &&
+		      (!q->has_end || strncmp(lo, last, 10) <= 0);
+	}
+	tg_db_result_free(&res);
+	return TG_OK;
 }
 
 enum tg_rc
@@ -809,6 +882,7 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 	struct metrics total;
 	size_t ndays = 0, first, last;
 	int64_t total_pages;
+	bool archive = false;
 	enum tg_rc rc = TG_OK;
 
 	if (q->page < 1 || q->page_size < 1)
@@ -818,8 +892,9 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 	memset(&ms, 0, sizeof(ms));
 	memset(&total, 0, sizeof(total));
 	tg_json_text_init(&t, ACTIVITY_MAX_TEXT);
-	if (q->end_users == NULL)
-		rc = activity_query(db, q, NULL, &g, err);
+	rc = archive_in_range(db, q, &archive, err);
+	if (rc == TG_OK && q->end_users == NULL)
+		rc = activity_query(db, q, NULL, archive, &g, err);
 	for (size_t i = 0;
 	     q->end_users != NULL && rc == TG_OK && i < q->n_end_users; i++) {
 		/* An id listed twice would count twice. */
@@ -827,7 +902,8 @@ tg_spendlog_daily_activity(struct tg_db *db, const struct tg_activity_query *q,
 		for (size_t k = 0; k < i && !seen; k++)
 			seen = strcmp(q->end_users[k], q->end_users[i]) == 0;
 		if (!seen)
-			rc = activity_query(db, q, q->end_users[i], &g, err);
+			rc = activity_query(db, q, q->end_users[i], archive, &g,
+			                    err);
 	}
 	if (rc != TG_OK)
 		goto out;
@@ -908,6 +984,176 @@ out:
 	tg_json_text_free(&t);
 	name_sums_free(&ms);
 	free(days);
+	groups_free(&g);
+	return rc;
+}
+
+/* ---- /spend/logs?summarize=true ---- */
+
+/* The longest range a summary fills day by day. */
+#define SUMMARY_MAX_DAYS 3660
+
+static const char *
+end_user_of(const struct group *x)
+{
+	return x->end_user;
+}
+
+static const char *
+api_key_of(const struct group *x)
+{
+	return x->api_key;
+}
+
+/* "<key>":{<name>:spend,...}: d's spend by name_of, sorted by name. */
+static bool
+spend_by(struct tg_json_text *t, const char *key, const struct group *v,
+         size_t n, struct name_sums *ms,
+         const char *(*name_of)(const struct group *))
+{
+	name_sums_clear(ms);
+	for (size_t i = 0; i < n; i++)
+		if (!name_sums_add(ms, name_of(&v[i]), &v[i].m))
+			return false;
+	if (ms->n > 1)
+		qsort(ms->v, ms->n, sizeof(*ms->v), by_name);
+	tg_json_text_key(t, key);
+	tg_json_text_begin_object(t);
+	for (size_t k = 0; k < ms->n; k++) {
+		tg_json_text_key(t, ms->v[k].name);
+		tg_json_text_money(t, ms->v[k].m.spend);
+	}
+	tg_json_text_end_object(t);
+	return true;
+}
+
+/*
+ * The grouped rows of [start, end) (of q's end user and key, when given)
+ * from spend_logs and, whole days, from the archive, into g.
+ */
+static enum tg_rc
+summary_query(struct tg_db *db, const struct tg_spendlog_query *q,
+              struct groups *g, struct tg_err *err)
+{
+	struct tg_db_param params[8];
+	struct tg_db_result res;
+	char start_s[20], end_s[20], last_s[20];
+	enum tg_rc rc;
+
+	tg_time_sql(q->start, start_s);
+	tg_time_sql(q->end, end_s);
+	tg_time_sql(q->end - 1, last_s);
+	params[0] = tg_db_strn(start_s, 10);
+	params[1] = tg_db_strn(last_s, 10);
+	params[2] = tg_db_str(start_s);
+	params[3] = tg_db_str(end_s);
+	params[4] = tg_db_str(q->end_user);
+	params[5] = tg_db_str(q->end_user);
+	params[6] = tg_db_str(q->api_key);
+	params[7] = tg_db_str(q->api_key);
+	rc = tg_db_exec(db,
+	                "SELECT CAST(start_day AS CHAR), end_user, model,"
+	                " call_type, SUM(spend), SUM(prompt_tokens),"
+	                " SUM(completion_tokens), SUM(total_tokens), COUNT(*),"
+	                " SUM(status = 'success'), COALESCE(api_key, '')"
+	                " FROM spend_logs WHERE start_day >= ? AND"
+	                " start_day <= ? AND start_time >= ? AND"
+	                " start_time < ? AND (? IS NULL OR end_user = ?)"
+	                " AND (? IS NULL OR api_key = ?)"
+	                " GROUP BY start_day, end_user, model, call_type,"
+	                " api_key",
+	                params, 8, &res, err);
+	if (rc == TG_OK)
+		rc = groups_add(g, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	params[2] = params[4];
+	params[3] = params[5];
+	params[4] = params[6];
+	params[5] = params[7];
+	rc = tg_db_exec(db,
+	                "SELECT CAST(day AS CHAR), end_user, model, call_type,"
+	                " SUM(spend), SUM(prompt_tokens),"
+	                " SUM(completion_tokens), SUM(total_tokens),"
+	                " SUM(requests), SUM(successful_requests), api_key"
+	                " FROM spend_archive WHERE day >= ? AND day <= ?"
+	                " AND (? IS NULL OR end_user = ?)"
+	                " AND (? IS NULL OR api_key = ?)"
+	                " GROUP BY day, end_user, model, call_type, api_key",
+	                params, 6, &res, err);
+	if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+		tg_err_clear(err);
+		return TG_OK;
+	}
+	if (rc != TG_OK)
+		return rc;
+	return groups_add(g, &res, err);
+}
+
+enum tg_rc
+tg_spendlog_summary(struct tg_db *db, const struct tg_spendlog_query *q,
+                    char **text, size_t *len, struct tg_err *err)
+{
+	struct groups g;
+	struct name_sums ms;
+	struct tg_json_text t;
+	size_t i = 0;
+	enum tg_rc rc;
+
+	if (!q->has_start || !q->has_end || q->end <= q->start)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "start_date",
+		                  "summarize=true needs start_date and "
+		                  "end_date, start_date first");
+	if ((q->end - q->start) / 86400 > SUMMARY_MAX_DAYS)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "end_date",
+		                  "summarize=true covers at most %d days",
+		                  SUMMARY_MAX_DAYS);
+	memset(&g, 0, sizeof(g));
+	memset(&ms, 0, sizeof(ms));
+	tg_json_text_init(&t, ACTIVITY_MAX_TEXT);
+	rc = summary_query(db, q, &g, err);
+	if (rc != TG_OK)
+		goto out;
+	if (g.n > 1)
+		qsort(g.v, g.n, sizeof(*g.v), by_day_user);
+
+	/* Every day of the range, oldest first, those without calls too. */
+	tg_json_text_begin_array(&t);
+	for (time_t d = q->start - q->start % 86400; d < q->end; d += 86400) {
+		char day[20];
+		struct metrics sum;
+		size_t first = i;
+
+		tg_time_sql(d, day);
+		day[10] = '\0';
+		memset(&sum, 0, sizeof(sum));
+		for (; i < g.n && strcmp(g.v[i].day, day) == 0; i++)
+			if (!metrics_add(&sum, &g.v[i].m)) {
+				rc = overflow(err);
+				goto out;
+			}
+		tg_json_text_begin_object(&t);
+		tg_json_text_key_literal(&t, "startTime");
+		tg_json_text_str(&t, day);
+		tg_json_text_key_literal(&t, "spend");
+		tg_json_text_money(&t, sum.spend);
+		if (!spend_by(&t, "users", g.v + first, i - first, &ms,
+		              end_user_of) ||
+		    !spend_by(&t, "models", g.v + first, i - first, &ms,
+		              model_of) ||
+		    !spend_by(&t, "api_keys", g.v + first, i - first, &ms,
+		              api_key_of)) {
+			rc = overflow(err);
+			goto out;
+		}
+		tg_json_text_end_object(&t);
+	}
+	tg_json_text_end_array(&t);
+	if (!tg_json_text_finish(&t, text, len))
+		rc = too_much(err);
+out:
+	tg_json_text_free(&t);
+	name_sums_free(&ms);
 	groups_free(&g);
 	return rc;
 }

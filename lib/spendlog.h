@@ -67,6 +67,21 @@ struct tg_spendlog_query {
 enum tg_rc tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
                             struct json_object **out, struct tg_err *err);
 
+/*
+ * LiteLLM's /spend/logs?summarize=true over q's range (start and end both
+ * given; at most 3660 days) and its end_user and api_key filters: a JSON
+ * array (text as tg_spendlog_daily_activity() gives it) with one object
+ * per UTC day of the range, oldest first, days without calls too:
+ * {"startTime": "YYYY-MM-DD", "spend": ..., "users": {id: spend},
+ * "models": {model: spend}, "api_keys": {token: spend}} (LiteLLM writes
+ * each key's spend beside "spend"; tollgate keeps them in "api_keys").
+ * Archived days (sql/012) are counted, whole.  TG_ERR_UNPROCESSABLE for a
+ * range that is missing or too long.
+ */
+enum tg_rc tg_spendlog_summary(struct tg_db *db,
+                               const struct tg_spendlog_query *q, char **text,
+                               size_t *len, struct tg_err *err);
+
 /* Where an upstream's answer came from, as its ledger row says. */
 struct tg_spendlog_origin {
 	char *model;    /* the client's model name */
