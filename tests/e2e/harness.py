@@ -1803,9 +1803,16 @@ class Env:
                 "budget_id": r[3], "blocked": r[4]}
 
     def ledger_sum(self, user_id):
+        """The customer's ledger: its rows, and the summaries of its
+        archived rows (sql/012, tollgate-archive)."""
         rows = self.sql("SELECT COALESCE(SUM(spend), 0) FROM spend_logs WHERE end_user = %s"
                         % sql_quote(user_id))
-        return dec(rows[0][0])
+        try:
+            archived = self.sql("SELECT COALESCE(SUM(spend), 0) FROM spend_archive "
+                                "WHERE end_user = %s" % sql_quote(user_id))[0][0]
+        except RuntimeError:  # a schema before sql/012
+            archived = "0"
+        return dec(rows[0][0]) + dec(archived)
 
     def ledger_row(self, request_id):
         rows = self.sql("SELECT request_id, end_user, model, status, spend, prompt_tokens, "
