@@ -672,6 +672,21 @@ by_name(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* The sums of the groups v[0..n) by the name name_of reads of each, into
+ * ms, sorted by name; false on overflow. */
+static bool
+name_sums_of(struct name_sums *ms, const struct group *v, size_t n,
+             const char *(*name_of)(const struct group *))
+{
+	name_sums_clear(ms);
+	for (size_t i = 0; i < n; i++)
+		if (!name_sums_add(ms, name_of(&v[i]), &v[i].m))
+			return false;
+	if (ms->n > 1)
+		qsort(ms->v, ms->n, sizeof(*ms->v), by_name);
+	return true;
+}
+
 /* "<key>":{<name>:{"metrics":...},...}: the sums of d's groups by the name
  * name_of reads of each, sorted by name; false on overflow. */
 static bool
@@ -679,14 +694,8 @@ sums_text(struct tg_json_text *t, const char *key, const struct groups *g,
           const struct day *d, struct name_sums *ms,
           const char *(*name_of)(const struct group *))
 {
-	const struct group *v = g->v + d->first;
-
-	name_sums_clear(ms);
-	for (size_t i = 0; i < d->n; i++)
-		if (!name_sums_add(ms, name_of(&v[i]), &v[i].m))
-			return false;
-	if (ms->n > 1)
-		qsort(ms->v, ms->n, sizeof(*ms->v), by_name);
+	if (!name_sums_of(ms, g->v + d->first, d->n, name_of))
+		return false;
 	tg_json_text_key(t, key);
 	tg_json_text_begin_object(t);
 	for (size_t k = 0; k < ms->n; k++)
@@ -1011,12 +1020,8 @@ spend_by(struct tg_json_text *t, const char *key, const struct group *v,
          size_t n, struct name_sums *ms,
          const char *(*name_of)(const struct group *))
 {
-	name_sums_clear(ms);
-	for (size_t i = 0; i < n; i++)
-		if (!name_sums_add(ms, name_of(&v[i]), &v[i].m))
-			return false;
-	if (ms->n > 1)
-		qsort(ms->v, ms->n, sizeof(*ms->v), by_name);
+	if (!name_sums_of(ms, v, n, name_of))
+		return false;
 	tg_json_text_key(t, key);
 	tg_json_text_begin_object(t);
 	for (size_t k = 0; k < ms->n; k++) {
