@@ -593,36 +593,12 @@ tg_req_respond_error(struct tg_req *req, const struct tg_err *err)
 	tg_req_respond_json(req, status, body);
 }
 
-/* The config file (TOLLGATE_CONFIG, else the default, in fallback). */
-static const char *
-config_path(char *fallback, size_t len)
-{
-	const char *path = getenv("TOLLGATE_CONFIG");
-
-	if (path == NULL || path[0] == '\0') {
-		snprintf(fallback, len, "%s/tollgate/config.yaml",
-		         TG_SYSCONFDIR);
-		path = fallback;
-	}
-	return path;
-}
-
-/* The price file unless the config names one (TOLLGATE_PRICE_FILE, else
- * the shipped one). */
-static const char *
-default_prices(void)
-{
-	const char *prices = getenv("TOLLGATE_PRICE_FILE");
-
-	return prices && prices[0] ? prices : TG_DATADIR "/model_prices.json";
-}
-
 /* Load the config once; after a failure, try again only now and then so
  * a broken file costs a stat, not a parse, per request. */
 static void
 app_load_config(void)
 {
-	const char *path, *prices = default_prices();
+	const char *path, *prices = tg_config_default_prices();
 	char fallback[512];
 	int64_t now = tg_now_us();
 
@@ -630,7 +606,7 @@ app_load_config(void)
 	                           now - app_config_tried_us < CONFIG_RETRY_US))
 		return;
 	app_config_tried_us = now;
-	path = config_path(fallback, sizeof(fallback));
+	path = tg_config_path(NULL, fallback, sizeof(fallback));
 	/* Before the load: a change while it reads is seen at the next look
 	 * (app_refresh_config()), never missed. */
 	tg_file_stamp_get(path, &app_config_stamp);
@@ -677,7 +653,7 @@ app_refresh_config(void)
 	if (app_config == NULL || now - app_config_checked_us < CONFIG_CHECK_US)
 		return;
 	app_config_checked_us = now;
-	path = config_path(fallback, sizeof(fallback));
+	path = tg_config_path(NULL, fallback, sizeof(fallback));
 	tg_file_stamp_get(path, &config_now);
 	prices_used = app_config->price_file_stamp.present;
 	memset(&prices_now, 0, sizeof(prices_now));
@@ -692,7 +668,8 @@ app_refresh_config(void)
 	    tg_file_stamp_eq(&prices_now, &app_failed_prices))
 		return;
 	tg_err_clear(&err);
-	if (tg_config_load(path, default_prices(), &fresh, &err) != TG_OK) {
+	if (tg_config_load(path, tg_config_default_prices(), &fresh, &err) !=
+	    TG_OK) {
 		app_reload_failed = true;
 		app_failed_config = config_now;
 		app_failed_prices = prices_now;

@@ -1366,6 +1366,29 @@ out:
 	return rc;
 }
 
+const char *
+tg_config_path(const char *given, char *fallback, size_t len)
+{
+	const char *path = given;
+
+	if (path == NULL || path[0] == '\0')
+		path = getenv("TOLLGATE_CONFIG");
+	if (path == NULL || path[0] == '\0') {
+		snprintf(fallback, len, "%s/tollgate/config.yaml",
+		         TG_SYSCONFDIR);
+		path = fallback;
+	}
+	return path;
+}
+
+const char *
+tg_config_default_prices(void)
+{
+	const char *prices = getenv("TOLLGATE_PRICE_FILE");
+
+	return prices && prices[0] ? prices : TG_DATADIR "/model_prices.json";
+}
+
 enum tg_rc
 tg_config_load(const char *path, const char *prices_default,
                struct tg_config **out, struct tg_err *err)

@@ -162,6 +162,16 @@ enum tg_rc tg_config_load_prices(const char *path, const char *price_file,
                                  struct tg_config **out, struct tg_err *err);
 void tg_config_free(struct tg_config *cfg);
 
+/*
+ * Where the programs and tools find their config: given when it is not
+ * NULL or empty, else TOLLGATE_CONFIG, else $sysconfdir/tollgate/config.yaml
+ * (written into fallback, len bytes).
+ */
+const char *tg_config_path(const char *given, char *fallback, size_t len);
+/* The price file unless the config names one: TOLLGATE_PRICE_FILE, else
+ * the shipped $datadir/tollgate/model_prices.json. */
+const char *tg_config_default_prices(void);
+
 /* Deployments named model_name: fills idx (capacity cap) and returns the count.
  */
 size_t tg_config_deployments(const struct tg_config *cfg,

@@ -525,8 +525,7 @@ dry_run(struct tg_db *db, const char *before, struct tg_err *err)
 int
 main(int argc, char **argv)
 {
-	const char *config_path = getenv("TOLLGATE_CONFIG");
-	const char *prices = getenv("TOLLGATE_PRICE_FILE");
+	const char *config_path = NULL;
 	const char *before_s = NULL, *export_dir = NULL;
 	struct tg_config *cfg = NULL;
 	struct tg_db *db = NULL;
@@ -623,15 +622,10 @@ main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 
-	if (config_path == NULL || config_path[0] == '\0') {
-		snprintf(fallback, sizeof(fallback), "%s/tollgate/config.yaml",
-		         TG_SYSCONFDIR);
-		config_path = fallback;
-	}
-	if (prices == NULL || prices[0] == '\0')
-		prices = TG_DATADIR "/model_prices.json";
+	config_path = tg_config_path(config_path, fallback, sizeof(fallback));
 	tg_err_clear(&err);
-	if (tg_config_load(config_path, prices, &cfg, &err) != TG_OK) {
+	if (tg_config_load(config_path, tg_config_default_prices(), &cfg,
+	                   &err) != TG_OK) {
 		fprintf(stderr, "tollgate-archive: %s\n", err.message);
 		return 1;
 	}

@@ -101,8 +101,7 @@ round_once(struct tg_db *db, const struct tg_alerting *a, bool quiet)
 int
 main(int argc, char **argv)
 {
-	const char *config_path = getenv("TOLLGATE_CONFIG");
-	const char *prices = getenv("TOLLGATE_PRICE_FILE");
+	const char *config_path = NULL;
 	struct tg_config *cfg = NULL;
 	struct tg_db *db = NULL;
 	struct tg_err err;
@@ -150,15 +149,10 @@ main(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
-	if (config_path == NULL || config_path[0] == '\0') {
-		snprintf(fallback, sizeof(fallback), "%s/tollgate/config.yaml",
-		         TG_SYSCONFDIR);
-		config_path = fallback;
-	}
-	if (prices == NULL || prices[0] == '\0')
-		prices = TG_DATADIR "/model_prices.json";
+	config_path = tg_config_path(config_path, fallback, sizeof(fallback));
 	tg_err_clear(&err);
-	if (tg_config_load(config_path, prices, &cfg, &err) != TG_OK) {
+	if (tg_config_load(config_path, tg_config_default_prices(), &cfg,
+	                   &err) != TG_OK) {
 		fprintf(stderr, "tollgate-deliver: %s\n", err.message);
 		return 1;
 	}

@@ -221,10 +221,8 @@ main(int argc, char **argv)
 	if (url_arg != NULL) {
 		url = url_arg;
 	} else if (config_path != NULL) {
-		const char *prices = getenv("TOLLGATE_PRICE_FILE");
-		if (prices == NULL || *prices == '\0')
-			prices = TG_DATADIR "/model_prices.json";
-		if (tg_config_load(config_path, prices, &cfg, &err) != TG_OK) {
+		if (tg_config_load(config_path, tg_config_default_prices(),
+		                   &cfg, &err) != TG_OK) {
 			fprintf(stderr, "tollgate-migrate: %s\n", err.message);
 			goto out;
 		}
