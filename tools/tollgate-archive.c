@@ -83,6 +83,21 @@ usage(FILE *f)
 	           "jsonl|csv]] [--dry-run] [--quiet]\n");
 }
 
+/* The integer of option opt, from lo to hi; false (said) when it is not. */
+static bool
+number_arg(const char *opt, const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	if (errno == 0 && end != s && *end == '\0' && *out >= lo && *out <= hi)
+		return true;
+	fprintf(stderr, "tollgate-archive: %s takes %lld to %lld\n", opt,
+	        (long long)lo, (long long)hi);
+	return false;
+}
+
 /* A month as a count of months since year 0; false if s is not YYYY-MM. */
 static bool
 parse_month(const char *s, int *out)
@@ -438,7 +453,7 @@ struct totals {
 };
 
 static enum tg_rc
-archive_month(struct tg_db *db, int mo, int64_t size, long pause_ms,
+archive_month(struct tg_db *db, int mo, int64_t size, int64_t pause_ms,
               struct export *x, bool quiet, struct totals *t,
               struct tg_err *err)
 {
@@ -537,8 +552,7 @@ main(int argc, char **argv)
 	char fallback[512], before[20], first_name[8];
 	bool dry = false, quiet = false;
 	int before_mo = 0, now_mo, first_mo;
-	int64_t size = BATCH_DEFAULT;
-	long pause_ms = PAUSE_DEFAULT;
+	int64_t size = BATCH_DEFAULT, pause_ms = PAUSE_DEFAULT;
 	time_t now = time(NULL);
 	struct tm tm;
 	int64_t started = tg_now_us();
@@ -548,7 +562,6 @@ main(int argc, char **argv)
 	x.fd = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		char *end;
 
 		if (strcmp(a, "--dry-run") == 0) {
 			dry = true;
@@ -570,25 +583,11 @@ main(int argc, char **argv)
 			}
 			x.csv = strcmp(f, "csv") == 0;
 		} else if (strcmp(a, "--batch") == 0 && i + 1 < argc) {
-			errno = 0;
-			size = strtoll(argv[++i], &end, 10);
-			if (errno != 0 || *end != '\0' || size < 1 ||
-			    size > BATCH_MAX) {
-				fprintf(stderr,
-				        "tollgate-archive: --batch takes 1 to "
-				        "%d rows\n",
-				        BATCH_MAX);
+			if (!number_arg(a, argv[++i], 1, BATCH_MAX, &size))
 				return 2;
-			}
 		} else if (strcmp(a, "--pause") == 0 && i + 1 < argc) {
-			errno = 0;
-			pause_ms = strtol(argv[++i], &end, 10);
-			if (errno != 0 || *end != '\0' || pause_ms < 0 ||
-			    pause_ms > 60000) {
-				fprintf(stderr, "tollgate-archive: --pause "
-				                "takes 0 to 60000 ms\n");
+			if (!number_arg(a, argv[++i], 0, 60000, &pause_ms))
 				return 2;
-			}
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 0;

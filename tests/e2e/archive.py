@@ -254,6 +254,10 @@ def main(t, env):
     for bad in ("2026-13", "2026-1", "x"):
         rc, _, _ = run_archive(env, cfg, "--before", bad)
         t.is_eq(rc, 2, "--before %s: refused" % bad)
+    for opt, bad in (("--batch", "0"), ("--batch", "10001"), ("--pause", "-1"),
+                     ("--pause", "5x"), ("--format", "xml")):
+        rc, _, err = run_archive(env, cfg, "--before", month_name(0), opt, bad)
+        t.is_eq(rc, 2, "%s %s: refused" % (opt, bad), err)
     rc, out, _ = run_archive(env, cfg, "--before", month_name(1), "--dry-run")
     t.is_eq(rc, 2, "--dry-run does not lift the refusal")
 
