@@ -76,8 +76,13 @@ respond_tag(struct tg_req *req, const char *done, struct tg_tag *t)
 	tg_req_respond_json(req, 200, o);
 }
 
-enum tg_rc
-tg_tag_routes_new(struct tg_req *req, struct tg_err *err)
+/* /tag/new and /tag/update: the body's fields, written by write, and the
+ * tag as it then is. */
+static enum tg_rc
+write_tag(struct tg_req *req,
+          enum tg_rc (*write)(struct tg_db *, const struct tg_tag_input *,
+                              const char *, struct tg_tag *, struct tg_err *),
+          const char *done, struct tg_err *err)
 {
 	struct tg_tag_input in;
 	struct tg_tag t;
@@ -88,28 +93,22 @@ tg_tag_routes_new(struct tg_req *req, struct tg_err *err)
 		return rc;
 	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
 		return rc;
-	if ((rc = tg_tag_create(db, &in, "master_key", &t, err)) != TG_OK)
+	if ((rc = write(db, &in, "master_key", &t, err)) != TG_OK)
 		return rc;
-	respond_tag(req, "created", &t);
+	respond_tag(req, done, &t);
 	return TG_OK;
+}
+
+enum tg_rc
+tg_tag_routes_new(struct tg_req *req, struct tg_err *err)
+{
+	return write_tag(req, tg_tag_create, "created", err);
 }
 
 enum tg_rc
 tg_tag_routes_update(struct tg_req *req, struct tg_err *err)
 {
-	struct tg_tag_input in;
-	struct tg_tag t;
-	struct tg_db *db;
-	enum tg_rc rc;
-
-	if ((rc = input(req, &in, err)) != TG_OK)
-		return rc;
-	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
-		return rc;
-	if ((rc = tg_tag_update(db, &in, "master_key", &t, err)) != TG_OK)
-		return rc;
-	respond_tag(req, "updated", &t);
-	return TG_OK;
+	return write_tag(req, tg_tag_update, "updated", err);
 }
 
 /* {"<name>": {...}, ...} of the names asked for; LiteLLM's 404 naming
