@@ -639,6 +639,18 @@ main(int argc, char **argv)
 		fprintf(stderr, "tollgate-archive: %s\n", err.message);
 		goto out;
 	}
+	/* The summaries' tables: a schema before sql/012 has none. */
+	if (tg_db_exec(db, "SELECT 1 FROM archived_months LIMIT 0", NULL, 0,
+	               &res, &err) != TG_OK) {
+		if (tg_db_errno(db) == 1146)
+			fprintf(stderr, "tollgate-archive: the schema has no "
+			                "archive yet: run tollgate-migrate "
+			                "(sql/012) first\n");
+		else
+			fprintf(stderr, "tollgate-archive: %s\n", err.message);
+		goto out;
+	}
+	tg_db_result_free(&res);
 	if (dry) {
 		status = dry_run(db, before, &err) == TG_OK ? 0 : 1;
 		if (status != 0)

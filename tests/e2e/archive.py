@@ -261,6 +261,21 @@ def main(t, env):
     rc, out, _ = run_archive(env, cfg, "--before", month_name(1), "--dry-run")
     t.is_eq(rc, 2, "--dry-run does not lift the refusal")
 
+    # A schema before sql/012.
+    env.sql("CREATE DATABASE tollgate_old")
+    old_sql = os.path.join(env.tmp, "sql-011")
+    os.makedirs(old_sql)
+    for f in os.listdir(H.SQL_DIR):
+        if f.endswith(".sql") and f < "012":
+            shutil.copy(os.path.join(H.SQL_DIR, f), old_sql)
+    old_url = env.db.url.replace("/tollgate?", "/tollgate_old?")
+    env.migrate(sql_dir=old_sql, database_url=old_url)
+    r = subprocess.run([ARCHIVE, "--config", cfg, "--before", month_name(0)],
+                       env=dict(os.environ, DATABASE_URL=old_url),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    t.is_eq(r.returncode, 1, "schema 11: fails")
+    t.like(r.stderr.decode(), r"run tollgate-migrate \(sql/012\) first", "... and says what to do")
+
     # 5. A replayed settlement of an archived row.
     spool_replay_after_archive(t, env, srv, cfg)
 
