@@ -546,7 +546,10 @@ tg_fields_from_query(const struct tg_field *fields, size_t n, const char *query,
 		vdec = eq ? url_decode(eq + 1, plen - klen - 1, buf) : 0;
 		if (!eq)
 			buf[0] = '\0';
-		if (!json_object_object_get_ex(obj, key, NULL))
+		/* A name with a NUL in it is no name a field has: not the
+		 * one before its NUL (end_user_id%00zz is not end_user_id). */
+		if (memchr(key, '\0', kdec) == NULL &&
+		    !json_object_object_get_ex(obj, key, NULL))
 			json_object_object_add(
 			        obj, key,
 			        json_object_new_string_len(buf, (int)vdec));

@@ -243,6 +243,20 @@ def ids(t, env):
     env.customer_new(user_id="plus sign")
     r = env.request("GET", "/customer/info?end_user_id=plus+sign")
     t.is_eq((r.status, (r.json or {}).get("user_id")), (200, "plus sign"), "'+' in a query is a space")
+    # A parameter's name is matched byte for byte: end_user_id%00zz is not
+    # end_user_id (it was read as its prefix, and answered the customer).
+    env.customer_new(user_id="smoke1")
+    for q in ("end_user_id%00zz=smoke1", "end_user_id%00=smoke1", "end_user_id%20=smoke1",
+              "end_user_idx=smoke1", "End_user_id=smoke1"):
+        r = env.request("GET", "/customer/info?" + q)
+        env.check_error(r, 422, "invalid_request_error", param="end_user_id",
+                        what="customer/info?%s: no end_user_id" % q)
+    r = env.request("GET", "/customer/info?end_user_id=smoke1%00")
+    env.check_error(r, 422, "invalid_request_error", param="end_user_id",
+                    what="customer/info with a NUL in the value")
+    r = env.request("GET", "/customer/info?end_user_id%00zz=x&end_user_id=smoke1")
+    t.is_eq((r.status, (r.json or {}).get("user_id")), (200, "smoke1"),
+            "the real name beside one with a NUL is read")
 
 
 def size_caps(t, env):

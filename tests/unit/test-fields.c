@@ -155,6 +155,28 @@ test_query(void)
 	       "plus decodes");
 	is_string("a b", v[0].str, "plus is a space");
 	free(storage);
+	storage = NULL;
+	/* A name is matched byte for byte: a NUL, or any byte, after a
+	 * known name makes another name, which is not the known one. */
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_fields_from_query(q, 1, "end_user_id%00zz=smoke1", v,
+	                            &storage, &err),
+	       "end_user_id%%00zz is not end_user_id");
+	is_string("end_user_id", err.param, "... so end_user_id is missing");
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_fields_from_query(q, 1, "end_user_id%00=smoke1", v, &storage,
+	                            &err),
+	       "end_user_id%%00 is not end_user_id");
+	is_int(TG_ERR_UNPROCESSABLE,
+	       tg_fields_from_query(q, 1, "end_user_id%20=smoke1", v, &storage,
+	                            &err),
+	       "end_user_id%%20 is not end_user_id");
+	is_int(TG_OK,
+	       tg_fields_from_query(q, 1, "end_user_id%00zz=x&end_user_id=y", v,
+	                            &storage, &err),
+	       "the real name beside one with a NUL");
+	is_string("y", v[0].str, "... gives its own value");
+	free(storage);
 }
 
 /* A query's booleans are words (GET /spend/logs?summarize=true). */
