@@ -16,13 +16,10 @@
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
 static const struct tg_field generate_fields[] = {
-        {"key", TG_FIELD_STRING, 0},
-        {"key_alias", TG_FIELD_ID, 0},
-        {"duration", TG_FIELD_DURATION, 0},
-        {"models", TG_FIELD_ARRAY, 0},
-        {"metadata", TG_FIELD_OBJECT, 0},
-        {"blocked", TG_FIELD_BOOL, 0},
-        TG_BUDGET_FIELDS,
+        {"key", TG_FIELD_STRING, 0},        {"key_alias", TG_FIELD_ID, 0},
+        {"duration", TG_FIELD_DURATION, 0}, {"models", TG_FIELD_ARRAY, 0},
+        {"metadata", TG_FIELD_OBJECT, 0},   {"blocked", TG_FIELD_BOOL, 0},
+        {"aliases", TG_FIELD_OBJECT, 0},    TG_BUDGET_FIELDS,
 };
 enum {
 	F_KEY,
@@ -31,6 +28,7 @@ enum {
 	F_MODELS,
 	F_METADATA,
 	F_BLOCKED,
+	F_ALIASES,
 	F_BUDGET /* the TG_BUDGET_FIELDS run */
 };
 
@@ -108,6 +106,11 @@ handle_generate(struct tg_req *req, struct tg_err *err)
 	if (tg_req_field(req, F_MODELS)->given) {
 		in.models = tg_req_field(req, F_MODELS)->json;
 		if ((rc = tg_key_check_models(in.models, err)) != TG_OK)
+			return rc;
+	}
+	if (tg_req_field(req, F_ALIASES)->given) {
+		in.aliases = tg_req_field(req, F_ALIASES)->json;
+		if ((rc = tg_key_check_aliases(in.aliases, err)) != TG_OK)
 			return rc;
 	}
 	in.metadata = object_text(req, F_METADATA);
@@ -191,6 +194,7 @@ static const struct tg_field update_fields[] = {
         {"models", TG_FIELD_ARRAY, 0},
         {"metadata", TG_FIELD_OBJECT, 0},
         {"blocked", TG_FIELD_BOOL, 0},
+        {"aliases", TG_FIELD_OBJECT, 0},
         TG_BUDGET_FIELDS,
 };
 
@@ -198,7 +202,7 @@ static enum tg_rc
 handle_update(struct tg_req *req, struct tg_err *err)
 {
 	struct tg_key_update in;
-	struct json_object *all_models = NULL;
+	struct json_object *all_models = NULL, *no_aliases = NULL;
 	struct tg_key k;
 	struct tg_db *db;
 	const struct tg_value *meta = tg_req_field(req, F_METADATA);
@@ -216,6 +220,16 @@ handle_update(struct tg_req *req, struct tg_err *err)
 	} else if (tg_req_field(req, F_MODELS)->null) {
 		in.models = all_models = json_object_new_array(); /* [] */
 	}
+	/* aliases null: none any more. */
+	if (tg_req_field(req, F_ALIASES)->given) {
+		in.aliases = tg_req_field(req, F_ALIASES)->json;
+		if ((rc = tg_key_check_aliases(in.aliases, err)) != TG_OK) {
+			json_object_put(all_models);
+			return rc;
+		}
+	} else if (tg_req_field(req, F_ALIASES)->null) {
+		in.aliases = no_aliases = json_object_new_object(); /* {} */
+	}
 	in.metadata.set = meta->given || meta->null;
 	in.metadata.v = object_text(req, F_METADATA);
 	in.blocked_set = tg_req_field(req, F_BLOCKED)->given;
@@ -224,6 +238,7 @@ handle_update(struct tg_req *req, struct tg_err *err)
 	if ((rc = tg_req_db(req, &db, err)) == TG_OK)
 		rc = tg_key_update(db, &in, "master_key", &k, err);
 	json_object_put(all_models);
+	json_object_put(no_aliases);
 	return respond_key(req, rc, &k);
 }
 

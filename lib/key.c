@@ -37,6 +37,11 @@
 	" DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %T'), " TG_BUDGET_COLUMNS
 #define LOAD_FROM                                                              \
 	" FROM api_keys k LEFT JOIN budgets b ON b.budget_id = k.budget_id"
+/* And the aliases (sql/013), after the budget's columns. */
+#define LOAD_ALIASES   ", k.aliases"
+#define ALIASES_COLUMN (KEY_NCOLUMNS + TG_BUDGET_NCOLUMNS)
+/* 1054: no such column (a schema before sql/013). */
+#define NO_ALIASES_YET(db) (tg_db_errno(db) == 1054)
 
 void
 tg_key_new_secret(char out[TG_KEY_NEW_LEN])
@@ -127,6 +132,73 @@ tg_key_check_models(struct json_object *models, struct tg_err *err)
 	return TG_OK;
 }
 
+const char *
+tg_key_model_of(const struct tg_key *k, const char *model)
+{
+	struct json_object *v;
+
+	if (k != NULL && k->aliases != NULL && model != NULL &&
+	    json_object_object_get_ex(k->aliases, model, &v) &&
+	    json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return model;
+}
+
+static bool
+model_name_ok(const char *s, size_t n)
+{
+	return tg_id_valid(s, n) && memchr(s, '\0', n) == NULL;
+}
+
+enum tg_rc
+tg_key_check_aliases(struct json_object *aliases, struct tg_err *err)
+{
+	size_t n = 0;
+
+	if (!json_object_is_type(aliases, json_type_object))
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "aliases",
+		                  "aliases must be an object of model names: "
+		                  "{\"<alias>\": \"<model_name>\"}");
+	json_object_object_foreach(aliases, name, v)
+	{
+		if (++n > TG_KEY_MAX_ALIASES)
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, "aliases",
+			                  "aliases holds at most %d names",
+			                  TG_KEY_MAX_ALIASES);
+		if (!model_name_ok(name, strlen(name)) ||
+		    !json_object_is_type(v, json_type_string) ||
+		    !model_name_ok(json_object_get_string(v),
+		                   (size_t)json_object_get_string_len(v)))
+			return tg_err_set(err, TG_ERR_UNPROCESSABLE, "aliases",
+			                  "aliases must be an object of model "
+			                  "names: {\"<alias>\": "
+			                  "\"<model_name>\"}");
+	}
+	return TG_OK;
+}
+
+/* Write a key's aliases (sql/013): NULL or an empty object clears them. */
+static enum tg_rc
+store_aliases(struct tg_db *db, const char *token, struct json_object *aliases,
+              struct tg_err *err)
+{
+	struct tg_db_param params[2];
+	enum tg_rc rc;
+
+	params[0] = json_object_object_length(aliases) > 0
+	                    ? tg_db_str(json_object_to_json_string_ext(
+	                              aliases, JSON_C_TO_STRING_PLAIN))
+	                    : tg_db_null();
+	params[1] = tg_db_str(token);
+	rc = tg_db_run(db, "UPDATE api_keys SET aliases = ? WHERE token = ?",
+	               params, 2, NULL, err);
+	if (rc == TG_ERR_DB && NO_ALIASES_YET(db))
+		return tg_err_set(err, TG_ERR_INTERNAL, "aliases",
+		                  "aliases need the schema of sql/013: run "
+		                  "tollgate-migrate");
+	return rc;
+}
+
 /* ---- reading ---- */
 
 static char *
@@ -185,8 +257,33 @@ parse_row(const struct tg_db_result *res, size_t row, struct tg_key *out)
 	k.expired = tg_db_cell(res, row, 14) != NULL &&
 	            strcmp(tg_db_cell(res, row, 14), "1") == 0;
 	k.has_budget = tg_budget_from_row(res, row, KEY_NCOLUMNS, &k.budget);
+	if (res->ncols > ALIASES_COLUMN &&
+	    tg_db_cell(res, row, ALIASES_COLUMN) != NULL) {
+		k.aliases = json_tokener_parse(
+		        tg_db_cell(res, row, ALIASES_COLUMN));
+		if (!json_object_is_type(k.aliases, json_type_object)) {
+			tg_key_free(&k);
+			return false;
+		}
+	}
 	*out = k;
 	return true;
+}
+
+/* A SELECT of LOAD_COLUMNS with the aliases (at "%s" in sql), and without
+ * them on a schema before sql/013. */
+static enum tg_rc
+exec_load(struct tg_db *db, const char *with, const char *without,
+          const struct tg_db_param *params, size_t n, struct tg_db_result *res,
+          struct tg_err *err)
+{
+	enum tg_rc rc = tg_db_exec(db, with, params, n, res, err);
+
+	if (rc == TG_ERR_DB && NO_ALIASES_YET(db)) {
+		tg_err_clear(err);
+		rc = tg_db_exec(db, without, params, n, res, err);
+	}
+	return rc;
 }
 
 /* Load token's key; *found false (and *out untouched) when there is none.
@@ -199,9 +296,11 @@ load(struct tg_db *db, const char *token, bool *found, struct tg_key *out,
 	struct tg_db_result res;
 	enum tg_rc rc;
 
-	rc = tg_db_exec(db,
-	                "SELECT " LOAD_COLUMNS LOAD_FROM " WHERE k.token = ?",
-	                &param, 1, &res, err);
+	rc = exec_load(db,
+	               "SELECT " LOAD_COLUMNS LOAD_ALIASES LOAD_FROM
+	               " WHERE k.token = ?",
+	               "SELECT " LOAD_COLUMNS LOAD_FROM " WHERE k.token = ?",
+	               &param, 1, &res, err);
 	if (rc != TG_OK)
 		return rc;
 	*found = res.nrows > 0;
@@ -450,6 +549,9 @@ create_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	               params, 13, NULL, err);
 	if (rc == TG_ERR_CONFLICT)
 		return which_conflict(db, a->token, in->key_alias, err);
+	if (rc == TG_OK && in->aliases != NULL &&
+	    json_object_object_length(in->aliases) > 0)
+		rc = store_aliases(db, a->token, in->aliases, err);
 	return rc;
 }
 
@@ -577,6 +679,8 @@ update_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	               params, 14, NULL, err);
 	if (rc == TG_ERR_CONFLICT)
 		rc = alias_taken(in->key_alias.v, err);
+	if (rc == TG_OK && in->aliases != NULL)
+		rc = store_aliases(db, in->token, in->aliases, err);
 out:
 	free(budget_id);
 	return rc;
@@ -751,11 +855,14 @@ tg_key_list(struct tg_db *db, const struct tg_key_filter *f,
 	tg_db_result_free(&res);
 	params[2] = tg_db_int(f->page_size);
 	params[3] = tg_db_int(offset);
-	rc = tg_db_exec(db,
-	                "SELECT " LOAD_COLUMNS LOAD_FROM
-	                " WHERE (? IS NULL OR k.key_alias = ?)"
-	                " ORDER BY k.created_at DESC, k.token LIMIT ? OFFSET ?",
-	                params, 4, &res, err);
+#define LIST_WHERE                                                             \
+	" WHERE (? IS NULL OR k.key_alias = ?)"                                \
+	" ORDER BY k.created_at DESC, k.token LIMIT ? OFFSET ?"
+	rc = exec_load(db,
+	               "SELECT " LOAD_COLUMNS LOAD_ALIASES LOAD_FROM LIST_WHERE,
+	               "SELECT " LOAD_COLUMNS LOAD_FROM LIST_WHERE, params, 4,
+	               &res, err);
+#undef LIST_WHERE
 	if (rc != TG_OK)
 		return rc;
 	keys = json_object_new_array();
@@ -843,6 +950,9 @@ tg_key_to_json(const struct tg_key *k)
 	                       opt_money_json(hb, &b->soft_budget));
 	json_object_object_add(o, "expires", opt_time_json(&k->expires));
 	json_object_object_add(o, "models", json_object_get(k->models));
+	json_object_object_add(o, "aliases",
+	                       k->aliases != NULL ? json_object_get(k->aliases)
+	                                          : json_object_new_object());
 	json_object_object_add(o, "tpm_limit", opt_i64_json(hb, &b->tpm_limit));
 	json_object_object_add(o, "rpm_limit", opt_i64_json(hb, &b->rpm_limit));
 	json_object_object_add(o, "max_parallel_requests",
@@ -887,6 +997,7 @@ tg_key_free(struct tg_key *k)
 	free(k->key_name);
 	free(k->key_alias);
 	json_object_put(k->models);
+	json_object_put(k->aliases);
 	free(k->metadata);
 	free(k->budget_id);
 	free(k->created_by);

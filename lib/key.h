@@ -44,7 +44,10 @@ struct tg_key {
 	struct tg_opt_time expires;
 	bool expired; /* expires had passed when it was loaded (db clock) */
 	struct json_object *models; /* array of model names; empty: all */
-	char *metadata;             /* JSON object text, or NULL */
+	/* {"<alias>": "<model_name>"}: names its calls may use for a
+	 * model (sql/013); NULL: none. */
+	struct json_object *aliases;
+	char *metadata; /* JSON object text, or NULL */
 	bool blocked;
 	tg_money spend;    /* current period (a due reset already applied) */
 	tg_money reserved; /* held by its calls in flight */
@@ -85,13 +88,29 @@ bool tg_key_allows_model(const struct tg_key *k, const char *model);
  */
 enum tg_rc tg_key_check_models(struct json_object *models, struct tg_err *err);
 
+/*
+ * The model a call made with k means by model: the one its aliases map
+ * model to, else model itself (LiteLLM's key aliases).
+ */
+const char *tg_key_model_of(const struct tg_key *k, const char *model);
+
+/*
+ * TG_ERR_UNPROCESSABLE (param "aliases") unless aliases is an object whose
+ * names and values are model names (1..255 bytes of valid UTF-8 each), at
+ * most TG_KEY_MAX_ALIASES of them.
+ */
+#define TG_KEY_MAX_ALIASES 256
+enum tg_rc tg_key_check_aliases(struct json_object *aliases,
+                                struct tg_err *err);
+
 /* /key/generate fields; NULL or unset = not given.  Not owned. */
 struct tg_key_input {
 	const char *key; /* generated or chosen (validated) */
 	const char *key_alias;
-	const char *duration;       /* validated; NULL: never expires */
-	struct json_object *models; /* checked; NULL: [] */
-	const char *metadata;       /* JSON object text, or NULL */
+	const char *duration;        /* validated; NULL: never expires */
+	struct json_object *models;  /* checked; NULL: [] */
+	struct json_object *aliases; /* checked; NULL: none */
+	const char *metadata;        /* JSON object text, or NULL */
 	bool blocked;
 	struct tg_budget_input budget;
 };
@@ -129,9 +148,10 @@ enum tg_rc tg_key_authenticate(struct tg_db *db, const char *presented,
 struct tg_key_update {
 	char token[65];
 	struct tg_opt_str key_alias;
-	struct tg_opt_str duration; /* v NULL: never expires */
-	struct json_object *models; /* checked; NULL: unchanged */
-	struct tg_opt_str metadata; /* JSON object text */
+	struct tg_opt_str duration;  /* v NULL: never expires */
+	struct json_object *models;  /* checked; NULL: unchanged */
+	struct json_object *aliases; /* checked; NULL: unchanged */
+	struct tg_opt_str metadata;  /* JSON object text */
 	bool blocked_set, blocked;
 	struct tg_budget_input budget; /* set or cleared: its budget changes */
 };

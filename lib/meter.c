@@ -1208,7 +1208,9 @@ admit(struct call *c, struct tg_err *err)
 	enum tg_rc rc;
 
 	memset(&a, 0, sizeof(a));
-	c->model = model->given ? model->str : NULL;
+	/* A key's alias is the model it stands for, from here on: its
+	 * models list, deployments, price and row (LiteLLM's aliases). */
+	c->model = tg_key_model_of(c->key, model->given ? model->str : NULL);
 	if (c->model != NULL) {
 		if (!tg_config_has_model(c->cfg, c->model))
 			return unknown_model(c, err);

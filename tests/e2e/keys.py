@@ -13,7 +13,9 @@
    /key/block and /key/unblock, /key/delete (all or nothing).
 4. Expiry: a key generated with duration 2s stops working (401).
 5. Model restriction: 401 auth_error "key not allowed to access model=";
-   /models and /v1/models list only the key's models.
+   /models and /v1/models list only the key's models.  Aliases: a call
+   naming one is a call of the model it stands for (its models list, price,
+   row); /key/update replaces them, null clears; malformed ones are 422.
 6. Management routes refuse a virtual key (403 permission_error); an
    unknown key is 401.
 7. A key's max_budget holds across customers, a customer's across keys
@@ -440,6 +442,49 @@ def models(t, env, srv):
     r = env.chat(user="keys-default-model", key=key, model=None, server=srv)
     env.check_error(r, 401, "auth_error", param="model",
                     what="the customer's default_model outside the key's")
+    aliases(t, env, srv)
+
+
+def aliases(t, env, srv):
+    """Part 5: LiteLLM's key aliases (before, /key/generate took them and
+    ignored them, and a call with the alias was 400)."""
+    key, token = new_key(t, env, srv, models=["fake-gpt"],
+                         aliases={"my-gpt": "fake-gpt", "other": "fake-gpt-2"})
+    r = key_info(env, key, srv=srv)
+    t.is_eq(((r.json or {}).get("info") or {}).get("aliases"),
+            {"my-gpt": "fake-gpt", "other": "fake-gpt-2"}, "aliases: /key/info shows them")
+    r = env.chat(user="keys-alias", key=key, model="my-gpt", server=srv,
+                 fake={"usage": {"prompt_tokens": 5, "completion_tokens": 5}})
+    t.is_eq(r.status, 200, "aliases: a call with the alias is served", r.text[:300])
+    t.is_eq(dec(r.header("x-litellm-response-cost")), cost(5, 5), "aliases: at the model's price")
+    rows = env.ledger_rows("keys-alias")
+    t.is_eq([(x["model"], x["api_key"]) for x in rows], [("fake-gpt", token)],
+            "aliases: the row names the model the alias stands for")
+    t.is_eq((env.upstream.requests() or [{}])[-1].get("json", {}).get("model"), "fake-gpt",
+            "aliases: the upstream got the model")
+    r = env.chat(user="keys-alias", key=key, model="other", server=srv)
+    env.check_error(r, 401, "auth_error", param="model",
+                    message=re.compile(r"^key not allowed to access model=fake-gpt-2\. "),
+                    what="aliases: the key's models are checked on what the alias stands for")
+    r = env.chat(user="keys-alias", key=H.MASTER_KEY, model="my-gpt", server=srv)
+    env.check_error(r, 400, "invalid_request_error", param="model",
+                    what="aliases: another key (the master key) has no such model")
+    r = env.request("POST", "/key/update", body={"key": key, "aliases": {"mine": "fake-gpt"}},
+                    server=srv)
+    t.is_eq((r.status, (r.json or {}).get("aliases")), (200, {"mine": "fake-gpt"}),
+            "aliases: /key/update replaces them")
+    t.is_eq(env.chat(user="keys-alias", key=key, model="mine", server=srv).status, 200,
+            "aliases: the new alias works")
+    r = env.chat(user="keys-alias", key=key, model="my-gpt", server=srv)
+    t.is_eq(r.status, 400, "aliases: the old one is gone")
+    r = env.request("POST", "/key/update", body={"key": key, "aliases": None}, server=srv)
+    t.is_eq((r.status, (r.json or {}).get("aliases")), (200, {}), "aliases: null clears them")
+    t.is_eq(env.sql("SELECT aliases FROM api_keys WHERE token = '%s'" % token)[0][0], None,
+            "aliases: ... stored as NULL")
+    for bad in (["x"], {"a": 1}, {"a": ""}, {"": "fake-gpt"}, {"a": "x" * 256}, "a"):
+        r = generate(env, srv, aliases=bad)
+        env.check_error(r, 422, "invalid_request_error", param="aliases",
+                        what="aliases %r" % (bad,))
 
 
 def budgets(t, env, srv):
