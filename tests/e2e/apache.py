@@ -411,6 +411,7 @@ def main(t, env):
         stream(t, env, srv, tag)
         bodies(t, env, srv, tag)
         web_user_only(t, env, srv, tag)
+        H.keepalive_checks(t, env, srv, tag)
         if shape == "apache-proxy-fcgi":
             spawn_restarts(t, env, srv, tag)
         if tag == "htaccess-cgi":

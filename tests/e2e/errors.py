@@ -432,7 +432,8 @@ def broken_config(t, env):
 
 
 def main(t, env):
-    env.start_lighttpd(env.write_config("main", env.config()))
+    srv = env.start_lighttpd(env.write_config("main", env.config()))
+    H.keepalive_checks(t, env, srv, "lighttpd")
     auth(t, env)
     bodies(t, env)
     types(t, env)

@@ -370,6 +370,43 @@ class Resp:
 _DEFAULT_KEY = object()
 
 
+def keepalive_checks(t, env, srv, tag, idle=10.5):
+    """What clients of every web server shape rely on (issue: LiteLLM's
+    tests/test_keys.py got ServerDisconnectedError): a kept-alive connection
+    is still served after idle seconds (the shipped templates keep idle
+    connections 120 s; the servers' defaults are 5 s), and a GET that
+    carries a body is answered by the program, in JSON, not by the web
+    server's HTML 400 page."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.request("GET", "/health/liveliness")
+        first = conn.getresponse()
+        first.read()
+        sock, name = conn.sock, conn.sock.getsockname()
+        time.sleep(idle)
+        try:
+            conn.request("GET", "/health/liveliness")
+            again = conn.getresponse()
+            got = (again.status, again.read())
+        except (http.client.HTTPException, OSError) as e:
+            got = repr(e)
+        t.is_eq(got, (200, b'"I\'m alive!"'),
+                "%s: a kept-alive connection is served after %.1f s idle" % (tag, idle))
+        t.ok(conn.sock is sock and conn.sock.getsockname() == name,
+             "%s: ... on the same connection" % tag)
+    finally:
+        conn.close()
+    for path in ("/customer/list", "/key/list", "/spend/logs"):
+        r = http_request(srv.port, "GET", path, body={"page": 1},
+                         headers={"Content-Type": "application/json"})
+        t.is_eq((r.status, r.header("content-type", "")[:16]), (200, "application/json"),
+                "%s: GET %s with a JSON body: answered in JSON" % (tag, path))
+    r = http_request(srv.port, "GET", "/chat/completions", body={"model": "fake-gpt"})
+    t.ok(r.status == 405 and isinstance((r.json or {}).get("error"), dict),
+         "%s: GET /chat/completions with a body: 405 in the error envelope" % tag,
+         "got %d %r" % (r.status, r.body[:200]))
+
+
 def http_request(port, method, path, body=None, headers=None, key=_DEFAULT_KEY,
                  timeout=60, host="127.0.0.1"):
     """One request on a fresh connection.  body: dict/list (sent as JSON),
