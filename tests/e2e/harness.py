@@ -109,12 +109,29 @@ class SetupError(Exception):
     """A server or tool could not be started: the test fails with this reason."""
 
 
+# Every suite must run (script/test sets it, so CI fails on a skip): a
+# skip is then a failure.  Elsewhere what needs a missing tool skips, with
+# the reason.
+REQUIRE_ALL = os.environ.get("TG_REQUIRE_ALL") == "1"
+# The names of the tests run() is running (skip_all() inside raises).
+_RUNNING = []
+
+
+class Missing(SetupError):
+    """A tool or package this test needs is not installed here: what
+    needs it is skipped, with this reason (a failure under REQUIRE_ALL)."""
+
+
 def _which(name):
-    extra = os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
-    path = os.environ.get("PATH", "/usr/bin:/bin") + os.pathsep + extra
+    """A tool's path: PATH, then the sbin directories (where Debian puts
+    lighttpd, mariadbd and apache2, outside a user's PATH); PATH alone with
+    TG_PATH_ONLY=1 (tests/notools/run hides the optional tools so)."""
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    if os.environ.get("TG_PATH_ONLY") != "1":
+        path += os.pathsep + os.pathsep.join(["/usr/sbin", "/usr/local/sbin", "/sbin"])
     found = shutil.which(name, path=path)
     if not found:
-        raise SetupError("%s not found in PATH or /usr/sbin" % name)
+        raise Missing("%s not found in PATH or /usr/sbin" % name)
     return found
 
 
@@ -123,7 +140,7 @@ def find_node():
         p = shutil.which(name)
         if p:
             return p
-    raise SetupError("node not found (install nodejs and npm; script/test does)")
+    raise Missing("node not found (install nodejs and npm; script/test does)")
 
 
 def npm_modules(src, package, env_var):
@@ -139,15 +156,18 @@ def npm_modules(src, package, env_var):
             return c
     npm = shutil.which("npm")
     if not npm:
-        raise SetupError("%s is not installed and npm is missing; run `npm ci` in %s"
-                         % (package, rel))
+        raise Missing("%s is not installed and npm is missing; run `npm ci` in %s"
+                      % (package, rel))
     os.makedirs(dest, exist_ok=True)
-    for f in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(src, f), os.path.join(dest, f))
+    # In an in-tree build the build tree's copy is src itself.
+    if not os.path.samefile(src, dest):
+        for f in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(src, f), os.path.join(dest, f))
     r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=dest, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=300)
     if r.returncode != 0:
-        raise SetupError("npm ci in %s failed:\n%s" % (dest, r.stdout.decode()[-2000:]))
+        raise Missing("%s is not installed and `npm ci` in %s failed:\n%s"
+                      % (package, dest, r.stdout.decode()[-2000:]))
     return os.path.join(dest, "node_modules")
 
 
@@ -319,7 +339,11 @@ class Tap:
         return self.ok(False, name, *diags, where=self._where())
 
     def skip(self, name, reason):
-        """A test point that could not run here, and why (TAP SKIP)."""
+        """A test point that could not run here, and why (TAP SKIP); a
+        failure where every suite is required (REQUIRE_ALL)."""
+        if REQUIRE_ALL:
+            return self.fail("%s: required here (TG_REQUIRE_ALL=1), but skipped" % name,
+                             reason)
         with self.lock:
             self.n += 1
             self._out("ok %d - %s # SKIP %s" % (self.n, str(name).replace("#", "\\#"),
@@ -2056,9 +2080,25 @@ def _on_signal(signum, frame):
     raise SystemExit(128 + signum)
 
 
+class SkipAll(Exception):
+    """Raised by skip_all() inside run(): the test has nothing it can run
+    here."""
+
+
 def skip_all(reason):
-    """The whole test cannot run here (TAP "1..0 # SKIP"): exit."""
-    sys.stdout.write("1..0 # SKIP %s\n" % str(reason).replace("\n", " "))
+    """The whole test cannot run here: TAP "1..0 # SKIP <reason>", exit 0;
+    inside run() (from main) it ends main first (SkipAll), servers
+    stopped.  Where every suite is required (REQUIRE_ALL, as script/test
+    sets it for CI) it is a failure instead."""
+    if _RUNNING:
+        raise SkipAll(reason)
+    reason = str(reason).replace("\n", " ")
+    if REQUIRE_ALL:
+        sys.stdout.write("not ok 1 - required here (TG_REQUIRE_ALL=1), but: %s\n1..1\n"
+                         % reason)
+        sys.stdout.flush()
+        sys.exit(1)
+    sys.stdout.write("1..0 # SKIP %s\n" % reason)
     sys.stdout.flush()
     sys.exit(0)
 
@@ -2072,11 +2112,15 @@ def run(main, name=None, db=True, upstream=True):
         signal.signal(s, _on_signal)
     atexit.register(_cleanup_all)
     env = None
+    skipped = None
+    _RUNNING.append(name)
     try:
         env = Env(t, name)
         _ACTIVE.append(env)
         env.start(db=db, upstream=upstream)
         main(t, env)
+    except (SkipAll, Missing) as e:
+        skipped = str(e)
     except SetupError as e:
         t.fail("setup: a server could not be started", str(e))
     except SystemExit as e:
@@ -2091,5 +2135,10 @@ def run(main, name=None, db=True, upstream=True):
                 t.fail("cleanup failed: %r" % (e,), traceback.format_exc())
             if env in _ACTIVE:
                 _ACTIVE.remove(env)
+        _RUNNING.remove(name)
     sys.stdout.flush()
+    if skipped is not None and t.n == 0:
+        skip_all(skipped)
+    if skipped is not None:
+        t.skip("the rest of %s" % name, skipped)
     sys.exit(t.done())

@@ -914,7 +914,10 @@ def main(t, env):
     race(t, env, srv)
     period_reset(t, env, srv)
     rate_limits(t, env, srv)
-    sdk(t, env, srv)
+    try:
+        sdk(t, env, srv)
+    except H.Missing as e:  # node or the pinned SDK is not installed here
+        t.skip("sdk: the OpenAI Node SDK with a key", str(e))
     webhooks(t, env)
     crash_and_spool(t, env)
 
