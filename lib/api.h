@@ -219,6 +219,9 @@ enum tg_rc tg_api_responses_stored(struct tg_req *req, struct tg_err *err);
 
 /* The adapter of api. */
 const struct tg_api_adapter *tg_api_adapter(enum tg_api api);
+/* The path of the API whose LiteLLM call_type this is (a ledger row's;
+ * "acompletion": "/chat/completions"), or "" for none. */
+const char *tg_api_path_of_call_type(const char *call_type);
 
 /*
  * The output bound of SPEC 4.3 from the given bound (0: none): else the

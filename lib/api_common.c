@@ -464,3 +464,13 @@ tg_api_adapter(enum tg_api api)
 	}
 	return &tg_api_chat;
 }
+
+const char *
+tg_api_path_of_call_type(const char *call_type)
+{
+	for (int a = 0; a < TG_API_COUNT && call_type != NULL; a++)
+		if (strcmp(tg_api_adapter((enum tg_api)a)->call_type,
+		           call_type) == 0)
+			return tg_api_path((enum tg_api)a);
+	return "";
+}

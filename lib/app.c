@@ -26,6 +26,7 @@
 #include "app.h"
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "money.h"
 #include "outbox.h"
 #include "spool.h"
@@ -97,6 +98,11 @@ struct tg_req {
 	size_t nheaders;
 	bool responded;
 	bool client_gone; /* a streamed write failed: the client left */
+	int status;       /* the status answered */
+	/* An LLM call (tg_req_note_call()): counted once answered. */
+	bool metered;
+	char call_route[32];
+	char call_model[256];
 };
 
 /* Process-wide state. */
@@ -431,6 +437,7 @@ write_head(struct tg_req *req, int status, const char *content_type,
 		return false;
 	}
 	req->responded = true;
+	req->status = status;
 	/* Piece by piece: no value's length is bounded by a buffer here. */
 	snprintf(num, sizeof(num), "%d", status);
 	req_puts(req, "Status: ");
@@ -461,10 +468,17 @@ write_head(struct tg_req *req, int status, const char *content_type,
 }
 
 void
+tg_req_respond_body(struct tg_req *req, int status, const char *content_type,
+                    const char *body, size_t len)
+{
+	if (write_head(req, status, content_type, (long long)len))
+		req_write(req, body, len);
+}
+
+void
 tg_req_respond_raw(struct tg_req *req, int status, const char *body, size_t len)
 {
-	if (write_head(req, status, "application/json", (long long)len))
-		req_write(req, body, len);
+	tg_req_respond_body(req, status, "application/json", body, len);
 }
 
 bool
@@ -779,6 +793,38 @@ presented_key(const struct tg_req *req)
 			key += 7;
 	}
 	return key;
+}
+
+bool
+tg_req_presents(struct tg_req *req, const char *want)
+{
+	const char *key = presented_key(req);
+
+	if (key == NULL || key[0] == '\0' || want == NULL || want[0] == '\0')
+		return false;
+	return tg_memeq_const_time(key, strlen(key), want, strlen(want));
+}
+
+void
+tg_req_note_call(struct tg_req *req, const char *route, const char *model)
+{
+	req->metered = true;
+	tg_strlcpy(req->call_route, sizeof(req->call_route), route);
+	tg_strlcpy(req->call_model, sizeof(req->call_model),
+	           model != NULL ? model : "");
+}
+
+/* An LLM call answered: tollgate_requests_total{route,model,status}. */
+static void
+count_call(const struct tg_req *req)
+{
+	char status[8], labels[TG_METRICS_LABELS_MAX];
+	const char *kv[6] = {"route",         req->call_route, "model",
+	                     req->call_model, "status",        status};
+
+	snprintf(status, sizeof(status), "%d", req->status);
+	if (tg_metrics_labels(labels, sizeof(labels), 3, kv))
+		tg_metrics_count("tollgate_requests_total", labels, 1);
 }
 
 bool
@@ -1211,6 +1257,8 @@ serve(const struct tg_program *prog, FCGX_Request *fcgx, char **envp)
 	}
 	if (rc != TG_OK && !req.responded)
 		tg_req_respond_error(&req, &err);
+	if (req.metered && req.responded)
+		count_call(&req);
 	req_end(&req);
 }
 
@@ -1282,6 +1330,21 @@ deliver_events(bool due)
 		            err.message);
 }
 
+/* Add this process's counts to the database's (SPEC 15). */
+static void
+flush_metrics(void)
+{
+	struct tg_err err;
+
+	if (app_db == NULL || tg_metrics_due_us() == 0)
+		return;
+	tg_err_clear(&err);
+	if (tg_metrics_flush(app_db, &err) != TG_OK)
+		tg_log_warn("metrics: adding this process's counts failed "
+		            "(tried again later): %s",
+		            err.message);
+}
+
 /* Work the client need not wait for: after the answer is sent. */
 static void
 after_response(void)
@@ -1327,11 +1390,18 @@ after_response(void)
 			            n);
 	}
 	deliver_events(due);
+	/* The counts of /metrics: at most a few seconds old (a CGI process
+	 * has no later). */
+	if (app_cgi ||
+	    (tg_metrics_due_us() != 0 && tg_now_us() >= tg_metrics_due_us()))
+		flush_metrics();
 }
 
 static void
 app_cleanup(void)
 {
+	if (app_db != NULL)
+		flush_metrics();
 	if (app_db != NULL)
 		tg_db_close(app_db);
 	app_db = NULL;
@@ -1361,11 +1431,26 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 	fd_set readable;
 
 	while (!app_stop) {
+		int64_t due = tg_metrics_due_us(), left;
+		struct timespec ts;
+		int n;
+
 		FD_ZERO(&readable);
 		FD_SET(listen_sock, &readable);
-		if (pselect(listen_sock + 1, &readable, NULL, NULL, NULL,
-		            unblocked) >= 0 ||
-		    errno != EINTR)
+		/* Counts waiting for /metrics: flushed when due, even if
+		 * no request comes. */
+		left = due != 0 ? due - tg_now_us() : 0;
+		if (left < 0)
+			left = 0;
+		ts.tv_sec = (time_t)(left / 1000000);
+		ts.tv_nsec = (long)(left % 1000000) * 1000;
+		n = pselect(listen_sock + 1, &readable, NULL, NULL,
+		            due != 0 ? &ts : NULL, unblocked);
+		if (n == 0) {
+			flush_metrics();
+			continue;
+		}
+		if (n > 0 || errno != EINTR)
 			break;
 	}
 	return !app_stop;

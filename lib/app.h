@@ -141,6 +141,15 @@ const struct tg_key *tg_req_key(const struct tg_req *req);
 bool tg_req_master(struct tg_req *req);
 /* When the request started (Unix epoch microseconds). */
 int64_t tg_req_start_us(const struct tg_req *req);
+/* Whether the request presents key (a setting's value, such as
+ * metrics_key), compared in constant time; false for none. */
+bool tg_req_presents(struct tg_req *req, const char *key);
+/*
+ * The request is an LLM call of route (an API's path) for model (NULL:
+ * none yet): once it is answered, it is counted in
+ * tollgate_requests_total with the status it got (SPEC 15).  Copied.
+ */
+void tg_req_note_call(struct tg_req *req, const char *route, const char *model);
 
 /* Add a response header (before responding).  Copied. */
 void tg_req_add_header(struct tg_req *req, const char *name, const char *value);
@@ -150,6 +159,10 @@ void tg_req_respond_json(struct tg_req *req, int status,
 /* Answer with status and a JSON text as is (e.g. the upstream's body). */
 void tg_req_respond_raw(struct tg_req *req, int status, const char *body,
                         size_t len);
+/* Answer with status and body of content_type (not JSON). */
+void tg_req_respond_body(struct tg_req *req, int status,
+                         const char *content_type, const char *body,
+                         size_t len);
 /*
  * Begin a streamed answer: the status line, content_type and the headers
  * added so far, with no Content-Length.  Then tg_req_stream_write() sends

@@ -202,6 +202,9 @@ static const struct field tollgate_fields[] = {
          offsetof(struct tg_config, max_management_body)},
         {"max_llm_body", K_BYTES, offsetof(struct tg_config, max_llm_body)},
         {"spool_dir", K_STRING, offsetof(struct tg_config, spool_dir)},
+        {"metrics_key", K_STRING, offsetof(struct tg_config, metrics_key)},
+        {"metrics_per_customer", K_BOOL,
+         offsetof(struct tg_config, metrics_per_customer)},
         {"hold_grace", K_SECONDS, offsetof(struct tg_config, hold_grace_s)},
         {"reclaim_interval", K_SECONDS,
          offsetof(struct tg_config, reclaim_interval_s)},
@@ -1418,6 +1421,7 @@ tg_config_free(struct tg_config *cfg)
 	free(cfg->alerting.slack_url);
 	free(cfg->alerting.webhook_secret);
 	free(cfg->spool_dir);
+	free(cfg->metrics_key);
 	free(cfg->max_end_user_budget_id);
 	free(cfg->model_cost_map_path);
 	free(cfg->price_file);

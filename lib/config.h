@@ -115,6 +115,12 @@ struct tg_config {
 	 * database (SPEC 4.4); NULL: TOLLGATE_SPOOL_DIR from the environment,
 	 * else $localstatedir/spool/tollgate. */
 	char *spool_dir;
+	/* tollgate_settings.metrics_key: a key GET /metrics takes besides
+	 * the master key (a Prometheus server's), or NULL; and
+	 * metrics_per_customer: each customer's and key's spend and
+	 * remaining budget there too (SPEC 15). */
+	char *metrics_key;
+	bool metrics_per_customer;
 	/* A hold lasts every attempt's timeout plus hold_grace (60 s unless
 	 * tollgate_settings.hold_grace); a process looks for expired holds
 	 * every reclaim_interval (30 s). */

@@ -32,6 +32,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 #if defined(MARIADB_PACKAGE_VERSION) || defined(MARIADB_BASE_VERSION)
@@ -713,6 +714,7 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 	MYSQL_STMT *st = NULL;
 	MYSQL_RES *meta = NULL;
 	bool cached = false, drop = false;
+	int64_t sent_us = 0;
 	enum tg_rc rc;
 
 	if (nparams > MAX_PARAMS)
@@ -767,6 +769,7 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 	}
 	if (executed != NULL)
 		*executed = true;
+	sent_us = tg_now_us();
 	if (mysql_stmt_execute(st) != 0) {
 		rc = stmt_fail(db, st, err);
 		goto out;
@@ -794,6 +797,9 @@ exec_once(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 	rc = drain_results(db, st, err);
 	if (rc != TG_OK && res != NULL)
 		tg_db_result_free(res);
+	/* The round trip, to its last row (SPEC 15), but the metrics' own. */
+	if (!tg_metrics_flushing())
+		tg_metrics_observe(TG_METRICS_DB, "", tg_now_us() - sent_us);
 out:
 	if (meta != NULL)
 		mysql_free_result(meta);
@@ -854,11 +860,14 @@ tg_db_run(struct tg_db *db, const char *sql, const struct tg_db_param *params,
 static enum tg_rc
 simple_query(struct tg_db *db, const char *sql, struct tg_err *err)
 {
+	int64_t sent_us;
+
 	if (db->conn == NULL) {
 		db->last_errno = CR_SERVER_GONE_ERROR;
 		return tg_err_set(err, TG_ERR_DB, NULL,
 		                  "Database unavailable: not connected");
 	}
+	sent_us = tg_now_us();
 	if (mysql_real_query(db->conn, sql, strlen(sql)) != 0) {
 		db->last_errno = mysql_errno(db->conn);
 		tg_err_set(err, TG_ERR_DB, NULL, "%s: %s",
@@ -869,6 +878,8 @@ simple_query(struct tg_db *db, const char *sql, struct tg_err *err)
 			disconnect(db);
 		return TG_ERR_DB;
 	}
+	if (!tg_metrics_flushing())
+		tg_metrics_observe(TG_METRICS_DB, "", tg_now_us() - sent_us);
 	return TG_OK;
 }
 

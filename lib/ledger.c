@@ -32,11 +32,13 @@
 
 #include <json-c/json.h>
 
+#include "api.h"
 #include "events.h"
 #include "log.h"
 #include "jsonx.h"
 #include "ledger.h"
 #include "ledger_priv.h"
+#include "metrics.h"
 #include "period.h"
 #include "util.h"
 
@@ -974,6 +976,9 @@ struct settle_arg {
 	size_t nparty;
 	tg_money charged;
 	bool already; /* the ledger row exists: settled by a lost commit */
+	/* It replaced an unsettled row of that spend (a reclaimed hold). */
+	bool replaced;
+	tg_money replaced_spend;
 };
 
 /*
@@ -1485,6 +1490,7 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	enum tg_rc rc = TG_OK;
 
 	memset(&x, 0, sizeof(x));
+	a->replaced = false;
 	end_us = e->end_us != 0 ? e->end_us : wall_us();
 	start_us = e->start_us != 0 ? e->start_us : end_us;
 	now = (time_t)(end_us / 1000000);
@@ -1558,6 +1564,8 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 			rc = TG_ERR_CONFLICT;
 			goto out;
 		}
+		a->replaced = true;
+		a->replaced_spend = x.spend;
 		/* The same values, in an UPDATE of the unsettled row. */
 		params[0] = params[6];
 		params[1] = params[7];
@@ -1737,6 +1745,38 @@ settle_call(struct tg_db *db, struct settle_arg *a, bool *dup,
 	return rc;
 }
 
+void
+tg_ledger_count_spend(const char *model, tg_money amount)
+{
+	char labels[TG_METRICS_LABELS_MAX];
+	const char *kv[2] = {"model", model};
+
+	if (amount != 0 && tg_metrics_labels(labels, sizeof(labels), 1, kv))
+		tg_metrics_add("tollgate_spend_usd_total", labels, amount);
+}
+
+/* A settlement committed: its tokens, and what it added to the ledger's
+ * spend (SPEC 15). */
+static void
+count_settled(const struct settle_arg *a)
+{
+	const struct tg_ledger_entry *e = a->e;
+	char labels[TG_METRICS_LABELS_MAX];
+	const char *kv[6] = {"route", tg_api_path_of_call_type(e->call_type),
+	                     "model", e->model,
+	                     "type",  "prompt"};
+
+	if (tg_metrics_labels(labels, sizeof(labels), 3, kv))
+		tg_metrics_count("tollgate_tokens_total", labels,
+		                 e->prompt_tokens);
+	kv[5] = "completion";
+	if (tg_metrics_labels(labels, sizeof(labels), 3, kv))
+		tg_metrics_count("tollgate_tokens_total", labels,
+		                 e->completion_tokens);
+	tg_ledger_count_spend(
+	        e->model, a->charged - (a->replaced ? a->replaced_spend : 0));
+}
+
 enum tg_rc
 tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
                  const struct tg_ledger_entry *e,
@@ -1761,6 +1801,7 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 
 		rc = settle_call(db, &arg, &dup, err);
 		if (rc == TG_OK && !dup) {
+			count_settled(&arg);
 			if (charged != NULL)
 				*charged = arg.charged;
 			return TG_OK;
@@ -1770,6 +1811,8 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 		tg_err_clear(err);
 	}
 	rc = tg_db_txn(db, settle_txn, &arg, err);
+	if (rc == TG_OK)
+		count_settled(&arg);
 	if (rc == TG_ERR_CONFLICT && arg.already)
 		rc = TG_OK; /* charged by the first commit, as computed here */
 	if (rc == TG_OK && charged != NULL)

@@ -31,4 +31,8 @@ enum tg_rc tg_ledger_index_tags(struct tg_db *db, const char *request_id,
                                 const char *start_s, const char *const *tags,
                                 size_t ntags, struct tg_err *err);
 
+/* The ledger's spend grew by amount for model (reclaimed, settled):
+ * tollgate_spend_usd_total (SPEC 15). */
+void tg_ledger_count_spend(const char *model, tg_money amount);
+
 #endif

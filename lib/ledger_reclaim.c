@@ -22,12 +22,21 @@
 #include "period.h"
 #include "util.h"
 
+/* A hold charged by the reclaim: its model and amount, for /metrics once
+ * the transaction commits. */
+struct charged_hold {
+	char model[256];
+	tg_money amount;
+};
+
 struct reclaim_arg {
 	const char *user_id;
 	const char *default_budget_id;
 	const struct tg_alerting *alerts;
 	int limit;
 	int reclaimed;
+	struct charged_hold *charged; /* limit of them */
+	size_t ncharged;
 };
 
 /* An account of an expired hold, as the reclaim's charge finds it. */
@@ -224,7 +233,7 @@ reclaim_metadata(const char *expired_s, const struct reclaimed *p, size_t n)
 
 /* Charge one expired hold (its reservations row is locked by us). */
 static enum tg_rc
-charge_hold(struct tg_db *db, const struct reclaim_arg *a,
+charge_hold(struct tg_db *db, struct reclaim_arg *a,
             const struct tg_db_result *holds, size_t i, bool *done,
             struct tg_err *err)
 {
@@ -344,6 +353,15 @@ charge_hold(struct tg_db *db, const struct reclaim_arg *a,
 	}
 	if (rc != TG_OK)
 		return rc;
+	if (charged && a->ncharged < (size_t)a->limit) {
+		struct charged_hold *c = &a->charged[a->ncharged++];
+
+		tg_strlcpy(c->model, sizeof(c->model),
+		           tg_db_cell(holds, i, 3) != NULL
+		                   ? tg_db_cell(holds, i, 3)
+		                   : "");
+		c->amount = amount;
+	}
 	*done = true;
 	return TG_OK;
 }
@@ -372,6 +390,7 @@ reclaim_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	enum tg_rc rc;
 
 	a->reclaimed = 0;
+	a->ncharged = 0;
 	/* SKIP LOCKED: holds being settled right now are not ours to take.
 	 * A schema before sql/010 has no model_accounts, one before sql/011
 	 * no tags (1054: unknown column): its holds are on no model_spend
@@ -419,8 +438,14 @@ tg_ledger_reclaim(struct tg_db *db, const char *user_id,
 	arg.default_budget_id = default_budget_id;
 	arg.alerts = alerts;
 	arg.limit = limit > 0 ? limit : 100;
+	arg.charged = tg_xcalloc((size_t)arg.limit, sizeof(*arg.charged));
 	rc = tg_db_txn(db, reclaim_txn, &arg, err);
 	if (rc == TG_OK && reclaimed != NULL)
 		*reclaimed = arg.reclaimed;
+	/* Committed: the ledger's spend grew by these (SPEC 15). */
+	for (size_t i = 0; rc == TG_OK && i < arg.ncharged; i++)
+		tg_ledger_count_spend(arg.charged[i].model,
+		                      arg.charged[i].amount);
+	free(arg.charged);
 	return rc;
 }

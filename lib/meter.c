@@ -34,6 +34,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "meter.h"
+#include "metrics.h"
 #include "money.h"
 #include "pricing.h"
 #include "ratelimit.h"
@@ -964,6 +965,9 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 {
 	struct tg_upstream_request rq;
 	char *up_body, *headers[8];
+	char labels[TG_METRICS_LABELS_MAX];
+	const char *kv[2] = {"route", tg_api_path(c->api->api)};
+	int64_t sent_us;
 	size_t up_len;
 
 	memset(o, 0, sizeof(*o));
@@ -981,6 +985,7 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 		                           8);
 		rq.headers = (const char *const *)headers;
 		tg_err_clear(&o->up_err);
+		sent_us = tg_now_us();
 		if (r != NULL) {
 			struct tg_bounds b;
 			struct tg_err ignored;
@@ -1000,6 +1005,10 @@ attempts(struct call *c, struct tg_relay *r, struct outcome *o)
 			o->up_rc = tg_upstream_call(o->d, &rq, &o->resp,
 			                            &o->up_err);
 		}
+		/* Each attempt, to its last byte (SPEC 15). */
+		if (tg_metrics_labels(labels, sizeof(labels), 1, kv))
+			tg_metrics_observe(TG_METRICS_UPSTREAM, labels,
+			                   tg_now_us() - sent_us);
 		free(up_body);
 		tg_upstream_headers_free(headers);
 		if ((r != NULL && r->started) ||
@@ -1291,6 +1300,12 @@ meter(struct tg_req *req, const struct tg_api_adapter *api, struct tg_err *err)
 		goto out;
 	rc = call_upstream(&c, err);
 out:
+	/* Counted once answered, with its status (SPEC 15); a model the
+	 * config does not have is no label (clients choose the name). */
+	tg_req_note_call(req, tg_api_path(api->api),
+	                 c.model != NULL && tg_config_has_model(c.cfg, c.model)
+	                         ? c.model
+	                         : NULL);
 	/* Whatever ended the call before settlement (a budget refusal, a
 	 * failed settlement): its slot is freed, no tokens counted. */
 	release_limits(&c, 0);
