@@ -1,14 +1,17 @@
 /*
- * health: liveness and readiness probes (no key needed), and the answer
- * for any path no other program serves (the web server sends unknown
- * paths here, and the front line answers 404 in the envelope).
+ * health: liveness and readiness probes (no key needed), /metrics for a
+ * Prometheus server (SPEC 15), and the answer for any path no other
+ * program serves (the web server sends unknown paths here, and the front
+ * line answers 404 in the envelope).
  * Readiness says "db": "connected" or "unreachable"; why it is unreachable
  * goes to the error log, and to the master key as "db_error".
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "app.h"
 #include "log.h"
+#include "metrics.h"
 #include "outbox.h"
 #include "spool.h"
 
@@ -85,6 +88,72 @@ readiness(struct tg_req *req, struct tg_err *err)
 	return TG_OK;
 }
 
+/* Prometheus' text format, version 0.0.4. */
+#define METRICS_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* A page of accounts is ready: the answer is streamed from the first. */
+static bool
+metrics_flush(struct tg_buf *out, void *arg)
+{
+	struct tg_req *req = arg;
+	bool alive;
+
+	if (!tg_req_responded(req))
+		tg_req_stream_begin(req, 200, METRICS_TYPE);
+	alive = tg_req_stream_write(req, out->p != NULL ? out->p : "",
+	                            out->len);
+	out->len = 0;
+	return alive;
+}
+
+/*
+ * GET /metrics (SPEC 15): for the master key or tollgate_settings'
+ * metrics_key.  Whole, unless it lists every customer and key
+ * (metrics_per_customer): then streamed page by page, and an error after
+ * the first page ends it with a comment saying so.
+ */
+static enum tg_rc
+metrics(struct tg_req *req, struct tg_err *err)
+{
+	const struct tg_config *cfg = tg_req_config(req);
+	struct tg_metrics_node node;
+	struct tg_buf out = {NULL, 0};
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	if (cfg == NULL)
+		return tg_err_set(err, TG_ERR_CONFIG, NULL,
+		                  "Configuration error: see the server's error "
+		                  "log");
+	if (!tg_req_master(req) && !tg_req_presents(req, cfg->metrics_key))
+		return tg_err_set(err, TG_ERR_AUTH, NULL,
+		                  "Authentication Error: /metrics needs the "
+		                  "master key or metrics_key");
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	memset(&node, 0, sizeof(node));
+	node.spool_read = tg_spool_count(tg_spool_dir(cfg), &node.spool_pending,
+	                                 &node.spool_failed);
+	rc = tg_metrics_exposition(db, cfg->metrics_per_customer,
+	                           cfg->max_end_user_budget_id, &node, &out,
+	                           metrics_flush, req, err);
+	if (rc != TG_OK && tg_req_responded(req)) {
+		static const char cut[] = "# error: the answer was cut short "
+		                          "(see the server's error log)\n";
+
+		tg_log_error("/metrics: %s", err->message);
+		tg_req_stream_write(req, cut, sizeof(cut) - 1);
+		rc = TG_OK;
+	} else if (rc == TG_OK && tg_req_responded(req)) {
+		metrics_flush(&out, req);
+	} else if (rc == TG_OK) {
+		tg_req_respond_body(req, 200, METRICS_TYPE,
+		                    out.p != NULL ? out.p : "", out.len);
+	}
+	tg_buf_free(&out);
+	return rc;
+}
+
 static const struct tg_route routes[] = {
         {"/health/liveliness", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0,
          liveliness},
@@ -92,6 +161,7 @@ static const struct tg_route routes[] = {
          liveliness},
         {"/health/readiness", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0,
          readiness},
+        {"/metrics", "GET", TG_AUTH_NONE, TG_BODY_NONE, NULL, 0, metrics},
 };
 
 static const struct tg_program program = {.name = "health",
