@@ -708,3 +708,22 @@ tg_buf_free(struct tg_buf *b)
 	b->p = NULL;
 	b->len = 0;
 }
+
+void
+tg_csv_field(struct tg_buf *b, const char *s)
+{
+	if (s == NULL)
+		return;
+	if (s[0] != '\0' && strpbrk(s, ",\"\r\n") == NULL) {
+		tg_buf_add(b, s, strlen(s));
+		return;
+	}
+	tg_buf_add(b, "\"", 1);
+	for (const char *p = s; *p != '\0'; p++) {
+		if (*p == '"')
+			tg_buf_add(b, "\"\"", 2);
+		else
+			tg_buf_add(b, p, 1);
+	}
+	tg_buf_add(b, "\"", 1);
+}

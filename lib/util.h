@@ -93,5 +93,8 @@ struct tg_buf {
 /* Append s[0..n) to b. */
 void tg_buf_add(struct tg_buf *b, const char *s, size_t n);
 void tg_buf_free(struct tg_buf *b);
+/* Append s as one CSV field (RFC 4180): quoted when it holds a comma, a
+ * quote or a line end, or is empty; an SQL NULL (s NULL) is nothing. */
+void tg_csv_field(struct tg_buf *b, const char *s);
 
 #endif

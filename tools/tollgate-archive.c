@@ -216,27 +216,6 @@ export_open(struct export *x, const char *dir, const char *first_month,
 	return true;
 }
 
-/* A CSV field (RFC 4180): quoted when it holds a comma, quote or line
- * end; an SQL NULL is an empty field, an empty string "". */
-static void
-csv_field(struct tg_buf *b, const char *s)
-{
-	if (s == NULL)
-		return;
-	if (s[0] != '\0' && strpbrk(s, ",\"\r\n") == NULL) {
-		tg_buf_add(b, s, strlen(s));
-		return;
-	}
-	tg_buf_add(b, "\"", 1);
-	for (const char *p = s; *p != '\0'; p++) {
-		if (*p == '"')
-			tg_buf_add(b, "\"\"", 2);
-		else
-			tg_buf_add(b, p, 1);
-	}
-	tg_buf_add(b, "\"", 1);
-}
-
 static void
 export_row(struct export *x, const struct tg_db_result *res, size_t row)
 {
@@ -247,7 +226,7 @@ export_row(struct export *x, const struct tg_db_result *res, size_t row)
 		for (size_t c = 0; c < NCOLUMNS; c++) {
 			if (c > 0)
 				tg_buf_add(&x->buf, ",", 1);
-			csv_field(&x->buf, tg_db_cell(res, row, c));
+			tg_csv_field(&x->buf, tg_db_cell(res, row, c));
 		}
 		tg_buf_add(&x->buf, "\r\n", 2);
 		return;
