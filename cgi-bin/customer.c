@@ -20,6 +20,7 @@
 #include "app.h"
 #include "customer.h"
 #include "customer_routes.h"
+#include "log.h"
 #include "key.h"
 #include "spendlog.h"
 #include "tag_routes.h"
@@ -272,6 +273,79 @@ handle_logs(struct tg_req *req, struct tg_err *err)
 	return TG_OK;
 }
 
+static const struct tg_field export_fields[] = {
+        {"start_date", TG_FIELD_STRING, TG_FIELD_REQUIRED},
+        {"end_date", TG_FIELD_STRING, TG_FIELD_REQUIRED},
+        {"group_by", TG_FIELD_STRING, 0},
+};
+
+/* A page of the export is ready: the answer is streamed from the first. */
+static bool
+export_flush(struct tg_buf *out, void *arg)
+{
+	struct tg_req *req = arg;
+	bool alive;
+
+	if (!tg_req_responded(req))
+		tg_req_stream_begin(req, 200, "text/csv; charset=utf-8");
+	alive = tg_req_stream_write(req, out->p != NULL ? out->p : "",
+	                            out->len);
+	out->len = 0;
+	return alive;
+}
+
+/*
+ * GET /spend/export?start_date=&end_date=[&group_by=customer|key]: the
+ * period's spend per customer (or key) as CSV, to bill from, streamed
+ * page by page (lib/spendlog.h).  An error after the first page cuts the
+ * answer short: its last line is then not a whole one, and the error log
+ * says why.
+ */
+static enum tg_rc
+handle_export(struct tg_req *req, struct tg_err *err)
+{
+	struct tg_spendlog_query q;
+	struct tg_buf out = {NULL, 0};
+	const char *by = tg_req_str(req, 2);
+	enum tg_export_by how = TG_EXPORT_CUSTOMER;
+	char disposition[96], start_day[20], end_day[20];
+	struct tg_db *db;
+	enum tg_rc rc;
+
+	memset(&q, 0, sizeof(q));
+	if (by != NULL && strcmp(by, "key") == 0)
+		how = TG_EXPORT_KEY;
+	else if (by != NULL && strcmp(by, "customer") != 0)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "group_by",
+		                  "group_by is customer or key");
+	if ((rc = bound(req, 0, "start_date", false, &q.has_start, &q.start,
+	                err)) != TG_OK ||
+	    (rc = bound(req, 1, "end_date", true, &q.has_end, &q.end, err)) !=
+	            TG_OK)
+		return rc;
+	if (q.end <= q.start)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "end_date",
+		                  "end_date must not be before start_date");
+	if ((rc = tg_req_db(req, &db, err)) != TG_OK)
+		return rc;
+	tg_time_sql(q.start, start_day);
+	tg_time_sql(q.end - 1, end_day);
+	snprintf(
+	        disposition, sizeof(disposition),
+	        "attachment; filename=\"tollgate-spend-by-%s-%.10s-%.10s.csv\"",
+	        how == TG_EXPORT_KEY ? "key" : "customer", start_day, end_day);
+	tg_req_add_header(req, "Content-Disposition", disposition);
+	rc = tg_spendlog_export(db, &q, how, &out, export_flush, req, err);
+	if (rc != TG_OK && tg_req_responded(req)) {
+		tg_log_error("/spend/export cut short: %s", err->message);
+		rc = TG_OK;
+	} else if (rc == TG_OK && !tg_req_responded(req)) {
+		export_flush(&out, req);
+	}
+	tg_buf_free(&out);
+	return rc;
+}
+
 static const struct tg_field activity_fields[] = {
         {"end_user_ids", TG_FIELD_STRING, 0},
         {"start_date", TG_FIELD_STRING, 0},
@@ -345,6 +419,8 @@ static const struct tg_route routes[] = {
                handle_activity),
         {"/spend/logs", "GET", TG_AUTH_MASTER, TG_BODY_NONE, logs_fields,
          NFIELDS(logs_fields), handle_logs},
+        {"/spend/export", "GET", TG_AUTH_MASTER, TG_BODY_NONE, export_fields,
+         NFIELDS(export_fields), handle_export},
         {"/tag/new", "POST", TG_AUTH_MASTER, TG_BODY_MGMT, tg_tag_routes_fields,
          TG_TAG_ROUTES_NFIELDS, tg_tag_routes_new},
         {"/tag/update", "POST", TG_AUTH_MASTER, TG_BODY_MGMT,

@@ -1163,6 +1163,261 @@ out:
 	return rc;
 }
 
+/* ---- /spend/export: a period's spend per account, as CSV ---- */
+
+/* Accounts read by one query of an export. */
+#define EXPORT_PAGE 5000
+
+/* One account's sums in an export. */
+struct export_row {
+	const char *id, *alias; /* borrowed from a result */
+	int64_t requests, succeeded, prompt, completion, total;
+	tg_money spend;
+};
+
+/* The grouped queries of an export: [by][archive][first]; first: the
+ * calls of no account (end_user '', api_key NULL), else a page after an
+ * id.  Columns: id, alias, requests, successful, prompt, completion,
+ * total, spend. */
+#define EXPORT_LIVE(id, where, alias_join)                                     \
+	"SELECT g.id, " alias_join ", g.n, g.ok, g.p, g.c, g.t,"               \
+	" CAST(g.s AS CHAR) FROM (SELECT " id " AS id, COUNT(*) AS n,"         \
+	" SUM(status = 'success') AS ok, SUM(prompt_tokens) AS p,"             \
+	" SUM(completion_tokens) AS c, SUM(total_tokens) AS t,"                \
+	" SUM(spend) AS s FROM spend_logs WHERE " where                        \
+	" start_time >= ? AND start_time < ? GROUP BY " id " ORDER BY " id     \
+	" LIMIT ?) g"
+#define EXPORT_ARCHIVE(id, where, alias_join)                                  \
+	"SELECT g.id, " alias_join ", g.n, g.ok, g.p, g.c, g.t,"               \
+	" CAST(g.s AS CHAR) FROM (SELECT " id " AS id, SUM(requests) AS n,"    \
+	" SUM(successful_requests) AS ok, SUM(prompt_tokens) AS p,"            \
+	" SUM(completion_tokens) AS c, SUM(total_tokens) AS t,"                \
+	" SUM(spend) AS s FROM spend_archive WHERE " where                     \
+	" day >= ? AND day <= ? GROUP BY " id " ORDER BY " id " LIMIT ?) g"
+#define CUSTOMER_ALIAS                                                         \
+	"(SELECT c.alias FROM customers c WHERE c.user_id = g.id)"
+#define KEY_ALIAS "(SELECT k.key_alias FROM api_keys k WHERE k.token = g.id)"
+static const char *const export_sql[2][2][2] = {
+        [TG_EXPORT_CUSTOMER] =
+                {{EXPORT_LIVE("end_user", "end_user > ? AND", CUSTOMER_ALIAS),
+                  EXPORT_LIVE("end_user", "end_user = '' AND ? IS NOT NULL AND",
+                              "NULL")},
+                 {EXPORT_ARCHIVE("end_user", "end_user > ? AND",
+                                 CUSTOMER_ALIAS),
+                  EXPORT_ARCHIVE("end_user",
+                                 "end_user = '' AND ? IS NOT NULL AND",
+                                 "NULL")}},
+        [TG_EXPORT_KEY] =
+                {{EXPORT_LIVE("api_key", "api_key > ? AND", KEY_ALIAS),
+                  EXPORT_LIVE("''", "api_key IS NULL AND ? IS NOT NULL AND",
+                              "NULL")},
+                 {EXPORT_ARCHIVE("api_key", "api_key > ? AND", KEY_ALIAS),
+                  EXPORT_ARCHIVE("api_key",
+                                 "api_key = '' AND ? IS NOT NULL AND",
+                                 "NULL")}},
+};
+#undef EXPORT_LIVE
+#undef EXPORT_ARCHIVE
+#undef CUSTOMER_ALIAS
+#undef KEY_ALIAS
+
+/* Rows of one query into v (n of them); false when one is malformed. */
+static bool
+export_rows(const struct tg_db_result *res, struct export_row *v, size_t *n)
+{
+	*n = 0;
+	for (size_t i = 0; i < res->nrows; i++) {
+		struct export_row *r = &v[*n];
+		const char *spend = tg_db_cell(res, i, 7);
+
+		memset(r, 0, sizeof(*r));
+		r->id = tg_db_cell(res, i, 0);
+		r->alias = tg_db_cell(res, i, 1);
+		if (!cell_i64(tg_db_cell(res, i, 2), &r->requests))
+			return false;
+		if (r->requests == 0) /* the first group, empty */
+			continue;
+		if (r->id == NULL || spend == NULL ||
+		    !tg_money_parse(spend, &r->spend) ||
+		    !cell_i64(tg_db_cell(res, i, 3), &r->succeeded) ||
+		    !cell_i64(tg_db_cell(res, i, 4), &r->prompt) ||
+		    !cell_i64(tg_db_cell(res, i, 5), &r->completion) ||
+		    !cell_i64(tg_db_cell(res, i, 6), &r->total))
+			return false;
+		(*n)++;
+	}
+	return true;
+}
+
+/* An id or alias a spreadsheet would take for a formula gets a ' first. */
+static void
+export_text(struct tg_buf *out, const char *s)
+{
+	char *safe;
+
+	if (s == NULL || strchr("=+-@\t\r", s[0]) == NULL || s[0] == '\0') {
+		tg_csv_field(out, s);
+		return;
+	}
+	safe = tg_xmalloc(strlen(s) + 2);
+	safe[0] = '\'';
+	strcpy(safe + 1, s);
+	tg_csv_field(out, safe);
+	free(safe);
+}
+
+static void
+export_line(struct tg_buf *out, const struct export_row *r, const char *alias)
+{
+	char num[TG_MONEY_STRLEN + 24];
+	int n;
+
+	export_text(out, r->id);
+	tg_buf_add(out, ",", 1);
+	export_text(out, alias);
+	n = snprintf(num, sizeof(num), ",%lld,%lld,%lld,%lld,%lld,",
+	             (long long)r->requests, (long long)r->succeeded,
+	             (long long)r->prompt, (long long)r->completion,
+	             (long long)r->total);
+	tg_buf_add(out, num, (size_t)n);
+	tg_buf_add(out, num, tg_money_format(r->spend, num, sizeof(num)));
+	tg_buf_add(out, "\r\n", 2);
+}
+
+/* a += b; false on overflow. */
+static bool
+export_add(struct export_row *a, const struct export_row *b)
+{
+	return tg_money_add(a->spend, b->spend, &a->spend) &&
+	       !__builtin_add_overflow(a->requests, b->requests,
+	                               &a->requests) &&
+	       !__builtin_add_overflow(a->succeeded, b->succeeded,
+	                               &a->succeeded) &&
+	       !__builtin_add_overflow(a->prompt, b->prompt, &a->prompt) &&
+	       !__builtin_add_overflow(a->completion, b->completion,
+	                               &a->completion) &&
+	       !__builtin_add_overflow(a->total, b->total, &a->total);
+}
+
+enum tg_rc
+tg_spendlog_export(struct tg_db *db, const struct tg_spendlog_query *q,
+                   enum tg_export_by by, struct tg_buf *out,
+                   bool (*flush)(struct tg_buf *out, void *arg), void *arg,
+                   struct tg_err *err)
+{
+	struct tg_db_result live, arch;
+	struct export_row *lv, *av;
+	char start_s[20], end_s[20], last_s[20];
+	char *after = tg_xstrdup("");
+	bool first = true, more = true;
+	enum tg_rc rc = TG_OK;
+
+	if (!q->has_start || !q->has_end || q->end <= q->start)
+		return tg_err_set(err, TG_ERR_UNPROCESSABLE, "start_date",
+		                  "an export needs start_date and end_date, "
+		                  "start_date first");
+	tg_time_sql(q->start, start_s);
+	tg_time_sql(q->end, end_s);
+	tg_time_sql(q->end - 1, last_s);
+	lv = tg_xcalloc(EXPORT_PAGE, sizeof(*lv));
+	av = tg_xcalloc(EXPORT_PAGE, sizeof(*av));
+	{
+		static const char sums[] =
+		        ",requests,successful_requests,prompt_tokens,"
+		        "completion_tokens,total_tokens,spend_usd\r\n";
+		const char *ids = by == TG_EXPORT_CUSTOMER
+		                          ? "customer_id,alias"
+		                          : "key_token,key_alias";
+
+		tg_buf_add(out, ids, strlen(ids));
+		tg_buf_add(out, sums, sizeof(sums) - 1);
+	}
+	memset(&live, 0, sizeof(live));
+	memset(&arch, 0, sizeof(arch));
+	while (more && rc == TG_OK) {
+		struct tg_db_param p[4];
+		size_t nl = 0, na = 0, i = 0, k = 0;
+		const char *bound = NULL;
+
+		/* Both sources from after: a page of each, merged by id up
+		 * to the smaller last id of a full page. */
+		p[0] = tg_db_str(after);
+		p[1] = tg_db_str(start_s);
+		p[2] = tg_db_str(end_s);
+		p[3] = tg_db_int(EXPORT_PAGE);
+		rc = tg_db_exec(db, export_sql[by][0][first], p, 4, &live, err);
+		if (rc != TG_OK)
+			break;
+		p[1] = tg_db_strn(start_s, 10);
+		p[2] = tg_db_strn(last_s, 10);
+		rc = tg_db_exec(db, export_sql[by][1][first], p, 4, &arch, err);
+		if (rc == TG_ERR_DB && tg_db_errno(db) == 1146) {
+			tg_err_clear(err); /* a schema before sql/012 */
+			memset(&arch, 0, sizeof(arch));
+			rc = TG_OK;
+		}
+		if (rc != TG_OK)
+			break;
+		if (!export_rows(&live, lv, &nl) ||
+		    !export_rows(&arch, av, &na)) {
+			rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
+			                "malformed spend group");
+			break;
+		}
+		if (first)
+			bound = NULL;
+		else if (live.nrows == EXPORT_PAGE &&
+		         (arch.nrows < EXPORT_PAGE ||
+		          strcmp(lv[nl - 1].id, av[na - 1].id) < 0))
+			bound = lv[nl - 1].id;
+		else if (arch.nrows == EXPORT_PAGE)
+			bound = av[na - 1].id;
+		while (i < nl || k < na) {
+			struct export_row r;
+			int c = i >= nl   ? 1
+			        : k >= na ? -1
+			                  : strcmp(lv[i].id, av[k].id);
+
+			if (c <= 0 ? bound != NULL &&
+			                     strcmp(lv[i].id, bound) > 0
+			           : bound != NULL &&
+			                     strcmp(av[k].id, bound) > 0)
+				break;
+			r = c <= 0 ? lv[i] : av[k];
+			if (c == 0 && !export_add(&r, &av[k])) {
+				rc = overflow(err);
+				break;
+			}
+			if (first)
+				r.alias = by == TG_EXPORT_CUSTOMER
+				                  ? "(no customer)"
+				                  : "(no key)";
+			else if (r.alias == NULL && c == 0)
+				r.alias = av[k].alias;
+			export_line(out, &r, r.alias);
+			i += c <= 0;
+			k += c >= 0;
+		}
+		/* Done once neither page was full (after the first). */
+		more = first || bound != NULL;
+		if (bound != NULL) {
+			free(after);
+			after = tg_xstrdup(bound);
+		}
+		first = false;
+		tg_db_result_free(&live);
+		tg_db_result_free(&arch);
+		if (rc == TG_OK && flush != NULL && !flush(out, arg))
+			break;
+	}
+	tg_db_result_free(&live);
+	tg_db_result_free(&arch);
+	free(lv);
+	free(av);
+	free(after);
+	return rc;
+}
+
 static char *
 dup_cell(const struct tg_db_result *res, size_t col)
 {

@@ -14,6 +14,7 @@
 
 #include "db.h"
 #include "err.h"
+#include "util.h"
 
 /* Page sizes: the defaults when none is given, and the largest accepted. */
 #define TG_SPENDLOG_PAGE_SIZE     100
@@ -81,6 +82,31 @@ enum tg_rc tg_spendlog_list(struct tg_db *db, const struct tg_spendlog_query *q,
 enum tg_rc tg_spendlog_summary(struct tg_db *db,
                                const struct tg_spendlog_query *q, char **text,
                                size_t *len, struct tg_err *err);
+
+/* What a row of tg_spendlog_export() stands for. */
+enum tg_export_by {
+	TG_EXPORT_CUSTOMER, /* end_user, with the customer's alias */
+	TG_EXPORT_KEY,      /* api_key (a key's token), with its key_alias */
+};
+
+/*
+ * A period's spend per customer (or per key), for billing: CSV with a
+ * header line and one line per account that had calls in [q->start,
+ * q->end) (both given), in the order of its id as bytes: id, alias,
+ * requests, successful_requests, prompt_tokens, completion_tokens,
+ * total_tokens, spend_usd (exact).  Rows and archived days (whole) are
+ * added up.  The calls of no customer (no key) come first, with an empty
+ * id and the alias "(no customer)" ("(no key)").  An id or alias that a
+ * spreadsheet would take for a formula (=, +, -, @, tab, CR first) gets a
+ * leading '.  Read in pages of 5,000 accounts; flush(out, arg) is called
+ * after each (it empties out; false stops), so the whole answer is never
+ * in memory.  TG_ERR_UNPROCESSABLE without both dates.
+ */
+enum tg_rc tg_spendlog_export(struct tg_db *db,
+                              const struct tg_spendlog_query *q,
+                              enum tg_export_by by, struct tg_buf *out,
+                              bool (*flush)(struct tg_buf *out, void *arg),
+                              void *arg, struct tg_err *err);
 
 /* Where an upstream's answer came from, as its ledger row says. */
 struct tg_spendlog_origin {
