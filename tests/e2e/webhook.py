@@ -17,7 +17,8 @@
    --once when it is back, with no traffic.
 4. A receiver that hangs for 10 s, and one that answers 200 only after
    0.4 s: 30 sequential chats are no slower at the median than with a
-   healthy receiver (within 1.5x) and none fails.
+   healthy receiver (by less than a quarter of the receiver's delay:
+   the delay is not on their way) and none fails.
 5. A chat worker killed (SIGKILL) while it delivers (between the commit
    and the receiver's answer): the event is delivered later, same id.
    Two tollgate-deliver draining one backlog at once send each event once.
@@ -375,12 +376,15 @@ def hanging(t, env, rec, srv, cfg_path):
         t.ok(hit >= 1, "%s: the receiver was tried" % what)
         t.ok(all(c == 200 for c in c1 + c2), "%s: no chat failed: %r" % (
             what, sorted(set(c1 + c2))))
-        # Within 1.5x, or (the baseline being a few ms, which a loaded
-        # machine moves by as much) within 5 ms: either way far from the
-        # receiver's own delay.
-        t.ok(hung <= 1.5 * healthy or hung - healthy <= 0.005,
-             "%s: p50 %.2f ms within 1.5x (or 5 ms) of healthy (%.2f ms)"
-             % (what, hung * 1000, healthy * 1000))
+        # The receiver's delay is not on the chats' way: had a chat
+        # waited for it, the median would be at least that delay above
+        # the healthy one.  A quarter of it is the bound: a loaded
+        # machine moves a median of a few ms by several times itself
+        # (measured: 7.5 ms healthy, 18.4 ms beside a 0.4 s receiver,
+        # with two test suites running at once), never by 100 ms.
+        t.ok(hung - healthy < hang_s / 4,
+             "%s: p50 %.2f ms, less than a quarter of the receiver's delay above "
+             "healthy (%.2f ms)" % (what, hung * 1000, healthy * 1000))
         drain(env, cfg_path, rec)
         fresh_workers(env, srv)
 
