@@ -14,6 +14,11 @@ TG_BENCH_PACKAGES=(nginx-light wrk)
 # with apache2) and the Apache end-to-end tests.
 # shellcheck disable=SC2034
 TG_APACHE_PACKAGES=(apache2 libapache2-mod-fcgid)
+# What make deb, make bundle and tests/packaging/run need besides:
+# debootstrap for the clean Debian 12 roots, patchelf for the bundle's run
+# paths (dpkg-dev and binutils come with build-essential).
+# shellcheck disable=SC2034
+TG_PACKAGING_PACKAGES=(debootstrap patchelf)
 # A private 3-node Galera cluster for tests/e2e/galera.py: the library,
 # and rsync for its state transfers (mariadb-server depends on both; named
 # here because the tests need them, not the server).
