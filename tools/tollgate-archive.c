@@ -267,6 +267,16 @@ struct batch {
 	tg_money spend;
 };
 
+/* A summary that is there already gets the batch's sums added. */
+#define ADD_SUMS                                                               \
+	" ON DUPLICATE KEY UPDATE spend = spend + VALUES(spend),"              \
+	" prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"              \
+	" completion_tokens = completion_tokens + VALUES(completion_tokens),"  \
+	" total_tokens = total_tokens + VALUES(total_tokens),"                 \
+	" requests = requests + VALUES(requests),"                             \
+	" successful_requests = successful_requests +"                         \
+	" VALUES(successful_requests)"
+
 /* The rows of the batch: those of the month up to its last (start_time,
  * request_id), in the order they were locked in. */
 #define IN_BATCH                                                               \
@@ -350,16 +360,7 @@ batch_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	        " SUM(l.status = 'success') FROM spend_logs l WHERE" IN_BATCH
 	        " GROUP BY DATE(l.start_time), l.end_user,"
 	        " COALESCE(l.api_key, ''), COALESCE(l.model, ''),"
-	        " COALESCE(l.call_type, '')"
-	        " ON DUPLICATE KEY UPDATE"
-	        " spend = spend + VALUES(spend),"
-	        " prompt_tokens = prompt_tokens + VALUES(prompt_tokens),"
-	        " completion_tokens = completion_tokens +"
-	        " VALUES(completion_tokens),"
-	        " total_tokens = total_tokens + VALUES(total_tokens),"
-	        " requests = requests + VALUES(requests),"
-	        " successful_requests = successful_requests +"
-	        " VALUES(successful_requests)",
+	        " COALESCE(l.call_type, '')" ADD_SUMS,
 	        p, 4, NULL, err);
 	if (rc == TG_OK)
 		rc = tg_db_run(
@@ -375,17 +376,7 @@ batch_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		        " SUM(l.status = 'success') FROM spend_log_tags t"
 		        " JOIN spend_logs l ON l.request_id = t.request_id"
 		        " WHERE" IN_BATCH " GROUP BY DATE(l.start_time), t.tag,"
-		        " COALESCE(l.model, '')"
-		        " ON DUPLICATE KEY UPDATE"
-		        " spend = spend + VALUES(spend),"
-		        " prompt_tokens = prompt_tokens + "
-		        "VALUES(prompt_tokens),"
-		        " completion_tokens = completion_tokens +"
-		        " VALUES(completion_tokens),"
-		        " total_tokens = total_tokens + VALUES(total_tokens),"
-		        " requests = requests + VALUES(requests),"
-		        " successful_requests = successful_requests +"
-		        " VALUES(successful_requests)",
+		        " COALESCE(l.model, '')" ADD_SUMS,
 		        p, 4, NULL, err);
 	if (rc == TG_OK)
 		rc = tg_db_run(
