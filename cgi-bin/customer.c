@@ -283,15 +283,7 @@ static const struct tg_field export_fields[] = {
 static bool
 export_flush(struct tg_buf *out, void *arg)
 {
-	struct tg_req *req = arg;
-	bool alive;
-
-	if (!tg_req_responded(req))
-		tg_req_stream_begin(req, 200, "text/csv; charset=utf-8");
-	alive = tg_req_stream_write(req, out->p != NULL ? out->p : "",
-	                            out->len);
-	out->len = 0;
-	return alive;
+	return tg_req_stream_buf(arg, "text/csv; charset=utf-8", out);
 }
 
 /*

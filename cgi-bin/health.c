@@ -95,15 +95,7 @@ readiness(struct tg_req *req, struct tg_err *err)
 static bool
 metrics_flush(struct tg_buf *out, void *arg)
 {
-	struct tg_req *req = arg;
-	bool alive;
-
-	if (!tg_req_responded(req))
-		tg_req_stream_begin(req, 200, METRICS_TYPE);
-	alive = tg_req_stream_write(req, out->p != NULL ? out->p : "",
-	                            out->len);
-	out->len = 0;
-	return alive;
+	return tg_req_stream_buf(arg, METRICS_TYPE, out);
 }
 
 /*

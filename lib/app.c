@@ -498,6 +498,20 @@ tg_req_stream_begin(struct tg_req *req, int status, const char *content_type)
 }
 
 bool
+tg_req_stream_buf(struct tg_req *req, const char *content_type,
+                  struct tg_buf *out)
+{
+	bool alive;
+
+	if (!req->responded)
+		tg_req_stream_begin(req, 200, content_type);
+	alive = tg_req_stream_write(req, out->p != NULL ? out->p : "",
+	                            out->len);
+	out->len = 0;
+	return alive;
+}
+
+bool
 tg_req_stream_write(struct tg_req *req, const char *buf, size_t len)
 {
 	if (req->client_gone)

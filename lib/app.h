@@ -173,6 +173,11 @@ void tg_req_respond_body(struct tg_req *req, int status,
 void tg_req_stream_begin(struct tg_req *req, int status,
                          const char *content_type);
 bool tg_req_stream_write(struct tg_req *req, const char *buf, size_t len);
+/* Send out's text as the next piece of a streamed answer of content_type
+ * (begun with status 200 if it was not yet) and empty out; false once the
+ * client has gone. */
+bool tg_req_stream_buf(struct tg_req *req, const char *content_type,
+                       struct tg_buf *out);
 /* Whether an answer (whole or streamed) has been started. */
 bool tg_req_responded(const struct tg_req *req);
 
