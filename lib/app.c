@@ -1416,6 +1416,7 @@ app_cleanup(void)
 {
 	if (app_db != NULL)
 		flush_metrics();
+	tg_metrics_reset();
 	if (app_db != NULL)
 		tg_db_close(app_db);
 	app_db = NULL;
@@ -1479,6 +1480,7 @@ tg_app_main(const struct tg_program *prog)
 	FCGX_Request fcgx;
 
 	tg_log_init(prog->name);
+	tg_metrics_enable();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);

@@ -25,6 +25,7 @@ static size_t nslots;              /* a power of two, above 2 * nentries */
 static int64_t unflushed_since_us; /* 0: nothing to flush */
 static int64_t retry_after_us;     /* after a failed flush */
 static bool flushing;
+static bool enabled;
 
 /* After a flush failed, the next try waits this long. */
 #define FLUSH_RETRY_US (30 * 1000000LL)
@@ -60,12 +61,18 @@ entry_slot(const char *name, const char *labels)
 }
 
 void
+tg_metrics_enable(void)
+{
+	enabled = true;
+}
+
+void
 tg_metrics_add(const char *name, const char *labels, int64_t units)
 {
 	struct entry *e;
 	size_t *slot;
 
-	if (units == 0 || strlen(name) >= TG_METRICS_NAME_MAX ||
+	if (!enabled || units == 0 || strlen(name) >= TG_METRICS_NAME_MAX ||
 	    strlen(labels) >= TG_METRICS_LABELS_MAX)
 		return;
 	if (2 * (nentries + 1) > nslots) {

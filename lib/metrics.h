@@ -30,8 +30,13 @@
  * database's (microseconds). */
 #define TG_METRICS_FLUSH_US (5 * 1000000LL)
 
+/* Counting is for the programs (tg_app_main() turns it on): a tool's
+ * counts would never be flushed. */
+void tg_metrics_enable(void);
+
 /* Add units to name{labels} (labels: the text between the braces, "" for
- * none) of this process.  A value that would overflow is dropped. */
+ * none) of this process.  A value that would overflow is dropped; nothing
+ * is counted before tg_metrics_enable(). */
 void tg_metrics_add(const char *name, const char *labels, int64_t units);
 
 static inline void
@@ -93,7 +98,8 @@ enum tg_rc tg_metrics_exposition(struct tg_db *db, bool per_account,
                                  bool (*flush)(struct tg_buf *out, void *arg),
                                  void *arg, struct tg_err *err);
 
-/* Forget every count of this process (tests). */
+/* Forget every count of this process and free what holds them (at the
+ * end of a program, after its last flush). */
 void tg_metrics_reset(void);
 
 #endif
