@@ -8,6 +8,7 @@ import { alertBox, clear, confirmDialog, field, formDialog, go, h, newId, showEr
 import { LIMIT_FIELDS, limitFields, limitValues, sharedTiers } from "./budgets.js";
 import { daysBetween, isoDay, spendChart } from "./chart.js";
 import { recentRequests } from "./requests.js";
+import { accountUse } from "./meter.js";
 import { add, count, usd } from "./money.js";
 
 const PAGE_SIZES = [25, 50, 100, 250];
@@ -191,6 +192,7 @@ export async function customersView(section, ctx) {
         { label: "Spend", cell: (c) => usd(c.spend), class: "num money" },
         { label: "Reserved", cell: (c) => usd(c.reserved), class: "num money" },
         { label: "Max budget", cell: (c) => usd(c.litellm_budget_table && c.litellm_budget_table.max_budget), class: "num money" },
+        { label: "Budget use", cell: (c) => accountUse(c, c.litellm_budget_table && c.litellm_budget_table.max_budget, "customer " + c.user_id) },
         { label: "Budget", cell: (c) => budgetLabel(c, tiers) },
         { label: "Period reset", cell: (c) => when(c.spend_reset_at) },
         { label: "Blocked", cell: (c) => (c.blocked ? h("strong", { class: "blocked" }, "Blocked") : "No") },
@@ -277,6 +279,7 @@ export async function customerView(section, ctx) {
         h("dt", null, "Reserved (in flight)"), h("dd", { class: "money" }, usd(c.reserved)),
         h("dt", null, "Budget"), h("dd", null, budgetLabel(c, tierNames)),
         h("dt", null, "Max budget"), h("dd", { class: "money" }, usd(b && b.max_budget)),
+        h("dt", null, "Budget use"), h("dd", null, accountUse(c, b && b.max_budget, "customer " + c.user_id)),
         h("dt", null, "Soft budget"), h("dd", { class: "money" }, usd(b && b.soft_budget)),
         h("dt", null, "Per-model budgets"), h("dd", { "data-field": "model_budgets" }, modelBudgets(b && b.model_max_budget, c.model_spend)),
         h("dt", null, "Limits"), h("dd", null, LIMIT_FIELDS.slice(2, 5).map((f) => f.label + " " + count(b && b[f.name])).join(" · ")),

@@ -6,6 +6,7 @@ import { post, get } from "./api.js";
 import { alertBox, clear, confirmDialog, field, formDialog, h, infoDialog, newId, showError, statusLine, table, value, when } from "./dom.js";
 import { DURATIONS, LIMIT_FIELDS } from "./budgets.js";
 import { count, usd } from "./money.js";
+import { accountUse } from "./meter.js";
 
 const PAGE_SIZE = 50;
 
@@ -84,7 +85,9 @@ export async function keysView(section, ctx) {
     clear(holder, table("Virtual keys (" + count(data.total_count) + "), newest first", [
       { label: "Key", cell: (k) => h("span", null, k.key_alias ? h("strong", null, k.key_alias) : null, k.key_alias ? " " : null, h("code", null, k.key_name)) },
       { label: "Spend", cell: (k) => usd(k.spend), class: "num money" },
+      { label: "Reserved", cell: (k) => usd(k.reserved), class: "num money" },
       { label: "Max budget", cell: (k) => usd(k.max_budget), class: "num money" },
+      { label: "Budget use", cell: (k) => accountUse(k, k.max_budget, "key " + name(k)) },
       { label: "Models", cell: (k) => (k.models && k.models.length ? k.models.join(", ") : "every model") },
       { label: "Expires", cell: (k) => (k.expires ? when(k.expires) : "never") },
       { label: "Created", cell: (k) => when(k.created_at) },

@@ -64,6 +64,21 @@ export function compare(a, b) {
   return av < bv ? -1 : av > bv ? 1 : 0;
 }
 
+// The alert thresholds of a budget (SPEC 9): percent of max_budget.
+export const THRESHOLDS = [85, 95, 100];
+
+// How much of max the amount used is: {percent, level}.  percent is the
+// whole percent, rounded down (so that it reads 85 exactly when the 85%
+// alert is due), or null for a budget of 0; level is the highest
+// threshold reached ("85", "95", "100") or "ok" below the first.  Exact:
+// used * 100 is compared with max * threshold as integers.
+export function share(used, max) {
+  const [u, m] = aligned(parse(used ?? 0), parse(max ?? 0));
+  let level = "ok";
+  for (const t of THRESHOLDS) if (u * 100n >= m * BigInt(t)) level = String(t);
+  return { percent: m > 0n ? Number((u * 100n) / m) : null, level };
+}
+
 // Whether text is a non-negative decimal a user may type for money.
 export function isAmount(s) {
   return /^(\d+(\.\d*)?|\.\d+)$/.test(String(s).trim());

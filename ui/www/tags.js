@@ -7,6 +7,7 @@ import { get, post } from "./api.js";
 import { alertBox, clear, confirmDialog, field, formDialog, h, showError, statusLine, table, value, when } from "./dom.js";
 import { LIMIT_FIELDS, limitFields, limitValues } from "./budgets.js";
 import { count, usd } from "./money.js";
+import { accountUse } from "./meter.js";
 
 // The tag's budget fields, for the limit fields' form.
 function budgetRow(tag) {
@@ -60,6 +61,7 @@ export async function tagsView(section, ctx) {
       { label: "Spend", cell: (t) => usd(t.spend), class: "num money" },
       { label: "Reserved", cell: (t) => usd(t.reserved), class: "num money" },
       { label: "Max budget", cell: (t) => usd(budgetRow(t).max_budget), class: "num money" },
+      { label: "Budget use", cell: (t) => accountUse(t, budgetRow(t).max_budget, "tag " + t.name) },
       { label: "Reset period", cell: (t) => budgetRow(t).budget_duration || "never" },
       { label: "Period ends", cell: (t) => when(t.spend_reset_at) },
       { label: "Models", cell: (t) => (t.models && t.models.length ? t.models.join(", ") : "every model") },
