@@ -1,11 +1,17 @@
 // budgets: the Budgets tab, pricing tiers (/budget/list, new, update,
-// delete).  "+ Create Budget" is the seed's flow: "my-free-tier" with Max
-// Budget 4 sends {"budget_id": "my-free-tier", "max_budget": 4}, the body
-// of the seed's curl.  Also the budget fields every other form shares.
+// delete), each with its customers' use of it.  "+ Create Budget" is the
+// seed's flow: "my-free-tier" with Max Budget 4 sends {"budget_id":
+// "my-free-tier", "max_budget": 4}, the body of the seed's curl.  Also the
+// budget fields every other form shares.
 
 import { get, post } from "./api.js";
 import { clear, confirmDialog, field, formDialog, h, statusLine, table, value, when } from "./dom.js";
-import { count, usd } from "./money.js";
+import { THRESHOLDS, add, compare, count, share, usd } from "./money.js";
+import { useMeter } from "./meter.js";
+
+// A tier's use is read from its customers, at most this many.
+const TIER_SCAN = 10000;
+const SCAN_PAGE = 1000;
 
 export const DURATIONS = ["1d", "7d", "30d", "1mo", "24h", "1h"];
 
@@ -45,6 +51,50 @@ export function limitValues(form, row) {
 export async function sharedTiers() {
   const { data } = await get("/budget/list");
   return data.filter((b) => !b.private_for && !b.private_for_tag);
+}
+
+// The use of a shared tier by the customers on it (budget_id = the tier),
+// from /customer/list page by page: how many have used (spend + reserved,
+// this period) at least each alert threshold of its max_budget, {85: n,
+// 95: n, 100: n}, and the one who used the most, {id, used}, or null.
+async function tierUse(tier) {
+  const at = Object.fromEntries(THRESHOLDS.map((t) => [t, 0]));
+  let top = null;
+  for (let page = 1; ; page++) {
+    const { data } = await get("/customer/list", { budget_id: tier.budget_id, page, page_size: SCAN_PAGE });
+    for (const c of data) {
+      const used = add(c.spend, c.reserved);
+      const { level } = share(used, tier.max_budget);
+      for (const t of THRESHOLDS) if (level !== "ok" && Number(level) >= t) at[t] += 1;
+      if (!top || compare(used, top.used) > 0) top = { id: c.user_id, used };
+    }
+    if (data.length < SCAN_PAGE) break;
+  }
+  return { at, top };
+}
+
+// A tier's use, "…" until fill() has read it: how many customers are at
+// each threshold or above ("≥ 85%: 2"), then the highest use, as a meter,
+// and whose it is.
+function useCell(tier) {
+  const el = h("div", { class: "tier-use" }, "…");
+  const fill = async () => {
+    if (tier.max_budget === null || tier.max_budget === undefined) return clear(el, "no limit");
+    if (tier.customer_count === 0) return clear(el, h("span", { class: "muted" }, "no customers"));
+    if (tier.customer_count > TIER_SCAN) return clear(el, "not counted: over " + count(TIER_SCAN) + " customers");
+    try {
+      const { at, top } = await tierUse(tier);
+      // (customer_count was read before: the tier may have none now)
+      clear(el, !top ? h("span", { class: "muted" }, "no customers") : [
+        h("p", { class: "at" }, THRESHOLDS.map((t, i) => [i ? ", " : "",
+          h("span", { "data-at": t }, "≥ " + t + "%: ", h("strong", null, count(at[t])))])),
+        useMeter(top.used, tier.max_budget, "the most used customer of tier " + tier.budget_id),
+        h("span", { class: "use-who" }, "highest: ", h("a", { href: "#/customer/" + encodeURIComponent(top.id) }, top.id))]);
+    } catch (e) {
+      clear(el, "could not be read: " + e.message);
+    }
+  };
+  return { el, fill };
 }
 
 function budgetDialog(row, done) {
@@ -98,13 +148,19 @@ export async function budgetsView(section, ctx) {
       { label: "Reset period", cell: (b) => b.budget_duration || "never" },
       { label: "Next reset", cell: (b) => when(b.budget_reset_at) },
     ];
+    const use = new Map(tiers.map((b) => [b.budget_id, useCell(b)]));
+    const tierTable = table("Pricing tiers (" + tiers.length + ")", [
+      { label: "Budget ID", cell: (b) => b.budget_id },
+      ...limits,
+      { label: "Customers", cell: (b) => h("a", { href: "#/customers?budget_id=" + encodeURIComponent(b.budget_id) }, count(b.customer_count)), class: "num" },
+      { label: "Customers' use", cell: (b) => use.get(b.budget_id).el },
+      { label: "Actions", cell: actions },
+    ], tiers, "No pricing tiers yet: + Create Budget makes one.");
+    tierTable.querySelector("table").setAttribute("aria-describedby", "tier-use-note");
     clear(holder,
-      table("Pricing tiers (" + tiers.length + ")", [
-        { label: "Budget ID", cell: (b) => b.budget_id },
-        ...limits,
-        { label: "Customers", cell: (b) => h("a", { href: "#/customers?budget_id=" + encodeURIComponent(b.budget_id) }, count(b.customer_count)), class: "num" },
-        { label: "Actions", cell: actions },
-      ], tiers, "No pricing tiers yet: + Create Budget makes one."),
+      h("p", { id: "tier-use-note", class: "caption-note" }, "Customers' use: how many of the customers on the tier have used at least " +
+        "85%, 95% and 100% of its max budget (spend + reserved, this period; the webhook alerts at these), and the highest use among them."),
+      tierTable,
       own.length ? h("details", { class: "private" },
         h("summary", null, "Budgets of single customers (" + own.length + ")"),
         h("p", null, "Made by /customer/new or /customer/update with budget fields; each belongs to one customer and is changed through that customer."),
@@ -114,6 +170,7 @@ export async function budgetsView(section, ctx) {
           ...limits,
         ], own)) : null);
     status.textContent = message || "";
+    await Promise.all([...use.values()].map((u) => u.fill()));
   };
   create.addEventListener("click", () => budgetDialog(null, refresh));
   clear(section,
