@@ -35,6 +35,14 @@ export function isoDay(date) {
   return date.toISOString().slice(0, 10);
 }
 
+// The last n UTC days, today included: {start, end}.
+export function lastDays(n) {
+  const d = new Date();
+  const end = isoDay(d);
+  d.setUTCDate(d.getUTCDate() - (n - 1));
+  return { start: isoDay(d), end };
+}
+
 // A <figure> with the chart of points [[day, exact spend]] (every day of
 // the range, zeros included); label names it for assistive technology.
 export async function spendChart(points, label) {

@@ -6,7 +6,7 @@
 import { get, post } from "./api.js";
 import { alertBox, clear, confirmDialog, field, formDialog, go, h, newId, showError, statusLine, table, value, when } from "./dom.js";
 import { LIMIT_FIELDS, limitFields, limitValues, sharedTiers } from "./budgets.js";
-import { daysBetween, isoDay, spendChart } from "./chart.js";
+import { daysBetween, lastDays, spendChart } from "./chart.js";
 import { recentRequests } from "./requests.js";
 import { accountUse } from "./meter.js";
 import { add, count, usd } from "./money.js";
@@ -233,25 +233,24 @@ export async function customersView(section, ctx) {
   await render();
 }
 
-// Spend per day of the last 30 days for end_user_ids (null: everyone):
-// [[day, exact spend]] for every day, and the report itself.
-export async function dailySpend(userIds, days) {
-  const end = isoDay(new Date());
-  const startDate = new Date();
-  startDate.setUTCDate(startDate.getUTCDate() - (days - 1));
-  const start = isoDay(startDate);
+// Spend per day from start to end (UTC days, both included) for
+// end_user_ids (null: everyone): [[day, exact spend]] for every day, and
+// the report itself (its days with activity, page by page, and the
+// metadata of the first page, which totals them all).
+export async function dailySpend(userIds, start, end) {
+  const days = daysBetween(start, end);
   const results = [];
   let metadata = null;
-  for (let page = 1; page <= 10; page++) {
+  for (let page = 1; ; page++) {
     const { data } = await get("/customer/daily/activity", {
-      start_date: start, end_date: end, end_user_ids: userIds, page, page_size: days + 1,
+      start_date: start, end_date: end, end_user_ids: userIds, page, page_size: Math.min(days.length + 1, 1000),
     });
     results.push(...data.results);
     metadata = metadata || data.metadata;
-    if (!data.metadata.has_more) break;
+    if (!data.metadata.has_more || !data.results.length) break;
   }
   const byDay = new Map(results.map((r) => [r.date, r]));
-  const points = daysBetween(start, end).map((d) => [d, byDay.has(d) ? String(byDay.get(d).metrics.spend) : "0"]);
+  const points = days.map((d) => [d, byDay.has(d) ? String(byDay.get(d).metrics.spend) : "0"]);
   return { start, end, points, results, metadata };
 }
 
@@ -297,7 +296,8 @@ export async function customerView(section, ctx) {
     showError(err, error || null);
   };
   await render();
-  const [daily] = await Promise.all([dailySpend(id, 30), requests.load()]);
+  const { start, end } = lastDays(30);
+  const [daily] = await Promise.all([dailySpend(id, start, end), requests.load()]);
   if (!ctx.isCurrent()) return;
   let total = "0";
   for (const [, v] of daily.points) total = add(total, v);
