@@ -98,16 +98,15 @@ export function query(params) {
   return s ? "?" + s : "";
 }
 
-// One call: {data, headers}, or an ApiError carrying the API's message.
-// key: the key to send (sign-in tries one); the saved one by default.
-export async function call(method, path, { params, body, key } = {}) {
+// The response to one request with the key (the saved one unless key is
+// given), or an ApiError when the server could not be reached.
+async function send(method, path, { params, body, key, accept }) {
   const k = key !== undefined ? key : savedKey();
-  const headers = { Accept: "application/json" };
+  const headers = { Accept: accept };
   if (k) headers.Authorization = "Bearer " + k;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  let res;
   try {
-    res = await fetch(path + query(params), {
+    return await fetch(path + query(params), {
       method,
       headers,
       body: body !== undefined ? stringifyExact(body) : undefined,
@@ -117,27 +116,56 @@ export async function call(method, path, { params, body, key } = {}) {
   } catch (e) {
     throw new ApiError(0, "The server could not be reached (" + e.message + ").");
   }
-  const text = await res.text();
-  let data;
+}
+
+function parsed(text) {
   try {
-    data = text ? parseExact(text) : null;
+    return text ? parseExact(text) : null;
   } catch (e) {
-    data = undefined;
+    return undefined;
   }
-  if (!res.ok) {
-    const err = data && typeof data === "object" && data.error;
-    const message = err && err.message
-      ? String(err.message)
-      : "The server answered " + res.status + " " + res.statusText +
-        (text ? ": " + text.slice(0, 300) : ".");
-    const e = new ApiError(res.status, message, err && err.type, err && err.param);
-    if (res.status === 401 && key === undefined && onUnauthorized) onUnauthorized(e);
-    throw e;
-  }
+}
+
+// The ApiError of a failed response (its body text), carrying the API's
+// message; a refused saved key is reported to the handler too.
+function failure(res, text, key) {
+  const data = parsed(text);
+  const err = data && typeof data === "object" && data.error;
+  const message = err && err.message
+    ? String(err.message)
+    : "The server answered " + res.status + " " + res.statusText +
+      (text ? ": " + text.slice(0, 300) : ".");
+  const e = new ApiError(res.status, message, err && err.type, err && err.param);
+  if (res.status === 401 && key === undefined && onUnauthorized) onUnauthorized(e);
+  return e;
+}
+
+// One call: {data, headers}, or an ApiError carrying the API's message.
+// key: the key to send (sign-in tries one); the saved one by default.
+export async function call(method, path, { params, body, key } = {}) {
+  const res = await send(method, path, { params, body, key, accept: "application/json" });
+  const text = await res.text();
+  if (!res.ok) throw failure(res, text, key);
+  const data = parsed(text);
   if (data === undefined) {
     throw new ApiError(res.status, "The server's answer is not JSON: " + text.slice(0, 300));
   }
   return { data, headers: res.headers };
+}
+
+// A file the API makes (GET, such as /spend/export's CSV): {blob,
+// filename}, the name from Content-Disposition; or an ApiError.
+export async function download(path, params) {
+  const res = await send("GET", path, { params, accept: "text/csv, application/json" });
+  if (!res.ok) throw failure(res, await res.text());
+  const m = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "");
+  let blob;
+  try {
+    blob = await res.blob();
+  } catch (e) {
+    throw new ApiError(0, "The download was cut short (" + e.message + ").");
+  }
+  return { blob, filename: m ? m[1] : path.replace(/^.*\//, "") + ".csv" };
 }
 
 export const get = (path, params) => call("GET", path, { params });

@@ -3,8 +3,10 @@
 // as a chart, the period's totals, its spend by route (the LLM API, from
 // the breakdown by call type), by model and its top 10 customers (summed
 // exactly from the report's breakdowns), the chosen customer's recent
-// requests.
+// requests, and the period's spend by customer or by key as CSV
+// (/spend/export).
 
+import { download } from "./api.js";
 import { alertBox, clear, go, h, showError, statusLine, table } from "./dom.js";
 import { dailySpend } from "./customers.js";
 import { daysBetween, lastDays, spendChart } from "./chart.js";
@@ -59,6 +61,40 @@ function hashFor(who, from, to) {
   q.set("from", from);
   q.set("to", to);
   return "#/usage?" + q.toString();
+}
+
+// The buttons that download the period's spend by customer and by key.
+function exportSection(from, to, who) {
+  const status = statusLine();
+  const err = alertBox();
+  const button = (by, label) => h("button", { type: "button", onclick: async (ev) => {
+    const b = ev.currentTarget;
+    showError(err, null);
+    status.textContent = "";
+    b.disabled = true;
+    try {
+      const { blob, filename } = await download("/spend/export", { start_date: from, end_date: to, group_by: by });
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: filename, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      status.textContent = "Downloaded " + filename + ".";
+    } catch (e) {
+      showError(err, new Error("The export failed: " + e.message));
+    } finally {
+      b.disabled = false;
+    }
+  } }, label);
+  return h("section", { class: "export", "aria-labelledby": "export-title" },
+    h("h2", { id: "export-title" }, "Export"),
+    h("p", null, "The spend from " + from + " to " + to + " (UTC days) as a CSV file: one line per customer or per key with calls then, " +
+      "the calls of none first" + (who ? "; every customer's, not only " + who + "'s." : ".")),
+    h("div", { class: "actions" },
+      button("customer", "Export spend by customer (CSV)"),
+      button("key", "Export spend by key (CSV)")),
+    status, err);
 }
 
 export async function usageView(section, ctx) {
@@ -140,8 +176,6 @@ export async function usageView(section, ctx) {
       { label: "Spend", cell: ([, v]) => usd(v), class: "num money" },
     ], days.reverse(), none));
   const requests = who ? recentRequests(who, ctx.isCurrent) : null;
-  if (requests) {
-    holder.append(requests.element);
-    await requests.load();
-  }
+  holder.append(...(requests ? [requests.element] : []), exportSection(from, to, who));
+  if (requests) await requests.load();
 }
