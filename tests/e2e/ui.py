@@ -16,11 +16,19 @@ customers inserted by SQL and two with spends a float cannot hold
     totals and top 10 equal to the API's, block (its next chat 403) and
     unblock, editing a budget and a customer, deleting with confirmation,
     keys (generate, copy, curl with it, block, delete), tags (create with
-    a budget, a tagged call's spend in the table, block, delete), and one
-    flow by keyboard alone;
+    a budget, a tagged call's spend in the table, block, delete), one
+    flow by keyboard alone; the budget-use bars of customers, keys and
+    tags made to spend either side of each alert threshold (85%, 95%,
+    100%), a call in flight counted, a tier's customers counted at each;
+    the Usage tab's period (a period without activity shows none), spend
+    by model equal to the report's sums, the calls of no customer; the
+    CSV export downloaded through its buttons, its spend adding up to the
+    report's total to the last digit, and per customer; each tab at 1400
+    and 390 px wide (no sideways scrolling of the page);
   * the same script drives Debian's firefox-esr through WebDriver BiDi
     (playwright-core's moz-firefox channel) over the main views, the
-    exact amounts, the seed's dialog and a chart.
+    exact amounts, the seed's dialog, a chart, the bars, the Usage tab's
+    period and breakdowns, the export and the tabs at both widths.
 Each check of the browser side is a test point here; screenshots of every
 tab are saved under the build directory (tests/e2e/ui-screenshots).
 
