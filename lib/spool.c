@@ -437,24 +437,43 @@ out:
 	return buf;
 }
 
-/*
- * Settle one spooled file.  TG_OK: settled (or settled before).
- * TG_ERR_DB with tg_db_unavailable(): try again later.  Anything else: the
- * file cannot be settled as it is.
- */
-static enum tg_rc
-replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
-           size_t len, struct tg_err *err)
+char *
+tg_spool_encode(const struct tg_ledger_account *acct,
+                const struct tg_ledger_entry *e, const struct tg_reservation *r,
+                size_t *len)
+{
+	struct json_object *o = to_json(acct, e, r);
+	const char *text;
+	char *out;
+
+	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN,
+	                                         len);
+	out = tg_xmalloc(*len + 1);
+	memcpy(out, text, *len + 1);
+	json_object_put(o);
+	return out;
+}
+
+void
+tg_spool_record_free(struct tg_spool_record *rec)
+{
+	json_object_put(rec->o);
+	rec->o = NULL;
+}
+
+enum tg_rc
+tg_spool_decode(const char *text, const struct tg_alerting *alerts,
+                struct tg_spool_record *rec, struct tg_err *err)
 {
 	struct json_object *o, *a, *row, *h, *tags;
-	const char *names[TG_TAG_MAX];
+	const char **names = rec->names;
 	struct tg_ledger_account acct;
 	struct tg_ledger_entry e;
 	struct tg_reservation r;
-	enum tg_rc rc;
 
+	memset(rec, 0, sizeof(*rec));
+	names = rec->names;
 	o = json_tokener_parse(text);
-	(void)len;
 	if (o == NULL || !json_object_object_get_ex(o, "account", &a) ||
 	    !json_object_object_get_ex(o, "entry", &row) ||
 	    !json_object_is_type(row, json_type_object)) {
@@ -542,8 +561,31 @@ replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
 			                  "malformed spool file");
 		}
 	}
-	rc = tg_ledger_settle(db, &acct, &e, &r, NULL, err);
-	json_object_put(o);
+	rec->o = o;
+	rec->acct = acct;
+	rec->e = e;
+	rec->r = r;
+	if (rec->e.ntags > 0)
+		rec->e.tags = rec->names;
+	return TG_OK;
+}
+
+/*
+ * Settle one spooled file.  TG_OK: settled (or settled before).
+ * TG_ERR_DB with tg_db_unavailable(): try again later.  Anything else: the
+ * file cannot be settled as it is.
+ */
+static enum tg_rc
+replay_one(struct tg_db *db, const struct tg_alerting *alerts, const char *text,
+           struct tg_err *err)
+{
+	struct tg_spool_record rec;
+	enum tg_rc rc;
+
+	if ((rc = tg_spool_decode(text, alerts, &rec, err)) != TG_OK)
+		return rc;
+	rc = tg_ledger_settle(db, &rec.acct, &rec.e, &rec.r, NULL, err);
+	tg_spool_record_free(&rec);
 	return rc;
 }
 
@@ -598,7 +640,7 @@ tg_spool_replay(struct tg_db *db, const char *dir,
 			continue;
 		}
 		tg_err_clear(&ferr);
-		frc = replay_one(db, alerts, text, len, &ferr);
+		frc = replay_one(db, alerts, text, &ferr);
 		free(text);
 		if (frc == TG_ERR_DB && tg_db_unavailable(db)) {
 			*err = ferr;

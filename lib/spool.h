@@ -24,6 +24,8 @@
 #include "err.h"
 #include "ledger.h"
 
+struct json_object;
+
 /* The spool directory: tollgate_settings.spool_dir, else the environment's
  * TOLLGATE_SPOOL_DIR, else $localstatedir/spool/tollgate. */
 const char *tg_spool_dir(const struct tg_config *cfg);
@@ -57,6 +59,27 @@ bool tg_spool_maybe_pending(const char *dir);
 enum tg_rc tg_spool_replay(struct tg_db *db, const char *dir,
                            const struct tg_alerting *alerts, int64_t budget_us,
                            int *replayed, struct tg_err *err);
+
+/*
+ * One settlement as the spool writes it (a JSON object, one line: the
+ * account, the ledger row, the hold), for lib/journal.c's records too.
+ * tg_spool_encode() returns it (caller frees; *len its length);
+ * tg_spool_decode() reads it back into *rec, whose strings point into it
+ * until tg_spool_record_free().  TG_ERR_INTERNAL when text is not one.
+ */
+struct tg_spool_record {
+	struct json_object *o;
+	struct tg_ledger_account acct;
+	struct tg_ledger_entry e;
+	struct tg_reservation r;
+	const char *names[TG_TAG_MAX];
+};
+char *tg_spool_encode(const struct tg_ledger_account *acct,
+                      const struct tg_ledger_entry *e,
+                      const struct tg_reservation *r, size_t *len);
+enum tg_rc tg_spool_decode(const char *text, const struct tg_alerting *alerts,
+                           struct tg_spool_record *rec, struct tg_err *err);
+void tg_spool_record_free(struct tg_spool_record *rec);
 
 /* Settlements waiting in dir (*pending) and set aside as failed (*failed);
  * false when dir cannot be read (a missing dir counts as empty). */
