@@ -1819,3 +1819,100 @@ tg_ledger_settle(struct tg_db *db, const struct tg_ledger_account *acct,
 		*charged = arg.charged;
 	return rc;
 }
+
+struct batch_arg {
+	struct tg_ledger_settlement *s;
+	struct settle_arg *arg;
+	size_t n;
+};
+
+/*
+ * Each settlement of the batch behind a savepoint: one the database refuses,
+ * or one settled before (its statements rolled back), is left out without
+ * undoing the others.  Out of reach, a deadlock: the whole transaction goes
+ * (tg_db_txn() retries it, from the first).
+ */
+static enum tg_rc
+batch_txn(struct tg_db *db, void *varg, struct tg_err *err)
+{
+	struct batch_arg *b = varg;
+	enum tg_rc rc;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct settle_arg *a = &b->arg[i];
+		struct tg_err one;
+
+		b->s[i].rc = TG_OK;
+		a->already = false;
+		rc = tg_db_run(db, "SAVEPOINT tg_settle", NULL, 0, NULL, err);
+		if (rc != TG_OK)
+			return rc;
+		tg_err_clear(&one);
+		rc = settle_txn(db, a, &one);
+		if (rc == TG_OK)
+			continue;
+		if (rc == TG_ERR_DB && tg_db_unavailable(db)) {
+			*err = one;
+			return rc;
+		}
+		if (rc == TG_ERR_DB &&
+		    (tg_db_errno(db) == 1213 || tg_db_errno(db) == 1205)) {
+			*err = one; /* the server rolled the whole batch back */
+			return rc;
+		}
+		b->s[i].rc = rc == TG_ERR_CONFLICT && a->already ? TG_OK : rc;
+		rc = tg_db_run(db, "ROLLBACK TO SAVEPOINT tg_settle", NULL, 0,
+		               NULL, err);
+		if (rc != TG_OK)
+			return rc;
+		if (b->s[i].rc != TG_OK)
+			tg_log_error("settlement %s left out of its batch: %s",
+			             a->e->request_id ? a->e->request_id : "?",
+			             one.message);
+	}
+	return TG_OK;
+}
+
+enum tg_rc
+tg_ledger_settle_batch(struct tg_db *db, struct tg_ledger_settlement *s,
+                       size_t n, struct tg_err *err)
+{
+	struct tg_ledger_account none;
+	struct batch_arg b;
+	enum tg_rc rc;
+
+	if (n == 0)
+		return TG_OK;
+	memset(&none, 0, sizeof(none));
+	b.s = s;
+	b.n = n;
+	b.arg = tg_xcalloc(n, sizeof(*b.arg));
+	for (size_t i = 0; i < n; i++) {
+		struct settle_arg *a = &b.arg[i];
+
+		a->acct = s[i].acct != NULL ? s[i].acct : &none;
+		a->e = s[i].e;
+		a->r = a->given = s[i].r;
+		s[i].rc = TG_OK;
+		s[i].charged = 0;
+		if (s[i].e->spend < 0) {
+			/* Never written so: left out, for the operator. */
+			s[i].rc = TG_ERR_INTERNAL;
+			continue;
+		}
+		parties(a, (time_t)((s[i].e->end_us != 0 ? s[i].e->end_us
+		                                         : wall_us()) /
+		                    1000000));
+	}
+	rc = tg_db_txn(db, batch_txn, &b, err);
+	if (rc == TG_OK)
+		for (size_t i = 0; i < n; i++) {
+			if (s[i].rc != TG_OK)
+				continue;
+			s[i].charged = b.arg[i].charged;
+			if (!b.arg[i].already)
+				count_settled(&b.arg[i]);
+		}
+	free(b.arg);
+	return rc;
+}

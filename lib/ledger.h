@@ -250,6 +250,29 @@ enum tg_rc tg_ledger_settle(struct tg_db *db,
                             const struct tg_reservation *r, tg_money *charged,
                             struct tg_err *err);
 
+/* One settlement of a batch (tg_ledger_settle_batch()). */
+struct tg_ledger_settlement {
+	const struct tg_ledger_account *acct;
+	const struct tg_ledger_entry *e;
+	const struct tg_reservation *r;
+	/* Out: TG_OK settled (or settled before), TG_ERR_DB and others: the
+	 * database refused this one (it is not part of the batch). */
+	enum tg_rc rc;
+	tg_money charged;
+};
+
+/*
+ * Settle s[0..n) as tg_ledger_settle() settles each, in one transaction:
+ * one commit for them all (the spool's group commit, SPEC 4.4).  A
+ * settlement the database refuses (not for being out of reach) is left
+ * out of the batch, with its rc and the reason in s[i]; the others commit.
+ * TG_ERR_DB when the database could not take the batch: none of it
+ * remains (tg_db_unavailable() tells whether it was out of reach).
+ */
+enum tg_rc tg_ledger_settle_batch(struct tg_db *db,
+                                  struct tg_ledger_settlement *s, size_t n,
+                                  struct tg_err *err);
+
 /*
  * Charge the holds whose deadline passed (their process died) as
  * "unsettled" rows, at most limit of them (of user_id's only, unless it is
