@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "money.h"
 #include "outbox.h"
+#include "journal.h"
 #include "spool.h"
 #include "upstream.h"
 #include "util.h"
@@ -1359,6 +1360,33 @@ flush_metrics(void)
 		            err.message);
 }
 
+/*
+ * This process's settlements into the database when their batch is due
+ * (SPEC 4.6), or all of them (at exit).  Out of reach: they stay in the
+ * journal, and the next try waits as the spool's does.
+ */
+static void
+move_journal(bool all)
+{
+	struct tg_err err;
+	int64_t due;
+	int n = 0;
+
+	if (app_db == NULL || app_config == NULL)
+		return;
+	due = tg_journal_due_us(app_config);
+	if (due == 0 ||
+	    (!all && (tg_now_us() < due || tg_now_us() < app_spool_retry_us)))
+		return;
+	tg_err_clear(&err);
+	if (tg_journal_move(app_db, &app_config->alerting, &n, &err) != TG_OK) {
+		tg_log_warn("moving %ld journalled settlements failed (kept "
+		            "for the next try): %s",
+		            tg_journal_pending(), err.message);
+		app_spool_retry_us = tg_now_us() + SPOOL_BACKOFF_US;
+	}
+}
+
 /* Work the client need not wait for: after the answer is sent. */
 static void
 after_response(void)
@@ -1371,6 +1399,7 @@ after_response(void)
 
 	if (app_db == NULL || app_config == NULL)
 		return;
+	move_journal(app_cgi);
 	due = now - app_reclaim_us >=
 	      (int64_t)app_config->reclaim_interval_s * 1000000;
 	spool = tg_spool_dir(app_config);
@@ -1389,6 +1418,18 @@ after_response(void)
 		}
 		if (n > 0)
 			tg_log_info("replayed %d spooled settlements", n);
+	}
+	/* The journals of processes that died (spool_settlements): their
+	 * settlements before their holds are charged as unsettled. */
+	if (due && tg_journal_on(app_config) && now >= app_spool_retry_us) {
+		tg_err_clear(&err);
+		if (tg_journal_recover(app_db, spool, &app_config->alerting, &n,
+		                       &err) != TG_OK) {
+			tg_log_warn(
+			        "moving a dead process's journal stopped: %s",
+			        err.message);
+			app_spool_retry_us = tg_now_us() + SPOOL_BACKOFF_US;
+		}
 	}
 	if (due) {
 		app_reclaim_us = now;
@@ -1414,6 +1455,8 @@ after_response(void)
 static void
 app_cleanup(void)
 {
+	move_journal(true);
+	tg_journal_close();
 	if (app_db != NULL)
 		flush_metrics();
 	tg_metrics_reset();
@@ -1447,13 +1490,19 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 
 	while (!app_stop) {
 		int64_t due = tg_metrics_due_us(), left;
+		int64_t batch = tg_journal_due_us(app_config);
 		struct timespec ts;
 		int n;
 
 		FD_ZERO(&readable);
 		FD_SET(listen_sock, &readable);
-		/* Counts waiting for /metrics: flushed when due, even if
-		 * no request comes. */
+		/* Counts waiting for /metrics, settlements waiting in the
+		 * journal: flushed, moved when due, even if no request
+		 * comes. */
+		if (batch != 0 && batch < app_spool_retry_us)
+			batch = app_spool_retry_us;
+		if (batch != 0 && (due == 0 || batch < due))
+			due = batch;
 		left = due != 0 ? due - tg_now_us() : 0;
 		if (left < 0)
 			left = 0;
@@ -1462,7 +1511,10 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 		n = pselect(listen_sock + 1, &readable, NULL, NULL,
 		            due != 0 ? &ts : NULL, unblocked);
 		if (n == 0) {
-			flush_metrics();
+			move_journal(false);
+			if (tg_metrics_due_us() != 0 &&
+			    tg_now_us() >= tg_metrics_due_us())
+				flush_metrics();
 			continue;
 		}
 		if (n > 0 || errno != EINTR)

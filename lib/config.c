@@ -205,6 +205,10 @@ static const struct field tollgate_fields[] = {
         {"metrics_key", K_STRING, offsetof(struct tg_config, metrics_key)},
         {"metrics_per_customer", K_BOOL,
          offsetof(struct tg_config, metrics_per_customer)},
+        {"spool_settlements", K_BOOL,
+         offsetof(struct tg_config, spool_settlements)},
+        {"spool_batch_ms", K_TOKENS,
+         offsetof(struct tg_config, spool_batch_ms)},
         {"hold_grace", K_SECONDS, offsetof(struct tg_config, hold_grace_s)},
         {"reclaim_interval", K_SECONDS,
          offsetof(struct tg_config, reclaim_interval_s)},
@@ -1322,6 +1326,7 @@ config_load(const char *path, const char *prices_default,
 	cfg->max_llm_body = 10485760;
 	cfg->hold_grace_s = 60;
 	cfg->reclaim_interval_s = 30;
+	cfg->spool_batch_ms = 20;
 	cfg->alerting.events = TG_EVENT_ALL;
 	cfg->alerting.timeout_s = 5;
 	cfg->alerting.retry_base_s = 5;

@@ -115,6 +115,11 @@ struct tg_config {
 	 * database (SPEC 4.4); NULL: TOLLGATE_SPOOL_DIR from the environment,
 	 * else $localstatedir/spool/tollgate. */
 	char *spool_dir;
+	/* tollgate_settings.spool_settlements: calls settle through this
+	 * process's journal, moved into the database in batches every
+	 * spool_batch_ms (20) (SPEC 4.6; lib/journal.h). */
+	bool spool_settlements;
+	int64_t spool_batch_ms;
 	/* tollgate_settings.metrics_key: a key GET /metrics takes besides
 	 * the master key (a Prometheus server's), or NULL; and
 	 * metrics_per_customer: each customer's and key's spend and

@@ -39,6 +39,7 @@
 #include "pricing.h"
 #include "ratelimit.h"
 #include "relay.h"
+#include "journal.h"
 #include "spool.h"
 #include "tag.h"
 #include "translate.h"
@@ -730,6 +731,20 @@ settle(struct call *c, const struct tg_ledger_entry *e, tg_money *charged,
 	tg_money got = e->spend;
 
 	tg_err_clear(&serr);
+	/* Through this process's journal (spool_settlements): durable on
+	 * local disk now, in the database with the next batch; the hold
+	 * keeps the budget safe until then (SPEC 4.6). */
+	if (tg_journal_on(c->cfg)) {
+		if (tg_journal_settle(tg_spool_dir(c->cfg), &acct, e, &c->resv,
+		                      &serr) == TG_OK) {
+			release_limits(c, e->total_tokens);
+			if (charged != NULL)
+				*charged = e->spend;
+			return TG_OK;
+		}
+		tg_log_warn("%s; settling in the database", serr.message);
+		tg_err_clear(&serr);
+	}
 	if (tg_ledger_settle(c->db, &acct, e, &c->resv, &got, &serr) == TG_OK) {
 		release_limits(c, e->total_tokens);
 		if (charged != NULL)
@@ -1298,6 +1313,17 @@ meter(struct tg_req *req, const struct tg_api_adapter *api, struct tg_err *err)
 		goto out;
 	if ((rc = admit(&c, err)) != TG_OK)
 		goto out;
+	/* A stream may last minutes, while this process's settlements wait
+	 * in its journal: they go in first (spool_settlements, SPEC 4.6). */
+	if (c.streamed && tg_journal_pending() > 0) {
+		struct tg_err jerr;
+
+		tg_err_clear(&jerr);
+		if (tg_journal_move(c.db, &c.cfg->alerting, NULL, &jerr) !=
+		    TG_OK)
+			tg_log_warn("moving the journal before a stream: %s",
+			            jerr.message);
+	}
 	rc = call_upstream(&c, err);
 out:
 	/* Counted once answered, with its status (SPEC 15); a model the
