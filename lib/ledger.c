@@ -790,6 +790,7 @@ admit_call(struct tg_db *db, const char *user_id, const char *default_budget_id,
 		goto out;
 	}
 	r.held = true;
+	r.fast = true;
 	r.budgeted = have_cust && c.has_budget && c.budget.max_budget.set;
 	r.key_budgeted = k != NULL && k->has_budget && k->budget.max_budget.set;
 	tg_strlcpy(r.request_id, sizeof(r.request_id), hr->request_id);
@@ -1506,7 +1507,14 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		return rc;
 
 	a->charged = e->spend;
-	if (a->r != NULL && a->r->held && e->spend > a->r->amount) {
+	if (a->r != NULL && a->r->held && a->r->lease_id[0] != '\0') {
+		/* Against a lease, the room is what the lease had for this
+		 * call (r->amount), within every budget it was taken from. */
+		if (e->spend > a->r->amount) {
+			a->charged = a->r->amount;
+			meta = over_hold_metadata(e->metadata, e->spend);
+		}
+	} else if (a->r != NULL && a->r->held && e->spend > a->r->amount) {
 		bool any = false;
 
 		/* Capped by each budget it was held against: the smaller room.
@@ -1593,7 +1601,31 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 	if (rc != TG_OK)
 		goto out;
 
-	if (a->r != NULL && a->r->held) {
+	if (a->r != NULL && a->r->held && a->r->lease_id[0] != '\0') {
+		/* The charge comes off the lease's row, which stays for the
+		 * process's next calls, as does the rest of this call's
+		 * share.  A lease that is gone was charged whole as
+		 * unsettled when its deadline passed (its process lost with
+		 * its disk), which covers this call: nothing more. */
+		params[0] = tg_db_money(a->charged);
+		params[1] = tg_db_str(a->r->lease_id);
+		params[2] = tg_db_money(a->charged);
+		rc = tg_db_run(db,
+		               "UPDATE reservations SET amount = amount -"
+		               " CAST(? AS DECIMAL(20,10)) WHERE request_id = ?"
+		               " AND amount >= CAST(? AS DECIMAL(20,10))",
+		               params, 3, &deleted, err);
+		if (rc != TG_OK)
+			goto out;
+		if (deleted > 0)
+			released = a->charged;
+		if (deleted == 0 && !x.replace) {
+			a->charged = 0;
+			a->already = true;
+			rc = TG_ERR_CONFLICT;
+			goto out;
+		}
+	} else if (a->r != NULL && a->r->held) {
 		params[0] = tg_db_str(a->r->request_id);
 		rc = tg_db_run(db,
 		               "DELETE FROM reservations WHERE request_id = ?",
@@ -1659,6 +1691,8 @@ out:
 static bool
 settle_fast_applies(const struct settle_arg *a)
 {
+	if (a->r != NULL && a->r->held && a->r->lease_id[0] != '\0')
+		return false;
 	if (a->r != NULL && a->r->held && a->e->spend > a->r->amount)
 		return false;
 	/* A hold on model_spend rows (a tag's too): the statements charge

@@ -86,6 +86,14 @@ struct tg_reservation {
 	/* The admission's answer was lost: which tags it held (if any) is
 	 * for its hold row to say (the settlement reads it there). */
 	bool tags_unknown;
+	/* Admitted in one round trip (tg_admit_v11): the accounts need
+	 * nothing of the statements' way (lib/lease.c may lease them). */
+	bool fast;
+	/* Admitted against a lease (lib/lease.c) rather than a hold of its
+	 * own: the reservations row lease_id, from which its charge is
+	 * taken; amount is its share (at settlement: what the lease has for
+	 * it, where its charge is capped).  "" for a hold of its own. */
+	char lease_id[37];
 };
 
 /*
@@ -268,6 +276,10 @@ struct tg_ledger_settlement {
  * out of the batch, with its rc and the reason in s[i]; the others commit.
  * TG_ERR_DB when the database could not take the batch: none of it
  * remains (tg_db_unavailable() tells whether it was out of reach).
+ * A settlement against a lease (r->lease_id; tg_ledger_settle() too)
+ * takes its charge off the lease's row rather than deleting a hold of its
+ * own; a lease that is gone was charged whole as unsettled, which covers
+ * it: nothing more is charged.
  */
 enum tg_rc tg_ledger_settle_batch(struct tg_db *db,
                                   struct tg_ledger_settlement *s, size_t n,

@@ -181,6 +181,9 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 		struct json_object *h = json_object_new_object();
 
 		add_str(h, "request_id", r->request_id);
+		/* Against a lease (lib/lease.c): the row it comes off. */
+		if (r->lease_id[0] != '\0')
+			add_str(h, "lease_id", r->lease_id);
 		add_str(h, "user_id", r->user_id);
 		add_str(h, "key_token", r->key_token[0] ? r->key_token : NULL);
 		add_money(h, "amount", r->amount);
@@ -548,6 +551,8 @@ tg_spool_decode(const char *text, const struct tg_alerting *alerts,
 		                   (TG_HOLD_MODEL(TG_ACCOUNT_CUSTOMER) |
 		                    TG_HOLD_MODEL(TG_ACCOUNT_KEY));
 		tg_strlcpy(r.request_id, sizeof(r.request_id), rid);
+		tg_strlcpy(r.lease_id, sizeof(r.lease_id),
+		           get_str(h, "lease_id"));
 		tg_strlcpy(r.user_id, sizeof(r.user_id), uid);
 		tg_strlcpy(r.key_token, sizeof(r.key_token),
 		           get_str(h, "key_token"));
