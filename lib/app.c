@@ -30,6 +30,7 @@
 #include "money.h"
 #include "outbox.h"
 #include "journal.h"
+#include "lease.h"
 #include "spool.h"
 #include "upstream.h"
 #include "util.h"
@@ -1400,6 +1401,9 @@ after_response(void)
 	if (app_db == NULL || app_config == NULL)
 		return;
 	move_journal(app_cgi);
+	/* Leases taken for the accounts that became busy, returned for
+	 * those gone quiet (a CGI process has no later: all of them). */
+	tg_lease_work(app_db, app_config, app_cgi);
 	due = now - app_reclaim_us >=
 	      (int64_t)app_config->reclaim_interval_s * 1000000;
 	spool = tg_spool_dir(app_config);
@@ -1455,6 +1459,7 @@ after_response(void)
 static void
 app_cleanup(void)
 {
+	tg_lease_work(app_db, app_config, true);
 	move_journal(true);
 	tg_journal_close();
 	if (app_db != NULL)
@@ -1491,6 +1496,7 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 	while (!app_stop) {
 		int64_t due = tg_metrics_due_us(), left;
 		int64_t batch = tg_journal_due_us(app_config);
+		int64_t lease = tg_lease_due_us(app_config);
 		struct timespec ts;
 		int n;
 
@@ -1503,6 +1509,8 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 			batch = app_spool_retry_us;
 		if (batch != 0 && (due == 0 || batch < due))
 			due = batch;
+		if (lease != 0 && (due == 0 || lease < due))
+			due = lease;
 		left = due != 0 ? due - tg_now_us() : 0;
 		if (left < 0)
 			left = 0;
@@ -1512,6 +1520,7 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 		            due != 0 ? &ts : NULL, unblocked);
 		if (n == 0) {
 			move_journal(false);
+			tg_lease_work(app_db, app_config, false);
 			if (tg_metrics_due_us() != 0 &&
 			    tg_now_us() >= tg_metrics_due_us())
 				flush_metrics();

@@ -209,6 +209,12 @@ static const struct field tollgate_fields[] = {
          offsetof(struct tg_config, spool_settlements)},
         {"spool_batch_ms", K_TOKENS,
          offsetof(struct tg_config, spool_batch_ms)},
+        {"budget_leases", K_BOOL, offsetof(struct tg_config, budget_leases)},
+        {"lease_calls", K_COUNT, offsetof(struct tg_config, lease_calls)},
+        {"lease_after_calls", K_COUNT,
+         offsetof(struct tg_config, lease_after_calls)},
+        {"lease_idle_ms", K_TOKENS, offsetof(struct tg_config, lease_idle_ms)},
+        {"lease_seconds", K_SECONDS, offsetof(struct tg_config, lease_seconds)},
         {"hold_grace", K_SECONDS, offsetof(struct tg_config, hold_grace_s)},
         {"reclaim_interval", K_SECONDS,
          offsetof(struct tg_config, reclaim_interval_s)},
@@ -1327,6 +1333,10 @@ config_load(const char *path, const char *prices_default,
 	cfg->hold_grace_s = 60;
 	cfg->reclaim_interval_s = 30;
 	cfg->spool_batch_ms = 20;
+	cfg->lease_calls = 32;
+	cfg->lease_after_calls = 2;
+	cfg->lease_idle_ms = 500;
+	cfg->lease_seconds = 5;
 	cfg->alerting.events = TG_EVENT_ALL;
 	cfg->alerting.timeout_s = 5;
 	cfg->alerting.retry_base_s = 5;

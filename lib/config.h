@@ -115,11 +115,22 @@ struct tg_config {
 	 * database (SPEC 4.4); NULL: TOLLGATE_SPOOL_DIR from the environment,
 	 * else $localstatedir/spool/tollgate. */
 	char *spool_dir;
-	/* tollgate_settings.spool_settlements: calls settle through this
-	 * process's journal, moved into the database in batches every
-	 * spool_batch_ms (20) (SPEC 4.6; lib/journal.h). */
+	/* The hot path's shape (SPEC 4.6): spool_settlements settles calls
+	 * through this process's journal, moved into the database in
+	 * batches every spool_batch_ms (20); budget_leases admits the calls of
+	 * a busy account against a lease of its budget (lib/lease.h): taken
+	 * after lease_after_calls (2) calls of it within lease_idle_ms (500)
+	 * of each other, for lease_calls (32) calls' worst case; returned when
+	 * quiet for lease_idle_ms, spent, lease_seconds (5) old, or at exit.
+	 * Leases settle through the journal whatever spool_settlements
+	 * says. */
 	bool spool_settlements;
 	int64_t spool_batch_ms;
+	bool budget_leases;
+	int lease_calls;
+	int lease_after_calls;
+	int64_t lease_idle_ms;
+	long lease_seconds;
 	/* tollgate_settings.metrics_key: a key GET /metrics takes besides
 	 * the master key (a Prometheus server's), or NULL; and
 	 * metrics_per_customer: each customer's and key's spend and

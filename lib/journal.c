@@ -18,6 +18,7 @@
 #include <json-c/json.h>
 
 #include "journal.h"
+#include "lease.h"
 #include "log.h"
 #include "spool.h"
 #include "util.h"
@@ -36,7 +37,7 @@ static int64_t journal_first_us; /* when the oldest of them was written */
 bool
 tg_journal_on(const struct tg_config *cfg)
 {
-	return cfg != NULL && cfg->spool_settlements;
+	return cfg != NULL && (cfg->spool_settlements || cfg->budget_leases);
 }
 
 static int
@@ -159,6 +160,14 @@ tg_journal_settle(const char *dir, const struct tg_ledger_account *acct,
 	if (journal_pending++ == 0)
 		journal_first_us = tg_now_us();
 	return TG_OK;
+}
+
+bool
+tg_journal_note(const char *dir, char type, const char *text)
+{
+	int fd = journal_open(dir);
+
+	return fd >= 0 && append(fd, type, text, strlen(text)) == 0;
 }
 
 int64_t
@@ -322,6 +331,7 @@ tg_journal_move(struct tg_db *db, const struct tg_alerting *alerts, int *moved,
 		            strerror(errno));
 	journal_pending = 0;
 	journal_first_us = 0;
+	tg_lease_keep(NULL);
 	return TG_OK;
 }
 
@@ -346,6 +356,9 @@ recover_one(struct tg_db *db, const char *dir, int dfd, const char *name,
 		return TG_OK;
 	}
 	rc = move_settlements(db, dir, alerts, &rs, &moved, err);
+	if (rc == TG_OK)
+		rc = tg_lease_recover(db, (const char *const *)rs.line, rs.n,
+		                      NULL, err);
 	records_free(&rs);
 	if (rc == TG_OK) {
 		unlinkat(dfd, name, 0);
@@ -392,7 +405,7 @@ tg_journal_close(void)
 		return;
 	/* Nothing left in it: it goes; else it stays for another process
 	 * (its lock goes with the descriptor). */
-	if (journal_pending == 0)
+	if (journal_pending == 0 && tg_lease_count() == 0)
 		unlink(journal_path);
 	close(journal_fd);
 	journal_fd = -1;

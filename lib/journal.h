@@ -1,6 +1,7 @@
 /*
  * journal: this process's settlements on local disk, moved into the
- * database in batches (tollgate_settings.spool_settlements; SPEC 4.6).
+ * database in batches (tollgate_settings.spool_settlements, and
+ * budget_leases, whose calls always settle here; SPEC 4.6).
  *
  * One file per process in the spool directory, "journal.<pid>.<start>",
  * opened at its first record and locked (flock) for the process's life: a
@@ -43,6 +44,11 @@ enum tg_rc tg_journal_settle(const char *dir,
                              const struct tg_reservation *r,
                              struct tg_err *err);
 
+/* Append one record of type ('A', 'L', 'R') with text (one line of JSON)
+ * to this process's journal in dir, not synced.  false when it cannot be
+ * written. */
+bool tg_journal_note(const char *dir, char type, const char *text);
+
 /* When this process's settlements are due to move (Unix epoch us; 0:
  * none waiting). */
 int64_t tg_journal_due_us(const struct tg_config *cfg);
@@ -52,25 +58,28 @@ long tg_journal_pending(void);
 
 /*
  * Move this process's settlements into db, in batches of one transaction
- * each; when all are in, the journal is emptied.  *moved (may be NULL)
- * gets the count.  TG_ERR_DB when the database could not take them (they
- * stay, for the next try).
+ * each; when all are in, the journal is emptied, and the leases still held
+ * are written to it again (tg_lease_keep()).  *moved (may be NULL) gets
+ * the count.  TG_ERR_DB when the database could not take them (they stay,
+ * for the next try).
  */
 enum tg_rc tg_journal_move(struct tg_db *db, const struct tg_alerting *alerts,
                            int *moved, struct tg_err *err);
 
 /*
  * The journals in dir of processes that are gone: each one's settlements
- * moved, and the file removed.  *moved (may be NULL) gets the count.
- * TG_ERR_DB when the database could not take one (it stays).  (The holds
- * of calls such a process had in flight are the reclaim's, as ever.)
+ * moved, then its calls admitted against a lease and not settled and its
+ * leases (tg_lease_recover()), and the file removed.  *moved (may be NULL)
+ * gets the count of settlements.  TG_ERR_DB when the database could not
+ * take one (it stays).  (The holds of its other calls in flight are the
+ * reclaim's, as ever.)
  */
 enum tg_rc tg_journal_recover(struct tg_db *db, const char *dir,
                               const struct tg_alerting *alerts, int *moved,
                               struct tg_err *err);
 
 /* Close this process's journal (at exit): removed when every settlement
- * in it moved. */
+ * in it moved and no lease is held. */
 void tg_journal_close(void);
 
 #endif

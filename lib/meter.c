@@ -40,6 +40,7 @@
 #include "ratelimit.h"
 #include "relay.h"
 #include "journal.h"
+#include "lease.h"
 #include "spool.h"
 #include "tag.h"
 #include "translate.h"
@@ -57,7 +58,12 @@ struct call {
 	size_t body_len;
 	bool streamed;
 	char user_id[256];
-	bool has_id;       /* the call named a customer */
+	bool has_id;  /* the call named a customer */
+	bool settled; /* its settlement was written (SPEC 4.4) */
+	/* A budget it was held against is near its end: settled in the
+	 * database before the answer, even with spool_settlements (SPEC
+	 * 4.6), so that its hold does not keep the last of it. */
+	bool tight;
 	bool has_customer; /* cust holds it as loaded */
 	struct tg_customer cust;
 	const struct tg_key *key; /* the virtual key used, or NULL (SPEC 13) */
@@ -727,36 +733,37 @@ settle(struct call *c, const struct tg_ledger_entry *e, tg_money *charged,
        struct tg_err *err)
 {
 	struct tg_ledger_account acct = accounts(c);
+	struct tg_reservation r = c->resv;
 	struct tg_err serr, sperr;
 	tg_money got = e->spend;
 
+	/* Against a lease: what the lease has for it (lib/lease.h). */
+	if (r.held && r.lease_id[0] != '\0')
+		tg_lease_settling(&r);
 	tg_err_clear(&serr);
-	/* Through this process's journal (spool_settlements): durable on
-	 * local disk now, in the database with the next batch; the hold
-	 * keeps the budget safe until then (SPEC 4.6). */
-	if (tg_journal_on(c->cfg)) {
-		if (tg_journal_settle(tg_spool_dir(c->cfg), &acct, e, &c->resv,
+	/* Through this process's journal (spool_settlements, leases):
+	 * durable on local disk now, in the database with the next batch;
+	 * the hold keeps the budget safe until then (SPEC 4.6). */
+	if (tg_journal_on(c->cfg) && !c->tight) {
+		if (tg_journal_settle(tg_spool_dir(c->cfg), &acct, e, &r,
 		                      &serr) == TG_OK) {
-			release_limits(c, e->total_tokens);
-			if (charged != NULL)
-				*charged = e->spend;
-			return TG_OK;
+			got = r.held && r.lease_id[0] != '\0' &&
+			                      e->spend > r.amount
+			              ? r.amount
+			              : e->spend;
+			goto settled;
 		}
 		tg_log_warn("%s; settling in the database", serr.message);
 		tg_err_clear(&serr);
 	}
-	if (tg_ledger_settle(c->db, &acct, e, &c->resv, &got, &serr) == TG_OK) {
-		release_limits(c, e->total_tokens);
-		if (charged != NULL)
-			*charged = got;
-		return TG_OK;
-	}
+	if (tg_ledger_settle(c->db, &acct, e, &r, &got, &serr) == TG_OK)
+		goto settled;
 	tg_err_clear(&sperr);
 	/* Any database failure: out of reach now, or a statement it refuses
 	 * (kept by the replay as .failed for the operator); either way the
 	 * tokens were spent and the client gets them. */
 	if (serr.rc == TG_ERR_DB) {
-		if (tg_spool_write(tg_spool_dir(c->cfg), &acct, e, &c->resv,
+		if (tg_spool_write(tg_spool_dir(c->cfg), &acct, e, &r,
 		                   &sperr) == TG_OK) {
 			tg_log_warn("database unreachable (%s); settlement "
 			            "spooled",
@@ -764,8 +771,15 @@ settle(struct call *c, const struct tg_ledger_entry *e, tg_money *charged,
 			/* The slot expires by itself: the database is
 			 * not there to free it. */
 			memset(&c->limits, 0, sizeof(c->limits));
+			got = r.held && r.lease_id[0] != '\0' &&
+			                      e->spend > r.amount
+			              ? r.amount
+			              : e->spend;
+			c->settled = true;
+			if (r.held && r.lease_id[0] != '\0')
+				tg_lease_settled(&r, got);
 			if (charged != NULL)
-				*charged = e->spend;
+				*charged = got;
 			return TG_OK;
 		}
 		tg_log_error("settlement could not be spooled either: %s",
@@ -779,6 +793,14 @@ settle(struct call *c, const struct tg_ledger_entry *e, tg_money *charged,
 	return tg_err_set(err, TG_ERR_DB, NULL,
 	                  "Could not record the request in the ledger: %s",
 	                  serr.message);
+settled:
+	c->settled = true;
+	if (r.held && r.lease_id[0] != '\0')
+		tg_lease_settled(&r, got);
+	release_limits(c, e->total_tokens);
+	if (charged != NULL)
+		*charged = got;
+	return TG_OK;
 }
 
 /* ---- the upstream's answer ---- */
@@ -1220,6 +1242,25 @@ take_tags(struct call *c)
 }
 
 /*
+ * Whether a budget the call was held against has less left than a lease
+ * could take (lib/lease.h: 1/16 of it, at least two calls' worst case):
+ * then its calls settle in the database before their answers, as
+ * without spool_settlements, and a client refused there was refused by
+ * the budget, not by the holds of calls already answered.
+ */
+static bool
+near_end(const struct call *c, tg_money estimate)
+{
+	tg_money band = 32 * estimate;
+
+	if (c->resv.budgeted && c->has_customer &&
+	    c->cust.budget.max_budget.v - c->cust.spend < band)
+		return true;
+	return c->resv.key_budgeted && c->key != NULL &&
+	       c->key->budget.max_budget.v - c->key->spend < band;
+}
+
+/*
  * Steps 3 to 8 of SPEC 4.2: the model (and the key's models), the
  * customer, and the admission, which the ledger runs (ledger.h), with
  * gate() for what it must check on the way.
@@ -1276,8 +1317,21 @@ admit(struct call *c, struct tg_err *err)
 	a.tags = c->tags;
 	a.mode = c->cfg->budget_enforcement;
 	hold_request(c, &a.hold);
+	/* A busy account's call against this process's lease of its budget,
+	 * without the database (lib/lease.h); else the database's. */
+	if (a.estimate_known && a.mode == TG_ENFORCE_RESERVE &&
+	    c->ntag_names == 0 &&
+	    tg_lease_admit(c->cfg, a.user_id, c->key, a.estimate, &a.hold,
+	                   &c->resv, &c->cust, &c->has_customer))
+		return TG_OK;
 	rc = tg_ledger_admit(c->db, &a, gate, c, &c->cust, &c->has_customer,
 	                     &c->resv, err);
+	if (rc == TG_OK && c->resv.held)
+		c->tight = near_end(c, a.estimate);
+	if (rc == TG_OK && c->resv.held && c->resv.fast && c->model != NULL)
+		tg_lease_note(c->cfg, &c->resv,
+		              c->has_customer ? &c->cust : NULL, c->key,
+		              c->model, a.estimate, a.hold.hold_seconds);
 	c->ntags = a.ntags; /* loaded: freed with the call */
 	if (rc == TG_OK && c->resv.held)
 		c->estimate = c->resv.amount;
@@ -1333,8 +1387,11 @@ out:
 	                         ? c.model
 	                         : NULL);
 	/* Whatever ended the call before settlement (a budget refusal, a
-	 * failed settlement): its slot is freed, no tokens counted. */
+	 * failed settlement): its slot is freed, no tokens counted; its share
+	 * of a lease is charged as unsettled, as its own hold would be. */
 	release_limits(&c, 0);
+	if (c.resv.held && c.resv.lease_id[0] != '\0' && !c.settled)
+		tg_lease_abandon(c.db, &c.resv);
 	if (c.has_customer)
 		tg_customer_free(&c.cust);
 	for (size_t i = 0; i < c.ntags; i++)

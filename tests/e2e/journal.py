@@ -11,7 +11,8 @@
    admissions plus a few batches, not 2N.
 3. A budget is never passed while settlements wait: admission counts the
    waiting calls' holds, so a customer whose budget fits K calls' worst case
-   is refused after K, and spend <= max_budget once they land.
+   is refused after K, and spend <= max_budget once they land.  With less
+   left than 32 calls' worst case, calls settle before their answers.
 4. SIGKILL of every chat worker with settlements in their journals: another
    process moves the dead ones' journals (before their holds could be
    charged as unsettled): every call one row, no unsettled row, books equal.
@@ -149,19 +150,33 @@ def budget_kept(t, env, srv):
     if not est:
         return
     landed(env, srv, [user])
-    k = 3
     env.sql("UPDATE customers SET spend = 0 WHERE user_id = %s" % H.sql_quote(user))
     env.sql("DELETE FROM spend_logs WHERE end_user = %s" % H.sql_quote(user))
+    k = 40
+    maxb = (k * est + est / 2).quantize(Decimal("0.0000000001"))
     r = env.request("POST", "/customer/update", server=srv,
-                    body={"user_id": user, "max_budget": float(k * est + est / 2)})
+                    body={"user_id": user, "max_budget": float(maxb)})
     t.is_eq(r.status, 200, "its budget fits %d calls' worst case" % k, r.text[:200])
-    got = [env.chat(user=user, fake=USAGE, server=srv).status for _ in range(k + 3)]
-    t.is_eq(got, [200] * k + [429] * 3,
+    got = [env.chat(user=user, fake=USAGE, server=srv).status for _ in range(k + 2)]
+    t.is_eq(got, [200] * k + [429] * 2,
             "admitted while the waiting holds leave room, then refused", repr(got))
     t.ok(landed(env, srv, [user]), "landed")
     row = env.customer_row(user)
-    t.ok(row["spend"] <= k * est + est / 2, "spend %s <= max_budget" % row["spend"])
+    t.ok(row["spend"] <= maxb, "spend %s <= max_budget %s" % (row["spend"], maxb))
     books(t, env, user, k, "budget")
+    # Less left than 32 calls' worst case: settled before the answer, so
+    # that the holds of calls answered do not keep the last of it.
+    user = "jr-near-end"
+    maxb = (10 * est).quantize(Decimal("0.0000000001"))
+    t.is_eq(env.customer_new(server=srv, user_id=user, max_budget=float(maxb)).status, 200,
+            "a customer near its budget's end")
+    for i in range(3):
+        r = env.chat(user=user, fake=USAGE, server=srv)
+        t.is_eq(r.status, 200, "near the end: call %d" % i)
+    t.is_eq(env.customer_row(user)["spend"], 3 * PRICE,
+            "near the end: charged before the answers, as without the journal")
+    t.is_eq(holds(env, user), 0, "near the end: no hold waits")
+    books(t, env, user, 3, "near the end")
 
 
 def killed(t, env):
