@@ -8,6 +8,13 @@
 -- resolution and no count of non-2xx answers in a form worth parsing.
 -- A run in which any answer is not 2xx/3xx (errors_status) is reported
 -- as failed by bench/run: a fast 429 or 500 must never pass for a result.
+--
+-- With BENCH_USERS set (comma-separated customer ids), every
+-- "@BENCH_USER@" in the body is replaced by each of them in turn, one
+-- request after the other (round robin, a counter per wrk thread; the
+-- requests are formatted once, in init; wrk thread i starts 16 * i
+-- customers further, so that 2 threads of 16 connections cover 32 at
+-- once): the 32-customer rows of issue 22.
 
 local path = os.getenv("BENCH_BODY_FILE")
 local f = assert(io.open(path, "rb"), "cannot read BENCH_BODY_FILE " .. tostring(path))
@@ -19,6 +26,29 @@ for line in (os.getenv("BENCH_HEADERS") or ""):gmatch("[^\n]+") do
 	local name, value = line:match("^([^:]+):%s*(.*)$")
 	if name then
 		wrk.headers[name] = value
+	end
+end
+
+local users = {}
+for user in (os.getenv("BENCH_USERS") or ""):gmatch("[^,]+") do
+	users[#users + 1] = user
+end
+if #users > 0 then
+	local requests, n, threads = {}, 0, 0
+	function setup(thread)
+		thread:set("bench_thread", threads)
+		threads = threads + 1
+	end
+	function init(args)
+		n = (16 * (bench_thread or 0)) % #users
+		for i, user in ipairs(users) do
+			local body = wrk.body:gsub("@BENCH_USER@", user)
+			requests[i] = wrk.format(nil, nil, nil, body)
+		end
+	end
+	function request()
+		n = n % #requests + 1
+		return requests[n]
 	end
 end
 
