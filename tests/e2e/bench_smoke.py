@@ -6,7 +6,9 @@ this build (--builddir: no build of its own), without Portkey (no npm
 needed) and without installing anything, and checks the report's shape:
 every scenario row is printed with numbers in it (or the one n/a a row
 may have), and the round trips, streaming, memory, callgrind and ledger
-lines are there.  Then bench/db_alone with 60 calls per shape: its eight
+lines are there; the budgeted rows of each ledger mode (issue 22: one hot
+customer and 32 customers, direct, spool and lease) answered 2xx and left
+their books right.  Then bench/db_alone with 60 calls per shape: its eight
 rows, and its books adding up on both of its databases.  The figures themselves are not judged: the
 benchmark is not a test (issue 11), and this machine is shared and noisy.
 """
@@ -29,7 +31,12 @@ ROWS = {
     "Portkey gateway 1.15.2, no accounting": "n/a (--no-portkey)",
     "tollgate, no customer": None,
     "tollgate, customer without budget": None,
-    "tollgate, customer with max_budget": None,
+    "tollgate, customer with max_budget (one hot customer, direct)": None,
+    "tollgate, 32 customers with max_budget (direct)": None,
+    "tollgate, customer with max_budget (one hot customer, spool)": None,
+    "tollgate, 32 customers with max_budget (spool)": None,
+    "tollgate, customer with max_budget (one hot customer, lease)": None,
+    "tollgate, 32 customers with max_budget (lease)": None,
     "tollgate, virtual key + customer with max_budget": "n/a (no /key/generate)",
     "tollgate, customer with max_budget, big ledger": None,
     "stream: upstream direct (nginx)": None,
@@ -40,23 +47,29 @@ ROWS = {
     "stream responses: upstream direct (nginx)": None,
     "stream responses: tollgate, customer with max_budget": None,
 }
+MODE_ROWS = [label for label in ROWS if label.endswith(("direct)", "spool)", "lease)"))]
 NUMBER = re.compile(r"^[\d,.]+( us| ms)?$")
 
 
-def table_rows(text, header):
+def cells_of(line):
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def table_rows(text, header, columns=False):
     """{first cell: [cells]} of the markdown table whose header line starts
-    with header."""
-    rows = {}
+    with header; with columns, also the header's other cells."""
+    rows, names = {}, []
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.startswith(header):
+            names = cells_of(line)[1:]
             for row in lines[i + 2:]:
                 if not row.startswith("|"):
                     break
-                cells = [c.strip() for c in row.strip().strip("|").split("|")]
+                cells = cells_of(row)
                 rows[cells[0]] = cells[1:]
             break
-    return rows
+    return (rows, names) if columns else rows
 
 
 def main(t, env):
@@ -76,7 +89,13 @@ def main(t, env):
     t.like(out, r"(?m)^Command: `bench/run --smoke ", "the report names its command")
     t.like(out, r"(?m)^Machine: \d+ CPUs", "the report names the machine")
 
-    main_rows = table_rows(out, "| target | sequential RPS")
+    main_rows, columns = table_rows(out, "| target | sequential RPS", columns=True)
+    t.ok("DB round trips per call" in columns and "durable DB transactions per call" in columns,
+         "the main table has the round trips and durable transactions columns", repr(columns))
+    trips_col = columns.index("DB round trips per call") if "DB round trips per call" in \
+        columns else -1
+    durable_col = columns.index("durable DB transactions per call") if \
+        "durable DB transactions per call" in columns else -1
     for label, allowed in ROWS.items():
         found = [k for k in main_rows if k == label or k.startswith(label + " (")]
         if not t.ok(found, "row printed: %s" % label, "rows: %r" % list(main_rows)):
@@ -89,12 +108,15 @@ def main(t, env):
         t.ok(len(cells) >= 4 and all(NUMBER.match(c) for c in cells[:4]),
              "%s: figures in every column" % label, "cells: %r" % cells)
         if "tollgate" in label:
-            t.ok(NUMBER.match(cells[-1]) is not None, "%s: database round trips" % label,
-                 "cells: %r" % cells)
+            t.ok(len(cells) > max(trips_col, durable_col) and all(
+                NUMBER.match(cells[c]) for c in (trips_col, durable_col)),
+                "%s: database round trips and durable transactions" % label,
+                "cells: %r" % cells)
     # Every LLM route is the same meter: a budgeted call on any costs what
     # one on chat does (2 round trips: the admission and the settlement).
-    trips = {label: main_rows.get(label, ["-"])[-1] for label in (
-        "tollgate, customer with max_budget", "stream: tollgate, customer with max_budget",
+    trips = {label: (main_rows.get(label) or ["-"] * len(columns))[trips_col] for label in (
+        "tollgate, customer with max_budget (one hot customer, direct)",
+        "stream: tollgate, customer with max_budget",
         "embeddings: tollgate, customer with max_budget",
         "stream responses: tollgate, customer with max_budget")}
     t.is_eq(set(trips.values()), {"2.00"}, "a budgeted call costs 2 round trips on every "
@@ -103,6 +125,16 @@ def main(t, env):
     rts = table_rows(out, "| scenario | Questions")
     t.ok(len(rts) >= 4 and all(NUMBER.match(v[0]) for v in rts.values()),
          "round trips per call for each tollgate scenario", "rows: %r" % rts)
+    # Issue 22: each ledger mode's budgeted rows, their counters read once
+    # the settlements landed, and their books right after them.
+    for label in MODE_ROWS:
+        t.ok(label in rts and all(NUMBER.match(c) for c in rts[label][:5]),
+             "%s: round trips, commits, durable transactions, log writes, fsyncs" % label,
+             "rows: %r" % list(rts))
+        spread = ", 32 customers, [\\d,]+ to [\\d,]+ calls each" if "32 customers" in label else ""
+        t.like(out, r"(?m)^- %s: [\d,]+ calls in the ledger, every answer 2xx%s; books: ok"
+               % (re.escape(label), spread),
+               "%s: every answer 2xx, books right once settled" % label)
     streams = table_rows(out, "| target | first byte")
     for label in ("stream: tollgate, customer with max_budget",
                   "stream responses: tollgate, customer with max_budget"):
