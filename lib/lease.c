@@ -47,6 +47,8 @@ struct slot {
 	tg_money amount;  /* taken */
 	tg_money charged; /* charged against it here (moved or not) */
 	bool inflight;
+	char *inflight_rec; /* its "A" record, written again if the
+	                       journal is emptied while it is in flight */
 	int64_t taken_us, deadline_us;
 	int64_t retry_us; /* a return that failed: not again before */
 };
@@ -105,10 +107,11 @@ tg_lease_admit(const struct tg_config *cfg, const char *user_id,
 		        o, "api_key", json_object_new_string(hr->api_key_hash));
 	json_object_object_add(o, "start_us",
 	                       json_object_new_int64(hr->start_us));
-	ok = tg_journal_note(
-	        lease_dir, 'A',
+	free(s->inflight_rec);
+	s->inflight_rec = tg_xstrdup(
 	        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
+	ok = tg_journal_note(lease_dir, 'A', s->inflight_rec);
 	if (!ok)
 		return false;
 	s->inflight = true;
@@ -214,6 +217,8 @@ tg_lease_settled(const struct tg_reservation *r, tg_money charged)
 		return;
 	s->charged += charged;
 	s->inflight = false;
+	free(s->inflight_rec);
+	s->inflight_rec = NULL;
 	s->last_us = tg_now_us();
 }
 
@@ -438,6 +443,8 @@ tg_lease_abandon(struct tg_db *db, const struct tg_reservation *r)
 	if (s == NULL || !s->leased || strcmp(s->id, r->lease_id) != 0)
 		return;
 	s->inflight = false;
+	free(s->inflight_rec);
+	s->inflight_rec = NULL;
 	s->charged += r->amount; /* no longer the lease's to give */
 	tg_err_clear(&err);
 	if (db == NULL || tg_db_txn(db, abandon_txn, &a, &err) != TG_OK)
@@ -467,9 +474,17 @@ void
 tg_lease_keep(void *arg)
 {
 	(void)arg;
-	for (int i = 0; i < SLOTS; i++)
-		if (slots[i].used && slots[i].leased)
-			note_lease('L', slots[i].id);
+	for (int i = 0; i < SLOTS; i++) {
+		if (!slots[i].used || !slots[i].leased)
+			continue;
+		note_lease('L', slots[i].id);
+		/* A call in flight (a stream that moved the journal before
+		 * it went upstream): still to be recovered should this
+		 * process die. */
+		if (slots[i].inflight && slots[i].inflight_rec != NULL &&
+		    !tg_journal_note(lease_dir, 'A', slots[i].inflight_rec))
+			tg_log_warn("journal: cannot note a call in flight");
+	}
 }
 
 static void

@@ -97,8 +97,9 @@ void tg_lease_work(struct tg_db *db, const struct tg_config *cfg, bool all);
 int64_t tg_lease_due_us(const struct tg_config *cfg);
 /* Leases this process holds. */
 int tg_lease_count(void);
-/* Write the journal's "L" record of every lease held again (after the
- * journal was emptied). */
+/* Write the journal's "L" record of every lease held again, and the "A"
+ * record of a call in flight against one (after the journal was
+ * emptied). */
 void tg_lease_keep(void *arg);
 
 /*
