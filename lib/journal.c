@@ -326,13 +326,21 @@ tg_journal_move(struct tg_db *db, const struct tg_alerting *alerts, int *moved,
 		return rc;
 	/* In the database: the file starts again.  (A crash before the
 	 * truncation lands moves them again: settled before, a no-op.) */
+	journal_pending = 0;
+	journal_first_us = 0;
+	tg_journal_compact();
+	return TG_OK;
+}
+
+void
+tg_journal_compact(void)
+{
+	if (journal_fd < 0 || journal_pending != 0)
+		return;
 	if (ftruncate(journal_fd, 0) != 0)
 		tg_log_warn("journal %s: cannot empty it: %s", journal_path,
 		            strerror(errno));
-	journal_pending = 0;
-	journal_first_us = 0;
 	tg_lease_keep(NULL);
-	return TG_OK;
 }
 
 /* A dead process's journal: its settlements, then it goes. */

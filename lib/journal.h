@@ -66,6 +66,10 @@ long tg_journal_pending(void);
 enum tg_rc tg_journal_move(struct tg_db *db, const struct tg_alerting *alerts,
                            int *moved, struct tg_err *err);
 
+/* With no settlement waiting, empty the journal but for what must outlive
+ * that (tg_lease_keep()): a lease given back leaves no record. */
+void tg_journal_compact(void);
+
 /*
  * The journals in dir of processes that are gone: each one's settlements
  * moved, then its calls admitted against a lease and not settled and its

@@ -510,6 +510,7 @@ take(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 		s->no_lease_until_us =
 		        tg_now_us() + cfg->lease_seconds * 1000000;
 		note_lease('R', s->id);
+		tg_journal_compact();
 		return;
 	}
 	s->leased = true;
@@ -539,8 +540,9 @@ give_back(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 		s->retry_us = tg_now_us() + 1000000;
 		return false;
 	}
-	note_lease('R', s->id);
 	s->leased = false;
+	note_lease('R', s->id);
+	tg_journal_compact();
 	return true;
 }
 
