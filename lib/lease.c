@@ -51,6 +51,10 @@ struct slot {
 	                       journal is emptied while it is in flight */
 	int64_t taken_us, deadline_us;
 	int64_t retry_us; /* a return that failed: not again before */
+	/* A lease whose taking failed, perhaps after its commit (its
+	 * answer lost): its row, if any, is deleted before the journal
+	 * forgets it. */
+	char stale_id[37];
 };
 
 static struct slot slots[SLOTS];
@@ -160,6 +164,7 @@ tg_lease_note(const struct tg_config *cfg, const struct tg_reservation *r,
 			if (!slots[i].used)
 				s = &slots[i];
 			else if (!slots[i].leased &&
+			         slots[i].stale_id[0] == '\0' &&
 			         (oldest == NULL ||
 			          slots[i].last_us < oldest->last_us))
 				oldest = &slots[i];
@@ -475,6 +480,8 @@ tg_lease_keep(void *arg)
 {
 	(void)arg;
 	for (int i = 0; i < SLOTS; i++) {
+		if (slots[i].used && slots[i].stale_id[0] != '\0')
+			note_lease('L', slots[i].stale_id);
 		if (!slots[i].used || !slots[i].leased)
 			continue;
 		note_lease('L', slots[i].id);
@@ -503,6 +510,8 @@ take(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 		tg_log_warn("taking a lease failed: %s", err.message);
 		s->no_lease_until_us =
 		        tg_now_us() + cfg->lease_seconds * 1000000;
+		tg_strlcpy(s->stale_id, sizeof(s->stale_id), s->id);
+		s->retry_us = tg_now_us() + 1000000;
 		return;
 	}
 	if (a.small) {
@@ -546,6 +555,22 @@ give_back(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 	return true;
 }
 
+/* The row of a lease whose taking failed, deleted if it is there. */
+static void
+forget_stale(struct tg_db *db, struct slot *s)
+{
+	struct tg_err err;
+
+	tg_err_clear(&err);
+	if (tg_db_txn(db, release_txn, s->stale_id, &err) != TG_OK) {
+		s->retry_us = tg_now_us() + 1000000;
+		return;
+	}
+	note_lease('R', s->stale_id);
+	s->stale_id[0] = '\0';
+	tg_journal_compact();
+}
+
 void
 tg_lease_work(struct tg_db *db, const struct tg_config *cfg, bool all)
 {
@@ -559,6 +584,8 @@ tg_lease_work(struct tg_db *db, const struct tg_config *cfg, bool all)
 
 		if (!s->used)
 			continue;
+		if (s->stale_id[0] != '\0' && (all || now >= s->retry_us))
+			forget_stale(db, s);
 		quiet = now - s->last_us >= cfg->lease_idle_ms * 1000;
 		if (s->leased && (all || now >= s->retry_us) &&
 		    (all || quiet ||
@@ -589,6 +616,9 @@ tg_lease_due_us(const struct tg_config *cfg)
 		const struct slot *s = &slots[i];
 		int64_t at;
 
+		if (s->used && s->stale_id[0] != '\0' &&
+		    (due == 0 || s->retry_us < due))
+			due = s->retry_us;
 		if (!s->used || !s->leased)
 			continue;
 		at = s->last_us + cfg->lease_idle_ms * 1000;
@@ -609,7 +639,8 @@ tg_lease_count(void)
 	int n = 0;
 
 	for (int i = 0; i < SLOTS; i++)
-		n += slots[i].used && slots[i].leased;
+		n += slots[i].used &&
+		     (slots[i].leased || slots[i].stale_id[0] != '\0');
 	return n;
 }
 

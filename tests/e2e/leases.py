@@ -92,8 +92,8 @@ def books(t, env, user, label, calls=None):
 
 
 def hot(t, env):
-    srv = env.start_lighttpd(env.write_config("hot", env.config(extra=settings())),
-                             name="hot", max_procs=1)
+    srv = env.start_lighttpd(env.write_config("hot", env.config(extra=settings(
+        lease_idle_ms=2000))), name="hot", max_procs=1)
     user = "ls-hot"
     t.is_eq(env.customer_new(server=srv, user_id=user, max_budget=10).status, 200, "a customer")
     for _ in range(3):
