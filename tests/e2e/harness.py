@@ -21,6 +21,10 @@ TG_KEEP_TMP=1 keeps the temporary directory for inspection.
 TG_VALGRIND=1 runs every plain CGI program and tollgate-migrate under
 valgrind (memcheck; every leak kind is an error, tests/valgrind.supp): each
 run is a test point that fails on any valgrind error (make check-valgrind).
+TG_LEDGER_MODE picks the ledger's mode (issue 22): "direct" (the default),
+"spool" or "lease"; every config written by Env.write_config gets the
+mode's keys in tollgate_settings (a test's own values win), and
+Env.settle() waits until the settlements the mode defers have landed.
 
 A test looks like:
 
@@ -103,6 +107,18 @@ decimal.getcontext().prec = 60
 
 VALGRIND = os.environ.get("TG_VALGRIND") == "1"
 VALGRIND_SUPP = os.path.join(SRCDIR, "tests", "valgrind.supp")
+
+# The ledger's modes (issue 22) and the tollgate_settings each sets:
+# "direct", each call admitted and settled in the database; "spool", a
+# call's settlement appended to its process's journal (journal.* in the
+# spool directory) and moved into the database in batches; "lease", the
+# spool's journal, and calls admitted against a slice of the account's
+# budget that the process holds (a reservations row).
+LEDGER_MODES = {
+    "direct": {},
+    "spool": {"spool_settlements": True},
+    "lease": {"spool_settlements": True, "budget_leases": True},
+}
 
 
 class SetupError(Exception):
@@ -743,6 +759,67 @@ def spool_files(base):
     return sorted(found)
 
 
+def journal_files(base):
+    """The journals under a spool directory that still hold settlements
+    (the spool and lease modes: a non-empty file journal.*), as paths."""
+    found = []
+    for root, _dirs, files in os.walk(base):
+        for f in files:
+            path = os.path.join(root, f)
+            try:
+                if f.startswith("journal.") and os.path.getsize(path) > 0:
+                    found.append(path)
+            except OSError:  # moved meanwhile
+                pass
+    return sorted(found)
+
+
+def pending_files(base):
+    """What a spool directory holds that the database has not taken yet:
+    spooled settlements and non-empty journals."""
+    return sorted(spool_files(base) + journal_files(base))
+
+
+def ledger_mode():
+    """The ledger's mode the tests run in: TG_LEDGER_MODE, "direct" by
+    default (LEDGER_MODES)."""
+    mode = os.environ.get("TG_LEDGER_MODE") or "direct"
+    if mode not in LEDGER_MODES:
+        raise SetupError("TG_LEDGER_MODE=%s: not one of %s" % (mode, ", ".join(LEDGER_MODES)))
+    return mode
+
+
+def with_ledger_mode(cfg):
+    """cfg (a config dict) with the keys of the ledger's mode added to its
+    tollgate_settings; a key cfg sets itself keeps its value."""
+    keys = LEDGER_MODES[ledger_mode()]
+    if not keys:
+        return cfg
+    cfg = dict(cfg)
+    ts = dict(cfg.get("tollgate_settings") or {})
+    for k, v in keys.items():
+        ts.setdefault(k, v)
+    cfg["tollgate_settings"] = ts
+    return cfg
+
+
+def config_spool_dir(path, cwd):
+    """The tollgate_settings.spool_dir a config file sets (relative to
+    cwd, where its programs run), or None."""
+    m = re.search(r"^\s+spool_dir:\s*(\S.*?)\s*$", _read(path), re.M)
+    if not m:
+        return None
+    v = m.group(1)
+    if v.startswith('"'):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            return None
+    elif v.startswith("'") and v.endswith("'"):
+        v = v[1:-1].replace("''", "'")
+    return os.path.join(cwd, v)
+
+
 def wait_for(fn, timeout=10.0, interval=0.1):
     """Call fn until it returns something true (returned) or timeout
     seconds pass (the last value is returned)."""
@@ -992,6 +1069,50 @@ class MariaDB:
                 continue
             rows.append([_unescape_cell(c) for c in line.split("\t")])
         return rows
+
+
+class SqlSession:
+    """One mariadb client kept running on db (a MariaDB), for queries in a
+    loop: a query costs about a millisecond, where MariaDB.sql starts a
+    client each time.  query() returns rows as MariaDB.sql does; a failing
+    query ends the client (RuntimeError, with its message)."""
+
+    END = "--tg-end-of-answer--"
+
+    def __init__(self, db, database="tollgate"):
+        cmd = [db.client, "--no-defaults", "-S", db.socket, "-uroot",
+               "--default-character-set=utf8mb4", "-N", "-B", "--unbuffered"]
+        if database:
+            cmd.append(database)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, preexec_fn=_pdeathsig)
+
+    def query(self, query):
+        self.proc.stdin.write(("%s;\nSELECT '%s';\n" % (query.rstrip("; \n"), self.END))
+                              .encode("utf-8"))
+        self.proc.stdin.flush()
+        rows = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.proc.wait(10)
+                raise RuntimeError("SQL failed: %s\n%s" % (
+                    query, self.proc.stderr.read().decode("utf-8", "replace")))
+            line = line.decode("utf-8", "replace").rstrip("\n")
+            if line == self.END:
+                return rows
+            rows.append([_unescape_cell(c) for c in line.split("\t")])
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
 
 
 def _unescape_cell(c):
@@ -1642,6 +1763,7 @@ class Env:
         self.servers = []
         self.server = None  # the first lighttpd started: default for requests
         self.cgi_stderr = []  # (what, stderr text) of plain CGI runs
+        self.last_unsettled = []  # what the last settle() found left
         self.closed = False
 
     # -- life cycle --
@@ -1795,9 +1917,10 @@ class Env:
         return cfg
 
     def write_config(self, name, cfg):
-        """Write cfg (a dict, dumped as block YAML, or raw text) to a file."""
+        """Write cfg (a dict, dumped as block YAML, or raw text) to a file;
+        a dict gets the settings of the ledger's mode (with_ledger_mode)."""
         path = os.path.join(self.tmp, "config-%s.yaml" % name)
-        text = cfg if isinstance(cfg, str) else yaml_dump(cfg) + "\n"
+        text = cfg if isinstance(cfg, str) else yaml_dump(with_ledger_mode(cfg)) + "\n"
         with open(path, "w") as f:
             f.write(text)
         return path
@@ -1865,7 +1988,10 @@ class Env:
 
     def ledger_sum(self, user_id):
         """The customer's ledger: its rows, and the summaries of its
-        archived rows (sql/012, tollgate-archive)."""
+        archived rows (sql/012, tollgate-archive); in the spool and lease
+        modes once the pending batches have landed (settle())."""
+        if ledger_mode() != "direct":
+            self.settle()
         rows = self.sql("SELECT COALESCE(SUM(spend), 0) FROM spend_logs WHERE end_user = %s"
                         % sql_quote(user_id))
         try:
@@ -2004,6 +2130,71 @@ class Env:
                        "got %r" % (e.get("param"),), where=where)
         return ok
 
+    # -- the ledger's modes (TG_LEDGER_MODE) --
+    def spool_dirs(self):
+        """The spool directories of the test's servers (their config's
+        tollgate_settings.spool_dir, else their TOLLGATE_SPOOL_DIR) and of
+        its plain CGI runs."""
+        dirs = [os.path.join(self.tmp, "cgi-spool")]
+        for srv in self.servers:
+            d = (config_spool_dir(srv.config, srv.vardir)
+                 or srv.extra_env.get("TOLLGATE_SPOOL_DIR"))
+            if d and d not in dirs:
+                dirs.append(d)
+        return dirs
+
+    def unsettled(self, holds=True, dbs=None):
+        """What the database has not taken yet, as a list of strings (empty
+        when settled): reservations rows (unless holds is false) in each
+        of dbs (the test's database by default), spooled settlements and
+        non-empty journals in spool_dirs()."""
+        left = []
+        if holds:
+            for db in dbs or ("tollgate",):
+                n = int(self.db.sql("SELECT COUNT(*) FROM reservations", db=db)[0][0])
+                if n:
+                    left.append("%s: %d reservations rows" % (db, n))
+        for d in self.spool_dirs():
+            left += pending_files(d)
+        return left
+
+    def settle(self, timeout=30.0, holds=True, dbs=None, poke=True):
+        """Wait until the ledger's books are final (issue 22): no row left
+        in reservations (holds: see unsettled()) and nothing pending in the
+        spool directories, neither spooled settlements nor a non-empty
+        journal.* file.  True when so, False after timeout seconds (what
+        is left is in self.last_unsettled).  Each round asks every running
+        server's /health/readiness, without a key (poke=False: not), so
+        that its processes wake and do their after-response work.  In the
+        direct mode, where nothing waits for a batch, one check at once."""
+        direct = ledger_mode() == "direct"
+        deadline = time.monotonic() + timeout
+        while True:
+            if poke and not direct:
+                for srv in self.servers:
+                    if srv.alive():
+                        try:
+                            srv.request("GET", "/health/readiness", key=None, timeout=10)
+                        except OSError:
+                            pass
+            self.last_unsettled = self.unsettled(holds=holds, dbs=dbs)
+            if not self.last_unsettled:
+                return True
+            if direct or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)
+
+    def settle_ok(self, what, **kw):
+        """settle() (kw: its arguments) before a test reads final books;
+        in the spool and lease modes also a test point that they became
+        final, named after what, with what was left if not."""
+        done = self.settle(**kw)
+        if ledger_mode() != "direct":
+            self.t.ok(done, "%s: the pending batches landed (%sno journal left)"
+                      % (what, "no reservations row, " if kw.get("holds", True) else ""),
+                      *self.last_unsettled[:20], where=Tap._where())
+        return done
+
     STORED_TABLES = ("customers", "spend_logs", "reservations", "rate_windows", "in_flight")
 
     def stored_counts(self):
@@ -2106,8 +2297,12 @@ def skip_all(reason):
 def run(main, name=None, db=True, upstream=True):
     """Run main(t, env) with servers started; exit with the TAP status."""
     name = name or os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    mode = os.environ.get("TG_LEDGER_MODE") or "direct"
+    if mode != "direct" and not name.endswith("_" + mode):
+        name += "_" + mode  # a wrapper runs the test under its own name
     t = Tap()
-    t.diag("tollgate e2e %s: srcdir %s builddir %s" % (name, SRCDIR, BUILDDIR))
+    t.diag("tollgate e2e %s: srcdir %s builddir %s, ledger mode %s"
+           % (name, SRCDIR, BUILDDIR, mode))
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(s, _on_signal)
     atexit.register(_cleanup_all)
