@@ -10,6 +10,13 @@
 2. 200 parallel chats over 20 new customers (created by their first
    requests, concurrently): no lost update, each customer's spend equals
    its ledger sum and the expected total, no 5xx.
+
+In the ledger's spool and lease modes (TG_LEDGER_MODE, issue 22:
+concurrency_spool.py, concurrency_lease.py) the books are read once the
+batches have landed (Env.settle).  In the lease mode a process admits
+against the slice of the budget it leased, and a slice another process
+holds is not there for it: at most (not exactly) floor(max_budget /
+estimate) calls are admitted, and the test says so.
 """
 
 import collections
@@ -84,6 +91,7 @@ def budget_race(t, env, srv, route="chat"):
     statuses = collections.Counter(r.status for r in resps)
     admitted = statuses.get(200, 0)
     refused = statuses.get(429, 0)
+    env.settle_ok(what + "books")
     row = env.customer_row(user) or {}
     spend = row.get("spend")
     ledger = env.ledger_sum(user)
@@ -104,7 +112,13 @@ def budget_race(t, env, srv, route="chat"):
     t.cmp_ok(spend, "<=", max_budget, what + "spend never exceeds max_budget")
     t.is_eq(spend, ledger, what + "spend == SUM(spend_logs.spend)")
     t.is_eq(row.get("reserved"), Decimal(0), what + "reserved back to 0")
-    t.is_eq(admitted, allowed, what + "exactly floor(max_budget / estimate) admitted")
+    if H.ledger_mode() == "lease":
+        t.diag(what + "lease mode: the slices other processes hold may refuse a call the "
+               "budget had room for; at most (not exactly) %d admitted" % allowed)
+        t.ok(0 < admitted <= allowed, what + "at most floor(max_budget / estimate) admitted, "
+             "and some", "admitted %d, floor %d" % (admitted, allowed))
+    else:
+        t.is_eq(admitted, allowed, what + "exactly floor(max_budget / estimate) admitted")
     t.is_eq(spend, est * admitted, what + "spend = admitted x cost")
     t.is_eq(ok_rows, admitted, what + "one success ledger row per admitted call")
     t.is_eq(to_upstream, admitted, what + "refused calls never reached the upstream")
@@ -142,6 +156,7 @@ def many_customers(t, env, srv):
     ids = [r.header("x-litellm-call-id") for r in resps]
     t.is_eq(len(set(ids)), len(ids), "crowd: call ids are unique")
 
+    env.settle_ok("crowd: books")
     rows = env.sql("SELECT c.user_id, c.spend, c.reserved, "
                    "(SELECT COALESCE(SUM(l.spend), 0) FROM spend_logs l WHERE l.end_user = c.user_id), "
                    "(SELECT COUNT(*) FROM spend_logs l WHERE l.end_user = c.user_id) "

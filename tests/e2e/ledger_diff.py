@@ -15,6 +15,12 @@ customers, api_keys, reservations and spend_logs of the two are compared
 row for row, every column but those the server's clock writes (created_at,
 updated_at, expires_at), and model_spend, the per-model accounts, tags and
 the ledger's index by tag.  A procedure made to differ (a join, a condition) fails here.
+
+In the ledger's spool and lease modes (TG_LEDGER_MODE, issue 22:
+ledger_diff_spool.py, ledger_diff_lease.py) test-ledger gets the mode in its
+environment, and a spool directory of the test's own; the rows are compared
+once its journals are empty (Env.settle: the holds the scenarios leave on
+purpose are not waited for).
 """
 
 import os
@@ -47,7 +53,9 @@ TABLES = {
 
 def run(t, env, db, label):
     url = env.db.url.replace("/tollgate?", "/%s?" % db)
-    H.relay_tap(t, PROGRAM, label, env={"TG_TEST_DATABASE_URL": url})
+    H.relay_tap(t, PROGRAM, label, env={"TG_TEST_DATABASE_URL": url,
+                                        "TOLLGATE_SPOOL_DIR": env.spool_dirs()[0]})
+
 
 def rows(env, db, table):
     cols, order = TABLES[table]
@@ -67,6 +75,7 @@ def main(t, env):
     t.is_eq(procs, [["tollgate", "4"]], "the procedures are in tollgate only")
     run(t, env, "tollgate", "procedures")
     run(t, env, "tollgate_long", "statements")
+    env.settle_ok("the scenarios' books", holds=False)
     for table in TABLES:
         a, b = rows(env, "tollgate", table), rows(env, "tollgate_long", table)
         t.ok(len(a) > 0, "%s: the scenarios left %d rows" % (table, len(a)))

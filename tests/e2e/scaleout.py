@@ -19,7 +19,11 @@ with its own FastCGI processes and spool, both on the harness's MariaDB.
    then every chat process of B refuses (403) and B's /customer/info says
    blocked; /customer/unblock on B, then A serves again.
 
-race() is also what tests/e2e/galera.py runs on a Galera cluster.
+race() is also what tests/e2e/galera.py runs on a Galera cluster.  In the
+ledger's spool and lease modes (TG_LEDGER_MODE, issue 22) it reads the
+books once the batches have landed (Env.settle), and in the lease mode,
+where a slice of the budget leased by one process is not there for the
+others, it asks for at most (not exactly) 120 admitted calls.
 """
 
 import collections
@@ -103,6 +107,7 @@ def race(t, env, servers, tag, user, calls=CALLS, allowed=ALLOWED, delay=0.05):
     by_node = collections.Counter(name for name, r in answered if r.status == 200)
     admitted_ids = {r.header("x-litellm-call-id") for _, r in answered if r.status == 200}
     admitted = statuses.get(200, 0)
+    env.settle_ok("%s: books" % tag)
     row = env.customer_row(user) or {}
     spend = row.get("spend")
     ledger = env.ledger_sum(user)
@@ -140,7 +145,14 @@ def race(t, env, servers, tag, user, calls=CALLS, allowed=ALLOWED, delay=0.05):
               for name, e, after in transport[:10]])
     t.is_eq(set(statuses) - {200, 429}, set(), "%s: every answer is 200 or 429" % tag,
             *[r.text[:300] for _, r in answered if r.status not in (200, 429)][:3])
-    t.is_eq(admitted, allowed, "%s: exactly floor(max_budget / cost) = %d admitted" % (tag, allowed))
+    if H.ledger_mode() == "lease":
+        t.diag("%s: lease mode: the slices other processes hold may refuse a call the budget "
+               "had room for; at most (not exactly) %d admitted" % (tag, allowed))
+        t.ok(0 < admitted <= allowed, "%s: at most floor(max_budget / cost) = %d admitted, "
+             "and some" % (tag, allowed), "admitted %d" % admitted)
+    else:
+        t.is_eq(admitted, allowed, "%s: exactly floor(max_budget / cost) = %d admitted"
+                % (tag, allowed))
     t.cmp_ok(spend, "<=", max_budget, "%s: spend never exceeds max_budget" % tag)
     t.is_eq(spend, ledger, "%s: spend == SUM(spend_logs.spend)" % tag)
     t.is_eq(spend, est * admitted, "%s: spend = admitted x cost" % tag)
