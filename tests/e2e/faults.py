@@ -20,11 +20,20 @@ Faults: SIGKILL of the LLM workers (at least 5); MariaDB stopped for seconds
 while streams run and started again on the same datadir; MariaDB stopped
 with SIGSTOP and resumed; the upstream killed mid-stream.  (SIGTERM of
 every chat worker during slow requests is tests/e2e/graceful.py.)
+
+In the ledger's spool and lease modes (TG_LEDGER_MODE, issue 22:
+faults_spool.py, faults_lease.py) a settlement goes through its process's
+journal into the database in batches, so the checks wait until the batches
+have landed (no reservations row, no non-empty journal.* left: the spool is
+empty only then), and one case more kills the batch mover: SIGKILL of the
+chat workers under load, each kill when possible inside a batch's
+transaction (batch_killed()).
 """
 
 import collections
 import os
 import random
+import re
 import signal
 import sys
 import threading
@@ -138,15 +147,17 @@ def like(case):
 
 def settle_down(t, env, srv, case, spool):
     """Let replay and reclaim run (they run after responses: keep asking)
-    until no hold of the case is left and the spool is empty."""
+    until no hold of the case is left and the spool is empty (its journals
+    too, in the spool and lease modes, and no reservations row at all)."""
     def quiet():
         try:
             env.request("GET", "/health/readiness", server=srv, key=None, timeout=10)
         except OSError:
             pass
         holds = env.sql("SELECT COUNT(*) FROM reservations WHERE user_id LIKE %s" % like(case))
-        return holds[0][0] == "0" and not H.spool_files(spool)
+        return holds[0][0] == "0" and not H.pending_files(spool)
     done = H.wait_for(quiet, timeout=TIMEOUT + 30, interval=0.5)
+    env.settle_ok(case)
     r = env.request("GET", "/health/readiness", server=srv, key=None)
     t.ok(isinstance(r.json, dict) and r.json.get("spool") == 0
          and r.json.get("spool_failed") == 0,
@@ -154,7 +165,7 @@ def settle_down(t, env, srv, case, spool):
     t.ok(done, "%s: holds reclaimed and spool replayed in time" % case,
          "holds: %s, spool: %s" % (
              env.sql("SELECT request_id, expires_at FROM reservations WHERE user_id LIKE %s"
-                     % like(case)), H.spool_files(spool)))
+                     % like(case)), H.pending_files(spool)))
 
 
 def check(t, env, srv, case, results, upstream_users, spool, spooled_before):
@@ -251,13 +262,25 @@ def db_stopped(t, env, srv, spool):
     time.sleep(1.2)
     env.db.stop()
     t0 = time.monotonic()
-    time.sleep(4)
+    journaled = 0  # the most journals holding settlements at once
+    while time.monotonic() < t0 + 4:
+        journaled = max(journaled, len(H.journal_files(spool)))
+        time.sleep(0.2)
     env.db.start()
     t.diag("%s: MariaDB was down %.1f s" % (case, time.monotonic() - t0))
     time.sleep(1.5)
     load.stop()
     figures = check(t, env, srv, case, load.results, upstream_users(env, case), spool, base)
-    t.cmp_ok(figures["spooled"], ">", 0, "%s: settlements were spooled while it was down" % case)
+    if H.ledger_mode() == "direct":
+        t.cmp_ok(figures["spooled"], ">", 0,
+                 "%s: settlements were spooled while it was down" % case)
+    else:
+        # A journal is written whether the database is up or not: what
+        # shows the outage is that it kept settlements meanwhile.
+        t.diag("%s: journals holding settlements while it was down: up to %d" % (case, journaled))
+        t.ok(figures["spooled"] > 0 or journaled > 0,
+             "%s: settlements were spooled or journaled while it was down" % case,
+             "spooled %d, journals %d" % (figures["spooled"], journaled))
     return figures
 
 
@@ -307,8 +330,143 @@ def upstream_killed(t, env, srv, second, spool):
     return figures
 
 
+TRX_RE = re.compile(r"^---TRANSACTION (\d+), ACTIVE.*?(?=^---|\Z)", re.M | re.S)
+# batch_killed() asks which process a connection is: the client library
+# tells the server its _pid, kept in performance_schema.session_connect_attrs
+# (performance_schema on, with as little else as it can).
+PS_OPTS = ["--performance-schema=ON", "--performance-schema-instrument=%=OFF",
+           "--performance-schema-consumer-events-statements-current=OFF",
+           "--performance-schema-digests-size=0", "--performance-schema-max-digest-length=0",
+           "--performance-schema-max-sql-text-length=0"] + [
+    "--performance-schema-events-%s-history%s-size=0" % (kind, long)
+    for kind in ("statements", "stages", "waits", "transactions") for long in ("", "-long")]
+
+
+def open_writes(session):
+    """The database's open transactions that have written rows, as {trx id:
+    (rows written (undo log entries), connection id, the tables it locked)}.
+    From SHOW ENGINE INNODB STATUS, made when asked (with
+    innodb_status_output_locks on, it names the tables):
+    information_schema.innodb_trx is a copy renewed at most every 100 ms,
+    too late for transactions of a few milliseconds."""
+    status = session.query("SHOW ENGINE INNODB STATUS")[0][2]
+    found = {}
+    for m in TRX_RE.finditer(status):
+        block = m.group(0)
+        undo = re.search(r"undo log entries (\d+)", block)
+        thread = re.search(r"thread id (\d+)", block)
+        if undo and thread and int(undo.group(1)) > 0:
+            found[m.group(1)] = (int(undo.group(1)), thread.group(1),
+                                 frozenset(re.findall(r"TABLE LOCK table `[^`]+`\.`([^`]+)`",
+                                                      block)))
+    return found
+
+
+def signal_all(pids, sig):
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def stop_inside(session, pids, trx, conn):
+    """Stop every one of pids (SIGSTOP) at once, and resume all but the one
+    of connection conn (performance_schema: PS_OPTS); if its transaction
+    trx is still open 30 and 60 ms later, it waits for that process, which
+    is stopped: kill it (SIGKILL) there, and return the rows trx had
+    written.  Otherwise resume it too and return None."""
+    victim = None
+    signal_all(pids, signal.SIGSTOP)
+    try:
+        pid = session.query("SELECT ATTR_VALUE FROM performance_schema.session_connect_attrs"
+                            " WHERE PROCESSLIST_ID = %s AND ATTR_NAME = '_pid'" % conn)
+        if pid and int(pid[0][0]) in pids:
+            victim = int(pid[0][0])
+        signal_all([p for p in pids if p != victim], signal.SIGCONT)
+        if victim is None:
+            return None
+        time.sleep(0.03)
+        if trx in open_writes(session):
+            time.sleep(0.03)
+            rows = open_writes(session).get(trx)
+            if rows:
+                signal_all([victim], signal.SIGKILL)
+                return rows[0]
+        return None
+    finally:
+        signal_all(pids, signal.SIGCONT)  # the killed one is no longer there
+
+
+def batch_killed(t, env, srv, spool):
+    """The spool and lease modes only: the batch mover killed mid-batch.  A
+    chat worker moves its journal into the database after its responses,
+    one transaction per batch (the only transactions that write spend_logs
+    there); under chat load (streamed and not) its workers get SIGKILL
+    again and again.  Each round watches the database's open transactions
+    for up to 2 s (open_writes(), polled on one connection).  When one that
+    has written rows to spend_logs shows, its process is stopped there and
+    killed if the transaction waits for it (stop_inside(): a kill inside a
+    batch), else resumed, and the watch goes on.  When no kill landed
+    inside a batch by then, a worker is killed at that random moment.  What
+    the killed workers leave in their journals must then land once, with
+    the checks of every case."""
+    case = "batchkill"
+    srv.expect_child_deaths = True
+    base = spooled_lines(srv)
+    env.sql("SET GLOBAL innodb_status_output_locks = ON")
+    load = Load(env, srv, case, threads=6, routes=("chat",)).start()
+    rnd = random.Random(22)
+    session = H.SqlSession(env.db)
+    kinds = collections.Counter()
+    hits = []  # per hit, the rows its transaction had written
+    journals_left = 0
+    deadline = time.monotonic() + 25
+    try:
+        time.sleep(0.8)
+        while sum(kinds.values()) < 10 and time.monotonic() < deadline:
+            time.sleep(rnd.uniform(0.1, 0.5))
+            pids = srv.program_pids("chat_completions")
+            if not pids:
+                continue
+            hit = None
+            watch = time.monotonic() + 2
+            while hit is None and time.monotonic() < watch:
+                batches = [(trx, conn) for trx, (rows, conn, tables)
+                           in open_writes(session).items() if "spend_logs" in tables]
+                if batches:
+                    hit = stop_inside(session, pids, *batches[0])
+            if hit is None:
+                signal_all([rnd.choice(pids)], signal.SIGKILL)
+                kinds["at a random moment"] += 1
+            else:
+                hits.append(hit)
+                kinds["inside a batch"] += 1
+            journals_left = max(journals_left, len(H.journal_files(spool)))
+            H.wait_for(lambda: len(srv.program_pids("chat_completions")) >= len(pids),
+                       timeout=10)
+    finally:
+        session.close()
+        env.sql("SET GLOBAL innodb_status_output_locks = OFF")
+    time.sleep(1.0)
+    load.stop()
+    t.diag("%s: chat workers killed %s; rows the transactions hit had written: %s; "
+           "non-empty journals right after a kill: up to %d"
+           % (case, dict(kinds), hits, journals_left))
+    t.cmp_ok(sum(kinds.values()), ">=", 5, "%s: chat workers killed again and again" % case)
+    t.ok(H.wait_for(lambda: srv.program_pids("chat_completions"), timeout=10),
+         "%s: lighttpd runs the chat workers again" % case)
+    r = env.chat(user="%s-after" % case, server=srv)
+    t.is_eq(r.status, 200, "%s: a call after the kills is served" % case)
+    load.results["%s-after" % case] = ("plain", "complete" if r.status == 200 else "x")
+    return check(t, env, srv, case, load.results, upstream_users(env, case), spool, base)
+
+
 def main(t, env):
     spool = os.path.join(env.tmp, "spool")
+    if H.ledger_mode() != "direct":
+        env.db.SERVER_OPTS = H.MariaDB.SERVER_OPTS + PS_OPTS  # for batch_killed()
+        env.db.restart()
     second = H.FakeUpstream(os.path.join(env.tmp))
     second.log = os.path.join(env.tmp, "fake_upstream_b.log")
     second.start()
@@ -333,6 +491,8 @@ def main(t, env):
     figures["dbstop"] = db_stopped(t, env, srv, spool)
     figures["dbsigstop"] = db_sigstop(t, env, srv, spool)
     figures["upkill"] = upstream_killed(t, env, srv, second, spool)
+    if H.ledger_mode() != "direct":
+        figures["batchkill"] = batch_killed(t, env, srv, spool)
     for case, f in figures.items():
         t.diag("figures %-10s calls %4d rows %4d lost %d doubled %d spooled %3d unsettled %3d"
                % (case, f["calls"], f["rows"], f["lost"], f["doubled"], f["spooled"],
