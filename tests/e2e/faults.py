@@ -492,7 +492,14 @@ def main(t, env):
     figures["dbsigstop"] = db_sigstop(t, env, srv, spool)
     figures["upkill"] = upstream_killed(t, env, srv, second, spool)
     if H.ledger_mode() != "direct":
-        figures["batchkill"] = batch_killed(t, env, srv, spool)
+        # Batches of many settlements (a longer spool_batch_ms), so that
+        # the kills find their transactions open.
+        bspool = os.path.join(env.tmp, "spool-batch")
+        cfg["tollgate_settings"] = dict(cfg["tollgate_settings"], spool_dir=bspool,
+                                        spool_batch_ms=400)
+        bsrv = env.start_lighttpd(env.write_config("batchkill", cfg), name="batchkill",
+                                  max_procs=4)
+        figures["batchkill"] = batch_killed(t, env, bsrv, bspool)
     for case, f in figures.items():
         t.diag("figures %-10s calls %4d rows %4d lost %d doubled %d spooled %3d unsettled %3d"
                % (case, f["calls"], f["rows"], f["lost"], f["doubled"], f["spooled"],
