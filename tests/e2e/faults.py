@@ -46,7 +46,10 @@ from harness import Decimal, dec  # noqa: E402
 
 TIMEOUT = 6  # the deployments' timeout: a hold lasts 6 + 1 s
 TIER = "fault-tier"
-TIER_MAX = Decimal("0.05")
+# A tier whose budget is far from its end: with less left than 32 calls'
+# worst case, the spool and lease modes settle before the answer (SPEC
+# 4.6), and these faults are for their journals and leases.
+TIER_MAX = Decimal("0.05") if H.ledger_mode() == "direct" else Decimal("1")
 PATHS = {"chat": "/chat/completions", "responses": "/v1/responses",
          "messages": "/v1/messages", "embeddings": "/v1/embeddings"}
 LLM_PROGRAMS = ("chat_completions", "responses", "messages", "embeddings")
