@@ -119,7 +119,9 @@ static bool app_reload_failed;
 static struct tg_file_stamp app_failed_config, app_failed_prices;
 static struct tg_db *app_db;
 static int64_t app_reclaim_us;
-static int64_t app_spool_retry_us;  /* no replay before this */
+static int64_t app_spool_retry_us; /* no replay before this */
+
+static void move_journal(bool all);
 static int64_t app_outbox_retry_us; /* no delivery before this */
 static int64_t app_outbox_backoff_us;
 static volatile sig_atomic_t app_stop;
@@ -711,6 +713,12 @@ app_refresh_config(void)
 	app_reload_failed = false;
 	if (app_db != NULL &&
 	    !same_string(fresh->database_url, app_config->database_url)) {
+		/* What this process holds of the old database goes back to
+		 * it first: its leases, its journal (SPEC 4.6). */
+		tg_lease_work(app_db, app_config, true);
+		move_journal(true);
+		tg_journal_close();
+		tg_lease_forget();
 		tg_db_close(app_db);
 		app_db = NULL;
 	}
@@ -1495,8 +1503,12 @@ wait_for_request(int listen_sock, const sigset_t *unblocked)
 
 	while (!app_stop) {
 		int64_t due = tg_metrics_due_us(), left;
-		int64_t batch = tg_journal_due_us(app_config);
-		int64_t lease = tg_lease_due_us(app_config);
+		/* Without a database (not opened yet, or lost on a reload)
+		 * there is nothing to move: the next request opens it. */
+		int64_t batch =
+		        app_db != NULL ? tg_journal_due_us(app_config) : 0;
+		int64_t lease =
+		        app_db != NULL ? tg_lease_due_us(app_config) : 0;
 		struct timespec ts;
 		int n;
 

@@ -78,55 +78,102 @@ make_dir(const char *dir)
 	return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
-/* This process's journal in dir, opened (and locked) at the first use. */
+/*
+ * A new journal file in dir, locked, its name durable.  The lock is taken
+ * on the name's file: a process recovering journals may have removed an
+ * empty one between our open and our flock (it found it unlocked), so the
+ * name is checked to be still ours.
+ */
+static int
+journal_create(const char *dir, char *path, size_t size)
+{
+	for (int tries = 0; tries < 5; tries++) {
+		struct stat a, b;
+		int fd, dfd;
+
+		if ((size_t)snprintf(path, size, "%s/" PREFIX "%ld.%lld", dir,
+		                     (long)getpid(),
+		                     (long long)tg_now_us()) >= size)
+			return -1;
+		fd = open(path,
+		          O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC,
+		          0600);
+		if (fd < 0) {
+			if (errno == EEXIST)
+				continue;
+			return -1;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &a) != 0 ||
+		    stat(path, &b) != 0 || a.st_ino != b.st_ino ||
+		    a.st_dev != b.st_dev) {
+			close(fd);
+			continue;
+		}
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd >= 0) {
+			(void)fsync(dfd);
+			close(dfd);
+		}
+		return fd;
+	}
+	return -1;
+}
+
+/* This process's journal, opened (and locked) at the first use, in the
+ * directory of that use for the process's life (a reload that changes the
+ * database closes it first: lib/app.c). */
 static int
 journal_open(const char *dir)
 {
-	int fd, dfd;
+	int fd;
 
-	if (journal_fd >= 0 && strcmp(dir, journal_dir) == 0)
-		return journal_fd;
 	if (journal_fd >= 0)
-		tg_journal_close();
+		return journal_fd;
 	if (make_dir(dir) != 0)
 		return -1;
-	if ((size_t)snprintf(journal_path, sizeof(journal_path),
-	                     "%s/" PREFIX "%ld.%lld", dir, (long)getpid(),
-	                     (long long)tg_now_us()) >= sizeof(journal_path))
-		return -1;
-	fd = open(journal_path,
-	          O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
+	fd = journal_create(dir, journal_path, sizeof(journal_path));
 	if (fd < 0)
 		return -1;
-	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-		close(fd);
-		unlink(journal_path);
-		return -1;
-	}
-	/* The name is durable before any record in it is. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
 	tg_strlcpy(journal_dir, sizeof(journal_dir), dir);
 	journal_fd = fd;
 	return fd;
 }
 
-/* One record as one write: a line "<type> <text>\n". */
+/*
+ * One record as one write: a line "<type> <text>\n".  A write that fails
+ * part way (the disk full) is cut off again, so that the next record does
+ * not begin inside the torn one; where even that fails, the journal is
+ * closed and the next record starts a new one.
+ */
 static int
 append(int fd, char type, const char *text, size_t len)
 {
 	char *line = tg_xmalloc(len + 3);
-	int rc;
+	struct stat st;
+	int rc, saved;
 
 	line[0] = type;
 	line[1] = ' ';
 	memcpy(line + 2, text, len);
 	line[len + 2] = '\n';
+	if (fstat(fd, &st) != 0) {
+		free(line);
+		return -1;
+	}
 	rc = write_all(fd, line, len + 3);
 	free(line);
+	if (rc != 0) {
+		saved = errno;
+		if (ftruncate(fd, st.st_size) != 0 && fd == journal_fd) {
+			tg_log_error(
+			        "journal %s: a torn record could not be cut "
+			        "off; starting a new journal",
+			        journal_path);
+			journal_fd = -1; /* kept locked, and read by no one
+			                    while this process lives */
+		}
+		errno = saved;
+	}
 	return rc;
 }
 
@@ -242,6 +289,28 @@ records_free(struct records *rs)
 	memset(rs, 0, sizeof(*rs));
 }
 
+/* A record the database refused or that cannot be read, whole, where the
+ * spool keeps its own for the operator ("<id>.json.failed"). */
+static void
+keep_failed(const char *dir, const char *text, const char *request_id)
+{
+	char path[4300];
+	FILE *f;
+
+	if (request_id != NULL && strlen(request_id) <= 64 &&
+	    strchr(request_id, '/') == NULL)
+		snprintf(path, sizeof(path), "%s/%s.json.failed", dir,
+		         request_id);
+	else
+		snprintf(path, sizeof(path), "%s/journal-%lld.json.failed", dir,
+		         (long long)tg_now_us());
+	f = fopen(path, "w");
+	if (f != NULL) {
+		fprintf(f, "%s\n", text);
+		fclose(f);
+	}
+}
+
 /*
  * Settle the S records of rs, BATCH_MAX a transaction.  A record that
  * cannot be read, or that the database refuses, is logged and written to
@@ -267,10 +336,11 @@ move_settlements(struct tg_db *db, const char *dir,
 			tg_err_clear(&one);
 			if (tg_spool_decode(rs->line[i] + 2, alerts, &rec[n],
 			                    &one) != TG_OK) {
+				keep_failed(dir, rs->line[i] + 2, NULL);
 				tg_log_error(
 				        "journal %s: a malformed settlement "
-				        "(%s), kept in the log: %.200s",
-				        dir, one.message, rs->line[i] + 2);
+				        "(%s), kept for the operator",
+				        dir, one.message);
 				continue;
 			}
 			s[n].acct = &rec[n].acct;
@@ -281,20 +351,11 @@ move_settlements(struct tg_db *db, const char *dir,
 		}
 		rc = tg_ledger_settle_batch(db, s, n, err);
 		for (size_t k = 0; k < n; k++) {
-			if (rc == TG_OK && s[k].rc != TG_OK &&
-			    rec[k].e.request_id != NULL) {
-				char path[4300];
-				FILE *f;
-
-				/* Kept where the spool keeps its own. */
-				snprintf(path, sizeof(path),
-				         "%s/%.64s.json.failed", dir,
-				         rec[k].e.request_id);
-				f = fopen(path, "w");
-				if (f != NULL) {
-					fprintf(f, "%s\n", text[k]);
-					fclose(f);
-				}
+			if (rc == TG_OK && s[k].rc != TG_OK) {
+				keep_failed(dir, text[k], rec[k].e.request_id);
+				/* Its lease may not give back its share. */
+				if (rec[k].r.lease_id[0] != '\0')
+					tg_lease_taint(rec[k].r.lease_id);
 			}
 			tg_spool_record_free(&rec[k]);
 		}
@@ -335,12 +396,38 @@ tg_journal_move(struct tg_db *db, const struct tg_alerting *alerts, int *moved,
 void
 tg_journal_compact(void)
 {
+	char path[sizeof(journal_path)];
+	int fd, old = journal_fd;
+
 	if (journal_fd < 0 || journal_pending != 0)
 		return;
-	if (ftruncate(journal_fd, 0) != 0)
-		tg_log_warn("journal %s: cannot empty it: %s", journal_path,
-		            strerror(errno));
+	if (tg_lease_count() == 0) {
+		/* Nothing to keep: emptied in place. */
+		if (ftruncate(journal_fd, 0) != 0)
+			tg_log_warn("journal %s: cannot empty it: %s",
+			            journal_path, strerror(errno));
+		return;
+	}
+	/* What must be kept goes to a new journal, synced, before the old
+	 * one goes: a death in between leaves both, read alike. */
+	fd = journal_create(journal_dir, path, sizeof(path));
+	if (fd < 0) {
+		tg_log_warn("journal in %s: cannot start a new one: %s",
+		            journal_dir, strerror(errno));
+		return;
+	}
+	journal_fd = fd;
 	tg_lease_keep(NULL);
+	if (fdatasync(fd) != 0) {
+		tg_log_warn("journal %s: %s", path, strerror(errno));
+		journal_fd = old;
+		unlink(path);
+		close(fd);
+		return;
+	}
+	unlink(journal_path);
+	close(old);
+	memcpy(journal_path, path, sizeof(path));
 }
 
 /* A dead process's journal: its settlements, then it goes. */

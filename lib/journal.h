@@ -12,7 +12,9 @@
  *   "A <admission>"   a call admitted against a lease, before it goes
  *                     upstream (not synced: a process's death does not
  *                     lose it, and a machine's loses the lease too);
- *   "L <lease>", "R <lease>": a lease taken, returned (lib/lease.c).
+ *   "L <lease>", "R <lease>": a lease taken, returned (lib/lease.c);
+ *   "X <request>"     a call admitted against a lease that ended without
+ *                     a settlement, made a hold of its own.
  * The process moves its own settlements into the database when a batch
  * is due (spool_batch_ms after the oldest; tg_journal_due_us()), one
  * transaction for all of them (tg_ledger_settle_batch(), idempotent by

@@ -55,6 +55,10 @@ struct slot {
 	 * answer lost): its row, if any, is deleted before the journal
 	 * forgets it. */
 	char stale_id[37];
+	/* A settlement against the lease is not in the database nor in the
+	 * journal (spooled, refused): the lease is never given back, and is
+	 * charged whole as unsettled at its deadline, which covers it. */
+	bool tainted;
 };
 
 static struct slot slots[SLOTS];
@@ -116,8 +120,11 @@ tg_lease_admit(const struct tg_config *cfg, const char *user_id,
 	        json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	json_object_put(o);
 	ok = tg_journal_note(lease_dir, 'A', s->inflight_rec);
-	if (!ok)
+	if (!ok) {
+		free(s->inflight_rec);
+		s->inflight_rec = NULL;
 		return false;
+	}
 	s->inflight = true;
 	s->last_us = now;
 	memset(out, 0, sizeof(*out));
@@ -388,10 +395,28 @@ orphan(struct tg_db *db, const char *lease_id, const char *request_id,
        struct tg_err *err)
 {
 	struct tg_db_param params[8];
+	struct tg_db_result res;
 	char start_s[20];
 	uint64_t n = 0;
+	bool seen;
 	enum tg_rc rc;
 
+	/* Settled, or made a hold of its own, before (a retried
+	 * transaction, a journal read twice): nothing to do. */
+	params[0] = tg_db_str(request_id);
+	params[1] = tg_db_str(request_id);
+	rc = tg_db_exec(db,
+	                "SELECT (SELECT COUNT(*) FROM spend_logs WHERE"
+	                " request_id = ?) + (SELECT COUNT(*) FROM reservations"
+	                " WHERE request_id = ?)",
+	                params, 2, &res, err);
+	if (rc != TG_OK)
+		return rc;
+	seen = res.nrows == 1 && tg_db_cell(&res, 0, 0) != NULL &&
+	       strcmp(tg_db_cell(&res, 0, 0), "0") != 0;
+	tg_db_result_free(&res);
+	if (seen)
+		return TG_OK;
 	params[0] = tg_db_money(amount);
 	params[1] = tg_db_str(lease_id);
 	params[2] = tg_db_money(amount);
@@ -412,15 +437,14 @@ orphan(struct tg_db *db, const char *lease_id, const char *request_id,
 	params[6] = key_token != NULL && key_token[0] != '\0'
 	                    ? tg_db_str(key_token)
 	                    : tg_db_null();
-	rc = tg_db_run(db,
-	               "INSERT INTO reservations (request_id, user_id, amount,"
-	               " expires_at, created_at, model, api_key, start_time,"
-	               " key_token) VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
-	               " UTC_TIMESTAMP(6) - INTERVAL 1 SECOND,"
-	               " UTC_TIMESTAMP(6), ?, ?, ?, ?)",
-	               params, 7, NULL, err);
-	/* Settled meanwhile under its own id: nothing to hold. */
-	return rc == TG_ERR_CONFLICT ? TG_OK : rc;
+	return tg_db_run(
+	        db,
+	        "INSERT INTO reservations (request_id, user_id, amount,"
+	        " expires_at, created_at, model, api_key, start_time,"
+	        " key_token) VALUES (?, ?, CAST(? AS DECIMAL(20,10)),"
+	        " UTC_TIMESTAMP(6) - INTERVAL 1 SECOND,"
+	        " UTC_TIMESTAMP(6), ?, ?, ?, ?)",
+	        params, 7, NULL, err);
 }
 
 struct abandon_arg {
@@ -444,6 +468,7 @@ tg_lease_abandon(struct tg_db *db, const struct tg_reservation *r)
 	struct slot *s = find(r->user_id, r->key_token);
 	struct abandon_arg a = {r, tg_now_us()};
 	struct tg_err err;
+	char text[128];
 
 	if (s == NULL || !s->leased || strcmp(s->id, r->lease_id) != 0)
 		return;
@@ -452,27 +477,34 @@ tg_lease_abandon(struct tg_db *db, const struct tg_reservation *r)
 	s->inflight_rec = NULL;
 	s->charged += r->amount; /* no longer the lease's to give */
 	tg_err_clear(&err);
-	if (db == NULL || tg_db_txn(db, abandon_txn, &a, &err) != TG_OK)
+	if (db == NULL || tg_db_txn(db, abandon_txn, &a, &err) != TG_OK) {
 		tg_log_error(
 		        "a call admitted against lease %s ended without "
 		        "a settlement, and its share could not be made a "
 		        "hold of its own (%s): the lease is kept until its "
 		        "deadline, then charged whole as unsettled",
 		        s->id, err.message);
-	else
-		tg_log_warn("a call admitted against lease %s ended without "
-		            "a settlement: its share is charged as unsettled",
-		            s->id);
+		s->tainted = true;
+		return;
+	}
+	tg_log_warn("a call admitted against lease %s ended without a "
+	            "settlement: its share is charged as unsettled",
+	            s->id);
+	/* Its "A" record is answered, as a settlement answers one. */
+	snprintf(text, sizeof(text), "{\"request_id\":\"%s\"}", r->request_id);
+	(void)tg_journal_note(lease_dir, 'X', text);
 }
 
-static void
+static bool
 note_lease(char type, const char *id)
 {
 	char text[64];
 
 	snprintf(text, sizeof(text), "{\"lease_id\":\"%s\"}", id);
-	if (!tg_journal_note(lease_dir, type, text))
-		tg_log_warn("journal: cannot note lease %s", id);
+	if (tg_journal_note(lease_dir, type, text))
+		return true;
+	tg_log_warn("journal: cannot note lease %s", id);
+	return false;
 }
 
 void
@@ -481,10 +513,10 @@ tg_lease_keep(void *arg)
 	(void)arg;
 	for (int i = 0; i < SLOTS; i++) {
 		if (slots[i].used && slots[i].stale_id[0] != '\0')
-			note_lease('L', slots[i].stale_id);
+			(void)note_lease('L', slots[i].stale_id);
 		if (!slots[i].used || !slots[i].leased)
 			continue;
-		note_lease('L', slots[i].id);
+		(void)note_lease('L', slots[i].id);
 		/* A call in flight (a stream that moved the journal before
 		 * it went upstream): still to be recovered should this
 		 * process die. */
@@ -501,10 +533,16 @@ take(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 	struct tg_err err;
 
 	s->want = false;
+	if (s->stale_id[0] != '\0')
+		return; /* the last one's row first */
 	tg_uuid_new(s->id);
 	/* Written first: should this process die just after the commit, the
 	 * host's next recovery returns it. */
-	note_lease('L', s->id);
+	if (!note_lease('L', s->id)) {
+		s->no_lease_until_us =
+		        tg_now_us() + cfg->lease_seconds * 1000000;
+		return;
+	}
 	tg_err_clear(&err);
 	if (tg_db_txn(db, take_txn, &a, &err) != TG_OK) {
 		tg_log_warn("taking a lease failed: %s", err.message);
@@ -518,7 +556,7 @@ take(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 		/* The budget is near its end: a hold per call, for a while. */
 		s->no_lease_until_us =
 		        tg_now_us() + cfg->lease_seconds * 1000000;
-		note_lease('R', s->id);
+		(void)note_lease('R', s->id);
 		tg_journal_compact();
 		return;
 	}
@@ -539,6 +577,18 @@ give_back(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 
 	if (s->inflight)
 		return false;
+	if (s->tainted) {
+		/* Left to its deadline (see struct slot). */
+		tg_log_warn(
+		        "lease %s is left to be charged as unsettled at its "
+		        "deadline: a settlement against it is elsewhere",
+		        s->id);
+		s->leased = false;
+		s->tainted = false;
+		(void)note_lease('R', s->id);
+		tg_journal_compact();
+		return true;
+	}
 	/* Every charge against it in the database first: then what its row
 	 * has left is what no call of it will charge. */
 	tg_err_clear(&err);
@@ -550,7 +600,7 @@ give_back(struct tg_db *db, const struct tg_config *cfg, struct slot *s)
 		return false;
 	}
 	s->leased = false;
-	note_lease('R', s->id);
+	(void)note_lease('R', s->id);
 	tg_journal_compact();
 	return true;
 }
@@ -566,7 +616,7 @@ forget_stale(struct tg_db *db, struct slot *s)
 		s->retry_us = tg_now_us() + 1000000;
 		return;
 	}
-	note_lease('R', s->stale_id);
+	(void)note_lease('R', s->stale_id);
 	s->stale_id[0] = '\0';
 	tg_journal_compact();
 }
@@ -689,12 +739,19 @@ later(struct recover_arg *a, size_t i, char type, const char *key,
       const char *id)
 {
 	for (size_t j = i + 1; j < a->n; j++) {
+		char t = a->line[j][0];
 		const char *other;
 
-		if (a->rec[j] == NULL || a->line[j][0] != type)
+		/* An "X" answers an "A" as an "S" does (tg_lease_abandon()). */
+		if (a->rec[j] == NULL ||
+		    (t != type && !(type == 'S' && t == 'X')))
 			continue;
-		other = type == 'S' ? settled_id(a->rec[j])
-		                    : str_of(a->rec[j], key);
+		if (t == 'S')
+			other = settled_id(a->rec[j]);
+		else if (t == 'X')
+			other = str_of(a->rec[j], "request_id");
+		else
+			other = str_of(a->rec[j], key);
 		if (other != NULL && strcmp(other, id) == 0)
 			return true;
 	}
@@ -752,10 +809,11 @@ tg_lease_recover(struct tg_db *db, const char *const *line, size_t n,
 	for (size_t i = 0; i < n; i++) {
 		char type = line[i][0];
 
-		if (type != 'A' && type != 'L' && type != 'R' && type != 'S')
+		if (type != 'A' && type != 'L' && type != 'R' && type != 'S' &&
+		    type != 'X')
 			continue;
 		a.rec[i] = json_tokener_parse(line[i] + 2);
-		any |= type != 'S' && a.rec[i] != NULL;
+		any |= type != 'S' && type != 'X' && a.rec[i] != NULL;
 	}
 	if (any)
 		rc = tg_db_txn(db, recover_txn, &a, err);
@@ -770,4 +828,22 @@ tg_lease_recover(struct tg_db *db, const char *const *line, size_t n,
 		json_object_put(a.rec[i]);
 	free(a.rec);
 	return rc;
+}
+
+void
+tg_lease_taint(const char *lease_id)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (slots[i].used && slots[i].leased &&
+		    strcmp(slots[i].id, lease_id) == 0)
+			slots[i].tainted = true;
+}
+
+void
+tg_lease_forget(void)
+{
+	for (int i = 0; i < SLOTS; i++)
+		free(slots[i].inflight_rec);
+	memset(slots, 0, sizeof(slots));
+	lease_dir[0] = '\0';
 }

@@ -102,6 +102,14 @@ int tg_lease_count(void);
  * emptied). */
 void tg_lease_keep(void *arg);
 
+/* A settlement against lease_id went elsewhere than the database or the
+ * journal (set aside as refused): the lease is never given back, and is
+ * charged whole as unsettled at its deadline, which covers it. */
+void tg_lease_taint(const char *lease_id);
+/* Forget every lease (the database changed on a reload, after
+ * tg_lease_work(all) gave back what it could). */
+void tg_lease_forget(void);
+
 /*
  * A dead process's journal records (lines "<type> <json>"), its
  * settlements already moved: its calls in flight and its leases, in one

@@ -1876,6 +1876,10 @@ batch_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		struct settle_arg *a = &b->arg[i];
 		struct tg_err one;
 
+		if (a->e == NULL) {
+			b->s[i].rc = TG_ERR_INTERNAL; /* left out before */
+			continue;
+		}
 		b->s[i].rc = TG_OK;
 		a->already = false;
 		rc = tg_db_run(db, "SAVEPOINT tg_settle", NULL, 0, NULL, err);
@@ -1931,6 +1935,7 @@ tg_ledger_settle_batch(struct tg_db *db, struct tg_ledger_settlement *s,
 		s[i].charged = 0;
 		if (s[i].e->spend < 0) {
 			/* Never written so: left out, for the operator. */
+			a->e = NULL;
 			s[i].rc = TG_ERR_INTERNAL;
 			continue;
 		}
@@ -1941,7 +1946,7 @@ tg_ledger_settle_batch(struct tg_db *db, struct tg_ledger_settlement *s,
 	rc = tg_db_txn(db, batch_txn, &b, err);
 	if (rc == TG_OK)
 		for (size_t i = 0; i < n; i++) {
-			if (s[i].rc != TG_OK)
+			if (s[i].rc != TG_OK || b.arg[i].e == NULL)
 				continue;
 			s[i].charged = b.arg[i].charged;
 			if (!b.arg[i].already)

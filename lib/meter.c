@@ -776,8 +776,12 @@ settle(struct call *c, const struct tg_ledger_entry *e, tg_money *charged,
 			              ? r.amount
 			              : e->spend;
 			c->settled = true;
-			if (r.held && r.lease_id[0] != '\0')
+			/* Its lease may not give back its share before the
+			 * spool is replayed: it is left to its deadline. */
+			if (r.held && r.lease_id[0] != '\0') {
 				tg_lease_settled(&r, got);
+				tg_lease_taint(r.lease_id);
+			}
 			if (charged != NULL)
 				*charged = got;
 			return TG_OK;
