@@ -249,6 +249,10 @@ static const struct {
          "      model: gpt-4o\n      timeout: 86400.001\n",
          NULL, 5,
          "'timeout' must be a positive number of seconds, at most 86400"},
+        {__LINE__, "tollgate_settings:\n  spool_batch_ms: 0\n", NULL, 2,
+         "'spool_batch_ms' must be a whole number > 0"},
+        {__LINE__, "tollgate_settings:\n  budget_leases: maybe\n", NULL, 2,
+         "'budget_leases' must be true or false"},
         {__LINE__, "tollgate_settings:\n  hold_grace: 86401\n", NULL, 2,
          "'hold_grace' must be a positive number of seconds, at most 86400"},
         {__LINE__, "litellm_settings:\n  num_retries: 101\n", NULL, 2,
@@ -404,6 +408,13 @@ static const char full_yaml[] =
         "tollgate_settings:\n"
         "  max_management_body: 1024\n"
         "  max_llm_body: 2097152\n"
+        "  spool_settlements: true\n"
+        "  spool_batch_ms: 50\n"
+        "  budget_leases: true\n"
+        "  lease_calls: 8\n"
+        "  lease_after_calls: 1\n"
+        "  lease_idle_ms: 250\n"
+        "  lease_seconds: 3\n"
         "router_settings:\n"
         "  routing_strategy: simple-shuffle\n";
 
@@ -495,6 +506,13 @@ test_full(void)
 	is_int(TG_ENFORCE_POST, cfg->budget_enforcement, "enforcement post");
 	is_int(1024, cfg->max_management_body, "max_management_body");
 	is_int(2097152, cfg->max_llm_body, "max_llm_body");
+	ok(cfg->spool_settlements && cfg->budget_leases,
+	   "spool_settlements, budget_leases");
+	is_int(50, cfg->spool_batch_ms, "spool_batch_ms");
+	is_int(8, cfg->lease_calls, "lease_calls");
+	is_int(1, cfg->lease_after_calls, "lease_after_calls");
+	is_int(250, cfg->lease_idle_ms, "lease_idle_ms");
+	is_int(3, cfg->lease_seconds, "lease_seconds");
 
 	is_int(2, tg_config_deployments(cfg, "cheap", idx, 4), "two 'cheap'");
 	ok(idx[0] == 2 && idx[1] == 4, "their indexes");
@@ -536,6 +554,13 @@ test_defaults(void)
 	ok(cfg->model_cost_map_path == NULL, "shipped price file");
 	is_int(65536, cfg->max_management_body, "64 KiB management bodies");
 	is_int(10485760, cfg->max_llm_body, "10 MiB LLM bodies");
+	ok(!cfg->spool_settlements && !cfg->budget_leases,
+	   "settled in the database before the answer, no leases");
+	is_int(20, cfg->spool_batch_ms, "spool_batch_ms 20");
+	is_int(32, cfg->lease_calls, "lease_calls 32");
+	is_int(2, cfg->lease_after_calls, "lease_after_calls 2");
+	is_int(500, cfg->lease_idle_ms, "lease_idle_ms 500");
+	is_int(5, cfg->lease_seconds, "lease_seconds 5");
 	is_int(600, cfg->deployments[0].timeout_s, "deployment timeout 600");
 	is_string("gpt-4o", cfg->deployments[0].price_name, "plain name");
 	ok(cfg->deployments[0].price.has_cache_read, "gpt-4o cache read");
