@@ -19,13 +19,20 @@
    worker moves its journal, the call in flight is charged as unsettled
    (at its worst case), the lease is returned, books equal, nothing held.
 5. Leases off (the default): no lease row while a customer is busy.
+6. A dead process's journal written by hand, read by another process: a
+   lease it held ("L", not returned) is given back; a call it admitted
+   against the lease and never settled ("A") is charged as unsettled at its
+   share; one answered by an "X" (made a hold of its own already) is not
+   charged again; a returned lease ("R") is left alone; the file goes.
 """
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
+import uuid
 
 sys.dont_write_bytecode = True  # keep the source tree clean (and read-only safe)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -261,12 +268,60 @@ def off(t, env):
     srv.stop()
 
 
+def by_hand(t, env):
+    srv = env.start_lighttpd(env.write_config("hand", env.config(extra=settings())),
+                             name="hand", max_procs=1)
+    user = "ls-hand"
+    t.is_eq(env.customer_new(server=srv, user_id=user, max_budget=1).status, 200, "a customer")
+    env.chat(user=user, fake=USAGE, server=srv)  # the server's spool directory
+    quiet(env, srv, [user])
+    spool = None
+    for root, _d, _f in os.walk(srv.extra_env["TOLLGATE_SPOOL_DIR"]):
+        if os.path.basename(root).startswith("db-"):
+            spool = root
+    lease, gone = str(uuid.uuid4()), str(uuid.uuid4())
+    a1, a2 = str(uuid.uuid4()), str(uuid.uuid4())
+    share = Decimal("0.001")
+    # The lease as a process would have taken it: a row, and reserved.
+    env.sql("INSERT INTO reservations (request_id, user_id, amount, expires_at, created_at, "
+            "model) VALUES (%s, %s, 0.01, UTC_TIMESTAMP(6) + INTERVAL 600 SECOND, "
+            "UTC_TIMESTAMP(6), 'fake-gpt')" % (H.sql_quote(lease), H.sql_quote(user)))
+    env.sql("UPDATE customers SET reserved = reserved + 0.01 WHERE user_id = %s"
+            % H.sql_quote(user))
+    now = int(time.time() * 1e6)
+
+    def adm(rid):
+        return "A " + json.dumps({"request_id": rid, "lease_id": lease,
+                                  "amount": int(share * 10**10), "user_id": user,
+                                  "key_token": "", "model": "fake-gpt", "start_us": now})
+    lines = ["L " + json.dumps({"lease_id": gone}), "R " + json.dumps({"lease_id": gone}),
+             "L " + json.dumps({"lease_id": lease}), adm(a1), adm(a2),
+             "X " + json.dumps({"request_id": a2})]
+    path = os.path.join(spool, "journal.999999998.1")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    end = time.time() + 15
+    while time.time() < end and (os.path.exists(path) or held(env, user) > 0):
+        env.chat(user="ls-hand-trigger", fake=USAGE, server=srv)
+        time.sleep(0.3)
+    t.ok(not os.path.exists(path), "the dead process's journal was read and removed")
+    rows = {r["request_id"]: r for r in env.ledger_rows(user)}
+    t.ok(a1 in rows and rows[a1]["status"] == "unsettled" and rows[a1]["spend"] == share,
+         "the call it admitted and never settled: unsettled at its share", repr(rows.get(a1)))
+    t.ok(a2 not in rows, "the call answered by an X record: not charged again")
+    t.is_eq(env.sql("SELECT COUNT(*) FROM reservations WHERE request_id = %s"
+                    % H.sql_quote(lease))[0][0], "0", "its lease was given back")
+    books(t, env, user, "by hand")
+    srv.stop()
+
+
 def main(t, env):
     srv = hot(t, env)
     with_key(t, env, srv)
     budget(t, env)
     killed(t, env, False)
     killed(t, env, True)
+    by_hand(t, env)
     off(t, env)
 
 
