@@ -77,43 +77,6 @@ ends_with(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-static int fsync_dir(const char *dir);
-
-/* mkdir -p dir, mode 0700; a directory made is made durable in its
- * parent, or a crash could lose it with the files in it. */
-static int
-make_dirs(const char *dir)
-{
-	char path[4096];
-	size_t n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	memcpy(path, dir, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		char *slash;
-
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) == 0) {
-			slash = strrchr(path, '/');
-			if (slash != NULL && slash != path) {
-				*slash = '\0';
-				if (fsync_dir(path) != 0)
-					return -1;
-				*slash = '/';
-			}
-		} else if (errno != EEXIST) {
-			return -1;
-		}
-		path[i] = i < n ? '/' : '\0';
-	}
-	return 0;
-}
-
 static void
 add_str(struct json_object *o, const char *key, const char *v)
 {
@@ -216,34 +179,6 @@ to_json(const struct tg_ledger_account *acct, const struct tg_ledger_entry *e,
 	return o;
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY);
-	int rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* A request id as a file name: ours are UUIDs; anything else is refused
  * rather than trusted with a path. */
 static bool
@@ -286,7 +221,7 @@ tg_spool_write(const char *dir, const struct tg_ledger_account *acct,
 	                     e->request_id) >= sizeof(final))
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "spool directory path too long");
-	if (make_dirs(dir) != 0)
+	if (tg_make_dirs(dir) != 0)
 		return tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                  "spool directory %s: %s", dir,
 		                  strerror(errno));
@@ -295,8 +230,8 @@ tg_spool_write(const char *dir, const struct tg_ledger_account *acct,
 	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN,
 	                                         &len);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, len) != 0 ||
-	    write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
+	if (fd < 0 || tg_write_all(fd, text, len) != 0 ||
+	    tg_write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
 		saved = errno;
 		rc = tg_err_set(err, TG_ERR_INTERNAL, NULL,
 		                "spool write %s: %s", tmp, strerror(saved));
@@ -316,7 +251,7 @@ tg_spool_write(const char *dir, const struct tg_ledger_account *acct,
 		                "spool rename %s: %s", final, strerror(saved));
 		goto out;
 	}
-	if (fsync_dir(dir) != 0) {
+	if (tg_fsync_dir(dir) != 0) {
 		/* Not durable: take it back, so that a failure reported to the
 		 * client is not a charge replayed later. */
 		saved = errno;

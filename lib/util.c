@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -726,4 +727,67 @@ tg_csv_field(struct tg_buf *b, const char *s)
 			tg_buf_add(b, p, 1);
 	}
 	tg_buf_add(b, "\"", 1);
+}
+
+int
+tg_fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* mkdir -p dir, mode 0700; a directory made is made durable in its
+ * parent, or a crash could lose it with the files in it. */
+int
+tg_make_dirs(const char *dir)
+{
+	char path[4096];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, dir, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		char *slash;
+
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) == 0) {
+			slash = strrchr(path, '/');
+			if (slash != NULL && slash != path) {
+				*slash = '\0';
+				if (tg_fsync_dir(path) != 0)
+					return -1;
+				*slash = '/';
+			}
+		} else if (errno != EEXIST) {
+			return -1;
+		}
+		path[i] = i < n ? '/' : '\0';
+	}
+	return 0;
+}
+
+int
+tg_write_all(int fd, const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

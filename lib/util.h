@@ -97,4 +97,12 @@ void tg_buf_free(struct tg_buf *b);
  * quote or a line end, or is empty; an SQL NULL (s NULL) is nothing. */
 void tg_csv_field(struct tg_buf *b, const char *s);
 
+/* fsync() of directory dir (its entries made durable); -1 with errno. */
+int tg_fsync_dir(const char *dir);
+/* mkdir -p dir, mode 0700; a directory made is made durable in its parent,
+ * or a crash could lose it with the files in it.  -1 with errno. */
+int tg_make_dirs(const char *dir);
+/* write() all of buf, again after EINTR and short writes; -1 with errno. */
+int tg_write_all(int fd, const char *buf, size_t len);
+
 #endif
