@@ -40,44 +40,6 @@ tg_journal_on(const struct tg_config *cfg)
 	return cfg != NULL && (cfg->spool_settlements || cfg->budget_leases);
 }
 
-static int
-write_all(int fd, const char *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-make_dir(const char *dir)
-{
-	char path[4096];
-
-	if (mkdir(dir, 0700) == 0 || errno == EEXIST)
-		return 0;
-	if (errno != ENOENT)
-		return -1;
-	/* The parents, then again. */
-	tg_strlcpy(path, sizeof(path), dir);
-	for (char *p = path + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	return mkdir(dir, 0700) == 0 || errno == EEXIST ? 0 : -1;
-}
-
 /*
  * A new journal file in dir, locked, its name durable.  The lock is taken
  * on the name's file: a process recovering journals may have removed an
@@ -129,7 +91,7 @@ journal_open(const char *dir)
 
 	if (journal_fd >= 0)
 		return journal_fd;
-	if (make_dir(dir) != 0)
+	if (tg_make_dirs(dir) != 0)
 		return -1;
 	fd = journal_create(dir, journal_path, sizeof(journal_path));
 	if (fd < 0)
@@ -160,7 +122,7 @@ append(int fd, char type, const char *text, size_t len)
 		free(line);
 		return -1;
 	}
-	rc = write_all(fd, line, len + 3);
+	rc = tg_write_all(fd, line, len + 3);
 	free(line);
 	if (rc != 0) {
 		saved = errno;

@@ -417,14 +417,7 @@ orphan(struct tg_db *db, const char *lease_id, const char *request_id,
 	tg_db_result_free(&res);
 	if (seen)
 		return TG_OK;
-	params[0] = tg_db_money(amount);
-	params[1] = tg_db_str(lease_id);
-	params[2] = tg_db_money(amount);
-	rc = tg_db_run(db,
-	               "UPDATE reservations SET amount = amount -"
-	               " CAST(? AS DECIMAL(20,10)) WHERE request_id = ?"
-	               " AND amount >= CAST(? AS DECIMAL(20,10))",
-	               params, 3, &n, err);
+	rc = tg_ledger_lease_take(db, lease_id, amount, &n, err);
 	if (rc != TG_OK || n == 0)
 		return rc; /* the lease is gone: charged whole already */
 	tg_time_sql((time_t)(start_us / 1000000), start_s);

@@ -1607,14 +1607,8 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 		 * share.  A lease that is gone was charged whole as
 		 * unsettled when its deadline passed (its process lost with
 		 * its disk), which covers this call: nothing more. */
-		params[0] = tg_db_money(a->charged);
-		params[1] = tg_db_str(a->r->lease_id);
-		params[2] = tg_db_money(a->charged);
-		rc = tg_db_run(db,
-		               "UPDATE reservations SET amount = amount -"
-		               " CAST(? AS DECIMAL(20,10)) WHERE request_id = ?"
-		               " AND amount >= CAST(? AS DECIMAL(20,10))",
-		               params, 3, &deleted, err);
+		rc = tg_ledger_lease_take(db, a->r->lease_id, a->charged,
+		                          &deleted, err);
 		if (rc != TG_OK)
 			goto out;
 		if (deleted > 0)
@@ -1681,6 +1675,23 @@ settle_txn(struct tg_db *db, void *varg, struct tg_err *err)
 out:
 	free(meta);
 	return rc;
+}
+
+enum tg_rc
+tg_ledger_lease_take(struct tg_db *db, const char *lease_id, tg_money amount,
+                     uint64_t *taken, struct tg_err *err)
+{
+	struct tg_db_param params[3];
+
+	*taken = 0;
+	params[0] = tg_db_money(amount);
+	params[1] = tg_db_str(lease_id);
+	params[2] = tg_db_money(amount);
+	return tg_db_run(db,
+	                 "UPDATE reservations SET amount = amount -"
+	                 " CAST(? AS DECIMAL(20,10)) WHERE request_id = ?"
+	                 " AND amount >= CAST(? AS DECIMAL(20,10))",
+	                 params, 3, taken, err);
 }
 
 /*

@@ -31,6 +31,14 @@ enum tg_rc tg_ledger_index_tags(struct tg_db *db, const char *request_id,
                                 const char *start_s, const char *const *tags,
                                 size_t ntags, struct tg_err *err);
 
+/*
+ * Take amount off lease lease_id's row (lib/lease.h), if it has that much:
+ * *taken (the rows matched) 0 when the lease is gone or short.
+ */
+enum tg_rc tg_ledger_lease_take(struct tg_db *db, const char *lease_id,
+                                tg_money amount, uint64_t *taken,
+                                struct tg_err *err);
+
 /* The ledger's spend grew by amount for model (reclaimed, settled):
  * tollgate_spend_usd_total (SPEC 15). */
 void tg_ledger_count_spend(const char *model, tg_money amount);
